@@ -1,0 +1,113 @@
+//! Turns an engine result into the `RunReport`: summaries per step, per flow and in total, errors, series.
+
+use std::time::Duration;
+
+use crate::config::{RunConfig, Target, display_target};
+use crate::engine::{EngineResult, Plan, StopReason};
+use crate::metrics::{ErrorSummary, FlowSummary, encode_histogram, latency_summary, request_summary};
+use crate::report::{GeneratorInfo, Histograms, LoadInfo, RunReport, RunStatus, SCHEMA_VERSION, ScenarioInfo, StepReport, TargetInfo, ToolInfo};
+
+fn rfc3339(t: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+pub fn build(cfg: &RunConfig, plan: &Plan, base_url: &str, r: &EngineResult) -> RunReport {
+    let elapsed = r.elapsed;
+    let steps = plan
+        .steps
+        .iter()
+        .zip(&r.total.steps)
+        .map(|(info, stats)| StepReport {
+            user: info.user.clone(),
+            name: info.name.clone(),
+            method: info.method.clone(),
+            path: info.path.clone(),
+            stats: request_summary(stats, elapsed),
+            histograms: Histograms { latency: encode_histogram(&stats.latency), ttfb: encode_histogram(&stats.ttfb) },
+        })
+        .collect();
+    let errors = plan
+        .steps
+        .iter()
+        .zip(&r.total.steps)
+        .flat_map(|(info, stats)| {
+            stats.errors.iter().map(move |e| ErrorSummary {
+                user: info.user.clone(),
+                step: info.name.clone(),
+                kind: e.kind.to_string(),
+                count: e.count,
+                message: e.sample.clone(),
+            })
+        })
+        .collect::<Vec<_>>();
+    let flows = plan
+        .classes
+        .iter()
+        .zip(&r.total.flows)
+        .map(|(c, f)| FlowSummary {
+            user: c.name.clone(),
+            completed: f.completed,
+            failed: f.failed,
+            flows_per_s: per_s(f.completed, elapsed),
+            latency: latency_summary(&f.latency),
+        })
+        .collect();
+    let total = r.total.total();
+    let cpu_s = r.cpu.as_secs_f64();
+    let s = &cfg.scenario;
+    RunReport {
+        schema_version: SCHEMA_VERSION,
+        tool: ToolInfo { name: env!("CARGO_PKG_NAME").into(), version: env!("CARGO_PKG_VERSION").into() },
+        scenario: ScenarioInfo {
+            name: s.name.clone(),
+            description: s.scenario.description.clone(),
+            file: s.path.display().to_string(),
+            hash: s.hash.clone(),
+            tags: s.scenario.tags.clone(),
+        },
+        target: TargetInfo {
+            url: display_target(base_url),
+            embedded_mock: matches!(cfg.target, Target::EmbeddedMock(_)),
+        },
+        load: LoadInfo {
+            model: "closed".into(),
+            users: cfg.load.users,
+            spawn_rate: cfg.load.spawn_rate,
+            duration_s: cfg.load.duration.map(|d| d.as_secs_f64()),
+            iterations: cfg.load.iterations,
+            seed: cfg.seed,
+            timeout_s: cfg.timeout.as_secs_f64(),
+            graceful_stop_s: cfg.graceful_stop.as_secs_f64(),
+            tags: cfg.tags.include.clone(),
+            exclude_tags: cfg.tags.exclude.clone(),
+        },
+        started_at: rfc3339(r.started_at),
+        ended_at: rfc3339(r.started_at + elapsed),
+        duration_s: elapsed.as_secs_f64(),
+        status: if r.stop == StopReason::Interrupted { RunStatus::Interrupted } else { RunStatus::Completed },
+        stop_reason: match r.stop {
+            StopReason::DurationElapsed => "duration_elapsed",
+            StopReason::IterationsDone => "iterations_done",
+            StopReason::Interrupted => "interrupted",
+        }
+        .into(),
+        totals: request_summary(&total, elapsed),
+        steps,
+        flows,
+        errors,
+        series: r.series.clone(),
+        generator: GeneratorInfo {
+            workers: r.workers,
+            cpu_s,
+            requests_per_cpu_s: if cpu_s > 0.0 { total.requests as f64 / cpu_s } else { 0.0 },
+            cpu_utilization: cpu_s / (elapsed.as_secs_f64() * r.workers as f64).max(1e-9),
+            interrupted_requests: r.total.interrupted,
+        },
+        histograms: Histograms { latency: encode_histogram(&total.latency), ttfb: encode_histogram(&total.ttfb) },
+    }
+}
+
+fn per_s(n: u64, d: Duration) -> f64 {
+    let s = d.as_secs_f64();
+    if s > 0.0 { n as f64 / s } else { 0.0 }
+}

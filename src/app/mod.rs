@@ -1,0 +1,165 @@
+//! The commands, orchestrated: prepare outputs, start the embedded mock when there is no target, run the
+//! engine, assemble and write the report, decide the outcome. Printing is delegated to `report`.
+
+mod assemble;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+
+use crate::config::{RunConfig, Target};
+use crate::engine::{self, EngineSpec, Observer, Progress, StopReason};
+use crate::mock::{self, MockConfig};
+use crate::report::{self, ListRow, ProgressDisplay, ReportFormat, RunReport};
+use crate::scenario;
+
+/// How a command ended; `main` maps it to the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every gate passed (exit 0).
+    Passed,
+    /// An SLO threshold or a baseline comparison failed (exit 1).
+    GateFailed,
+    /// Ctrl-C: the partial report was written (exit 130).
+    Interrupted,
+}
+
+impl Outcome {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Passed => 0,
+            Outcome::GateFailed => 1,
+            Outcome::Interrupted => 130,
+        }
+    }
+}
+
+struct Quiet;
+impl Observer for Quiet {
+    fn tick(&mut self, _: &Progress) {}
+}
+
+/// Runs a resolved configuration end to end and returns the report with the outcome.
+pub fn run(cfg: RunConfig) -> Result<(RunReport, Outcome)> {
+    report::prepare_dir(&cfg.out_dir).map_err(anyhow::Error::msg)?;
+    let mock = match &cfg.target {
+        Target::EmbeddedMock(m) => Some(
+            mock::spawn(m.clone(), ([127, 0, 0, 1], 0).into()).context("cannot start the embedded mock gateway")?,
+        ),
+        Target::Url(_) => None,
+    };
+    let base_url = match (&cfg.target, &mock) {
+        (Target::Url(u), _) => u.clone(),
+        (_, Some(m)) => m.base_url(),
+        (Target::EmbeddedMock(_), None) => anyhow::bail!("the embedded mock did not start"),
+    };
+    let s = &cfg.scenario;
+    let plan = engine::compile(&s.scenario, &s.name, &base_url, cfg.timeout, &cfg.tags)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", s.path.display()))?;
+    let plan = Arc::new(plan);
+    let secrets = scenario::secret_values([s.source.as_str()]);
+    if !cfg.quiet {
+        let target = if mock.is_some() { format!("embedded mock gateway at {base_url}") } else { base_url.clone() };
+        report::print_note(&format!(
+            "running `{}` against {target}: {} users, {}",
+            s.name,
+            cfg.load.users,
+            match (cfg.load.duration, cfg.load.iterations) {
+                (Some(d), Some(i)) => format!("{} or {i} iterations", humantime::format_duration(d)),
+                (Some(d), None) => humantime::format_duration(d).to_string(),
+                (None, Some(i)) => format!("{i} iterations"),
+                (None, None) => "until stopped".into(),
+            }
+        ));
+    }
+    let spec = EngineSpec {
+        plan: plan.clone(),
+        load: cfg.load.clone(),
+        seed: cfg.seed,
+        workers: cfg.workers,
+        graceful_stop: cfg.graceful_stop,
+        insecure: cfg.insecure,
+        connect_timeout: cfg.timeout.min(std::time::Duration::from_secs(10)),
+        secrets,
+    };
+    let result = if cfg.quiet {
+        engine::run(spec, &mut Quiet)
+    } else {
+        let mut display = ProgressDisplay::new(cfg.load.duration);
+        let r = engine::run(spec, &mut display);
+        display.finish();
+        r
+    }
+    .map_err(anyhow::Error::msg)?;
+    if let Some(m) = mock {
+        m.shutdown();
+    }
+    let rep = assemble::build(&cfg, &plan, &base_url, &result);
+    let path = report::write_outputs(&rep, &cfg.out_dir).map_err(anyhow::Error::msg)?;
+    if !cfg.quiet {
+        report::print_out(&ReportFormat::Table.render(&rep));
+        report::print_note(&format!("report: {}", path.display()));
+    }
+    let outcome = if result.stop == StopReason::Interrupted { Outcome::Interrupted } else { Outcome::Passed };
+    Ok((rep, outcome))
+}
+
+/// The rows of `run-load-test list`: every scenario file, or its one-line error.
+pub fn list(dir: &Path) -> Result<Vec<ListRow>> {
+    let entries = scenario::list_dir(dir).with_context(|| format!("cannot read the scenarios directory `{}`", dir.display()))?;
+    Ok(entries
+        .into_iter()
+        .map(|(path, loaded)| match loaded {
+            Ok(l) => {
+                let ld = &l.scenario.load;
+                let users = ld.users.as_ref().map_or(1, |u| *u.get_ref());
+                let load = match &ld.spawn_rate {
+                    Some(r) => format!("closed: {users} users, +{}/s", r.get_ref()),
+                    None => format!("closed: {users} users"),
+                };
+                let duration = match (&ld.duration, &ld.iterations) {
+                    (Some(d), _) => humantime::format_duration(d.get_ref().0).to_string(),
+                    (None, Some(i)) => format!("{} iterations", i.get_ref()),
+                    (None, None) => format!("{} (default)", humantime::format_duration(crate::config::DEFAULT_DURATION)),
+                };
+                ListRow {
+                    name: l.name,
+                    description: l.scenario.description,
+                    load,
+                    duration,
+                    tags: l.scenario.tags.join(", "),
+                    thresholds: l.scenario.thresholds.values().map(Vec::len).sum(),
+                    error: None,
+                }
+            }
+            Err(e) => ListRow {
+                name: path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+                description: String::new(),
+                load: String::new(),
+                duration: String::new(),
+                tags: String::new(),
+                thresholds: 0,
+                error: Some(e.to_string()),
+            },
+        })
+        .collect())
+}
+
+/// Serves the mock gateway in the foreground until Ctrl-C.
+pub fn serve_mock(config: MockConfig, addr: std::net::SocketAddr) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("--port: cannot listen on {addr}"))?;
+        let local = listener.local_addr()?;
+        report::print_note(&format!("mock gateway listening on http://{local} (POST /v1/chat/completions, GET /health); Ctrl-C stops it"));
+        mock::serve(listener, config, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .context("mock gateway failed")
+    })
+}

@@ -1,0 +1,148 @@
+//! Command-line surface: clap derive types and value parsers only. Knows no core type; `main.rs` maps these
+//! into `config::Overrides` so the core never sees clap.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "run-load-test",
+    version,
+    about = "Load-test HTTP services and AI agent gateways; gate CI on SLOs and baselines",
+    after_help = "Without --target, `run` starts an embedded mock gateway on a loopback port and tests that."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the scenarios in the scenarios directory
+    List(ListArgs),
+    /// Run a scenario (a name in the scenarios directory, or a path to a .toml file)
+    Run(Box<RunArgs>),
+    /// Serve the mock OpenAI-compatible gateway in the foreground until Ctrl-C
+    Mock(MockArgs),
+    /// Print the JSON Schema of result.json
+    Schema,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Directory holding the scenario files
+    #[arg(long, default_value = "scenarios", value_name = "DIR")]
+    pub scenarios_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Scenario name (scenarios/<NAME>.toml) or path to a scenario file
+    pub scenario: String,
+    /// Base URL of the service under test; without it the embedded mock gateway is the target
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    /// Number of concurrent virtual users
+    #[arg(short, long, value_name = "N")]
+    pub users: Option<u32>,
+    /// Users started per second until all are running
+    #[arg(short = 'r', long, value_name = "PER_SEC")]
+    pub spawn_rate: Option<f64>,
+    /// How long to run, e.g. 30s, 5m, 1h30m
+    #[arg(short, long, value_parser = parse_duration, value_name = "DURATION")]
+    pub duration: Option<Duration>,
+    /// Stop after this many user iterations (flows) in total, shared by all users
+    #[arg(short, long, value_name = "N")]
+    pub iterations: Option<u64>,
+    /// Only run user classes and steps carrying one of these tags
+    #[arg(long, value_delimiter = ',', value_name = "TAG,..")]
+    pub tags: Vec<String>,
+    /// Skip user classes and steps carrying one of these tags
+    #[arg(long, value_delimiter = ',', value_name = "TAG,..")]
+    pub exclude_tags: Vec<String>,
+    /// Directory for this run's report files (default: reports/<scenario>-<UTC timestamp>)
+    #[arg(short, long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Seed for every random choice (think times, random ids, the embedded mock)
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Per-request timeout, overriding the scenario's [defaults] timeout
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub timeout: Option<Duration>,
+    /// How long in-flight requests may finish after the run stops before they are cut off
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub graceful_stop: Option<Duration>,
+    /// Generator worker threads (default: available cores)
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Skip TLS certificate verification (for self-signed test gateways)
+    #[arg(long)]
+    pub insecure: bool,
+    /// No progress display and no summary table; only errors
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Directory holding the scenario files
+    #[arg(long, default_value = "scenarios", value_name = "DIR")]
+    pub scenarios_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct MockArgs {
+    /// Port to listen on (0 picks a free one)
+    #[arg(long, default_value_t = 8000)]
+    pub port: u16,
+    /// Address to bind; loopback unless you mean otherwise
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Completion tokens per response (a request's max_tokens caps it)
+    #[arg(long, value_name = "N")]
+    pub output_tokens: Option<u32>,
+    /// Delay before the first token
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub first_token_delay: Option<Duration>,
+    /// Delay between further tokens
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub token_delay: Option<Duration>,
+    /// Fraction (0..1) of chat completions answered with --error-status
+    #[arg(long, value_name = "FRACTION")]
+    pub error_rate: Option<f64>,
+    /// HTTP status of injected failures
+    #[arg(long, value_name = "CODE")]
+    pub error_status: Option<u16>,
+    /// Seed for generated text and injected failures
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+/// Accepts humantime forms ("30s", "1m30s", "250ms") and a bare number of seconds ("30").
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    if let Ok(secs) = t.parse::<f64>() {
+        return Duration::try_from_secs_f64(secs)
+            .map_err(|_| format!("invalid duration `{s}`: must be a non-negative number of seconds"));
+    }
+    humantime::parse_duration(t).map_err(|e| format!("invalid duration `{s}` ({e}); use e.g. 500ms, 30s, 5m"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2.5"), Ok(Duration::from_millis(2500)));
+        assert!(parse_duration("-1").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+}

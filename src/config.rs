@@ -1,0 +1,253 @@
+//! `RunConfig::resolve`: merges command-line overrides, the scenario file and defaults (CLI > TOML > defaults)
+//! into one validated configuration. Reads files; writes nothing.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use crate::engine::{ClosedLoad, TagFilter};
+use crate::mock::MockConfig;
+use crate::scenario::{self, LoadedScenario, ScenarioError};
+
+pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Everything the command line can say about a run, free of clap types.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub scenario: String,
+    pub scenarios_dir: PathBuf,
+    pub target: Option<String>,
+    pub users: Option<u32>,
+    pub spawn_rate: Option<f64>,
+    pub duration: Option<Duration>,
+    pub iterations: Option<u64>,
+    pub tags: Vec<String>,
+    pub exclude_tags: Vec<String>,
+    pub out: Option<PathBuf>,
+    pub seed: Option<u64>,
+    pub timeout: Option<Duration>,
+    pub graceful_stop: Option<Duration>,
+    pub workers: Option<usize>,
+    pub insecure: bool,
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// No `--target`: the embedded mock gateway, started on a free loopback port.
+    EmbeddedMock(MockConfig),
+    /// A base URL such as `http://gw:8000` (no trailing slash).
+    Url(String),
+}
+
+#[derive(Debug)]
+pub struct RunConfig {
+    pub scenario: LoadedScenario,
+    pub target: Target,
+    pub load: ClosedLoad,
+    pub seed: u64,
+    pub timeout: Duration,
+    pub graceful_stop: Duration,
+    pub workers: usize,
+    pub insecure: bool,
+    pub quiet: bool,
+    pub out_dir: PathBuf,
+    pub tags: TagFilter,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Scenario(#[from] ScenarioError),
+    #[error("{flag}: {message}")]
+    Flag { flag: &'static str, message: String },
+}
+
+fn flag(flag: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Flag { flag, message: message.into() }
+}
+
+impl RunConfig {
+    pub fn resolve(o: Overrides) -> Result<RunConfig, ConfigError> {
+        let Overrides {
+            scenario,
+            scenarios_dir,
+            target,
+            users,
+            spawn_rate,
+            duration,
+            iterations,
+            tags,
+            exclude_tags,
+            out,
+            seed,
+            timeout,
+            graceful_stop,
+            workers,
+            insecure,
+            quiet,
+        } = o;
+        let path = scenario::locate_scenario(&scenario, &scenarios_dir)?;
+        let loaded = scenario::load(&path)?;
+        let s = &loaded.scenario;
+
+        if users == Some(0) {
+            return Err(flag("--users", "must be at least 1"));
+        }
+        if let Some(r) = spawn_rate {
+            if !(r.is_finite() && r > 0.0) {
+                return Err(flag("--spawn-rate", format!("must be a positive number of users per second, got {r}")));
+            }
+        }
+        if iterations == Some(0) {
+            return Err(flag("--iterations", "must be at least 1"));
+        }
+        if duration.is_some_and(|d| d.is_zero()) {
+            return Err(flag("--duration", "must be longer than zero, e.g. 30s"));
+        }
+        if workers == Some(0) {
+            return Err(flag("--workers", "must be at least 1"));
+        }
+        let toml_users = s.load.users.as_ref().and_then(|u| u32::try_from(*u.get_ref()).ok());
+        let toml_iterations = s.load.iterations.as_ref().and_then(|i| u64::try_from(*i.get_ref()).ok());
+        let iterations = iterations.or(toml_iterations);
+        let duration = duration
+            .or(s.load.duration.as_ref().map(|d| d.get_ref().0))
+            .or(if iterations.is_none() { Some(DEFAULT_DURATION) } else { None });
+        let load = ClosedLoad {
+            users: users.or(toml_users).unwrap_or(1),
+            spawn_rate: spawn_rate.or(s.load.spawn_rate.as_ref().map(|r| *r.get_ref())),
+            duration,
+            iterations,
+        };
+
+        let seed = seed.unwrap_or_else(|| {
+            SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+        });
+        let target = match target {
+            Some(t) => Target::Url(check_target(&t)?),
+            None => Target::EmbeddedMock(mock_config(s, seed)),
+        };
+        let timeout = timeout.or(s.defaults.timeout.map(|d| d.0)).unwrap_or(DEFAULT_TIMEOUT);
+        if timeout.is_zero() {
+            return Err(flag("--timeout", "must be longer than zero"));
+        }
+        let graceful_stop = graceful_stop.unwrap_or_else(|| timeout.min(Duration::from_secs(10)));
+        let out_dir = out.unwrap_or_else(|| default_out_dir(&loaded.name));
+        if out_dir.is_file() {
+            return Err(flag("--out", format!("`{}` is a file; give a directory", out_dir.display())));
+        }
+        let workers = workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        Ok(RunConfig {
+            scenario: loaded,
+            target,
+            load,
+            seed,
+            timeout,
+            graceful_stop,
+            workers,
+            insecure,
+            quiet,
+            out_dir,
+            tags: TagFilter { include: tags, exclude: exclude_tags },
+        })
+    }
+}
+
+fn mock_config(s: &scenario::Scenario, seed: u64) -> MockConfig {
+    let m = &s.mock;
+    let d = MockConfig::default();
+    MockConfig {
+        output_tokens: m.output_tokens.unwrap_or(d.output_tokens),
+        first_token_delay: m.first_token_delay.map_or(d.first_token_delay, |x| x.0),
+        token_delay: m.token_delay.map_or(d.token_delay, |x| x.0),
+        error_rate: m.error_rate.as_ref().map_or(d.error_rate, |r| *r.get_ref()),
+        error_status: m.error_status.unwrap_or(d.error_status),
+        seed,
+    }
+}
+
+fn check_target(t: &str) -> Result<String, ConfigError> {
+    let bad = || flag("--target", format!("`{t}` is not an http(s) URL; use e.g. http://127.0.0.1:8000"));
+    let url = reqwest::Url::parse(t).map_err(|_| bad())?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(bad());
+    }
+    Ok(t.trim_end_matches('/').to_string())
+}
+
+/// `reports/<scenario>-<UTC timestamp>`, e.g. `reports/stress-20261123T101500Z`.
+pub fn default_out_dir(scenario: &str) -> PathBuf {
+    let stamp: String = humantime::format_rfc3339_seconds(SystemTime::now())
+        .to_string()
+        .chars()
+        .filter(|c| !matches!(c, '-' | ':'))
+        .collect();
+    let safe: String = scenario.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    Path::new("reports").join(format!("{safe}-{stamp}"))
+}
+
+/// The target as it may be shown: user and password of the URL removed.
+pub fn display_target(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string().trim_end_matches('/').to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario_file(dir: &Path, body: &str) -> PathBuf {
+        let p = dir.join("s.toml");
+        std::fs::write(&p, body).unwrap();
+        p
+    }
+
+    const BASE: &str = "[load]\nusers = 4\nduration = \"20s\"\n[[user]]\nname = \"U\"\n[[user.step]]\nname = \"a\"\nget = \"/health\"\n";
+
+    fn overrides(p: &Path) -> Overrides {
+        Overrides { scenario: p.display().to_string(), scenarios_dir: "scenarios".into(), ..Default::default() }
+    }
+
+    #[test]
+    fn cli_beats_toml_beats_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = scenario_file(dir.path(), BASE);
+        let cfg = RunConfig::resolve(overrides(&p)).unwrap();
+        assert_eq!((cfg.load.users, cfg.load.duration), (4, Some(Duration::from_secs(20))));
+        assert_eq!(cfg.timeout, DEFAULT_TIMEOUT);
+        let cfg = RunConfig::resolve(Overrides { users: Some(9), duration: Some(Duration::from_secs(3)), ..overrides(&p) }).unwrap();
+        assert_eq!((cfg.load.users, cfg.load.duration), (9, Some(Duration::from_secs(3))));
+        assert!(matches!(cfg.target, Target::EmbeddedMock(_)));
+    }
+
+    #[test]
+    fn iterations_alone_means_no_default_duration() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = scenario_file(dir.path(), "[[user]]\nname = \"U\"\n[[user.step]]\nname = \"a\"\nget = \"/\"\n");
+        let cfg = RunConfig::resolve(Overrides { iterations: Some(5), ..overrides(&p) }).unwrap();
+        assert_eq!((cfg.load.duration, cfg.load.iterations, cfg.load.users), (None, Some(5), 1));
+    }
+
+    #[test]
+    fn bad_flags_name_the_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = scenario_file(dir.path(), BASE);
+        let e = RunConfig::resolve(Overrides { users: Some(0), ..overrides(&p) }).unwrap_err();
+        assert!(e.to_string().starts_with("--users"), "{e}");
+        let e = RunConfig::resolve(Overrides { target: Some("ftp://x".into()), ..overrides(&p) }).unwrap_err();
+        assert!(e.to_string().starts_with("--target"), "{e}");
+    }
+
+    #[test]
+    fn credentials_are_hidden_from_the_target() {
+        assert_eq!(display_target("http://u:pw@gw:8000"), "http://gw:8000");
+        assert_eq!(display_target("http://gw:8000"), "http://gw:8000");
+    }
+}

@@ -1,0 +1,191 @@
+//! Runs the load: worker threads with virtual users, the closed-model spawn schedule, stop conditions
+//! (duration, iterations, Ctrl-C) and the once-a-second merge of worker snapshots into totals and a time series.
+//! Formats nothing and judges nothing: progress goes to an `Observer`, results come back as data.
+
+mod aggregate;
+pub mod plan;
+mod vu;
+mod worker;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+
+pub use aggregate::Progress;
+pub use plan::{Plan, StepInfo, TagFilter, compile};
+
+use crate::client::ClientFactory;
+use crate::metrics::{Recorder, SeriesPoint};
+use vu::{Shared, Stop, UserSlot};
+
+/// Closed model: a fixed population of users, each sending its next request when the previous one finished.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClosedLoad {
+    pub users: u32,
+    /// Users started per second; `None` starts all at once.
+    pub spawn_rate: Option<f64>,
+    pub duration: Option<Duration>,
+    /// Iterations in total, shared by all users.
+    pub iterations: Option<u64>,
+}
+
+pub struct EngineSpec {
+    pub plan: Arc<Plan>,
+    pub load: ClosedLoad,
+    pub seed: u64,
+    pub workers: usize,
+    pub graceful_stop: Duration,
+    pub insecure: bool,
+    pub connect_timeout: Duration,
+    /// Values that must never appear in recorded messages.
+    pub secrets: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    DurationElapsed,
+    IterationsDone,
+    Interrupted,
+}
+
+pub struct EngineResult {
+    pub total: Recorder,
+    pub series: Vec<SeriesPoint>,
+    pub started_at: SystemTime,
+    pub elapsed: Duration,
+    pub stop: StopReason,
+    /// CPU time of the generator's worker threads.
+    pub cpu: Duration,
+    pub workers: usize,
+}
+
+pub trait Observer {
+    fn tick(&mut self, progress: &Progress);
+}
+
+/// Users in spawn order with their class, by smooth weighted round-robin: any prefix of the population has
+/// the classes in proportion to their weights (as Locust distributes users).
+fn assign_classes(weights: &[u32], users: u32) -> Vec<usize> {
+    let total: i64 = weights.iter().map(|&w| i64::from(w)).sum();
+    let mut current = vec![0i64; weights.len()];
+    (0..users)
+        .map(|_| {
+            for (c, &w) in current.iter_mut().zip(weights) {
+                *c += i64::from(w);
+            }
+            let best = (0..current.len()).max_by_key(|&i| (current[i], std::cmp::Reverse(i))).unwrap_or(0);
+            current[best] -= total;
+            best
+        })
+        .collect()
+}
+
+pub fn run(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineResult, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    rt.block_on(drive(spec, observer))
+}
+
+async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineResult, String> {
+    let EngineSpec { plan, load, seed, workers, graceful_stop, insecure, connect_timeout, secrets } = spec;
+    let factory = ClientFactory::new(insecure, connect_timeout)?;
+    let workers = workers.clamp(1, load.users.max(1) as usize);
+    let weights: Vec<u32> = plan.classes.iter().map(|c| c.weight).collect();
+    let mut slots: Vec<Vec<UserSlot>> = (0..workers).map(|_| Vec::new()).collect();
+    for (i, class) in assign_classes(&weights, load.users).into_iter().enumerate() {
+        let start_after = match load.spawn_rate {
+            Some(r) if r > 0.0 => Duration::from_secs_f64(i as f64 / r),
+            _ => Duration::ZERO,
+        };
+        slots[i % workers].push(UserSlot { id: i as u64, class, start_after });
+    }
+    let n_steps = plan.steps.len();
+    let n_flows = plan.classes.len();
+    let start = Instant::now();
+    let started_at = SystemTime::now();
+    let stop = Stop::default();
+    let shared = Arc::new(Shared {
+        plan,
+        factory,
+        stop: stop.clone(),
+        iterations_left: load.iterations.map(AtomicU64::new),
+        seed,
+        start,
+        secrets,
+    });
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut handles = Vec::new();
+    for (w, users) in slots.into_iter().enumerate() {
+        handles.push(worker::spawn(w, shared.clone(), users, tx.clone()).map_err(|e| format!("cannot start a worker thread: {e}"))?);
+    }
+    drop(tx);
+    drop(shared);
+
+    let mut agg = aggregate::Aggregator::new(workers, n_steps, n_flows, start, load.duration);
+    let far = start + Duration::from_secs(10 * 365 * 86_400);
+    let deadline = load.duration.map_or(far, |d| start + d);
+    let mut hard_at = far;
+    let mut reason = None;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        tokio::select! {
+            msg = rx.recv() => match msg {
+                Some(snap) => {
+                    for p in agg.absorb(snap) {
+                        observer.tick(&p);
+                    }
+                }
+                None => break,
+            },
+            _ = tokio::time::sleep_until(deadline), if reason.is_none() => {
+                reason = Some(StopReason::DurationElapsed);
+                stop.graceful.cancel();
+                hard_at = Instant::now() + graceful_stop;
+            },
+            _ = tokio::time::sleep_until(hard_at) => {
+                stop.hard.cancel();
+                hard_at = far;
+            },
+            r = &mut ctrl_c, if reason != Some(StopReason::Interrupted) => {
+                if r.is_ok() {
+                    reason = Some(StopReason::Interrupted);
+                    stop.graceful.cancel();
+                    hard_at = hard_at.min(Instant::now() + graceful_stop.min(Duration::from_secs(2)));
+                }
+            },
+        }
+    }
+    for h in handles {
+        let _ = h.join();
+    }
+    let elapsed = start.elapsed();
+    let (total, series, cpu) = agg.finish(elapsed);
+    Ok(EngineResult {
+        total,
+        series,
+        started_at,
+        elapsed,
+        stop: reason.unwrap_or(StopReason::IterationsDone),
+        cpu,
+        workers,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_follow_weights_in_every_prefix() {
+        let a = assign_classes(&[3, 1], 8);
+        assert_eq!(a.iter().filter(|&&c| c == 0).count(), 6);
+        assert_eq!(&a[..4].iter().filter(|&&c| c == 1).count(), &1);
+        assert_eq!(assign_classes(&[1], 3), vec![0, 0, 0]);
+        assert!(assign_classes(&[1, 1], 0).is_empty());
+    }
+}

@@ -1,0 +1,91 @@
+//! A worker: one OS thread with a single-threaded tokio runtime running its share of the virtual users. It
+//! records into its own recorder without locks and hands over one snapshot per second (never per request).
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::task::LocalSet;
+
+use super::vu::{Local, Shared, UserSlot, run_user};
+use crate::metrics::Recorder;
+
+pub struct Snapshot {
+    pub worker: usize,
+    /// Index of the one-second interval (from the run start) this covers.
+    pub second: u64,
+    pub rec: Recorder,
+    pub users: u64,
+    pub in_flight: u64,
+    /// Final snapshot of this worker: it has stopped.
+    pub done: bool,
+    /// CPU time of this thread, in the final snapshot.
+    pub cpu: Duration,
+}
+
+pub fn spawn(
+    worker: usize,
+    shared: Arc<Shared>,
+    users: Vec<UserSlot>,
+    tx: UnboundedSender<Snapshot>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name(format!("rlt-worker-{worker}")).spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(_) => {
+                let _ = tx.send(final_snapshot(worker, &shared, Recorder::new(0, 0)));
+                return;
+            }
+        };
+        let steps = shared.plan.steps.len();
+        let flows = shared.plan.classes.len();
+        let local = Rc::new(Local { rec: RefCell::new(Recorder::new(steps, flows)), users: Cell::new(0), in_flight: Cell::new(0) });
+        let set = LocalSet::new();
+        set.block_on(&rt, async {
+            let handles: Vec<_> = users
+                .into_iter()
+                .map(|slot| tokio::task::spawn_local(run_user(shared.clone(), local.clone(), slot)))
+                .collect();
+            let all = futures_util::future::join_all(handles);
+            tokio::pin!(all);
+            let mut tick = tokio::time::interval_at(shared.start + Duration::from_secs(1), Duration::from_secs(1));
+            // Burst keeps interval labels equal to wall-clock seconds even if this thread stalls.
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let mut second = 0u64;
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = &mut all => break,
+                    _ = tick.tick() => {
+                        let rec = local.rec.borrow_mut().take_interval();
+                        let snap = Snapshot { worker, second, rec, users: local.users.get(), in_flight: local.in_flight.get(), done: false, cpu: Duration::ZERO };
+                        second += 1;
+                        if tx.send(snap).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        let rec = local.rec.borrow_mut().take_interval();
+        let _ = tx.send(final_snapshot(worker, &shared, rec));
+    })
+}
+
+fn final_snapshot(worker: usize, shared: &Shared, rec: Recorder) -> Snapshot {
+    let second = shared.start.elapsed().as_secs();
+    Snapshot { worker, second, rec, users: 0, in_flight: 0, done: true, cpu: thread_cpu_time() }
+}
+
+/// CPU time consumed by the calling thread: the generator's own cost, excluding an embedded mock's threads.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec and CLOCK_THREAD_CPUTIME_ID is supported on Linux and macOS.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(u64::try_from(ts.tv_sec).unwrap_or(0), u32::try_from(ts.tv_nsec).unwrap_or(0))
+}

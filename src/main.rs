@@ -1,0 +1,102 @@
+//! Thin entry point: parse, resolve, run, map the outcome or error to the exit code (0 pass, 1 gate failed,
+//! 2 usage/scenario/runtime error, 130 interrupted).
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command, MockArgs, RunArgs};
+use run_load_test::app::{self, Outcome};
+use run_load_test::config::{Overrides, RunConfig};
+use run_load_test::mock::MockConfig;
+use run_load_test::report;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(outcome) => ExitCode::from(outcome.exit_code()),
+        Err(e) => {
+            report::print_error(&format!("{e:#}"));
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
+    match cli.command {
+        Command::List(a) => {
+            let rows = app::list(&a.scenarios_dir)?;
+            report::print_out(&report::render_list(&rows));
+            Ok(Outcome::Passed)
+        }
+        Command::Run(args) => {
+            let cfg = RunConfig::resolve(overrides(*args))?;
+            Ok(app::run(cfg)?.1)
+        }
+        Command::Mock(a) => {
+            let addr = format!("{}:{}", a.host, a.port);
+            let addr = addr.parse().map_err(|_| anyhow::anyhow!("--host: `{}` is not an IP address", a.host))?;
+            app::serve_mock(mock_config(a), addr)?;
+            Ok(Outcome::Passed)
+        }
+        Command::Schema => {
+            report::print_out(&report::json_schema());
+            Ok(Outcome::Passed)
+        }
+    }
+}
+
+fn overrides(a: RunArgs) -> Overrides {
+    let RunArgs {
+        scenario,
+        target,
+        users,
+        spawn_rate,
+        duration,
+        iterations,
+        tags,
+        exclude_tags,
+        out,
+        seed,
+        timeout,
+        graceful_stop,
+        workers,
+        insecure,
+        quiet,
+        scenarios_dir,
+    } = a;
+    Overrides {
+        scenario,
+        scenarios_dir,
+        target,
+        users,
+        spawn_rate,
+        duration,
+        iterations,
+        tags,
+        exclude_tags,
+        out,
+        seed,
+        timeout,
+        graceful_stop,
+        workers,
+        insecure,
+        quiet,
+    }
+}
+
+fn mock_config(a: MockArgs) -> MockConfig {
+    let MockArgs { port: _, host: _, output_tokens, first_token_delay, token_delay, error_rate, error_status, seed } = a;
+    let d = MockConfig::default();
+    MockConfig {
+        output_tokens: output_tokens.unwrap_or(d.output_tokens),
+        first_token_delay: first_token_delay.unwrap_or(d.first_token_delay),
+        token_delay: token_delay.unwrap_or(d.token_delay),
+        error_rate: error_rate.unwrap_or(d.error_rate).clamp(0.0, 1.0),
+        error_status: error_status.unwrap_or(d.error_status),
+        seed: seed.unwrap_or(d.seed),
+    }
+}

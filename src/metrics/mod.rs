@@ -1,0 +1,232 @@
+//! Per-worker recorders (HdrHistogram in microseconds plus counters), interval snapshots and merging, and the
+//! plain summary types built from them. Synchronous: no I/O, no printing, no clock reads.
+
+mod summary;
+
+use std::fmt;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+pub use summary::{
+    ErrorSummary, FlowSummary, LatencySummary, RequestSummary, SeriesPoint, decode_histogram, encode_histogram,
+    latency_summary, request_summary,
+};
+
+pub type Hist = Histogram<u64>;
+
+/// A histogram of microseconds, 3 significant digits, growing as needed so no value is ever rejected.
+pub fn new_hist() -> Hist {
+    // Invariant: 3 significant figures is within hdrhistogram's accepted 0..=5.
+    let mut h = Histogram::new(3).expect("sigfig 3 is valid");
+    h.auto(true);
+    h
+}
+
+/// Records into an auto-resizing histogram; `saturating_record` would clamp to the current range instead of
+/// growing it, so it is only the fallback for values beyond what any histogram can hold.
+pub fn record(h: &mut Hist, v: u64) {
+    if h.record(v).is_err() {
+        h.saturating_record(v);
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
+}
+
+/// How a request failed. The `Display` form is the stable key used in reports and thresholds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ErrorKind {
+    /// The connection could not be made or broke before a response arrived.
+    Connect,
+    /// The per-request timeout elapsed.
+    Timeout,
+    /// A status outside the expected set (not 429).
+    Status(u16),
+    /// HTTP 429.
+    RateLimited,
+    /// An `expect` check or a capture failed.
+    Check,
+    /// A malformed or truncated event stream.
+    Stream,
+    /// The response body could not be read completely.
+    Body,
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ErrorKind::Connect => f.write_str("connect"),
+            ErrorKind::Timeout => f.write_str("timeout"),
+            ErrorKind::Status(c) => write!(f, "status:{c}"),
+            ErrorKind::RateLimited => f.write_str("rate_limited"),
+            ErrorKind::Check => f.write_str("check"),
+            ErrorKind::Stream => f.write_str("stream"),
+            ErrorKind::Body => f.write_str("body"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ErrorCount {
+    pub kind: ErrorKind,
+    pub count: u64,
+    /// The first message seen for this kind (already redacted by the caller).
+    pub sample: String,
+}
+
+/// Counters and histograms of one step. Failed requests stay out of the latency histograms.
+#[derive(Debug, Clone)]
+pub struct StepStats {
+    pub requests: u64,
+    pub failures: u64,
+    pub bytes: u64,
+    pub latency: Hist,
+    pub ttfb: Hist,
+    pub errors: Vec<ErrorCount>,
+}
+
+impl Default for StepStats {
+    fn default() -> Self {
+        StepStats { requests: 0, failures: 0, bytes: 0, latency: new_hist(), ttfb: new_hist(), errors: Vec::new() }
+    }
+}
+
+impl StepStats {
+    pub fn record_ok(&mut self, latency: Duration, ttfb: Duration, bytes: u64) {
+        self.requests += 1;
+        self.bytes += bytes;
+        record(&mut self.latency, micros(latency));
+        record(&mut self.ttfb, micros(ttfb));
+    }
+
+    /// `sample` runs only the first time a kind is seen, so steady failures cost no allocation.
+    pub fn record_err(&mut self, kind: ErrorKind, bytes: u64, sample: impl FnOnce() -> String) {
+        self.requests += 1;
+        self.failures += 1;
+        self.bytes += bytes;
+        self.count_error(kind, 1, sample);
+    }
+
+    fn count_error(&mut self, kind: ErrorKind, n: u64, sample: impl FnOnce() -> String) {
+        match self.errors.iter_mut().find(|e| e.kind == kind) {
+            Some(e) => e.count += n,
+            None => self.errors.push(ErrorCount { kind, count: n, sample: sample() }),
+        }
+    }
+
+    pub fn add(&mut self, o: &StepStats) {
+        self.requests += o.requests;
+        self.failures += o.failures;
+        self.bytes += o.bytes;
+        add_hist(&mut self.latency, &o.latency);
+        add_hist(&mut self.ttfb, &o.ttfb);
+        for e in &o.errors {
+            self.count_error(e.kind, e.count, || e.sample.clone());
+        }
+    }
+
+    fn reset(&mut self) {
+        self.requests = 0;
+        self.failures = 0;
+        self.bytes = 0;
+        self.latency.reset();
+        self.ttfb.reset();
+        self.errors.clear();
+    }
+}
+
+fn add_hist(into: &mut Hist, from: &Hist) {
+    // Both histograms auto-resize, so addition cannot run out of range; a failure would mean a bug.
+    if from.len() > 0 {
+        let _ = into.add(from);
+    }
+}
+
+/// One user class's iterations (flows): a flow completes when every step ran and none failed.
+#[derive(Debug, Clone)]
+pub struct FlowStats {
+    pub completed: u64,
+    pub failed: u64,
+    pub latency: Hist,
+}
+
+impl Default for FlowStats {
+    fn default() -> Self {
+        FlowStats { completed: 0, failed: 0, latency: new_hist() }
+    }
+}
+
+impl FlowStats {
+    pub fn record(&mut self, ok: bool, latency: Duration) {
+        if ok {
+            self.completed += 1;
+            record(&mut self.latency, micros(latency));
+        } else {
+            self.failed += 1;
+        }
+    }
+}
+
+/// What one worker thread measured: one `StepStats` per step of the plan, one `FlowStats` per user class.
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    pub steps: Vec<StepStats>,
+    pub flows: Vec<FlowStats>,
+    /// Requests cut off by a hard stop: neither successes nor failures.
+    pub interrupted: u64,
+}
+
+impl Recorder {
+    pub fn new(steps: usize, flows: usize) -> Self {
+        Recorder {
+            steps: (0..steps).map(|_| StepStats::default()).collect(),
+            flows: (0..flows).map(|_| FlowStats::default()).collect(),
+            interrupted: 0,
+        }
+    }
+
+    pub fn add(&mut self, o: &Recorder) {
+        for (a, b) in self.steps.iter_mut().zip(&o.steps) {
+            a.add(b);
+        }
+        for (a, b) in self.flows.iter_mut().zip(&o.flows) {
+            a.completed += b.completed;
+            a.failed += b.failed;
+            add_hist(&mut a.latency, &b.latency);
+        }
+        self.interrupted += o.interrupted;
+    }
+
+    /// Hands over what was recorded since the last call and starts a fresh interval, keeping allocations.
+    pub fn take_interval(&mut self) -> Recorder {
+        let snap = self.clone();
+        self.steps.iter_mut().for_each(StepStats::reset);
+        for f in &mut self.flows {
+            f.completed = 0;
+            f.failed = 0;
+            f.latency.reset();
+        }
+        self.interrupted = 0;
+        snap
+    }
+
+    /// All steps merged into one.
+    pub fn total(&self) -> StepStats {
+        let mut t = StepStats::default();
+        self.steps.iter().for_each(|s| t.add(s));
+        t
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.steps.iter().map(|s| s.requests).sum()
+    }
+
+    pub fn failures(&self) -> u64 {
+        self.steps.iter().map(|s| s.failures).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests;

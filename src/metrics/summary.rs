@@ -1,0 +1,138 @@
+//! Plain summary types computed from recorders; these are what reports serialize (units in field names).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use base64::Engine;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{Hist, StepStats};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LatencySummary {
+    pub count: u64,
+    pub mean_ms: f64,
+    pub stdev_ms: f64,
+    pub min_ms: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+/// `None` when the histogram is empty: a percentile of nothing is not zero.
+pub fn latency_summary(h: &Hist) -> Option<LatencySummary> {
+    if h.is_empty() {
+        return None;
+    }
+    let q = |p: f64| ms(h.value_at_quantile(p));
+    Some(LatencySummary {
+        count: h.len(),
+        mean_ms: h.mean() / 1000.0,
+        stdev_ms: h.stdev() / 1000.0,
+        min_ms: ms(h.min_nz()),
+        p50_ms: q(0.50),
+        p90_ms: q(0.90),
+        p95_ms: q(0.95),
+        p99_ms: q(0.99),
+        p999_ms: q(0.999),
+        max_ms: ms(h.max()),
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RequestSummary {
+    /// Every completed request, successful or failed.
+    pub requests: u64,
+    pub failures: u64,
+    /// failures / requests (0 when no request completed).
+    pub failure_rate: f64,
+    /// requests per second over the run's duration.
+    pub rps: f64,
+    pub failures_per_s: f64,
+    pub bytes_received: u64,
+    /// Send → last byte of the body, successful requests only.
+    pub latency: Option<LatencySummary>,
+    /// Send → response headers, successful requests only.
+    pub ttfb: Option<LatencySummary>,
+    /// Failures by kind (`connect`, `timeout`, `status:503`, `rate_limited`, `check`, `stream`, `body`).
+    pub errors: BTreeMap<String, u64>,
+}
+
+pub fn request_summary(s: &StepStats, elapsed: Duration) -> RequestSummary {
+    let secs = elapsed.as_secs_f64();
+    let per_s = |n: u64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
+    RequestSummary {
+        requests: s.requests,
+        failures: s.failures,
+        failure_rate: if s.requests > 0 { s.failures as f64 / s.requests as f64 } else { 0.0 },
+        rps: per_s(s.requests),
+        failures_per_s: per_s(s.failures),
+        bytes_received: s.bytes,
+        latency: latency_summary(&s.latency),
+        ttfb: latency_summary(&s.ttfb),
+        errors: s.errors.iter().map(|e| (e.kind.to_string(), e.count)).collect(),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ErrorSummary {
+    pub user: String,
+    pub step: String,
+    pub kind: String,
+    pub count: u64,
+    /// The first message seen, with secrets redacted.
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct FlowSummary {
+    pub user: String,
+    /// Iterations in which every step ran and succeeded.
+    pub completed: u64,
+    /// Iterations stopped by a failed step.
+    pub failed: u64,
+    pub flows_per_s: f64,
+    /// First step start → last step end of completed iterations.
+    pub latency: Option<LatencySummary>,
+}
+
+/// One second of the run (the last one may be shorter: see `duration_s`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SeriesPoint {
+    /// Seconds from the start of the run to the start of this interval.
+    pub t_s: f64,
+    pub duration_s: f64,
+    pub requests: u64,
+    pub failures: u64,
+    pub rps: f64,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    /// Users running at the end of the interval.
+    pub users: u64,
+    /// Requests in flight at the end of the interval.
+    pub in_flight: u64,
+}
+
+/// HdrHistogram V2 + deflate, base64: any percentile can be recomputed from a report.
+pub fn encode_histogram(h: &Hist) -> String {
+    let mut buf = Vec::new();
+    match V2DeflateSerializer::new().serialize(h, &mut buf) {
+        Ok(_) => base64::engine::general_purpose::STANDARD.encode(buf),
+        Err(_) => String::new(),
+    }
+}
+
+pub fn decode_histogram(s: &str) -> Result<Hist, String> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(s.trim()).map_err(|e| format!("not base64: {e}"))?;
+    Deserializer::new().deserialize(&mut bytes.as_slice()).map_err(|e| format!("not an HdrHistogram: {e:?}"))
+}

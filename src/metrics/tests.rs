@@ -1,0 +1,79 @@
+use std::time::Duration;
+
+use proptest::prelude::*;
+
+use super::*;
+
+#[test]
+fn failures_stay_out_of_latency_and_sample_once() {
+    let mut s = StepStats::default();
+    s.record_ok(Duration::from_millis(10), Duration::from_millis(2), 100);
+    s.record_err(ErrorKind::Status(503), 0, || "first".into());
+    s.record_err(ErrorKind::Status(503), 0, || unreachable!("sample is taken once"));
+    s.record_err(ErrorKind::Timeout, 0, || "t".into());
+    assert_eq!((s.requests, s.failures, s.latency.len()), (4, 3, 1));
+    let sum = request_summary(&s, Duration::from_secs(2));
+    let l = sum.latency.as_ref().unwrap();
+    assert!((l.p50_ms - 10.0).abs() < 0.01, "p50 {} must be the recorded 10 ms", l.p50_ms);
+    assert_eq!(sum.errors.get("status:503"), Some(&2));
+    assert_eq!(sum.errors.get("timeout"), Some(&1));
+    assert_eq!(sum.rps, 2.0);
+    assert_eq!(sum.failure_rate, 0.75);
+}
+
+#[test]
+fn huge_values_do_not_panic() {
+    let mut s = StepStats::default();
+    s.record_ok(Duration::from_secs(86_400 * 365), Duration::MAX, 0);
+    assert_eq!(s.latency.len(), 1);
+    assert!(s.latency.max() >= 86_400 * 365 * 999_000, "the histogram grew instead of clamping");
+}
+
+#[test]
+fn take_interval_resets_but_keeps_shape() {
+    let mut r = Recorder::new(2, 1);
+    r.steps[1].record_ok(Duration::from_millis(5), Duration::from_millis(1), 1);
+    r.flows[0].record(true, Duration::from_millis(5));
+    let snap = r.take_interval();
+    assert_eq!(snap.requests(), 1);
+    assert_eq!(r.requests(), 0);
+    assert_eq!((r.steps.len(), r.flows.len()), (2, 1));
+}
+
+#[test]
+fn histogram_round_trips_through_base64() {
+    let mut h = new_hist();
+    for v in [1, 10, 100, 1000, 123_456] {
+        record(&mut h, v);
+    }
+    let back = decode_histogram(&encode_histogram(&h)).unwrap();
+    assert_eq!(back.len(), 5);
+    assert_eq!(back.value_at_quantile(0.5), h.value_at_quantile(0.5));
+    assert!(decode_histogram("not base64!").is_err());
+    assert!(decode_histogram("aGVsbG8=").is_err());
+}
+
+proptest! {
+    #[test]
+    fn merge_equals_recording_everything_in_one(a in prop::collection::vec(1u64..10_000_000, 0..200),
+                                                 b in prop::collection::vec(1u64..10_000_000, 0..200)) {
+        let mut ra = Recorder::new(1, 0);
+        let mut rb = Recorder::new(1, 0);
+        let mut all = Recorder::new(1, 0);
+        for &v in &a { ra.steps[0].record_ok(Duration::from_micros(v), Duration::from_micros(v), 1); all.steps[0].record_ok(Duration::from_micros(v), Duration::from_micros(v), 1); }
+        for &v in &b { rb.steps[0].record_ok(Duration::from_micros(v), Duration::from_micros(v), 1); all.steps[0].record_ok(Duration::from_micros(v), Duration::from_micros(v), 1); }
+        ra.add(&rb);
+        prop_assert_eq!(ra.steps[0].requests, all.steps[0].requests);
+        prop_assert_eq!(latency_summary(&ra.steps[0].latency), latency_summary(&all.steps[0].latency));
+    }
+
+    #[test]
+    fn percentiles_are_monotonic(v in prop::collection::vec(1u64..100_000_000, 1..500)) {
+        let mut h = new_hist();
+        v.iter().for_each(|&x| record(&mut h, x));
+        prop_assert_eq!(h.max(), h.highest_equivalent(*v.iter().max().unwrap()));
+        let s = latency_summary(&h).unwrap();
+        prop_assert!(s.min_ms <= s.p50_ms && s.p50_ms <= s.p90_ms && s.p90_ms <= s.p95_ms);
+        prop_assert!(s.p95_ms <= s.p99_ms && s.p99_ms <= s.p999_ms && s.p999_ms <= s.max_ms);
+    }
+}

@@ -1,0 +1,293 @@
+//! The embedded mock gateway: an OpenAI-compatible HTTP server (chat completions, streamed or not, with
+//! configurable token timing and deterministic fault injection) that `run` targets when no `--target` is
+//! given and that the `mock` subcommand serves in the foreground.
+//!
+//! It owns its HTTP routes, its response synthesis and its own runtime thread. It must not depend on the
+//! engine (or any other part of the crate): it stands in for an external service and is only ever
+//! reached over HTTP.
+
+mod chat;
+mod synth;
+#[cfg(test)]
+mod tests;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::DefaultBodyLimit;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::serve::ListenerExt;
+use futures_util::FutureExt;
+use tokio::sync::oneshot;
+
+/// How the mock answers. Token timing emulates a model: the first token after `first_token_delay`, each
+/// later one `token_delay` after the previous.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MockConfig {
+    /// Tokens per completion; a request's `max_tokens` / `max_completion_tokens` can only lower it.
+    pub output_tokens: u32,
+    /// Time before the first token (and before an injected failure is answered).
+    pub first_token_delay: Duration,
+    /// Time between later tokens.
+    pub token_delay: Duration,
+    /// Fraction of chat-completion requests answered with `error_status`.
+    pub error_rate: f64,
+    /// Status of injected failures.
+    pub error_status: u16,
+    /// Seeds ids, token text and which requests fail.
+    pub seed: u64,
+}
+
+impl Default for MockConfig {
+    fn default() -> Self {
+        Self {
+            output_tokens: 8,
+            first_token_delay: Duration::from_millis(20),
+            token_delay: Duration::from_millis(10),
+            error_rate: 0.0,
+            error_status: 500,
+            seed: 0,
+        }
+    }
+}
+
+/// A mock running on its own OS thread with its own multi-thread tokio runtime (2 worker threads), so the
+/// load generator's threads measure only themselves. Dropping it (or calling shutdown) stops it gracefully.
+pub struct MockServer {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl MockServer {
+    /// The bound address (with the real port when `spawn` was given port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://IP:PORT`, without a trailing slash.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stop serving and join the thread. In-flight responses get up to [`SHUTDOWN_GRACE`] to finish.
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            // An error only means the server already stopped on its own.
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            // A panicked mock thread has nothing left to clean up; the caller's run goes on regardless.
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+impl std::fmt::Debug for MockServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MockServer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// After a stop request, how long in-flight responses (a long stream, say) may run before being cut, so
+/// that dropping a `MockServer` cannot hang its owner.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Bind `addr` (e.g. 127.0.0.1:0 for a free port) and serve on a background thread. Binds before returning, so
+/// the address is usable at once; a bind failure is returned as an io::Error.
+pub fn spawn(config: MockConfig, addr: SocketAddr) -> std::io::Result<MockServer> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<std::io::Result<()>>(1);
+
+    // The runtime is built on the mock thread, never here: dropping a runtime (say, after a failed start)
+    // panics inside an async context, and the caller is usually one.
+    let thread = std::thread::Builder::new()
+        .name("mock-gateway".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("mock-gateway-worker")
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(listener) => listener,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(()));
+                let stop = async move {
+                    let _ = stop_rx.await;
+                }
+                .shared();
+                let grace_over = {
+                    let stop = stop.clone();
+                    async move {
+                        stop.await;
+                        tokio::time::sleep(SHUTDOWN_GRACE).await;
+                    }
+                };
+                // Either outcome ends the thread; an accept-loop error has no one to report to.
+                tokio::select! {
+                    _ = serve(listener, config, stop) => {}
+                    () = grace_over => {}
+                }
+            });
+        })?;
+
+    match ready_rx.recv() {
+        Ok(Ok(())) => Ok(MockServer {
+            addr,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(e)
+        }
+        Err(_) => {
+            let _ = thread.join();
+            Err(std::io::Error::other("mock gateway thread ended before it started serving"))
+        }
+    }
+}
+
+/// Serve on an existing listener until `shutdown` resolves (used by the `run-load-test mock` subcommand, which
+/// runs it in the foreground until Ctrl-C). In-flight responses are allowed to finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    config: MockConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    // Streams write one small chunk per token; Nagle's algorithm would hold them back for the peer's ACK.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, router(config))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Shared by all requests of one server.
+struct Shared {
+    config: MockConfig,
+    /// Next chat-completion request index; it keys ids, text and fault injection.
+    next_index: AtomicU64,
+}
+
+/// Large prompts are a legitimate load-test input; axum's 2 MB default would reject them.
+const BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+fn router(config: MockConfig) -> Router {
+    let state = Arc::new(Shared {
+        config,
+        next_index: AtomicU64::new(0),
+    });
+    Router::new()
+        .route("/v1/chat/completions", post(chat::completions))
+        .route("/v1/echo", post(echo))
+        .route("/health", get(health))
+        .route("/v1/models", get(models))
+        .fallback(not_found)
+        // Like OpenAI, a known path with the wrong method is an unknown URL.
+        .method_not_allowed_fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+/// An OpenAI-style error response: `{"error":{"message":..,"type":..,"param":null,"code":null}}`.
+fn error_response(status: StatusCode, kind: &str, message: &str) -> Response {
+    let body = serde_json::json!({
+        "error": { "message": message, "type": kind, "param": null, "code": null }
+    });
+    json_response(status, body.to_string().into())
+}
+
+fn json_response(status: StatusCode, body: Bytes) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        body,
+    )
+        .into_response()
+}
+
+/// Body-read failures (too large, client gone) reported the OpenAI way rather than as axum's plain text.
+fn body_rejection(rejection: BytesRejection) -> Response {
+    error_response(
+        rejection.status(),
+        "invalid_request_error",
+        &rejection.body_text(),
+    )
+}
+
+async fn echo(headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return body_rejection(rejection),
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from_static("application/json"));
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, content_type)],
+        Body::from(body),
+    )
+        .into_response()
+}
+
+async fn health() -> Response {
+    json_response(StatusCode::OK, Bytes::from_static(br#"{"status":"ok"}"#))
+}
+
+async fn models() -> Response {
+    json_response(
+        StatusCode::OK,
+        Bytes::from_static(
+            br#"{"object":"list","data":[{"id":"mock-model","object":"model","owned_by":"run-load-test"}]}"#,
+        ),
+    )
+}
+
+async fn not_found(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    error_response(
+        StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        &format!("Invalid URL ({method} {})", uri.path()),
+    )
+}

@@ -1,0 +1,168 @@
+//! `RunReport`, the one result type, and everything that shows it: renderers (pure functions of the report),
+//! the writer (the only code that writes report files) and the progress display. The only module that prints;
+//! it computes no statistics.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod progress;
+mod table;
+mod writer;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use progress::ProgressDisplay;
+pub use table::{ListRow, render_list, render_summary};
+pub use writer::{prepare_dir, write_outputs};
+
+use crate::metrics::{ErrorSummary, FlowSummary, RequestSummary, SeriesPoint};
+
+/// Bumped on any incompatible change of `result.json`.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunReport {
+    pub schema_version: u32,
+    pub tool: ToolInfo,
+    pub scenario: ScenarioInfo,
+    pub target: TargetInfo,
+    pub load: LoadInfo,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub ended_at: String,
+    pub duration_s: f64,
+    pub status: RunStatus,
+    /// `duration_elapsed`, `iterations_done` or `interrupted`.
+    pub stop_reason: String,
+    /// All steps together.
+    pub totals: RequestSummary,
+    pub steps: Vec<StepReport>,
+    /// One per user class: its iterations as flows.
+    pub flows: Vec<FlowSummary>,
+    pub errors: Vec<ErrorSummary>,
+    /// One point per second of the run.
+    pub series: Vec<SeriesPoint>,
+    pub generator: GeneratorInfo,
+    /// Latency of all successful requests (HdrHistogram V2 deflate, base64).
+    pub histograms: Histograms,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ToolInfo {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioInfo {
+    pub name: String,
+    pub description: String,
+    pub file: String,
+    /// `sha256:<hex>` of the scenario file.
+    pub hash: String,
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TargetInfo {
+    /// Base URL, credentials removed.
+    pub url: String,
+    /// True when no `--target` was given and the embedded mock gateway served the run.
+    pub embedded_mock: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoadInfo {
+    /// `closed`: a fixed population of users, each waiting for its response before the next request.
+    pub model: String,
+    pub users: u32,
+    pub spawn_rate: Option<f64>,
+    pub duration_s: Option<f64>,
+    pub iterations: Option<u64>,
+    pub seed: u64,
+    pub timeout_s: f64,
+    pub graceful_stop_s: f64,
+    pub tags: Vec<String>,
+    pub exclude_tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Completed,
+    Interrupted,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepReport {
+    pub user: String,
+    pub name: String,
+    pub method: String,
+    /// The path as written in the scenario (templates unexpanded).
+    pub path: String,
+    pub stats: RequestSummary,
+    pub histograms: Histograms,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Histograms {
+    pub latency: String,
+    pub ttfb: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GeneratorInfo {
+    pub workers: usize,
+    /// CPU time of the load generator's worker threads (an embedded mock is not counted).
+    pub cpu_s: f64,
+    pub requests_per_cpu_s: f64,
+    /// Share of the workers' available CPU time used; near 1.0 means the generator may have been the bottleneck.
+    pub cpu_utilization: f64,
+    /// Requests cut off by the end of the run, counted neither as successes nor failures.
+    pub interrupted_requests: u64,
+}
+
+/// The JSON Schema of `result.json`, as committed in `schema/result.schema.json`.
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(RunReport);
+    serde_json::to_string_pretty(&schema).unwrap_or_default() + "\n"
+}
+
+/// Closed set of output formats; each is a pure function of the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportFormat {
+    Json,
+    Table,
+}
+
+impl ReportFormat {
+    pub fn render(self, r: &RunReport) -> String {
+        match self {
+            ReportFormat::Json => serde_json::to_string_pretty(r).unwrap_or_default() + "\n",
+            ReportFormat::Table => render_summary(r),
+        }
+    }
+}
+
+/// Prints an error line for a failed command, the way every command reports failure.
+pub fn print_error(message: &str) {
+    eprintln!("error: {message}");
+}
+
+/// Writes to stdout, ignoring a closed pipe (`run-load-test list | head` must not panic).
+pub fn print_out(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
+pub fn print_note(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
+}

@@ -1,0 +1,167 @@
+//! Terminal tables: the Locust-style summary of a run and the scenario list.
+
+use std::fmt::Write;
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{CellAlignment, ContentArrangement, Table};
+
+use super::{RunReport, RunStatus};
+use crate::metrics::RequestSummary;
+
+fn table(header: Vec<&str>) -> Table {
+    let mut t = Table::new();
+    t.load_style(UTF8_FULL_CONDENSED.with_rounded_corners())
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(header);
+    t
+}
+
+fn right_align(t: &mut Table, from: usize) {
+    for c in t.column_iter_mut().skip(from) {
+        c.set_cell_alignment(CellAlignment::Right);
+    }
+}
+
+/// Milliseconds with precision that matches their size: 0.42, 9.87, 93.2, 1180.
+pub fn fmt_ms(v: f64) -> String {
+    if v < 10.0 {
+        format!("{v:.2}")
+    } else if v < 100.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+fn fmt_rate(v: f64) -> String {
+    if v < 100.0 { format!("{v:.2}") } else { format!("{v:.1}") }
+}
+
+fn stats_row(kind: &str, name: &str, s: &RequestSummary) -> Vec<String> {
+    let l = s.latency.as_ref();
+    let f = |g: fn(&crate::metrics::LatencySummary) -> f64| l.map_or("-".to_string(), |l| fmt_ms(g(l)));
+    vec![
+        kind.to_string(),
+        name.to_string(),
+        s.requests.to_string(),
+        format!("{} ({:.1}%)", s.failures, s.failure_rate * 100.0),
+        f(|l| l.mean_ms),
+        f(|l| l.min_ms),
+        f(|l| l.p50_ms),
+        f(|l| l.p90_ms),
+        f(|l| l.p95_ms),
+        f(|l| l.p99_ms),
+        f(|l| l.max_ms),
+        fmt_rate(s.rps),
+        fmt_rate(s.failures_per_s),
+    ]
+}
+
+pub fn render_summary(r: &RunReport) -> String {
+    let mut out = String::new();
+    let target = if r.target.embedded_mock {
+        format!("embedded mock gateway ({})", r.target.url)
+    } else {
+        r.target.url.clone()
+    };
+    let shape = match (r.load.spawn_rate, r.load.iterations) {
+        (Some(rate), _) => format!("{} users, spawn {rate}/s", r.load.users),
+        (None, _) => format!("{} users", r.load.users),
+    };
+    let status = match r.status {
+        RunStatus::Completed => "completed",
+        RunStatus::Interrupted => "INTERRUPTED (partial results)",
+    };
+    let _ = writeln!(out, "scenario {} · target {target}", r.scenario.name);
+    let _ = writeln!(out, "closed model: {shape} · ran {:.1}s · {status}", r.duration_s);
+
+    let mut t = table(vec![
+        "Type", "Name", "# reqs", "# fails", "Avg", "Min", "Med", "p90", "p95", "p99", "Max", "req/s", "fail/s",
+    ]);
+    let many_users = r.steps.iter().any(|s| s.user != r.steps[0].user);
+    for s in &r.steps {
+        let name = if many_users { format!("{} › {}", s.user, s.name) } else { s.name.clone() };
+        t.add_row(stats_row(&s.method, &name, &s.stats));
+    }
+    t.add_row(stats_row("", "Aggregated", &r.totals));
+    right_align(&mut t, 2);
+    let _ = writeln!(out, "{t}");
+    let _ = writeln!(out, "latency in ms (send → last byte, successful requests); failures counted separately");
+
+    if r.flows.len() > 1 || r.steps.len() > r.flows.len() {
+        let mut f = table(vec!["User", "Flows ok", "Flows failed", "flows/s", "Avg", "Med", "p95", "p99", "Max"]);
+        for fl in &r.flows {
+            let l = fl.latency.as_ref();
+            let g = |get: fn(&crate::metrics::LatencySummary) -> f64| l.map_or("-".to_string(), |l| fmt_ms(get(l)));
+            f.add_row(vec![
+                fl.user.clone(),
+                fl.completed.to_string(),
+                fl.failed.to_string(),
+                fmt_rate(fl.flows_per_s),
+                g(|l| l.mean_ms),
+                g(|l| l.p50_ms),
+                g(|l| l.p95_ms),
+                g(|l| l.p99_ms),
+                g(|l| l.max_ms),
+            ]);
+        }
+        right_align(&mut f, 1);
+        let _ = writeln!(out, "{f}");
+    }
+
+    if !r.errors.is_empty() {
+        let mut e = table(vec!["# occurrences", "Kind", "Step", "First message"]);
+        for er in &r.errors {
+            let mut msg = er.message.clone();
+            if msg.chars().count() > 100 {
+                msg = msg.chars().take(100).collect::<String>() + "…";
+            }
+            e.add_row(vec![er.count.to_string(), er.kind.clone(), format!("{} › {}", er.user, er.step), msg]);
+        }
+        let _ = writeln!(out, "{e}");
+    }
+    let g = &r.generator;
+    let _ = writeln!(
+        out,
+        "generator: {} worker threads, {:.2} CPU-s ({:.0}% of available), {:.0} requests per CPU-second{}",
+        g.workers,
+        g.cpu_s,
+        g.cpu_utilization * 100.0,
+        g.requests_per_cpu_s,
+        if g.cpu_utilization > 0.9 { " — the generator was saturated; numbers may understate the target" } else { "" }
+    );
+    if g.interrupted_requests > 0 {
+        let _ = writeln!(out, "{} in-flight requests were cut off at the end and are not counted", g.interrupted_requests);
+    }
+    out
+}
+
+/// One line of `run-load-test list`.
+pub struct ListRow {
+    pub name: String,
+    pub description: String,
+    pub load: String,
+    pub duration: String,
+    pub tags: String,
+    pub thresholds: usize,
+    /// The scenario's one-line error, if it does not load.
+    pub error: Option<String>,
+}
+
+pub fn render_list(rows: &[ListRow]) -> String {
+    let mut t = table(vec!["Scenario", "Description", "Load", "Duration", "Tags", "Thresholds"]);
+    for r in rows {
+        match &r.error {
+            None => t.add_row(vec![
+                r.name.clone(),
+                r.description.clone(),
+                r.load.clone(),
+                r.duration.clone(),
+                r.tags.clone(),
+                r.thresholds.to_string(),
+            ]),
+            Some(e) => t.add_row(vec![r.name.clone(), format!("ERROR: {e}"), String::new(), String::new(), String::new(), String::new()]),
+        };
+    }
+    format!("{t}\n")
+}

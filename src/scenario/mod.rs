@@ -1,0 +1,222 @@
+//! The scenario file format (TOML v1): schema types with `deny_unknown_fields`, loading with file:line:col
+//! errors, `${env:NAME}` expansion and `{{ var }}` templates. Owns the schema; runs nothing.
+
+mod env;
+mod load;
+mod template;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+use toml::Spanned;
+
+pub use env::{EnvError, expand_env, secret_values};
+pub use load::{LoadedScenario, ScenarioError, list_dir, load, locate_scenario};
+pub use template::{Ctx, TemplateSet, Text};
+
+/// Variables every template may use without a capture or `[vars]` entry.
+pub const BUILTIN_VARS: &[&str] = &["user_id", "iteration", "random_id", "uuid", "timestamp_ms", "scenario"];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub load: Load,
+    #[serde(default)]
+    pub defaults: Defaults,
+    /// Constants available to every template.
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
+    #[serde(default, rename = "user")]
+    pub users: Vec<UserClass>,
+    #[serde(default)]
+    pub mock: MockSection,
+    /// k6-style thresholds: `"metric{selector}" = ["p(95) < 2s", ...]`.
+    #[serde(default)]
+    pub thresholds: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Load {
+    pub users: Option<Spanned<i64>>,
+    pub spawn_rate: Option<Spanned<f64>>,
+    pub duration: Option<Spanned<DurationValue>>,
+    pub iterations: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub timeout: Option<DurationValue>,
+    pub think_time: Option<ThinkTime>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserClass {
+    pub name: Spanned<String>,
+    pub weight: Option<Spanned<i64>>,
+    pub think_time: Option<ThinkTime>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default, rename = "step")]
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    pub name: Spanned<String>,
+    pub method: Option<String>,
+    pub path: Option<String>,
+    pub get: Option<String>,
+    pub post: Option<String>,
+    pub put: Option<String>,
+    pub patch: Option<String>,
+    pub delete: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+    pub json: Option<toml::Value>,
+    pub body: Option<String>,
+    /// The response is a server-sent event stream; its body is read incrementally.
+    #[serde(default)]
+    pub stream: bool,
+    #[serde(default)]
+    pub expect: Expect,
+    /// `variable = "$.json.path"`: the first match, as text, becomes `{{ variable }}` for later steps.
+    #[serde(default)]
+    pub capture: BTreeMap<String, String>,
+    pub timeout: Option<DurationValue>,
+    pub think_time: Option<ThinkTime>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub on_failure: Option<OnFailure>,
+}
+
+impl Step {
+    /// The (method, path) pair, from `method` + `path` or a `get`/`post`/... shorthand.
+    pub fn route(&self) -> Option<(&str, &str)> {
+        let short = [
+            ("GET", &self.get),
+            ("POST", &self.post),
+            ("PUT", &self.put),
+            ("PATCH", &self.patch),
+            ("DELETE", &self.delete),
+        ];
+        let mut found = short.iter().filter_map(|(m, p)| p.as_deref().map(|p| (*m, p)));
+        match (found.next(), found.next(), &self.method, &self.path) {
+            (Some(route), None, None, None) => Some(route),
+            (None, _, Some(m), Some(p)) => Some((m.as_str(), p.as_str())),
+            (None, _, None, Some(p)) => Some(("GET", p.as_str())),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    pub status: Option<StatusExpect>,
+    /// The body must contain this text (a template).
+    pub body_contains: Option<String>,
+    /// Each JSON path must match at least one node of the JSON body.
+    #[serde(default)]
+    pub json_path: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum StatusExpect {
+    One(u16),
+    Any(Vec<u16>),
+}
+
+impl StatusExpect {
+    pub fn codes(&self) -> &[u16] {
+        match self {
+            StatusExpect::One(c) => std::slice::from_ref(c),
+            StatusExpect::Any(v) => v,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFailure {
+    /// Skip the rest of this iteration (the flow failed); the default, because later steps usually need the
+    /// captures of earlier ones.
+    Abort,
+    Continue,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ThinkTime {
+    Fixed(DurationValue),
+    Range { min: DurationValue, max: DurationValue },
+}
+
+impl ThinkTime {
+    pub fn bounds(&self) -> (Duration, Duration) {
+        match self {
+            ThinkTime::Fixed(d) => (d.0, d.0),
+            ThinkTime::Range { min, max } => (min.0, max.0),
+        }
+    }
+}
+
+/// `[mock]`: settings of the embedded mock gateway when no `--target` is given.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MockSection {
+    pub output_tokens: Option<u32>,
+    pub first_token_delay: Option<DurationValue>,
+    pub token_delay: Option<DurationValue>,
+    pub error_rate: Option<Spanned<f64>>,
+    pub error_status: Option<u16>,
+}
+
+/// A duration written as "250ms", "30s", "1m30s", or a number of seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurationValue(pub Duration);
+
+impl<'de> Deserialize<'de> for DurationValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = DurationValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration such as \"500ms\", \"30s\" or \"5m\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<DurationValue, E> {
+                humantime::parse_duration(s.trim())
+                    .map(DurationValue)
+                    .map_err(|_| E::custom(format!("invalid duration `{s}`: use e.g. \"500ms\", \"30s\", \"5m\"")))
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<DurationValue, E> {
+                u64::try_from(n)
+                    .map(|s| DurationValue(Duration::from_secs(s)))
+                    .map_err(|_| E::custom(format!("invalid duration {n}: must not be negative")))
+            }
+            fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<DurationValue, E> {
+                Duration::try_from_secs_f64(n)
+                    .map(DurationValue)
+                    .map_err(|_| E::custom(format!("invalid duration {n}: must be a non-negative number")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}

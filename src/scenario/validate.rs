@@ -1,0 +1,254 @@
+//! Checks a parsed scenario beyond what serde can: ranges, routes, JSON paths, template syntax and that every
+//! `{{ var }}` is defined before it is used. Each failure points at the line to fix.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use super::load::ScenarioError;
+use super::{BUILTIN_VARS, Scenario, Step, TemplateSet, env};
+
+const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+const METRICS: &[&str] = &[
+    "latency",
+    "ttfb",
+    "ttft",
+    "ttfo",
+    "icl",
+    "tpot",
+    "ntpot",
+    "flow_latency",
+    "steps_per_flow",
+    "errors",
+    "requests",
+    "failures",
+    "rps",
+    "output_tokens_per_s",
+];
+
+pub(super) fn validate(s: &Scenario, path: &Path, src: &str) -> Result<(), ScenarioError> {
+    let err = |offset: Option<usize>, msg: String| ScenarioError::at(path, src, offset, msg);
+    let load = &s.load;
+    if let Some(u) = &load.users {
+        if *u.get_ref() < 1 {
+            return Err(err(Some(u.span().start), format!("`users` must be at least 1, got {}; set e.g. `users = 10`", u.get_ref())));
+        }
+    }
+    if let Some(r) = &load.spawn_rate {
+        if !(r.get_ref().is_finite() && *r.get_ref() > 0.0) {
+            return Err(err(Some(r.span().start), format!("`spawn_rate` must be a positive number of users per second, got {}", r.get_ref())));
+        }
+    }
+    if let Some(i) = &load.iterations {
+        if *i.get_ref() < 1 {
+            return Err(err(Some(i.span().start), format!("`iterations` must be at least 1, got {}", i.get_ref())));
+        }
+    }
+    if let Some(d) = &load.duration {
+        if d.get_ref().0.is_zero() {
+            return Err(err(Some(d.span().start), "`duration` must be longer than zero, e.g. \"30s\"".into()));
+        }
+    }
+    if let Some(r) = &s.mock.error_rate {
+        if !(0.0..=1.0).contains(r.get_ref()) {
+            return Err(err(Some(r.span().start), format!("`error_rate` must be between 0 and 1, got {}", r.get_ref())));
+        }
+    }
+    if s.users.is_empty() {
+        return Err(err(None, "no user classes: add a `[[user]]` table with at least one `[[user.step]]`".into()));
+    }
+    for (key, _) in s.defaults.headers.iter().chain(&s.vars) {
+        check_env(key, path, src, None)?;
+    }
+    for v in s.defaults.headers.values().chain(s.vars.values()) {
+        check_env(v, path, src, None)?;
+    }
+    let mut templates = TemplateSet::new();
+    let mut class_names = HashSet::new();
+    let mut all_steps = HashSet::new();
+    for user in &s.users {
+        let uname = user.name.get_ref();
+        let uoff = Some(user.name.span().start);
+        if uname.trim().is_empty() || !class_names.insert(uname.as_str()) {
+            return Err(err(uoff, format!("user class name `{uname}` is empty or used twice; give each [[user]] a unique name")));
+        }
+        if let Some(w) = &user.weight {
+            if *w.get_ref() < 1 {
+                return Err(err(Some(w.span().start), format!("`weight` of user `{uname}` must be at least 1, got {}", w.get_ref())));
+            }
+        }
+        if user.steps.is_empty() {
+            return Err(err(uoff, format!("user `{uname}` has no steps: add a `[[user.step]]` below it")));
+        }
+        let mut known: HashSet<String> = BUILTIN_VARS.iter().map(|v| v.to_string()).collect();
+        known.extend(s.vars.keys().cloned());
+        let mut step_names = HashSet::new();
+        for step in &user.steps {
+            let sname = step.name.get_ref();
+            let soff = step.name.span().start;
+            if !step_names.insert(sname.as_str()) {
+                return Err(err(Some(soff), format!("step name `{sname}` is used twice in user `{uname}`; step names must be unique")));
+            }
+            all_steps.insert(sname.clone());
+            check_step(step, uname, &known, &mut templates, path, src)?;
+            known.extend(step.capture.keys().cloned());
+        }
+        for t in s.defaults.headers.values() {
+            check_template(t, "[defaults] headers", uname, &known, &mut templates, path, src, 0)?;
+        }
+    }
+    for key in s.thresholds.keys() {
+        check_threshold_key(key, &all_steps, &class_names, path, src)?;
+    }
+    Ok(())
+}
+
+fn check_step(
+    step: &Step,
+    user: &str,
+    known: &HashSet<String>,
+    templates: &mut TemplateSet,
+    path: &Path,
+    src: &str,
+) -> Result<(), ScenarioError> {
+    let sname = step.name.get_ref();
+    let soff = step.name.span().start;
+    let err = |msg: String| ScenarioError::at(path, src, Some(soff), msg);
+    let Some((method, route)) = step.route() else {
+        return Err(err(format!(
+            "step `{sname}` needs exactly one route: `post = \"/path\"` (or get/put/patch/delete), or `method` + `path`"
+        )));
+    };
+    if !METHODS.contains(&method.to_ascii_uppercase().as_str()) {
+        return Err(err(format!("step `{sname}`: unknown method `{method}`; use one of {}", METHODS.join(", "))));
+    }
+    if !(route.starts_with('/') || TemplateSet::is_template(route) && route.trim_start().starts_with("{{")) {
+        return Err(err(format!("step `{sname}`: path `{route}` must start with `/` (the target comes from --target)")));
+    }
+    if step.json.is_some() && step.body.is_some() {
+        return Err(err(format!("step `{sname}` has both `json` and `body`; keep one")));
+    }
+    for p in step.capture.values().chain(&step.expect.json_path) {
+        if let Err(e) = serde_json_path::JsonPath::parse(p) {
+            let off = src[soff..].find(p.as_str()).map_or(soff, |i| soff + i);
+            return Err(ScenarioError::at(path, src, Some(off), format!("step `{sname}`: invalid JSON path `{p}`: {e}")));
+        }
+    }
+    if step.expect.status.as_ref().is_some_and(|s| s.codes().iter().any(|c| !(100..=599).contains(c))) {
+        return Err(err(format!("step `{sname}`: expect.status codes must be between 100 and 599")));
+    }
+    for text in step_texts(step) {
+        check_env(text, path, src, Some(soff))?;
+        check_template(text, sname, user, known, templates, path, src, soff)?;
+    }
+    Ok(())
+}
+
+/// Every string of a step that is sent or compared: route, headers, query, body and JSON leaves, expectations.
+fn step_texts(step: &Step) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
+    if let Some((_, route)) = step.route() {
+        out.push(route);
+    }
+    out.extend(step.headers.values().map(String::as_str));
+    out.extend(step.query.values().map(String::as_str));
+    out.extend(step.body.as_deref());
+    out.extend(step.expect.body_contains.as_deref());
+    if let Some(j) = &step.json {
+        collect_strings(j, &mut out);
+    }
+    out
+}
+
+fn collect_strings<'a>(v: &'a toml::Value, out: &mut Vec<&'a str>) {
+    match v {
+        toml::Value::String(s) => out.push(s),
+        toml::Value::Array(a) => a.iter().for_each(|x| collect_strings(x, out)),
+        toml::Value::Table(t) => t.values().for_each(|x| collect_strings(x, out)),
+        _ => {}
+    }
+}
+
+fn check_env(text: &str, path: &Path, src: &str, from: Option<usize>) -> Result<(), ScenarioError> {
+    if let Some(name) = env::missing_vars(text).into_iter().next() {
+        let needle = format!("${{env:{name}");
+        let start = from.unwrap_or(0);
+        let off = src.get(start..).and_then(|s| s.find(&needle)).map(|i| start + i).or(from);
+        return Err(ScenarioError::at(
+            path,
+            src,
+            off,
+            format!("environment variable `{name}` is not set; export it, or write `${{env:{name}:-default}}`"),
+        ));
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check_template(
+    text: &str,
+    step: &str,
+    user: &str,
+    known: &HashSet<String>,
+    templates: &mut TemplateSet,
+    path: &Path,
+    src: &str,
+    from: usize,
+) -> Result<(), ScenarioError> {
+    let locate = |needle: &str| src.get(from..).and_then(|s| s.find(needle)).map(|i| from + i).or(Some(from));
+    let compiled = templates.compile(text).map_err(|e| {
+        ScenarioError::at(path, src, locate(text), format!("step `{step}`: template error in `{text}`: {e}"))
+    })?;
+    let mut unknown: Vec<String> = templates.variables(&compiled).into_iter().filter(|v| !known.contains(v)).collect();
+    unknown.sort();
+    if let Some(var) = unknown.first() {
+        return Err(ScenarioError::at(
+            path,
+            src,
+            locate(var),
+            format!(
+                "step `{step}` of user `{user}` uses `{{{{ {var} }}}}`, which no earlier step captures and [vars] does not define; \
+                 add `capture = {{ {var} = \"$.path\" }}` to an earlier step or fix the name (built-ins: {})",
+                BUILTIN_VARS.join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `metric{step:x,user:y}`: the metric must exist and the selector must name real steps and users.
+fn check_threshold_key(
+    key: &str,
+    steps: &HashSet<String>,
+    users: &HashSet<&str>,
+    path: &Path,
+    src: &str,
+) -> Result<(), ScenarioError> {
+    let off = src.find(&format!("\"{key}\"")).or_else(|| src.find(key));
+    let err = |msg: String| ScenarioError::at(path, src, off, msg);
+    let (metric, selector) = match key.split_once('{') {
+        Some((m, rest)) => match rest.strip_suffix('}') {
+            Some(sel) => (m.trim(), sel),
+            None => return Err(err(format!("threshold `{key}`: selector must end with `}}`, e.g. latency{{step:ask}}"))),
+        },
+        None => (key.trim(), ""),
+    };
+    if !METRICS.contains(&metric) {
+        return Err(err(format!("threshold `{key}`: unknown metric `{metric}`; known: {}", METRICS.join(", "))));
+    }
+    for part in selector.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((k, v)) = part.split_once(':') else {
+            return Err(err(format!("threshold `{key}`: selector `{part}` must be `key:value`")));
+        };
+        let (k, v) = (k.trim(), v.trim());
+        let ok = match k {
+            "step" => steps.contains(v),
+            "user" => users.contains(v),
+            "model" | "status" | "kind" => true,
+            _ => return Err(err(format!("threshold `{key}`: unknown selector key `{k}`; use step, user, model, status or kind"))),
+        };
+        if !ok {
+            return Err(err(format!("threshold `{key}` refers to {k} `{v}`, which the scenario does not define")));
+        }
+    }
+    Ok(())
+}
