@@ -132,7 +132,13 @@ async fn respond(shared: &Shared, index: u64, body: Result<Bytes, BytesRejection
         tokens: Tokens::new(config.seed, index, ask.completion_tokens),
     };
     if ask.stream {
-        stream_response(reply, ask.model, ask.include_usage, first_token_at, config.token_delay)
+        stream_response(
+            reply,
+            ask.model,
+            ask.include_usage,
+            first_token_at,
+            config.token_delay,
+        )
     } else {
         let done_at = first_token_at
             + config
@@ -249,7 +255,8 @@ struct StreamState {
     step: Step,
 }
 
-const ROLE_CHOICE: &str = r#"{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}"#;
+const ROLE_CHOICE: &str =
+    r#"{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}"#;
 const TOKEN_OPEN: &str = r#"{"index":0,"delta":{"content":""#;
 const TOKEN_CLOSE: &str = r#""},"finish_reason":null}"#;
 const FINISH_CHOICE: &str = r#"{"index":0,"delta":{},"finish_reason":"stop"}"#;
@@ -334,7 +341,11 @@ async fn next_chunk(s: &mut StreamState) -> Option<Bytes> {
 }
 
 fn after_finish(include_usage: bool) -> Step {
-    if include_usage { Step::Usage } else { Step::Done }
+    if include_usage {
+        Step::Usage
+    } else {
+        Step::Done
+    }
 }
 
 fn choice_chunk(prefix: &str, parts: &[&str]) -> Bytes {

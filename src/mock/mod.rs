@@ -180,7 +180,9 @@ pub fn spawn(config: MockConfig, addr: SocketAddr) -> std::io::Result<MockServer
         }
         Err(_) => {
             let _ = thread.join();
-            Err(std::io::Error::other("mock gateway thread ended before it started serving"))
+            Err(std::io::Error::other(
+                "mock gateway thread ended before it started serving",
+            ))
         }
     }
 }
@@ -239,7 +241,10 @@ fn error_response(status: StatusCode, kind: &str, message: &str) -> Response {
 fn json_response(status: StatusCode, body: Bytes) -> Response {
     (
         status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         body,
     )
         .into_response()

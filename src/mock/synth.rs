@@ -135,7 +135,8 @@ mod tests {
 
     #[test]
     fn ids_are_unique_and_text_is_reproducible() {
-        let ids: std::collections::HashSet<String> = (0..10_000).map(|i| response_id(3, i)).collect();
+        let ids: std::collections::HashSet<String> =
+            (0..10_000).map(|i| response_id(3, i)).collect();
         assert_eq!(ids.len(), 10_000);
         let a: Vec<_> = Tokens::new(3, 5, 20).collect();
         let b: Vec<_> = Tokens::new(3, 5, 20).collect();

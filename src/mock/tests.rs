@@ -61,9 +61,12 @@ async fn send(
     body: &[u8],
     marker: Option<&[u8]>,
 ) -> Reply {
-    tokio::time::timeout(IO_LIMIT, exchange(addr, method, path, content_type, body, marker))
-        .await
-        .expect("exchange timed out")
+    tokio::time::timeout(
+        IO_LIMIT,
+        exchange(addr, method, path, content_type, body, marker),
+    )
+    .await
+    .expect("exchange timed out")
 }
 
 async fn exchange(
@@ -96,16 +99,23 @@ async fn exchange(
             break;
         }
         raw.extend_from_slice(&buf[..n]);
-        if let (Some(m), None) = (marker, marker_after) {
-            if raw.windows(m.len()).any(|w| w == m) {
-                marker_after = Some(sent.elapsed());
-            }
+        if let (Some(m), None) = (marker, marker_after)
+            && raw.windows(m.len()).any(|w| w == m)
+        {
+            marker_after = Some(sent.elapsed());
         }
     }
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
     let head = String::from_utf8(raw[..split].to_vec()).unwrap();
     let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
@@ -114,8 +124,17 @@ async fn exchange(
     let chunked = headers
         .iter()
         .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
-    let body = if chunked { dechunk(payload) } else { payload.to_vec() };
-    Reply { status, headers, body, marker_after }
+    let body = if chunked {
+        dechunk(payload)
+    } else {
+        payload.to_vec()
+    };
+    Reply {
+        status,
+        headers,
+        body,
+        marker_after,
+    }
 }
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
@@ -136,7 +155,15 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
 async fn chat(addr: SocketAddr, request: Value) -> Reply {
     let body = request.to_string();
     let marker = Some(br#""delta":{"content":"#.as_slice());
-    send(addr, "POST", "/v1/chat/completions", Some("application/json"), body.as_bytes(), marker).await
+    send(
+        addr,
+        "POST",
+        "/v1/chat/completions",
+        Some("application/json"),
+        body.as_bytes(),
+        marker,
+    )
+    .await
 }
 
 fn hello(extra: Value) -> Value {
@@ -222,7 +249,10 @@ async fn streaming_sends_the_full_chunk_sequence_after_the_first_token_delay() {
             assert_eq!(c["object"], "chat.completion.chunk");
             assert_eq!(c["model"], "gpt-test");
         }
-        assert_eq!(chunks[0]["choices"][0]["delta"], json!({"role": "assistant", "content": ""}));
+        assert_eq!(
+            chunks[0]["choices"][0]["delta"],
+            json!({"role": "assistant", "content": ""})
+        );
         let expected: Vec<&str> = Tokens::new(0, reply.request_id(), 4).collect();
         for (c, token) in chunks[1..5].iter().zip(expected) {
             assert_eq!(c["choices"][0]["delta"], json!({ "content": token }));
@@ -244,7 +274,9 @@ async fn streaming_sends_the_full_chunk_sequence_after_the_first_token_delay() {
 async fn response_ids_differ_between_requests() {
     let server = start(fast());
     let a = chat(server.addr(), hello(json!({}))).await.json();
-    let b = chat(server.addr(), hello(json!({"stream": false}))).await.json();
+    let b = chat(server.addr(), hello(json!({"stream": false})))
+        .await
+        .json();
     assert_ne!(a["id"], b["id"]);
 }
 
@@ -276,7 +308,11 @@ async fn fault_injection_is_seeded_and_reproducible() {
         ..MockConfig::default()
     };
     let first = failing_indices(&config).await;
-    assert!((60..=140).contains(&first.len()), "{} failures", first.len());
+    assert!(
+        (60..=140).contains(&first.len()),
+        "{} failures",
+        first.len()
+    );
     assert_eq!(first, failing_indices(&config).await);
 }
 
@@ -291,7 +327,11 @@ async fn bad_requests_are_answered_with_openai_errors() {
         assert_eq!(reply.json()["error"]["type"], "invalid_request_error");
         reply.request_id();
     }
-    for (method, path) in [("GET", "/nope"), ("POST", "/v1/completions"), ("GET", "/v1/chat/completions")] {
+    for (method, path) in [
+        ("GET", "/nope"),
+        ("POST", "/v1/completions"),
+        ("GET", "/v1/chat/completions"),
+    ] {
         let reply = send(addr, method, path, None, b"", None).await;
         assert_eq!(reply.status, 404, "{method} {path}");
         assert_eq!(reply.header("content-type"), Some("application/json"));
@@ -304,7 +344,10 @@ async fn health_models_and_echo() {
     let server = start(fast());
     let addr = server.addr();
     let health = send(addr, "GET", "/health", None, b"", None).await;
-    assert_eq!((health.status, health.json()), (200, json!({"status": "ok"})));
+    assert_eq!(
+        (health.status, health.json()),
+        (200, json!({"status": "ok"}))
+    );
     let models = send(addr, "GET", "/v1/models", None, b"", None).await;
     assert_eq!(models.json()["data"][0]["id"], "mock-model");
 
@@ -313,7 +356,15 @@ async fn health_models_and_echo() {
     assert_eq!(echo.status, 200);
     assert_eq!(echo.header("content-type"), Some("application/json"));
     assert_eq!(echo.body, body);
-    let echo = send(addr, "POST", "/v1/echo", Some("text/plain"), b"not json at all", None).await;
+    let echo = send(
+        addr,
+        "POST",
+        "/v1/echo",
+        Some("text/plain"),
+        b"not json at all",
+        None,
+    )
+    .await;
     assert_eq!(echo.header("content-type"), Some("text/plain"));
     assert_eq!(echo.body, b"not json at all");
 }
@@ -339,5 +390,9 @@ async fn serve_stops_when_its_shutdown_future_resolves() {
     let health = send(addr, "GET", "/health", None, b"", None).await;
     assert_eq!(health.status, 200);
     stop.send(()).unwrap();
-    tokio::time::timeout(IO_LIMIT, server).await.unwrap().unwrap().unwrap();
+    tokio::time::timeout(IO_LIMIT, server)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 }

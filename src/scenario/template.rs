@@ -25,7 +25,8 @@ pub struct Ctx(Value);
 
 impl Ctx {
     pub fn new<K: Into<String>, I: IntoIterator<Item = (K, Value)>>(pairs: I) -> Self {
-        Ctx(Value::from_iter(pairs.into_iter().map(|(k, v)| (k.into(), v))))
+        let map: std::collections::BTreeMap<String, Value> = pairs.into_iter().map(|(k, v)| (k.into(), v)).collect();
+        Ctx(Value::from(map))
     }
 }
 

@@ -1,0 +1,131 @@
+//! Runs against the embedded mock: reports, failure classification, captures, determinism.
+
+use serde_json::Value;
+
+use crate::common::*;
+
+fn validate_against_schema(report: &Value) {
+    let raw = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema/result.schema.json")).unwrap();
+    let schema: Value = serde_json::from_str(&raw).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    let errors: Vec<String> = validator.iter_errors(report).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    assert!(errors.is_empty(), "result.json violates the schema: {errors:#?}");
+}
+
+#[test]
+fn committed_schema_is_current() {
+    let raw = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema/result.schema.json")).unwrap();
+    assert_eq!(raw, run_load_test::report::json_schema(), "regenerate: cargo run -- schema > schema/result.schema.json");
+}
+
+#[test]
+fn stress_run_prints_a_summary_and_writes_a_valid_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = run(&["run", "stress", "--duration", "3s", "--users", "8", "--seed", "7", "--out", out.to_str().unwrap()]);
+    let stdout = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{stdout}\n{}", text(&o.stderr));
+    assert!(stdout.contains("Aggregated") && stdout.contains("embedded mock gateway"), "{stdout}");
+    assert!(stdout.contains("p99") && stdout.contains("req/s"), "{stdout}");
+    let r = read_report(&out);
+    validate_against_schema(&r);
+    assert_eq!(r["target"]["embedded_mock"], true);
+    assert_eq!(r["load"]["model"], "closed");
+    assert_eq!(r["load"]["seed"], 7);
+    let total = u(&r["totals"]["requests"]);
+    assert!(total > 50, "a 3 s run against the mock makes many requests, got {total}");
+    let series: u64 = r["series"].as_array().unwrap().iter().map(|p| u(&p["requests"])).sum();
+    assert_eq!(series, total, "the per-second series adds up to the total");
+    let steps: u64 = r["steps"].as_array().unwrap().iter().map(|s| u(&s["stats"]["requests"])).sum();
+    assert_eq!(steps, total);
+    let points = r["series"].as_array().unwrap().len();
+    assert!((2..=4).contains(&points), "about one point per second, got {points}");
+    // The mock answers 8 tokens after 20 ms + 7 x 10 ms: the median must sit just above 90 ms.
+    let p50 = r["totals"]["latency"]["p50_ms"].as_f64().unwrap();
+    assert!((90.0..130.0).contains(&p50), "p50 {p50} ms");
+    assert!(r["histograms"]["latency"].as_str().unwrap().len() > 10);
+}
+
+const FAILING: &str = "[load]\nusers = 4\niterations = 200\n\
+    [mock]\noutput_tokens = 2\nfirst_token_delay = \"1ms\"\ntoken_delay = \"1ms\"\nerror_rate = 0.3\nerror_status = 503\n\
+    [[user]]\nname = \"U\"\n[[user.step]]\nname = \"chat\"\npost = \"/v1/chat/completions\"\n\
+    json = { model = \"m\", messages = [{ role = \"user\", content = \"hi\" }] }\n";
+
+#[test]
+fn injected_failures_are_classified_and_deterministic() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "failing.toml", FAILING);
+    let a = run_report(&p, &dir.path().join("a"), &["--seed", "11"]);
+    let b = run_report(&p, &dir.path().join("b"), &["--seed", "11"]);
+    let t = &a["totals"];
+    assert_eq!(u(&t["requests"]), 200, "iterations = 200 with one step");
+    let failures = u(&t["failures"]);
+    assert!(failures > 20 && failures < 120, "about 30% of 200 fail, got {failures}");
+    assert_eq!(u(&t["errors"]["status:503"]), failures, "every failure is a 503: {}", t["errors"]);
+    assert_eq!(u(&b["totals"]["failures"]), failures, "same seed, same failures");
+    assert_eq!(a["errors"][0]["kind"], "status:503");
+    assert_eq!(u(&t["latency"]["count"]), 200 - failures, "failed requests stay out of the latency histogram");
+    assert_eq!(a["stop_reason"], "iterations_done");
+    let flows = &a["flows"][0];
+    assert_eq!(u(&flows["completed"]) + u(&flows["failed"]), 200);
+}
+
+const CAPTURE: &str = "[load]\nusers = 2\niterations = 20\n[vars]\ngreeting = \"hello\"\n\
+    [mock]\noutput_tokens = 2\nfirst_token_delay = \"1ms\"\ntoken_delay = \"1ms\"\n\
+    [[user]]\nname = \"Agent\"\n\
+    [[user.step]]\nname = \"ask\"\npost = \"/v1/chat/completions\"\n\
+    json = { model = \"m\", messages = [{ role = \"user\", content = \"{{ greeting }} from {{ user_id }}\" }] }\n\
+    capture = { cid = \"$.id\" }\n\
+    [[user.step]]\nname = \"follow_up\"\npost = \"/v1/echo\"\n\
+    json = { previous_id = \"{{ cid }}\", iteration = \"{{ iteration }}\" }\n\
+    expect = { status = 200, body_contains = '\"previous_id\":\"chatcmpl-', json_path = [\"$.iteration\"] }\n\
+    on_failure = \"continue\"\n\
+    [[user.step]]\nname = \"impossible\"\npost = \"/v1/echo\"\njson = { id = \"{{ cid }}\" }\n\
+    expect = { body_contains = \"{{ cid }}-not-there\" }\n";
+
+#[test]
+fn a_capture_reaches_a_later_steps_body_and_checks_can_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "capture.toml", CAPTURE);
+    let r = run_report(&p, &dir.path().join("o"), &["--seed", "3"]);
+    let steps = r["steps"].as_array().unwrap();
+    let by = |n: &str| steps.iter().find(|s| s["name"] == n).unwrap()["stats"].clone();
+    assert_eq!(u(&by("ask")["requests"]), 20);
+    assert_eq!(u(&by("ask")["failures"]), 0);
+    assert_eq!(u(&by("follow_up")["requests"]), 20);
+    assert_eq!(u(&by("follow_up")["failures"]), 0, "the captured completion id was echoed back: {}", by("follow_up"));
+    let imp = by("impossible");
+    assert_eq!((u(&imp["requests"]), u(&imp["failures"])), (20, 20));
+    assert_eq!(u(&imp["errors"]["check"]), 20);
+    assert_eq!(u(&r["flows"][0]["failed"]), 20);
+}
+
+#[test]
+fn tags_select_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = format!(
+        "[load]\nusers = 1\niterations = 5\n{FAST_MOCK}[[user]]\nname = \"U\"\n\
+         [[user.step]]\nname = \"a\"\nget = \"/health\"\ntags = [\"fast\"]\n\
+         [[user.step]]\nname = \"b\"\nget = \"/v1/models\"\ntags = [\"slow\"]\n"
+    );
+    let p = write(dir.path(), "tags.toml", &body);
+    let r = run_report(&p, &dir.path().join("o"), &["--exclude-tags", "slow"]);
+    let names: Vec<&str> = r["steps"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["a"]);
+    let o = run(&["run", p.to_str().unwrap(), "--tags", "nothing-has-this", "--quiet", "--out", dir.path().join("x").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+}
+
+#[test]
+fn list_shows_scenarios_and_broken_files() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "good.toml", "description = \"fine\"\n[load]\nusers = 3\n[[user]]\nname = \"U\"\n[[user.step]]\nname = \"a\"\nget = \"/\"\n");
+    write(dir.path(), "bad.toml", "[load]\nusers = -1\n");
+    let o = run(&["list", "--scenarios-dir", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = text(&o.stdout);
+    assert!(out.contains("good") && out.contains("fine") && out.contains("3 users"), "{out}");
+    assert!(out.contains("ERROR") && out.contains("bad.toml:2:"), "{out}");
+    let shipped = run(&["list"]);
+    assert!(text(&shipped.stdout).contains("stress"));
+}
