@@ -111,9 +111,11 @@ impl RunConfig {
         let toml_users = s.load.users.as_ref().and_then(|u| u32::try_from(*u.get_ref()).ok());
         let toml_iterations = s.load.iterations.as_ref().and_then(|i| u64::try_from(*i.get_ref()).ok());
         let iterations = iterations.or(toml_iterations);
-        let duration = duration
-            .or(s.load.duration.as_ref().map(|d| d.get_ref().0))
-            .or(if iterations.is_none() { Some(DEFAULT_DURATION) } else { None });
+        let duration = duration.or(s.load.duration.as_ref().map(|d| d.get_ref().0)).or(if iterations.is_none() {
+            Some(DEFAULT_DURATION)
+        } else {
+            None
+        });
         let load = ClosedLoad {
             users: users.or(toml_users).unwrap_or(1),
             spawn_rate: spawn_rate.or(s.load.spawn_rate.as_ref().map(|r| *r.get_ref())),
@@ -183,7 +185,8 @@ pub fn default_out_dir(scenario: &str) -> PathBuf {
         .chars()
         .filter(|c| !matches!(c, '-' | ':'))
         .collect();
-    let safe: String = scenario.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    let safe: String =
+        scenario.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
     Path::new("reports").join(format!("{safe}-{stamp}"))
 }
 
@@ -222,7 +225,9 @@ mod tests {
         let cfg = RunConfig::resolve(overrides(&p)).unwrap();
         assert_eq!((cfg.load.users, cfg.load.duration), (4, Some(Duration::from_secs(20))));
         assert_eq!(cfg.timeout, DEFAULT_TIMEOUT);
-        let cfg = RunConfig::resolve(Overrides { users: Some(9), duration: Some(Duration::from_secs(3)), ..overrides(&p) }).unwrap();
+        let cfg =
+            RunConfig::resolve(Overrides { users: Some(9), duration: Some(Duration::from_secs(3)), ..overrides(&p) })
+                .unwrap();
         assert_eq!((cfg.load.users, cfg.load.duration), (9, Some(Duration::from_secs(3))));
         assert!(matches!(cfg.target, Target::EmbeddedMock(_)));
     }

@@ -89,7 +89,8 @@ fn overrides(a: RunArgs) -> Overrides {
 }
 
 fn mock_config(a: MockArgs) -> MockConfig {
-    let MockArgs { port: _, host: _, output_tokens, first_token_delay, token_delay, error_rate, error_status, seed } = a;
+    let MockArgs { port: _, host: _, output_tokens, first_token_delay, token_delay, error_rate, error_status, seed } =
+        a;
     let d = MockConfig::default();
     MockConfig {
         output_tokens: output_tokens.unwrap_or(d.output_tokens),

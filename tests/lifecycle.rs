@@ -49,7 +49,17 @@ fn a_target_dying_mid_run_still_yields_a_report() {
     let p = write(dir.path(), "long.toml", LONG);
     let port = free_port();
     let mut mock = bin()
-        .args(["mock", "--port", &port.to_string(), "--first-token-delay", "2ms", "--token-delay", "1ms", "--output-tokens", "2"])
+        .args([
+            "mock",
+            "--port",
+            &port.to_string(),
+            "--first-token-delay",
+            "2ms",
+            "--token-delay",
+            "1ms",
+            "--output-tokens",
+            "2",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -58,7 +68,17 @@ fn a_target_dying_mid_run_still_yields_a_report() {
     let out = dir.path().join("o");
     let target = format!("http://127.0.0.1:{port}");
     let mut load = bin()
-        .args(["run", p.to_str().unwrap(), "--target", &target, "--duration", "4s", "--quiet", "--out", out.to_str().unwrap()])
+        .args([
+            "run",
+            p.to_str().unwrap(),
+            "--target",
+            &target,
+            "--duration",
+            "4s",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(1500));

@@ -8,14 +8,19 @@ fn validate_against_schema(report: &Value) {
     let raw = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema/result.schema.json")).unwrap();
     let schema: Value = serde_json::from_str(&raw).unwrap();
     let validator = jsonschema::validator_for(&schema).expect("schema compiles");
-    let errors: Vec<String> = validator.iter_errors(report).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    let errors: Vec<String> =
+        validator.iter_errors(report).map(|e| format!("{} at {}", e, e.instance_path())).collect();
     assert!(errors.is_empty(), "result.json violates the schema: {errors:#?}");
 }
 
 #[test]
 fn committed_schema_is_current() {
     let raw = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema/result.schema.json")).unwrap();
-    assert_eq!(raw, run_load_test::report::json_schema(), "regenerate: cargo run -- schema > schema/result.schema.json");
+    assert_eq!(
+        raw,
+        run_load_test::report::json_schema(),
+        "regenerate: cargo run -- schema > schema/result.schema.json"
+    );
 }
 
 #[test]
@@ -112,14 +117,26 @@ fn tags_select_steps() {
     let r = run_report(&p, &dir.path().join("o"), &["--exclude-tags", "slow"]);
     let names: Vec<&str> = r["steps"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert_eq!(names, vec!["a"]);
-    let o = run(&["run", p.to_str().unwrap(), "--tags", "nothing-has-this", "--quiet", "--out", dir.path().join("x").to_str().unwrap()]);
+    let o = run(&[
+        "run",
+        p.to_str().unwrap(),
+        "--tags",
+        "nothing-has-this",
+        "--quiet",
+        "--out",
+        dir.path().join("x").to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
 }
 
 #[test]
 fn list_shows_scenarios_and_broken_files() {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "good.toml", "description = \"fine\"\n[load]\nusers = 3\n[[user]]\nname = \"U\"\n[[user.step]]\nname = \"a\"\nget = \"/\"\n");
+    write(
+        dir.path(),
+        "good.toml",
+        "description = \"fine\"\n[load]\nusers = 3\n[[user]]\nname = \"U\"\n[[user.step]]\nname = \"a\"\nget = \"/\"\n",
+    );
     write(dir.path(), "bad.toml", "[load]\nusers = -1\n");
     let o = run(&["list", "--scenarios-dir", dir.path().to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0));

@@ -5,7 +5,10 @@ use std::time::Duration;
 use crate::config::{RunConfig, Target, display_target};
 use crate::engine::{EngineResult, Plan, StopReason};
 use crate::metrics::{ErrorSummary, FlowSummary, encode_histogram, latency_summary, request_summary};
-use crate::report::{GeneratorInfo, Histograms, LoadInfo, RunReport, RunStatus, SCHEMA_VERSION, ScenarioInfo, StepReport, TargetInfo, ToolInfo};
+use crate::report::{
+    GeneratorInfo, Histograms, LoadInfo, RunReport, RunStatus, SCHEMA_VERSION, ScenarioInfo, StepReport, TargetInfo,
+    ToolInfo,
+};
 
 fn rfc3339(t: std::time::SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()

@@ -44,9 +44,9 @@ impl Observer for Quiet {
 pub fn run(cfg: RunConfig) -> Result<(RunReport, Outcome)> {
     report::prepare_dir(&cfg.out_dir).map_err(anyhow::Error::msg)?;
     let mock = match &cfg.target {
-        Target::EmbeddedMock(m) => Some(
-            mock::spawn(m.clone(), ([127, 0, 0, 1], 0).into()).context("cannot start the embedded mock gateway")?,
-        ),
+        Target::EmbeddedMock(m) => {
+            Some(mock::spawn(m.clone(), ([127, 0, 0, 1], 0).into()).context("cannot start the embedded mock gateway")?)
+        }
         Target::Url(_) => None,
     };
     let base_url = match (&cfg.target, &mock) {
@@ -107,7 +107,8 @@ pub fn run(cfg: RunConfig) -> Result<(RunReport, Outcome)> {
 
 /// The rows of `run-load-test list`: every scenario file, or its one-line error.
 pub fn list(dir: &Path) -> Result<Vec<ListRow>> {
-    let entries = scenario::list_dir(dir).with_context(|| format!("cannot read the scenarios directory `{}`", dir.display()))?;
+    let entries =
+        scenario::list_dir(dir).with_context(|| format!("cannot read the scenarios directory `{}`", dir.display()))?;
     Ok(entries
         .into_iter()
         .map(|(path, loaded)| match loaded {
@@ -121,7 +122,9 @@ pub fn list(dir: &Path) -> Result<Vec<ListRow>> {
                 let duration = match (&ld.duration, &ld.iterations) {
                     (Some(d), _) => humantime::format_duration(d.get_ref().0).to_string(),
                     (None, Some(i)) => format!("{} iterations", i.get_ref()),
-                    (None, None) => format!("{} (default)", humantime::format_duration(crate::config::DEFAULT_DURATION)),
+                    (None, None) => {
+                        format!("{} (default)", humantime::format_duration(crate::config::DEFAULT_DURATION))
+                    }
                 };
                 ListRow {
                     name: l.name,
@@ -148,14 +151,14 @@ pub fn list(dir: &Path) -> Result<Vec<ListRow>> {
 
 /// Serves the mock gateway in the foreground until Ctrl-C.
 pub fn serve_mock(config: MockConfig, addr: std::net::SocketAddr) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
     rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("--port: cannot listen on {addr}"))?;
+        let listener =
+            tokio::net::TcpListener::bind(addr).await.with_context(|| format!("--port: cannot listen on {addr}"))?;
         let local = listener.local_addr()?;
-        report::print_note(&format!("mock gateway listening on http://{local} (POST /v1/chat/completions, GET /health); Ctrl-C stops it"));
+        report::print_note(&format!(
+            "mock gateway listening on http://{local} (POST /v1/chat/completions, GET /health); Ctrl-C stops it"
+        ));
         mock::serve(listener, config, async {
             let _ = tokio::signal::ctrl_c().await;
         })

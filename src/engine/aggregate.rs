@@ -59,7 +59,11 @@ impl Aggregator {
 
     pub fn absorb(&mut self, snap: Snapshot) -> Vec<Progress> {
         let (steps, flows) = self.shape;
-        let p = self.pending.entry(snap.second).or_insert_with(|| Pending { rec: Recorder::new(steps, flows), users: 0, in_flight: 0 });
+        let p = self.pending.entry(snap.second).or_insert_with(|| Pending {
+            rec: Recorder::new(steps, flows),
+            users: 0,
+            in_flight: 0,
+        });
         p.rec.add(&snap.rec);
         p.users += snap.users;
         p.in_flight += snap.in_flight;
@@ -72,13 +76,7 @@ impl Aggregator {
             }
             self.cpu += snap.cpu;
         }
-        let frontier = self
-            .reported
-            .iter()
-            .zip(&self.done)
-            .filter(|(_, done)| !**done)
-            .map(|(r, _)| *r)
-            .min();
+        let frontier = self.reported.iter().zip(&self.done).filter(|(_, done)| !**done).map(|(r, _)| *r).min();
         let mut out = Vec::new();
         // With every worker done, the rest waits for `finish`, which knows the true end of the run.
         let Some(Some(frontier)) = frontier else { return out };

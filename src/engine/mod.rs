@@ -120,7 +120,10 @@ async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineRe
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut handles = Vec::new();
     for (w, users) in slots.into_iter().enumerate() {
-        handles.push(worker::spawn(w, shared.clone(), users, tx.clone()).map_err(|e| format!("cannot start a worker thread: {e}"))?);
+        handles.push(
+            worker::spawn(w, shared.clone(), users, tx.clone())
+                .map_err(|e| format!("cannot start a worker thread: {e}"))?,
+        );
     }
     drop(tx);
     drop(shared);

@@ -38,7 +38,10 @@ pub struct ClassPlan {
 pub enum UrlPlan {
     Static(reqwest::Url),
     /// base + rendered path, then the query.
-    Dynamic { base: String, path: Text },
+    Dynamic {
+        base: String,
+        path: Text,
+    },
 }
 
 pub enum JsonNode {
@@ -107,7 +110,8 @@ pub fn compile(
     for (k, v) in &s.defaults.headers {
         header(&mut templates, k, v, &mut default_headers, &mut default_dyn)?;
     }
-    let class_think = |t: &Option<crate::scenario::ThinkTime>| t.as_ref().or(s.defaults.think_time.as_ref()).map(|t| t.bounds());
+    let class_think =
+        |t: &Option<crate::scenario::ThinkTime>| t.as_ref().or(s.defaults.think_time.as_ref()).map(|t| t.bounds());
     for user in &s.users {
         let uname = user.name.get_ref().clone();
         let class_tags: Vec<&String> = s.tags.iter().chain(&user.tags).collect();
@@ -125,7 +129,13 @@ pub fn compile(
                 method: method.to_ascii_uppercase(),
                 path: route.to_string(),
             });
-            let ctx = StepCtx { id, base: &base, timeout: default_timeout, headers: &default_headers, dyn_headers: &default_dyn };
+            let ctx = StepCtx {
+                id,
+                base: &base,
+                timeout: default_timeout,
+                headers: &default_headers,
+                dyn_headers: &default_dyn,
+            };
             plans.push(compile_step(step, &mut templates, ctx)?);
         }
         if plans.is_empty() {
@@ -144,11 +154,7 @@ pub fn compile(
             filter.include, filter.exclude
         ));
     }
-    let vars = s
-        .vars
-        .iter()
-        .map(|(k, v)| Ok((k.clone(), expand(v)?)))
-        .collect::<Result<Vec<_>, String>>()?;
+    let vars = s.vars.iter().map(|(k, v)| Ok((k.clone(), expand(v)?))).collect::<Result<Vec<_>, String>>()?;
     Ok(Plan { scenario: name.to_string(), templates, classes, steps, vars })
 }
 
@@ -168,11 +174,18 @@ fn compile_text(t: &mut TemplateSet, s: &str) -> Result<Text, String> {
     t.compile(&expand(s)?).map_err(|e| format!("template `{s}`: {e}"))
 }
 
-fn header(t: &mut TemplateSet, k: &str, v: &str, fixed: &mut HeaderMap, dynamic: &mut Vec<(HeaderName, Text)>) -> Result<(), String> {
+fn header(
+    t: &mut TemplateSet,
+    k: &str,
+    v: &str,
+    fixed: &mut HeaderMap,
+    dynamic: &mut Vec<(HeaderName, Text)>,
+) -> Result<(), String> {
     let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("invalid header name `{k}`"))?;
     match compile_text(t, v)? {
         Text::Static(s) => {
-            let mut value = HeaderValue::from_str(&s).map_err(|_| format!("header `{k}` has a value that is not valid in HTTP"))?;
+            let mut value =
+                HeaderValue::from_str(&s).map_err(|_| format!("header `{k}` has a value that is not valid in HTTP"))?;
             // Keeps credentials out of any Debug output.
             value.set_sensitive(true);
             fixed.insert(name, value);
@@ -185,7 +198,8 @@ fn header(t: &mut TemplateSet, k: &str, v: &str, fixed: &mut HeaderMap, dynamic:
 fn compile_step(step: &Step, t: &mut TemplateSet, c: StepCtx<'_>) -> Result<StepPlan, String> {
     let sname = step.name.get_ref();
     let (method, route) = step.route().ok_or_else(|| format!("step `{sname}` has no route"))?;
-    let method = reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes()).map_err(|_| format!("step `{sname}`: invalid method"))?;
+    let method = reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+        .map_err(|_| format!("step `{sname}`: invalid method"))?;
     let mut headers = c.headers.clone();
     let mut dyn_headers = c.dyn_headers.to_vec();
     for (k, v) in &step.headers {
@@ -200,7 +214,8 @@ fn compile_step(step: &Step, t: &mut TemplateSet, c: StepCtx<'_>) -> Result<Step
     }
     let url = match (&path, query.iter().all(|(_, v)| v.is_static())) {
         (Text::Static(p), true) => {
-            let mut url = reqwest::Url::parse(&format!("{}{p}", c.base)).map_err(|e| format!("step `{sname}`: invalid URL: {e}"))?;
+            let mut url = reqwest::Url::parse(&format!("{}{p}", c.base))
+                .map_err(|e| format!("step `{sname}`: invalid URL: {e}"))?;
             for (k, v) in query.drain(..) {
                 if let Text::Static(v) = v {
                     url.query_pairs_mut().append_pair(&k, &v);
@@ -229,8 +244,10 @@ fn compile_step(step: &Step, t: &mut TemplateSet, c: StepCtx<'_>) -> Result<Step
     };
     let body_contains = step.expect.body_contains.as_deref().map(|s| compile_text(t, s)).transpose()?;
     let parse = |p: &String| JsonPath::parse(p).map_err(|e| format!("step `{sname}`: JSON path `{p}`: {e}"));
-    let json_paths = step.expect.json_path.iter().map(|p| Ok((p.clone(), parse(p)?))).collect::<Result<Vec<_>, String>>()?;
-    let captures = step.capture.iter().map(|(k, p)| Ok((k.clone(), p.clone(), parse(p)?))).collect::<Result<Vec<_>, String>>()?;
+    let json_paths =
+        step.expect.json_path.iter().map(|p| Ok((p.clone(), parse(p)?))).collect::<Result<Vec<_>, String>>()?;
+    let captures =
+        step.capture.iter().map(|(k, p)| Ok((k.clone(), p.clone(), parse(p)?))).collect::<Result<Vec<_>, String>>()?;
     let templated = !path_static
         || !query.is_empty()
         || !dyn_headers.is_empty()
@@ -274,7 +291,9 @@ fn json_node(t: &mut TemplateSet, v: &serde_json::Value) -> Result<JsonNode, Str
         Value::Object(o) => {
             let items = o.iter().map(|(k, x)| Ok((k.clone(), json_node(t, x)?))).collect::<Result<Vec<_>, String>>()?;
             if items.iter().all(|(_, n)| matches!(n, JsonNode::Fixed(_))) {
-                JsonNode::Fixed(Value::Object(items.into_iter().filter_map(|(k, n)| fixed(n).map(|v| (k, v))).collect()))
+                JsonNode::Fixed(Value::Object(
+                    items.into_iter().filter_map(|(k, n)| fixed(n).map(|v| (k, v))).collect(),
+                ))
             } else {
                 JsonNode::Object(items)
             }

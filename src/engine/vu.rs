@@ -132,7 +132,8 @@ pub async fn run_user(shared: Arc<Shared>, local: Rc<Local>, slot: UserSlot) {
         }
     };
     local.users.set(local.users.get() + 1);
-    let mut vars = Vars { user_id: slot.id, iteration: 0, captures: HashMap::new(), rng: user_rng(shared.seed, slot.id) };
+    let mut vars =
+        Vars { user_id: slot.id, iteration: 0, captures: HashMap::new(), rng: user_rng(shared.seed, slot.id) };
     let mut buf = Vec::new();
     while !shared.stop.graceful.is_cancelled() && shared.claim_iteration() {
         if !run_iteration(&shared, &local, class, slot.class, &client, &mut vars, &mut buf).await {
@@ -176,16 +177,17 @@ async fn run_iteration(
             local.rec.borrow_mut().interrupted += 1;
             return false;
         };
-        let mut rec = local.rec.borrow_mut();
-        let stats = &mut rec.steps[step.id];
-        match outcome {
-            Ok(o) => stats.record_ok(o.latency, o.ttfb, o.bytes),
-            Err(f) => {
-                stats.record_err(f.kind, f.bytes, || shared.redact(f.message));
-                ok = false;
+        {
+            let mut rec = local.rec.borrow_mut();
+            let stats = &mut rec.steps[step.id];
+            match outcome {
+                Ok(o) => stats.record_ok(o.latency, o.ttfb, o.bytes),
+                Err(f) => {
+                    stats.record_err(f.kind, f.bytes, || shared.redact(f.message));
+                    ok = false;
+                }
             }
         }
-        drop(rec);
         if !ok && step.abort_on_failure {
             break;
         }
@@ -216,13 +218,23 @@ fn check(message: String) -> Fail {
     Fail { kind: ErrorKind::Check, message, bytes: 0 }
 }
 
-async fn exec_step(shared: &Shared, step: &StepPlan, client: &HttpClient, vars: &mut Vars, buf: &mut Vec<u8>) -> Result<Done, Fail> {
+async fn exec_step(
+    shared: &Shared,
+    step: &StepPlan,
+    client: &HttpClient,
+    vars: &mut Vars,
+    buf: &mut Vec<u8>,
+) -> Result<Done, Fail> {
     let plan = &shared.plan;
     let ctx = step.templated.then(|| vars.ctx(plan));
     let req = build_request(plan, step, client, ctx.as_ref()).map_err(check)?;
     buf.clear();
     let keep = step.keep_body.then_some(&mut *buf);
-    let ex = client.exchange(req, step.timeout, keep).await.map_err(|f| Fail { kind: f.kind, message: f.message, bytes: f.bytes })?;
+    let ex = client.exchange(req, step.timeout, keep).await.map_err(|f| Fail {
+        kind: f.kind,
+        message: f.message,
+        bytes: f.bytes,
+    })?;
     let fail = |kind, message| Err(Fail { kind, message, bytes: ex.bytes });
     let status_ok = match &step.expect_status {
         Some(codes) => codes.contains(&ex.status),
@@ -234,7 +246,10 @@ async fn exec_step(shared: &Shared, step: &StepPlan, client: &HttpClient, vars: 
     if let Some(needle) = &step.body_contains {
         let needle = match &ctx {
             Some(c) => plan.templates.render(needle, c).map_err(|e| check(format!("template: {e}")))?,
-            None => plan.templates.render(needle, &Ctx::new(Vec::<(String, Value)>::new())).map_err(|e| check(e.to_string()))?,
+            None => plan
+                .templates
+                .render(needle, &Ctx::new(Vec::<(String, Value)>::new()))
+                .map_err(|e| check(e.to_string()))?,
         };
         if !contains(buf, needle.as_bytes()) {
             return fail(ErrorKind::Check, format!("body does not contain `{needle}`"));
@@ -243,7 +258,9 @@ async fn exec_step(shared: &Shared, step: &StepPlan, client: &HttpClient, vars: 
     if !step.json_paths.is_empty() || !step.captures.is_empty() {
         let json: serde_json::Value = match serde_json::from_slice(buf) {
             Ok(v) => v,
-            Err(e) => return fail(ErrorKind::Check, format!("response is not JSON ({e}), so JSON paths cannot be checked")),
+            Err(e) => {
+                return fail(ErrorKind::Check, format!("response is not JSON ({e}), so JSON paths cannot be checked"));
+            }
         };
         for (src, path) in &step.json_paths {
             if path.query(&json).is_empty() {
@@ -261,11 +278,16 @@ async fn exec_step(shared: &Shared, step: &StepPlan, client: &HttpClient, vars: 
     Ok(Done { latency: ex.latency, ttfb: ex.ttfb, bytes: ex.bytes })
 }
 
-fn build_request(plan: &Plan, step: &StepPlan, client: &HttpClient, ctx: Option<&Ctx>) -> Result<reqwest::Request, String> {
+fn build_request(
+    plan: &Plan,
+    step: &StepPlan,
+    client: &HttpClient,
+    ctx: Option<&Ctx>,
+) -> Result<reqwest::Request, String> {
     let render = |t: &Text| -> Result<String, String> {
         match ctx {
-        Some(c) => plan.templates.render(t, c).map(|s| s.into_owned()).map_err(|e| format!("template: {e}")),
-        None => Err("template without context".to_string()),
+            Some(c) => plan.templates.render(t, c).map(|s| s.into_owned()).map_err(|e| format!("template: {e}")),
+            None => Err("template without context".to_string()),
         }
     };
     let url = match &step.url {
@@ -275,7 +297,8 @@ fn build_request(plan: &Plan, step: &StepPlan, client: &HttpClient, ctx: Option<
                 Text::Static(s) => s.clone(),
                 t => render(t)?,
             };
-            let mut url = reqwest::Url::parse(&format!("{base}{p}")).map_err(|e| format!("invalid URL after rendering: {e}"))?;
+            let mut url =
+                reqwest::Url::parse(&format!("{base}{p}")).map_err(|e| format!("invalid URL after rendering: {e}"))?;
             for (k, v) in &step.query {
                 let v = match v {
                     Text::Static(s) => s.clone(),
@@ -288,7 +311,8 @@ fn build_request(plan: &Plan, step: &StepPlan, client: &HttpClient, ctx: Option<
     };
     let mut req = client.request(step.method.clone(), url).headers(step.headers.clone());
     for (name, t) in &step.dyn_headers {
-        let mut v = reqwest::header::HeaderValue::from_str(&render(t)?).map_err(|_| format!("header `{name}` rendered to an invalid value"))?;
+        let mut v = reqwest::header::HeaderValue::from_str(&render(t)?)
+            .map_err(|_| format!("header `{name}` rendered to an invalid value"))?;
         v.set_sensitive(true);
         req = req.header(name, v);
     }
@@ -310,7 +334,9 @@ fn render_json(node: &JsonNode, render: &dyn Fn(&Text) -> Result<String, String>
         JsonNode::Fixed(v) => v.clone(),
         JsonNode::Str(t) => Value::String(render(t)?),
         JsonNode::Array(items) => Value::Array(items.iter().map(|n| render_json(n, render)).collect::<Result<_, _>>()?),
-        JsonNode::Object(items) => Value::Object(items.iter().map(|(k, n)| Ok((k.clone(), render_json(n, render)?))).collect::<Result<_, String>>()?),
+        JsonNode::Object(items) => Value::Object(
+            items.iter().map(|(k, n)| Ok((k.clone(), render_json(n, render)?))).collect::<Result<_, String>>()?,
+        ),
     })
 }
 

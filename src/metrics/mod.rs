@@ -139,7 +139,7 @@ impl StepStats {
 
 fn add_hist(into: &mut Hist, from: &Hist) {
     // Both histograms auto-resize, so addition cannot run out of range; a failure would mean a bug.
-    if from.len() > 0 {
+    if !from.is_empty() {
         let _ = into.add(from);
     }
 }

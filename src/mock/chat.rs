@@ -20,16 +20,11 @@ use super::{Shared, body_rejection, error_response, json_response};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-mock-request-id");
 
-pub(super) async fn completions(
-    State(shared): State<Arc<Shared>>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+pub(super) async fn completions(State(shared): State<Arc<Shared>>, body: Result<Bytes, BytesRejection>) -> Response {
     // Taken before anything can fail, so the fault pattern does not depend on which bodies were valid.
     let index = shared.next_index.fetch_add(1, Ordering::Relaxed);
     let mut response = respond(&shared, index, body).await;
-    response
-        .headers_mut()
-        .insert(REQUEST_ID, HeaderValue::from(index));
+    response.headers_mut().insert(REQUEST_ID, HeaderValue::from(index));
     response
 }
 
@@ -43,10 +38,8 @@ struct Ask<'a> {
 }
 
 fn parse<'a>(value: &'a Value, output_tokens: u32) -> Result<Ask<'a>, &'static str> {
-    let messages = value
-        .get("messages")
-        .and_then(Value::as_array)
-        .ok_or("'messages' is required and must be an array")?;
+    let messages =
+        value.get("messages").and_then(Value::as_array).ok_or("'messages' is required and must be an array")?;
     let cap = ["max_tokens", "max_completion_tokens"]
         .iter()
         .filter_map(|key| value.get(key).and_then(Value::as_u64))
@@ -54,15 +47,9 @@ fn parse<'a>(value: &'a Value, output_tokens: u32) -> Result<Ask<'a>, &'static s
         .min()
         .unwrap_or(u32::MAX);
     Ok(Ask {
-        model: value
-            .get("model")
-            .and_then(Value::as_str)
-            .unwrap_or("mock-model"),
+        model: value.get("model").and_then(Value::as_str).unwrap_or("mock-model"),
         stream: value.get("stream").and_then(Value::as_bool) == Some(true),
-        include_usage: value
-            .get("stream_options")
-            .and_then(|o| o.get("include_usage"))
-            .and_then(Value::as_bool)
+        include_usage: value.get("stream_options").and_then(|o| o.get("include_usage")).and_then(Value::as_bool)
             == Some(true),
         completion_tokens: output_tokens.max(1).min(cap),
         prompt_tokens: count_prompt_words(messages).max(1),
@@ -78,11 +65,7 @@ fn count_prompt_words(messages: &[Value]) -> u64 {
         .filter_map(|m| m.get("content"))
         .map(|content| match content {
             Value::String(s) => words(s),
-            Value::Array(parts) => parts
-                .iter()
-                .filter_map(|p| p.get("text").and_then(Value::as_str))
-                .map(words)
-                .sum(),
+            Value::Array(parts) => parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).map(words).sum(),
             _ => 0,
         })
         .sum()
@@ -113,17 +96,14 @@ async fn respond(shared: &Shared, index: u64, body: Result<Bytes, BytesRejection
     if synth::should_fail(config.seed, index, config.error_rate) {
         // Failures cost what a real gateway's would: they arrive no sooner than a first token.
         wait_until(first_token_at).await;
-        let status =
-            StatusCode::from_u16(config.error_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = StatusCode::from_u16(config.error_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let message = format!("Mock gateway injected a failure (request {index}).");
         return error_response(status, error_kind(status), &message);
     }
 
     let reply = Reply {
         id: synth::response_id(config.seed, index),
-        created: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
+        created: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
         usage: Usage {
             prompt_tokens: ask.prompt_tokens,
             completion_tokens: u64::from(ask.completion_tokens),
@@ -132,18 +112,9 @@ async fn respond(shared: &Shared, index: u64, body: Result<Bytes, BytesRejection
         tokens: Tokens::new(config.seed, index, ask.completion_tokens),
     };
     if ask.stream {
-        stream_response(
-            reply,
-            ask.model,
-            ask.include_usage,
-            first_token_at,
-            config.token_delay,
-        )
+        stream_response(reply, ask.model, ask.include_usage, first_token_at, config.token_delay)
     } else {
-        let done_at = first_token_at
-            + config
-                .token_delay
-                .saturating_mul(ask.completion_tokens.saturating_sub(1));
+        let done_at = first_token_at + config.token_delay.saturating_mul(ask.completion_tokens.saturating_sub(1));
         wait_until(done_at).await;
         whole_response(reply, ask.model)
     }
@@ -215,21 +186,14 @@ fn whole_response(reply: Reply, model: &str) -> Response {
         model,
         choices: [Choice {
             index: 0,
-            message: Message {
-                role: "assistant",
-                content: &content,
-            },
+            message: Message { role: "assistant", content: &content },
             finish_reason: "stop",
         }],
         usage: reply.usage,
     };
     match serde_json::to_vec(&completion) {
         Ok(body) => json_response(StatusCode::OK, body.into()),
-        Err(e) => error_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            &e.to_string(),
-        ),
+        Err(e) => error_response(StatusCode::INTERNAL_SERVER_ERROR, "server_error", &e.to_string()),
     }
 }
 
@@ -255,8 +219,7 @@ struct StreamState {
     step: Step,
 }
 
-const ROLE_CHOICE: &str =
-    r#"{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}"#;
+const ROLE_CHOICE: &str = r#"{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}"#;
 const TOKEN_OPEN: &str = r#"{"index":0,"delta":{"content":""#;
 const TOKEN_CLOSE: &str = r#""},"finish_reason":null}"#;
 const FINISH_CHOICE: &str = r#"{"index":0,"delta":{},"finish_reason":"stop"}"#;
@@ -291,10 +254,7 @@ fn stream_response(
     });
     (
         StatusCode::OK,
-        [
-            (header::CONTENT_TYPE, "text/event-stream"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
+        [(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")],
         Body::from_stream(body),
     )
         .into_response()
@@ -341,11 +301,7 @@ async fn next_chunk(s: &mut StreamState) -> Option<Bytes> {
 }
 
 fn after_finish(include_usage: bool) -> Step {
-    if include_usage {
-        Step::Usage
-    } else {
-        Step::Done
-    }
+    if include_usage { Step::Usage } else { Step::Done }
 }
 
 fn choice_chunk(prefix: &str, parts: &[&str]) -> Bytes {

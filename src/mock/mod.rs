@@ -104,9 +104,7 @@ impl Drop for MockServer {
 
 impl std::fmt::Debug for MockServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MockServer")
-            .field("addr", &self.addr)
-            .finish_non_exhaustive()
+        f.debug_struct("MockServer").field("addr", &self.addr).finish_non_exhaustive()
     }
 }
 
@@ -125,64 +123,56 @@ pub fn spawn(config: MockConfig, addr: SocketAddr) -> std::io::Result<MockServer
 
     // The runtime is built on the mock thread, never here: dropping a runtime (say, after a failed start)
     // panics inside an async context, and the caller is usually one.
-    let thread = std::thread::Builder::new()
-        .name("mock-gateway".into())
-        .spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .thread_name("mock-gateway-worker")
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime,
+    let thread = std::thread::Builder::new().name("mock-gateway".into()).spawn(move || {
+        let runtime = match tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("mock-gateway-worker")
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                let _ = ready_tx.send(Err(e));
+                return;
+            }
+        };
+        runtime.block_on(async move {
+            let listener = match tokio::net::TcpListener::from_std(listener) {
+                Ok(listener) => listener,
                 Err(e) => {
                     let _ = ready_tx.send(Err(e));
                     return;
                 }
             };
-            runtime.block_on(async move {
-                let listener = match tokio::net::TcpListener::from_std(listener) {
-                    Ok(listener) => listener,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                        return;
-                    }
-                };
-                let _ = ready_tx.send(Ok(()));
-                let stop = async move {
-                    let _ = stop_rx.await;
+            let _ = ready_tx.send(Ok(()));
+            let stop = async move {
+                let _ = stop_rx.await;
+            }
+            .shared();
+            let grace_over = {
+                let stop = stop.clone();
+                async move {
+                    stop.await;
+                    tokio::time::sleep(SHUTDOWN_GRACE).await;
                 }
-                .shared();
-                let grace_over = {
-                    let stop = stop.clone();
-                    async move {
-                        stop.await;
-                        tokio::time::sleep(SHUTDOWN_GRACE).await;
-                    }
-                };
-                // Either outcome ends the thread; an accept-loop error has no one to report to.
-                tokio::select! {
-                    _ = serve(listener, config, stop) => {}
-                    () = grace_over => {}
-                }
-            });
-        })?;
+            };
+            // Either outcome ends the thread; an accept-loop error has no one to report to.
+            tokio::select! {
+                _ = serve(listener, config, stop) => {}
+                () = grace_over => {}
+            }
+        });
+    })?;
 
     match ready_rx.recv() {
-        Ok(Ok(())) => Ok(MockServer {
-            addr,
-            stop: Some(stop_tx),
-            thread: Some(thread),
-        }),
+        Ok(Ok(())) => Ok(MockServer { addr, stop: Some(stop_tx), thread: Some(thread) }),
         Ok(Err(e)) => {
             let _ = thread.join();
             Err(e)
         }
         Err(_) => {
             let _ = thread.join();
-            Err(std::io::Error::other(
-                "mock gateway thread ended before it started serving",
-            ))
+            Err(std::io::Error::other("mock gateway thread ended before it started serving"))
         }
     }
 }
@@ -198,9 +188,7 @@ pub async fn serve(
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, router(config))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(listener, router(config)).with_graceful_shutdown(shutdown).await
 }
 
 /// Shared by all requests of one server.
@@ -214,10 +202,7 @@ struct Shared {
 const BODY_LIMIT: usize = 64 * 1024 * 1024;
 
 fn router(config: MockConfig) -> Router {
-    let state = Arc::new(Shared {
-        config,
-        next_index: AtomicU64::new(0),
-    });
+    let state = Arc::new(Shared { config, next_index: AtomicU64::new(0) });
     Router::new()
         .route("/v1/chat/completions", post(chat::completions))
         .route("/v1/echo", post(echo))
@@ -239,24 +224,12 @@ fn error_response(status: StatusCode, kind: &str, message: &str) -> Response {
 }
 
 fn json_response(status: StatusCode, body: Bytes) -> Response {
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response()
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
 }
 
 /// Body-read failures (too large, client gone) reported the OpenAI way rather than as axum's plain text.
 fn body_rejection(rejection: BytesRejection) -> Response {
-    error_response(
-        rejection.status(),
-        "invalid_request_error",
-        &rejection.body_text(),
-    )
+    error_response(rejection.status(), "invalid_request_error", &rejection.body_text())
 }
 
 async fn echo(headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
@@ -264,16 +237,9 @@ async fn echo(headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Respon
         Ok(body) => body,
         Err(rejection) => return body_rejection(rejection),
     };
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .cloned()
-        .unwrap_or_else(|| HeaderValue::from_static("application/json"));
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, content_type)],
-        Body::from(body),
-    )
-        .into_response()
+    let content_type =
+        headers.get(header::CONTENT_TYPE).cloned().unwrap_or_else(|| HeaderValue::from_static("application/json"));
+    (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], Body::from(body)).into_response()
 }
 
 async fn health() -> Response {
@@ -290,9 +256,5 @@ async fn models() -> Response {
 }
 
 async fn not_found(method: axum::http::Method, uri: axum::http::Uri) -> Response {
-    error_response(
-        StatusCode::NOT_FOUND,
-        "invalid_request_error",
-        &format!("Invalid URL ({method} {})", uri.path()),
-    )
+    error_response(StatusCode::NOT_FOUND, "invalid_request_error", &format!("Invalid URL ({method} {})", uri.path()))
 }

@@ -85,11 +85,7 @@ pub(crate) struct Tokens {
 
 impl Tokens {
     pub(crate) fn new(seed: u64, index: u64, count: u32) -> Self {
-        Self {
-            state: draw(seed, TEXT_DOMAIN, index),
-            emitted: 0,
-            remaining: count,
-        }
+        Self { state: draw(seed, TEXT_DOMAIN, index), emitted: 0, remaining: count }
     }
 }
 
@@ -135,8 +131,7 @@ mod tests {
 
     #[test]
     fn ids_are_unique_and_text_is_reproducible() {
-        let ids: std::collections::HashSet<String> =
-            (0..10_000).map(|i| response_id(3, i)).collect();
+        let ids: std::collections::HashSet<String> = (0..10_000).map(|i| response_id(3, i)).collect();
         assert_eq!(ids.len(), 10_000);
         let a: Vec<_> = Tokens::new(3, 5, 20).collect();
         let b: Vec<_> = Tokens::new(3, 5, 20).collect();

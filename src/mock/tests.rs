@@ -26,10 +26,7 @@ struct Reply {
 
 impl Reply {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     fn request_id(&self) -> u64 {
@@ -61,12 +58,9 @@ async fn send(
     body: &[u8],
     marker: Option<&[u8]>,
 ) -> Reply {
-    tokio::time::timeout(
-        IO_LIMIT,
-        exchange(addr, method, path, content_type, body, marker),
-    )
-    .await
-    .expect("exchange timed out")
+    tokio::time::timeout(IO_LIMIT, exchange(addr, method, path, content_type, body, marker))
+        .await
+        .expect("exchange timed out")
 }
 
 async fn exchange(
@@ -78,10 +72,8 @@ async fn exchange(
     marker: Option<&[u8]>,
 ) -> Reply {
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
     if let Some(ct) = content_type {
         head.push_str(&format!("Content-Type: {ct}\r\n"));
     }
@@ -108,33 +100,15 @@ async fn exchange(
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
     let head = String::from_utf8(raw[..split].to_vec()).unwrap();
     let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
     let payload = &raw[split + 4..];
-    let chunked = headers
-        .iter()
-        .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
-    let body = if chunked {
-        dechunk(payload)
-    } else {
-        payload.to_vec()
-    };
-    Reply {
-        status,
-        headers,
-        body,
-        marker_after,
-    }
+    let chunked = headers.iter().any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    let body = if chunked { dechunk(payload) } else { payload.to_vec() };
+    Reply { status, headers, body, marker_after }
 }
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
@@ -155,15 +129,7 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
 async fn chat(addr: SocketAddr, request: Value) -> Reply {
     let body = request.to_string();
     let marker = Some(br#""delta":{"content":"#.as_slice());
-    send(
-        addr,
-        "POST",
-        "/v1/chat/completions",
-        Some("application/json"),
-        body.as_bytes(),
-        marker,
-    )
-    .await
+    send(addr, "POST", "/v1/chat/completions", Some("application/json"), body.as_bytes(), marker).await
 }
 
 fn hello(extra: Value) -> Value {
@@ -213,9 +179,7 @@ async fn non_streaming_honours_token_caps() {
 fn events(body: &[u8]) -> Vec<String> {
     let text = std::str::from_utf8(body).unwrap();
     assert!(text.ends_with("\n\n"));
-    text.split_terminator("\n\n")
-        .map(|e| e.strip_prefix("data: ").unwrap().to_string())
-        .collect()
+    text.split_terminator("\n\n").map(|e| e.strip_prefix("data: ").unwrap().to_string()).collect()
 }
 
 #[tokio::test]
@@ -237,10 +201,7 @@ async fn streaming_sends_the_full_chunk_sequence_after_the_first_token_delay() {
         assert!(reply.marker_after.unwrap() >= first_token_delay);
         let events = events(&reply.body);
         assert_eq!(events.last().unwrap(), "[DONE]");
-        let chunks: Vec<Value> = events[..events.len() - 1]
-            .iter()
-            .map(|e| serde_json::from_str(e).unwrap())
-            .collect();
+        let chunks: Vec<Value> = events[..events.len() - 1].iter().map(|e| serde_json::from_str(e).unwrap()).collect();
         assert_eq!(chunks.len(), 1 + 4 + 1 + usize::from(include_usage));
         let id = chunks[0]["id"].as_str().unwrap();
         assert!(id.starts_with("chatcmpl-"));
@@ -249,10 +210,7 @@ async fn streaming_sends_the_full_chunk_sequence_after_the_first_token_delay() {
             assert_eq!(c["object"], "chat.completion.chunk");
             assert_eq!(c["model"], "gpt-test");
         }
-        assert_eq!(
-            chunks[0]["choices"][0]["delta"],
-            json!({"role": "assistant", "content": ""})
-        );
+        assert_eq!(chunks[0]["choices"][0]["delta"], json!({"role": "assistant", "content": ""}));
         let expected: Vec<&str> = Tokens::new(0, reply.request_id(), 4).collect();
         for (c, token) in chunks[1..5].iter().zip(expected) {
             assert_eq!(c["choices"][0]["delta"], json!({ "content": token }));
@@ -262,10 +220,7 @@ async fn streaming_sends_the_full_chunk_sequence_after_the_first_token_delay() {
         assert_eq!(chunks[5]["choices"][0]["finish_reason"], "stop");
         if include_usage {
             assert_eq!(chunks[6]["choices"], json!([]));
-            assert_eq!(
-                chunks[6]["usage"],
-                json!({"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9})
-            );
+            assert_eq!(chunks[6]["usage"], json!({"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9}));
         }
     }
 }
@@ -274,9 +229,7 @@ async fn streaming_sends_the_full_chunk_sequence_after_the_first_token_delay() {
 async fn response_ids_differ_between_requests() {
     let server = start(fast());
     let a = chat(server.addr(), hello(json!({}))).await.json();
-    let b = chat(server.addr(), hello(json!({"stream": false})))
-        .await
-        .json();
+    let b = chat(server.addr(), hello(json!({"stream": false}))).await.json();
     assert_ne!(a["id"], b["id"]);
 }
 
@@ -308,11 +261,7 @@ async fn fault_injection_is_seeded_and_reproducible() {
         ..MockConfig::default()
     };
     let first = failing_indices(&config).await;
-    assert!(
-        (60..=140).contains(&first.len()),
-        "{} failures",
-        first.len()
-    );
+    assert!((60..=140).contains(&first.len()), "{} failures", first.len());
     assert_eq!(first, failing_indices(&config).await);
 }
 
@@ -327,11 +276,7 @@ async fn bad_requests_are_answered_with_openai_errors() {
         assert_eq!(reply.json()["error"]["type"], "invalid_request_error");
         reply.request_id();
     }
-    for (method, path) in [
-        ("GET", "/nope"),
-        ("POST", "/v1/completions"),
-        ("GET", "/v1/chat/completions"),
-    ] {
+    for (method, path) in [("GET", "/nope"), ("POST", "/v1/completions"), ("GET", "/v1/chat/completions")] {
         let reply = send(addr, method, path, None, b"", None).await;
         assert_eq!(reply.status, 404, "{method} {path}");
         assert_eq!(reply.header("content-type"), Some("application/json"));
@@ -344,10 +289,7 @@ async fn health_models_and_echo() {
     let server = start(fast());
     let addr = server.addr();
     let health = send(addr, "GET", "/health", None, b"", None).await;
-    assert_eq!(
-        (health.status, health.json()),
-        (200, json!({"status": "ok"}))
-    );
+    assert_eq!((health.status, health.json()), (200, json!({"status": "ok"})));
     let models = send(addr, "GET", "/v1/models", None, b"", None).await;
     assert_eq!(models.json()["data"][0]["id"], "mock-model");
 
@@ -356,15 +298,7 @@ async fn health_models_and_echo() {
     assert_eq!(echo.status, 200);
     assert_eq!(echo.header("content-type"), Some("application/json"));
     assert_eq!(echo.body, body);
-    let echo = send(
-        addr,
-        "POST",
-        "/v1/echo",
-        Some("text/plain"),
-        b"not json at all",
-        None,
-    )
-    .await;
+    let echo = send(addr, "POST", "/v1/echo", Some("text/plain"), b"not json at all", None).await;
     assert_eq!(echo.header("content-type"), Some("text/plain"));
     assert_eq!(echo.body, b"not json at all");
 }
@@ -390,9 +324,5 @@ async fn serve_stops_when_its_shutdown_future_resolves() {
     let health = send(addr, "GET", "/health", None, b"", None).await;
     assert_eq!(health.status, 200);
     stop.send(()).unwrap();
-    tokio::time::timeout(IO_LIMIT, server)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    tokio::time::timeout(IO_LIMIT, server).await.unwrap().unwrap().unwrap();
 }

@@ -59,11 +59,8 @@ fn stats_row(kind: &str, name: &str, s: &RequestSummary) -> Vec<String> {
 
 pub fn render_summary(r: &RunReport) -> String {
     let mut out = String::new();
-    let target = if r.target.embedded_mock {
-        format!("embedded mock gateway ({})", r.target.url)
-    } else {
-        r.target.url.clone()
-    };
+    let target =
+        if r.target.embedded_mock { format!("embedded mock gateway ({})", r.target.url) } else { r.target.url.clone() };
     let shape = match (r.load.spawn_rate, r.load.iterations) {
         (Some(rate), _) => format!("{} users, spawn {rate}/s", r.load.users),
         (None, _) => format!("{} users", r.load.users),
@@ -128,10 +125,15 @@ pub fn render_summary(r: &RunReport) -> String {
         g.cpu_s,
         g.cpu_utilization * 100.0,
         g.requests_per_cpu_s,
-        if g.cpu_utilization > 0.9 { " — the generator was saturated; numbers may understate the target" } else { "" }
+        if g.cpu_utilization > 0.9 {
+            " — the generator was saturated; numbers may understate the target"
+        } else {
+            ""
+        }
     );
     if g.interrupted_requests > 0 {
-        let _ = writeln!(out, "{} in-flight requests were cut off at the end and are not counted", g.interrupted_requests);
+        let _ =
+            writeln!(out, "{} in-flight requests were cut off at the end and are not counted", g.interrupted_requests);
     }
     out
 }
@@ -160,7 +162,14 @@ pub fn render_list(rows: &[ListRow]) -> String {
                 r.tags.clone(),
                 r.thresholds.to_string(),
             ]),
-            Some(e) => t.add_row(vec![r.name.clone(), format!("ERROR: {e}"), String::new(), String::new(), String::new(), String::new()]),
+            Some(e) => t.add_row(vec![
+                r.name.clone(),
+                format!("ERROR: {e}"),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ]),
         };
     }
     format!("{t}\n")

@@ -18,7 +18,8 @@ pub fn write_outputs(report: &RunReport, dir: &Path) -> Result<PathBuf, String> 
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
     let path = dir.join("result.json");
     let tmp = dir.join(".result.json.tmp");
-    std::fs::write(&tmp, ReportFormat::Json.render(report)).map_err(|e| format!("cannot write `{}`: {e}", tmp.display()))?;
+    std::fs::write(&tmp, ReportFormat::Json.render(report))
+        .map_err(|e| format!("cannot write `{}`: {e}", tmp.display()))?;
     std::fs::rename(&tmp, &path).map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
     Ok(path)
 }

@@ -60,12 +60,8 @@ fn expand_with(s: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Cow<'
 /// The values of every variable referenced in `texts` that is set and non-trivial: what must never appear in
 /// any output.
 pub fn secret_values<'a>(texts: impl IntoIterator<Item = &'a str>) -> Vec<String> {
-    let mut out: Vec<String> = texts
-        .into_iter()
-        .flat_map(refs)
-        .filter_map(|r| std::env::var(r.name).ok())
-        .filter(|v| v.len() >= 4)
-        .collect();
+    let mut out: Vec<String> =
+        texts.into_iter().flat_map(refs).filter_map(|r| std::env::var(r.name).ok()).filter(|v| v.len() >= 4).collect();
     out.sort();
     out.dedup();
     out
@@ -73,10 +69,7 @@ pub fn secret_values<'a>(texts: impl IntoIterator<Item = &'a str>) -> Vec<String
 
 /// Names referenced in `s`, for load-time checks.
 pub(crate) fn missing_vars(s: &str) -> Vec<String> {
-    refs(s)
-        .filter(|r| r.fallback.is_none() && std::env::var(r.name).is_err())
-        .map(|r| r.name.to_string())
-        .collect()
+    refs(s).filter(|r| r.fallback.is_none() && std::env::var(r.name).is_err()).map(|r| r.name.to_string()).collect()
 }
 
 #[cfg(test)]

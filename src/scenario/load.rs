@@ -73,12 +73,7 @@ pub fn locate_scenario(name_or_path: &str, dir: &Path) -> Result<PathBuf, Scenar
     } else {
         format!("`run-load-test list --scenarios-dir {}` shows the available scenarios", dir.display())
     };
-    Err(ScenarioError {
-        path,
-        line: None,
-        col: None,
-        message: format!("scenario `{name_or_path}` not found; {hint}"),
-    })
+    Err(ScenarioError { path, line: None, col: None, message: format!("scenario `{name_or_path}` not found; {hint}") })
 }
 
 pub fn load(path: &Path) -> Result<LoadedScenario, ScenarioError> {

@@ -71,11 +71,9 @@ impl TemplateSet {
     pub fn variables(&self, text: &Text) -> HashSet<String> {
         match text {
             Text::Static(_) => HashSet::new(),
-            Text::Template(name) => self
-                .env
-                .get_template(name)
-                .map(|t| t.undeclared_variables(false))
-                .unwrap_or_default(),
+            Text::Template(name) => {
+                self.env.get_template(name).map(|t| t.undeclared_variables(false)).unwrap_or_default()
+            }
         }
     }
 

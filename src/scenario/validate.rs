@@ -30,12 +30,18 @@ pub(super) fn validate(s: &Scenario, path: &Path, src: &str) -> Result<(), Scena
     let load = &s.load;
     if let Some(u) = &load.users {
         if *u.get_ref() < 1 {
-            return Err(err(Some(u.span().start), format!("`users` must be at least 1, got {}; set e.g. `users = 10`", u.get_ref())));
+            return Err(err(
+                Some(u.span().start),
+                format!("`users` must be at least 1, got {}; set e.g. `users = 10`", u.get_ref()),
+            ));
         }
     }
     if let Some(r) = &load.spawn_rate {
         if !(r.get_ref().is_finite() && *r.get_ref() > 0.0) {
-            return Err(err(Some(r.span().start), format!("`spawn_rate` must be a positive number of users per second, got {}", r.get_ref())));
+            return Err(err(
+                Some(r.span().start),
+                format!("`spawn_rate` must be a positive number of users per second, got {}", r.get_ref()),
+            ));
         }
     }
     if let Some(i) = &load.iterations {
@@ -50,7 +56,10 @@ pub(super) fn validate(s: &Scenario, path: &Path, src: &str) -> Result<(), Scena
     }
     if let Some(r) = &s.mock.error_rate {
         if !(0.0..=1.0).contains(r.get_ref()) {
-            return Err(err(Some(r.span().start), format!("`error_rate` must be between 0 and 1, got {}", r.get_ref())));
+            return Err(err(
+                Some(r.span().start),
+                format!("`error_rate` must be between 0 and 1, got {}", r.get_ref()),
+            ));
         }
     }
     if s.users.is_empty() {
@@ -69,11 +78,17 @@ pub(super) fn validate(s: &Scenario, path: &Path, src: &str) -> Result<(), Scena
         let uname = user.name.get_ref();
         let uoff = Some(user.name.span().start);
         if uname.trim().is_empty() || !class_names.insert(uname.as_str()) {
-            return Err(err(uoff, format!("user class name `{uname}` is empty or used twice; give each [[user]] a unique name")));
+            return Err(err(
+                uoff,
+                format!("user class name `{uname}` is empty or used twice; give each [[user]] a unique name"),
+            ));
         }
         if let Some(w) = &user.weight {
             if *w.get_ref() < 1 {
-                return Err(err(Some(w.span().start), format!("`weight` of user `{uname}` must be at least 1, got {}", w.get_ref())));
+                return Err(err(
+                    Some(w.span().start),
+                    format!("`weight` of user `{uname}` must be at least 1, got {}", w.get_ref()),
+                ));
             }
         }
         if user.steps.is_empty() {
@@ -86,7 +101,10 @@ pub(super) fn validate(s: &Scenario, path: &Path, src: &str) -> Result<(), Scena
             let sname = step.name.get_ref();
             let soff = step.name.span().start;
             if !step_names.insert(sname.as_str()) {
-                return Err(err(Some(soff), format!("step name `{sname}` is used twice in user `{uname}`; step names must be unique")));
+                return Err(err(
+                    Some(soff),
+                    format!("step name `{sname}` is used twice in user `{uname}`; step names must be unique"),
+                ));
             }
             all_steps.insert(sname.clone());
             check_step(step, uname, &known, &mut templates, path, src)?;
@@ -122,7 +140,9 @@ fn check_step(
         return Err(err(format!("step `{sname}`: unknown method `{method}`; use one of {}", METHODS.join(", "))));
     }
     if !(route.starts_with('/') || TemplateSet::is_template(route) && route.trim_start().starts_with("{{")) {
-        return Err(err(format!("step `{sname}`: path `{route}` must start with `/` (the target comes from --target)")));
+        return Err(err(format!(
+            "step `{sname}`: path `{route}` must start with `/` (the target comes from --target)"
+        )));
     }
     if step.json.is_some() && step.body.is_some() {
         return Err(err(format!("step `{sname}` has both `json` and `body`; keep one")));
@@ -130,7 +150,12 @@ fn check_step(
     for p in step.capture.values().chain(&step.expect.json_path) {
         if let Err(e) = serde_json_path::JsonPath::parse(p) {
             let off = src[soff..].find(p.as_str()).map_or(soff, |i| soff + i);
-            return Err(ScenarioError::at(path, src, Some(off), format!("step `{sname}`: invalid JSON path `{p}`: {e}")));
+            return Err(ScenarioError::at(
+                path,
+                src,
+                Some(off),
+                format!("step `{sname}`: invalid JSON path `{p}`: {e}"),
+            ));
         }
     }
     if step.expect.status.as_ref().is_some_and(|s| s.codes().iter().any(|c| !(100..=599).contains(c))) {
@@ -228,7 +253,9 @@ fn check_threshold_key(
     let (metric, selector) = match key.split_once('{') {
         Some((m, rest)) => match rest.strip_suffix('}') {
             Some(sel) => (m.trim(), sel),
-            None => return Err(err(format!("threshold `{key}`: selector must end with `}}`, e.g. latency{{step:ask}}"))),
+            None => {
+                return Err(err(format!("threshold `{key}`: selector must end with `}}`, e.g. latency{{step:ask}}")));
+            }
         },
         None => (key.trim(), ""),
     };
@@ -244,7 +271,11 @@ fn check_threshold_key(
             "step" => steps.contains(v),
             "user" => users.contains(v),
             "model" | "status" | "kind" => true,
-            _ => return Err(err(format!("threshold `{key}`: unknown selector key `{k}`; use step, user, model, status or kind"))),
+            _ => {
+                return Err(err(format!(
+                    "threshold `{key}`: unknown selector key `{k}`; use step, user, model, status or kind"
+                )));
+            }
         };
         if !ok {
             return Err(err(format!("threshold `{key}` refers to {k} `{v}`, which the scenario does not define")));
