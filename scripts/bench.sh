@@ -42,13 +42,16 @@ print(f"generator CPU {g['cpu_s']:.2f} s  ->  {g['requests_per_cpu_s']:.0f} requ
 PY
 
 if command -v wrk >/dev/null; then
-  echo "== wrk: $USERS connections, 1 thread, ${SECS}s (same target; CPU from /proc)"
-  wrk -t1 -c"$USERS" -d"${SECS}s" "http://127.0.0.1:$PORT/health" > "$OUT/wrk.txt" &
-  WRK=$!
-  sleep "$((SECS - 1))"
-  CPU_TICKS=$(awk '{print $14+$15}' /proc/$WRK/stat)
-  wait $WRK
-  REQS=$(awk '/requests in/ {print $1}' "$OUT/wrk.txt")
-  HZ=$(getconf CLK_TCK)
-  python3 -c "t=$CPU_TICKS/$HZ; n=$REQS; print(f'requests {n}  wrk CPU ~{t:.2f} s (to the last second) -> ~{n*($SECS-1)/$SECS/t:.0f} requests per CPU-second')"
+  echo "== wrk: $USERS connections, 1 thread, ${SECS}s against the same target"
+  python3 - "$USERS" "$SECS" "$PORT" <<'PY'
+import re, resource, subprocess, sys
+users, secs, port = sys.argv[1:4]
+out = subprocess.run(["wrk", "-t1", f"-c{users}", f"-d{secs}s", f"http://127.0.0.1:{port}/health"],
+                     capture_output=True, text=True, check=True).stdout
+n = int(re.search(r"(\d+) requests in", out).group(1))
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+cpu = ru.ru_utime + ru.ru_stime
+print(f"requests {n}  req/s {n / float(secs):.0f}")
+print(f"wrk CPU {cpu:.2f} s  ->  {n / cpu:.0f} requests per CPU-second")
+PY
 fi

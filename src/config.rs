@@ -171,7 +171,7 @@ fn mock_config(s: &scenario::Scenario, seed: u64) -> MockConfig {
 
 fn check_target(t: &str) -> Result<String, ConfigError> {
     let bad = || flag("--target", format!("`{t}` is not an http(s) URL; use e.g. http://127.0.0.1:8000"));
-    let url = reqwest::Url::parse(t).map_err(|_| bad())?;
+    let url = url::Url::parse(t).map_err(|_| bad())?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(bad());
     }
@@ -192,7 +192,7 @@ pub fn default_out_dir(scenario: &str) -> PathBuf {
 
 /// The target as it may be shown: user and password of the URL removed.
 pub fn display_target(url: &str) -> String {
-    match reqwest::Url::parse(url) {
+    match url::Url::parse(url) {
         Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
             let _ = u.set_username("");
             let _ = u.set_password(None);

@@ -5,11 +5,13 @@ mod assemble;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use crate::client::ClientFactory;
 use crate::config::{RunConfig, Target};
-use crate::engine::{self, EngineSpec, Observer, Progress, StopReason};
+use crate::engine::{self, Endpoint, EngineSpec, Observer, Progress, StopReason};
 use crate::mock::{self, MockConfig};
 use crate::report::{self, ListRow, ProgressDisplay, ReportFormat, RunReport};
 use crate::scenario;
@@ -55,7 +57,10 @@ pub fn run(cfg: RunConfig) -> Result<(RunReport, Outcome)> {
         (Target::EmbeddedMock(_), None) => anyhow::bail!("the embedded mock did not start"),
     };
     let s = &cfg.scenario;
-    let plan = engine::compile(&s.scenario, &s.name, &base_url, cfg.timeout, &cfg.tags)
+    let client = ClientFactory::new(&base_url, cfg.insecure, cfg.timeout.min(Duration::from_secs(10)))
+        .map_err(|e| anyhow::anyhow!("--target: {e}"))?;
+    let endpoint = Endpoint { prefix: client.prefix(), host: client.host_header() };
+    let plan = engine::compile(&s.scenario, &s.name, endpoint, cfg.timeout, &cfg.tags)
         .map_err(|e| anyhow::anyhow!("{}: {e}", s.path.display()))?;
     let plan = Arc::new(plan);
     let secrets = scenario::secret_values([s.source.as_str()]);
@@ -79,8 +84,7 @@ pub fn run(cfg: RunConfig) -> Result<(RunReport, Outcome)> {
         seed: cfg.seed,
         workers: cfg.workers,
         graceful_stop: cfg.graceful_stop,
-        insecure: cfg.insecure,
-        connect_timeout: cfg.timeout.min(std::time::Duration::from_secs(10)),
+        client,
         secrets,
     };
     let result = if cfg.quiet {

@@ -1,58 +1,120 @@
-//! HTTP exchanges: one client (connection pool) per virtual user, timeouts covering the whole exchange, body
-//! reading without buffering unless a check needs it, and classification of every failure. Knows nothing of
-//! reports or scenarios.
+//! HTTP/1.1 exchanges on hyper directly: each virtual user owns its keep-alive connection (as a browser or a
+//! Locust user does), timeouts cover the whole exchange, bodies are read frame by frame without buffering
+//! unless a check needs them, and every failure is classified. Knows nothing of reports or scenarios.
+//!
+//! hyper is used without a pooled client: a per-user connection needs no pool, no locks and no URL re-parsing,
+//! which is what makes the generator cheap per request (see scripts/bench.sh).
 
-use std::sync::{Arc, Once};
+mod tls;
+
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::HeaderValue;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 
 use crate::metrics::ErrorKind;
 
-/// Builds per-user clients cheaply: the TLS configuration (and its root store) is made once and shared.
+pub type Request = http::Request<Full<Bytes>>;
+
+/// Where requests go: parsed once from the base URL.
+#[derive(Debug)]
+struct Endpoint {
+    host: String,
+    port: u16,
+    host_header: HeaderValue,
+    /// Path prefix of the base URL (no trailing slash), prepended to every step path.
+    prefix: String,
+}
+
+/// Shared by all users of a run: the endpoint and the TLS configuration (root store loaded once).
+#[derive(Clone)]
 pub struct ClientFactory {
-    tls: Option<Arc<rustls::ClientConfig>>,
-    insecure: bool,
+    endpoint: Arc<Endpoint>,
+    tls: Option<tokio_rustls::TlsConnector>,
     connect_timeout: Duration,
 }
 
-static CRYPTO: Once = Once::new();
-
 impl ClientFactory {
-    pub fn new(insecure: bool, connect_timeout: Duration) -> Result<Self, String> {
-        CRYPTO.call_once(|| {
-            // Another provider may already be installed by an embedding program; either is fine.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        });
-        let tls = if insecure {
-            None
-        } else {
-            use rustls_platform_verifier::BuilderVerifierExt;
-            let cfg = rustls::ClientConfig::builder()
-                .with_platform_verifier()
-                .map_err(|e| format!("cannot load the system's TLS root certificates: {e}"))?
-                .with_no_client_auth();
-            Some(Arc::new(cfg))
+    pub fn new(base_url: &str, insecure: bool, connect_timeout: Duration) -> Result<Self, String> {
+        let url = url::Url::parse(base_url).map_err(|e| format!("invalid target URL `{base_url}`: {e}"))?;
+        let https = match url.scheme() {
+            "http" => false,
+            "https" => true,
+            other => return Err(format!("unsupported scheme `{other}`: use http or https")),
         };
-        Ok(ClientFactory { tls, insecure, connect_timeout })
+        let host = url.host_str().ok_or_else(|| format!("target URL `{base_url}` has no host"))?.to_string();
+        let port = url.port_or_known_default().unwrap_or(if https { 443 } else { 80 });
+        let authority = match url.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.clone(),
+        };
+        let host_header = HeaderValue::from_str(&authority).map_err(|_| format!("invalid host in `{base_url}`"))?;
+        let prefix = url.path().trim_end_matches('/').to_string();
+        let tls = if https { Some(tls::connector(insecure)?) } else { None };
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        Ok(ClientFactory { endpoint: Arc::new(Endpoint { host, port, host_header, prefix }), tls, connect_timeout })
     }
 
-    pub fn build(&self) -> Result<HttpClient, String> {
-        let mut b = reqwest::Client::builder()
-            .user_agent(concat!("run-load-test/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(self.connect_timeout)
-            .tcp_nodelay(true)
-            .no_proxy()
-            .pool_max_idle_per_host(usize::MAX)
-            .redirect(reqwest::redirect::Policy::limited(10));
-        b = match &self.tls {
-            Some(cfg) => b.tls_backend_preconfigured((**cfg).clone()),
-            None => b.tls_danger_accept_invalid_certs(self.insecure),
-        };
-        b.build().map(|inner| HttpClient { inner }).map_err(|e| error_chain(&e))
+    /// The `Host` header every request carries.
+    pub fn host_header(&self) -> &HeaderValue {
+        &self.endpoint.host_header
+    }
+
+    /// The base URL's path, to prefix step paths with.
+    pub fn prefix(&self) -> &str {
+        &self.endpoint.prefix
+    }
+
+    /// A client for one user; it connects on its first request.
+    pub fn build(&self) -> HttpClient {
+        HttpClient { factory: self.clone(), sender: None }
+    }
+
+    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, Failure> {
+        let ep = &self.endpoint;
+        let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect((ep.host.as_str(), ep.port)))
+            .await
+            .map_err(|_| Failure::connect(format!("connect timed out after {:?}", self.connect_timeout)))?
+            .map_err(|e| Failure::connect(format!("connect: {e}")))?;
+        let _ = tcp.set_nodelay(true);
+        match &self.tls {
+            None => handshake(tcp).await,
+            Some(tls) => {
+                let name = rustls::pki_types::ServerName::try_from(ep.host.clone())
+                    .map_err(|e| Failure::connect(format!("invalid TLS server name: {e}")))?;
+                let stream = tokio::time::timeout(self.connect_timeout, tls.connect(name, tcp))
+                    .await
+                    .map_err(|_| Failure::connect("TLS handshake timed out".into()))?
+                    .map_err(|e| Failure::connect(format!("TLS handshake: {e}")))?;
+                handshake(stream).await
+            }
+        }
     }
 }
 
+async fn handshake<S>(io: S) -> Result<SendRequest<Full<Bytes>>, Failure>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| Failure::connect(format!("HTTP handshake: {e}")))?;
+    // The connection task ends when the user drops its sender or the peer closes.
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+/// One user's connection. Used by one task at a time, so it needs no synchronisation.
 pub struct HttpClient {
-    inner: reqwest::Client,
+    factory: ClientFactory,
+    sender: Option<SendRequest<Full<Bytes>>>,
 }
 
 /// A response that arrived completely (whatever its status).
@@ -71,57 +133,72 @@ pub struct Failure {
     pub bytes: u64,
 }
 
-impl HttpClient {
-    pub fn request(&self, method: reqwest::Method, url: reqwest::Url) -> reqwest::RequestBuilder {
-        self.inner.request(method, url)
+impl Failure {
+    fn connect(message: String) -> Self {
+        Failure { kind: ErrorKind::Connect, message, bytes: 0 }
     }
+}
 
+impl HttpClient {
     /// Sends `req` and reads the body to the end within `timeout`. The body is appended to `keep` when given
     /// (checks and captures need it), otherwise only counted.
     pub async fn exchange(
-        &self,
-        req: reqwest::Request,
+        &mut self,
+        req: Request,
         timeout: Duration,
         keep: Option<&mut Vec<u8>>,
     ) -> Result<Exchange, Failure> {
         let start = Instant::now();
         let mut bytes = 0u64;
-        let work = self.run(req, start, keep, &mut bytes);
-        match tokio::time::timeout(timeout, work).await {
-            Ok(r) => r,
-            Err(_) => Err(Failure {
-                kind: ErrorKind::Timeout,
-                message: format!("no complete response within {}", humantime::format_duration(timeout)),
-                bytes,
-            }),
+        let result = tokio::time::timeout(timeout, self.run(req, start, keep, &mut bytes)).await;
+        match result {
+            Ok(Ok(ex)) => Ok(ex),
+            Ok(Err(f)) => {
+                // A broken exchange leaves the connection in an unknown state: start afresh next time.
+                self.sender = None;
+                Err(f)
+            }
+            Err(_) => {
+                self.sender = None;
+                Err(Failure {
+                    kind: ErrorKind::Timeout,
+                    message: format!("no complete response within {timeout:?}"),
+                    bytes,
+                })
+            }
         }
     }
 
+    async fn ready_sender(&mut self) -> Result<&mut SendRequest<Full<Bytes>>, Failure> {
+        let reusable = match self.sender.as_mut() {
+            Some(s) => s.ready().await.is_ok(),
+            None => false,
+        };
+        if !reusable {
+            self.sender = Some(self.factory.connect().await?);
+        }
+        self.sender.as_mut().ok_or_else(|| Failure::connect("no connection".into()))
+    }
+
     async fn run(
-        &self,
-        req: reqwest::Request,
+        &mut self,
+        req: Request,
         start: Instant,
         mut keep: Option<&mut Vec<u8>>,
         bytes: &mut u64,
     ) -> Result<Exchange, Failure> {
-        let mut resp = self.inner.execute(req).await.map_err(|e| failure(&e, 0))?;
+        let sender = self.ready_sender().await?;
+        let resp = sender.send_request(req).await.map_err(|e| Failure::connect(hyper_chain(&e)))?;
         let ttfb = start.elapsed();
         let status = resp.status().as_u16();
-        loop {
-            match resp.chunk().await {
-                Ok(Some(chunk)) => {
-                    *bytes += chunk.len() as u64;
-                    if let Some(buf) = keep.as_deref_mut() {
-                        buf.extend_from_slice(&chunk);
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    let mut f = failure(&e, *bytes);
-                    if f.kind == ErrorKind::Connect {
-                        f.kind = ErrorKind::Body;
-                    }
-                    return Err(f);
+        let mut body = resp.into_body();
+        while let Some(frame) = body.frame().await {
+            let frame =
+                frame.map_err(|e| Failure { kind: ErrorKind::Body, message: hyper_chain(&e), bytes: *bytes })?;
+            if let Some(data) = frame.data_ref() {
+                *bytes += data.len() as u64;
+                if let Some(buf) = keep.as_deref_mut() {
+                    buf.extend_from_slice(data);
                 }
             }
         }
@@ -129,41 +206,19 @@ impl HttpClient {
     }
 }
 
-fn failure(e: &reqwest::Error, bytes: u64) -> Failure {
-    let kind = if e.is_timeout() {
-        ErrorKind::Timeout
-    } else if e.is_body() || e.is_decode() {
-        ErrorKind::Body
-    } else {
-        // Refused, reset or closed before a response: the connection is what failed.
-        ErrorKind::Connect
-    };
-    Failure { kind, message: error_chain(e), bytes }
-}
-
-/// The error and its causes on one line, without the URL (which may carry a secret query parameter).
-fn error_chain(e: &reqwest::Error) -> String {
-    let mut msg = String::new();
-    let mut cur: Option<&dyn std::error::Error> = Some(e);
+/// The error and its causes on one line.
+fn hyper_chain(e: &hyper::Error) -> String {
+    let mut msg = e.to_string();
+    let mut cur = std::error::Error::source(e);
     while let Some(err) = cur {
         let text = err.to_string();
-        let text = strip_url(&text);
-        if !text.is_empty() && !msg.contains(text) {
-            if !msg.is_empty() {
-                msg.push_str(": ");
-            }
-            msg.push_str(text);
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
         }
         cur = err.source();
     }
     msg
-}
-
-fn strip_url(text: &str) -> &str {
-    match text.find(" for url (") {
-        Some(i) => &text[..i],
-        None => text,
-    }
 }
 
 /// The failure kind for an unexpected status.
@@ -172,25 +227,4 @@ pub fn status_kind(status: u16) -> ErrorKind {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn status_429_is_rate_limited() {
-        assert_eq!(status_kind(429), ErrorKind::RateLimited);
-        assert_eq!(status_kind(503), ErrorKind::Status(503));
-    }
-
-    #[tokio::test]
-    async fn refused_connection_is_a_connect_failure() {
-        // Bind then drop a listener so the port is (almost certainly) closed.
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let factory = ClientFactory::new(false, Duration::from_secs(1)).unwrap();
-        let client = factory.build().unwrap();
-        let url = reqwest::Url::parse(&format!("http://127.0.0.1:{port}/x")).unwrap();
-        let req = client.request(reqwest::Method::GET, url).build().unwrap();
-        let err = client.exchange(req, Duration::from_secs(2), None).await.unwrap_err();
-        assert_eq!(err.kind, ErrorKind::Connect);
-        assert!(!err.message.contains("127.0.0.1"), "message must not carry the URL: {}", err.message);
-    }
-}
+mod tests;

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
 pub use aggregate::Progress;
-pub use plan::{Plan, StepInfo, TagFilter, compile};
+pub use plan::{Endpoint, Plan, StepInfo, TagFilter, compile};
 
 use crate::client::ClientFactory;
 use crate::metrics::{Recorder, SeriesPoint};
@@ -37,8 +37,8 @@ pub struct EngineSpec {
     pub seed: u64,
     pub workers: usize,
     pub graceful_stop: Duration,
-    pub insecure: bool,
-    pub connect_timeout: Duration,
+    /// Connections to the target; the plan was compiled for its endpoint.
+    pub client: ClientFactory,
     /// Values that must never appear in recorded messages.
     pub secrets: Vec<String>,
 }
@@ -91,8 +91,7 @@ pub fn run(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineResult
 }
 
 async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineResult, String> {
-    let EngineSpec { plan, load, seed, workers, graceful_stop, insecure, connect_timeout, secrets } = spec;
-    let factory = ClientFactory::new(insecure, connect_timeout)?;
+    let EngineSpec { plan, load, seed, workers, graceful_stop, client: factory, secrets } = spec;
     let workers = workers.clamp(1, load.users.max(1) as usize);
     let weights: Vec<u32> = plan.classes.iter().map(|c| c.weight).collect();
     let mut slots: Vec<Vec<UserSlot>> = (0..workers).map(|_| Vec::new()).collect();

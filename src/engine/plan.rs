@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use http::header::{CONTENT_TYPE, HOST, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
 use serde_json_path::JsonPath;
 
 use crate::scenario::{OnFailure, Scenario, Step, TemplateSet, Text, expand_env};
@@ -36,12 +36,16 @@ pub struct ClassPlan {
 }
 
 pub enum UrlPlan {
-    Static(reqwest::Url),
-    /// base + rendered path, then the query.
-    Dynamic {
-        base: String,
-        path: Text,
-    },
+    /// Origin-form path and query, built once.
+    Static(http::Uri),
+    /// The base URL's path prefix + the rendered path, then the query.
+    Dynamic { prefix: String, path: Text },
+}
+
+/// Where the plan's requests go: the base URL's path prefix and the `Host` header (from `ClientFactory`).
+pub struct Endpoint<'a> {
+    pub prefix: &'a str,
+    pub host: &'a HeaderValue,
 }
 
 pub enum JsonNode {
@@ -60,7 +64,7 @@ pub enum BodyPlan {
 
 pub struct StepPlan {
     pub id: usize,
-    pub method: reqwest::Method,
+    pub method: http::Method,
     pub url: UrlPlan,
     /// Query pairs that need rendering (fixed ones are already in a static URL).
     pub query: Vec<(String, Text)>,
@@ -97,15 +101,17 @@ impl TagFilter {
 pub fn compile(
     s: &Scenario,
     name: &str,
-    base_url: &str,
+    endpoint: Endpoint<'_>,
     default_timeout: Duration,
     filter: &TagFilter,
 ) -> Result<Plan, String> {
     let mut templates = TemplateSet::new();
     let mut classes = Vec::new();
     let mut steps = Vec::new();
-    let base = base_url.trim_end_matches('/').to_string();
+    let base = endpoint.prefix.trim_end_matches('/').to_string();
     let mut default_headers = HeaderMap::new();
+    default_headers.insert(HOST, endpoint.host.clone());
+    default_headers.insert(USER_AGENT, HeaderValue::from_static(concat!("run-load-test/", env!("CARGO_PKG_VERSION"))));
     let mut default_dyn = Vec::new();
     for (k, v) in &s.defaults.headers {
         header(&mut templates, k, v, &mut default_headers, &mut default_dyn)?;
@@ -198,7 +204,7 @@ fn header(
 fn compile_step(step: &Step, t: &mut TemplateSet, c: StepCtx<'_>) -> Result<StepPlan, String> {
     let sname = step.name.get_ref();
     let (method, route) = step.route().ok_or_else(|| format!("step `{sname}` has no route"))?;
-    let method = reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+    let method = http::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
         .map_err(|_| format!("step `{sname}`: invalid method"))?;
     let mut headers = c.headers.clone();
     let mut dyn_headers = c.dyn_headers.to_vec();
@@ -214,16 +220,13 @@ fn compile_step(step: &Step, t: &mut TemplateSet, c: StepCtx<'_>) -> Result<Step
     }
     let url = match (&path, query.iter().all(|(_, v)| v.is_static())) {
         (Text::Static(p), true) => {
-            let mut url = reqwest::Url::parse(&format!("{}{p}", c.base))
-                .map_err(|e| format!("step `{sname}`: invalid URL: {e}"))?;
-            for (k, v) in query.drain(..) {
-                if let Text::Static(v) = v {
-                    url.query_pairs_mut().append_pair(&k, &v);
-                }
-            }
-            UrlPlan::Static(url)
+            let pairs = query.drain(..).filter_map(|(k, v)| match v {
+                Text::Static(v) => Some((k, v)),
+                Text::Template(_) => None,
+            });
+            UrlPlan::Static(origin_form(c.base, p, pairs).map_err(|e| format!("step `{sname}`: {e}"))?)
         }
-        _ => UrlPlan::Dynamic { base: c.base.to_string(), path },
+        _ => UrlPlan::Dynamic { prefix: c.base.to_string(), path },
     };
     let body = match (&step.json, &step.body) {
         (Some(j), _) => {
@@ -307,4 +310,24 @@ fn fixed(n: JsonNode) -> Option<serde_json::Value> {
         JsonNode::Fixed(v) => Some(v),
         _ => None,
     }
+}
+
+/// `prefix + path`, then `?k=v&...` (form-encoded, appended to any query already in the path), as an origin-form
+/// URI for an HTTP/1.1 request line.
+pub fn origin_form(
+    prefix: &str,
+    path: &str,
+    query: impl IntoIterator<Item = (String, String)>,
+) -> Result<http::Uri, String> {
+    let mut target = format!("{prefix}{path}");
+    let mut pairs = query.into_iter().peekable();
+    if pairs.peek().is_some() {
+        let mut ser = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in pairs {
+            ser.append_pair(&k, &v);
+        }
+        target.push(if target.contains('?') { '&' } else { '?' });
+        target.push_str(&ser.finish());
+    }
+    target.parse::<http::Uri>().map_err(|e| format!("invalid request path `{target}`: {e}"))
 }

@@ -14,8 +14,12 @@ use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::plan::{BodyPlan, ClassPlan, JsonNode, Plan, StepPlan, UrlPlan};
-use crate::client::{ClientFactory, HttpClient, status_kind};
+use bytes::Bytes;
+use http::HeaderValue;
+use http_body_util::Full;
+
+use super::plan::{BodyPlan, ClassPlan, JsonNode, Plan, StepPlan, UrlPlan, origin_form};
+use crate::client::{ClientFactory, HttpClient, Request, status_kind};
 use crate::metrics::{ErrorKind, Recorder};
 use crate::scenario::{Ctx, Text};
 
@@ -123,20 +127,13 @@ pub async fn run_user(shared: Arc<Shared>, local: Rc<Local>, slot: UserSlot) {
     }
     let plan = &shared.plan;
     let class = &plan.classes[slot.class];
-    let client = match shared.factory.build() {
-        Ok(c) => c,
-        Err(e) => {
-            let msg = shared.redact(e);
-            local.rec.borrow_mut().steps[class.steps[0].id].record_err(ErrorKind::Connect, 0, || msg);
-            return;
-        }
-    };
+    let mut client = shared.factory.build();
     local.users.set(local.users.get() + 1);
     let mut vars =
         Vars { user_id: slot.id, iteration: 0, captures: HashMap::new(), rng: user_rng(shared.seed, slot.id) };
     let mut buf = Vec::new();
     while !shared.stop.graceful.is_cancelled() && shared.claim_iteration() {
-        if !run_iteration(&shared, &local, class, slot.class, &client, &mut vars, &mut buf).await {
+        if !run_iteration(&shared, &local, class, slot.class, &mut client, &mut vars, &mut buf).await {
             break;
         }
         vars.iteration += 1;
@@ -156,7 +153,7 @@ async fn run_iteration(
     local: &Local,
     class: &ClassPlan,
     class_idx: usize,
-    client: &HttpClient,
+    client: &mut HttpClient,
     vars: &mut Vars,
     buf: &mut Vec<u8>,
 ) -> bool {
@@ -221,13 +218,13 @@ fn check(message: String) -> Fail {
 async fn exec_step(
     shared: &Shared,
     step: &StepPlan,
-    client: &HttpClient,
+    client: &mut HttpClient,
     vars: &mut Vars,
     buf: &mut Vec<u8>,
 ) -> Result<Done, Fail> {
     let plan = &shared.plan;
     let ctx = step.templated.then(|| vars.ctx(plan));
-    let req = build_request(plan, step, client, ctx.as_ref()).map_err(check)?;
+    let req = build_request(plan, step, ctx.as_ref()).map_err(check)?;
     buf.clear();
     let keep = step.keep_body.then_some(&mut *buf);
     let ex = client.exchange(req, step.timeout, keep).await.map_err(|f| Fail {
@@ -278,54 +275,44 @@ async fn exec_step(
     Ok(Done { latency: ex.latency, ttfb: ex.ttfb, bytes: ex.bytes })
 }
 
-fn build_request(
-    plan: &Plan,
-    step: &StepPlan,
-    client: &HttpClient,
-    ctx: Option<&Ctx>,
-) -> Result<reqwest::Request, String> {
+fn build_request(plan: &Plan, step: &StepPlan, ctx: Option<&Ctx>) -> Result<Request, String> {
     let render = |t: &Text| -> Result<String, String> {
         match ctx {
             Some(c) => plan.templates.render(t, c).map(|s| s.into_owned()).map_err(|e| format!("template: {e}")),
             None => Err("template without context".to_string()),
         }
     };
-    let url = match &step.url {
+    let text = |t: &Text| match t {
+        Text::Static(s) => Ok(s.clone()),
+        t => render(t),
+    };
+    let uri = match &step.url {
         UrlPlan::Static(u) => u.clone(),
-        UrlPlan::Dynamic { base, path } => {
-            let p = match path {
-                Text::Static(s) => s.clone(),
-                t => render(t)?,
-            };
-            let mut url =
-                reqwest::Url::parse(&format!("{base}{p}")).map_err(|e| format!("invalid URL after rendering: {e}"))?;
-            for (k, v) in &step.query {
-                let v = match v {
-                    Text::Static(s) => s.clone(),
-                    t => render(t)?,
-                };
-                url.query_pairs_mut().append_pair(k, &v);
-            }
-            url
+        UrlPlan::Dynamic { prefix, path } => {
+            let query =
+                step.query.iter().map(|(k, v)| Ok((k.clone(), text(v)?))).collect::<Result<Vec<_>, String>>()?;
+            origin_form(prefix, &text(path)?, query)?
         }
     };
-    let mut req = client.request(step.method.clone(), url).headers(step.headers.clone());
-    for (name, t) in &step.dyn_headers {
-        let mut v = reqwest::header::HeaderValue::from_str(&render(t)?)
-            .map_err(|_| format!("header `{name}` rendered to an invalid value"))?;
-        v.set_sensitive(true);
-        req = req.header(name, v);
-    }
-    req = match &step.body {
-        BodyPlan::Empty => req,
-        BodyPlan::Fixed(b) => req.body(b.clone()),
-        BodyPlan::Text(t) => req.body(render(t)?),
+    let body = match &step.body {
+        BodyPlan::Empty => Bytes::new(),
+        BodyPlan::Fixed(b) => b.clone(),
+        BodyPlan::Text(t) => Bytes::from(render(t)?),
         BodyPlan::Json(node) => {
-            let v = render_json(node, &render)?;
-            req.body(serde_json::to_vec(&v).map_err(|e| e.to_string())?)
+            Bytes::from(serde_json::to_vec(&render_json(node, &render)?).map_err(|e| e.to_string())?)
         }
     };
-    req.build().map_err(|e| format!("cannot build the request: {e}"))
+    let mut req = Request::new(Full::new(body));
+    *req.method_mut() = step.method.clone();
+    *req.uri_mut() = uri;
+    *req.headers_mut() = step.headers.clone();
+    for (name, t) in &step.dyn_headers {
+        let mut v =
+            HeaderValue::from_str(&render(t)?).map_err(|_| format!("header `{name}` rendered to an invalid value"))?;
+        v.set_sensitive(true);
+        req.headers_mut().insert(name.clone(), v);
+    }
+    Ok(req)
 }
 
 fn render_json(node: &JsonNode, render: &dyn Fn(&Text) -> Result<String, String>) -> Result<serde_json::Value, String> {
