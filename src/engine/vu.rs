@@ -23,7 +23,8 @@ use crate::client::{ClientFactory, HttpClient, Request, status_kind};
 use crate::metrics::{ErrorKind, Recorder};
 use crate::scenario::{Ctx, Text};
 
-/// Stop in two stages: `graceful` ends iterations at the next step boundary, `hard` cuts in-flight requests.
+/// Stop in two stages: `graceful` ends iterations at the next step boundary, `hard` aborts the users (each
+/// worker watches it once, so requests never race it).
 #[derive(Clone, Default)]
 pub struct Stop {
     pub graceful: CancellationToken,
@@ -164,16 +165,8 @@ async fn run_iteration(
             return false;
         }
         local.in_flight.set(local.in_flight.get() + 1);
-        let outcome = tokio::select! {
-            biased;
-            _ = shared.stop.hard.cancelled() => None,
-            r = exec_step(shared, step, client, vars, buf) => Some(r),
-        };
+        let outcome = exec_step(shared, step, client, vars, buf).await;
         local.in_flight.set(local.in_flight.get() - 1);
-        let Some(outcome) = outcome else {
-            local.rec.borrow_mut().interrupted += 1;
-            return false;
-        };
         {
             let mut rec = local.rec.borrow_mut();
             let stats = &mut rec.steps[step.id];

@@ -44,12 +44,12 @@ pub fn spawn(
         let local = Rc::new(Local { rec: RefCell::new(Recorder::new(steps, flows)), users: Cell::new(0), in_flight: Cell::new(0) });
         let set = LocalSet::new();
         set.block_on(&rt, async {
-            let handles: Vec<_> = users
-                .into_iter()
-                .map(|slot| tokio::task::spawn_local(run_user(shared.clone(), local.clone(), slot)))
-                .collect();
-            let all = futures_util::future::join_all(handles);
-            tokio::pin!(all);
+            let mut tasks = tokio::task::JoinSet::new();
+            for slot in users {
+                tasks.spawn_local(run_user(shared.clone(), local.clone(), slot));
+            }
+            let hard = shared.stop.hard.clone();
+            let mut aborted = false;
             let mut tick = tokio::time::interval_at(shared.start + Duration::from_secs(1), Duration::from_secs(1));
             // Burst keeps interval labels equal to wall-clock seconds even if this thread stalls.
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -57,7 +57,15 @@ pub fn spawn(
             loop {
                 tokio::select! {
                     biased;
-                    _ = &mut all => break,
+                    // One watcher per worker instead of a per-request race keeps the hot path free of the
+                    // shared token: on a hard stop the in-flight requests are counted and the users aborted.
+                    _ = hard.cancelled(), if !aborted => {
+                        aborted = true;
+                        local.rec.borrow_mut().interrupted += local.in_flight.get();
+                        local.in_flight.set(0);
+                        tasks.abort_all();
+                    }
+                    done = tasks.join_next() => if done.is_none() { break },
                     _ = tick.tick() => {
                         let rec = local.rec.borrow_mut().take_interval();
                         let snap = Snapshot { worker, second, rec, users: local.users.get(), in_flight: local.in_flight.get(), done: false, cpu: Duration::ZERO };
