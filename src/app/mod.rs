@@ -155,6 +155,7 @@ pub fn list(dir: &Path) -> Result<Vec<ListRow>> {
 
 /// Serves the mock gateway in the foreground until Ctrl-C.
 pub fn serve_mock(config: MockConfig, addr: std::net::SocketAddr) -> Result<()> {
+    crate::client::raise_fd_limit();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
     rt.block_on(async {
         let listener =

@@ -221,6 +221,25 @@ fn hyper_chain(e: &hyper::Error) -> String {
     msg
 }
 
+/// Raises the open-file limit to its hard maximum: every user holds a connection, and a default soft limit of
+/// 1024 would turn a 5,000-user test into `connect` errors of the generator's own making. Returns the limit.
+pub fn raise_fd_limit() -> u64 {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: `lim` is a valid, writable rlimit for getrlimit/setrlimit with RLIMIT_NOFILE.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 0;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let want = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            }
+        }
+    }
+    lim.rlim_cur as u64
+}
+
 /// The failure kind for an unexpected status.
 pub fn status_kind(status: u16) -> ErrorKind {
     if status == 429 { ErrorKind::RateLimited } else { ErrorKind::Status(status) }

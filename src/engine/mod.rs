@@ -83,6 +83,7 @@ fn assign_classes(weights: &[u32], users: u32) -> Vec<usize> {
 }
 
 pub fn run(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineResult, String> {
+    crate::client::raise_fd_limit();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
