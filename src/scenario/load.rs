@@ -83,6 +83,11 @@ pub fn load(path: &Path) -> Result<LoadedScenario, ScenarioError> {
         col: None,
         message: format!("cannot read the scenario file: {e}"),
     })?;
+    parse(path, source)
+}
+
+/// Parses and validates scenario text; `path` is only used in messages and the report.
+pub fn parse(path: &Path, source: String) -> Result<LoadedScenario, ScenarioError> {
     let scenario: Scenario = toml::from_str(&source).map_err(|e| parse_error(path, &source, &e))?;
     validate::validate(&scenario, path, &source)?;
     let name = scenario
@@ -123,23 +128,27 @@ fn parse_error(path: &Path, src: &str, e: &toml::de::Error) -> ScenarioError {
 fn key_at(src: &str, offset: usize) -> Option<String> {
     let offset = offset.min(src.len());
     let line_start = src.get(..offset)?.rfind('\n').map_or(0, |i| i + 1);
-    let before = &src[line_start..offset];
+    let before = src.get(line_start..offset)?;
     let key = match before.rfind('=') {
         Some(eq) => {
             let lhs = before[..eq].trim_end();
-            let start = lhs.rfind(|c: char| c == '{' || c == ',' || c.is_whitespace()).map_or(0, |i| i + 1);
-            lhs[start..].trim_matches('"').to_string()
+            let start = lhs
+                .char_indices()
+                .rev()
+                .find(|(_, c)| *c == '{' || *c == ',' || c.is_whitespace())
+                .map_or(0, |(i, c)| i + c.len_utf8());
+            lhs.get(start..)?.trim_matches('"').to_string()
         }
         None => {
-            let line_end = src[offset..].find('\n').map_or(src.len(), |i| offset + i);
-            let line = &src[line_start..line_end];
+            let line_end = src.get(offset..)?.find('\n').map_or(src.len(), |i| offset + i);
+            let line = src.get(line_start..line_end)?;
             line.split('=').next()?.trim().trim_matches('"').to_string()
         }
     };
     if key.is_empty() || key.starts_with('[') {
         return None;
     }
-    let table = src[..line_start].lines().rev().find_map(|l| {
+    let table = src.get(..line_start)?.lines().rev().find_map(|l| {
         let l = l.trim();
         l.starts_with('[').then(|| l.trim_matches(|c| c == '[' || c == ']').trim().to_string())
     });
@@ -162,6 +171,66 @@ pub fn list_dir(dir: &Path) -> std::io::Result<Vec<(PathBuf, Result<LoadedScenar
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    const STRESS: &str = include_str!("../../scenarios/stress.toml");
+    const RICH: &str = r#"name = "rich"
+tags = ["a"]
+[load]
+users = 3
+spawn_rate = 1.5
+iterations = 10
+[defaults]
+think_time = { min = "1ms", max = "2ms" }
+headers = { x-key = "${env:RLT_NOPE:-k}" }
+[vars]
+model = "m"
+[mock]
+error_rate = 0.1
+[[user]]
+name = "A"
+weight = 2
+  [[user.step]]
+  name = "s1"
+  post = "/v1/chat/completions"
+  json = { model = "{{ model }}", messages = [{ role = "user", content = "{{ user_id }}" }] }
+  expect = { status = [200, 201], json_path = ["$.id"] }
+  capture = { cid = "$.id" }
+  [[user.step]]
+  name = "s2"
+  method = "GET"
+  path = "/x/{{ cid }}"
+  query = { q = "{{ iteration }}" }
+  on_failure = "continue"
+[thresholds]
+"latency{step:s1}" = ["p(95) < 1s"]
+"#;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        /// Any edit of a real scenario parses or fails with a located message; it never panics.
+        #[test]
+        fn mutated_scenarios_never_panic(rich: bool, at in 0usize..2000, cut in 0usize..40, insert in "[\\[\\]{}=\"'.,:$ a-z0-9{}\n-]{0,12}") {
+            let sample = if rich { RICH } else { STRESS };
+            let at = at % sample.len();
+            let at = (0..=at).rev().find(|&i| sample.is_char_boundary(i)).unwrap_or(0);
+            let end = (at + cut..=sample.len()).find(|&i| sample.is_char_boundary(i)).unwrap_or(sample.len());
+            let text = format!("{}{}{}", &sample[..at], insert, &sample[end..]);
+            if let Err(e) = parse(Path::new("m.toml"), text) {
+                prop_assert!(e.to_string().starts_with("m.toml"));
+            }
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,300}") {
+            let _ = parse(Path::new("a.toml"), text);
+        }
+    }
+
+    #[test]
+    fn the_rich_sample_is_valid() {
+        parse(Path::new("rich.toml"), RICH.to_string()).unwrap();
+    }
 
     #[test]
     fn line_col_counts_from_one() {

@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
 pub use env::{EnvError, expand_env, secret_values};
-pub use load::{LoadedScenario, ScenarioError, list_dir, load, locate_scenario};
+pub use load::{LoadedScenario, ScenarioError, list_dir, load, locate_scenario, parse};
 pub use template::{Ctx, TemplateSet, Text};
 
 /// Variables every template may use without a capture or `[vars]` entry.

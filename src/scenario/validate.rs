@@ -149,7 +149,7 @@ fn check_step(
     }
     for p in step.capture.values().chain(&step.expect.json_path) {
         if let Err(e) = serde_json_path::JsonPath::parse(p) {
-            let off = src[soff..].find(p.as_str()).map_or(soff, |i| soff + i);
+            let off = src.get(soff..).and_then(|s| s.find(p.as_str())).map_or(soff, |i| soff + i);
             return Err(ScenarioError::at(
                 path,
                 src,
