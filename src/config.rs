@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::engine::{ClosedLoad, TagFilter};
-use crate::mock::MockConfig;
+use crate::mock::{Alias, MockConfig};
+use crate::scenario::feeder::Feeder;
 use crate::scenario::{self, LoadedScenario, ScenarioError};
 
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
@@ -35,7 +36,7 @@ pub struct Overrides {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Target {
     /// No `--target`: the embedded mock gateway, started on a free loopback port.
-    EmbeddedMock(MockConfig),
+    EmbeddedMock(Box<MockConfig>),
     /// A base URL such as `http://gw:8000` (no trailing slash).
     Url(String),
 }
@@ -53,6 +54,8 @@ pub struct RunConfig {
     pub quiet: bool,
     pub out_dir: PathBuf,
     pub tags: TagFilter,
+    /// Loaded once here (files relative to the scenario); moved into the plan.
+    pub feeders: Vec<Feeder>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -128,7 +131,7 @@ impl RunConfig {
         });
         let target = match target {
             Some(t) => Target::Url(check_target(&t)?),
-            None => Target::EmbeddedMock(mock_config(s, seed)),
+            None => Target::EmbeddedMock(Box::new(mock_config(&loaded, seed)?)),
         };
         let timeout = timeout.or(s.defaults.timeout.map(|d| d.0)).unwrap_or(DEFAULT_TIMEOUT);
         if timeout.is_zero() {
@@ -138,6 +141,15 @@ impl RunConfig {
         let out_dir = out.unwrap_or_else(|| default_out_dir(&loaded.name));
         if out_dir.is_file() {
             return Err(flag("--out", format!("`{}` is a file; give a directory", out_dir.display())));
+        }
+        let base_dir = loaded.path.parent().unwrap_or(Path::new("."));
+        let mut feeders = Vec::new();
+        for spec in &s.feeders {
+            let f = Feeder::load(spec, base_dir).map_err(|message| {
+                let at = loaded.source.find(&format!("\"{}\"", spec.name));
+                ScenarioError::at(&loaded.path, &loaded.source, at, message)
+            })?;
+            feeders.push(f);
         }
         let workers = workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         Ok(RunConfig {
@@ -152,21 +164,24 @@ impl RunConfig {
             quiet,
             out_dir,
             tags: TagFilter { include: tags, exclude: exclude_tags },
+            feeders,
         })
     }
 }
 
-fn mock_config(s: &scenario::Scenario, seed: u64) -> MockConfig {
-    let m = &s.mock;
-    let d = MockConfig::default();
-    MockConfig {
-        output_tokens: m.output_tokens.unwrap_or(d.output_tokens),
-        first_token_delay: m.first_token_delay.map_or(d.first_token_delay, |x| x.0),
-        token_delay: m.token_delay.map_or(d.token_delay, |x| x.0),
-        error_rate: m.error_rate.as_ref().map_or(d.error_rate, |r| *r.get_ref()),
-        error_status: m.error_status.unwrap_or(d.error_status),
-        seed,
+/// The embedded mock for a scenario: defaults, then the scenario's `[aliases]`, then its `[mock]` table.
+pub fn mock_config(loaded: &LoadedScenario, seed: u64) -> Result<MockConfig, ScenarioError> {
+    let s = &loaded.scenario;
+    let mut m = MockConfig { seed, ..MockConfig::default() };
+    for (name, tiers) in &s.aliases {
+        m.aliases.retain(|a| &a.name != name);
+        m.aliases.push(Alias { name: name.clone(), tiers: tiers.clone() });
     }
+    m.apply(&s.mock).map_err(|message| {
+        let at = loaded.source.find("[mock]");
+        ScenarioError::at(&loaded.path, &loaded.source, at, message)
+    })?;
+    Ok(m)
 }
 
 fn check_target(t: &str) -> Result<String, ConfigError> {

@@ -99,5 +99,6 @@ fn mock_config(a: MockArgs) -> MockConfig {
         error_rate: error_rate.unwrap_or(d.error_rate).clamp(0.0, 1.0),
         error_status: error_status.unwrap_or(d.error_status),
         seed: seed.unwrap_or(d.seed),
+        ..d
     }
 }

@@ -1,6 +1,7 @@
 //! The one integration-test binary: drives the real `run-load-test` binary against the embedded mock gateway
 //! (or a standalone `run-load-test mock`), on loopback only, each run bounded in time and count.
 
+mod agent;
 mod common;
 mod errors;
 mod lifecycle;

@@ -53,6 +53,9 @@ pub fn build(cfg: &RunConfig, plan: &Plan, base_url: &str, r: &EngineResult) -> 
             failed: f.failed,
             flows_per_s: per_s(f.completed, elapsed),
             latency: latency_summary(&f.latency),
+            steps_mean: if f.steps.is_empty() { 0.0 } else { f.steps.mean() },
+            steps_max: f.steps.max(),
+            cost_per_flow_usd: if f.completed > 0 { f.cost / f.completed as f64 } else { 0.0 },
         })
         .collect();
     let total = r.total.total();
@@ -107,6 +110,7 @@ pub fn build(cfg: &RunConfig, plan: &Plan, base_url: &str, r: &EngineResult) -> 
             interrupted_requests: r.total.interrupted,
         },
         histograms: Histograms { latency: encode_histogram(&total.latency), ttfb: encode_histogram(&total.ttfb) },
+        mock_stats: None,
     }
 }
 

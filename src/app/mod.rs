@@ -43,12 +43,12 @@ impl Observer for Quiet {
 }
 
 /// Runs a resolved configuration end to end and returns the report with the outcome.
-pub fn run(cfg: RunConfig) -> Result<(RunReport, Outcome)> {
+pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
     report::prepare_dir(&cfg.out_dir).map_err(anyhow::Error::msg)?;
     let mock = match &cfg.target {
-        Target::EmbeddedMock(m) => {
-            Some(mock::spawn(m.clone(), ([127, 0, 0, 1], 0).into()).context("cannot start the embedded mock gateway")?)
-        }
+        Target::EmbeddedMock(m) => Some(
+            mock::spawn((**m).clone(), ([127, 0, 0, 1], 0).into()).context("cannot start the embedded mock gateway")?,
+        ),
         Target::Url(_) => None,
     };
     let base_url = match (&cfg.target, &mock) {
@@ -56,11 +56,12 @@ pub fn run(cfg: RunConfig) -> Result<(RunReport, Outcome)> {
         (_, Some(m)) => m.base_url(),
         (Target::EmbeddedMock(_), None) => anyhow::bail!("the embedded mock did not start"),
     };
-    let s = &cfg.scenario;
     let client = ClientFactory::new(&base_url, cfg.insecure, cfg.timeout.min(Duration::from_secs(10)))
         .map_err(|e| anyhow::anyhow!("--target: {e}"))?;
     let endpoint = Endpoint { prefix: client.prefix(), host: client.host_header() };
-    let plan = engine::compile(&s.scenario, &s.name, endpoint, cfg.timeout, &cfg.tags)
+    let feeders = std::mem::take(&mut cfg.feeders);
+    let s = &cfg.scenario;
+    let plan = engine::compile(&s.scenario, &s.name, endpoint, cfg.timeout, &cfg.tags, feeders)
         .map_err(|e| anyhow::anyhow!("{}: {e}", s.path.display()))?;
     let plan = Arc::new(plan);
     let secrets = scenario::secret_values([s.source.as_str()]);
@@ -84,7 +85,7 @@ pub fn run(cfg: RunConfig) -> Result<(RunReport, Outcome)> {
         seed: cfg.seed,
         workers: cfg.workers,
         graceful_stop: cfg.graceful_stop,
-        client,
+        client: client.clone(),
         secrets,
     };
     let result = if cfg.quiet {
@@ -96,10 +97,11 @@ pub fn run(cfg: RunConfig) -> Result<(RunReport, Outcome)> {
         r
     }
     .map_err(anyhow::Error::msg)?;
+    let mut rep = assemble::build(&cfg, &plan, &base_url, &result);
     if let Some(m) = mock {
+        rep.mock_stats = fetch_mock_stats(&client);
         m.shutdown();
     }
-    let rep = assemble::build(&cfg, &plan, &base_url, &result);
     let path = report::write_outputs(&rep, &cfg.out_dir).map_err(anyhow::Error::msg)?;
     if !cfg.quiet {
         report::print_out(&ReportFormat::Table.render(&rep));
@@ -169,5 +171,24 @@ pub fn serve_mock(config: MockConfig, addr: std::net::SocketAddr) -> Result<()> 
         })
         .await
         .context("mock gateway failed")
+    })
+}
+
+/// The embedded mock's counters, read over HTTP like any client would; `None` if they cannot be had.
+fn fetch_mock_stats(client: &ClientFactory) -> Option<serde_json::Value> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+    rt.block_on(async {
+        let mut c = client.build();
+        let req = http::Request::get(format!("{}/mock/stats", client.prefix()))
+            .header(http::header::HOST, client.host_header().clone())
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .ok()?;
+        let mut buf = Vec::new();
+        let reading = crate::client::Reading { keep: Some(&mut buf), ..Default::default() };
+        let ex = c.exchange(req, Duration::from_secs(5), reading).await.ok()?;
+        if ex.status != 200 {
+            return None;
+        }
+        serde_json::from_slice(&buf).ok()
     })
 }

@@ -5,16 +5,19 @@
 //! hyper is used without a pooled client: a per-user connection needs no pool, no locks and no URL re-parsing,
 //! which is what makes the generator cheap per request (see scripts/bench.sh).
 
+pub mod sse;
 mod tls;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::HeaderValue;
+use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
+pub use sse::{SseParser, StreamError, StreamSummary, TokenSource};
 use tokio::net::TcpStream;
 
 use crate::metrics::ErrorKind;
@@ -124,6 +127,10 @@ pub struct Exchange {
     pub ttfb: Duration,
     pub latency: Duration,
     pub bytes: u64,
+    /// Advised wait of a 429/503 response.
+    pub retry_after: Option<Duration>,
+    /// Value of the configured served-model header.
+    pub served_model: Option<HeaderValue>,
 }
 
 #[derive(Debug)]
@@ -139,18 +146,28 @@ impl Failure {
     }
 }
 
+/// How to read a response body.
+#[derive(Default)]
+pub struct Reading<'a> {
+    /// Body bytes are appended here (checks, captures, error excerpts).
+    pub keep: Option<&'a mut Vec<u8>>,
+    /// Parse a `text/event-stream` body incrementally (raw bytes are then kept only for error statuses).
+    pub sse: Option<&'a mut SseParser>,
+    /// Response header naming the served model.
+    pub model_header: Option<&'a HeaderName>,
+}
+
 impl HttpClient {
-    /// Sends `req` and reads the body to the end within `timeout`. The body is appended to `keep` when given
-    /// (checks and captures need it), otherwise only counted.
+    /// Sends `req` and reads the body to the end within `timeout`, as `reading` says.
     pub async fn exchange(
         &mut self,
         req: Request,
         timeout: Duration,
-        keep: Option<&mut Vec<u8>>,
+        reading: Reading<'_>,
     ) -> Result<Exchange, Failure> {
         let start = Instant::now();
         let mut bytes = 0u64;
-        let result = tokio::time::timeout(timeout, self.run(req, start, keep, &mut bytes)).await;
+        let result = tokio::time::timeout(timeout, self.run(req, start, reading, &mut bytes)).await;
         match result {
             Ok(Ok(ex)) => Ok(ex),
             Ok(Err(f)) => {
@@ -184,26 +201,71 @@ impl HttpClient {
         &mut self,
         req: Request,
         start: Instant,
-        mut keep: Option<&mut Vec<u8>>,
+        reading: Reading<'_>,
         bytes: &mut u64,
     ) -> Result<Exchange, Failure> {
+        let Reading { mut keep, sse, model_header } = reading;
         let sender = self.ready_sender().await?;
         let resp = sender.send_request(req).await.map_err(|e| Failure::connect(hyper_chain(&e)))?;
         let ttfb = start.elapsed();
         let status = resp.status().as_u16();
+        let headers = resp.headers();
+        let retry_after = if status == 429 || status == 503 { retry_after(headers) } else { None };
+        let served_model = model_header.and_then(|h| headers.get(h)).cloned();
+        let is_event_stream = headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("text/event-stream"));
+        let mut sse = match sse {
+            Some(p) if status < 400 => {
+                if !is_event_stream {
+                    let ct = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("none").to_string();
+                    return Err(Failure {
+                        kind: ErrorKind::Stream,
+                        message: format!("expected a text/event-stream response, got content-type {ct}"),
+                        bytes: 0,
+                    });
+                }
+                keep = None;
+                Some(p)
+            }
+            _ => None,
+        };
         let mut body = resp.into_body();
         while let Some(frame) = body.frame().await {
-            let frame =
-                frame.map_err(|e| Failure { kind: ErrorKind::Body, message: hyper_chain(&e), bytes: *bytes })?;
+            let frame = frame.map_err(|e| Failure {
+                kind: if sse.is_some() { ErrorKind::Stream } else { ErrorKind::Body },
+                message: format!("body cut short: {}", hyper_chain(&e)),
+                bytes: *bytes,
+            })?;
             if let Some(data) = frame.data_ref() {
                 *bytes += data.len() as u64;
                 if let Some(buf) = keep.as_deref_mut() {
                     buf.extend_from_slice(data);
                 }
+                if let Some(p) = sse.as_deref_mut() {
+                    p.feed(data, start.elapsed()).map_err(|e| stream_failure(&e, *bytes))?;
+                }
             }
         }
-        Ok(Exchange { status, ttfb, latency: start.elapsed(), bytes: *bytes })
+        if let Some(p) = sse {
+            p.finish().map_err(|e| stream_failure(&e, *bytes))?;
+        }
+        Ok(Exchange { status, ttfb, latency: start.elapsed(), bytes: *bytes, retry_after, served_model })
     }
+}
+
+fn stream_failure(e: &StreamError, bytes: u64) -> Failure {
+    Failure { kind: ErrorKind::Stream, message: e.to_string(), bytes }
+}
+
+/// `retry-after-ms` (OpenAI, exact) before `Retry-After` (whole seconds; an HTTP date is not honoured).
+fn retry_after(h: &http::HeaderMap) -> Option<Duration> {
+    let num = |name: &str| h.get(name).and_then(|v| v.to_str().ok()).and_then(|s| s.trim().parse::<f64>().ok());
+    if let Some(ms) = num("retry-after-ms").filter(|v| v.is_finite() && *v >= 0.0) {
+        return Some(Duration::from_secs_f64(ms / 1000.0));
+    }
+    num("retry-after").filter(|v| v.is_finite() && *v >= 0.0).map(Duration::from_secs_f64)
 }
 
 /// The error and its causes on one line.

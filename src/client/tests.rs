@@ -26,7 +26,10 @@ async fn refused_connection_is_a_connect_failure() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let factory = ClientFactory::new(&format!("http://127.0.0.1:{port}"), false, Duration::from_secs(1)).unwrap();
     let mut client = factory.build();
-    let err = client.exchange(get("/x", factory.host_header()), Duration::from_secs(2), None).await.unwrap_err();
+    let err = client
+        .exchange(get("/x", factory.host_header()), Duration::from_secs(2), Reading::default())
+        .await
+        .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Connect, "{}", err.message);
 }
 
@@ -39,14 +42,19 @@ async fn keeps_the_connection_and_reads_the_body() {
     for _ in 0..3 {
         buf.clear();
         let ex = client
-            .exchange(get("/health", factory.host_header()), Duration::from_secs(2), Some(&mut buf))
+            .exchange(
+                get("/health", factory.host_header()),
+                Duration::from_secs(2),
+                Reading { keep: Some(&mut buf), ..Default::default() },
+            )
             .await
             .unwrap();
         assert_eq!(ex.status, 200);
         assert_eq!(ex.bytes as usize, buf.len());
         assert!(String::from_utf8_lossy(&buf).contains("ok"));
     }
-    let ex = client.exchange(get("/nope", factory.host_header()), Duration::from_secs(2), None).await.unwrap();
+    let ex =
+        client.exchange(get("/nope", factory.host_header()), Duration::from_secs(2), Reading::default()).await.unwrap();
     assert_eq!(ex.status, 404);
     mock.shutdown();
 }
@@ -62,7 +70,18 @@ async fn a_slow_response_times_out() {
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from_static(br#"{"model":"m","messages":[]}"#)))
         .unwrap();
-    let err = client.exchange(req, Duration::from_millis(100), None).await.unwrap_err();
+    let err = client.exchange(req, Duration::from_millis(100), Reading::default()).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Timeout);
     mock.shutdown();
+}
+
+#[test]
+fn retry_after_prefers_milliseconds() {
+    let mut h = http::HeaderMap::new();
+    h.insert("retry-after", HeaderValue::from_static("2"));
+    assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
+    h.insert("retry-after-ms", HeaderValue::from_static("150"));
+    assert_eq!(retry_after(&h), Some(Duration::from_millis(150)));
+    h.insert("retry-after-ms", HeaderValue::from_static("soon"));
+    assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
 }

@@ -3,7 +3,9 @@
 //! Formats nothing and judges nothing: progress goes to an `Observer`, results come back as data.
 
 mod aggregate;
+mod json_body;
 pub mod plan;
+mod step;
 mod vu;
 mod worker;
 

@@ -7,7 +7,13 @@ use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HOST, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
 use serde_json_path::JsonPath;
 
-use crate::scenario::{OnFailure, Scenario, Step, TemplateSet, Text, expand_env};
+use std::collections::BTreeMap;
+
+use crate::scenario::feeder::Feeder;
+use crate::scenario::{Capture, OnFailure, Price, Scenario, Step, TemplateSet, Text, condition_template, expand_env};
+
+pub use super::json_body::JsonNode;
+use super::json_body::json_node;
 
 /// Where a step was declared, for reports. `path` is the unexpanded text, so secrets never reach a report.
 #[derive(Debug, Clone)]
@@ -26,6 +32,30 @@ pub struct Plan {
     pub steps: Vec<StepInfo>,
     /// `[vars]`, env-expanded.
     pub vars: Vec<(String, String)>,
+    /// alias → tiers, for fallback detection.
+    pub aliases: BTreeMap<String, Vec<String>>,
+    pub pricing: BTreeMap<String, Price>,
+    /// Header that names the served model, if the gateway sends one.
+    pub model_header: Option<HeaderName>,
+    /// One row of each is drawn per iteration, as `{{ feeder_name.column }}`.
+    pub feeders: Vec<Feeder>,
+}
+
+impl Plan {
+    /// USD for one response served by `model` (the requested model when the served one is unknown).
+    pub fn cost(&self, model: &str, input_tokens: u64, output_tokens: u64) -> f64 {
+        self.pricing
+            .get(model)
+            .map_or(0.0, |p| (input_tokens as f64 * p.input + output_tokens as f64 * p.output) / 1_000_000.0)
+    }
+
+    /// Whether `served` is a fallback for a request that asked for `requested`.
+    pub fn is_fallback(&self, requested: &str, served: &str) -> bool {
+        match self.aliases.get(requested).and_then(|t| t.first()) {
+            Some(first) => !served.is_empty() && served != first,
+            None => false,
+        }
+    }
 }
 
 pub struct ClassPlan {
@@ -33,6 +63,8 @@ pub struct ClassPlan {
     pub weight: u32,
     pub think: Option<(Duration, Duration)>,
     pub steps: Vec<StepPlan>,
+    pub on_start: Vec<StepPlan>,
+    pub on_stop: Vec<StepPlan>,
 }
 
 pub enum UrlPlan {
@@ -48,13 +80,6 @@ pub struct Endpoint<'a> {
     pub host: &'a HeaderValue,
 }
 
-pub enum JsonNode {
-    Fixed(serde_json::Value),
-    Str(Text),
-    Array(Vec<JsonNode>),
-    Object(Vec<(String, JsonNode)>),
-}
-
 pub enum BodyPlan {
     Empty,
     Fixed(Bytes),
@@ -64,6 +89,7 @@ pub enum BodyPlan {
 
 pub struct StepPlan {
     pub id: usize,
+    pub name: String,
     pub method: http::Method,
     pub url: UrlPlan,
     /// Query pairs that need rendering (fixed ones are already in a static URL).
@@ -74,7 +100,7 @@ pub struct StepPlan {
     pub expect_status: Option<Vec<u16>>,
     pub body_contains: Option<Text>,
     pub json_paths: Vec<(String, JsonPath)>,
-    pub captures: Vec<(String, String, JsonPath)>,
+    pub captures: Vec<CapturePlan>,
     pub timeout: Duration,
     pub think: Option<(Duration, Duration)>,
     pub abort_on_failure: bool,
@@ -82,6 +108,42 @@ pub struct StepPlan {
     pub keep_body: bool,
     /// Some part is a template, so a render context is built per request.
     pub templated: bool,
+    /// Parse the response as a chat completion (tokens, served model, cost).
+    pub llm: bool,
+    /// Read the response as a server-sent event stream.
+    pub stream: bool,
+    /// The `model` of a fixed JSON body (templated bodies are read at send time).
+    pub model: Option<String>,
+    pub when: Option<Text>,
+    pub repeat: Option<LoopPlan>,
+    pub retry: Option<RetryPlan>,
+}
+
+pub struct CapturePlan {
+    pub name: String,
+    pub source: CaptureSource,
+    pub append: bool,
+}
+
+pub enum CaptureSource {
+    /// JSON path (its text for messages, compiled).
+    Path(String, JsonPath),
+    /// A value built from templates after the path captures of the same step.
+    Value(JsonNode),
+}
+
+pub struct LoopPlan {
+    /// Index in the class's `steps`.
+    pub to: usize,
+    pub condition: Text,
+    pub max: u32,
+}
+
+pub struct RetryPlan {
+    pub max: u32,
+    pub on: Vec<u16>,
+    pub backoff: Duration,
+    pub max_wait: Duration,
 }
 
 /// Which user classes and steps run, by tag (Locust `--tags` / `--exclude-tags`).
@@ -104,6 +166,7 @@ pub fn compile(
     endpoint: Endpoint<'_>,
     default_timeout: Duration,
     filter: &TagFilter,
+    feeders: Vec<Feeder>,
 ) -> Result<Plan, String> {
     let mut templates = TemplateSet::new();
     let mut classes = Vec::new();
@@ -121,37 +184,49 @@ pub fn compile(
     for user in &s.users {
         let uname = user.name.get_ref().clone();
         let class_tags: Vec<&String> = s.tags.iter().chain(&user.tags).collect();
-        let mut plans = Vec::new();
-        for step in &user.steps {
-            let tags: Vec<&String> = class_tags.iter().copied().chain(&step.tags).collect();
-            if !filter.keeps(&tags) {
-                continue;
+        let mut build = |list: &[Step], filter_tags: bool, t: &mut TemplateSet| -> Result<Vec<StepPlan>, String> {
+            let mut out = Vec::new();
+            for step in list {
+                let tags: Vec<&String> = class_tags.iter().copied().chain(&step.tags).collect();
+                if filter_tags && !filter.keeps(&tags) {
+                    continue;
+                }
+                let id = steps.len();
+                let (method, route) =
+                    step.route().ok_or_else(|| format!("step `{}` has no route", step.name.get_ref()))?;
+                steps.push(StepInfo {
+                    user: uname.clone(),
+                    name: step.name.get_ref().clone(),
+                    method: method.to_ascii_uppercase(),
+                    path: route.to_string(),
+                });
+                let ctx = StepCtx {
+                    id,
+                    base: &base,
+                    timeout: default_timeout,
+                    headers: &default_headers,
+                    dyn_headers: &default_dyn,
+                };
+                out.push(compile_step(step, t, ctx)?);
             }
-            let id = steps.len();
-            let (method, route) = step.route().ok_or_else(|| format!("step `{}` has no route", step.name.get_ref()))?;
-            steps.push(StepInfo {
-                user: uname.clone(),
-                name: step.name.get_ref().clone(),
-                method: method.to_ascii_uppercase(),
-                path: route.to_string(),
-            });
-            let ctx = StepCtx {
-                id,
-                base: &base,
-                timeout: default_timeout,
-                headers: &default_headers,
-                dyn_headers: &default_dyn,
-            };
-            plans.push(compile_step(step, &mut templates, ctx)?);
-        }
+            Ok(out)
+        };
+        // Setup and teardown always run: a tag filter selects the load, not the login it needs.
+        let on_start = build(&user.on_start, false, &mut templates)?;
+        let plans = build(&user.steps, true, &mut templates)?;
+        let on_stop = build(&user.on_stop, false, &mut templates)?;
         if plans.is_empty() {
             continue;
         }
+        let mut plans = plans;
+        resolve_loops(&mut plans, &user.steps, &mut templates)?;
         classes.push(ClassPlan {
             name: uname,
             weight: user.weight.as_ref().map_or(1, |w| u32::try_from(*w.get_ref()).unwrap_or(u32::MAX)),
             think: class_think(&user.think_time),
             steps: plans,
+            on_start,
+            on_stop,
         });
     }
     if classes.is_empty() {
@@ -161,7 +236,42 @@ pub fn compile(
         ));
     }
     let vars = s.vars.iter().map(|(k, v)| Ok((k.clone(), expand(v)?))).collect::<Result<Vec<_>, String>>()?;
-    Ok(Plan { scenario: name.to_string(), templates, classes, steps, vars })
+    let model_header = match &s.defaults.served_model_header {
+        Some(h) => Some(HeaderName::from_bytes(h.as_bytes()).map_err(|_| format!("invalid header name `{h}`"))?),
+        None => None,
+    };
+    Ok(Plan {
+        scenario: name.to_string(),
+        templates,
+        classes,
+        steps,
+        vars,
+        aliases: s.aliases.clone(),
+        pricing: s.pricing.clone(),
+        model_header,
+        feeders,
+    })
+}
+
+/// Loop targets are names in the scenario; after tag filtering they become indexes of the kept steps.
+fn resolve_loops(plans: &mut [StepPlan], steps: &[Step], t: &mut TemplateSet) -> Result<(), String> {
+    let names: Vec<&str> = plans.iter().map(|p| p.name.as_str()).collect();
+    let mut resolved = Vec::new();
+    for (i, p) in plans.iter().enumerate() {
+        let Some(l) = steps.iter().find(|s| s.name.get_ref() == &p.name).and_then(|s| s.repeat.as_ref()) else {
+            continue;
+        };
+        let to = names[..=i]
+            .iter()
+            .position(|n| *n == l.to)
+            .ok_or_else(|| format!("step `{}` loops to `{}`, which --tags/--exclude-tags left out", p.name, l.to))?;
+        let condition = t.compile(&condition_template(&l.condition)).map_err(|e| format!("loop condition: {e}"))?;
+        resolved.push((i, LoopPlan { to, condition, max: l.max }));
+    }
+    for (i, lp) in resolved {
+        plans[i].repeat = Some(lp);
+    }
+    Ok(())
 }
 
 struct StepCtx<'a> {
@@ -228,13 +338,20 @@ fn compile_step(step: &Step, t: &mut TemplateSet, c: StepCtx<'_>) -> Result<Step
         }
         _ => UrlPlan::Dynamic { prefix: c.base.to_string(), path },
     };
+    let llm = step.llm.unwrap_or_else(|| route.contains("/chat/completions"));
+    let mut model = None;
     let body = match (&step.json, &step.body) {
         (Some(j), _) => {
-            let value = serde_json::to_value(j).map_err(|e| format!("step `{sname}`: json body: {e}"))?;
+            let mut value = serde_json::to_value(j).map_err(|e| format!("step `{sname}`: json body: {e}"))?;
+            if step.stream {
+                request_usage_in_stream(&mut value);
+            }
+            model =
+                value.get("model").and_then(|m| m.as_str()).filter(|m| !TemplateSet::is_template(m)).map(String::from);
             if !headers.contains_key(CONTENT_TYPE) {
                 headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             }
-            match json_node(t, &value)? {
+            match json_node(t, &value, &expand)? {
                 JsonNode::Fixed(v) => BodyPlan::Fixed(Bytes::from(serde_json::to_vec(&v).map_err(|e| e.to_string())?)),
                 node => BodyPlan::Json(node),
             }
@@ -246,24 +363,58 @@ fn compile_step(step: &Step, t: &mut TemplateSet, c: StepCtx<'_>) -> Result<Step
         (None, None) => BodyPlan::Empty,
     };
     let body_contains = step.expect.body_contains.as_deref().map(|s| compile_text(t, s)).transpose()?;
-    let parse = |p: &String| JsonPath::parse(p).map_err(|e| format!("step `{sname}`: JSON path `{p}`: {e}"));
+    let parse = |p: &str| JsonPath::parse(p).map_err(|e| format!("step `{sname}`: JSON path `{p}`: {e}"));
     let json_paths =
         step.expect.json_path.iter().map(|p| Ok((p.clone(), parse(p)?))).collect::<Result<Vec<_>, String>>()?;
-    let captures =
-        step.capture.iter().map(|(k, p)| Ok((k.clone(), p.clone(), parse(p)?))).collect::<Result<Vec<_>, String>>()?;
+    let mut captures = Vec::new();
+    // Path captures first, then values built from them (a tool message made from the tool's answer).
+    for (name, cap) in &step.capture {
+        if let Some(p) = cap.path() {
+            let append = matches!(cap, Capture::Spec(s) if s.append);
+            captures.push(CapturePlan {
+                name: name.clone(),
+                source: CaptureSource::Path(p.to_string(), parse(p)?),
+                append,
+            });
+        }
+    }
+    for (name, cap) in &step.capture {
+        if let Capture::Spec(spec) = cap {
+            if let Some(v) = &spec.value {
+                let v = serde_json::to_value(v).map_err(|e| format!("step `{sname}`: capture `{name}`: {e}"))?;
+                let source = CaptureSource::Value(json_node(t, &v, &expand)?);
+                captures.push(CapturePlan { name: name.clone(), source, append: spec.append });
+            }
+        }
+    }
+    let when = step
+        .when
+        .as_deref()
+        .map(|w| t.compile(&condition_template(w)))
+        .transpose()
+        .map_err(|e| format!("step `{sname}`: when: {e}"))?;
     let templated = !path_static
         || !query.is_empty()
         || !dyn_headers.is_empty()
         || matches!(body, BodyPlan::Json(_) | BodyPlan::Text(_))
-        || body_contains.as_ref().is_some_and(|b| !b.is_static());
+        || body_contains.as_ref().is_some_and(|b| !b.is_static())
+        || captures.iter().any(|c| matches!(c.source, CaptureSource::Value(_)))
+        || when.is_some();
+    let retry = step.retry.as_ref().map(|r| RetryPlan {
+        max: r.max,
+        on: r.on.clone().unwrap_or_else(|| vec![429]),
+        backoff: r.backoff.map_or(Duration::from_secs(1), |d| d.0),
+        max_wait: r.max_wait.map_or(Duration::from_secs(60), |d| d.0),
+    });
     Ok(StepPlan {
         id: c.id,
+        name: sname.clone(),
         method,
         url,
         query,
         headers,
         dyn_headers,
-        keep_body: body_contains.is_some() || !json_paths.is_empty() || !captures.is_empty(),
+        keep_body: body_contains.is_some() || !json_paths.is_empty() || !captures.is_empty() || (llm && !step.stream),
         body,
         expect_status: step.expect.status.as_ref().map(|s| s.codes().to_vec()),
         body_contains,
@@ -273,42 +424,24 @@ fn compile_step(step: &Step, t: &mut TemplateSet, c: StepCtx<'_>) -> Result<Step
         think: step.think_time.as_ref().map(|t| t.bounds()),
         abort_on_failure: step.on_failure != Some(OnFailure::Continue),
         templated,
+        llm,
+        stream: step.stream,
+        model,
+        when,
+        repeat: None,
+        retry,
     })
 }
 
-fn json_node(t: &mut TemplateSet, v: &serde_json::Value) -> Result<JsonNode, String> {
-    use serde_json::Value;
-    Ok(match v {
-        Value::String(s) => match compile_text(t, s)? {
-            Text::Static(s) => JsonNode::Fixed(Value::String(s)),
-            tmpl => JsonNode::Str(tmpl),
-        },
-        Value::Array(a) => {
-            let items = a.iter().map(|x| json_node(t, x)).collect::<Result<Vec<_>, _>>()?;
-            if items.iter().all(|n| matches!(n, JsonNode::Fixed(_))) {
-                JsonNode::Fixed(Value::Array(items.into_iter().filter_map(fixed).collect()))
-            } else {
-                JsonNode::Array(items)
-            }
+/// A streamed chat request asks for `usage` in the last chunk unless the scenario says otherwise, so output
+/// tokens come from the server's count rather than from counting chunks.
+fn request_usage_in_stream(body: &mut serde_json::Value) {
+    if let Some(obj) = body.as_object_mut() {
+        obj.entry("stream").or_insert(serde_json::Value::Bool(true));
+        let opts = obj.entry("stream_options").or_insert_with(|| serde_json::json!({}));
+        if let Some(o) = opts.as_object_mut() {
+            o.entry("include_usage").or_insert(serde_json::Value::Bool(true));
         }
-        Value::Object(o) => {
-            let items = o.iter().map(|(k, x)| Ok((k.clone(), json_node(t, x)?))).collect::<Result<Vec<_>, String>>()?;
-            if items.iter().all(|(_, n)| matches!(n, JsonNode::Fixed(_))) {
-                JsonNode::Fixed(Value::Object(
-                    items.into_iter().filter_map(|(k, n)| fixed(n).map(|v| (k, v))).collect(),
-                ))
-            } else {
-                JsonNode::Object(items)
-            }
-        }
-        other => JsonNode::Fixed(other.clone()),
-    })
-}
-
-fn fixed(n: JsonNode) -> Option<serde_json::Value> {
-    match n {
-        JsonNode::Fixed(v) => Some(v),
-        _ => None,
     }
 }
 

@@ -14,13 +14,10 @@ use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use bytes::Bytes;
-use http::HeaderValue;
-use http_body_util::Full;
-
-use super::plan::{BodyPlan, ClassPlan, JsonNode, Plan, StepPlan, UrlPlan, origin_form};
-use crate::client::{ClientFactory, HttpClient, Request, status_kind};
-use crate::metrics::{ErrorKind, Recorder};
+use super::plan::{ClassPlan, Plan, StepPlan};
+use super::step::run_step;
+use crate::client::{ClientFactory, HttpClient, SseParser};
+use crate::metrics::Recorder;
 use crate::scenario::{Ctx, Text};
 
 /// Stop in two stages: `graceful` ends iterations at the next step boundary, `hard` aborts the users (each
@@ -50,7 +47,7 @@ impl Shared {
         }
     }
 
-    fn redact(&self, msg: String) -> String {
+    pub(super) fn redact(&self, msg: String) -> String {
         self.secrets.iter().fold(msg, |m, s| if m.contains(s.as_str()) { m.replace(s.as_str(), "***") } else { m })
     }
 }
@@ -68,15 +65,15 @@ pub struct UserSlot {
     pub start_after: Duration,
 }
 
-struct Vars {
+pub(super) struct Vars {
     user_id: u64,
     iteration: u64,
-    captures: HashMap<String, String>,
+    captures: HashMap<String, Value>,
     rng: SmallRng,
 }
 
 impl Vars {
-    fn ctx(&mut self, plan: &Plan) -> Ctx {
+    pub(super) fn ctx(&mut self, plan: &Plan) -> Ctx {
         let a: u64 = self.rng.random();
         let b: u64 = self.rng.random();
         let uuid = format!(
@@ -97,8 +94,59 @@ impl Vars {
             ("scenario", Value::from(plan.scenario.as_str())),
         ];
         let vars = plan.vars.iter().map(|(k, v)| (k.as_str(), Value::from(v.as_str())));
-        let caps = self.captures.iter().map(|(k, v)| (k.as_str(), Value::from(v.as_str())));
+        let caps = self.captures.iter().map(|(k, v)| (k.as_str(), v.clone()));
         Ctx::new(builtins.into_iter().chain(vars).chain(caps))
+    }
+
+    /// Sets a captured variable, or appends to the list it holds.
+    pub(super) fn set(&mut self, name: &str, value: Value, append: bool) {
+        if !append {
+            self.captures.insert(name.to_string(), value);
+            return;
+        }
+        let mut items: Vec<Value> = match self.captures.get(name) {
+            Some(list) => list.try_iter().map(|it| it.collect()).unwrap_or_default(),
+            None => Vec::new(),
+        };
+        items.push(value);
+        self.captures.insert(name.to_string(), Value::from(items));
+    }
+
+    /// Appended lists belong to one iteration (one conversation); scalars such as a login token persist.
+    fn start_iteration(&mut self, iteration: u64, appended: &[String], plan: &Plan) {
+        self.iteration = iteration;
+        for name in appended {
+            self.captures.remove(name);
+        }
+        for f in &plan.feeders {
+            let row = f.pick(self.user_id, &mut self.rng);
+            match self.captures.get_mut(f.name()) {
+                Some(v) => *v = row,
+                None => {
+                    self.captures.insert(f.name().to_string(), row);
+                }
+            }
+        }
+    }
+}
+
+/// One virtual user's state, reused for all of its requests.
+pub(super) struct User<'a> {
+    pub shared: &'a Shared,
+    pub local: &'a Local,
+    pub client: HttpClient,
+    pub vars: Vars,
+    pub buf: Vec<u8>,
+    pub json_buf: Vec<u8>,
+    pub sse: SseParser,
+    loops: Vec<u32>,
+}
+
+impl User<'_> {
+    /// A `when`/`loop` condition; one that cannot be evaluated (an undefined variable) is false.
+    fn holds(&mut self, cond: &Text) -> bool {
+        let ctx = self.vars.ctx(&self.shared.plan);
+        self.shared.plan.templates.render(cond, &ctx).is_ok_and(|s| s.trim() == "1")
     }
 }
 
@@ -112,7 +160,7 @@ fn pick(rng: &mut SmallRng, bounds: (Duration, Duration)) -> Duration {
 }
 
 /// Sleeps unless a graceful stop comes first; false means stop.
-async fn pause(stop: &CancellationToken, d: Duration) -> bool {
+pub(super) async fn pause(stop: &CancellationToken, d: Duration) -> bool {
     if d.is_zero() {
         return !stop.is_cancelled();
     }
@@ -126,208 +174,97 @@ pub async fn run_user(shared: Arc<Shared>, local: Rc<Local>, slot: UserSlot) {
     if !pause(&shared.stop.graceful, slot.start_after).await {
         return;
     }
-    let plan = &shared.plan;
-    let class = &plan.classes[slot.class];
-    let mut client = shared.factory.build();
+    let class = &shared.plan.classes[slot.class];
+    let appended: Vec<String> =
+        class.steps.iter().flat_map(|s| s.captures.iter().filter(|c| c.append).map(|c| c.name.clone())).collect();
     local.users.set(local.users.get() + 1);
-    let mut vars =
-        Vars { user_id: slot.id, iteration: 0, captures: HashMap::new(), rng: user_rng(shared.seed, slot.id) };
-    let mut buf = Vec::new();
-    while !shared.stop.graceful.is_cancelled() && shared.claim_iteration() {
-        if !run_iteration(&shared, &local, class, slot.class, &mut client, &mut vars, &mut buf).await {
-            break;
-        }
-        vars.iteration += 1;
-        if let Some(think) = class.think {
-            let d = pick(&mut vars.rng, think);
-            if !pause(&shared.stop.graceful, d).await {
+    let mut u = User {
+        shared: &shared,
+        local: &local,
+        client: shared.factory.build(),
+        vars: Vars { user_id: slot.id, iteration: 0, captures: HashMap::new(), rng: user_rng(shared.seed, slot.id) },
+        buf: Vec::new(),
+        json_buf: Vec::new(),
+        sse: SseParser::new(),
+        loops: vec![0; class.steps.len()],
+    };
+    // A user whose setup (register, login) failed cannot do its work; its failures are already recorded.
+    if run_sequence(&mut u, &class.on_start).await {
+        let mut iteration = 0;
+        while !shared.stop.graceful.is_cancelled() && shared.claim_iteration() {
+            u.vars.start_iteration(iteration, &appended, &shared.plan);
+            if !run_iteration(&mut u, class, slot.class).await {
                 break;
             }
+            iteration += 1;
+            if let Some(think) = class.think {
+                let d = pick(&mut u.vars.rng, think);
+                if !pause(&shared.stop.graceful, d).await {
+                    break;
+                }
+            }
         }
+        run_sequence(&mut u, &class.on_stop).await;
     }
     local.users.set(local.users.get() - 1);
 }
 
-/// Runs one flow; false when a stop cut it short.
-async fn run_iteration(
-    shared: &Shared,
-    local: &Local,
-    class: &ClassPlan,
-    class_idx: usize,
-    client: &mut HttpClient,
-    vars: &mut Vars,
-    buf: &mut Vec<u8>,
-) -> bool {
-    let flow_start = Instant::now();
-    let mut ok = true;
-    for step in &class.steps {
-        if shared.stop.graceful.is_cancelled() {
+/// on_start / on_stop: each step once, in order, stopping at a failure that aborts.
+async fn run_sequence(u: &mut User<'_>, steps: &[StepPlan]) -> bool {
+    for step in steps {
+        if let Some(w) = &step.when {
+            if !u.holds(w) {
+                continue;
+            }
+        }
+        let (ok, _) = run_step(u, step).await;
+        if !ok && step.abort_on_failure {
             return false;
         }
-        local.in_flight.set(local.in_flight.get() + 1);
-        let outcome = exec_step(shared, step, client, vars, buf).await;
-        local.in_flight.set(local.in_flight.get() - 1);
-        {
-            let mut rec = local.rec.borrow_mut();
-            let stats = &mut rec.steps[step.id];
-            match outcome {
-                Ok(o) => stats.record_ok(o.latency, o.ttfb, o.bytes),
-                Err(f) => {
-                    stats.record_err(f.kind, f.bytes, || shared.redact(f.message));
-                    ok = false;
-                }
-            }
-        }
-        if !ok && step.abort_on_failure {
-            break;
-        }
-        if let Some(think) = step.think {
-            let d = pick(&mut vars.rng, think);
-            if !pause(&shared.stop.graceful, d).await {
-                return false;
-            }
-        }
     }
-    local.rec.borrow_mut().flows[class_idx].record(ok, flow_start.elapsed());
     true
 }
 
-struct Done {
-    latency: Duration,
-    ttfb: Duration,
-    bytes: u64,
-}
-
-struct Fail {
-    kind: ErrorKind,
-    message: String,
-    bytes: u64,
-}
-
-fn check(message: String) -> Fail {
-    Fail { kind: ErrorKind::Check, message, bytes: 0 }
-}
-
-async fn exec_step(
-    shared: &Shared,
-    step: &StepPlan,
-    client: &mut HttpClient,
-    vars: &mut Vars,
-    buf: &mut Vec<u8>,
-) -> Result<Done, Fail> {
-    let plan = &shared.plan;
-    let ctx = step.templated.then(|| vars.ctx(plan));
-    let req = build_request(plan, step, ctx.as_ref()).map_err(check)?;
-    buf.clear();
-    let keep = step.keep_body.then_some(&mut *buf);
-    let ex = client.exchange(req, step.timeout, keep).await.map_err(|f| Fail {
-        kind: f.kind,
-        message: f.message,
-        bytes: f.bytes,
-    })?;
-    let fail = |kind, message| Err(Fail { kind, message, bytes: ex.bytes });
-    let status_ok = match &step.expect_status {
-        Some(codes) => codes.contains(&ex.status),
-        None => ex.status < 400,
-    };
-    if !status_ok {
-        return fail(status_kind(ex.status), format!("unexpected status {}{}", ex.status, excerpt(buf)));
-    }
-    if let Some(needle) = &step.body_contains {
-        let needle = match &ctx {
-            Some(c) => plan.templates.render(needle, c).map_err(|e| check(format!("template: {e}")))?,
-            None => plan
-                .templates
-                .render(needle, &Ctx::new(Vec::<(String, Value)>::new()))
-                .map_err(|e| check(e.to_string()))?,
-        };
-        if !contains(buf, needle.as_bytes()) {
-            return fail(ErrorKind::Check, format!("body does not contain `{needle}`"));
+/// Runs one flow (following `when` and `loop`); false when a stop cut it short.
+async fn run_iteration(u: &mut User<'_>, class: &ClassPlan, class_idx: usize) -> bool {
+    let flow_start = Instant::now();
+    let (mut ok, mut steps_run, mut cost) = (true, 0u64, 0.0);
+    u.loops.iter_mut().for_each(|l| *l = 0);
+    let mut i = 0;
+    while let Some(step) = class.steps.get(i) {
+        if u.shared.stop.graceful.is_cancelled() {
+            return false;
         }
-    }
-    if !step.json_paths.is_empty() || !step.captures.is_empty() {
-        let json: serde_json::Value = match serde_json::from_slice(buf) {
-            Ok(v) => v,
-            Err(e) => {
-                return fail(ErrorKind::Check, format!("response is not JSON ({e}), so JSON paths cannot be checked"));
-            }
-        };
-        for (src, path) in &step.json_paths {
-            if path.query(&json).is_empty() {
-                return fail(ErrorKind::Check, format!("JSON path `{src}` matched nothing"));
+        if let Some(w) = &step.when {
+            if !u.holds(w) {
+                i += 1;
+                continue;
             }
         }
-        for (name, src, path) in &step.captures {
-            match path.query(&json).first() {
-                Some(serde_json::Value::String(s)) => vars.captures.insert(name.clone(), s.clone()),
-                Some(v) => vars.captures.insert(name.clone(), v.to_string()),
-                None => return fail(ErrorKind::Check, format!("capture `{name}`: JSON path `{src}` matched nothing")),
-            };
+        let (step_ok, step_cost) = run_step(u, step).await;
+        steps_run += 1;
+        cost += step_cost;
+        if !step_ok {
+            ok = false;
+            if step.abort_on_failure {
+                break;
+            }
         }
+        if let Some(think) = step.think {
+            let d = pick(&mut u.vars.rng, think);
+            if !pause(&u.shared.stop.graceful, d).await {
+                return false;
+            }
+        }
+        if let Some(lp) = &step.repeat {
+            if u.loops[i] < lp.max && u.holds(&lp.condition) {
+                u.loops[i] += 1;
+                i = lp.to;
+                continue;
+            }
+        }
+        i += 1;
     }
-    Ok(Done { latency: ex.latency, ttfb: ex.ttfb, bytes: ex.bytes })
-}
-
-fn build_request(plan: &Plan, step: &StepPlan, ctx: Option<&Ctx>) -> Result<Request, String> {
-    let render = |t: &Text| -> Result<String, String> {
-        match ctx {
-            Some(c) => plan.templates.render(t, c).map(|s| s.into_owned()).map_err(|e| format!("template: {e}")),
-            None => Err("template without context".to_string()),
-        }
-    };
-    let text = |t: &Text| match t {
-        Text::Static(s) => Ok(s.clone()),
-        t => render(t),
-    };
-    let uri = match &step.url {
-        UrlPlan::Static(u) => u.clone(),
-        UrlPlan::Dynamic { prefix, path } => {
-            let query =
-                step.query.iter().map(|(k, v)| Ok((k.clone(), text(v)?))).collect::<Result<Vec<_>, String>>()?;
-            origin_form(prefix, &text(path)?, query)?
-        }
-    };
-    let body = match &step.body {
-        BodyPlan::Empty => Bytes::new(),
-        BodyPlan::Fixed(b) => b.clone(),
-        BodyPlan::Text(t) => Bytes::from(render(t)?),
-        BodyPlan::Json(node) => {
-            Bytes::from(serde_json::to_vec(&render_json(node, &render)?).map_err(|e| e.to_string())?)
-        }
-    };
-    let mut req = Request::new(Full::new(body));
-    *req.method_mut() = step.method.clone();
-    *req.uri_mut() = uri;
-    *req.headers_mut() = step.headers.clone();
-    for (name, t) in &step.dyn_headers {
-        let mut v =
-            HeaderValue::from_str(&render(t)?).map_err(|_| format!("header `{name}` rendered to an invalid value"))?;
-        v.set_sensitive(true);
-        req.headers_mut().insert(name.clone(), v);
-    }
-    Ok(req)
-}
-
-fn render_json(node: &JsonNode, render: &dyn Fn(&Text) -> Result<String, String>) -> Result<serde_json::Value, String> {
-    use serde_json::Value;
-    Ok(match node {
-        JsonNode::Fixed(v) => v.clone(),
-        JsonNode::Str(t) => Value::String(render(t)?),
-        JsonNode::Array(items) => Value::Array(items.iter().map(|n| render_json(n, render)).collect::<Result<_, _>>()?),
-        JsonNode::Object(items) => Value::Object(
-            items.iter().map(|(k, n)| Ok((k.clone(), render_json(n, render)?))).collect::<Result<_, String>>()?,
-        ),
-    })
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
-}
-
-fn excerpt(body: &[u8]) -> String {
-    if body.is_empty() {
-        return String::new();
-    }
-    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
-    format!(": {}", text.replace(['\n', '\r'], " "))
+    u.local.rec.borrow_mut().flows[class_idx].record(ok, flow_start.elapsed(), steps_run, cost);
+    true
 }

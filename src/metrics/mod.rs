@@ -1,6 +1,7 @@
 //! Per-worker recorders (HdrHistogram in microseconds plus counters), interval snapshots and merging, and the
 //! plain summary types built from them. Synchronous: no I/O, no printing, no clock reads.
 
+mod llm;
 mod summary;
 
 use std::fmt;
@@ -8,9 +9,10 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+pub use llm::{LlmSample, LlmStats, ModelStats};
 pub use summary::{
-    ErrorSummary, FlowSummary, LatencySummary, RequestSummary, SeriesPoint, decode_histogram, encode_histogram,
-    latency_summary, request_summary,
+    ErrorSummary, FlowSummary, LatencySummary, LlmSummary, ModelSummary, RequestSummary, SeriesPoint, decode_histogram,
+    encode_histogram, latency_summary, llm_summary, request_summary,
 };
 
 pub type Hist = Histogram<u64>;
@@ -85,11 +87,24 @@ pub struct StepStats {
     pub latency: Hist,
     pub ttfb: Hist,
     pub errors: Vec<ErrorCount>,
+    /// Attempts answered with a retryable status (429 by default) and sent again after the advised wait.
+    pub retries: u64,
+    /// Present once the step produced an LLM response.
+    pub llm: Option<Box<LlmStats>>,
 }
 
 impl Default for StepStats {
     fn default() -> Self {
-        StepStats { requests: 0, failures: 0, bytes: 0, latency: new_hist(), ttfb: new_hist(), errors: Vec::new() }
+        StepStats {
+            requests: 0,
+            failures: 0,
+            bytes: 0,
+            latency: new_hist(),
+            ttfb: new_hist(),
+            errors: Vec::new(),
+            retries: 0,
+            llm: None,
+        }
     }
 }
 
@@ -125,6 +140,14 @@ impl StepStats {
         for e in &o.errors {
             self.count_error(e.kind, e.count, || e.sample.clone());
         }
+        self.retries += o.retries;
+        if let Some(ol) = &o.llm {
+            self.llm.get_or_insert_with(Box::default).add(ol);
+        }
+    }
+
+    pub fn record_llm(&mut self, sample: &LlmSample<'_>) {
+        self.llm.get_or_insert_with(Box::default).record(sample);
     }
 
     fn reset(&mut self) {
@@ -134,6 +157,10 @@ impl StepStats {
         self.latency.reset();
         self.ttfb.reset();
         self.errors.clear();
+        self.retries = 0;
+        // Dropped rather than reset: an interval snapshot carries it away, and most intervals of most steps
+        // have no LLM traffic at all.
+        self.llm = None;
     }
 }
 
@@ -150,22 +177,44 @@ pub struct FlowStats {
     pub completed: u64,
     pub failed: u64,
     pub latency: Hist,
+    /// Steps (requests) per completed flow: varies with ReAct loops.
+    pub steps: Hist,
+    /// Cost of completed flows.
+    pub cost: f64,
 }
 
 impl Default for FlowStats {
     fn default() -> Self {
-        FlowStats { completed: 0, failed: 0, latency: new_hist() }
+        FlowStats { completed: 0, failed: 0, latency: new_hist(), steps: new_hist(), cost: 0.0 }
     }
 }
 
 impl FlowStats {
-    pub fn record(&mut self, ok: bool, latency: Duration) {
+    pub fn record(&mut self, ok: bool, latency: Duration, steps: u64, cost: f64) {
         if ok {
             self.completed += 1;
             record(&mut self.latency, micros(latency));
+            record(&mut self.steps, steps);
+            self.cost += cost;
         } else {
             self.failed += 1;
         }
+    }
+
+    fn add(&mut self, o: &FlowStats) {
+        self.completed += o.completed;
+        self.failed += o.failed;
+        add_hist(&mut self.latency, &o.latency);
+        add_hist(&mut self.steps, &o.steps);
+        self.cost += o.cost;
+    }
+
+    fn reset(&mut self) {
+        self.completed = 0;
+        self.failed = 0;
+        self.latency.reset();
+        self.steps.reset();
+        self.cost = 0.0;
     }
 }
 
@@ -192,9 +241,7 @@ impl Recorder {
             a.add(b);
         }
         for (a, b) in self.flows.iter_mut().zip(&o.flows) {
-            a.completed += b.completed;
-            a.failed += b.failed;
-            add_hist(&mut a.latency, &b.latency);
+            a.add(b);
         }
         self.interrupted += o.interrupted;
     }
@@ -203,11 +250,7 @@ impl Recorder {
     pub fn take_interval(&mut self) -> Recorder {
         let snap = self.clone();
         self.steps.iter_mut().for_each(StepStats::reset);
-        for f in &mut self.flows {
-            f.completed = 0;
-            f.failed = 0;
-            f.latency.reset();
-        }
+        self.flows.iter_mut().for_each(FlowStats::reset);
         self.interrupted = 0;
         snap
     }

@@ -8,7 +8,7 @@ use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer}
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Hist, StepStats};
+use super::{Hist, LlmStats, StepStats};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct LatencySummary {
@@ -65,6 +65,93 @@ pub struct RequestSummary {
     pub ttfb: Option<LatencySummary>,
     /// Failures by kind (`connect`, `timeout`, `status:503`, `rate_limited`, `check`, `stream`, `body`).
     pub errors: BTreeMap<String, u64>,
+    /// Attempts that got a retryable status and were sent again (not counted in `requests`).
+    pub retries: u64,
+    /// LLM metrics, for steps that produced chat completions.
+    pub llm: Option<LlmSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LlmSummary {
+    /// Successful responses parsed as chat completions.
+    pub responses: u64,
+    /// Of which streamed (SSE).
+    pub streamed: u64,
+    /// Send → first generated token (content, reasoning or tool call); streams only.
+    pub ttft: Option<LatencySummary>,
+    /// Send → first visible answer content; streams only.
+    pub ttfo: Option<LatencySummary>,
+    /// Gaps between token-carrying chunks (inter-chunk latency); streams only.
+    pub icl: Option<LatencySummary>,
+    /// (latency − ttft) / (output_tokens − 1); streams with at least 2 output tokens.
+    pub tpot: Option<LatencySummary>,
+    /// latency / output_tokens; every response with output tokens.
+    pub ntpot: Option<LatencySummary>,
+    pub output_tokens: u64,
+    pub input_tokens: u64,
+    pub reasoning_tokens: u64,
+    /// Output tokens per second of run time.
+    pub output_tokens_per_s: f64,
+    /// Responses whose token counts came from `usage`; the others were counted as chunks.
+    pub tokens_from_usage: u64,
+    pub tokens_from_chunks: u64,
+    /// Responses served by a tier other than the first of the requested alias.
+    pub fallbacks: u64,
+    pub fallback_rate: f64,
+    /// USD, from `[pricing]` × usage.
+    pub cost_usd: f64,
+    /// Served-model distribution.
+    pub models: Vec<ModelSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ModelSummary {
+    pub model: String,
+    pub responses: u64,
+    /// Share of this step's (or the run's) LLM responses.
+    pub share: f64,
+    pub fallbacks: u64,
+    pub output_tokens: u64,
+    pub cost_usd: f64,
+    pub latency: Option<LatencySummary>,
+}
+
+pub fn llm_summary(l: &LlmStats, elapsed: Duration) -> LlmSummary {
+    let secs = elapsed.as_secs_f64();
+    let n = l.responses.max(1) as f64;
+    let mut models: Vec<ModelSummary> = l
+        .models
+        .iter()
+        .map(|m| ModelSummary {
+            model: m.model.clone(),
+            responses: m.requests,
+            share: m.requests as f64 / n,
+            fallbacks: m.fallbacks,
+            output_tokens: m.output_tokens,
+            cost_usd: m.cost,
+            latency: latency_summary(&m.latency),
+        })
+        .collect();
+    models.sort_by(|a, b| b.responses.cmp(&a.responses).then_with(|| a.model.cmp(&b.model)));
+    LlmSummary {
+        responses: l.responses,
+        streamed: l.streamed,
+        ttft: latency_summary(&l.ttft),
+        ttfo: latency_summary(&l.ttfo),
+        icl: latency_summary(&l.icl),
+        tpot: latency_summary(&l.tpot),
+        ntpot: latency_summary(&l.ntpot),
+        output_tokens: l.output_tokens,
+        input_tokens: l.input_tokens,
+        reasoning_tokens: l.reasoning_tokens,
+        output_tokens_per_s: if secs > 0.0 { l.output_tokens as f64 / secs } else { 0.0 },
+        tokens_from_usage: l.from_usage,
+        tokens_from_chunks: l.responses - l.from_usage,
+        fallbacks: l.fallbacks,
+        fallback_rate: l.fallbacks as f64 / n,
+        cost_usd: l.cost,
+        models,
+    }
 }
 
 pub fn request_summary(s: &StepStats, elapsed: Duration) -> RequestSummary {
@@ -80,6 +167,8 @@ pub fn request_summary(s: &StepStats, elapsed: Duration) -> RequestSummary {
         latency: latency_summary(&s.latency),
         ttfb: latency_summary(&s.ttfb),
         errors: s.errors.iter().map(|e| (e.kind.to_string(), e.count)).collect(),
+        retries: s.retries,
+        llm: s.llm.as_ref().map(|l| llm_summary(l, elapsed)),
     }
 }
 
@@ -103,6 +192,11 @@ pub struct FlowSummary {
     pub flows_per_s: f64,
     /// First step start → last step end of completed iterations.
     pub latency: Option<LatencySummary>,
+    /// Requests per completed flow (ReAct loops make it vary).
+    pub steps_mean: f64,
+    pub steps_max: u64,
+    /// USD per completed flow (mean), from `[pricing]`.
+    pub cost_per_flow_usd: f64,
 }
 
 /// One second of the run (the last one may be shorter: see `duration_s`).

@@ -33,7 +33,7 @@ fn huge_values_do_not_panic() {
 fn take_interval_resets_but_keeps_shape() {
     let mut r = Recorder::new(2, 1);
     r.steps[1].record_ok(Duration::from_millis(5), Duration::from_millis(1), 1);
-    r.flows[0].record(true, Duration::from_millis(5));
+    r.flows[0].record(true, Duration::from_millis(5), 1, 0.0);
     let snap = r.take_interval();
     assert_eq!(snap.requests(), 1);
     assert_eq!(r.requests(), 0);

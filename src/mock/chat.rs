@@ -1,7 +1,6 @@
-//! `POST /v1/chat/completions`: request parsing, fault injection and both response shapes.
+//! `POST /v1/chat/completions`: auth, rate limiting, request parsing, alias routing, fault injection and
+//! the non-streamed response shape (the streamed one is in `stream`).
 
-use std::convert::Infallible;
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -9,21 +8,33 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::synth::{self, MAX_TOKEN_LEN, Tokens};
-use super::{Shared, body_rejection, error_response, json_response};
+use super::faults::{self, Fault, Route};
+use super::limits::Verdict;
+use super::stats::bump;
+use super::synth::{self, MAX_TOKEN_LEN, REASONING_DOMAIN, Tokens};
+use super::tools::{self, ToolCall};
+use super::{Shared, body_rejection, error_response, error_with_code, json_response, stream};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-mock-request-id");
+const SERVED_MODEL: HeaderName = HeaderName::from_static("x-served-model");
+const RETRY_AFTER_MS: HeaderName = HeaderName::from_static("retry-after-ms");
 
-pub(super) async fn completions(State(shared): State<Arc<Shared>>, body: Result<Bytes, BytesRejection>) -> Response {
+pub(super) async fn completions(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     // Taken before anything can fail, so the fault pattern does not depend on which bodies were valid.
     let index = shared.next_index.fetch_add(1, Ordering::Relaxed);
-    let mut response = respond(&shared, index, body).await;
+    bump(&shared.stats.chat_requests);
+    let mut response = respond(&shared, index, &headers, body).await;
     response.headers_mut().insert(REQUEST_ID, HeaderValue::from(index));
     response
 }
@@ -71,9 +82,27 @@ fn count_prompt_words(messages: &[Value]) -> u64 {
         .sum()
 }
 
-async fn respond(shared: &Shared, index: u64, body: Result<Bytes, BytesRejection>) -> Response {
+async fn respond(shared: &Shared, index: u64, headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
     let start = Instant::now();
     let config = &shared.config;
+    // Gate checks answer at once, as a gateway rejects before it calls any model.
+    if config.auth_required && !shared.accounts.authorized(headers) {
+        bump(&shared.stats.unauthorized);
+        let message = "invalid or missing bearer token";
+        return error_with_code(StatusCode::UNAUTHORIZED, "invalid_request_error", message, "invalid_api_key");
+    }
+    let key = headers.get(header::AUTHORIZATION).map_or(b"anonymous".as_slice(), HeaderValue::as_bytes);
+    match shared.limiter.check(key) {
+        Verdict::Allowed => {}
+        Verdict::Limited(wait) => {
+            bump(&shared.stats.rate_limited);
+            return rate_limited(wait);
+        }
+        Verdict::Full => {
+            let message = "the mock's rate limiter tracks too many keys";
+            return error_response(StatusCode::SERVICE_UNAVAILABLE, "server_error", message);
+        }
+    }
     let body = match body {
         Ok(body) => body,
         Err(rejection) => return body_rejection(rejection),
@@ -91,33 +120,123 @@ async fn respond(shared: &Shared, index: u64, body: Result<Bytes, BytesRejection
             return error_response(StatusCode::BAD_REQUEST, "invalid_request_error", message);
         }
     };
-    let first_token_at = start + config.first_token_delay;
 
+    let (model, hops) = match faults::route(config, ask.model, index) {
+        Route::Served { model, hops, fallback } => {
+            if fallback {
+                bump(&shared.stats.fallbacks);
+            }
+            (model, hops)
+        }
+        Route::AllFailed { hops } => {
+            bump(&shared.stats.all_tiers_failed);
+            wait_until(later(start, config.fallback_penalty.saturating_mul(hops))).await;
+            let message = format!("all tiers of alias {} are unavailable", ask.model);
+            return error_response(StatusCode::SERVICE_UNAVAILABLE, "server_error", &message);
+        }
+    };
+    let mut response =
+        answer(shared, index, &value, &ask, model, later(start, config.fallback_penalty.saturating_mul(hops))).await;
+    if let Ok(served) = HeaderValue::from_str(model) {
+        response.headers_mut().insert(SERVED_MODEL, served);
+    }
+    response
+}
+
+/// The served model's answer (or injected failure), its tier having been reached at `routed_at`.
+async fn answer(
+    shared: &Shared,
+    index: u64,
+    value: &Value,
+    ask: &Ask<'_>,
+    model: &str,
+    routed_at: Instant,
+) -> Response {
+    let config = &shared.config;
+    let (first_token_delay, token_delay) = config.latency_of(model);
     if synth::should_fail(config.seed, index, config.error_rate) {
+        bump(&shared.stats.injected_errors);
         // Failures cost what a real gateway's would: they arrive no sooner than a first token.
-        wait_until(first_token_at).await;
+        wait_until(later(routed_at, first_token_delay)).await;
         let status = StatusCode::from_u16(config.error_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let message = format!("Mock gateway injected a failure (request {index}).");
         return error_response(status, error_kind(status), &message);
     }
+    let fault = faults::fault(config, index, ask.stream);
+    let stats = &shared.stats;
+    let ready_at = match fault {
+        Some(Fault::Stall) => {
+            bump(&stats.stalls);
+            later(routed_at, config.stall)
+        }
+        Some(Fault::Reset) => {
+            bump(&stats.resets);
+            routed_at
+        }
+        Some(Fault::Malformed) => {
+            bump(&stats.malformed);
+            routed_at
+        }
+        Some(Fault::MidstreamError) => {
+            bump(&stats.midstream_errors);
+            routed_at
+        }
+        Some(Fault::NoDone) => {
+            bump(&stats.no_done);
+            routed_at
+        }
+        None => routed_at,
+    };
+    // Nothing, headers included, leaves before the serving tier is reached (and a stall is over).
+    wait_until(ready_at).await;
+    let first_token_at = later(ready_at, first_token_delay);
 
+    let answer = match tools::wanted_call(value, config.react_steps) {
+        Some(name) => {
+            bump(&stats.tool_calls);
+            Answer::Tool(ToolCall::new(config.seed, index, name))
+        }
+        None => Answer::Text(Tokens::new(config.seed, index, ask.completion_tokens)),
+    };
+    let answer_tokens = match &answer {
+        Answer::Text(tokens) => u32::try_from(tokens.len()).unwrap_or(u32::MAX),
+        Answer::Tool(call) => call.tokens(),
+    };
+    let reasoning = config.reasoning_tokens;
+    let completion_tokens = u64::from(reasoning) + u64::from(answer_tokens);
     let reply = Reply {
         id: synth::response_id(config.seed, index),
         created: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        model: model.to_owned(),
         usage: Usage {
             prompt_tokens: ask.prompt_tokens,
-            completion_tokens: u64::from(ask.completion_tokens),
-            total_tokens: ask.prompt_tokens + u64::from(ask.completion_tokens),
+            completion_tokens,
+            total_tokens: ask.prompt_tokens.saturating_add(completion_tokens),
+            completion_tokens_details: (reasoning > 0).then_some(Details { reasoning_tokens: reasoning }),
         },
-        tokens: Tokens::new(config.seed, index, ask.completion_tokens),
+        reasoning: Tokens::in_domain(config.seed, REASONING_DOMAIN, index, reasoning),
+        answer,
     };
     if ask.stream {
-        stream_response(reply, ask.model, ask.include_usage, first_token_at, config.token_delay)
+        stream::response(reply, ask.include_usage, first_token_at, token_delay, fault)
     } else {
-        let done_at = first_token_at + config.token_delay.saturating_mul(ask.completion_tokens.saturating_sub(1));
-        wait_until(done_at).await;
-        whole_response(reply, ask.model)
+        let slots = u32::try_from(completion_tokens).unwrap_or(u32::MAX);
+        wait_until(later(first_token_at, token_delay.saturating_mul(slots.saturating_sub(1)))).await;
+        whole_response(reply, fault == Some(Fault::Reset))
     }
+}
+
+/// 429 with the wait in both the standard header (whole seconds, rounded up, at least 1) and OpenAI's
+/// `retry-after-ms`.
+fn rate_limited(wait: Duration) -> Response {
+    let ms = wait.as_nanos().div_ceil(1_000_000).min(u128::from(u64::MAX)) as u64;
+    let secs = ms.div_ceil(1000).max(1);
+    let message = format!("Rate limit reached for requests on this API key. Please try again in {ms}ms.");
+    let mut response =
+        error_with_code(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", &message, "rate_limit_exceeded");
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    response.headers_mut().insert(RETRY_AFTER_MS, HeaderValue::from(ms));
+    response
 }
 
 /// The OpenAI error `type` for a status, so clients that branch on it see familiar values.
@@ -133,24 +252,47 @@ fn error_kind(status: StatusCode) -> &'static str {
 }
 
 /// Skips the timer entirely when the moment has passed, which is the common case with zero delays.
-async fn wait_until(deadline: Instant) {
+pub(super) async fn wait_until(deadline: Instant) {
     if Instant::now() < deadline {
         tokio::time::sleep_until(deadline).await;
     }
 }
 
-struct Reply {
-    id: String,
-    created: u64,
-    usage: Usage,
-    tokens: Tokens,
+/// `t + d` that cannot panic: a delay too large for the clock means "practically never".
+pub(super) fn later(t: Instant, d: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+    t.checked_add(d).or_else(|| t.checked_add(FAR)).unwrap_or(t)
+}
+
+/// Everything a response carries, whichever shape it is sent in.
+pub(super) struct Reply {
+    pub id: String,
+    pub created: u64,
+    /// The served model (an alias's tier, or the requested model).
+    pub model: String,
+    pub usage: Usage,
+    pub reasoning: Tokens,
+    pub answer: Answer,
+}
+
+pub(super) enum Answer {
+    Text(Tokens),
+    Tool(ToolCall),
 }
 
 #[derive(Serialize, Clone, Copy)]
-struct Usage {
-    prompt_tokens: u64,
-    completion_tokens: u64,
-    total_tokens: u64,
+pub(super) struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+    /// Only with reasoning, so that plain responses keep OpenAI's minimal usage object.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completion_tokens_details: Option<Details>,
+}
+
+#[derive(Serialize, Clone, Copy)]
+pub(super) struct Details {
+    pub reasoning_tokens: u32,
 }
 
 #[derive(Serialize)]
@@ -173,154 +315,84 @@ struct Choice<'a> {
 #[derive(Serialize)]
 struct Message<'a> {
     role: &'static str,
-    content: &'a str,
+    /// `null` when the answer is a tool call, as OpenAI sends it.
+    content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<[ToolCallJson<'a>; 1]>,
 }
 
-fn whole_response(reply: Reply, model: &str) -> Response {
-    let mut content = String::with_capacity(reply.tokens.len() * MAX_TOKEN_LEN);
-    content.extend(reply.tokens);
+#[derive(Serialize)]
+struct ToolCallJson<'a> {
+    id: &'a str,
+    r#type: &'static str,
+    function: FunctionJson<'a>,
+}
+
+#[derive(Serialize)]
+struct FunctionJson<'a> {
+    name: &'a str,
+    arguments: &'a str,
+}
+
+fn whole_response(reply: Reply, reset: bool) -> Response {
+    let reasoning: Option<String> = (reply.reasoning.len() > 0).then(|| reply.reasoning.collect());
+    let (content, arguments, call) = match reply.answer {
+        Answer::Text(tokens) => {
+            let mut content = String::with_capacity(tokens.len() * MAX_TOKEN_LEN);
+            content.extend(tokens);
+            (Some(content), String::new(), None)
+        }
+        Answer::Tool(call) => (None, call.arguments(), Some(call)),
+    };
     let completion = Completion {
         id: &reply.id,
         object: "chat.completion",
         created: reply.created,
-        model,
+        model: &reply.model,
         choices: [Choice {
             index: 0,
-            message: Message { role: "assistant", content: &content },
-            finish_reason: "stop",
+            message: Message {
+                role: "assistant",
+                content: content.as_deref(),
+                reasoning_content: reasoning.as_deref(),
+                tool_calls: call.as_ref().map(|c| {
+                    [ToolCallJson {
+                        id: &c.id,
+                        r#type: "function",
+                        function: FunctionJson { name: &c.name, arguments: &arguments },
+                    }]
+                }),
+            },
+            finish_reason: if call.is_some() { "tool_calls" } else { "stop" },
         }],
         usage: reply.usage,
     };
     match serde_json::to_vec(&completion) {
+        Ok(body) if reset => cut_short(body),
         Ok(body) => json_response(StatusCode::OK, body.into()),
         Err(e) => error_response(StatusCode::INTERNAL_SERVER_ERROR, "server_error", &e.to_string()),
     }
 }
 
-/// Where a stream is in its fixed sequence of chunks.
-#[derive(Clone, Copy)]
-enum Step {
-    Role,
-    Token,
-    Finish,
-    Usage,
-    Done,
-    End,
-}
-
-struct StreamState {
-    /// `data: {"id":..,"object":..,"created":..,"model":..,"choices":[`, shared by every chunk.
-    prefix: String,
-    tokens: Tokens,
-    usage: Usage,
-    include_usage: bool,
-    next_token_at: Instant,
-    token_delay: Duration,
-    step: Step,
-}
-
-const ROLE_CHOICE: &str = r#"{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}"#;
-const TOKEN_OPEN: &str = r#"{"index":0,"delta":{"content":""#;
-const TOKEN_CLOSE: &str = r#""},"finish_reason":null}"#;
-const FINISH_CHOICE: &str = r#"{"index":0,"delta":{},"finish_reason":"stop"}"#;
-const CHUNK_END: &str = "]}\n\n";
-
-fn stream_response(
-    reply: Reply,
-    model: &str,
-    include_usage: bool,
-    first_token_at: Instant,
-    token_delay: Duration,
-) -> Response {
-    let model_json = serde_json::to_string(model).unwrap_or_else(|_| "\"mock-model\"".into());
-    let mut prefix = String::with_capacity(96 + model_json.len());
-    let _ = write!(
-        prefix,
-        r#"data: {{"id":"{}","object":"chat.completion.chunk","created":{},"model":{model_json},"choices":["#,
-        reply.id, reply.created,
-    );
-    let state = StreamState {
-        prefix,
-        tokens: reply.tokens,
-        usage: reply.usage,
-        include_usage,
-        next_token_at: first_token_at,
-        token_delay,
-        step: Step::Role,
-    };
-    let body = futures_util::stream::unfold(state, |mut s| async move {
-        let chunk = next_chunk(&mut s).await?;
-        Some((Ok::<_, Infallible>(chunk), s))
-    });
+/// Announces the whole body's length, sends half of it, then fails the body stream so that hyper drops the
+/// connection: the client sees a truncated body, as when a gateway's upstream connection is reset.
+fn cut_short(body: Vec<u8>) -> Response {
+    let len = body.len();
+    let half = Bytes::from(body).slice(..len / 2);
+    let parts = futures_util::stream::iter([Ok(half)]).chain(futures_util::stream::once(reset()));
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")],
-        Body::from_stream(body),
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json")), (header::CONTENT_LENGTH, len.into())],
+        Body::from_stream(parts),
     )
         .into_response()
 }
 
-async fn next_chunk(s: &mut StreamState) -> Option<Bytes> {
-    let chunk = match s.step {
-        Step::Role => {
-            s.step = Step::Token;
-            choice_chunk(&s.prefix, &[ROLE_CHOICE])
-        }
-        Step::Token => {
-            // A zero-token completion still takes a first-token delay before it finishes.
-            wait_until(s.next_token_at).await;
-            match s.tokens.next() {
-                Some(token) => {
-                    s.next_token_at += s.token_delay;
-                    if s.tokens.len() == 0 {
-                        s.step = Step::Finish;
-                    }
-                    choice_chunk(&s.prefix, &[TOKEN_OPEN, token, TOKEN_CLOSE])
-                }
-                None => {
-                    s.step = after_finish(s.include_usage);
-                    choice_chunk(&s.prefix, &[FINISH_CHOICE])
-                }
-            }
-        }
-        Step::Finish => {
-            s.step = after_finish(s.include_usage);
-            choice_chunk(&s.prefix, &[FINISH_CHOICE])
-        }
-        Step::Usage => {
-            s.step = Step::Done;
-            usage_chunk(&s.prefix, s.usage)
-        }
-        Step::Done => {
-            s.step = Step::End;
-            Bytes::from_static(b"data: [DONE]\n\n")
-        }
-        Step::End => return None,
-    };
-    Some(chunk)
-}
-
-fn after_finish(include_usage: bool) -> Step {
-    if include_usage { Step::Usage } else { Step::Done }
-}
-
-fn choice_chunk(prefix: &str, parts: &[&str]) -> Bytes {
-    let len = prefix.len() + parts.iter().map(|p| p.len()).sum::<usize>() + CHUNK_END.len();
-    let mut chunk = String::with_capacity(len);
-    chunk.push_str(prefix);
-    parts.iter().for_each(|p| chunk.push_str(p));
-    chunk.push_str(CHUNK_END);
-    Bytes::from(chunk)
-}
-
-fn usage_chunk(prefix: &str, usage: Usage) -> Bytes {
-    let mut chunk = String::with_capacity(prefix.len() + 96);
-    chunk.push_str(prefix);
-    let _ = write!(
-        chunk,
-        r#"],"usage":{{"prompt_tokens":{},"completion_tokens":{},"total_tokens":{}}}}}"#,
-        usage.prompt_tokens, usage.completion_tokens, usage.total_tokens,
-    );
-    chunk.push_str("\n\n");
-    Bytes::from(chunk)
+/// The body-stream error of a reset, after giving hyper one chance to flush what came before: an error
+/// while data still sits in its write buffer would drop that data, and the client would see no headers.
+pub(super) async fn reset() -> std::io::Result<Bytes> {
+    tokio::task::yield_now().await;
+    Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "mock reset fault"))
 }

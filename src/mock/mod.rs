@@ -1,15 +1,27 @@
-//! The embedded mock gateway: an OpenAI-compatible HTTP server (chat completions, streamed or not, with
-//! configurable token timing and deterministic fault injection) that `run` targets when no `--target` is
-//! given and that the `mock` subcommand serves in the foreground.
+//! The embedded mock gateway: an OpenAI-compatible HTTP server that `run` targets when no `--target` is
+//! given and that the `mock` subcommand serves in the foreground. It models an AI agent gateway in front of
+//! model providers: chat completions (streamed or not) with configurable token timing, reasoning tokens and
+//! tool calls for ReAct agents; model aliases routed to tiers with fallback; per-key rate limiting;
+//! register/login with bearer tokens; a simulated tool endpoint; deterministic fault injection; and
+//! `GET /mock/stats`, counters a load test can check its own counts against.
 //!
 //! It owns its HTTP routes, its response synthesis and its own runtime thread. It must not depend on the
 //! engine (or any other part of the crate): it stands in for an external service and is only ever
-//! reached over HTTP.
+//! reached over HTTP. Every decision is a pure function of the seed and a request index, so two runs with
+//! the same seed fail the same requests the same way.
 
+mod auth;
 mod chat;
+mod config;
+mod faults;
+mod limits;
+mod settings;
+mod stats;
+mod stream;
 mod synth;
 #[cfg(test)]
 mod tests;
+mod tools;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -20,8 +32,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::DefaultBodyLimit;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -29,36 +41,8 @@ use axum::serve::ListenerExt;
 use futures_util::FutureExt;
 use tokio::sync::oneshot;
 
-/// How the mock answers. Token timing emulates a model: the first token after `first_token_delay`, each
-/// later one `token_delay` after the previous.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MockConfig {
-    /// Tokens per completion; a request's `max_tokens` / `max_completion_tokens` can only lower it.
-    pub output_tokens: u32,
-    /// Time before the first token (and before an injected failure is answered).
-    pub first_token_delay: Duration,
-    /// Time between later tokens.
-    pub token_delay: Duration,
-    /// Fraction of chat-completion requests answered with `error_status`.
-    pub error_rate: f64,
-    /// Status of injected failures.
-    pub error_status: u16,
-    /// Seeds ids, token text and which requests fail.
-    pub seed: u64,
-}
-
-impl Default for MockConfig {
-    fn default() -> Self {
-        Self {
-            output_tokens: 8,
-            first_token_delay: Duration::from_millis(20),
-            token_delay: Duration::from_millis(10),
-            error_rate: 0.0,
-            error_status: 500,
-            seed: 0,
-        }
-    }
-}
+pub use config::{Alias, MockConfig, ModelLatency, RateLimit};
+pub use settings::{LatencySettings, MockSettings};
 
 /// A mock running on its own OS thread with its own multi-thread tokio runtime (2 worker threads), so the
 /// load generator's threads measure only themselves. Dropping it (or calling shutdown) stops it gracefully.
@@ -196,15 +180,35 @@ struct Shared {
     config: MockConfig,
     /// Next chat-completion request index; it keys ids, text and fault injection.
     next_index: AtomicU64,
+    /// Next tool invocation index; it keys the tool results' text.
+    next_tool_index: AtomicU64,
+    stats: stats::Stats,
+    accounts: auth::Accounts,
+    limiter: limits::Limiter,
 }
+
+/// Most users, tokens or rate-limit keys the mock tracks, so that a hostile or runaway client cannot make
+/// it grow without bound; beyond it the mock answers 503.
+const MAX_ENTRIES: usize = 1_000_000;
 
 /// Large prompts are a legitimate load-test input; axum's 2 MB default would reject them.
 const BODY_LIMIT: usize = 64 * 1024 * 1024;
 
 fn router(config: MockConfig) -> Router {
-    let state = Arc::new(Shared { config, next_index: AtomicU64::new(0) });
+    let state = Arc::new(Shared {
+        limiter: limits::Limiter::new(config.rate_limit),
+        config,
+        next_index: AtomicU64::new(0),
+        next_tool_index: AtomicU64::new(0),
+        stats: stats::Stats::default(),
+        accounts: auth::Accounts::default(),
+    });
     Router::new()
         .route("/v1/chat/completions", post(chat::completions))
+        .route("/v1/auth/register", post(auth::register))
+        .route("/v1/auth/login", post(auth::login))
+        .route("/v1/tools/{name}", post(tools::invoke))
+        .route("/mock/stats", get(stats::handler))
         .route("/v1/echo", post(echo))
         .route("/health", get(health))
         .route("/v1/models", get(models))
@@ -217,8 +221,17 @@ fn router(config: MockConfig) -> Router {
 
 /// An OpenAI-style error response: `{"error":{"message":..,"type":..,"param":null,"code":null}}`.
 fn error_response(status: StatusCode, kind: &str, message: &str) -> Response {
+    error_body(status, kind, message, None)
+}
+
+/// An OpenAI-style error response with a machine-readable `code`.
+fn error_with_code(status: StatusCode, kind: &str, message: &str, code: &str) -> Response {
+    error_body(status, kind, message, Some(code))
+}
+
+fn error_body(status: StatusCode, kind: &str, message: &str, code: Option<&str>) -> Response {
     let body = serde_json::json!({
-        "error": { "message": message, "type": kind, "param": null, "code": null }
+        "error": { "message": message, "type": kind, "param": null, "code": code }
     });
     json_response(status, body.to_string().into())
 }
@@ -246,13 +259,12 @@ async fn health() -> Response {
     json_response(StatusCode::OK, Bytes::from_static(br#"{"status":"ok"}"#))
 }
 
-async fn models() -> Response {
-    json_response(
-        StatusCode::OK,
-        Bytes::from_static(
-            br#"{"object":"list","data":[{"id":"mock-model","object":"model","owned_by":"run-load-test"}]}"#,
-        ),
-    )
+/// `mock-model`, then every alias, which is what a client may ask for by name.
+async fn models(State(shared): State<Arc<Shared>>) -> Response {
+    let model = |id: &str| serde_json::json!({ "id": id, "object": "model", "owned_by": "run-load-test" });
+    let aliases = shared.config.aliases.iter().map(|a| a.name.as_str()).filter(|id| *id != "mock-model");
+    let data: Vec<_> = std::iter::once("mock-model").chain(aliases).map(model).collect();
+    json_response(StatusCode::OK, serde_json::json!({ "object": "list", "data": data }).to_string().into())
 }
 
 async fn not_found(method: axum::http::Method, uri: axum::http::Uri) -> Response {

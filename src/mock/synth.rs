@@ -7,6 +7,15 @@
 const ID_DOMAIN: u64 = 0x6964_5f64_6f6d_6169;
 const FAULT_DOMAIN: u64 = 0x6661_756c_745f_646f;
 const TEXT_DOMAIN: u64 = 0x7465_7874_5f64_6f6d;
+pub(crate) const REASONING_DOMAIN: u64 = 0x7265_6173_6f6e_696e;
+pub(crate) const TIER_DOMAIN: u64 = 0x7469_6572_5f64_6f6d;
+pub(crate) const FAULT_KIND_DOMAIN: u64 = 0x6b69_6e64_5f64_6f6d;
+pub(crate) const CALL_DOMAIN: u64 = 0x6361_6c6c_5f64_6f6d;
+pub(crate) const ARGS_DOMAIN: u64 = 0x6172_6773_5f64_6f6d;
+pub(crate) const TOOL_DOMAIN: u64 = 0x746f_6f6c_5f64_6f6d;
+pub(crate) const USER_DOMAIN: u64 = 0x7573_6572_5f64_6f6d;
+pub(crate) const TOKEN_DOMAIN: u64 = 0x746f_6b65_6e5f_646f;
+pub(crate) const TOKEN_TAIL_DOMAIN: u64 = 0x7461_696c_5f64_6f6d;
 
 /// Opening words carry no leading space, like the first token a real tokenizer emits.
 const OPENERS: &[&str] = &["The", "A", "This", "Each", "Our", "Every"];
@@ -57,7 +66,7 @@ pub(crate) fn mix64(mut z: u64) -> u64 {
 
 /// Keyed per-request draw. For a fixed seed and domain it is a bijection of `index` (xor with a constant,
 /// then `mix64`), which is what makes response ids unique.
-fn draw(seed: u64, domain: u64, index: u64) -> u64 {
+pub(crate) fn draw(seed: u64, domain: u64, index: u64) -> u64 {
     mix64(index ^ mix64(seed ^ domain))
 }
 
@@ -68,12 +77,12 @@ pub(crate) fn response_id(seed: u64, index: u64) -> String {
 
 /// Whether request `index` is one of the injected failures.
 pub(crate) fn should_fail(seed: u64, index: u64, error_rate: f64) -> bool {
-    if error_rate <= 0.0 {
-        return false;
-    }
-    // The top 53 bits give a uniform f64 in [0, 1) with every value exactly representable.
-    let unit = (draw(seed, FAULT_DOMAIN, index) >> 11) as f64 / (1u64 << 53) as f64;
-    unit < error_rate
+    error_rate > 0.0 && unit(seed, FAULT_DOMAIN, index) < error_rate
+}
+
+/// A uniform draw in [0, 1): the top 53 bits give an f64 with every value exactly representable.
+pub(crate) fn unit(seed: u64, domain: u64, index: u64) -> f64 {
+    (draw(seed, domain, index) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// The token stream of one response: a splitmix64 generator seeded from `(seed, index)`.
@@ -85,7 +94,12 @@ pub(crate) struct Tokens {
 
 impl Tokens {
     pub(crate) fn new(seed: u64, index: u64, count: u32) -> Self {
-        Self { state: draw(seed, TEXT_DOMAIN, index), emitted: 0, remaining: count }
+        Self::in_domain(seed, TEXT_DOMAIN, index, count)
+    }
+
+    /// A text unrelated to the answer's (reasoning, tool arguments, tool results) for the same request.
+    pub(crate) fn in_domain(seed: u64, domain: u64, index: u64, count: u32) -> Self {
+        Self { state: draw(seed, domain, index), emitted: 0, remaining: count }
     }
 }
 

@@ -13,6 +13,10 @@ use tokio::time::Instant;
 use super::synth::Tokens;
 use super::{MockConfig, MockServer, spawn};
 
+mod agent;
+mod faults;
+mod gateway;
+
 /// Bounds every exchange so a wedged server fails the test instead of hanging it.
 const IO_LIMIT: Duration = Duration::from_secs(10);
 
@@ -22,6 +26,9 @@ struct Reply {
     body: Vec<u8>,
     /// Time from sending to the first byte of the first content chunk, when asked for.
     marker_after: Option<Duration>,
+    /// The body ended early: the connection failed, or it closed before the announced length or the last
+    /// chunk.
+    cut: bool,
 }
 
 impl Reply {
@@ -39,6 +46,7 @@ impl Reply {
 }
 
 fn start(config: MockConfig) -> MockServer {
+    assert_eq!(config.validate(), Ok(()));
     spawn(config, "127.0.0.1:0".parse().unwrap()).unwrap()
 }
 
@@ -58,7 +66,16 @@ async fn send(
     body: &[u8],
     marker: Option<&[u8]>,
 ) -> Reply {
-    tokio::time::timeout(IO_LIMIT, exchange(addr, method, path, content_type, body, marker))
+    let headers: Vec<(&str, &str)> = content_type.map(|ct| ("Content-Type", ct)).into_iter().collect();
+    tokio::time::timeout(IO_LIMIT, exchange(addr, method, path, &headers, body, marker))
+        .await
+        .expect("exchange timed out")
+}
+
+/// Any request, with any headers; the reply's `cut` tells whether the body was complete.
+async fn call(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    let marker = Some(br#""delta":{"content":"#.as_slice());
+    tokio::time::timeout(IO_LIMIT, exchange(addr, method, path, headers, body, marker))
         .await
         .expect("exchange timed out")
 }
@@ -67,15 +84,15 @@ async fn exchange(
     addr: SocketAddr,
     method: &str,
     path: &str,
-    content_type: Option<&str>,
+    headers: &[(&str, &str)],
     body: &[u8],
     marker: Option<&[u8]>,
 ) -> Reply {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let mut head =
         format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
-    if let Some(ct) = content_type {
-        head.push_str(&format!("Content-Type: {ct}\r\n"));
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("\r\n");
     let sent = Instant::now();
@@ -85,8 +102,12 @@ async fn exchange(
     let mut raw = Vec::new();
     let mut buf = [0u8; 4096];
     let mut marker_after = None;
+    let mut failed = false;
     loop {
-        let n = stream.read(&mut buf).await.unwrap();
+        let Ok(n) = stream.read(&mut buf).await else {
+            failed = true;
+            break;
+        };
         if n == 0 {
             break;
         }
@@ -107,19 +128,29 @@ async fn exchange(
         .collect();
     let payload = &raw[split + 4..];
     let chunked = headers.iter().any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
-    let body = if chunked { dechunk(payload) } else { payload.to_vec() };
-    Reply { status, headers, body, marker_after }
+    let (body, complete) = if chunked {
+        dechunk(payload)
+    } else {
+        let announced = headers.iter().find(|(k, _)| k == "content-length").map(|(_, v)| v.parse().unwrap());
+        (payload.to_vec(), announced.is_none_or(|len: usize| len == payload.len()))
+    };
+    Reply { status, headers, body, marker_after, cut: failed || !complete }
 }
 
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
+/// The chunks' data, and whether the final zero-size chunk arrived.
+fn dechunk(mut data: &[u8]) -> (Vec<u8>, bool) {
     let mut out = Vec::new();
     loop {
-        let eol = data.windows(2).position(|w| w == b"\r\n").unwrap();
+        let Some(eol) = data.windows(2).position(|w| w == b"\r\n") else { return (out, false) };
         let size = std::str::from_utf8(&data[..eol]).unwrap();
         let size = usize::from_str_radix(size.split(';').next().unwrap().trim(), 16).unwrap();
         data = &data[eol + 2..];
         if size == 0 {
-            return out;
+            return (out, true);
+        }
+        if data.len() < size + 2 {
+            out.extend_from_slice(&data[..size.min(data.len())]);
+            return (out, false);
         }
         out.extend_from_slice(&data[..size]);
         data = &data[size + 2..];
@@ -325,4 +356,13 @@ async fn serve_stops_when_its_shutdown_future_resolves() {
     assert_eq!(health.status, 200);
     stop.send(()).unwrap();
     tokio::time::timeout(IO_LIMIT, server).await.unwrap().unwrap().unwrap();
+}
+
+async fn stats(addr: SocketAddr) -> Value {
+    send(addr, "GET", "/mock/stats", None, b"", None).await.json()
+}
+
+/// The JSON chunks of a stream, `[DONE]` and anything unparsable left out.
+fn chunks(body: &[u8]) -> Vec<Value> {
+    events(body).iter().filter_map(|e| serde_json::from_str(e).ok()).collect()
 }

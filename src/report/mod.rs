@@ -45,6 +45,10 @@ pub struct RunReport {
     pub generator: GeneratorInfo,
     /// Latency of all successful requests (HdrHistogram V2 deflate, base64).
     pub histograms: Histograms,
+    /// The embedded mock's own counters (`GET /mock/stats`: injected faults, fallbacks, 429s), so what was
+    /// injected can be compared with what was measured. Absent for a real target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mock_stats: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

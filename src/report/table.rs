@@ -86,7 +86,20 @@ pub fn render_summary(r: &RunReport) -> String {
     let _ = writeln!(out, "latency in ms (send → last byte, successful requests); failures counted separately");
 
     if r.flows.len() > 1 || r.steps.len() > r.flows.len() {
-        let mut f = table(vec!["User", "Flows ok", "Flows failed", "flows/s", "Avg", "Med", "p95", "p99", "Max"]);
+        let mut f = table(vec![
+            "User",
+            "Flows ok",
+            "Flows failed",
+            "flows/s",
+            "Avg",
+            "Med",
+            "p95",
+            "p99",
+            "Max",
+            "Steps avg",
+            "Steps max",
+            "$/flow",
+        ]);
         for fl in &r.flows {
             let l = fl.latency.as_ref();
             let g = |get: fn(&crate::metrics::LatencySummary) -> f64| l.map_or("-".to_string(), |l| fmt_ms(get(l)));
@@ -100,11 +113,16 @@ pub fn render_summary(r: &RunReport) -> String {
                 g(|l| l.p95_ms),
                 g(|l| l.p99_ms),
                 g(|l| l.max_ms),
+                format!("{:.1}", fl.steps_mean),
+                fl.steps_max.to_string(),
+                fmt_cost(fl.cost_per_flow_usd),
             ]);
         }
         right_align(&mut f, 1);
         let _ = writeln!(out, "{f}");
     }
+
+    render_llm(r, &mut out);
 
     if !r.errors.is_empty() {
         let mut e = table(vec!["# occurrences", "Kind", "Step", "First message"]);
@@ -116,6 +134,20 @@ pub fn render_summary(r: &RunReport) -> String {
             e.add_row(vec![er.count.to_string(), er.kind.clone(), format!("{} › {}", er.user, er.step), msg]);
         }
         let _ = writeln!(out, "{e}");
+    }
+    if let Some(l) = &r.totals.llm {
+        let _ = writeln!(
+            out,
+            "LLM: {} responses ({} streamed), {} output tokens ({:.1} tok/s), {} fallbacks, total cost ${:.4}",
+            l.responses, l.streamed, l.output_tokens, l.output_tokens_per_s, l.fallbacks, l.cost_usd
+        );
+    }
+    if r.totals.retries > 0 {
+        let _ = writeln!(
+            out,
+            "{} attempts were retried after a retryable status (honouring retry-after)",
+            r.totals.retries
+        );
     }
     let g = &r.generator;
     let _ = writeln!(
@@ -173,4 +205,83 @@ pub fn render_list(rows: &[ListRow]) -> String {
         };
     }
     format!("{t}\n")
+}
+
+fn fmt_cost(usd: f64) -> String {
+    if usd == 0.0 {
+        "-".to_string()
+    } else if usd < 0.01 {
+        format!("{usd:.6}")
+    } else {
+        format!("{usd:.4}")
+    }
+}
+
+fn opt_ms(l: Option<&crate::metrics::LatencySummary>, get: fn(&crate::metrics::LatencySummary) -> f64) -> String {
+    l.map_or("-".to_string(), |l| fmt_ms(get(l)))
+}
+
+/// Streaming and token metrics per LLM step, then the served-model distribution.
+fn render_llm(r: &RunReport, out: &mut String) {
+    let llm_steps: Vec<_> = r.steps.iter().filter_map(|s| s.stats.llm.as_ref().map(|l| (s, l))).collect();
+    if llm_steps.is_empty() {
+        return;
+    }
+    let mut t = table(vec![
+        "LLM step",
+        "Resp",
+        "TTFT p50",
+        "TTFT p95",
+        "TTFO p50",
+        "ICL p95",
+        "TPOT p50",
+        "NTPOT p50",
+        "Out tok",
+        "tok/s",
+        "Fallback",
+        "Cost $",
+    ]);
+    for (s, l) in &llm_steps {
+        t.add_row(vec![
+            format!("{} › {}", s.user, s.name),
+            l.responses.to_string(),
+            opt_ms(l.ttft.as_ref(), |x| x.p50_ms),
+            opt_ms(l.ttft.as_ref(), |x| x.p95_ms),
+            opt_ms(l.ttfo.as_ref(), |x| x.p50_ms),
+            opt_ms(l.icl.as_ref(), |x| x.p95_ms),
+            opt_ms(l.tpot.as_ref(), |x| x.p50_ms),
+            opt_ms(l.ntpot.as_ref(), |x| x.p50_ms),
+            l.output_tokens.to_string(),
+            format!("{:.1}", l.output_tokens_per_s),
+            format!("{} ({:.1}%)", l.fallbacks, l.fallback_rate * 100.0),
+            fmt_cost(l.cost_usd),
+        ]);
+    }
+    right_align(&mut t, 1);
+    let _ = writeln!(out, "{t}");
+    let mut m = table(vec!["LLM step", "Served model", "Resp", "Share", "Fallbacks", "Avg", "p95", "Cost $"]);
+    let mut any = false;
+    for (s, l) in &llm_steps {
+        for model in &l.models {
+            any = true;
+            m.add_row(vec![
+                format!("{} › {}", s.user, s.name),
+                model.model.clone(),
+                model.responses.to_string(),
+                format!("{:.1}%", model.share * 100.0),
+                model.fallbacks.to_string(),
+                opt_ms(model.latency.as_ref(), |x| x.mean_ms),
+                opt_ms(model.latency.as_ref(), |x| x.p95_ms),
+                fmt_cost(model.cost_usd),
+            ]);
+        }
+    }
+    if any {
+        right_align(&mut m, 2);
+        let _ = writeln!(out, "{m}");
+    }
+    let _ = writeln!(
+        out,
+        "TTFT: first token (content, reasoning or tool call) · TTFO: first visible answer · ICL: gap between chunks · TPOT: (latency−TTFT)/(tokens−1) · NTPOT: latency/tokens"
+    );
 }

@@ -40,7 +40,7 @@ impl fmt::Display for ScenarioError {
 impl std::error::Error for ScenarioError {}
 
 impl ScenarioError {
-    pub(crate) fn at(path: &Path, src: &str, offset: Option<usize>, message: impl Into<String>) -> Self {
+    pub fn at(path: &Path, src: &str, offset: Option<usize>, message: impl Into<String>) -> Self {
         let (line, col) = match offset {
             Some(o) => {
                 let (l, c) = line_col(src, o);
@@ -110,6 +110,8 @@ fn parse_error(path: &Path, src: &str, e: &toml::de::Error) -> ScenarioError {
     let raw = e.message().lines().next().unwrap_or("invalid TOML").trim();
     let mut message = if raw.contains("untagged enum ThinkTime") {
         "think_time must be a duration like \"1s\" or a table like { min = \"200ms\", max = \"1s\" }".to_string()
+    } else if raw.contains("untagged enum Capture") {
+        "a capture is a JSON path like \"$.id\" or a table { path = \"$.x\", append = true } / { value = ..., append = true }".to_string()
     } else if raw.contains("untagged enum StatusExpect") {
         "expect.status must be a status code like 200 or a list like [200, 201]".to_string()
     } else {

@@ -2,6 +2,7 @@
 //! errors, `${env:NAME}` expansion and `{{ var }}` templates. Owns the schema; runs nothing.
 
 mod env;
+pub mod feeder;
 mod load;
 mod template;
 mod validate;
@@ -16,6 +17,7 @@ use toml::Spanned;
 pub use env::{EnvError, expand_env, secret_values};
 pub use load::{LoadedScenario, ScenarioError, list_dir, load, locate_scenario, parse};
 pub use template::{Ctx, TemplateSet, Text};
+pub use validate::condition_template;
 
 /// Variables every template may use without a capture or `[vars]` entry.
 pub const BUILTIN_VARS: &[&str] = &["user_id", "iteration", "random_id", "uuid", "timestamp_ms", "scenario"];
@@ -38,10 +40,29 @@ pub struct Scenario {
     #[serde(default, rename = "user")]
     pub users: Vec<UserClass>,
     #[serde(default)]
-    pub mock: MockSection,
+    /// Settings of the embedded mock gateway when no `--target` is given.
+    pub mock: crate::mock::MockSettings,
     /// k6-style thresholds: `"metric{selector}" = ["p(95) < 2s", ...]`.
     #[serde(default)]
     pub thresholds: BTreeMap<String, Vec<String>>,
+    /// Gateway model aliases in fallback order: `coding_agent = ["coding_tier_3", "coding_tier_2"]`. A response
+    /// served by any model but the first tier of the requested alias counts as a fallback. Also configures the
+    /// embedded mock's aliases.
+    #[serde(default)]
+    pub aliases: BTreeMap<String, Vec<String>>,
+    /// USD per million tokens by served model: `"gpt-4o" = { input = 2.5, output = 10.0 }`.
+    #[serde(default)]
+    pub pricing: BTreeMap<String, Price>,
+    /// Data for templates: rows from CSV/JSONL files or synthetic prompts, one draw per iteration.
+    #[serde(default, rename = "feeder")]
+    pub feeders: Vec<feeder::FeederSpec>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    pub input: f64,
+    pub output: f64,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -60,6 +81,8 @@ pub struct Defaults {
     pub headers: BTreeMap<String, String>,
     pub timeout: Option<DurationValue>,
     pub think_time: Option<ThinkTime>,
+    /// Response header naming the served model (else the response's `model` field is used).
+    pub served_model_header: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -72,6 +95,12 @@ pub struct UserClass {
     pub tags: Vec<String>,
     #[serde(default, rename = "step")]
     pub steps: Vec<Step>,
+    /// Run once when the user starts (register, login); their captures persist for the user's whole life.
+    #[serde(default)]
+    pub on_start: Vec<Step>,
+    /// Run once when the user stops gracefully (logout, cleanup).
+    #[serde(default)]
+    pub on_stop: Vec<Step>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -96,14 +125,73 @@ pub struct Step {
     pub stream: bool,
     #[serde(default)]
     pub expect: Expect,
-    /// `variable = "$.json.path"`: the first match, as text, becomes `{{ variable }}` for later steps.
+    /// `variable = "$.json.path"`: the first match becomes `{{ variable }}` for later steps (strings as text,
+    /// other JSON as structured values); `{ path = "...", append = true }` appends to a list;
+    /// `{ value = <template or table>, append = true }` builds a value from templates.
     #[serde(default)]
-    pub capture: BTreeMap<String, String>,
+    pub capture: BTreeMap<String, Capture>,
     pub timeout: Option<DurationValue>,
     pub think_time: Option<ThinkTime>,
     #[serde(default)]
     pub tags: Vec<String>,
     pub on_failure: Option<OnFailure>,
+    /// Parse the response as an OpenAI chat completion (tokens, served model, cost). Default: the path
+    /// contains `/chat/completions`.
+    pub llm: Option<bool>,
+    /// Send again after a retryable status, honouring `retry-after-ms` / `Retry-After`.
+    pub retry: Option<Retry>,
+    /// A template expression; the step runs only when it is true (e.g. `finish_reason == "tool_calls"`).
+    pub when: Option<String>,
+    /// After this step, go back to step `to` while `while` holds, at most `max` times per iteration.
+    #[serde(rename = "loop")]
+    pub repeat: Option<Loop>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Capture {
+    Path(String),
+    Spec(CaptureSpec),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureSpec {
+    pub path: Option<String>,
+    pub value: Option<toml::Value>,
+    #[serde(default)]
+    pub append: bool,
+}
+
+impl Capture {
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            Capture::Path(p) => Some(p),
+            Capture::Spec(s) => s.path.as_deref(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retry {
+    /// Further attempts after the first.
+    pub max: u32,
+    /// Statuses that are retried (default: 429).
+    pub on: Option<Vec<u16>>,
+    /// Wait when the response gives no retry-after (default 1s).
+    pub backoff: Option<DurationValue>,
+    /// Longest wait honoured (default 60s); a longer advice fails the request as it stands.
+    pub max_wait: Option<DurationValue>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Loop {
+    pub to: String,
+    #[serde(rename = "while")]
+    pub condition: String,
+    pub max: u32,
 }
 
 impl Step {
@@ -176,17 +264,6 @@ impl ThinkTime {
             ThinkTime::Range { min, max } => (min.0, max.0),
         }
     }
-}
-
-/// `[mock]`: settings of the embedded mock gateway when no `--target` is given.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MockSection {
-    pub output_tokens: Option<u32>,
-    pub first_token_delay: Option<DurationValue>,
-    pub token_delay: Option<DurationValue>,
-    pub error_rate: Option<Spanned<f64>>,
-    pub error_status: Option<u16>,
 }
 
 /// A duration written as "250ms", "30s", "1m30s", or a number of seconds.

@@ -54,11 +54,19 @@ pub(super) fn validate(s: &Scenario, path: &Path, src: &str) -> Result<(), Scena
             return Err(err(Some(d.span().start), "`duration` must be longer than zero, e.g. \"30s\"".into()));
         }
     }
-    if let Some(r) = &s.mock.error_rate {
-        if !(0.0..=1.0).contains(r.get_ref()) {
+    for (alias, tiers) in &s.aliases {
+        if tiers.is_empty() {
             return Err(err(
-                Some(r.span().start),
-                format!("`error_rate` must be between 0 and 1, got {}", r.get_ref()),
+                src.find(alias.as_str()),
+                format!("alias `{alias}` needs at least one tier, e.g. [\"{alias}_tier_1\"]"),
+            ));
+        }
+    }
+    for (model, p) in &s.pricing {
+        if !(p.input >= 0.0 && p.output >= 0.0 && p.input.is_finite() && p.output.is_finite()) {
+            return Err(err(
+                src.find(model.as_str()),
+                format!("pricing for `{model}` must be non-negative USD per 1M tokens"),
             ));
         }
     }
@@ -94,22 +102,45 @@ pub(super) fn validate(s: &Scenario, path: &Path, src: &str) -> Result<(), Scena
         if user.steps.is_empty() {
             return Err(err(uoff, format!("user `{uname}` has no steps: add a `[[user.step]]` below it")));
         }
-        let mut known: HashSet<String> = BUILTIN_VARS.iter().map(|v| v.to_string()).collect();
-        known.extend(s.vars.keys().cloned());
+        let mut base: HashSet<String> = BUILTIN_VARS.iter().map(|v| v.to_string()).collect();
+        base.extend(s.vars.keys().cloned());
+        base.extend(s.feeders.iter().map(|f| f.name.clone()));
         let mut step_names = HashSet::new();
-        for step in &user.steps {
+        let all_in_class = user.on_start.iter().chain(&user.steps).chain(&user.on_stop);
+        for step in all_in_class {
             let sname = step.name.get_ref();
-            let soff = step.name.span().start;
             if !step_names.insert(sname.as_str()) {
                 return Err(err(
-                    Some(soff),
+                    Some(step.name.span().start),
                     format!("step name `{sname}` is used twice in user `{uname}`; step names must be unique"),
                 ));
             }
             all_steps.insert(sname.clone());
+        }
+        // on_start captures (a login token) are known to every later step.
+        let mut known = base;
+        for step in &user.on_start {
+            no_loop(step, path, src)?;
             check_step(step, uname, &known, &mut templates, path, src)?;
             known.extend(step.capture.keys().cloned());
         }
+        let ranges = loop_ranges(&user.steps, path, src)?;
+        let mut so_far = known.clone();
+        for (i, step) in user.steps.iter().enumerate() {
+            // Inside a loop, what a later step of the loop captured is known on the next pass.
+            let mut here = so_far.clone();
+            for &(from, to) in ranges.iter().filter(|(f, t)| (*f..=*t).contains(&i)) {
+                here.extend(user.steps[from..=to].iter().flat_map(|s| s.capture.keys().cloned()));
+            }
+            check_step(step, uname, &here, &mut templates, path, src)?;
+            so_far.extend(step.capture.keys().cloned());
+        }
+        for step in &user.on_stop {
+            no_loop(step, path, src)?;
+            check_step(step, uname, &so_far, &mut templates, path, src)?;
+            so_far.extend(step.capture.keys().cloned());
+        }
+        let known = so_far;
         for t in s.defaults.headers.values() {
             check_template(t, "[defaults] headers", uname, &known, &mut templates, path, src, 0)?;
         }
@@ -147,9 +178,25 @@ fn check_step(
     if step.json.is_some() && step.body.is_some() {
         return Err(err(format!("step `{sname}` has both `json` and `body`; keep one")));
     }
-    for p in step.capture.values().chain(&step.expect.json_path) {
+    for (name, c) in &step.capture {
+        if let crate::scenario::Capture::Spec(spec) = c {
+            if spec.path.is_some() == spec.value.is_some() {
+                return Err(err(format!("step `{sname}`: capture `{name}` needs exactly one of `path` or `value`")));
+            }
+        }
+    }
+    if let Some(r) = &step.retry {
+        if r.max == 0 || r.max > 100 {
+            return Err(err(format!("step `{sname}`: retry.max must be between 1 and 100, got {}", r.max)));
+        }
+    }
+    for cond in step.when.iter().chain(step.repeat.as_ref().map(|l| &l.condition)) {
+        check_template(&condition_template(cond), sname, user, known, templates, path, src, soff)?;
+    }
+    let paths = step.capture.values().filter_map(|c| c.path()).chain(step.expect.json_path.iter().map(String::as_str));
+    for p in paths {
         if let Err(e) = serde_json_path::JsonPath::parse(p) {
-            let off = src.get(soff..).and_then(|s| s.find(p.as_str())).map_or(soff, |i| soff + i);
+            let off = src.get(soff..).and_then(|s| s.find(p)).map_or(soff, |i| soff + i);
             return Err(ScenarioError::at(
                 path,
                 src,
@@ -164,6 +211,19 @@ fn check_step(
     for text in step_texts(step) {
         check_env(text, path, src, Some(soff))?;
         check_template(text, sname, user, known, templates, path, src, soff)?;
+    }
+    // A value capture is built after the step's path captures, so it may use them.
+    let mut with_own = known.clone();
+    with_own.extend(step.capture.iter().filter(|(_, c)| c.path().is_some()).map(|(k, _)| k.clone()));
+    for c in step.capture.values() {
+        if let crate::scenario::Capture::Spec(crate::scenario::CaptureSpec { value: Some(v), .. }) = c {
+            let mut texts = Vec::new();
+            collect_strings(v, &mut texts);
+            for text in texts {
+                check_env(text, path, src, Some(soff))?;
+                check_template(text, sname, user, &with_own, templates, path, src, soff)?;
+            }
+        }
     }
     Ok(())
 }
@@ -182,6 +242,44 @@ fn step_texts(step: &Step) -> Vec<&str> {
         collect_strings(j, &mut out);
     }
     out
+}
+
+/// A condition as a template that renders `1` when it holds; the engine evaluates it the same way.
+pub fn condition_template(expr: &str) -> String {
+    format!("{{% if {expr} %}}1{{% endif %}}")
+}
+
+fn no_loop(step: &Step, path: &Path, src: &str) -> Result<(), ScenarioError> {
+    match &step.repeat {
+        Some(_) => Err(ScenarioError::at(
+            path,
+            src,
+            Some(step.name.span().start),
+            format!("step `{}`: `loop` is only allowed in [[user.step]], not in on_start/on_stop", step.name.get_ref()),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// (target index, loop step index) of every loop; the target must be this step or an earlier one.
+fn loop_ranges(steps: &[Step], path: &Path, src: &str) -> Result<Vec<(usize, usize)>, ScenarioError> {
+    let mut out = Vec::new();
+    for (i, step) in steps.iter().enumerate() {
+        let Some(l) = &step.repeat else { continue };
+        let err = |m: String| ScenarioError::at(path, src, Some(step.name.span().start), m);
+        let Some(target) = steps[..=i].iter().position(|s| s.name.get_ref() == &l.to) else {
+            return Err(err(format!(
+                "step `{}`: loop.to = `{}` must name this step or an earlier [[user.step]] of the same user",
+                step.name.get_ref(),
+                l.to
+            )));
+        };
+        if l.max == 0 {
+            return Err(err(format!("step `{}`: loop.max must be at least 1", step.name.get_ref())));
+        }
+        out.push((target, i));
+    }
+    Ok(out)
 }
 
 fn collect_strings<'a>(v: &'a toml::Value, out: &mut Vec<&'a str>) {

@@ -1,0 +1,326 @@
+//! Incremental parser for OpenAI chat-completions server-sent-event streams, fed body frames as they arrive,
+//! measuring time to first token, time to first visible output, inter-token gaps and token counts, and
+//! optionally rebuilding the complete message so that checks written for non-streaming answers still apply.
+//!
+//! It runs on the load generator's hot path: one parser per virtual user is reused across requests via
+//! `reset`, lines are scanned in place and only partial lines are copied, and chunks are parsed into borrowed
+//! structs (see `wire`), so after warm-up a stream costs no allocation beyond serde_json unescaping strings.
+//! Every size is capped so that a hostile server cannot exhaust memory.
+
+mod accumulate;
+mod wire;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::time::Duration;
+
+use accumulate::{Accumulator, clear_bytes, error_text, too_large};
+
+/// Largest event accepted: nothing legitimate comes close, so a bigger one is a broken or hostile server.
+const MAX_EVENT_BYTES: usize = 16 << 20;
+/// A line holds at most one event's data plus the field name.
+const MAX_LINE_BYTES: usize = MAX_EVENT_BYTES + 64;
+/// Assembled content, reasoning and tool-call text together: bounds a stream that never ends.
+const MAX_ASSEMBLED_BYTES: usize = 64 << 20;
+/// Distinct tool calls per response: bounds memory and the linear index lookup.
+const MAX_TOOL_CALLS: usize = 4096;
+/// Buffers grown past this by one large response are shrunk on reset, so it does not pin memory per user.
+const KEEP_CAPACITY: usize = 1 << 20;
+/// Error messages become report labels: keep them readable.
+const MAX_MESSAGE_CHARS: usize = 200;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamError {
+    /// A `data:` payload that is neither JSON nor `[DONE]`, or JSON that is not a chat chunk.
+    Malformed(String),
+    /// The server sent an error inside the stream (`event: error`, or a JSON payload with an `error` object).
+    ErrorEvent(String),
+    /// The body ended without `data: [DONE]` (a cut or truncated stream).
+    MissingDone,
+}
+
+impl fmt::Display for StreamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StreamError::Malformed(m) => write!(f, "malformed SSE chunk: {m}"),
+            StreamError::ErrorEvent(m) => write!(f, "error event in stream: {m}"),
+            StreamError::MissingDone => f.write_str("stream ended without data: [DONE]"),
+        }
+    }
+}
+
+impl std::error::Error for StreamError {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenSource {
+    Usage,
+    Chunks,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    Stop,
+    Length,
+    ToolCalls,
+    ContentFilter,
+    Other,
+}
+
+impl FinishReason {
+    /// The wire value; the legacy `function_call` counts as a tool call.
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "stop" => FinishReason::Stop,
+            "length" => FinishReason::Length,
+            "tool_calls" | "function_call" => FinishReason::ToolCalls,
+            "content_filter" => FinishReason::ContentFilter,
+            _ => FinishReason::Other,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+            FinishReason::ToolCalls => "tool_calls",
+            FinishReason::ContentFilter => "content_filter",
+            FinishReason::Other => "other",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub reasoning_tokens: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StreamSummary {
+    /// First chunk carrying any generated token: non-empty delta.content, delta.reasoning_content or
+    /// delta.reasoning, or any delta.tool_calls entry. A role-only first chunk does not count.
+    pub ttft: Option<Duration>,
+    /// First chunk with non-empty delta.content (the visible answer; reasoning and tool calls excluded).
+    pub ttfo: Option<Duration>,
+    pub last_token_at: Option<Duration>,
+    /// Chunks that carried at least one generated token (content, reasoning or tool-call delta).
+    pub token_chunks: u32,
+    /// From the last chunk with a `usage` object carrying `completion_tokens` (stream_options.include_usage).
+    pub usage: Option<Usage>,
+    /// The `model` field of the first chunk that had one (the served model), kept in a reused String.
+    pub model: String,
+    /// Of choice 0, the last one sent.
+    pub finish_reason: Option<FinishReason>,
+    /// Distinct tool-call indexes seen in choice 0.
+    pub tool_calls: u32,
+    /// `[DONE]` seen.
+    pub done: bool,
+}
+
+impl StreamSummary {
+    /// usage.completion_tokens when usage was sent, else token_chunks; and where the number came from.
+    pub fn output_tokens(&self) -> (u64, TokenSource) {
+        match self.usage {
+            Some(u) => (u.completion_tokens, TokenSource::Usage),
+            None => (u64::from(self.token_chunks), TokenSource::Chunks),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct SseParser {
+    /// Bytes of a line split across frames; complete lines in a frame are parsed in place.
+    line: Vec<u8>,
+    /// Data of the event being read, `data:` lines joined by `\n`.
+    data: Vec<u8>,
+    has_data: bool,
+    error_event: bool,
+    /// The last frame ended in `\r`: a `\n` opening the next frame belongs to the same line ending.
+    pending_cr: bool,
+    /// No line processed yet, so a UTF-8 byte-order mark may still be stripped.
+    at_start: bool,
+    /// Sticky: once set, input is ignored and every call reports it.
+    failed: Option<StreamError>,
+    acc: Accumulator,
+}
+
+impl Default for SseParser {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SseParser {
+    pub fn new() -> Self {
+        SseParser {
+            line: Vec::new(),
+            data: Vec::new(),
+            has_data: false,
+            error_event: false,
+            pending_cr: false,
+            at_start: true,
+            failed: None,
+            acc: Accumulator::default(),
+        }
+    }
+
+    /// Ready for a new response, keeping allocations. `assemble`: also rebuild the complete message (content,
+    /// reasoning, tool calls) so JSON-path checks and captures can run on a streamed answer.
+    pub fn reset(&mut self, assemble: bool) {
+        clear_bytes(&mut self.line);
+        clear_bytes(&mut self.data);
+        self.has_data = false;
+        self.error_event = false;
+        self.pending_cr = false;
+        self.at_start = true;
+        self.failed = None;
+        self.acc.reset(assemble);
+    }
+
+    /// One body frame, `at` = time since the request was sent (monotonic). Frames may split lines, UTF-8
+    /// sequences and events anywhere. Returns the first error; after an error the parser ignores further
+    /// input and every later `feed` or `finish` returns that same error again.
+    pub fn feed(&mut self, data: &[u8], at: Duration) -> Result<(), StreamError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        let result = self.scan(data, at);
+        if let Err(e) = &result {
+            self.failed = Some(e.clone());
+        }
+        result
+    }
+
+    /// The body ended. Err(MissingDone) if no [DONE] was seen (also when a final event is incomplete).
+    pub fn finish(&mut self) -> Result<(), StreamError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        if self.acc.summary.done {
+            return Ok(());
+        }
+        // A final event without its blank line is not dispatched (WHATWG), so even a trailing
+        // `data: [DONE]` cut before its blank line lands here.
+        self.failed = Some(StreamError::MissingDone);
+        Err(StreamError::MissingDone)
+    }
+
+    pub fn summary(&self) -> &StreamSummary {
+        &self.acc.summary
+    }
+
+    /// Gaps between consecutive token-carrying chunks, in microseconds, for this response (reused buffer).
+    pub fn gaps_us(&self) -> &[u64] {
+        &self.acc.gaps_us
+    }
+
+    /// With `assemble`: a JSON document shaped like a non-streaming chat completion
+    /// {"id","object":"chat.completion","model","choices":[{"index":0,"message":{"role":"assistant","content":..,
+    /// "reasoning_content":..(only if any),"tool_calls":[{"id","type":"function","function":{"name","arguments"}}]
+    /// (only if any)},"finish_reason":..}],"usage":..(if sent)} serialized into `out` (cleared first).
+    /// Without `assemble` the message is empty. `content` is null only when there are tool calls and no text.
+    pub fn assembled_json(&self, out: &mut Vec<u8>) {
+        self.acc.assembled_json(out);
+    }
+
+    /// Splits the frame into lines (`\n`, `\r\n` or `\r`), parsing complete ones in place.
+    fn scan(&mut self, mut data: &[u8], at: Duration) -> Result<(), StreamError> {
+        if self.pending_cr && !data.is_empty() {
+            self.pending_cr = false;
+            data = data.strip_prefix(b"\n").unwrap_or(data);
+        }
+        while !data.is_empty() && !self.acc.summary.done {
+            let Some(end) = data.iter().position(|&b| b == b'\n' || b == b'\r') else {
+                self.buffer_partial(data)?;
+                return Ok(());
+            };
+            let (line, rest) = data.split_at(end);
+            let cr = rest.first() == Some(&b'\r');
+            data = rest.get(1..).unwrap_or_default();
+            if self.line.is_empty() {
+                self.line(line, at)?;
+            } else {
+                self.buffer_partial(line)?;
+                // Taken out so the line can be read while the parser is mutated; put back to keep its capacity.
+                let mut buffered = std::mem::take(&mut self.line);
+                let result = self.line(&buffered, at);
+                buffered.clear();
+                self.line = buffered;
+                result?;
+            }
+            if cr {
+                match data.first() {
+                    Some(b'\n') => data = data.get(1..).unwrap_or_default(),
+                    Some(_) => {}
+                    None => self.pending_cr = true,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn buffer_partial(&mut self, part: &[u8]) -> Result<(), StreamError> {
+        if self.line.len().saturating_add(part.len()) > MAX_LINE_BYTES {
+            return Err(too_large("SSE line", MAX_LINE_BYTES));
+        }
+        self.line.extend_from_slice(part);
+        Ok(())
+    }
+
+    /// One complete line, without its ending.
+    fn line(&mut self, mut line: &[u8], at: Duration) -> Result<(), StreamError> {
+        if self.at_start {
+            self.at_start = false;
+            line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
+        }
+        if line.is_empty() {
+            return self.dispatch(at);
+        }
+        if line.first() == Some(&b':') {
+            return Ok(()); // comment, e.g. a keep-alive
+        }
+        let (field, value) = match line.iter().position(|&b| b == b':') {
+            Some(colon) => {
+                let (field, rest) = line.split_at(colon);
+                (field, rest.get(1..).unwrap_or_default())
+            }
+            None => (line, &[][..]),
+        };
+        let value = value.strip_prefix(b" ").unwrap_or(value);
+        match field {
+            b"data" => {
+                let needed = self.data.len().saturating_add(value.len()).saturating_add(usize::from(self.has_data));
+                if needed > MAX_EVENT_BYTES {
+                    return Err(too_large("SSE event", MAX_EVENT_BYTES));
+                }
+                if self.has_data {
+                    self.data.push(b'\n');
+                }
+                self.data.extend_from_slice(value);
+                self.has_data = true;
+            }
+            b"event" => self.error_event = value == b"error",
+            _ => {} // id, retry and unknown fields do not matter here
+        }
+        Ok(())
+    }
+
+    /// A blank line: hand the event's data on and start a new event.
+    fn dispatch(&mut self, at: Duration) -> Result<(), StreamError> {
+        let error_event = std::mem::take(&mut self.error_event);
+        let has_data = std::mem::take(&mut self.has_data);
+        // An error event counts even without data: the server said the stream failed.
+        let result = if error_event {
+            Err(StreamError::ErrorEvent(error_text(&self.data)))
+        } else if has_data {
+            self.acc.payload(&self.data, at)
+        } else {
+            Ok(())
+        };
+        self.data.clear();
+        result
+    }
+}

@@ -1,0 +1,288 @@
+//! One step of one user: render the request, exchange it, judge the response (status, checks, stream),
+//! capture variables, measure LLM responses, retry on a retryable status, and record the outcome into the
+//! worker's recorder. Every outcome is recorded; nothing here can fail the run.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::HeaderValue;
+use http_body_util::Full;
+use minijinja::Value;
+use serde::Deserialize;
+
+use super::json_body::render_json;
+use super::plan::{BodyPlan, CaptureSource, StepPlan, UrlPlan, origin_form};
+use super::vu::{User, pause};
+use crate::client::{Exchange, Reading, Request, status_kind};
+use crate::metrics::{ErrorKind, LlmSample};
+use crate::scenario::{Ctx, Text};
+
+struct Fail {
+    kind: ErrorKind,
+    message: String,
+    bytes: u64,
+}
+
+fn check(message: String) -> Fail {
+    Fail { kind: ErrorKind::Check, message, bytes: 0 }
+}
+
+enum Attempt {
+    Done {
+        latency: Duration,
+        ttfb: Duration,
+        bytes: u64,
+        cost: f64,
+    },
+    Failed(Fail),
+    /// A retryable status, with the server's advised wait.
+    Retry(Fail, Option<Duration>),
+}
+
+/// Runs the step (with its retries) and records it; returns whether it succeeded and what it cost.
+pub(super) async fn run_step(u: &mut User<'_>, step: &StepPlan) -> (bool, f64) {
+    let mut retries = 0;
+    loop {
+        u.local.in_flight.set(u.local.in_flight.get() + 1);
+        let attempt = exec_once(u, step).await;
+        u.local.in_flight.set(u.local.in_flight.get() - 1);
+        let fail = match attempt {
+            Attempt::Done { latency, ttfb, bytes, cost } => {
+                u.local.rec.borrow_mut().steps[step.id].record_ok(latency, ttfb, bytes);
+                return (true, cost);
+            }
+            Attempt::Failed(f) => f,
+            Attempt::Retry(f, advised) => match &step.retry {
+                Some(r) if retries < r.max => {
+                    let wait = advised.unwrap_or(r.backoff);
+                    if wait > r.max_wait {
+                        f
+                    } else {
+                        retries += 1;
+                        u.local.rec.borrow_mut().steps[step.id].retries += 1;
+                        if pause(&u.shared.stop.graceful, wait).await {
+                            continue;
+                        }
+                        f
+                    }
+                }
+                _ => f,
+            },
+        };
+        let shared = u.shared;
+        u.local.rec.borrow_mut().steps[step.id].record_err(fail.kind, fail.bytes, || shared.redact(fail.message));
+        return (false, 0.0);
+    }
+}
+
+async fn exec_once(u: &mut User<'_>, step: &StepPlan) -> Attempt {
+    let plan = &u.shared.plan;
+    let ctx = step.templated.then(|| u.vars.ctx(plan));
+    let (req, requested) = match build_request(u, step, ctx.as_ref()) {
+        Ok(r) => r,
+        Err(e) => return Attempt::Failed(check(e)),
+    };
+    u.buf.clear();
+    let assemble = !step.captures.is_empty() || !step.json_paths.is_empty() || step.body_contains.is_some();
+    if step.stream {
+        u.sse.reset(assemble);
+    }
+    let reading = Reading {
+        keep: step.keep_body.then_some(&mut u.buf),
+        sse: step.stream.then_some(&mut u.sse),
+        model_header: plan.model_header.as_ref(),
+    };
+    let ex = match u.client.exchange(req, step.timeout, reading).await {
+        Ok(ex) => ex,
+        Err(f) => return Attempt::Failed(Fail { kind: f.kind, message: f.message, bytes: f.bytes }),
+    };
+    let status_ok = match &step.expect_status {
+        Some(codes) => codes.contains(&ex.status),
+        None => ex.status < 400,
+    };
+    if !status_ok {
+        let fail = Fail {
+            kind: status_kind(ex.status),
+            message: format!("unexpected status {}{}", ex.status, excerpt(&u.buf)),
+            bytes: ex.bytes,
+        };
+        let retryable = step.retry.as_ref().is_some_and(|r| r.on.contains(&ex.status));
+        return if retryable { Attempt::Retry(fail, ex.retry_after) } else { Attempt::Failed(fail) };
+    }
+    if step.stream && assemble {
+        u.json_buf.clear();
+        u.sse.assembled_json(&mut u.json_buf);
+        std::mem::swap(&mut u.buf, &mut u.json_buf);
+    }
+    if let Err(message) = judge(u, step, ctx.as_ref()) {
+        return Attempt::Failed(Fail { kind: ErrorKind::Check, message, bytes: ex.bytes });
+    }
+    let cost = if step.llm { measure_llm(u, step, &ex, requested.as_deref()) } else { 0.0 };
+    Attempt::Done { latency: ex.latency, ttfb: ex.ttfb, bytes: ex.bytes, cost }
+}
+
+/// `expect` checks and captures on the body (for streams: the assembled message).
+fn judge(u: &mut User<'_>, step: &StepPlan, ctx: Option<&Ctx>) -> Result<(), String> {
+    let plan = &u.shared.plan;
+    if let Some(needle) = &step.body_contains {
+        let empty;
+        let c = match ctx {
+            Some(c) => c,
+            None => {
+                empty = Ctx::new(Vec::<(String, Value)>::new());
+                &empty
+            }
+        };
+        let needle = plan.templates.render(needle, c).map_err(|e| format!("template: {e}"))?;
+        if !contains(&u.buf, needle.as_bytes()) {
+            return Err(format!("body does not contain `{needle}`"));
+        }
+    }
+    if step.json_paths.is_empty() && step.captures.is_empty() {
+        return Ok(());
+    }
+    let json: serde_json::Value = serde_json::from_slice(&u.buf)
+        .map_err(|e| format!("response is not JSON ({e}), so JSON paths cannot be checked"))?;
+    for (src, path) in &step.json_paths {
+        if path.query(&json).is_empty() {
+            return Err(format!("JSON path `{src}` matched nothing"));
+        }
+    }
+    for cap in &step.captures {
+        let value = match &cap.source {
+            CaptureSource::Path(src, path) => match path.query(&json).first() {
+                Some(serde_json::Value::String(s)) => Value::from(s.as_str()),
+                Some(v) => Value::from(minijinja::value::Serde(v)),
+                None => return Err(format!("capture `{}`: JSON path `{src}` matched nothing", cap.name)),
+            },
+            CaptureSource::Value(node) => {
+                let c = u.vars.ctx(plan);
+                let render = |t: &Text| plan.templates.render(t, &c).map(|s| s.into_owned()).map_err(|e| e.to_string());
+                let v = render_json(node, &render).map_err(|e| format!("capture `{}`: {e}", cap.name))?;
+                Value::from(minijinja::value::Serde(&v))
+            }
+        };
+        u.vars.set(&cap.name, value, cap.append);
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct CompletionHead<'a> {
+    #[serde(borrow)]
+    model: Option<Cow<'a, str>>,
+    usage: Option<UsageJson>,
+}
+
+#[derive(Deserialize, Default)]
+struct UsageJson {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+    completion_tokens_details: Option<Details>,
+}
+
+#[derive(Deserialize, Default)]
+struct Details {
+    #[serde(default)]
+    reasoning_tokens: u64,
+}
+
+/// Tokens, served model, fallback and cost of an LLM response; records them and returns the cost.
+fn measure_llm(u: &mut User<'_>, step: &StepPlan, ex: &Exchange, requested: Option<&str>) -> f64 {
+    let plan = &u.shared.plan;
+    let requested = requested.or(step.model.as_deref()).unwrap_or("");
+    let header_model = ex.served_model.as_ref().and_then(|v| v.to_str().ok());
+    let mut sample = LlmSample { latency: ex.latency, ..Default::default() };
+    let body_model: Option<Cow<'_, str>>;
+    if step.stream {
+        let s = u.sse.summary();
+        let (tokens, source) = s.output_tokens();
+        sample.ttft = s.ttft;
+        sample.ttfo = s.ttfo;
+        sample.gaps_us = u.sse.gaps_us();
+        sample.output_tokens = tokens;
+        sample.from_usage = source == crate::client::TokenSource::Usage;
+        if let Some(us) = &s.usage {
+            sample.input_tokens = us.prompt_tokens;
+            sample.reasoning_tokens = us.reasoning_tokens;
+        }
+        body_model = (!s.model.is_empty()).then_some(Cow::Borrowed(s.model.as_str()));
+    } else {
+        let Ok(head) = serde_json::from_slice::<CompletionHead<'_>>(&u.buf) else { return 0.0 };
+        let usage = head.usage.unwrap_or_default();
+        sample.output_tokens = usage.completion_tokens;
+        sample.input_tokens = usage.prompt_tokens;
+        sample.reasoning_tokens = usage.completion_tokens_details.map_or(0, |d| d.reasoning_tokens);
+        sample.from_usage = true;
+        body_model = head.model;
+    }
+    let served = header_model.or(body_model.as_deref()).unwrap_or("");
+    sample.model = served;
+    sample.fallback = plan.is_fallback(requested, served);
+    let priced = if served.is_empty() { requested } else { served };
+    sample.cost = plan.cost(priced, sample.input_tokens, sample.output_tokens);
+    u.local.rec.borrow_mut().steps[step.id].record_llm(&sample);
+    sample.cost
+}
+
+fn build_request(u: &User<'_>, step: &StepPlan, ctx: Option<&Ctx>) -> Result<(Request, Option<String>), String> {
+    let plan = &u.shared.plan;
+    let render = |t: &Text| -> Result<String, String> {
+        match ctx {
+            Some(c) => plan.templates.render(t, c).map(|s| s.into_owned()).map_err(|e| format!("template: {e}")),
+            None => Err("template without context".to_string()),
+        }
+    };
+    let text = |t: &Text| match t {
+        Text::Static(s) => Ok(s.clone()),
+        t => render(t),
+    };
+    let uri = match &step.url {
+        UrlPlan::Static(u) => u.clone(),
+        UrlPlan::Dynamic { prefix, path } => {
+            let query =
+                step.query.iter().map(|(k, v)| Ok((k.clone(), text(v)?))).collect::<Result<Vec<_>, String>>()?;
+            origin_form(prefix, &text(path)?, query)?
+        }
+    };
+    let mut requested = None;
+    let body = match &step.body {
+        BodyPlan::Empty => Bytes::new(),
+        BodyPlan::Fixed(b) => b.clone(),
+        BodyPlan::Text(t) => Bytes::from(render(t)?),
+        BodyPlan::Json(node) => {
+            let v = render_json(node, &render)?;
+            if step.llm {
+                requested = v.get("model").and_then(|m| m.as_str()).map(String::from);
+            }
+            Bytes::from(serde_json::to_vec(&v).map_err(|e| e.to_string())?)
+        }
+    };
+    let mut req = Request::new(Full::new(body));
+    *req.method_mut() = step.method.clone();
+    *req.uri_mut() = uri;
+    *req.headers_mut() = step.headers.clone();
+    for (name, t) in &step.dyn_headers {
+        let mut v =
+            HeaderValue::from_str(&render(t)?).map_err(|_| format!("header `{name}` rendered to an invalid value"))?;
+        v.set_sensitive(true);
+        req.headers_mut().insert(name.clone(), v);
+    }
+    Ok((req, requested))
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
+}
+
+fn excerpt(body: &[u8]) -> String {
+    if body.is_empty() {
+        return String::new();
+    }
+    let end = body.len().min(200);
+    let text = String::from_utf8_lossy(&body[..end]);
+    format!(": {}", text.replace(['\n', '\r'], " "))
+}

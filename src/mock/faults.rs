@@ -1,0 +1,108 @@
+//! Deterministic failure decisions for a chat completion: which tier of an alias serves it, and which
+//! fault (if any) mangles its response. Both are pure functions of the config and the request index.
+
+use super::config::MockConfig;
+use super::synth::{FAULT_KIND_DOMAIN, TIER_DOMAIN, unit};
+
+/// Where the gateway sent a request.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Route<'a> {
+    /// Served by `model` after `hops` unavailable tiers; `fallback` when that is not the alias's first.
+    Served { model: &'a str, hops: u32, fallback: bool },
+    /// Every tier of the alias was unavailable, after trying `hops` of them.
+    AllFailed { hops: u32 },
+}
+
+pub(super) fn route<'a>(config: &'a MockConfig, requested: &'a str, index: u64) -> Route<'a> {
+    let Some(alias) = config.aliases.iter().find(|a| a.name == requested) else {
+        return Route::Served { model: requested, hops: 0, fallback: false };
+    };
+    let last = alias.tiers.len().saturating_sub(1);
+    let mut hops = 0u32;
+    for (position, tier) in alias.tiers.iter().enumerate() {
+        let forced = config.failing_tiers.iter().any(|t| t == tier);
+        // The last tier is the one the alias falls back to for good: only `failing_tiers` takes it down.
+        let drawn = position < last
+            && config.tier_failure_rate > 0.0
+            && unit(config.seed, TIER_DOMAIN.wrapping_add(position as u64), index) < config.tier_failure_rate;
+        if !(forced || drawn) {
+            return Route::Served { model: tier, hops, fallback: position > 0 };
+        }
+        hops = hops.saturating_add(1);
+    }
+    Route::AllFailed { hops }
+}
+
+/// The response faults, mutually exclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Fault {
+    /// Nothing is sent for `stall`; then the response proceeds normally.
+    Stall,
+    /// The connection is cut after the headers and part of the body.
+    Reset,
+    /// Streams only: one chunk mid-stream is invalid JSON.
+    Malformed,
+    /// Streams only: an error event mid-stream, then the end of the stream without `[DONE]`.
+    MidstreamError,
+    /// Streams only: a complete stream without `[DONE]`.
+    NoDone,
+}
+
+/// One draw per request, split into consecutive ranges, one per fault, so that the faults exclude each
+/// other and each keeps its own rate. A streams-only fault drawn for a non-streamed request is dropped.
+pub(super) fn fault(config: &MockConfig, index: u64, stream: bool) -> Option<Fault> {
+    let rates = [
+        (Fault::Stall, config.stall_rate),
+        (Fault::Reset, config.reset_rate),
+        (Fault::Malformed, config.malformed_rate),
+        (Fault::MidstreamError, config.midstream_error_rate),
+        (Fault::NoDone, config.no_done_rate),
+    ];
+    if rates.iter().map(|(_, r)| r.max(0.0)).sum::<f64>() <= 0.0 {
+        return None;
+    }
+    let u = unit(config.seed, FAULT_KIND_DOMAIN, index);
+    let mut bound = 0.0;
+    let picked = rates.into_iter().find_map(|(fault, rate)| {
+        bound += rate.max(0.0);
+        (u < bound).then_some(fault)
+    })?;
+    (stream || matches!(picked, Fault::Stall | Fault::Reset)).then_some(picked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn coding(config: &MockConfig, index: u64) -> Route<'_> {
+        route(config, "coding_agent", index)
+    }
+
+    #[test]
+    fn aliases_fall_back_through_their_tiers() {
+        let mut c = MockConfig::default();
+        assert_eq!(route(&c, "gpt-x", 0), Route::Served { model: "gpt-x", hops: 0, fallback: false });
+        assert_eq!(coding(&c, 0), Route::Served { model: "coding_tier_3", hops: 0, fallback: false });
+        c.failing_tiers = vec!["coding_tier_3".into()];
+        assert_eq!(coding(&c, 0), Route::Served { model: "coding_tier_2", hops: 1, fallback: true });
+        c.failing_tiers.push("coding_tier_2".into());
+        assert_eq!(coding(&c, 0), Route::Served { model: "coding_fallback", hops: 2, fallback: true });
+        c.failing_tiers.push("coding_fallback".into());
+        assert_eq!(coding(&c, 0), Route::AllFailed { hops: 3 });
+        // A rate never takes down the last tier.
+        let c = MockConfig { tier_failure_rate: 1.0, ..MockConfig::default() };
+        assert_eq!(coding(&c, 9), Route::Served { model: "coding_fallback", hops: 2, fallback: true });
+    }
+
+    #[test]
+    fn faults_exclude_each_other_keep_their_rates_and_spare_plain_responses() {
+        let c = MockConfig { stall_rate: 0.2, reset_rate: 0.2, malformed_rate: 0.2, ..MockConfig::default() };
+        let drawn: Vec<_> = (0..10_000).map(|i| fault(&c, i, true)).collect();
+        let count = |f: Fault| drawn.iter().filter(|d| **d == Some(f)).count();
+        for f in [Fault::Stall, Fault::Reset, Fault::Malformed] {
+            assert!((1_700..2_300).contains(&count(f)), "{f:?}: {}", count(f));
+        }
+        assert!((0..10_000).all(|i| fault(&c, i, false) != Some(Fault::Malformed)));
+        assert!((0..1_000).all(|i| fault(&MockConfig::default(), i, true).is_none()));
+    }
+}

@@ -1,0 +1,67 @@
+//! `GET /mock/stats`: what the mock did since it started, so a load test can check its own counts against
+//! the server's.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+
+use super::{Shared, json_response};
+
+/// Counters, each bumped when the mock decides the outcome (before the response leaves), so that a client
+/// reading them after its last response has completed sees every decision it was subject to.
+#[derive(Default)]
+pub(super) struct Stats {
+    /// Every `POST /v1/chat/completions`, rejected ones included.
+    pub chat_requests: AtomicU64,
+    /// Answered with `error_status` by `error_rate`.
+    pub injected_errors: AtomicU64,
+    /// Routed to a tier other than its alias's first (one per request, however many hops).
+    pub fallbacks: AtomicU64,
+    /// Answered 503 because no tier of the alias was available.
+    pub all_tiers_failed: AtomicU64,
+    pub rate_limited: AtomicU64,
+    pub unauthorized: AtomicU64,
+    pub stalls: AtomicU64,
+    pub resets: AtomicU64,
+    pub malformed: AtomicU64,
+    pub midstream_errors: AtomicU64,
+    pub no_done: AtomicU64,
+    /// Answers that were a tool call rather than text.
+    pub tool_calls: AtomicU64,
+    /// Successful registrations and logins.
+    pub registrations: AtomicU64,
+    pub logins: AtomicU64,
+    /// Calls of `POST /v1/tools/{name}`.
+    pub tool_invocations: AtomicU64,
+}
+
+/// Counting needs no ordering with other memory: each counter is read on its own.
+pub(super) fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+pub(super) async fn handler(State(shared): State<Arc<Shared>>) -> Response {
+    let s = &shared.stats;
+    let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let body = serde_json::json!({
+        "chat_requests": get(&s.chat_requests),
+        "injected_errors": get(&s.injected_errors),
+        "fallbacks": get(&s.fallbacks),
+        "all_tiers_failed": get(&s.all_tiers_failed),
+        "rate_limited": get(&s.rate_limited),
+        "unauthorized": get(&s.unauthorized),
+        "stalls": get(&s.stalls),
+        "resets": get(&s.resets),
+        "malformed": get(&s.malformed),
+        "midstream_errors": get(&s.midstream_errors),
+        "no_done": get(&s.no_done),
+        "tool_calls": get(&s.tool_calls),
+        "registrations": get(&s.registrations),
+        "logins": get(&s.logins),
+        "tool_invocations": get(&s.tool_invocations),
+    });
+    json_response(StatusCode::OK, body.to_string().into())
+}

@@ -1,0 +1,204 @@
+//! The streamed (`"stream": true`) shape of a chat completion: server-sent events, one chunk per token,
+//! at the model's pace, with the streams-only faults spliced in.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tokio::time::Instant;
+
+use super::chat::{Answer, Reply, later, reset, wait_until};
+use super::faults::Fault;
+use super::synth::Tokens;
+
+const ROLE_TEXT: &str = r#"{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}"#;
+const ROLE_TOOL: &str = r#"{"index":0,"delta":{"role":"assistant","content":null},"finish_reason":null}"#;
+const CONTENT_OPEN: &str = r#"{"index":0,"delta":{"content":""#;
+const REASONING_OPEN: &str = r#"{"index":0,"delta":{"reasoning_content":""#;
+const TOKEN_CLOSE: &str = r#""},"finish_reason":null}"#;
+const ARGUMENTS_OPEN: &str = r#"{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"#;
+const ARGUMENTS_CLOSE: &str = r#"}}]},"finish_reason":null}"#;
+const CHUNK_END: &str = "]}\n\n";
+const MALFORMED: &[u8] = b"data: {\"choices\": [\n\n";
+const UPSTREAM_ERROR: &[u8] =
+    b"data: {\"error\":{\"message\":\"upstream provider failed\",\"type\":\"server_error\"}}\n\n";
+
+/// Where a stream is in its sequence of chunks.
+#[derive(Clone, Copy)]
+enum Step {
+    Role,
+    Tokens,
+    Usage,
+    Done,
+    End,
+}
+
+/// A tool call still to be streamed: its opening chunk (id, type, name), then one chunk per argument piece.
+struct ToolStream {
+    opening: Option<String>,
+    fragments: std::vec::IntoIter<String>,
+}
+
+struct StreamState {
+    /// `data: {"id":..,"object":..,"created":..,"model":..,"choices":[`, shared by every chunk.
+    prefix: String,
+    reasoning: Tokens,
+    text: Tokens,
+    tool: Option<ToolStream>,
+    finish_reason: &'static str,
+    /// The usage object, when the client asked for a usage chunk.
+    usage: Option<String>,
+    next_token_at: Instant,
+    token_delay: Duration,
+    /// Token chunks sent so far, and how many go out before a mid-stream fault.
+    sent: u32,
+    fault_at: u32,
+    fault: Option<Fault>,
+    step: Step,
+}
+
+pub(super) fn response(
+    reply: Reply,
+    include_usage: bool,
+    first_token_at: Instant,
+    token_delay: Duration,
+    fault: Option<Fault>,
+) -> Response {
+    let model_json = serde_json::to_string(&reply.model).unwrap_or_else(|_| "\"mock-model\"".into());
+    let mut prefix = String::with_capacity(96 + model_json.len());
+    let _ = write!(
+        prefix,
+        r#"data: {{"id":"{}","object":"chat.completion.chunk","created":{},"model":{model_json},"choices":["#,
+        reply.id, reply.created,
+    );
+    let total = u32::try_from(reply.usage.completion_tokens).unwrap_or(u32::MAX);
+    let (text, tool, finish_reason) = match reply.answer {
+        Answer::Text(tokens) => (tokens, None, "stop"),
+        Answer::Tool(call) => {
+            let opening = format!(
+                r#"{{"index":0,"delta":{{"tool_calls":[{{"index":0,"id":"{}","type":"function","function":{{"name":{},"arguments":""}}}}]}},"finish_reason":null}}"#,
+                call.id,
+                serde_json::to_string(&call.name).unwrap_or_else(|_| "\"tool\"".into()),
+            );
+            let tool = ToolStream { opening: Some(opening), fragments: call.fragments.into_iter() };
+            (Tokens::new(0, 0, 0), Some(tool), "tool_calls")
+        }
+    };
+    let state = StreamState {
+        prefix,
+        reasoning: reply.reasoning,
+        text,
+        tool,
+        finish_reason,
+        usage: include_usage.then(|| serde_json::to_string(&reply.usage).unwrap_or_default()),
+        next_token_at: first_token_at,
+        token_delay,
+        sent: 0,
+        fault_at: total / 2,
+        fault,
+        step: Step::Role,
+    };
+    let body = futures_util::stream::unfold(state, |mut s| async move {
+        let chunk = next_chunk(&mut s).await?;
+        Some((chunk, s))
+    });
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")],
+        Body::from_stream(body),
+    )
+        .into_response()
+}
+
+async fn next_chunk(s: &mut StreamState) -> Option<std::io::Result<Bytes>> {
+    let chunk = match s.step {
+        Step::Role => {
+            s.step = Step::Tokens;
+            choice_chunk(&s.prefix, &[if s.tool.is_some() { ROLE_TOOL } else { ROLE_TEXT }])
+        }
+        Step::Tokens => return Some(token_step(s).await),
+        Step::Usage => {
+            s.step = Step::Done;
+            let usage = s.usage.as_deref().unwrap_or("{}");
+            let mut chunk = String::with_capacity(s.prefix.len() + usage.len() + 16);
+            let _ = write!(chunk, "{}],\"usage\":{usage}}}\n\n", s.prefix);
+            Bytes::from(chunk)
+        }
+        Step::Done => {
+            s.step = Step::End;
+            if s.fault == Some(Fault::NoDone) {
+                return None;
+            }
+            Bytes::from_static(b"data: [DONE]\n\n")
+        }
+        Step::End => return None,
+    };
+    Some(Ok(chunk))
+}
+
+/// The next reasoning, content or tool-call chunk, a fault due at this point, or the finish chunk.
+async fn token_step(s: &mut StreamState) -> std::io::Result<Bytes> {
+    if s.sent == s.fault_at {
+        match s.fault {
+            Some(Fault::Malformed) => {
+                s.fault = None;
+                return Ok(Bytes::from_static(MALFORMED));
+            }
+            Some(Fault::MidstreamError) => {
+                s.step = Step::End;
+                return Ok(Bytes::from_static(UPSTREAM_ERROR));
+            }
+            Some(Fault::Reset) => {
+                s.step = Step::End;
+                // An error from the body stream makes hyper drop the connection mid-body.
+                return reset().await;
+            }
+            _ => {}
+        }
+    }
+    let opening = if s.reasoning.len() == 0 { s.tool.as_mut().and_then(|t| t.opening.take()) } else { None };
+    if let Some(opening) = opening {
+        // The call's opening chunk goes out with its first argument piece; it is no token of its own.
+        wait_until(s.next_token_at).await;
+        return Ok(choice_chunk(&s.prefix, &[&opening]));
+    }
+    let piece_json;
+    let parts = if let Some(token) = s.reasoning.next() {
+        Some([REASONING_OPEN, token, TOKEN_CLOSE])
+    } else if let Some(token) = s.text.next() {
+        Some([CONTENT_OPEN, token, TOKEN_CLOSE])
+    } else if let Some(piece) = s.tool.as_mut().and_then(|t| t.fragments.next()) {
+        piece_json = serde_json::to_string(&piece).unwrap_or_default();
+        Some([ARGUMENTS_OPEN, piece_json.as_str(), ARGUMENTS_CLOSE])
+    } else {
+        None
+    };
+    match parts {
+        Some(parts) => {
+            wait_until(s.next_token_at).await;
+            s.next_token_at = later(s.next_token_at, s.token_delay);
+            s.sent = s.sent.saturating_add(1);
+            Ok(choice_chunk(&s.prefix, &parts))
+        }
+        None => {
+            // A zero-token completion still takes a first-token delay before it finishes.
+            if s.sent == 0 {
+                wait_until(s.next_token_at).await;
+            }
+            s.step = if s.usage.is_some() { Step::Usage } else { Step::Done };
+            let finish = format!(r#"{{"index":0,"delta":{{}},"finish_reason":"{}"}}"#, s.finish_reason);
+            Ok(choice_chunk(&s.prefix, &[&finish]))
+        }
+    }
+}
+
+fn choice_chunk(prefix: &str, parts: &[&str]) -> Bytes {
+    let len = prefix.len() + parts.iter().map(|p| p.len()).sum::<usize>() + CHUNK_END.len();
+    let mut chunk = String::with_capacity(len);
+    chunk.push_str(prefix);
+    parts.iter().for_each(|p| chunk.push_str(p));
+    chunk.push_str(CHUNK_END);
+    Bytes::from(chunk)
+}

@@ -1,0 +1,198 @@
+//! Agent-gateway workloads against the embedded mock: streaming metrics, ReAct flows, fallback, 429 retries,
+//! on_start auth, cost, and stream malformations. Settings are known, so numbers are asserted within bounds.
+
+use serde_json::Value;
+
+use crate::common::*;
+
+fn step<'a>(r: &'a Value, name: &str) -> &'a Value {
+    r["steps"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap_or_else(|| panic!("no step {name}"))
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+const CHAT: &str = "post = \"/v1/chat/completions\"\n";
+
+#[test]
+fn streaming_metrics_match_the_mocks_timing() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = format!(
+        "[load]\nusers = 2\niterations = 20\n[mock]\noutput_tokens = 10\nfirst_token_delay = \"50ms\"\ntoken_delay = \"10ms\"\n\
+         [[user]]\nname = \"U\"\n[[user.step]]\nname = \"s\"\n{CHAT}stream = true\n\
+         json = {{ model = \"m\", messages = [{{ role = \"user\", content = \"hi\" }}] }}\n"
+    );
+    let p = write(dir.path(), "s.toml", &body);
+    let r = run_report(&p, &dir.path().join("o"), &["--seed", "1"]);
+    let l = &step(&r, "s")["stats"]["llm"];
+    assert_eq!(u(&l["responses"]), 20, "{l}");
+    assert_eq!(u(&l["streamed"]), 20);
+    assert_eq!(u(&l["output_tokens"]), 200, "10 tokens x 20 responses, as the mock sent");
+    assert_eq!(u(&l["tokens_from_usage"]), 20, "include_usage is requested for streams");
+    let ttft = f(&l["ttft"]["p50_ms"]);
+    assert!((50.0..65.0).contains(&ttft), "TTFT p50 {ttft} ms vs configured 50 ms");
+    let tpot = f(&l["tpot"]["p50_ms"]);
+    assert!((9.5..13.0).contains(&tpot), "TPOT p50 {tpot} ms vs configured 10 ms");
+    let icl = f(&l["icl"]["p50_ms"]);
+    assert!((9.5..13.0).contains(&icl), "ICL p50 {icl} ms vs configured 10 ms");
+    let ttfo = f(&l["ttfo"]["p50_ms"]);
+    assert!((ttfo - ttft).abs() < 2.0, "no reasoning: TTFO equals TTFT ({ttfo} vs {ttft})");
+}
+
+#[test]
+fn react_flows_loop_through_tool_calls_to_a_final_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/react.toml")).unwrap();
+    let fast = src
+        .replace(
+            "tool_latency = \"50ms\"",
+            "tool_latency = \"2ms\"\nfirst_token_delay = \"2ms\"\ntoken_delay = \"1ms\"",
+        )
+        .replace("think_time = { min = \"200ms\", max = \"1s\" }", "");
+    let p = write(dir.path(), "react.toml", &fast);
+    let r = run_report(&p, &dir.path().join("o"), &["--iterations", "12", "--users", "3", "--seed", "5"]);
+    assert_eq!(u(&r["totals"]["failures"]), 0, "{}", r["errors"]);
+    let flow = &r["flows"][0];
+    assert_eq!(u(&flow["completed"]), 12);
+    // react_steps = 2: reason, tool, reason, tool, reason.
+    assert_eq!(f(&flow["steps_mean"]), 5.0);
+    assert_eq!(u(&flow["steps_max"]), 5);
+    assert_eq!(u(&step(&r, "reason")["stats"]["requests"]), 36);
+    assert_eq!(u(&step(&r, "tool")["stats"]["requests"]), 24);
+    assert!(f(&flow["latency"]["p50_ms"]) > 0.0);
+    let stats = &r["mock_stats"];
+    assert_eq!(u(&stats["tool_calls"]), 24, "the mock answered with 24 tool calls: {stats}");
+    assert_eq!(u(&stats["tool_invocations"]), 24);
+}
+
+#[test]
+fn fallbacks_match_the_injected_tier_failures_and_cost_follows_pricing() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = format!(
+        "[load]\nusers = 4\niterations = 200\n\
+         [aliases]\ncoding_agent = [\"coding_tier_3\", \"coding_tier_2\", \"coding_fallback\"]\n\
+         [pricing]\ncoding_tier_3 = {{ input = 3.0, output = 15.0 }}\ncoding_tier_2 = {{ input = 1.0, output = 5.0 }}\ncoding_fallback = {{ input = 0.2, output = 0.8 }}\n\
+         [mock]\ntier_failure_rate = 0.3\noutput_tokens = 6\nfirst_token_delay = \"1ms\"\ntoken_delay = \"1ms\"\nfallback_penalty = \"1ms\"\n\
+         [[user]]\nname = \"U\"\n[[user.step]]\nname = \"code\"\n{CHAT}\
+         json = {{ model = \"coding_agent\", messages = [{{ role = \"user\", content = \"write a retry loop\" }}] }}\n"
+    );
+    let p = write(dir.path(), "s.toml", &body);
+    let r = run_report(&p, &dir.path().join("o"), &["--seed", "9"]);
+    let l = &step(&r, "code")["stats"]["llm"];
+    let fallbacks = u(&l["fallbacks"]);
+    assert!(fallbacks > 20 && fallbacks < 120, "about 30% of 200 fall back: {fallbacks}");
+    assert_eq!(fallbacks, u(&r["mock_stats"]["fallbacks"]), "measured = injected");
+    let models = l["models"].as_array().unwrap();
+    let served: u64 = models.iter().map(|m| u(&m["responses"])).sum();
+    assert_eq!(served, 200);
+    let primary = models.iter().find(|m| m["model"] == "coding_tier_3").unwrap();
+    assert_eq!(u(&primary["responses"]) + fallbacks, 200);
+    assert_eq!(u(&primary["fallbacks"]), 0);
+    // Cost: tokens x price per served model, summed.
+    let price = |m: &str| match m {
+        "coding_tier_3" => (3.0, 15.0),
+        "coding_tier_2" => (1.0, 5.0),
+        _ => (0.2, 0.8),
+    };
+    let mut expected = 0.0;
+    for m in models {
+        let cost = f(&m["cost_usd"]);
+        let out_tokens = u(&m["output_tokens"]) as f64;
+        assert_eq!(out_tokens, 6.0 * u(&m["responses"]) as f64);
+        assert!(cost > out_tokens * price(m["model"].as_str().unwrap()).1 / 1e6 - 1e-12, "{m}");
+        expected += cost;
+    }
+    let input = u(&l["input_tokens"]) as f64;
+    assert!(input > 0.0);
+    assert!((f(&l["cost_usd"]) - expected).abs() < 1e-9);
+    assert!((f(&r["totals"]["llm"]["cost_usd"]) - expected).abs() < 1e-9);
+    let primary_cost = f(&primary["cost_usd"]);
+    let p_in = input / 200.0 * u(&primary["responses"]) as f64;
+    let p_out = u(&primary["output_tokens"]) as f64;
+    assert!((primary_cost - (p_in * 3.0 + p_out * 15.0) / 1e6).abs() < 1e-9, "cost = tokens x price");
+}
+
+#[test]
+fn rate_limited_requests_are_retried_after_the_advised_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = format!(
+        "[load]\nusers = 4\niterations = 40\n\
+         [mock]\noutput_tokens = 2\nfirst_token_delay = \"1ms\"\ntoken_delay = \"1ms\"\nrate_limit = {{ requests_per_second = 40.0, burst = 2 }}\n\
+         [[user]]\nname = \"U\"\n[[user.step]]\nname = \"chat\"\n{CHAT}retry = {{ max = 20 }}\n\
+         json = {{ model = \"m\", messages = [{{ role = \"user\", content = \"hi\" }}] }}\n"
+    );
+    let p = write(dir.path(), "s.toml", &body);
+    let r = run_report(&p, &dir.path().join("o"), &["--seed", "2"]);
+    let s = &step(&r, "chat")["stats"];
+    assert_eq!(u(&s["requests"]), 40);
+    assert_eq!(u(&s["failures"]), 0, "every 429 was retried to success: {}", r["errors"]);
+    let retries = u(&s["retries"]);
+    assert!(retries > 0, "4 users against 40 req/s with burst 2 hit the limit");
+    assert_eq!(retries, u(&r["mock_stats"]["rate_limited"]), "each 429 was retried once");
+    // Without retries, the same 429s are failures of their own kind.
+    let no_retry = body.replace("retry = { max = 20 }\n", "");
+    let p = write(dir.path(), "n.toml", &no_retry);
+    let r = run_report(&p, &dir.path().join("n"), &["--seed", "2"]);
+    let t = &r["totals"];
+    assert!(u(&t["failures"]) > 0);
+    assert_eq!(u(&t["errors"]["rate_limited"]), u(&t["failures"]), "{}", t["errors"]);
+}
+
+#[test]
+fn a_token_from_on_start_authorizes_later_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run_report(
+        std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/auth.toml")),
+        &dir.path().join("o"),
+        &["--iterations", "15", "--users", "3", "--seed", "4"],
+    );
+    assert_eq!(u(&step(&r, "register")["stats"]["requests"]), 3, "on_start runs once per user");
+    assert_eq!(u(&step(&r, "login")["stats"]["requests"]), 3);
+    let chat = &step(&r, "chat")["stats"];
+    assert_eq!(u(&chat["requests"]), 15);
+    assert_eq!(u(&chat["failures"]), 0, "the captured token was accepted: {}", r["errors"]);
+    assert_eq!(u(&r["mock_stats"]["logins"]), 3);
+    // Control: the same chat without the token is refused by the mock.
+    let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/auth.toml")).unwrap();
+    let p =
+        write(dir.path(), "noauth.toml", &src.replace("headers = { authorization = \"Bearer {{ token }}\" }\n", ""));
+    let r = run_report(&p, &dir.path().join("n"), &["--iterations", "6", "--users", "2", "--seed", "4"]);
+    assert_eq!(u(&step(&r, "chat")["stats"]["errors"]["status:401"]), 6);
+}
+
+fn stream_fault(setting: &str) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let body = format!(
+        "[load]\nusers = 1\niterations = 6\n[mock]\noutput_tokens = 6\nfirst_token_delay = \"1ms\"\ntoken_delay = \"1ms\"\n{setting} = 1.0\n\
+         [[user]]\nname = \"U\"\n[[user.step]]\nname = \"s\"\n{CHAT}stream = true\n\
+         json = {{ model = \"m\", messages = [{{ role = \"user\", content = \"hi\" }}] }}\n"
+    );
+    let p = write(dir.path(), "s.toml", &body);
+    run_report(&p, &dir.path().join("o"), &["--seed", "3"])
+}
+
+#[test]
+fn every_stream_malformation_is_a_stream_error() {
+    for setting in ["malformed_rate", "midstream_error_rate", "no_done_rate", "reset_rate"] {
+        let r = stream_fault(setting);
+        let t = &r["totals"];
+        assert_eq!(u(&t["requests"]), 6, "{setting}");
+        assert_eq!(u(&t["failures"]), 6, "{setting}: {}", r["errors"]);
+        assert_eq!(u(&t["errors"]["stream"]), 6, "{setting} is classified as a stream error: {}", t["errors"]);
+        assert!(r["errors"][0]["message"].as_str().unwrap().len() > 5);
+    }
+}
+
+#[test]
+fn shipped_agent_scenarios_run_against_the_mock() {
+    for name in ["react", "switchover", "auth", "gateway"] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("o");
+        let o = run(&["run", name, "--duration", "2s", "--quiet", "--seed", "1", "--out", out.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", text(&o.stderr));
+        let r = read_report(&out);
+        assert!(u(&r["totals"]["requests"]) > 0, "{name}");
+        assert_eq!(u(&r["totals"]["failures"]), 0, "{name}: {}", r["errors"]);
+    }
+}
