@@ -114,6 +114,12 @@ pub struct MockArgs {
     /// Seed for generated text and injected failures
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Take aliases and the [mock] table from this scenario (name or path); flags override it
+    #[arg(long, value_name = "SCENARIO")]
+    pub scenario: Option<String>,
+    /// Directory holding the scenario files
+    #[arg(long, default_value = "scenarios", value_name = "DIR")]
+    pub scenarios_dir: std::path::PathBuf,
 }
 
 /// Accepts humantime forms ("30s", "1m30s", "250ms") and a bare number of seconds ("30").

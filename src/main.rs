@@ -10,9 +10,10 @@ use clap::Parser;
 
 use cli::{Cli, Command, MockArgs, RunArgs};
 use run_load_test::app::{self, Outcome};
-use run_load_test::config::{Overrides, RunConfig};
+use run_load_test::config::{self, Overrides, RunConfig};
 use run_load_test::mock::MockConfig;
 use run_load_test::report;
+use run_load_test::scenario;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -39,7 +40,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Mock(a) => {
             let addr = format!("{}:{}", a.host, a.port);
             let addr = addr.parse().map_err(|_| anyhow::anyhow!("--host: `{}` is not an IP address", a.host))?;
-            app::serve_mock(mock_config(a), addr)?;
+            app::serve_mock(mock_config(a)?, addr)?;
             Ok(Outcome::Passed)
         }
         Command::Schema => {
@@ -88,17 +89,32 @@ fn overrides(a: RunArgs) -> Overrides {
     }
 }
 
-fn mock_config(a: MockArgs) -> MockConfig {
-    let MockArgs { port: _, host: _, output_tokens, first_token_delay, token_delay, error_rate, error_status, seed } =
-        a;
-    let d = MockConfig::default();
-    MockConfig {
-        output_tokens: output_tokens.unwrap_or(d.output_tokens),
-        first_token_delay: first_token_delay.unwrap_or(d.first_token_delay),
-        token_delay: token_delay.unwrap_or(d.token_delay),
-        error_rate: error_rate.unwrap_or(d.error_rate).clamp(0.0, 1.0),
-        error_status: error_status.unwrap_or(d.error_status),
-        seed: seed.unwrap_or(d.seed),
-        ..d
-    }
+fn mock_config(a: MockArgs) -> anyhow::Result<MockConfig> {
+    let MockArgs {
+        port: _,
+        host: _,
+        output_tokens,
+        first_token_delay,
+        token_delay,
+        error_rate,
+        error_status,
+        seed,
+        scenario,
+        scenarios_dir,
+    } = a;
+    let seed = seed.unwrap_or(0);
+    let mut m = match scenario {
+        Some(name) => {
+            let path = scenario::locate_scenario(&name, &scenarios_dir)?;
+            config::mock_config(&scenario::load(&path)?, seed)?
+        }
+        None => MockConfig { seed, ..MockConfig::default() },
+    };
+    m.output_tokens = output_tokens.unwrap_or(m.output_tokens);
+    m.first_token_delay = first_token_delay.unwrap_or(m.first_token_delay);
+    m.token_delay = token_delay.unwrap_or(m.token_delay);
+    m.error_rate = error_rate.unwrap_or(m.error_rate);
+    m.error_status = error_status.unwrap_or(m.error_status);
+    m.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(m)
 }

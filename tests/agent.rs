@@ -45,25 +45,26 @@ fn react_flows_loop_through_tool_calls_to_a_final_answer() {
     let dir = tempfile::tempdir().unwrap();
     let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/react.toml")).unwrap();
     let fast = src
-        .replace(
-            "tool_latency = \"50ms\"",
-            "tool_latency = \"2ms\"\nfirst_token_delay = \"2ms\"\ntoken_delay = \"1ms\"",
-        )
+        .replace("react_steps = 2", "react_steps = 2\nfirst_token_delay = \"2ms\"\ntoken_delay = \"1ms\"")
+        .replace("delay = { min = \"30ms\", max = \"80ms\" }", "delay = \"1ms\"")
         .replace("think_time = { min = \"200ms\", max = \"1s\" }", "");
+    assert_ne!(fast, src);
     let p = write(dir.path(), "react.toml", &fast);
     let r = run_report(&p, &dir.path().join("o"), &["--iterations", "12", "--users", "3", "--seed", "5"]);
     assert_eq!(u(&r["totals"]["failures"]), 0, "{}", r["errors"]);
     let flow = &r["flows"][0];
     assert_eq!(u(&flow["completed"]), 12);
-    // react_steps = 2: reason, tool, reason, tool, reason.
-    assert_eq!(f(&flow["steps_mean"]), 5.0);
-    assert_eq!(u(&flow["steps_max"]), 5);
+    // react_steps = 2: reason, tool, reason, tool, reason; the tool is a delay, so 3 requests per flow.
+    assert_eq!(f(&flow["steps_mean"]), 3.0);
+    assert_eq!(u(&flow["steps_max"]), 3);
     assert_eq!(u(&step(&r, "reason")["stats"]["requests"]), 36);
-    assert_eq!(u(&step(&r, "tool")["stats"]["requests"]), 24);
+    assert!(r["steps"].as_array().unwrap().iter().all(|s| s["name"] != "tool"), "a delay is not a request");
     assert!(f(&flow["latency"]["p50_ms"]) > 0.0);
     let stats = &r["mock_stats"];
     assert_eq!(u(&stats["tool_calls"]), 24, "the mock answered with 24 tool calls: {stats}");
-    assert_eq!(u(&stats["tool_invocations"]), 24);
+    let llm = &step(&r, "reason")["stats"]["llm"];
+    assert_eq!(u(&llm["streamed"]), 36);
+    assert!(llm["ttft"]["p50_ms"].as_f64().unwrap() > 0.0);
 }
 
 #[test]

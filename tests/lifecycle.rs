@@ -94,3 +94,32 @@ fn a_target_dying_mid_run_still_yields_a_report() {
     assert_eq!(classified, u(&t["failures"]), "every failure has a kind: {}", t["errors"]);
     assert!(t["errors"].get("connect").is_some(), "{}", t["errors"]);
 }
+
+/// The agent scenarios need nothing of the embedded mock: against a standalone gateway (here the mock served on
+/// its own with the scenario's settings) they run unchanged with `--target`.
+#[test]
+fn agent_scenarios_run_unchanged_against_a_separate_gateway() {
+    for name in ["switchover", "react"] {
+        let port = free_port();
+        let mut gw = bin()
+            .args(["mock", "--port", &port.to_string(), "--scenario", name, "--seed", "3"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        assert!(wait_for_port(port, Duration::from_secs(10)), "gateway did not start");
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("o");
+        let target = format!("http://127.0.0.1:{port}");
+        let o = run(&["run", name, "--target", &target, "--duration", "2s", "--quiet", "--out", out.to_str().unwrap()]);
+        let _ = gw.kill();
+        let _ = gw.wait();
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", text(&o.stderr));
+        let r = read_report(&out);
+        assert_eq!(r["target"]["embedded_mock"], false);
+        assert!(r.get("mock_stats").is_none());
+        assert!(u(&r["totals"]["requests"]) > 0);
+        assert_eq!(u(&r["totals"]["failures"]), 0, "{name}: {}", r["errors"]);
+        assert!(u(&r["totals"]["llm"]["output_tokens"]) > 0, "{name}");
+    }
+}

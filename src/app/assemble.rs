@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::config::{RunConfig, Target, display_target};
+use crate::engine::plan::DELAY;
 use crate::engine::{EngineResult, Plan, StopReason};
 use crate::metrics::{ErrorSummary, FlowSummary, encode_histogram, latency_summary, request_summary};
 use crate::report::{
@@ -20,6 +21,7 @@ pub fn build(cfg: &RunConfig, plan: &Plan, base_url: &str, r: &EngineResult) -> 
         .steps
         .iter()
         .zip(&r.total.steps)
+        .filter(|(info, _)| info.method != DELAY)
         .map(|(info, stats)| StepReport {
             user: info.user.clone(),
             name: info.name.clone(),

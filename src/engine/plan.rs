@@ -117,6 +117,8 @@ pub struct StepPlan {
     pub when: Option<Text>,
     pub repeat: Option<LoopPlan>,
     pub retry: Option<RetryPlan>,
+    /// A `delay` step: wait this long instead of sending a request.
+    pub delay: Option<(Duration, Duration)>,
 }
 
 pub struct CapturePlan {
@@ -192,8 +194,11 @@ pub fn compile(
                     continue;
                 }
                 let id = steps.len();
-                let (method, route) =
-                    step.route().ok_or_else(|| format!("step `{}` has no route", step.name.get_ref()))?;
+                let (method, route) = match (&step.delay, step.route()) {
+                    (Some(_), _) => (DELAY, "-"),
+                    (None, Some(r)) => r,
+                    (None, None) => return Err(format!("step `{}` has no route", step.name.get_ref())),
+                };
                 steps.push(StepInfo {
                     user: uname.clone(),
                     name: step.name.get_ref().clone(),
@@ -311,9 +316,16 @@ fn header(
     Ok(())
 }
 
+/// The method shown for `delay` steps, which send nothing and are left out of request statistics.
+pub const DELAY: &str = "DELAY";
+
 fn compile_step(step: &Step, t: &mut TemplateSet, c: StepCtx<'_>) -> Result<StepPlan, String> {
     let sname = step.name.get_ref();
-    let (method, route) = step.route().ok_or_else(|| format!("step `{sname}` has no route"))?;
+    let (method, route) = match (&step.delay, step.route()) {
+        (Some(_), _) => ("GET", "/"),
+        (None, Some(r)) => r,
+        (None, None) => return Err(format!("step `{sname}` has no route")),
+    };
     let method = http::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
         .map_err(|_| format!("step `{sname}`: invalid method"))?;
     let mut headers = c.headers.clone();
@@ -430,6 +442,7 @@ fn compile_step(step: &Step, t: &mut TemplateSet, c: StepCtx<'_>) -> Result<Step
         when,
         repeat: None,
         retry,
+        delay: step.delay.as_ref().map(|d| d.bounds()),
     })
 }
 

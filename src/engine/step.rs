@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::json_body::render_json;
 use super::plan::{BodyPlan, CaptureSource, StepPlan, UrlPlan, origin_form};
-use super::vu::{User, pause};
+use super::vu::{User, pause, pick};
 use crate::client::{Exchange, Reading, Request, status_kind};
 use crate::metrics::{ErrorKind, LlmSample};
 use crate::scenario::{Ctx, Text};
@@ -156,16 +156,37 @@ fn judge(u: &mut User<'_>, step: &StepPlan, ctx: Option<&Ctx>) -> Result<(), Str
                 Some(v) => Value::from(minijinja::value::Serde(v)),
                 None => return Err(format!("capture `{}`: JSON path `{src}` matched nothing", cap.name)),
             },
-            CaptureSource::Value(node) => {
-                let c = u.vars.ctx(plan);
-                let render = |t: &Text| plan.templates.render(t, &c).map(|s| s.into_owned()).map_err(|e| e.to_string());
-                let v = render_json(node, &render).map_err(|e| format!("capture `{}`: {e}", cap.name))?;
-                Value::from(minijinja::value::Serde(&v))
-            }
+            CaptureSource::Value(node) => value_capture(u, &cap.name, node)?,
         };
         u.vars.set(&cap.name, value, cap.append);
     }
     Ok(())
+}
+
+fn value_capture(u: &mut User<'_>, name: &str, node: &super::plan::JsonNode) -> Result<Value, String> {
+    let plan = &u.shared.plan;
+    let c = u.vars.ctx(plan);
+    let render = |t: &Text| plan.templates.render(t, &c).map(|s| s.into_owned()).map_err(|e| e.to_string());
+    let v = render_json(node, &render).map_err(|e| format!("capture `{name}`: {e}"))?;
+    Ok(Value::from(minijinja::value::Serde(&v)))
+}
+
+/// A `delay` step: wait (unless the run stops), then set its value captures. Returns false on a stop.
+pub(super) async fn run_delay(u: &mut User<'_>, step: &StepPlan, bounds: (Duration, Duration)) -> bool {
+    let d = pick(&mut u.vars.rng, bounds);
+    if !pause(&u.shared.stop.graceful, d).await {
+        return false;
+    }
+    for cap in &step.captures {
+        if let CaptureSource::Value(node) = &cap.source {
+            // Validation allows only templates over known variables here; one that still fails (a variable
+            // undefined at run time) leaves the capture unset, as a failed path capture would.
+            if let Ok(v) = value_capture(u, &cap.name, node) {
+                u.vars.set(&cap.name, v, cap.append);
+            }
+        }
+    }
+    true
 }
 
 #[derive(Deserialize)]

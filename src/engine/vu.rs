@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::plan::{ClassPlan, Plan, StepPlan};
-use super::step::run_step;
+use super::step::{run_delay, run_step};
 use crate::client::{ClientFactory, HttpClient, SseParser};
 use crate::metrics::Recorder;
 use crate::scenario::{Ctx, Text};
@@ -69,7 +69,7 @@ pub(super) struct Vars {
     user_id: u64,
     iteration: u64,
     captures: HashMap<String, Value>,
-    rng: SmallRng,
+    pub(super) rng: SmallRng,
 }
 
 impl Vars {
@@ -154,7 +154,7 @@ fn user_rng(seed: u64, user: u64) -> SmallRng {
     SmallRng::seed_from_u64(seed ^ user.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
-fn pick(rng: &mut SmallRng, bounds: (Duration, Duration)) -> Duration {
+pub(super) fn pick(rng: &mut SmallRng, bounds: (Duration, Duration)) -> Duration {
     let (lo, hi) = bounds;
     if hi <= lo { lo } else { rng.random_range(lo..=hi) }
 }
@@ -217,6 +217,12 @@ async fn run_sequence(u: &mut User<'_>, steps: &[StepPlan]) -> bool {
                 continue;
             }
         }
+        if let Some(bounds) = step.delay {
+            if !run_delay(u, step, bounds).await {
+                return false;
+            }
+            continue;
+        }
         let (ok, _) = run_step(u, step).await;
         if !ok && step.abort_on_failure {
             return false;
@@ -241,13 +247,19 @@ async fn run_iteration(u: &mut User<'_>, class: &ClassPlan, class_idx: usize) ->
                 continue;
             }
         }
-        let (step_ok, step_cost) = run_step(u, step).await;
-        steps_run += 1;
-        cost += step_cost;
-        if !step_ok {
-            ok = false;
-            if step.abort_on_failure {
-                break;
+        if let Some(bounds) = step.delay {
+            if !run_delay(u, step, bounds).await {
+                return false;
+            }
+        } else {
+            let (step_ok, step_cost) = run_step(u, step).await;
+            steps_run += 1;
+            cost += step_cost;
+            if !step_ok {
+                ok = false;
+                if step.abort_on_failure {
+                    break;
+                }
             }
         }
         if let Some(think) = step.think {

@@ -145,6 +145,9 @@ pub struct Step {
     /// After this step, go back to step `to` while `while` holds, at most `max` times per iteration.
     #[serde(rename = "loop")]
     pub repeat: Option<Loop>,
+    /// Instead of a request: wait (a simulated tool call, "50ms" or { min, max }); only `value` captures,
+    /// `when` and `loop` apply. Works against any gateway, unlike a tool endpoint of the mock.
+    pub delay: Option<ThinkTime>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

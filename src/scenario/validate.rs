@@ -162,6 +162,9 @@ fn check_step(
     let sname = step.name.get_ref();
     let soff = step.name.span().start;
     let err = |msg: String| ScenarioError::at(path, src, Some(soff), msg);
+    if step.delay.is_some() {
+        return check_delay_step(step, user, known, templates, path, src);
+    }
     let Some((method, route)) = step.route() else {
         return Err(err(format!(
             "step `{sname}` needs exactly one route: `post = \"/path\"` (or get/put/patch/delete), or `method` + `path`"
@@ -377,6 +380,56 @@ fn check_threshold_key(
         };
         if !ok {
             return Err(err(format!("threshold `{key}` refers to {k} `{v}`, which the scenario does not define")));
+        }
+    }
+    Ok(())
+}
+
+/// A `delay` step sends nothing: no route, body, checks or path captures; its conditions and value captures are
+/// checked like any step's.
+fn check_delay_step(
+    step: &Step,
+    user: &str,
+    known: &HashSet<String>,
+    templates: &mut TemplateSet,
+    path: &Path,
+    src: &str,
+) -> Result<(), ScenarioError> {
+    let sname = step.name.get_ref();
+    let soff = step.name.span().start;
+    let sends = step.route().is_some()
+        || step.method.is_some()
+        || step.path.is_some()
+        || step.json.is_some()
+        || step.body.is_some()
+        || !step.headers.is_empty()
+        || !step.query.is_empty()
+        || step.retry.is_some()
+        || step.stream
+        || step.expect.status.is_some()
+        || step.expect.body_contains.is_some()
+        || !step.expect.json_path.is_empty()
+        || step.capture.values().any(|c| c.path().is_some());
+    if sends {
+        return Err(ScenarioError::at(
+            path,
+            src,
+            Some(soff),
+            format!(
+                "step `{sname}` has `delay`, so it sends nothing: remove its route, body, expect, retry and path captures (value captures are fine)"
+            ),
+        ));
+    }
+    for cond in step.when.iter().chain(step.repeat.as_ref().map(|l| &l.condition)) {
+        check_template(&condition_template(cond), sname, user, known, templates, path, src, soff)?;
+    }
+    for c in step.capture.values() {
+        if let crate::scenario::Capture::Spec(crate::scenario::CaptureSpec { value: Some(v), .. }) = c {
+            let mut texts = Vec::new();
+            collect_strings(v, &mut texts);
+            for text in texts {
+                check_template(text, sname, user, known, templates, path, src, soff)?;
+            }
         }
     }
     Ok(())
