@@ -197,3 +197,29 @@ fn shipped_agent_scenarios_run_against_the_mock() {
         assert_eq!(u(&r["totals"]["failures"]), 0, "{name}: {}", r["errors"]);
     }
 }
+
+#[test]
+fn feeder_rows_reach_request_bodies() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "q.csv", "id,question\n1,question-one\n2,\"question-two, with a comma\"\n3,question-three\n");
+    let body = "[load]\nusers = 2\niterations = 9\n\
+        [[feeder]]\nname = \"qs\"\nfile = \"q.csv\"\norder = \"sequential\"\n\
+        [[feeder]]\nname = \"synth\"\nsynthetic = { mean_tokens = 30, min_tokens = 30, max_tokens = 30 }\n\
+        [[user]]\nname = \"U\"\n[[user.step]]\nname = \"echo\"\npost = \"/v1/echo\"\n\
+        json = { q = \"{{ qs.question }}\", id = \"{{ qs.id }}\", prompt = \"{{ synth.prompt }}\", n = \"{{ synth.tokens }}\" }\n\
+        expect = { body_contains = '\"q\":\"question-', json_path = [\"$.id\"] }\n\
+        capture = { n = \"$.n\" }\n\
+        [[user.step]]\nname = \"missing_column\"\npost = \"/v1/echo\"\njson = { x = \"{{ qs.nope }}\" }\n";
+    let p = write(dir.path(), "feed.toml", body);
+    let r = run_report(&p, &dir.path().join("o"), &["--seed", "8"]);
+    let echo = &step(&r, "echo")["stats"];
+    assert_eq!((u(&echo["requests"]), u(&echo["failures"])), (9, 0), "{}", r["errors"]);
+    let missing = &step(&r, "missing_column")["stats"];
+    assert_eq!(u(&missing["errors"]["check"]), 9, "an unknown column fails the request, it does not send a blank");
+    // A broken feeder file is a load-time error with file and line.
+    write(dir.path(), "q.csv", "id,question\n1,a,b\n");
+    let o = run(&["run", p.to_str().unwrap(), "--quiet", "--out", dir.path().join("x").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = text(&o.stderr);
+    assert!(e.contains("q.csv:2") && e.contains("feed.toml"), "{e}");
+}

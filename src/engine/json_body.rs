@@ -8,7 +8,7 @@ use crate::scenario::{TemplateSet, Text};
 pub enum JsonNode {
     Fixed(Value),
     Str(Text),
-    /// A whole-leaf expression, rendered through `tojson` and parsed back.
+    /// A whole-leaf expression, rendered through `strict_json` and parsed back.
     Raw(Text),
     Array(Vec<JsonNode>),
     Object(Vec<(String, JsonNode)>),
@@ -30,7 +30,8 @@ pub fn json_node(
             let s = expand(s)?;
             match whole_expression(&s) {
                 Some(expr) => JsonNode::Raw(
-                    t.compile(&format!("{{{{ ({expr}) | tojson }}}}")).map_err(|e| format!("template `{s}`: {e}"))?,
+                    t.compile(&format!("{{{{ ({expr}) | strict_json }}}}"))
+                        .map_err(|e| format!("template `{s}`: {e}"))?,
                 ),
                 None => match t.compile(&s).map_err(|e| format!("template `{s}`: {e}"))? {
                     Text::Static(s) => JsonNode::Fixed(Value::String(s)),

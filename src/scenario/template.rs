@@ -30,6 +30,15 @@ impl Ctx {
     }
 }
 
+/// `tojson` that refuses undefined values: a whole-leaf `{{ row.typo }}` must fail, not send `null`.
+fn strict_json(v: Value) -> Result<String, minijinja::Error> {
+    use minijinja::{Error, ErrorKind};
+    if v.is_undefined() {
+        return Err(Error::new(ErrorKind::UndefinedError, "the expression is undefined"));
+    }
+    serde_json::to_string(&v).map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))
+}
+
 pub struct TemplateSet {
     env: Environment<'static>,
     next: usize,
@@ -50,6 +59,7 @@ impl TemplateSet {
         if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder().keep_trailing_newline(true).build() {
             env.set_syntax(syntax);
         }
+        env.add_filter("strict_json", strict_json);
         TemplateSet { env, next: 0 }
     }
 
@@ -110,6 +120,16 @@ mod tests {
         let mut set = TemplateSet::new();
         let t = set.compile("{{ missing }}").unwrap();
         assert!(set.render(&t, &Ctx::new(Vec::<(String, Value)>::new())).is_err());
+    }
+
+    #[test]
+    fn strict_json_refuses_undefined() {
+        let mut set = TemplateSet::new();
+        let t = set.compile("{{ (m.nope) | strict_json }}").unwrap();
+        let ctx = Ctx::new([("m", Value::from(std::collections::BTreeMap::from([("a", 1)])))]);
+        assert!(set.render(&t, &ctx).is_err());
+        let t = set.compile("{{ m | strict_json }}").unwrap();
+        assert_eq!(set.render(&t, &ctx).unwrap(), r#"{"a":1}"#);
     }
 
     #[test]
