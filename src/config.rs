@@ -60,7 +60,7 @@ pub struct RunConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{0}")]
+    #[error(transparent)]
     Scenario(#[from] ScenarioError),
     #[error("{flag}: {message}")]
     Flag { flag: &'static str, message: String },

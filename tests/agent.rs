@@ -49,6 +49,9 @@ fn react_flows_loop_through_tool_calls_to_a_final_answer() {
         .replace("delay = { min = \"30ms\", max = \"80ms\" }", "delay = \"1ms\"")
         .replace("think_time = { min = \"200ms\", max = \"1s\" }", "");
     assert_ne!(fast, src);
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/data/tasks.csv"), dir.path().join("data/tasks.csv"))
+        .unwrap();
     let p = write(dir.path(), "react.toml", &fast);
     let r = run_report(&p, &dir.path().join("o"), &["--iterations", "12", "--users", "3", "--seed", "5"]);
     assert_eq!(u(&r["totals"]["failures"]), 0, "{}", r["errors"]);

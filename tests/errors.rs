@@ -14,6 +14,7 @@ fn broken(body: &str) -> String {
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
     assert!(err.contains("bad.toml:"), "names the file: {err}");
+    assert_eq!(err.matches("bad.toml").count(), 1, "said once: {err}");
     err
 }
 
