@@ -56,6 +56,15 @@ pub struct RunArgs {
     /// Stop after this many user iterations (flows) in total, shared by all users
     #[arg(short, long, value_name = "N")]
     pub iterations: Option<u64>,
+    /// Open model: start this many iterations per second whatever the target does (instead of --users)
+    #[arg(long, value_name = "PER_SEC")]
+    pub rate: Option<f64>,
+    /// Open model: how arrivals are spaced
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub arrival: Option<ArrivalArg>,
+    /// Open model: iterations running at once at most; further arrivals are dropped and counted
+    #[arg(long, value_name = "N")]
+    pub max_in_flight: Option<u32>,
     /// Only run user classes and steps carrying one of these tags
     #[arg(long, value_delimiter = ',', value_name = "TAG,..")]
     pub tags: Vec<String>,
@@ -86,6 +95,14 @@ pub struct RunArgs {
     /// Directory holding the scenario files
     #[arg(long, default_value = "scenarios", value_name = "DIR")]
     pub scenarios_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ArrivalArg {
+    /// Evenly spaced
+    Constant,
+    /// Exponential gaps (a Poisson process), as independent clients arrive
+    Poisson,
 }
 
 #[derive(Debug, Args)]

@@ -4,13 +4,15 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::engine::{ClosedLoad, TagFilter};
+use crate::engine::{Arrival, ClosedLoad, LoadModel, OpenLoad, TagFilter};
 use crate::mock::{Alias, MockConfig};
+pub use crate::scenario::ArrivalKind;
 use crate::scenario::feeder::Feeder;
 use crate::scenario::{self, LoadedScenario, ScenarioError};
 
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_MAX_IN_FLIGHT: u32 = 1000;
 
 /// Everything the command line can say about a run, free of clap types.
 #[derive(Debug, Clone, Default)]
@@ -22,6 +24,9 @@ pub struct Overrides {
     pub spawn_rate: Option<f64>,
     pub duration: Option<Duration>,
     pub iterations: Option<u64>,
+    pub rate: Option<f64>,
+    pub arrival: Option<ArrivalKind>,
+    pub max_in_flight: Option<u32>,
     pub tags: Vec<String>,
     pub exclude_tags: Vec<String>,
     pub out: Option<PathBuf>,
@@ -45,7 +50,7 @@ pub enum Target {
 pub struct RunConfig {
     pub scenario: LoadedScenario,
     pub target: Target,
-    pub load: ClosedLoad,
+    pub load: LoadModel,
     pub seed: u64,
     pub timeout: Duration,
     pub graceful_stop: Duration,
@@ -80,6 +85,9 @@ impl RunConfig {
             spawn_rate,
             duration,
             iterations,
+            rate,
+            arrival,
+            max_in_flight,
             tags,
             exclude_tags,
             out,
@@ -119,11 +127,51 @@ impl RunConfig {
         } else {
             None
         });
-        let load = ClosedLoad {
-            users: users.or(toml_users).unwrap_or(1),
-            spawn_rate: spawn_rate.or(s.load.spawn_rate.as_ref().map(|r| *r.get_ref())),
-            duration,
-            iterations,
+        if users.is_some() && rate.is_some() {
+            return Err(flag("--rate", "give --users (closed model) or --rate (open model), not both"));
+        }
+        if let Some(r) = rate {
+            if !(r.is_finite() && r > 0.0) {
+                return Err(flag("--rate", format!("must be a positive number of iterations per second, got {r}")));
+            }
+        }
+        if max_in_flight == Some(0) {
+            return Err(flag("--max-in-flight", "must be at least 1"));
+        }
+        let toml_rate = s.load.rate.as_ref().map(|r| *r.get_ref());
+        // The command line picks the model when it names one; otherwise the scenario does.
+        let open_rate = match (users, rate) {
+            (Some(_), _) => None,
+            (None, Some(r)) => Some(r),
+            (None, None) => toml_rate,
+        };
+        let load = match open_rate {
+            Some(rate) => {
+                if spawn_rate.is_some() {
+                    return Err(flag(
+                        "--spawn-rate",
+                        "applies to the closed model (--users); the open model starts at --rate",
+                    ));
+                }
+                LoadModel::Open(OpenLoad {
+                    rate,
+                    arrival: match arrival.or(s.load.arrival) {
+                        Some(ArrivalKind::Poisson) => Arrival::Poisson,
+                        Some(ArrivalKind::Constant) | None => Arrival::Constant,
+                    },
+                    max_in_flight: max_in_flight
+                        .or(s.load.max_in_flight.as_ref().and_then(|m| u32::try_from(*m.get_ref()).ok()))
+                        .unwrap_or(DEFAULT_MAX_IN_FLIGHT),
+                    duration,
+                    iterations,
+                })
+            }
+            None => LoadModel::Closed(ClosedLoad {
+                users: users.or(toml_users).unwrap_or(1),
+                spawn_rate: spawn_rate.or(s.load.spawn_rate.as_ref().map(|r| *r.get_ref())),
+                duration,
+                iterations,
+            }),
         };
 
         let seed = seed.unwrap_or_else(|| {
@@ -233,17 +281,46 @@ mod tests {
         Overrides { scenario: p.display().to_string(), scenarios_dir: "scenarios".into(), ..Default::default() }
     }
 
+    fn closed(cfg: &RunConfig) -> (u32, Option<Duration>) {
+        match &cfg.load {
+            LoadModel::Closed(c) => (c.users, c.duration),
+            LoadModel::Open(_) => panic!("expected the closed model"),
+        }
+    }
+
+    #[test]
+    fn the_model_follows_the_command_line_then_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = scenario_file(
+            dir.path(),
+            &BASE.replace("users = 4", "rate = 50.0\narrival = \"poisson\"\nmax_in_flight = 20"),
+        );
+        let cfg = RunConfig::resolve(overrides(&p)).unwrap();
+        match &cfg.load {
+            LoadModel::Open(o) => {
+                assert_eq!((o.rate, o.arrival, o.max_in_flight), (50.0, crate::engine::Arrival::Poisson, 20))
+            }
+            LoadModel::Closed(_) => panic!("rate in the file means open"),
+        }
+        let cfg = RunConfig::resolve(Overrides { users: Some(3), ..overrides(&p) }).unwrap();
+        assert_eq!(closed(&cfg).0, 3, "--users on the command line means closed");
+        let e = RunConfig::resolve(Overrides { users: Some(3), rate: Some(5.0), ..overrides(&p) }).unwrap_err();
+        assert!(e.to_string().starts_with("--rate"), "{e}");
+        let e = RunConfig::resolve(Overrides { spawn_rate: Some(2.0), ..overrides(&p) }).unwrap_err();
+        assert!(e.to_string().starts_with("--spawn-rate"), "{e}");
+    }
+
     #[test]
     fn cli_beats_toml_beats_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let p = scenario_file(dir.path(), BASE);
         let cfg = RunConfig::resolve(overrides(&p)).unwrap();
-        assert_eq!((cfg.load.users, cfg.load.duration), (4, Some(Duration::from_secs(20))));
+        assert_eq!(closed(&cfg), (4, Some(Duration::from_secs(20))));
         assert_eq!(cfg.timeout, DEFAULT_TIMEOUT);
         let cfg =
             RunConfig::resolve(Overrides { users: Some(9), duration: Some(Duration::from_secs(3)), ..overrides(&p) })
                 .unwrap();
-        assert_eq!((cfg.load.users, cfg.load.duration), (9, Some(Duration::from_secs(3))));
+        assert_eq!(closed(&cfg), (9, Some(Duration::from_secs(3))));
         assert!(matches!(cfg.target, Target::EmbeddedMock(_)));
     }
 
@@ -252,7 +329,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = scenario_file(dir.path(), "[[user]]\nname = \"U\"\n[[user.step]]\nname = \"a\"\nget = \"/\"\n");
         let cfg = RunConfig::resolve(Overrides { iterations: Some(5), ..overrides(&p) }).unwrap();
-        assert_eq!((cfg.load.duration, cfg.load.iterations, cfg.load.users), (None, Some(5), 1));
+        assert_eq!((cfg.load.duration(), cfg.load.iterations(), closed(&cfg).0), (None, Some(5), 1));
     }
 
     #[test]

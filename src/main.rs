@@ -8,9 +8,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command, MockArgs, RunArgs};
+use cli::{ArrivalArg, Cli, Command, MockArgs, RunArgs};
 use run_load_test::app::{self, Outcome};
-use run_load_test::config::{self, Overrides, RunConfig};
+use run_load_test::config::{self, ArrivalKind, Overrides, RunConfig};
 use run_load_test::mock::MockConfig;
 use run_load_test::report;
 use run_load_test::scenario;
@@ -58,6 +58,9 @@ fn overrides(a: RunArgs) -> Overrides {
         spawn_rate,
         duration,
         iterations,
+        rate,
+        arrival,
+        max_in_flight,
         tags,
         exclude_tags,
         out,
@@ -77,6 +80,12 @@ fn overrides(a: RunArgs) -> Overrides {
         spawn_rate,
         duration,
         iterations,
+        rate,
+        arrival: arrival.map(|a| match a {
+            ArrivalArg::Constant => ArrivalKind::Constant,
+            ArrivalArg::Poisson => ArrivalKind::Poisson,
+        }),
+        max_in_flight,
         tags,
         exclude_tags,
         out,

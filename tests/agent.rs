@@ -121,9 +121,9 @@ fn fallbacks_match_the_injected_tier_failures_and_cost_follows_pricing() {
 fn rate_limited_requests_are_retried_after_the_advised_wait() {
     let dir = tempfile::tempdir().unwrap();
     let body = format!(
-        "[load]\nusers = 4\niterations = 40\n\
+        "[load]\nusers = 3\niterations = 40\n\
          [mock]\noutput_tokens = 2\nfirst_token_delay = \"1ms\"\ntoken_delay = \"1ms\"\nrate_limit = {{ requests_per_second = 40.0, burst = 2 }}\n\
-         [[user]]\nname = \"U\"\n[[user.step]]\nname = \"chat\"\n{CHAT}retry = {{ max = 20 }}\n\
+         [[user]]\nname = \"U\"\n[[user.step]]\nname = \"chat\"\n{CHAT}retry = {{ max = 100 }}\n\
          json = {{ model = \"m\", messages = [{{ role = \"user\", content = \"hi\" }}] }}\n"
     );
     let p = write(dir.path(), "s.toml", &body);
@@ -135,7 +135,7 @@ fn rate_limited_requests_are_retried_after_the_advised_wait() {
     assert!(retries > 0, "4 users against 40 req/s with burst 2 hit the limit");
     assert_eq!(retries, u(&r["mock_stats"]["rate_limited"]), "each 429 was retried once");
     // Without retries, the same 429s are failures of their own kind.
-    let no_retry = body.replace("retry = { max = 20 }\n", "");
+    let no_retry = body.replace("retry = { max = 100 }\n", "");
     let p = write(dir.path(), "n.toml", &no_retry);
     let r = run_report(&p, &dir.path().join("n"), &["--seed", "2"]);
     let t = &r["totals"];

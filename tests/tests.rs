@@ -5,4 +5,5 @@ mod agent;
 mod common;
 mod errors;
 mod lifecycle;
+mod load_models;
 mod run_mock;

@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use crate::config::{RunConfig, Target, display_target};
 use crate::engine::plan::DELAY;
-use crate::engine::{EngineResult, Plan, StopReason};
+use crate::engine::{Arrival, EngineResult, LoadModel, Plan, StopReason};
 use crate::metrics::{ErrorSummary, FlowSummary, encode_histogram, latency_summary, request_summary};
 use crate::report::{
-    GeneratorInfo, Histograms, LoadInfo, RunReport, RunStatus, SCHEMA_VERSION, ScenarioInfo, StepReport, TargetInfo,
-    ToolInfo,
+    GeneratorInfo, Histograms, LoadInfo, OpenSummary, RunReport, RunStatus, SCHEMA_VERSION, ScenarioInfo, StepReport,
+    TargetInfo, ToolInfo,
 };
 
 fn rfc3339(t: std::time::SystemTime) -> String {
@@ -62,6 +62,26 @@ pub fn build(cfg: &RunConfig, plan: &Plan, base_url: &str, r: &EngineResult) -> 
         .collect();
     let total = r.total.total();
     let cpu_s = r.cpu.as_secs_f64();
+    let (closed, open) = match &cfg.load {
+        LoadModel::Closed(c) => (Some(c), None),
+        LoadModel::Open(o) => (None, Some(o)),
+    };
+    let utilization = cpu_s / (elapsed.as_secs_f64() * r.workers as f64).max(1e-9);
+    let lag = latency_summary(&r.total.lag);
+    let bottleneck = if utilization > 0.9 {
+        Some(format!("generator CPU at {:.0}% of its threads", utilization * 100.0))
+    } else {
+        lag.as_ref()
+            .filter(|l| l.p99_ms > 10.0)
+            .map(|l| format!("open-model schedule lag p99 {:.1} ms: iterations started late", l.p99_ms))
+    };
+    let open_summary = open.map(|o| OpenSummary {
+        target_rate: o.rate,
+        achieved_rate: per_s(r.total.arrivals - r.total.dropped, elapsed),
+        arrivals: r.total.arrivals,
+        dropped: r.total.dropped,
+        schedule_lag: lag.clone(),
+    });
     let s = &cfg.scenario;
     RunReport {
         schema_version: SCHEMA_VERSION,
@@ -78,11 +98,21 @@ pub fn build(cfg: &RunConfig, plan: &Plan, base_url: &str, r: &EngineResult) -> 
             embedded_mock: matches!(cfg.target, Target::EmbeddedMock(_)),
         },
         load: LoadInfo {
-            model: "closed".into(),
-            users: cfg.load.users,
-            spawn_rate: cfg.load.spawn_rate,
-            duration_s: cfg.load.duration.map(|d| d.as_secs_f64()),
-            iterations: cfg.load.iterations,
+            model: match &cfg.load {
+                LoadModel::Closed(_) => "closed",
+                LoadModel::Open(_) => "open",
+            }
+            .into(),
+            users: closed.map(|c| c.users),
+            spawn_rate: closed.and_then(|c| c.spawn_rate),
+            rate: open.map(|o| o.rate),
+            arrival: open.map(|o| match o.arrival {
+                Arrival::Constant => "constant".to_string(),
+                Arrival::Poisson => "poisson".to_string(),
+            }),
+            max_in_flight: open.map(|o| o.max_in_flight),
+            duration_s: cfg.load.duration().map(|d| d.as_secs_f64()),
+            iterations: cfg.load.iterations(),
             seed: cfg.seed,
             timeout_s: cfg.timeout.as_secs_f64(),
             graceful_stop_s: cfg.graceful_stop.as_secs_f64(),
@@ -108,9 +138,11 @@ pub fn build(cfg: &RunConfig, plan: &Plan, base_url: &str, r: &EngineResult) -> 
             workers: r.workers,
             cpu_s,
             requests_per_cpu_s: if cpu_s > 0.0 { total.requests as f64 / cpu_s } else { 0.0 },
-            cpu_utilization: cpu_s / (elapsed.as_secs_f64() * r.workers as f64).max(1e-9),
+            cpu_utilization: utilization,
             interrupted_requests: r.total.interrupted,
+            bottleneck,
         },
+        open: open_summary,
         histograms: Histograms { latency: encode_histogram(&total.latency), ttfb: encode_histogram(&total.ttfb) },
         mock_stats: None,
     }

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 
 use crate::client::ClientFactory;
 use crate::config::{RunConfig, Target};
-use crate::engine::{self, Endpoint, EngineSpec, Observer, Progress, StopReason};
+use crate::engine::{self, Endpoint, EngineSpec, LoadModel, Observer, Progress, StopReason};
 use crate::mock::{self, MockConfig};
 use crate::report::{self, ListRow, ProgressDisplay, ReportFormat, RunReport};
 use crate::scenario;
@@ -67,11 +67,14 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
     let secrets = scenario::secret_values([s.source.as_str()]);
     if !cfg.quiet {
         let target = if mock.is_some() { format!("embedded mock gateway at {base_url}") } else { base_url.clone() };
+        let shape = match &cfg.load {
+            LoadModel::Closed(c) => format!("closed model, {} users", c.users),
+            LoadModel::Open(o) => format!("open model, {}/s arrivals (at most {} in flight)", o.rate, o.max_in_flight),
+        };
         report::print_note(&format!(
-            "running `{}` against {target}: {} users, {}",
+            "running `{}` against {target}: {shape}, {}",
             s.name,
-            cfg.load.users,
-            match (cfg.load.duration, cfg.load.iterations) {
+            match (cfg.load.duration(), cfg.load.iterations()) {
                 (Some(d), Some(i)) => format!("{} or {i} iterations", humantime::format_duration(d)),
                 (Some(d), None) => humantime::format_duration(d).to_string(),
                 (None, Some(i)) => format!("{i} iterations"),
@@ -91,7 +94,7 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
     let result = if cfg.quiet {
         engine::run(spec, &mut Quiet)
     } else {
-        let mut display = ProgressDisplay::new(cfg.load.duration);
+        let mut display = ProgressDisplay::new(cfg.load.duration());
         let r = engine::run(spec, &mut display);
         display.finish();
         r

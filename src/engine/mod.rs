@@ -4,6 +4,7 @@
 
 mod aggregate;
 mod json_body;
+mod open;
 pub mod plan;
 mod step;
 mod vu;
@@ -33,9 +34,50 @@ pub struct ClosedLoad {
     pub iterations: Option<u64>,
 }
 
+/// How arrivals are spaced in the open model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    Constant,
+    Poisson,
+}
+
+/// Open model: iterations start at `rate` per second whatever the target does; latency counts from the
+/// scheduled start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenLoad {
+    pub rate: f64,
+    pub arrival: Arrival,
+    /// Iterations running at once at most; further arrivals are dropped (and counted).
+    pub max_in_flight: u32,
+    pub duration: Option<Duration>,
+    pub iterations: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoadModel {
+    Closed(ClosedLoad),
+    Open(OpenLoad),
+}
+
+impl LoadModel {
+    pub fn duration(&self) -> Option<Duration> {
+        match self {
+            LoadModel::Closed(c) => c.duration,
+            LoadModel::Open(o) => o.duration,
+        }
+    }
+
+    pub fn iterations(&self) -> Option<u64> {
+        match self {
+            LoadModel::Closed(c) => c.iterations,
+            LoadModel::Open(o) => o.iterations,
+        }
+    }
+}
+
 pub struct EngineSpec {
     pub plan: Arc<Plan>,
-    pub load: ClosedLoad,
+    pub load: LoadModel,
     pub seed: u64,
     pub workers: usize,
     pub graceful_stop: Duration,
@@ -95,16 +137,26 @@ pub fn run(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineResult
 
 async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineResult, String> {
     let EngineSpec { plan, load, seed, workers, graceful_stop, client: factory, secrets } = spec;
-    let workers = workers.clamp(1, load.users.max(1) as usize);
-    let weights: Vec<u32> = plan.classes.iter().map(|c| c.weight).collect();
-    let mut slots: Vec<Vec<UserSlot>> = (0..workers).map(|_| Vec::new()).collect();
-    for (i, class) in assign_classes(&weights, load.users).into_iter().enumerate() {
-        let start_after = match load.spawn_rate {
-            Some(r) if r > 0.0 => Duration::from_secs_f64(i as f64 / r),
-            _ => Duration::ZERO,
-        };
-        slots[i % workers].push(UserSlot { id: i as u64, class, start_after });
-    }
+    let jobs: Vec<worker::Job> = match &load {
+        LoadModel::Closed(c) => {
+            let workers = workers.clamp(1, c.users.max(1) as usize);
+            let weights: Vec<u32> = plan.classes.iter().map(|c| c.weight).collect();
+            let mut slots: Vec<Vec<UserSlot>> = (0..workers).map(|_| Vec::new()).collect();
+            for (i, class) in assign_classes(&weights, c.users).into_iter().enumerate() {
+                let start_after = match c.spawn_rate {
+                    Some(r) if r > 0.0 => Duration::from_secs_f64(i as f64 / r),
+                    _ => Duration::ZERO,
+                };
+                slots[i % workers].push(UserSlot { id: i as u64, class, start_after });
+            }
+            slots.into_iter().map(worker::Job::Closed).collect()
+        }
+        LoadModel::Open(o) => {
+            let workers = workers.clamp(1, o.max_in_flight.max(1) as usize);
+            (0..workers).map(|worker| worker::Job::Open(open::OpenShare { worker, workers, load: o.clone() })).collect()
+        }
+    };
+    let workers = jobs.len();
     let n_steps = plan.steps.len();
     let n_flows = plan.classes.len();
     let start = Instant::now();
@@ -114,25 +166,26 @@ async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineRe
         plan,
         factory,
         stop: stop.clone(),
-        iterations_left: load.iterations.map(AtomicU64::new),
+        iterations_left: load.iterations().map(AtomicU64::new),
         seed,
         start,
         secrets,
+        open: matches!(load, LoadModel::Open(_)),
     });
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut handles = Vec::new();
-    for (w, users) in slots.into_iter().enumerate() {
+    for (w, job) in jobs.into_iter().enumerate() {
         handles.push(
-            worker::spawn(w, shared.clone(), users, tx.clone())
+            worker::spawn(w, shared.clone(), job, tx.clone())
                 .map_err(|e| format!("cannot start a worker thread: {e}"))?,
         );
     }
     drop(tx);
     drop(shared);
 
-    let mut agg = aggregate::Aggregator::new(workers, n_steps, n_flows, start, load.duration);
+    let mut agg = aggregate::Aggregator::new(workers, n_steps, n_flows, start, load.duration());
     let far = start + Duration::from_secs(10 * 365 * 86_400);
-    let deadline = load.duration.map_or(far, |d| start + d);
+    let deadline = load.duration().map_or(far, |d| start + d);
     let mut hard_at = far;
     let mut reason = None;
     let ctrl_c = tokio::signal::ctrl_c();

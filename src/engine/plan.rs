@@ -65,6 +65,8 @@ pub struct ClassPlan {
     pub steps: Vec<StepPlan>,
     pub on_start: Vec<StepPlan>,
     pub on_stop: Vec<StepPlan>,
+    /// Captures with `append = true`: lists that start empty in every iteration.
+    pub appended: Vec<String>,
 }
 
 pub enum UrlPlan {
@@ -229,6 +231,10 @@ pub fn compile(
             name: uname,
             weight: user.weight.as_ref().map_or(1, |w| u32::try_from(*w.get_ref()).unwrap_or(u32::MAX)),
             think: class_think(&user.think_time),
+            appended: plans
+                .iter()
+                .flat_map(|s| s.captures.iter().filter(|c| c.append).map(|c| c.name.clone()))
+                .collect(),
             steps: plans,
             on_start,
             on_stop,

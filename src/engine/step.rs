@@ -41,7 +41,7 @@ enum Attempt {
 }
 
 /// Runs the step (with its retries) and records it; returns whether it succeeded and what it cost.
-pub(super) async fn run_step(u: &mut User<'_>, step: &StepPlan) -> (bool, f64) {
+pub(super) async fn run_step(u: &mut User, step: &StepPlan, lag: Option<Duration>) -> (bool, f64) {
     let mut retries = 0;
     loop {
         u.local.in_flight.set(u.local.in_flight.get() + 1);
@@ -49,13 +49,20 @@ pub(super) async fn run_step(u: &mut User<'_>, step: &StepPlan) -> (bool, f64) {
         u.local.in_flight.set(u.local.in_flight.get() - 1);
         let fail = match attempt {
             Attempt::Done { latency, ttfb, bytes, cost } => {
-                u.local.rec.borrow_mut().steps[step.id].record_ok(latency, ttfb, bytes);
+                let mut rec = u.local.rec.borrow_mut();
+                match lag {
+                    Some(lag) => rec.steps[step.id].record_ok_from_schedule(latency, ttfb, bytes, lag),
+                    None => rec.steps[step.id].record_ok(latency, ttfb, bytes),
+                }
                 return (true, cost);
             }
             Attempt::Failed(f) => f,
             Attempt::Retry(f, advised) => match &step.retry {
                 Some(r) if retries < r.max => {
                     let wait = advised.unwrap_or(r.backoff);
+                    // Up to 10% jitter: users told the same retry-after would otherwise collide again.
+                    let jitter = pick(&mut u.vars.rng, (Duration::ZERO, wait / 10));
+                    let wait = wait + jitter;
                     if wait > r.max_wait {
                         f
                     } else {
@@ -70,13 +77,13 @@ pub(super) async fn run_step(u: &mut User<'_>, step: &StepPlan) -> (bool, f64) {
                 _ => f,
             },
         };
-        let shared = u.shared;
+        let shared = &u.shared;
         u.local.rec.borrow_mut().steps[step.id].record_err(fail.kind, fail.bytes, || shared.redact(fail.message));
         return (false, 0.0);
     }
 }
 
-async fn exec_once(u: &mut User<'_>, step: &StepPlan) -> Attempt {
+async fn exec_once(u: &mut User, step: &StepPlan) -> Attempt {
     let plan = &u.shared.plan;
     let ctx = step.templated.then(|| u.vars.ctx(plan));
     let (req, requested) = match build_request(u, step, ctx.as_ref()) {
@@ -123,7 +130,7 @@ async fn exec_once(u: &mut User<'_>, step: &StepPlan) -> Attempt {
 }
 
 /// `expect` checks and captures on the body (for streams: the assembled message).
-fn judge(u: &mut User<'_>, step: &StepPlan, ctx: Option<&Ctx>) -> Result<(), String> {
+fn judge(u: &mut User, step: &StepPlan, ctx: Option<&Ctx>) -> Result<(), String> {
     let plan = &u.shared.plan;
     if let Some(needle) = &step.body_contains {
         let empty;
@@ -163,7 +170,7 @@ fn judge(u: &mut User<'_>, step: &StepPlan, ctx: Option<&Ctx>) -> Result<(), Str
     Ok(())
 }
 
-fn value_capture(u: &mut User<'_>, name: &str, node: &super::plan::JsonNode) -> Result<Value, String> {
+fn value_capture(u: &mut User, name: &str, node: &super::plan::JsonNode) -> Result<Value, String> {
     let plan = &u.shared.plan;
     let c = u.vars.ctx(plan);
     let render = |t: &Text| plan.templates.render(t, &c).map(|s| s.into_owned()).map_err(|e| e.to_string());
@@ -172,7 +179,7 @@ fn value_capture(u: &mut User<'_>, name: &str, node: &super::plan::JsonNode) -> 
 }
 
 /// A `delay` step: wait (unless the run stops), then set its value captures. Returns false on a stop.
-pub(super) async fn run_delay(u: &mut User<'_>, step: &StepPlan, bounds: (Duration, Duration)) -> bool {
+pub(super) async fn run_delay(u: &mut User, step: &StepPlan, bounds: (Duration, Duration)) -> bool {
     let d = pick(&mut u.vars.rng, bounds);
     if !pause(&u.shared.stop.graceful, d).await {
         return false;
@@ -212,7 +219,7 @@ struct Details {
 }
 
 /// Tokens, served model, fallback and cost of an LLM response; records them and returns the cost.
-fn measure_llm(u: &mut User<'_>, step: &StepPlan, ex: &Exchange, requested: Option<&str>) -> f64 {
+fn measure_llm(u: &mut User, step: &StepPlan, ex: &Exchange, requested: Option<&str>) -> f64 {
     let plan = &u.shared.plan;
     let requested = requested.or(step.model.as_deref()).unwrap_or("");
     let header_model = ex.served_model.as_ref().and_then(|v| v.to_str().ok());
@@ -249,7 +256,7 @@ fn measure_llm(u: &mut User<'_>, step: &StepPlan, ex: &Exchange, requested: Opti
     sample.cost
 }
 
-fn build_request(u: &User<'_>, step: &StepPlan, ctx: Option<&Ctx>) -> Result<(Request, Option<String>), String> {
+fn build_request(u: &User, step: &StepPlan, ctx: Option<&Ctx>) -> Result<(Request, Option<String>), String> {
     let plan = &u.shared.plan;
     let render = |t: &Text| -> Result<String, String> {
         match ctx {

@@ -37,10 +37,12 @@ pub struct Shared {
     pub seed: u64,
     pub start: Instant,
     pub secrets: Vec<String>,
+    /// Open model: latencies are measured from the schedule.
+    pub open: bool,
 }
 
 impl Shared {
-    fn claim_iteration(&self) -> bool {
+    pub(super) fn claim_iteration(&self) -> bool {
         match &self.iterations_left {
             None => true,
             Some(left) => left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok(),
@@ -131,9 +133,12 @@ impl Vars {
 }
 
 /// One virtual user's state, reused for all of its requests.
-pub(super) struct User<'a> {
-    pub shared: &'a Shared,
-    pub local: &'a Local,
+pub(super) struct User {
+    pub shared: Arc<Shared>,
+    pub local: Rc<Local>,
+    /// Its class, and whether its `on_start` ran (open model pools reuse users).
+    pub class: usize,
+    pub started: bool,
     pub client: HttpClient,
     pub vars: Vars,
     pub buf: Vec<u8>,
@@ -142,7 +147,7 @@ pub(super) struct User<'a> {
     loops: Vec<u32>,
 }
 
-impl User<'_> {
+impl User {
     /// A `when`/`loop` condition; one that cannot be evaluated (an undefined variable) is false.
     fn holds(&mut self, cond: &Text) -> bool {
         let ctx = self.vars.ctx(&self.shared.plan);
@@ -170,30 +175,50 @@ pub(super) async fn pause(stop: &CancellationToken, d: Duration) -> bool {
     }
 }
 
+impl User {
+    pub(super) fn new(shared: &Arc<Shared>, local: &Rc<Local>, class: usize, id: u64) -> User {
+        User {
+            shared: shared.clone(),
+            local: local.clone(),
+            class,
+            started: false,
+            client: shared.factory.build(),
+            vars: Vars { user_id: id, iteration: 0, captures: HashMap::new(), rng: user_rng(shared.seed, id) },
+            buf: Vec::new(),
+            json_buf: Vec::new(),
+            sse: SseParser::new(),
+            loops: vec![0; shared.plan.classes.get(class).map_or(0, |c| c.steps.len())],
+        }
+    }
+
+    /// Runs the class's `on_start` steps; false when one failed (the user cannot work).
+    pub(super) async fn start(&mut self, class: usize) -> bool {
+        let shared = self.shared.clone();
+        run_sequence(self, &shared.plan.classes[class].on_start).await
+    }
+
+    /// One iteration of `class`; `lag` is how late it started against its schedule (open model).
+    pub(super) async fn iterate(&mut self, class: usize, iteration: u64, lag: Duration) -> bool {
+        let shared = self.shared.clone();
+        let c = &shared.plan.classes[class];
+        self.vars.start_iteration(iteration, &c.appended, &shared.plan);
+        run_iteration(self, c, class, lag).await
+    }
+}
+
+/// Closed model: one user, from its spawn time until the run stops.
 pub async fn run_user(shared: Arc<Shared>, local: Rc<Local>, slot: UserSlot) {
     if !pause(&shared.stop.graceful, slot.start_after).await {
         return;
     }
     let class = &shared.plan.classes[slot.class];
-    let appended: Vec<String> =
-        class.steps.iter().flat_map(|s| s.captures.iter().filter(|c| c.append).map(|c| c.name.clone())).collect();
     local.users.set(local.users.get() + 1);
-    let mut u = User {
-        shared: &shared,
-        local: &local,
-        client: shared.factory.build(),
-        vars: Vars { user_id: slot.id, iteration: 0, captures: HashMap::new(), rng: user_rng(shared.seed, slot.id) },
-        buf: Vec::new(),
-        json_buf: Vec::new(),
-        sse: SseParser::new(),
-        loops: vec![0; class.steps.len()],
-    };
+    let mut u = User::new(&shared, &local, slot.class, slot.id);
     // A user whose setup (register, login) failed cannot do its work; its failures are already recorded.
-    if run_sequence(&mut u, &class.on_start).await {
+    if u.start(slot.class).await {
         let mut iteration = 0;
         while !shared.stop.graceful.is_cancelled() && shared.claim_iteration() {
-            u.vars.start_iteration(iteration, &appended, &shared.plan);
-            if !run_iteration(&mut u, class, slot.class).await {
+            if !u.iterate(slot.class, iteration, Duration::ZERO).await {
                 break;
             }
             iteration += 1;
@@ -210,7 +235,7 @@ pub async fn run_user(shared: Arc<Shared>, local: Rc<Local>, slot: UserSlot) {
 }
 
 /// on_start / on_stop: each step once, in order, stopping at a failure that aborts.
-async fn run_sequence(u: &mut User<'_>, steps: &[StepPlan]) -> bool {
+async fn run_sequence(u: &mut User, steps: &[StepPlan]) -> bool {
     for step in steps {
         if let Some(w) = &step.when {
             if !u.holds(w) {
@@ -223,7 +248,7 @@ async fn run_sequence(u: &mut User<'_>, steps: &[StepPlan]) -> bool {
             }
             continue;
         }
-        let (ok, _) = run_step(u, step).await;
+        let (ok, _) = run_step(u, step, None).await;
         if !ok && step.abort_on_failure {
             return false;
         }
@@ -232,8 +257,10 @@ async fn run_sequence(u: &mut User<'_>, steps: &[StepPlan]) -> bool {
 }
 
 /// Runs one flow (following `when` and `loop`); false when a stop cut it short.
-async fn run_iteration(u: &mut User<'_>, class: &ClassPlan, class_idx: usize) -> bool {
-    let flow_start = Instant::now();
+async fn run_iteration(u: &mut User, class: &ClassPlan, class_idx: usize, lag: Duration) -> bool {
+    // The flow began when it was scheduled to (open model), not when the generator got round to it.
+    let flow_start = Instant::now() - lag;
+    let mut lag = Some(lag).filter(|_| u.shared.open);
     let (mut ok, mut steps_run, mut cost) = (true, 0u64, 0.0);
     u.loops.iter_mut().for_each(|l| *l = 0);
     let mut i = 0;
@@ -252,7 +279,7 @@ async fn run_iteration(u: &mut User<'_>, class: &ClassPlan, class_idx: usize) ->
                 return false;
             }
         } else {
-            let (step_ok, step_cost) = run_step(u, step).await;
+            let (step_ok, step_cost) = run_step(u, step, lag.take()).await;
             steps_run += 1;
             cost += step_cost;
             if !step_ok {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::LocalSet;
 
+use super::open::{OpenShare, dispatch};
 use super::vu::{Local, Shared, UserSlot, run_user};
 use crate::metrics::Recorder;
 
@@ -25,10 +26,16 @@ pub struct Snapshot {
     pub cpu: Duration,
 }
 
+/// What a worker runs: its closed-model users, or its share of the open-model arrivals.
+pub enum Job {
+    Closed(Vec<UserSlot>),
+    Open(OpenShare),
+}
+
 pub fn spawn(
     worker: usize,
     shared: Arc<Shared>,
-    users: Vec<UserSlot>,
+    job: Job,
     tx: UnboundedSender<Snapshot>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new().name(format!("rlt-worker-{worker}")).spawn(move || {
@@ -45,8 +52,15 @@ pub fn spawn(
         let set = LocalSet::new();
         set.block_on(&rt, async {
             let mut tasks = tokio::task::JoinSet::new();
-            for slot in users {
-                tasks.spawn_local(run_user(shared.clone(), local.clone(), slot));
+            match job {
+                Job::Closed(users) => {
+                    for slot in users {
+                        tasks.spawn_local(run_user(shared.clone(), local.clone(), slot));
+                    }
+                }
+                Job::Open(share) => {
+                    tasks.spawn_local(dispatch(shared.clone(), local.clone(), share));
+                }
             }
             let hard = shared.stop.hard.clone();
             let mut aborted = false;

@@ -84,7 +84,10 @@ pub struct StepStats {
     pub requests: u64,
     pub failures: u64,
     pub bytes: u64,
+    /// Open model: from the intended start of the request; closed model: from its actual send.
     pub latency: Hist,
+    /// Open model only: from the actual send, so the coordinated-omission correction can be seen.
+    pub uncorrected: Hist,
     pub ttfb: Hist,
     pub errors: Vec<ErrorCount>,
     /// Attempts answered with a retryable status (429 by default) and sent again after the advised wait.
@@ -100,6 +103,7 @@ impl Default for StepStats {
             failures: 0,
             bytes: 0,
             latency: new_hist(),
+            uncorrected: new_hist(),
             ttfb: new_hist(),
             errors: Vec::new(),
             retries: 0,
@@ -114,6 +118,13 @@ impl StepStats {
         self.bytes += bytes;
         record(&mut self.latency, micros(latency));
         record(&mut self.ttfb, micros(ttfb));
+    }
+
+    /// Open model: the request should have been sent `lag` before it was, so its latency as a user would see
+    /// it includes that wait (wrk2's correction); the measured send → end is kept apart.
+    pub fn record_ok_from_schedule(&mut self, latency: Duration, ttfb: Duration, bytes: u64, lag: Duration) {
+        self.record_ok(latency + lag, ttfb + lag, bytes);
+        record(&mut self.uncorrected, micros(latency));
     }
 
     /// `sample` runs only the first time a kind is seen, so steady failures cost no allocation.
@@ -136,6 +147,7 @@ impl StepStats {
         self.failures += o.failures;
         self.bytes += o.bytes;
         add_hist(&mut self.latency, &o.latency);
+        add_hist(&mut self.uncorrected, &o.uncorrected);
         add_hist(&mut self.ttfb, &o.ttfb);
         for e in &o.errors {
             self.count_error(e.kind, e.count, || e.sample.clone());
@@ -155,6 +167,7 @@ impl StepStats {
         self.failures = 0;
         self.bytes = 0;
         self.latency.reset();
+        self.uncorrected.reset();
         self.ttfb.reset();
         self.errors.clear();
         self.retries = 0;
@@ -225,6 +238,11 @@ pub struct Recorder {
     pub flows: Vec<FlowStats>,
     /// Requests cut off by a hard stop: neither successes nor failures.
     pub interrupted: u64,
+    /// Open model: arrivals scheduled, and those dropped because `max_in_flight` iterations were running.
+    pub arrivals: u64,
+    pub dropped: u64,
+    /// Open model: actual − intended start of each started iteration (the generator's own lateness).
+    pub lag: Hist,
 }
 
 impl Recorder {
@@ -233,6 +251,9 @@ impl Recorder {
             steps: (0..steps).map(|_| StepStats::default()).collect(),
             flows: (0..flows).map(|_| FlowStats::default()).collect(),
             interrupted: 0,
+            arrivals: 0,
+            dropped: 0,
+            lag: new_hist(),
         }
     }
 
@@ -244,6 +265,9 @@ impl Recorder {
             a.add(b);
         }
         self.interrupted += o.interrupted;
+        self.arrivals += o.arrivals;
+        self.dropped += o.dropped;
+        add_hist(&mut self.lag, &o.lag);
     }
 
     /// Hands over what was recorded since the last call and starts a fresh interval, keeping allocations.
@@ -252,6 +276,9 @@ impl Recorder {
         self.steps.iter_mut().for_each(StepStats::reset);
         self.flows.iter_mut().for_each(FlowStats::reset);
         self.interrupted = 0;
+        self.arrivals = 0;
+        self.dropped = 0;
+        self.lag.reset();
         snap
     }
 

@@ -59,8 +59,11 @@ pub struct RequestSummary {
     pub rps: f64,
     pub failures_per_s: f64,
     pub bytes_received: u64,
-    /// Send → last byte of the body, successful requests only.
+    /// Send → last byte of the body, successful requests only. Open model: from the scheduled send.
     pub latency: Option<LatencySummary>,
+    /// Open model only: from the actual send (what a closed-loop tool would report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_uncorrected: Option<LatencySummary>,
     /// Send → response headers, successful requests only.
     pub ttfb: Option<LatencySummary>,
     /// Failures by kind (`connect`, `timeout`, `status:503`, `rate_limited`, `check`, `stream`, `body`).
@@ -165,6 +168,7 @@ pub fn request_summary(s: &StepStats, elapsed: Duration) -> RequestSummary {
         failures_per_s: per_s(s.failures),
         bytes_received: s.bytes,
         latency: latency_summary(&s.latency),
+        latency_uncorrected: latency_summary(&s.uncorrected),
         ttfb: latency_summary(&s.ttfb),
         errors: s.errors.iter().map(|e| (e.kind.to_string(), e.count)).collect(),
         retries: s.retries,

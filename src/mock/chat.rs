@@ -83,8 +83,15 @@ fn count_prompt_words(messages: &[Value]) -> u64 {
 }
 
 async fn respond(shared: &Shared, index: u64, headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
-    let start = Instant::now();
     let config = &shared.config;
+    if !config.outage.is_zero() {
+        let since = shared.started.elapsed();
+        let end = config.outage_after + config.outage;
+        if since >= config.outage_after && since < end {
+            tokio::time::sleep(end - since).await;
+        }
+    }
+    let start = Instant::now();
     // Gate checks answer at once, as a gateway rejects before it calls any model.
     if config.auth_required && !shared.accounts.authorized(headers) {
         bump(&shared.stats.unauthorized);

@@ -48,6 +48,10 @@ pub struct MockConfig {
     pub stall_rate: f64,
     /// The delay of a stalled response.
     pub stall: Duration,
+    /// A whole-gateway pause (a GC pause, a failover): chat completions arriving between `outage_after` and
+    /// `outage_after + outage` after the mock started are held until the window ends. Zero: none.
+    pub outage_after: Duration,
+    pub outage: Duration,
     /// Fraction of chat completions whose connection is cut mid-body.
     pub reset_rate: f64,
     /// Fraction of streamed chat completions with one invalid-JSON chunk mid-stream.
@@ -102,6 +106,8 @@ impl Default for MockConfig {
             tool_latency: Duration::from_millis(50),
             stall_rate: 0.0,
             stall: Duration::from_secs(2),
+            outage_after: Duration::ZERO,
+            outage: Duration::ZERO,
             reset_rate: 0.0,
             malformed_rate: 0.0,
             midstream_error_rate: 0.0,
@@ -143,6 +149,8 @@ impl MockConfig {
         set(&mut c.fallback_penalty, s.fallback_penalty);
         set(&mut c.stall_rate, s.stall_rate);
         set(&mut c.stall, s.stall);
+        set(&mut c.outage_after, s.outage_after);
+        set(&mut c.outage, s.outage);
         set(&mut c.reset_rate, s.reset_rate);
         set(&mut c.malformed_rate, s.malformed_rate);
         set(&mut c.midstream_error_rate, s.midstream_error_rate);

@@ -185,6 +185,7 @@ struct Shared {
     stats: stats::Stats,
     accounts: auth::Accounts,
     limiter: limits::Limiter,
+    started: std::time::Instant,
 }
 
 /// Most users, tokens or rate-limit keys the mock tracks, so that a hostile or runaway client cannot make
@@ -202,6 +203,7 @@ fn router(config: MockConfig) -> Router {
         next_tool_index: AtomicU64::new(0),
         stats: stats::Stats::default(),
         accounts: auth::Accounts::default(),
+        started: std::time::Instant::now(),
     });
     Router::new()
         .route("/v1/chat/completions", post(chat::completions))

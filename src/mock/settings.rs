@@ -29,6 +29,10 @@ pub struct MockSettings {
     pub stall_rate: Option<f64>,
     #[serde(default, deserialize_with = "duration")]
     pub stall: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    pub outage_after: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    pub outage: Option<Duration>,
     pub reset_rate: Option<f64>,
     pub malformed_rate: Option<f64>,
     pub midstream_error_rate: Option<f64>,

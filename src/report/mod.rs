@@ -14,7 +14,7 @@ pub use progress::ProgressDisplay;
 pub use table::{ListRow, render_list, render_summary};
 pub use writer::{prepare_dir, write_outputs};
 
-use crate::metrics::{ErrorSummary, FlowSummary, RequestSummary, SeriesPoint};
+use crate::metrics::{ErrorSummary, FlowSummary, LatencySummary, RequestSummary, SeriesPoint};
 
 /// Bumped on any incompatible change of `result.json`.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -43,6 +43,9 @@ pub struct RunReport {
     /// One point per second of the run.
     pub series: Vec<SeriesPoint>,
     pub generator: GeneratorInfo,
+    /// Open model only: schedule keeping.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open: Option<OpenSummary>,
     /// Latency of all successful requests (HdrHistogram V2 deflate, base64).
     pub histograms: Histograms,
     /// The embedded mock's own counters (`GET /mock/stats`: injected faults, fallbacks, 429s), so what was
@@ -82,9 +85,15 @@ pub struct TargetInfo {
 #[serde(deny_unknown_fields)]
 pub struct LoadInfo {
     /// `closed`: a fixed population of users, each waiting for its response before the next request.
+    /// `open`: iterations start on a schedule (`rate`) whatever the target does; latency counts from the
+    /// scheduled start.
     pub model: String,
-    pub users: u32,
+    pub users: Option<u32>,
     pub spawn_rate: Option<f64>,
+    pub rate: Option<f64>,
+    /// `constant` or `poisson`.
+    pub arrival: Option<String>,
+    pub max_in_flight: Option<u32>,
     pub duration_s: Option<f64>,
     pub iterations: Option<u64>,
     pub seed: u64,
@@ -122,6 +131,20 @@ pub struct Histograms {
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+pub struct OpenSummary {
+    pub target_rate: f64,
+    /// Iterations started per second over the run.
+    pub achieved_rate: f64,
+    /// Arrivals the schedule produced.
+    pub arrivals: u64,
+    /// Arrivals that found `max_in_flight` iterations running and were not started.
+    pub dropped: u64,
+    /// Actual − scheduled start of started iterations.
+    pub schedule_lag: Option<LatencySummary>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct GeneratorInfo {
     pub workers: usize,
     /// CPU time of the load generator's worker threads (an embedded mock is not counted).
@@ -131,6 +154,10 @@ pub struct GeneratorInfo {
     pub cpu_utilization: f64,
     /// Requests cut off by the end of the run, counted neither as successes nor failures.
     pub interrupted_requests: u64,
+    /// Why the generator itself may have limited the run (CPU saturated, or open-model schedule lag p99
+    /// above 10 ms); absent when it kept up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bottleneck: Option<String>,
 }
 
 /// The JSON Schema of `result.json`, as committed in `schema/result.schema.json`.

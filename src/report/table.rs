@@ -61,16 +61,26 @@ pub fn render_summary(r: &RunReport) -> String {
     let mut out = String::new();
     let target =
         if r.target.embedded_mock { format!("embedded mock gateway ({})", r.target.url) } else { r.target.url.clone() };
-    let shape = match (r.load.spawn_rate, r.load.iterations) {
-        (Some(rate), _) => format!("{} users, spawn {rate}/s", r.load.users),
-        (None, _) => format!("{} users", r.load.users),
+    let l = &r.load;
+    let shape = match (&r.open, l.users, l.spawn_rate) {
+        (Some(o), _, _) => format!(
+            "open model: {}/s {} arrivals (at most {} in flight), achieved {:.1}/s, {} dropped",
+            o.target_rate,
+            l.arrival.as_deref().unwrap_or("constant"),
+            l.max_in_flight.unwrap_or(0),
+            o.achieved_rate,
+            o.dropped
+        ),
+        (None, Some(u), Some(rate)) => format!("closed model: {u} users, spawn {rate}/s"),
+        (None, Some(u), None) => format!("closed model: {u} users"),
+        (None, None, _) => "closed model".to_string(),
     };
     let status = match r.status {
         RunStatus::Completed => "completed",
         RunStatus::Interrupted => "INTERRUPTED (partial results)",
     };
     let _ = writeln!(out, "scenario {} · target {target}", r.scenario.name);
-    let _ = writeln!(out, "closed model: {shape} · ran {:.1}s · {status}", r.duration_s);
+    let _ = writeln!(out, "{shape} · ran {:.1}s · {status}", r.duration_s);
 
     let mut t = table(vec![
         "Type", "Name", "# reqs", "# fails", "Avg", "Min", "Med", "p90", "p95", "p99", "Max", "req/s", "fail/s",
@@ -83,7 +93,20 @@ pub fn render_summary(r: &RunReport) -> String {
     t.add_row(stats_row("", "Aggregated", &r.totals));
     right_align(&mut t, 2);
     let _ = writeln!(out, "{t}");
-    let _ = writeln!(out, "latency in ms (send → last byte, successful requests); failures counted separately");
+    match (&r.open, r.totals.latency_uncorrected.as_ref()) {
+        (Some(o), Some(u)) => {
+            let _ = writeln!(
+                out,
+                "latency in ms from the scheduled start (coordinated-omission corrected); uncorrected p50 {} · p99 {} ms; schedule lag p99 {} ms",
+                fmt_ms(u.p50_ms),
+                fmt_ms(u.p99_ms),
+                o.schedule_lag.as_ref().map_or("-".to_string(), |l| fmt_ms(l.p99_ms))
+            );
+        }
+        _ => {
+            let _ = writeln!(out, "latency in ms (send → last byte, successful requests); failures counted separately");
+        }
+    }
 
     if r.flows.len() > 1 || r.steps.len() > r.flows.len() {
         let mut f = table(vec![
@@ -157,11 +180,9 @@ pub fn render_summary(r: &RunReport) -> String {
         g.cpu_s,
         g.cpu_utilization * 100.0,
         g.requests_per_cpu_s,
-        if g.cpu_utilization > 0.9 {
-            " — the generator was saturated; numbers may understate the target"
-        } else {
-            ""
-        }
+        g.bottleneck
+            .as_ref()
+            .map_or(String::new(), |b| format!(" — {b}: the numbers may describe the generator, not the target"))
     );
     if g.interrupted_requests > 0 {
         let _ =

@@ -72,6 +72,17 @@ pub struct Load {
     pub spawn_rate: Option<Spanned<f64>>,
     pub duration: Option<Spanned<DurationValue>>,
     pub iterations: Option<Spanned<i64>>,
+    /// Open model: iterations started per second.
+    pub rate: Option<Spanned<f64>>,
+    pub arrival: Option<ArrivalKind>,
+    pub max_in_flight: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArrivalKind {
+    Constant,
+    Poisson,
 }
 
 #[derive(Debug, Default, Deserialize)]

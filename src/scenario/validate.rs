@@ -49,6 +49,34 @@ pub(super) fn validate(s: &Scenario, path: &Path, src: &str) -> Result<(), Scena
             return Err(err(Some(i.span().start), format!("`iterations` must be at least 1, got {}", i.get_ref())));
         }
     }
+    if let Some(r) = &load.rate {
+        if !(r.get_ref().is_finite() && *r.get_ref() > 0.0) {
+            return Err(err(
+                Some(r.span().start),
+                format!("`rate` must be a positive number of iterations per second, got {}", r.get_ref()),
+            ));
+        }
+        if let Some(u) = &load.users {
+            return Err(err(
+                Some(u.span().start),
+                "`users` (closed model) and `rate` (open model) exclude each other; keep one".into(),
+            ));
+        }
+        if let Some(sr) = &load.spawn_rate {
+            return Err(err(
+                Some(sr.span().start),
+                "`spawn_rate` applies to the closed model (`users`), not to `rate`".into(),
+            ));
+        }
+    }
+    if let Some(m) = &load.max_in_flight {
+        if *m.get_ref() < 1 || load.rate.is_none() {
+            return Err(err(
+                Some(m.span().start),
+                "`max_in_flight` must be at least 1 and goes with `rate` (the open model)".into(),
+            ));
+        }
+    }
     if let Some(d) = &load.duration {
         if d.get_ref().0.is_zero() {
             return Err(err(Some(d.span().start), "`duration` must be longer than zero, e.g. \"30s\"".into()));

@@ -1,0 +1,85 @@
+//! Open and closed models against the embedded mock: arrival-rate accuracy, drops at max_in_flight, and
+//! coordinated omission made visible by a whole-gateway pause.
+
+use serde_json::Value;
+
+use crate::common::*;
+
+fn scenario(load: &str, mock: &str) -> String {
+    format!(
+        "[load]\n{load}\n[mock]\noutput_tokens = 1\n{mock}\n\
+         [[user]]\nname = \"U\"\n[[user.step]]\nname = \"chat\"\npost = \"/v1/chat/completions\"\n\
+         json = {{ model = \"m\", messages = [{{ role = \"user\", content = \"hi\" }}] }}\n"
+    )
+}
+
+fn run_with(load: &str, mock: &str, extra: &[&str]) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "s.toml", &scenario(load, mock));
+    run_report(&p, &dir.path().join("o"), extra)
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+#[test]
+fn open_model_keeps_the_target_rate() {
+    let r = run_with(
+        "rate = 200.0\nmax_in_flight = 100\nduration = \"5s\"",
+        "first_token_delay = \"2ms\"",
+        &["--seed", "1"],
+    );
+    assert_eq!(r["load"]["model"], "open");
+    let o = &r["open"];
+    let arrivals = u(&o["arrivals"]);
+    assert!((999..=1001).contains(&arrivals), "200/s for 5 s is 1000 arrivals, got {arrivals}");
+    assert_eq!(u(&o["dropped"]), 0);
+    let achieved = f(&o["achieved_rate"]);
+    assert!((achieved - 200.0).abs() / 200.0 < 0.01, "achieved {achieved}/s is within 1% of 200/s");
+    assert_eq!(u(&r["totals"]["requests"]), arrivals, "every arrival ran once");
+    assert!(r["totals"]["latency_uncorrected"]["p50_ms"].is_number(), "the uncorrected histogram is kept");
+    assert!(o["schedule_lag"]["p99_ms"].is_number());
+}
+
+#[test]
+fn poisson_arrivals_average_the_rate() {
+    let r = run_with(
+        "rate = 200.0\narrival = \"poisson\"\nmax_in_flight = 100\nduration = \"5s\"",
+        "first_token_delay = \"2ms\"",
+        &["--seed", "4"],
+    );
+    let arrivals = u(&r["open"]["arrivals"]);
+    assert!((880..=1120).contains(&arrivals), "Poisson(1000) is within 4 sigma of 1000: {arrivals}");
+    assert_eq!(r["load"]["arrival"], "poisson");
+}
+
+#[test]
+fn arrivals_beyond_max_in_flight_are_dropped_and_counted() {
+    let r = run_with(
+        "rate = 200.0\nmax_in_flight = 4\nduration = \"2s\"",
+        "first_token_delay = \"100ms\"",
+        &["--seed", "2"],
+    );
+    let o = &r["open"];
+    let (arrivals, dropped) = (u(&o["arrivals"]), u(&o["dropped"]));
+    assert!(dropped > arrivals / 2, "4 in flight x 10/s each cannot keep 200/s: {dropped} of {arrivals} dropped");
+    assert_eq!(u(&r["totals"]["requests"]) + dropped, arrivals);
+    assert!(f(&o["achieved_rate"]) < 60.0);
+}
+
+/// A 1-second pause of the whole gateway: the closed model's few users just wait (the pause hides in a
+/// handful of samples), while the open model keeps arriving and every arrival in the pause is counted late.
+#[test]
+fn a_pause_shows_in_the_open_models_p99_but_hides_in_the_closed_one() {
+    let mock = "first_token_delay = \"5ms\"\noutage_after = \"1s\"\noutage = \"1s\"";
+    let open = run_with("rate = 100.0\nmax_in_flight = 500\nduration = \"3s\"", mock, &["--seed", "3"]);
+    let closed = run_with("users = 2\nduration = \"3s\"", mock, &["--seed", "3"]);
+    let open_p99 = f(&open["totals"]["latency"]["p99_ms"]);
+    let closed_p99 = f(&closed["totals"]["latency"]["p99_ms"]);
+    assert!(open_p99 > 400.0, "open-model p99 {open_p99} ms reflects the 1 s pause");
+    assert!(closed_p99 < 100.0, "closed-model p99 {closed_p99} ms does not (coordinated omission)");
+    let closed_max = f(&closed["totals"]["latency"]["max_ms"]);
+    assert!(closed_max > 500.0, "the closed users did wait through it: max {closed_max} ms");
+    assert_eq!(u(&open["open"]["dropped"]), 0);
+}
