@@ -65,6 +65,12 @@ pub struct RunArgs {
     /// Open model: iterations running at once at most; further arrivals are dropped and counted
     #[arg(long, value_name = "N")]
     pub max_in_flight: Option<u32>,
+    /// Run each level in turn, e.g. users=5,10,20,50 or rate=10,50,100 (a concurrency table)
+    #[arg(long, value_name = "KIND=LEVELS")]
+    pub sweep: Option<String>,
+    /// How long each sweep or breaking-point level is held
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub hold: Option<Duration>,
     /// Only run user classes and steps carrying one of these tags
     #[arg(long, value_delimiter = ',', value_name = "TAG,..")]
     pub tags: Vec<String>,

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::engine::{Arrival, ClosedLoad, LoadModel, OpenLoad, TagFilter};
+use crate::engine::{Arrival, BreakLimits, ClosedLoad, LevelKind, Levels, LoadModel, OpenLoad, TagFilter};
 use crate::mock::{Alias, MockConfig};
 pub use crate::scenario::ArrivalKind;
 use crate::scenario::feeder::Feeder;
@@ -13,6 +13,29 @@ use crate::scenario::{self, LoadedScenario, ScenarioError};
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_MAX_IN_FLIGHT: u32 = 1000;
+pub const DEFAULT_HOLD: Duration = Duration::from_secs(10);
+
+/// `users=5,10,20` or `rate=10,50`: increasing positive levels.
+fn parse_sweep(spec: &str, hold: Duration, arrival: Arrival, max_in_flight: u32) -> Result<Levels, ConfigError> {
+    let bad = || flag("--sweep", format!("`{spec}` is not `users=5,10,20` or `rate=10,50,100` (increasing levels)"));
+    let (kind, list) = spec.split_once('=').ok_or_else(bad)?;
+    let kind = match kind.trim() {
+        "users" => LevelKind::Users,
+        "rate" => LevelKind::Rate,
+        _ => return Err(bad()),
+    };
+    let values = list.split(',').map(|v| v.trim().parse::<f64>().map_err(|_| bad())).collect::<Result<Vec<_>, _>>()?;
+    if values.is_empty()
+        || values.iter().any(|v| !(v.is_finite() && *v > 0.0))
+        || values.windows(2).any(|w| w[1] <= w[0])
+    {
+        return Err(bad());
+    }
+    if hold.is_zero() {
+        return Err(flag("--hold", "must be longer than zero"));
+    }
+    Ok(Levels { kind, values, hold, limits: None, arrival, max_in_flight, min_sustainable: None })
+}
 
 /// Everything the command line can say about a run, free of clap types.
 #[derive(Debug, Clone, Default)]
@@ -27,6 +50,9 @@ pub struct Overrides {
     pub rate: Option<f64>,
     pub arrival: Option<ArrivalKind>,
     pub max_in_flight: Option<u32>,
+    /// `users=5,10,20` or `rate=10,50,100`: run each level for `hold`, without stopping at a break.
+    pub sweep: Option<String>,
+    pub hold: Option<Duration>,
     pub tags: Vec<String>,
     pub exclude_tags: Vec<String>,
     pub out: Option<PathBuf>,
@@ -61,6 +87,8 @@ pub struct RunConfig {
     pub tags: TagFilter,
     /// Loaded once here (files relative to the scenario); moved into the plan.
     pub feeders: Vec<Feeder>,
+    /// A breaking-point search or a sweep instead of one load.
+    pub levels: Option<Levels>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +116,8 @@ impl RunConfig {
             rate,
             arrival,
             max_in_flight,
+            sweep,
+            hold,
             tags,
             exclude_tags,
             out,
@@ -174,6 +204,35 @@ impl RunConfig {
             }),
         };
 
+        let (base_arrival, base_in_flight) = match &load {
+            LoadModel::Open(o) => (o.arrival, o.max_in_flight),
+            LoadModel::Closed(_) => (Arrival::Constant, DEFAULT_MAX_IN_FLIGHT),
+        };
+        let levels = match (sweep, &s.load.breaking_point) {
+            (Some(spec), _) => Some(parse_sweep(&spec, hold.unwrap_or(DEFAULT_HOLD), base_arrival, base_in_flight)?),
+            (None, Some(bp)) => {
+                let b = bp.get_ref();
+                let (kind, values) = match (&b.users, &b.rate) {
+                    (Some(u), _) => (LevelKind::Users, u.iter().map(|&x| f64::from(x)).collect()),
+                    (None, Some(r)) => (LevelKind::Rate, r.clone()),
+                    (None, None) => (LevelKind::Users, Vec::new()),
+                };
+                Some(Levels {
+                    kind,
+                    values,
+                    hold: hold.unwrap_or(b.hold.0),
+                    limits: Some(BreakLimits {
+                        max_error_rate: b.max_error_rate.unwrap_or(0.01),
+                        max_p95: b.max_p95.map(|d| d.0),
+                    }),
+                    arrival: base_arrival,
+                    max_in_flight: base_in_flight,
+                    min_sustainable: b.min_sustainable,
+                })
+            }
+            (None, None) => None,
+        };
+
         let seed = seed.unwrap_or_else(|| {
             SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
         });
@@ -213,6 +272,7 @@ impl RunConfig {
             out_dir,
             tags: TagFilter { include: tags, exclude: exclude_tags },
             feeders,
+            levels,
         })
     }
 }

@@ -83,3 +83,44 @@ fn a_pause_shows_in_the_open_models_p99_but_hides_in_the_closed_one() {
     assert!(closed_max > 500.0, "the closed users did wait through it: max {closed_max} ms");
     assert_eq!(u(&open["open"]["dropped"]), 0);
 }
+
+#[test]
+fn the_breaking_point_is_found_within_one_level_of_the_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run_report(
+        std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/breaking-point.toml")),
+        &dir.path().join("o"),
+        &["--hold", "1s", "--seed", "6"],
+    );
+    let l = &r["levels"];
+    assert_eq!(l["mode"], "breaking_point");
+    // The mock serves 20 at once: 20 users hold, 25 do not.
+    let last_ok = f(&l["last_ok"]);
+    let first_broken = f(&l["first_broken"]);
+    assert!((15.0..=20.0).contains(&last_ok), "last level that held: {last_ok}");
+    assert!((20.0..=30.0).contains(&first_broken), "first that broke: {first_broken}");
+    let rows = l["levels"].as_array().unwrap();
+    assert_eq!(f(&rows.last().unwrap()["level"]), first_broken, "the search stops at the break");
+    let broken = rows.last().unwrap();
+    assert!(u(&broken["stats"]["errors"]["rate_limited"]) > 0, "it broke on 429s: {broken}");
+    let sum: u64 = rows.iter().map(|row| u(&row["stats"]["requests"])).sum();
+    assert_eq!(sum, u(&r["totals"]["requests"]), "the levels add up to the run");
+}
+
+#[test]
+fn a_sweep_runs_every_level_and_a_floor_gates_the_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "s.toml", &scenario("users = 1", "first_token_delay = \"5ms\"\nmax_concurrency = 3"));
+    let r = run_report(&p, &dir.path().join("o"), &["--sweep", "users=1,2,6", "--hold", "1s", "--seed", "2"]);
+    let rows = r["levels"]["levels"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "a sweep does not stop at errors");
+    assert!(u(&rows[2]["stats"]["failures"]) > 0);
+    let floor = scenario(
+        "breaking_point = { users = [2, 6], hold = \"1s\", min_sustainable = 6 }",
+        "first_token_delay = \"5ms\"\nmax_concurrency = 3",
+    );
+    let p = write(dir.path(), "floor.toml", &floor);
+    let o = run(&["run", p.to_str().unwrap(), "--quiet", "--out", dir.path().join("f").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "the last level that held (2) is below min_sustainable (6)");
+    assert!(read_report(&dir.path().join("f"))["levels"]["first_broken"].is_number());
+}

@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use crate::config::{RunConfig, Target, display_target};
 use crate::engine::plan::DELAY;
-use crate::engine::{Arrival, EngineResult, LoadModel, Plan, StopReason};
+use crate::engine::{Arrival, EngineResult, LevelKind, LevelOutcome, Levels, LoadModel, Plan, StopReason};
 use crate::metrics::{ErrorSummary, FlowSummary, encode_histogram, latency_summary, request_summary};
 use crate::report::{
-    GeneratorInfo, Histograms, LoadInfo, OpenSummary, RunReport, RunStatus, SCHEMA_VERSION, ScenarioInfo, StepReport,
-    TargetInfo, ToolInfo,
+    GeneratorInfo, Histograms, LevelReport, LevelsReport, LoadInfo, OpenSummary, RunReport, RunStatus, SCHEMA_VERSION,
+    ScenarioInfo, StepReport, TargetInfo, ToolInfo,
 };
 
 fn rfc3339(t: std::time::SystemTime) -> String {
@@ -143,6 +143,7 @@ pub fn build(cfg: &RunConfig, plan: &Plan, base_url: &str, r: &EngineResult) -> 
             bottleneck,
         },
         open: open_summary,
+        levels: None,
         histograms: Histograms { latency: encode_histogram(&total.latency), ttfb: encode_histogram(&total.ttfb) },
         mock_stats: None,
     }
@@ -151,4 +152,34 @@ pub fn build(cfg: &RunConfig, plan: &Plan, base_url: &str, r: &EngineResult) -> 
 fn per_s(n: u64, d: Duration) -> f64 {
     let s = d.as_secs_f64();
     if s > 0.0 { n as f64 / s } else { 0.0 }
+}
+
+/// The per-level table of a breaking-point search or sweep.
+pub fn levels_report(levels: &Levels, outcomes: &[LevelOutcome]) -> LevelsReport {
+    let rows: Vec<LevelReport> = outcomes
+        .iter()
+        .map(|o| {
+            let stats = request_summary(&o.total.total(), o.elapsed);
+            LevelReport {
+                level: o.level,
+                duration_s: o.elapsed.as_secs_f64(),
+                success_rate: 1.0 - stats.failure_rate,
+                stats,
+                broken: o.broken.clone(),
+            }
+        })
+        .collect();
+    LevelsReport {
+        kind: match levels.kind {
+            LevelKind::Users => "users",
+            LevelKind::Rate => "rate",
+        }
+        .into(),
+        hold_s: levels.hold.as_secs_f64(),
+        mode: if levels.limits.is_some() { "breaking_point" } else { "sweep" }.into(),
+        last_ok: rows.iter().take_while(|r| r.broken.is_none()).last().map(|r| r.level),
+        first_broken: rows.iter().find(|r| r.broken.is_some()).map(|r| r.level),
+        min_sustainable: levels.min_sustainable,
+        levels: rows,
+    }
 }

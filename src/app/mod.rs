@@ -82,25 +82,39 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
             }
         ));
     }
-    let spec = EngineSpec {
+    let spec = |load: LoadModel| EngineSpec {
         plan: plan.clone(),
-        load: cfg.load.clone(),
+        load,
         seed: cfg.seed,
         workers: cfg.workers,
         graceful_stop: cfg.graceful_stop,
         client: client.clone(),
-        secrets,
+        secrets: secrets.clone(),
     };
-    let result = if cfg.quiet {
-        engine::run(spec, &mut Quiet)
-    } else {
-        let mut display = ProgressDisplay::new(cfg.load.duration());
-        let r = engine::run(spec, &mut display);
-        display.finish();
-        r
+    let planned = match &cfg.levels {
+        Some(l) => Some(l.hold * l.values.len() as u32),
+        None => cfg.load.duration(),
+    };
+    let mut quiet = Quiet;
+    let mut display = (!cfg.quiet).then(|| ProgressDisplay::new(planned));
+    let observer: &mut dyn Observer = match display.as_mut() {
+        Some(d) => d,
+        None => &mut quiet,
+    };
+    let (result, outcomes) = match &cfg.levels {
+        Some(levels) => {
+            let (r, o) = engine::run_levels(levels, spec, observer).map_err(anyhow::Error::msg)?;
+            (r, Some(o))
+        }
+        None => (engine::run(spec(cfg.load.clone()), observer).map_err(anyhow::Error::msg)?, None),
+    };
+    if let Some(d) = &display {
+        d.finish();
     }
-    .map_err(anyhow::Error::msg)?;
     let mut rep = assemble::build(&cfg, &plan, &base_url, &result);
+    if let (Some(levels), Some(outcomes)) = (&cfg.levels, &outcomes) {
+        rep.levels = Some(assemble::levels_report(levels, outcomes));
+    }
     if let Some(m) = mock {
         rep.mock_stats = fetch_mock_stats(&client);
         m.shutdown();
@@ -110,7 +124,18 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
         report::print_out(&ReportFormat::Table.render(&rep));
         report::print_note(&format!("report: {}", path.display()));
     }
-    let outcome = if result.stop == StopReason::Interrupted { Outcome::Interrupted } else { Outcome::Passed };
+    let below_floor = rep
+        .levels
+        .as_ref()
+        .and_then(|l| l.min_sustainable.map(|min| l.last_ok.is_none_or(|ok| ok < min)))
+        .unwrap_or(false);
+    let outcome = if result.stop == StopReason::Interrupted {
+        Outcome::Interrupted
+    } else if below_floor {
+        Outcome::GateFailed
+    } else {
+        Outcome::Passed
+    };
     Ok((rep, outcome))
 }
 

@@ -4,6 +4,7 @@
 
 mod aggregate;
 mod json_body;
+mod levels;
 mod open;
 pub mod plan;
 mod step;
@@ -17,6 +18,7 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
 pub use aggregate::Progress;
+pub use levels::{BreakLimits, LevelKind, LevelOutcome, Levels, run_levels};
 pub use plan::{Endpoint, Plan, StepInfo, TagFilter, compile};
 
 use crate::client::ClientFactory;

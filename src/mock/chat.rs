@@ -34,6 +34,15 @@ pub(super) async fn completions(
     // Taken before anything can fail, so the fault pattern does not depend on which bodies were valid.
     let index = shared.next_index.fetch_add(1, Ordering::Relaxed);
     bump(&shared.stats.chat_requests);
+    let _slot = match Busy::enter(&shared) {
+        Some(slot) => slot,
+        None => {
+            bump(&shared.stats.over_capacity);
+            let mut response = rate_limited(Duration::from_secs(1));
+            response.headers_mut().insert(REQUEST_ID, HeaderValue::from(index));
+            return response;
+        }
+    };
     let mut response = respond(&shared, index, &headers, body).await;
     response.headers_mut().insert(REQUEST_ID, HeaderValue::from(index));
     response
@@ -402,4 +411,25 @@ fn cut_short(body: Vec<u8>) -> Response {
 pub(super) async fn reset() -> std::io::Result<Bytes> {
     tokio::task::yield_now().await;
     Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "mock reset fault"))
+}
+
+/// One of `max_concurrency` slots, released when the handler returns.
+struct Busy<'a>(&'a Shared);
+
+impl<'a> Busy<'a> {
+    fn enter(shared: &'a Shared) -> Option<Busy<'a>> {
+        let max = shared.config.max_concurrency;
+        let taken = shared.busy.fetch_add(1, Ordering::AcqRel);
+        if max > 0 && taken >= max {
+            shared.busy.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Busy(shared))
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::AcqRel);
+    }
 }

@@ -52,6 +52,9 @@ pub struct MockConfig {
     /// `outage_after + outage` after the mock started are held until the window ends. Zero: none.
     pub outage_after: Duration,
     pub outage: Duration,
+    /// A known capacity: chat completions beyond this many at once get 429 (0: unlimited). Counted until the
+    /// response headers go out, which for a stream is after its first token.
+    pub max_concurrency: u32,
     /// Fraction of chat completions whose connection is cut mid-body.
     pub reset_rate: f64,
     /// Fraction of streamed chat completions with one invalid-JSON chunk mid-stream.
@@ -108,6 +111,7 @@ impl Default for MockConfig {
             stall: Duration::from_secs(2),
             outage_after: Duration::ZERO,
             outage: Duration::ZERO,
+            max_concurrency: 0,
             reset_rate: 0.0,
             malformed_rate: 0.0,
             midstream_error_rate: 0.0,
@@ -151,6 +155,7 @@ impl MockConfig {
         set(&mut c.stall, s.stall);
         set(&mut c.outage_after, s.outage_after);
         set(&mut c.outage, s.outage);
+        set(&mut c.max_concurrency, s.max_concurrency);
         set(&mut c.reset_rate, s.reset_rate);
         set(&mut c.malformed_rate, s.malformed_rate);
         set(&mut c.midstream_error_rate, s.midstream_error_rate);

@@ -186,6 +186,8 @@ struct Shared {
     accounts: auth::Accounts,
     limiter: limits::Limiter,
     started: std::time::Instant,
+    /// Chat completions being served, for `max_concurrency`.
+    busy: std::sync::atomic::AtomicU32,
 }
 
 /// Most users, tokens or rate-limit keys the mock tracks, so that a hostile or runaway client cannot make
@@ -204,6 +206,7 @@ fn router(config: MockConfig) -> Router {
         stats: stats::Stats::default(),
         accounts: auth::Accounts::default(),
         started: std::time::Instant::now(),
+        busy: std::sync::atomic::AtomicU32::new(0),
     });
     Router::new()
         .route("/v1/chat/completions", post(chat::completions))

@@ -33,6 +33,7 @@ pub struct MockSettings {
     pub outage_after: Option<Duration>,
     #[serde(default, deserialize_with = "duration")]
     pub outage: Option<Duration>,
+    pub max_concurrency: Option<u32>,
     pub reset_rate: Option<f64>,
     pub malformed_rate: Option<f64>,
     pub midstream_error_rate: Option<f64>,

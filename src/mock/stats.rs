@@ -36,6 +36,8 @@ pub(super) struct Stats {
     pub logins: AtomicU64,
     /// Calls of `POST /v1/tools/{name}`.
     pub tool_invocations: AtomicU64,
+    /// Refused with 429 because `max_concurrency` requests were being served.
+    pub over_capacity: AtomicU64,
 }
 
 /// Counting needs no ordering with other memory: each counter is read on its own.
@@ -58,6 +60,7 @@ pub(super) async fn handler(State(shared): State<Arc<Shared>>) -> Response {
         "malformed": get(&s.malformed),
         "midstream_errors": get(&s.midstream_errors),
         "no_done": get(&s.no_done),
+        "over_capacity": get(&s.over_capacity),
         "tool_calls": get(&s.tool_calls),
         "registrations": get(&s.registrations),
         "logins": get(&s.logins),

@@ -46,6 +46,9 @@ pub struct RunReport {
     /// Open model only: schedule keeping.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open: Option<OpenSummary>,
+    /// Breaking-point search or sweep: one row per level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub levels: Option<LevelsReport>,
     /// Latency of all successful requests (HdrHistogram V2 deflate, base64).
     pub histograms: Histograms,
     /// The embedded mock's own counters (`GET /mock/stats`: injected faults, fallbacks, 429s), so what was
@@ -141,6 +144,34 @@ pub struct OpenSummary {
     pub dropped: u64,
     /// Actual − scheduled start of started iterations.
     pub schedule_lag: Option<LatencySummary>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LevelsReport {
+    /// `users` (closed model) or `rate` (open model).
+    pub kind: String,
+    pub hold_s: f64,
+    /// `breaking_point` (stops at the first broken level) or `sweep` (runs every level).
+    pub mode: String,
+    pub levels: Vec<LevelReport>,
+    /// The highest level that held its limits.
+    pub last_ok: Option<f64>,
+    /// The first level that broke them.
+    pub first_broken: Option<f64>,
+    pub min_sustainable: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LevelReport {
+    pub level: f64,
+    pub duration_s: f64,
+    pub stats: RequestSummary,
+    /// 1 − failure rate.
+    pub success_rate: f64,
+    /// Why the level broke its limits.
+    pub broken: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

@@ -146,6 +146,7 @@ pub fn render_summary(r: &RunReport) -> String {
     }
 
     render_llm(r, &mut out);
+    render_levels(r, &mut out);
 
     if !r.errors.is_empty() {
         let mut e = table(vec!["# occurrences", "Kind", "Step", "First message"]);
@@ -305,4 +306,39 @@ fn render_llm(r: &RunReport, out: &mut String) {
         out,
         "TTFT: first token (content, reasoning or tool call) · TTFO: first visible answer · ICL: gap between chunks · TPOT: (latency−TTFT)/(tokens−1) · NTPOT: latency/tokens"
     );
+}
+
+/// The concurrency table teams write by hand: one row per level, then the verdict.
+fn render_levels(r: &RunReport, out: &mut String) {
+    let Some(l) = &r.levels else { return };
+    let unit = if l.kind == "users" { "users" } else { "/s" };
+    let mut t = table(vec!["Level", "req/s", "# reqs", "Success", "Med", "p95", "p99", "Errors", "Verdict"]);
+    for row in &l.levels {
+        let s = &row.stats;
+        let lat = s.latency.as_ref();
+        let errors: Vec<String> = s.errors.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+        t.add_row(vec![
+            format!("{} {unit}", row.level),
+            fmt_rate(s.rps),
+            s.requests.to_string(),
+            format!("{:.2}%", row.success_rate * 100.0),
+            opt_ms(lat, |x| x.p50_ms),
+            opt_ms(lat, |x| x.p95_ms),
+            opt_ms(lat, |x| x.p99_ms),
+            if errors.is_empty() { "-".into() } else { errors.join(", ") },
+            row.broken.clone().unwrap_or_else(|| "held".into()),
+        ]);
+    }
+    right_align(&mut t, 1);
+    let _ = writeln!(out, "{t}");
+    if l.mode == "breaking_point" {
+        let fmt = |v: Option<f64>| v.map_or("none".to_string(), |v| format!("{v} {unit}"));
+        let _ = writeln!(
+            out,
+            "breaking point: held up to {}, broke at {} (each level held {:.0}s)",
+            fmt(l.last_ok),
+            fmt(l.first_broken),
+            l.hold_s
+        );
+    }
 }

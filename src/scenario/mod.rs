@@ -76,6 +76,24 @@ pub struct Load {
     pub rate: Option<Spanned<f64>>,
     pub arrival: Option<ArrivalKind>,
     pub max_in_flight: Option<Spanned<i64>>,
+    /// Step the load up level by level, each held for `hold`, stopping at the first level that breaks a limit.
+    pub breaking_point: Option<Spanned<LevelsSpec>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LevelsSpec {
+    /// Closed-model levels (users) ...
+    pub users: Option<Vec<u32>>,
+    /// ... or open-model levels (iterations per second).
+    pub rate: Option<Vec<f64>>,
+    pub hold: DurationValue,
+    /// A level breaks when its failure rate exceeds this (default 0.01) ...
+    pub max_error_rate: Option<f64>,
+    /// ... or its p95 latency exceeds this.
+    pub max_p95: Option<DurationValue>,
+    /// Exit 1 when the last level that held is below this.
+    pub min_sustainable: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -77,6 +77,30 @@ pub(super) fn validate(s: &Scenario, path: &Path, src: &str) -> Result<(), Scena
             ));
         }
     }
+    if let Some(bp) = &load.breaking_point {
+        let b = bp.get_ref();
+        let at = Some(bp.span().start);
+        let levels: Vec<f64> = match (&b.users, &b.rate) {
+            (Some(u), None) => u.iter().map(|&x| f64::from(x)).collect(),
+            (None, Some(r)) => r.clone(),
+            _ => return Err(err(at, "breaking_point needs `users = [..]` or `rate = [..]` (one of them)".into())),
+        };
+        if levels.is_empty()
+            || levels.iter().any(|l| !(l.is_finite() && *l > 0.0))
+            || levels.windows(2).any(|w| w[1] <= w[0])
+        {
+            return Err(err(
+                at,
+                "breaking_point levels must be positive and increasing, e.g. users = [5, 10, 20, 50]".into(),
+            ));
+        }
+        if b.hold.0.is_zero() {
+            return Err(err(at, "breaking_point.hold must be longer than zero, e.g. \"10s\"".into()));
+        }
+        if b.max_error_rate.is_some_and(|r| !(0.0..=1.0).contains(&r)) {
+            return Err(err(at, "breaking_point.max_error_rate must be between 0 and 1".into()));
+        }
+    }
     if let Some(d) = &load.duration {
         if d.get_ref().0.is_zero() {
             return Err(err(Some(d.span().start), "`duration` must be longer than zero, e.g. \"30s\"".into()));
