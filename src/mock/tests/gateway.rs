@@ -109,7 +109,7 @@ async fn stats_start_at_zero_and_count_injected_errors() {
     let server = start(MockConfig { error_rate: 1.0, ..fast() });
     let zero = stats(server.addr()).await;
     assert!(zero.as_object().unwrap().values().all(|v| v == 0), "{zero}");
-    assert_eq!(zero.as_object().unwrap().len(), 15);
+    assert_eq!(zero.as_object().unwrap().len(), 16);
     assert_eq!(chat_as(server.addr(), None).await.status, 500);
     let s = stats(server.addr()).await;
     assert_eq!((&s["chat_requests"], &s["injected_errors"]), (&json!(1), &json!(1)));
