@@ -65,6 +65,9 @@ pub struct RunArgs {
     /// Open model: iterations running at once at most; further arrivals are dropped and counted
     #[arg(long, value_name = "N")]
     pub max_in_flight: Option<u32>,
+    /// Ramping users as a goose test plan: "10,1m;10,5m;0,30s" (ramp to 10 over 1m, hold 5m, down over 30s)
+    #[arg(long, value_name = "PLAN")]
+    pub stages: Option<String>,
     /// Run each level in turn, e.g. users=5,10,20,50 or rate=10,50,100 (a concurrency table)
     #[arg(long, value_name = "KIND=LEVELS")]
     pub sweep: Option<String>,

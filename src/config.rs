@@ -4,7 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::engine::{Arrival, BreakLimits, ClosedLoad, LevelKind, Levels, LoadModel, OpenLoad, TagFilter};
+use crate::engine::{
+    Arrival, BreakLimits, ClosedLoad, LevelKind, Levels, LoadModel, OpenLoad, Stage, TagFilter, parse_plan,
+    stages_peak, stages_total,
+};
 use crate::mock::{Alias, MockConfig};
 pub use crate::scenario::ArrivalKind;
 use crate::scenario::feeder::Feeder;
@@ -50,6 +53,8 @@ pub struct Overrides {
     pub rate: Option<f64>,
     pub arrival: Option<ArrivalKind>,
     pub max_in_flight: Option<u32>,
+    /// Goose test plan `"10,1m;10,5m;0,30s"`: ramping users.
+    pub stages: Option<String>,
     /// `users=5,10,20` or `rate=10,50,100`: run each level for `hold`, without stopping at a break.
     pub sweep: Option<String>,
     pub hold: Option<Duration>,
@@ -116,6 +121,7 @@ impl RunConfig {
             rate,
             arrival,
             max_in_flight,
+            stages,
             sweep,
             hold,
             tags,
@@ -149,6 +155,7 @@ impl RunConfig {
         if workers == Some(0) {
             return Err(flag("--workers", "must be at least 1"));
         }
+        let cli_duration = duration;
         let toml_users = s.load.users.as_ref().and_then(|u| u32::try_from(*u.get_ref()).ok());
         let toml_iterations = s.load.iterations.as_ref().and_then(|i| u64::try_from(*i.get_ref()).ok());
         let iterations = iterations.or(toml_iterations);
@@ -196,12 +203,24 @@ impl RunConfig {
                     iterations,
                 })
             }
-            None => LoadModel::Closed(ClosedLoad {
-                users: users.or(toml_users).unwrap_or(1),
-                spawn_rate: spawn_rate.or(s.load.spawn_rate.as_ref().map(|r| *r.get_ref())),
-                duration,
-                iterations,
-            }),
+            None => {
+                // Stages from the command line, else from the file unless --users overrides it.
+                let stages = match stages {
+                    Some(plan) => parse_plan(&plan).map_err(|e| flag("--stages", e))?,
+                    None if users.is_none() => {
+                        s.load.stages.iter().map(|st| Stage { target: st.target, duration: st.duration.0 }).collect()
+                    }
+                    None => Vec::new(),
+                };
+                let peak = (!stages.is_empty()).then(|| stages_peak(&stages));
+                LoadModel::Closed(ClosedLoad {
+                    users: peak.or(users).or(toml_users).unwrap_or(1).max(1),
+                    spawn_rate: spawn_rate.or(s.load.spawn_rate.as_ref().map(|r| *r.get_ref())),
+                    duration: if stages.is_empty() { duration } else { cli_duration.or(Some(stages_total(&stages))) },
+                    iterations,
+                    stages,
+                })
+            }
         };
 
         let (base_arrival, base_in_flight) = match &load {

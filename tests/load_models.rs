@@ -124,3 +124,18 @@ fn a_sweep_runs_every_level_and_a_floor_gates_the_exit_code() {
     assert_eq!(o.status.code(), Some(1), "the last level that held (2) is below min_sustainable (6)");
     assert!(read_report(&dir.path().join("f"))["levels"]["first_broken"].is_number());
 }
+
+#[test]
+fn ramping_stages_follow_the_profile() {
+    let r = run_with("users = 1", "first_token_delay = \"5ms\"", &["--stages", "6,2s;6,2s;0,1s", "--seed", "5"]);
+    let stages = r["load"]["stages"].as_array().unwrap();
+    assert_eq!(stages.len(), 3);
+    let users: Vec<u64> = r["series"].as_array().unwrap().iter().map(|p| u(&p["users"])).collect();
+    let peak = *users.iter().max().unwrap();
+    assert_eq!(peak, 6, "the profile peaks at 6 users: {users:?}");
+    assert!(users[0] < 6, "it ramps up: {users:?}");
+    assert!(f(&r["duration_s"]) < 6.5, "the run lasts the profile (5 s) plus the drain");
+    let o = run(&["run", "stress", "--stages", "6;1s", "--quiet"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("--stages"));
+}

@@ -111,6 +111,8 @@ pub fn build(cfg: &RunConfig, plan: &Plan, base_url: &str, r: &EngineResult) -> 
                 Arrival::Poisson => "poisson".to_string(),
             }),
             max_in_flight: open.map(|o| o.max_in_flight),
+            stages: closed
+                .map_or_else(Vec::new, |c| c.stages.iter().map(|s| (s.target, s.duration.as_secs_f64())).collect()),
             duration_s: cfg.load.duration().map(|d| d.as_secs_f64()),
             iterations: cfg.load.iterations(),
             seed: cfg.seed,

@@ -48,6 +48,7 @@ impl Levels {
                 spawn_rate: None,
                 duration: Some(self.hold),
                 iterations: None,
+                stages: Vec::new(),
             }),
             LevelKind::Rate => LoadModel::Open(OpenLoad {
                 rate: level,

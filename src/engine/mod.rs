@@ -7,6 +7,7 @@ mod json_body;
 mod levels;
 mod open;
 pub mod plan;
+mod stages;
 mod step;
 mod vu;
 mod worker;
@@ -20,6 +21,7 @@ use tokio::time::Instant;
 pub use aggregate::Progress;
 pub use levels::{BreakLimits, LevelKind, LevelOutcome, Levels, run_levels};
 pub use plan::{Endpoint, Plan, StepInfo, TagFilter, compile};
+pub use stages::{Stage, parse_plan, peak as stages_peak, total as stages_total};
 
 use crate::client::ClientFactory;
 use crate::metrics::{Recorder, SeriesPoint};
@@ -28,12 +30,15 @@ use vu::{Shared, Stop, UserSlot};
 /// Closed model: a fixed population of users, each sending its next request when the previous one finished.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClosedLoad {
+    /// Users at the peak (with `stages`, the highest target).
     pub users: u32,
     /// Users started per second; `None` starts all at once.
     pub spawn_rate: Option<f64>,
     pub duration: Option<Duration>,
     /// Iterations in total, shared by all users.
     pub iterations: Option<u64>,
+    /// Ramping profile; empty: all `users` from their spawn time to the end.
+    pub stages: Vec<Stage>,
 }
 
 /// How arrivals are spaced in the open model.
@@ -145,11 +150,16 @@ async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineRe
             let weights: Vec<u32> = plan.classes.iter().map(|c| c.weight).collect();
             let mut slots: Vec<Vec<UserSlot>> = (0..workers).map(|_| Vec::new()).collect();
             for (i, class) in assign_classes(&weights, c.users).into_iter().enumerate() {
-                let start_after = match c.spawn_rate {
-                    Some(r) if r > 0.0 => Duration::from_secs_f64(i as f64 / r),
-                    _ => Duration::ZERO,
+                let windows = if c.stages.is_empty() {
+                    let start = match c.spawn_rate {
+                        Some(r) if r > 0.0 => Duration::from_secs_f64(i as f64 / r),
+                        _ => Duration::ZERO,
+                    };
+                    vec![(start, None)]
+                } else {
+                    stages::windows(&c.stages, i as u32)
                 };
-                slots[i % workers].push(UserSlot { id: i as u64, class, start_after });
+                slots[i % workers].push(UserSlot { id: i as u64, class, windows });
             }
             slots.into_iter().map(worker::Job::Closed).collect()
         }

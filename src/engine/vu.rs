@@ -64,7 +64,8 @@ pub struct Local {
 pub struct UserSlot {
     pub id: u64,
     pub class: usize,
-    pub start_after: Duration,
+    /// (start, stop) offsets from the run start; a `None` stop runs to the end.
+    pub windows: Vec<(Duration, Option<Duration>)>,
 }
 
 pub(super) struct Vars {
@@ -206,18 +207,32 @@ impl User {
     }
 }
 
-/// Closed model: one user, from its spawn time until the run stops.
+/// Closed model: one user, running in its windows (from its spawn time to the end of the run, or as a
+/// ramping profile says), on_start before its first iteration and on_stop after its last.
 pub async fn run_user(shared: Arc<Shared>, local: Rc<Local>, slot: UserSlot) {
-    if !pause(&shared.stop.graceful, slot.start_after).await {
-        return;
-    }
     let class = &shared.plan.classes[slot.class];
-    local.users.set(local.users.get() + 1);
-    let mut u = User::new(&shared, &local, slot.class, slot.id);
-    // A user whose setup (register, login) failed cannot do its work; its failures are already recorded.
-    if u.start(slot.class).await {
-        let mut iteration = 0;
-        while !shared.stop.graceful.is_cancelled() && shared.claim_iteration() {
+    let mut user: Option<User> = None;
+    let mut iteration = 0;
+    for &(start, stop) in &slot.windows {
+        let wait = (shared.start + start).saturating_duration_since(Instant::now());
+        if !pause(&shared.stop.graceful, wait).await {
+            break;
+        }
+        let u = match &mut user {
+            Some(u) => u,
+            None => {
+                let mut u = User::new(&shared, &local, slot.class, slot.id);
+                u.started = u.start(slot.class).await;
+                user.insert(u)
+            }
+        };
+        // A user whose setup (register, login) failed cannot do its work; its failures are already recorded.
+        if !u.started {
+            break;
+        }
+        local.users.set(local.users.get() + 1);
+        let in_window = |now: Instant| stop.is_none_or(|s| now < shared.start + s);
+        while in_window(Instant::now()) && !shared.stop.graceful.is_cancelled() && shared.claim_iteration() {
             if !u.iterate(slot.class, iteration, Duration::ZERO).await {
                 break;
             }
@@ -229,9 +244,11 @@ pub async fn run_user(shared: Arc<Shared>, local: Rc<Local>, slot: UserSlot) {
                 }
             }
         }
+        local.users.set(local.users.get() - 1);
+    }
+    if let Some(mut u) = user.filter(|u| u.started) {
         run_sequence(&mut u, &class.on_stop).await;
     }
-    local.users.set(local.users.get() - 1);
 }
 
 /// on_start / on_stop: each step once, in order, stopping at a failure that aborts.

@@ -97,6 +97,9 @@ pub struct LoadInfo {
     /// `constant` or `poisson`.
     pub arrival: Option<String>,
     pub max_in_flight: Option<u32>,
+    /// Ramping profile of the closed model: `[target users, seconds]` per stage.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<(u32, f64)>,
     pub duration_s: Option<f64>,
     pub iterations: Option<u64>,
     pub seed: u64,

@@ -71,6 +71,10 @@ pub fn render_summary(r: &RunReport) -> String {
             o.achieved_rate,
             o.dropped
         ),
+        (None, Some(u), _) if !l.stages.is_empty() => {
+            let plan: Vec<String> = l.stages.iter().map(|(t, d)| format!("{t},{d}s")).collect();
+            format!("closed model: ramping to {u} users ({})", plan.join(";"))
+        }
         (None, Some(u), Some(rate)) => format!("closed model: {u} users, spawn {rate}/s"),
         (None, Some(u), None) => format!("closed model: {u} users"),
         (None, None, _) => "closed model".to_string(),

@@ -78,6 +78,16 @@ pub struct Load {
     pub max_in_flight: Option<Spanned<i64>>,
     /// Step the load up level by level, each held for `hold`, stopping at the first level that breaks a limit.
     pub breaking_point: Option<Spanned<LevelsSpec>>,
+    /// Ramping users (k6 `ramping-vus`): reach `target` by the end of each stage's `duration`.
+    #[serde(default)]
+    pub stages: Vec<StageSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageSpec {
+    pub target: u32,
+    pub duration: DurationValue,
 }
 
 #[derive(Debug, Clone, Deserialize)]
