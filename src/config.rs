@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::engine::{
-    Arrival, BreakLimits, ClosedLoad, LevelKind, Levels, LoadModel, OpenLoad, Stage, TagFilter, parse_plan,
+    Arrival, BreakLimits, ClosedLoad, LevelKind, Levels, LoadModel, OpenLoad, RateStage, Stage, TagFilter, parse_plan,
     stages_peak, stages_total,
 };
 use crate::mock::{Alias, MockConfig};
@@ -177,6 +177,7 @@ impl RunConfig {
         }
         let toml_rate = s.load.rate.as_ref().map(|r| *r.get_ref());
         // The command line picks the model when it names one; otherwise the scenario does.
+        let rate_flag = rate;
         let open_rate = match (users, rate) {
             (Some(_), _) => None,
             (None, Some(r)) => Some(r),
@@ -184,6 +185,14 @@ impl RunConfig {
         };
         let load = match open_rate {
             Some(rate) => {
+                // The file's stages ramp the file's rate; a rate from the command line is held flat.
+                let rate_from_file = rate_flag.is_none();
+                let rate_stages: Vec<RateStage> = if rate_from_file {
+                    s.load.stages.iter().map(|st| RateStage { target: st.target, duration: st.duration.0 }).collect()
+                } else {
+                    Vec::new()
+                };
+                let rate_total: Duration = rate_stages.iter().map(|s| s.duration).sum();
                 if spawn_rate.is_some() {
                     return Err(flag(
                         "--spawn-rate",
@@ -199,17 +208,21 @@ impl RunConfig {
                     max_in_flight: max_in_flight
                         .or(s.load.max_in_flight.as_ref().and_then(|m| u32::try_from(*m.get_ref()).ok()))
                         .unwrap_or(DEFAULT_MAX_IN_FLIGHT),
-                    duration,
+                    duration: if rate_stages.is_empty() { duration } else { cli_duration.or(Some(rate_total)) },
                     iterations,
+                    stages: rate_stages,
                 })
             }
             None => {
                 // Stages from the command line, else from the file unless --users overrides it.
                 let stages = match stages {
                     Some(plan) => parse_plan(&plan).map_err(|e| flag("--stages", e))?,
-                    None if users.is_none() => {
-                        s.load.stages.iter().map(|st| Stage { target: st.target, duration: st.duration.0 }).collect()
-                    }
+                    None if users.is_none() => s
+                        .load
+                        .stages
+                        .iter()
+                        .map(|st| Stage { target: st.target.round() as u32, duration: st.duration.0 })
+                        .collect(),
                     None => Vec::new(),
                 };
                 let peak = (!stages.is_empty()).then(|| stages_peak(&stages));

@@ -139,3 +139,15 @@ fn ramping_stages_follow_the_profile() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("--stages"));
 }
+
+#[test]
+fn a_ramping_rate_follows_its_stages() {
+    // 0 -> 100/s over 2 s, hold 100/s for 1 s: 100 + 100 = 200 arrivals, then the rate ends at its last stage.
+    let load = "rate = 0.0\nmax_in_flight = 200\nstages = [{ target = 100, duration = \"2s\" }, { target = 100, duration = \"1s\" }]";
+    let r = run_with(load, "first_token_delay = \"2ms\"", &["--seed", "7"]);
+    let arrivals = u(&r["open"]["arrivals"]);
+    assert!((198..=202).contains(&arrivals), "the integral of the profile is 200 arrivals: {arrivals}");
+    let series: Vec<u64> = r["series"].as_array().unwrap().iter().map(|p| u(&p["requests"])).collect();
+    assert!(series[0] < series[1], "the rate ramps up: {series:?}");
+    assert!((20..=30).contains(&series[0]), "the first second of a 0->100/s ramp over 2 s holds 25: {series:?}");
+}

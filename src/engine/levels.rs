@@ -56,6 +56,7 @@ impl Levels {
                 max_in_flight: self.max_in_flight,
                 duration: Some(self.hold),
                 iterations: None,
+                stages: Vec::new(),
             }),
         }
     }

@@ -58,6 +58,14 @@ pub struct OpenLoad {
     pub max_in_flight: u32,
     pub duration: Option<Duration>,
     pub iterations: Option<u64>,
+    /// Ramping rate (k6 `ramping-arrival-rate`): from `rate`, reach each stage's target over its duration.
+    pub stages: Vec<RateStage>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateStage {
+    pub target: f64,
+    pub duration: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]

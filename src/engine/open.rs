@@ -25,42 +25,92 @@ pub struct OpenShare {
     pub load: OpenLoad,
 }
 
-/// Arrival times for one worker. Constant arrivals of all workers interleave (worker w is offset by w/rate),
-/// so together they form one evenly spaced stream at the full rate; Poisson streams superpose to Poisson.
+/// This worker's arrival rate over time (already divided among workers): linear segments
+/// `(seconds, rate at start, rate at end)`, then `tail` for the rest of the run.
+struct Profile {
+    segments: Vec<(f64, f64, f64)>,
+    tail: f64,
+}
+
+impl Profile {
+    fn new(load: &OpenLoad, workers: f64) -> Profile {
+        let mut from = load.rate / workers;
+        let mut segments = Vec::new();
+        for st in &load.stages {
+            let to = st.target / workers;
+            segments.push((st.duration.as_secs_f64(), from, to));
+            from = to;
+        }
+        Profile { segments, tail: from }
+    }
+
+    /// Seconds from the start at which the expected number of arrivals reaches `n` (the inverse of the rate's
+    /// integral); `None` when the rate has fallen to zero for good.
+    fn time_at(&self, mut n: f64) -> Option<f64> {
+        let mut t = 0.0;
+        for &(d, r0, r1) in &self.segments {
+            let in_segment = (r0 + r1) / 2.0 * d;
+            if n <= in_segment && d > 0.0 {
+                // r0·τ + (r1 − r0)·τ² / 2d = n
+                let a = (r1 - r0) / (2.0 * d);
+                let tau =
+                    if a.abs() < 1e-12 { n / r0 } else { (-r0 + (r0 * r0 + 4.0 * a * n).max(0.0).sqrt()) / (2.0 * a) };
+                return tau.is_finite().then(|| t + tau.clamp(0.0, d));
+            }
+            n -= in_segment;
+            t += d;
+        }
+        (self.tail > 0.0).then(|| t + n / self.tail)
+    }
+}
+
+/// Arrival times for one worker, by time rescaling: unit steps (constant) or Exp(1) steps (Poisson) of the
+/// expected-arrivals count, mapped to time through the rate profile. Constant arrivals of all workers
+/// interleave (worker w starts at w/workers of a step), so together they form one evenly spaced stream.
 struct Schedule {
-    next: Instant,
-    gap: Duration,
+    start: Instant,
+    n: f64,
+    profile: Profile,
     poisson: Option<(Exp<f64>, SmallRng)>,
+    next: Instant,
 }
 
 impl Schedule {
     fn new(share: &OpenShare, start: Instant, seed: u64) -> Option<Schedule> {
-        let rate = share.load.rate / share.workers as f64;
-        if !(rate.is_finite() && rate > 0.0) {
+        if !(share.load.rate.is_finite() && share.load.rate >= 0.0) {
             return None;
         }
-        let gap = Duration::from_secs_f64(1.0 / rate);
-        let phase = Duration::from_secs_f64(share.worker as f64 / share.load.rate);
         let poisson = match share.load.arrival {
             Arrival::Constant => None,
             Arrival::Poisson => Some((
-                Exp::new(rate).ok()?,
+                Exp::new(1.0).ok()?,
                 SmallRng::seed_from_u64(seed ^ ((share.worker as u64 + 1) * 0x51_7CC1_B727_220A)),
             )),
         };
-        let mut s = Schedule { next: start + phase, gap, poisson };
-        if s.poisson.is_some() {
-            s.next = start;
-            s.advance();
-        }
-        Some(s)
+        let phase = if poisson.is_some() { 0.0 } else { share.worker as f64 / share.workers as f64 - 1.0 };
+        let mut s = Schedule {
+            start,
+            n: phase,
+            profile: Profile::new(&share.load, share.workers as f64),
+            poisson,
+            next: start,
+        };
+        s.advance().then_some(s)
     }
 
-    fn advance(&mut self) {
-        self.next += match &mut self.poisson {
-            None => self.gap,
-            Some((exp, rng)) => Duration::from_secs_f64(exp.sample(rng)),
+    /// Moves to the next arrival; false when there is none (the rate ended at zero).
+    fn advance(&mut self) -> bool {
+        self.n += match &mut self.poisson {
+            None => 1.0,
+            Some((exp, rng)) => exp.sample(rng),
         };
+        match self.profile.time_at(self.n) {
+            Some(t) => {
+                self.next = self.start + Duration::from_secs_f64(t);
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -74,14 +124,15 @@ pub async fn dispatch(shared: Arc<Shared>, local: Rc<Local>, share: OpenShare) {
     let mut pick_rng = SmallRng::seed_from_u64(shared.seed ^ 0xA5A5_0000 ^ share.worker as u64);
     let mut running = tokio::task::JoinSet::new();
     let mut iteration = 0u64;
-    loop {
+    let mut ended = false;
+    while !ended {
         tokio::select! {
             biased;
             _ = shared.stop.graceful.cancelled() => break,
             _ = tokio::time::sleep_until(schedule.next) => {}
         }
         let intended = schedule.next;
-        schedule.advance();
+        ended = !schedule.advance();
         local.rec.borrow_mut().arrivals += 1;
         let class = pick_class(&weights, total_weight, &mut pick_rng);
         let position = idle.borrow().iter().position(|u| u.class == class);
@@ -142,4 +193,44 @@ fn pick_class(weights: &[u32], total: u32, rng: &mut SmallRng) -> usize {
         x -= w;
     }
     weights.len() - 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(rate: f64, stages: &[(f64, u64)]) -> OpenLoad {
+        OpenLoad {
+            rate,
+            arrival: Arrival::Constant,
+            max_in_flight: 1,
+            duration: None,
+            iterations: None,
+            stages: stages
+                .iter()
+                .map(|&(target, s)| super::super::RateStage { target, duration: Duration::from_secs(s) })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_flat_rate_spaces_arrivals_evenly() {
+        let p = Profile::new(&load(10.0, &[]), 1.0);
+        assert_eq!(p.time_at(1.0), Some(0.1));
+        assert_eq!(p.time_at(25.0), Some(2.5));
+    }
+
+    #[test]
+    fn a_ramp_inverts_its_integral() {
+        // 0 -> 10/s over 10 s: N(t) = t^2 / 2, so N = 50 at t = 10 and N = 12.5 at t = 5.
+        let p = Profile::new(&load(0.0, &[(10.0, 10)]), 1.0);
+        assert!((p.time_at(12.5).unwrap() - 5.0).abs() < 1e-9);
+        assert!((p.time_at(50.0).unwrap() - 10.0).abs() < 1e-9);
+        // Then 10/s holds.
+        assert!((p.time_at(60.0).unwrap() - 11.0).abs() < 1e-9);
+        // Down to zero: arrivals end.
+        let down = Profile::new(&load(10.0, &[(0.0, 2)]), 1.0);
+        assert!(down.time_at(10.0).is_some());
+        assert_eq!(down.time_at(10.5), None);
+    }
 }

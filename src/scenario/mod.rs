@@ -86,7 +86,8 @@ pub struct Load {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StageSpec {
-    pub target: u32,
+    /// Users (closed model, a whole number) or iterations per second (with `rate`).
+    pub target: f64,
     pub duration: DurationValue,
 }
 

@@ -50,10 +50,14 @@ pub(super) fn validate(s: &Scenario, path: &Path, src: &str) -> Result<(), Scena
         }
     }
     if let Some(r) = &load.rate {
-        if !(r.get_ref().is_finite() && *r.get_ref() > 0.0) {
+        let ramps = !load.stages.is_empty();
+        if !(r.get_ref().is_finite() && (*r.get_ref() > 0.0 || ramps && *r.get_ref() == 0.0)) {
             return Err(err(
                 Some(r.span().start),
-                format!("`rate` must be a positive number of iterations per second, got {}", r.get_ref()),
+                format!(
+                    "`rate` must be a positive number of iterations per second (0 only to ramp up with `stages`), got {}",
+                    r.get_ref()
+                ),
             ));
         }
         if let Some(u) = &load.users {
@@ -99,6 +103,16 @@ pub(super) fn validate(s: &Scenario, path: &Path, src: &str) -> Result<(), Scena
         }
         if b.max_error_rate.is_some_and(|r| !(0.0..=1.0).contains(&r)) {
             return Err(err(at, "breaking_point.max_error_rate must be between 0 and 1".into()));
+        }
+    }
+    for st in &load.stages {
+        let whole = st.target.fract() == 0.0;
+        if !(st.target.is_finite() && st.target >= 0.0) || (load.rate.is_none() && !whole) {
+            let at = src.find("stages");
+            return Err(err(
+                at,
+                format!("stage target {} must be a non-negative number (whole users without `rate`)", st.target),
+            ));
         }
     }
     if let Some(d) = &load.duration {
