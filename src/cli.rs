@@ -56,6 +56,9 @@ pub struct RunArgs {
     /// Stop after this many user iterations (flows) in total, shared by all users
     #[arg(short, long, value_name = "N")]
     pub iterations: Option<u64>,
+    /// Closed model: each user stops after this many iterations
+    #[arg(long, value_name = "N")]
+    pub iterations_per_user: Option<u64>,
     /// Open model: start this many iterations per second whatever the target does (instead of --users)
     #[arg(long, value_name = "PER_SEC")]
     pub rate: Option<f64>,

@@ -53,6 +53,7 @@ pub struct Overrides {
     pub rate: Option<f64>,
     pub arrival: Option<ArrivalKind>,
     pub max_in_flight: Option<u32>,
+    pub iterations_per_user: Option<u64>,
     /// Goose test plan `"10,1m;10,5m;0,30s"`: ramping users.
     pub stages: Option<String>,
     /// `users=5,10,20` or `rate=10,50,100`: run each level for `hold`, without stopping at a break.
@@ -121,6 +122,7 @@ impl RunConfig {
             rate,
             arrival,
             max_in_flight,
+            iterations_per_user,
             stages,
             sweep,
             hold,
@@ -145,6 +147,9 @@ impl RunConfig {
             if !(r.is_finite() && r > 0.0) {
                 return Err(flag("--spawn-rate", format!("must be a positive number of users per second, got {r}")));
             }
+        }
+        if iterations_per_user == Some(0) {
+            return Err(flag("--iterations-per-user", "must be at least 1"));
         }
         if iterations == Some(0) {
             return Err(flag("--iterations", "must be at least 1"));
@@ -186,6 +191,9 @@ impl RunConfig {
         let load = match open_rate {
             Some(rate) => {
                 // The file's stages ramp the file's rate; a rate from the command line is held flat.
+                if iterations_per_user.is_some() {
+                    return Err(flag("--iterations-per-user", "applies to the closed model (--users), not to --rate"));
+                }
                 let rate_from_file = rate_flag.is_none();
                 let rate_stages: Vec<RateStage> = if rate_from_file {
                     s.load.stages.iter().map(|st| RateStage { target: st.target, duration: st.duration.0 }).collect()
@@ -232,6 +240,11 @@ impl RunConfig {
                     duration: if stages.is_empty() { duration } else { cli_duration.or(Some(stages_total(&stages))) },
                     iterations,
                     stages,
+                    iterations_per_user: iterations_per_user.or(s
+                        .load
+                        .iterations_per_user
+                        .as_ref()
+                        .and_then(|i| u64::try_from(*i.get_ref()).ok())),
                 })
             }
         };

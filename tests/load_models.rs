@@ -151,3 +151,11 @@ fn a_ramping_rate_follows_its_stages() {
     assert!(series[0] < series[1], "the rate ramps up: {series:?}");
     assert!((20..=30).contains(&series[0]), "the first second of a 0->100/s ramp over 2 s holds 25: {series:?}");
 }
+
+#[test]
+fn iterations_per_user_bound_each_user() {
+    let r = run_with("users = 3\niterations_per_user = 4", "first_token_delay = \"2ms\"", &["--seed", "8"]);
+    assert_eq!(u(&r["totals"]["requests"]), 12);
+    assert_eq!(r["stop_reason"], "iterations_done");
+    assert!(f(&r["duration_s"]) < 5.0, "the run ends when every user is done, not at the default duration");
+}

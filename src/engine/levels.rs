@@ -49,6 +49,7 @@ impl Levels {
                 duration: Some(self.hold),
                 iterations: None,
                 stages: Vec::new(),
+                iterations_per_user: None,
             }),
             LevelKind::Rate => LoadModel::Open(OpenLoad {
                 rate: level,

@@ -39,6 +39,8 @@ pub struct ClosedLoad {
     pub iterations: Option<u64>,
     /// Ramping profile; empty: all `users` from their spawn time to the end.
     pub stages: Vec<Stage>,
+    /// Each user stops after this many iterations (k6 `per-vu-iterations`).
+    pub iterations_per_user: Option<u64>,
 }
 
 /// How arrivals are spaced in the open model.
@@ -167,7 +169,12 @@ async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineRe
                 } else {
                     stages::windows(&c.stages, i as u32)
                 };
-                slots[i % workers].push(UserSlot { id: i as u64, class, windows });
+                slots[i % workers].push(UserSlot {
+                    id: i as u64,
+                    class,
+                    windows,
+                    max_iterations: c.iterations_per_user,
+                });
             }
             slots.into_iter().map(worker::Job::Closed).collect()
         }

@@ -66,6 +66,7 @@ pub struct UserSlot {
     pub class: usize,
     /// (start, stop) offsets from the run start; a `None` stop runs to the end.
     pub windows: Vec<(Duration, Option<Duration>)>,
+    pub max_iterations: Option<u64>,
 }
 
 pub(super) struct Vars {
@@ -232,7 +233,12 @@ pub async fn run_user(shared: Arc<Shared>, local: Rc<Local>, slot: UserSlot) {
         }
         local.users.set(local.users.get() + 1);
         let in_window = |now: Instant| stop.is_none_or(|s| now < shared.start + s);
-        while in_window(Instant::now()) && !shared.stop.graceful.is_cancelled() && shared.claim_iteration() {
+        let more = |n: u64| slot.max_iterations.is_none_or(|max| n < max);
+        while more(iteration)
+            && in_window(Instant::now())
+            && !shared.stop.graceful.is_cancelled()
+            && shared.claim_iteration()
+        {
             if !u.iterate(slot.class, iteration, Duration::ZERO).await {
                 break;
             }

@@ -78,6 +78,8 @@ pub struct Load {
     pub max_in_flight: Option<Spanned<i64>>,
     /// Step the load up level by level, each held for `hold`, stopping at the first level that breaks a limit.
     pub breaking_point: Option<Spanned<LevelsSpec>>,
+    /// Closed model: each user stops after this many iterations.
+    pub iterations_per_user: Option<Spanned<i64>>,
     /// Ramping users (k6 `ramping-vus`): reach `target` by the end of each stage's `duration`.
     #[serde(default)]
     pub stages: Vec<StageSpec>,

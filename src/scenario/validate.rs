@@ -105,6 +105,14 @@ pub(super) fn validate(s: &Scenario, path: &Path, src: &str) -> Result<(), Scena
             return Err(err(at, "breaking_point.max_error_rate must be between 0 and 1".into()));
         }
     }
+    if let Some(i) = &load.iterations_per_user {
+        if *i.get_ref() < 1 || load.rate.is_some() {
+            return Err(err(
+                Some(i.span().start),
+                "`iterations_per_user` must be at least 1 and goes with `users` (the closed model)".into(),
+            ));
+        }
+    }
     for st in &load.stages {
         let whole = st.target.fract() == 0.0;
         if !(st.target.is_finite() && st.target >= 0.0) || (load.rate.is_none() && !whole) {
