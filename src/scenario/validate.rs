@@ -289,19 +289,7 @@ fn check_step(
         check_env(text, path, src, Some(soff))?;
         check_template(text, sname, user, known, templates, path, src, soff)?;
     }
-    // A value capture is built after the step's path captures, so it may use them.
-    let mut with_own = known.clone();
-    with_own.extend(step.capture.iter().filter(|(_, c)| c.path().is_some()).map(|(k, _)| k.clone()));
-    for c in step.capture.values() {
-        if let crate::scenario::Capture::Spec(crate::scenario::CaptureSpec { value: Some(v), .. }) = c {
-            let mut texts = Vec::new();
-            collect_strings(v, &mut texts);
-            for text in texts {
-                check_env(text, path, src, Some(soff))?;
-                check_template(text, sname, user, &with_own, templates, path, src, soff)?;
-            }
-        }
-    }
+    check_value_captures(step, user, known, templates, path, src)?;
     Ok(())
 }
 
@@ -497,12 +485,28 @@ fn check_delay_step(
     for cond in step.when.iter().chain(step.repeat.as_ref().map(|l| &l.condition)) {
         check_template(&condition_template(cond), sname, user, known, templates, path, src, soff)?;
     }
+    check_value_captures(step, user, known, templates, path, src)
+}
+
+/// A value capture is built after the step's path captures, so it may use them as well as `known`.
+fn check_value_captures(
+    step: &Step,
+    user: &str,
+    known: &HashSet<String>,
+    templates: &mut TemplateSet,
+    path: &Path,
+    src: &str,
+) -> Result<(), ScenarioError> {
+    let (sname, soff) = (step.name.get_ref(), step.name.span().start);
+    let mut with_own = known.clone();
+    with_own.extend(step.capture.iter().filter(|(_, c)| c.path().is_some()).map(|(k, _)| k.clone()));
     for c in step.capture.values() {
         if let crate::scenario::Capture::Spec(crate::scenario::CaptureSpec { value: Some(v), .. }) = c {
             let mut texts = Vec::new();
             collect_strings(v, &mut texts);
             for text in texts {
-                check_template(text, sname, user, known, templates, path, src, soff)?;
+                check_env(text, path, src, Some(soff))?;
+                check_template(text, sname, user, &with_own, templates, path, src, soff)?;
             }
         }
     }
