@@ -77,7 +77,8 @@ pub fn build(cfg: &RunConfig, plan: &Plan, base_url: &str, r: &EngineResult) -> 
     };
     let open_summary = open.map(|o| OpenSummary {
         target_rate: o.rate,
-        achieved_rate: per_s(r.total.arrivals - r.total.dropped, elapsed),
+        // Over the arrival window: the drain of the last iterations after it is not a lower rate.
+        achieved_rate: per_s(r.total.arrivals - r.total.dropped, o.duration.map_or(elapsed, |d| d.min(elapsed))),
         arrivals: r.total.arrivals,
         dropped: r.total.dropped,
         schedule_lag: lag.clone(),

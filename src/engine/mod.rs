@@ -198,6 +198,7 @@ async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineRe
         start,
         secrets,
         open: matches!(load, LoadModel::Open(_)),
+        deadline: load.duration().map(|d| start + d),
     });
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut handles = Vec::new();

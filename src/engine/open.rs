@@ -126,10 +126,17 @@ pub async fn dispatch(shared: Arc<Shared>, local: Rc<Local>, share: OpenShare) {
     let mut iteration = 0u64;
     let mut ended = false;
     while !ended {
-        tokio::select! {
-            biased;
-            _ = shared.stop.graceful.cancelled() => break,
-            _ = tokio::time::sleep_until(schedule.next) => {}
+        // Arrivals due before the end are started even if the generator runs late (their lag is recorded);
+        // waiting for a future one gives way to a stop.
+        if shared.deadline.is_some_and(|d| schedule.next >= d) {
+            break;
+        }
+        if schedule.next > Instant::now() {
+            tokio::select! {
+                biased;
+                _ = shared.stop.graceful.cancelled() => break,
+                _ = tokio::time::sleep_until(schedule.next) => {}
+            }
         }
         let intended = schedule.next;
         ended = !schedule.advance();

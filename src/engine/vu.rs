@@ -39,6 +39,8 @@ pub struct Shared {
     pub secrets: Vec<String>,
     /// Open model: latencies are measured from the schedule.
     pub open: bool,
+    /// When a timed run ends (no arrival is scheduled from then on).
+    pub deadline: Option<Instant>,
 }
 
 impl Shared {

@@ -139,7 +139,7 @@ pub struct Histograms {
 #[serde(deny_unknown_fields)]
 pub struct OpenSummary {
     pub target_rate: f64,
-    /// Iterations started per second over the run.
+    /// Iterations started per second over the arrival window (the run's duration, without the final drain).
     pub achieved_rate: f64,
     /// Arrivals the schedule produced.
     pub arrivals: u64,
