@@ -71,6 +71,9 @@ pub struct RunArgs {
     /// Ramping users as a goose test plan: "10,1m;10,5m;0,30s" (ramp to 10 over 1m, hold 5m, down over 30s)
     #[arg(long, value_name = "PLAN")]
     pub stages: Option<String>,
+    /// An SLO gate on top of the scenario's [thresholds], e.g. 'latency{step:chat}: p(95) < 500ms' (repeatable)
+    #[arg(long = "threshold", value_name = "METRIC: EXPR")]
+    pub thresholds: Vec<String>,
     /// Run each level in turn, e.g. users=5,10,20,50 or rate=10,50,100 (a concurrency table)
     #[arg(long, value_name = "KIND=LEVELS")]
     pub sweep: Option<String>,

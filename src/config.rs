@@ -12,11 +12,19 @@ use crate::mock::{Alias, MockConfig};
 pub use crate::scenario::ArrivalKind;
 use crate::scenario::feeder::Feeder;
 use crate::scenario::{self, LoadedScenario, ScenarioError};
+use crate::slo::Threshold;
 
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_MAX_IN_FLIGHT: u32 = 1000;
 pub const DEFAULT_HOLD: Duration = Duration::from_secs(10);
+
+/// `latency{step:a}: p(95) < 1s` → key and expression (the selector may contain colons).
+fn split_threshold(s: &str) -> Option<(&str, &str)> {
+    let from = s.find('}').unwrap_or(0);
+    let colon = from + s.get(from..)?.find(':')?;
+    Some((s[..colon].trim(), s[colon + 1..].trim()))
+}
 
 /// `users=5,10,20` or `rate=10,50`: increasing positive levels.
 fn parse_sweep(spec: &str, hold: Duration, arrival: Arrival, max_in_flight: u32) -> Result<Levels, ConfigError> {
@@ -54,6 +62,8 @@ pub struct Overrides {
     pub arrival: Option<ArrivalKind>,
     pub max_in_flight: Option<u32>,
     pub iterations_per_user: Option<u64>,
+    /// `metric{selector}: expression` gates added to the scenario's `[thresholds]`.
+    pub thresholds: Vec<String>,
     /// Goose test plan `"10,1m;10,5m;0,30s"`: ramping users.
     pub stages: Option<String>,
     /// `users=5,10,20` or `rate=10,50,100`: run each level for `hold`, without stopping at a break.
@@ -95,6 +105,8 @@ pub struct RunConfig {
     pub feeders: Vec<Feeder>,
     /// A breaking-point search or a sweep instead of one load.
     pub levels: Option<Levels>,
+    /// SLO gates: the scenario's `[thresholds]`, then `--threshold` ones.
+    pub thresholds: Vec<Threshold>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +135,7 @@ impl RunConfig {
             arrival,
             max_in_flight,
             iterations_per_user,
+            thresholds,
             stages,
             sweep,
             hold,
@@ -278,6 +291,20 @@ impl RunConfig {
             (None, None) => None,
         };
 
+        let mut gates = Vec::new();
+        for (key, exprs) in &s.thresholds {
+            for e in exprs {
+                // Validated when the scenario loaded, so this cannot fail; mapped anyway rather than unwrapped.
+                gates.push(crate::slo::parse(key, e).map_err(|e| flag("[thresholds]", e.to_string()))?);
+            }
+        }
+        for t in &thresholds {
+            let (key, expr) = split_threshold(t).ok_or_else(|| {
+                flag("--threshold", format!("`{t}` is not `METRIC: EXPR`, e.g. 'latency{{step:chat}}: p(95) < 500ms'"))
+            })?;
+            gates.push(crate::slo::parse(key, expr).map_err(|e| flag("--threshold", e.to_string()))?);
+        }
+
         let seed = seed.unwrap_or_else(|| {
             SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
         });
@@ -318,6 +345,7 @@ impl RunConfig {
             tags: TagFilter { include: tags, exclude: exclude_tags },
             feeders,
             levels,
+            thresholds: gates,
         })
     }
 }

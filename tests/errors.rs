@@ -114,3 +114,9 @@ fn bad_flags_exit_2() {
         assert!(!text(&o.stderr).contains("panicked"));
     }
 }
+
+#[test]
+fn a_malformed_threshold_expression() {
+    let e = broken(&format!("{STEP}[thresholds]\n\"latency\" = [\"p95 < 1s\"]\n"));
+    assert!(e.contains("bad.toml:7:") && e.contains("aggregation"), "{e}");
+}

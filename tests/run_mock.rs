@@ -146,3 +146,40 @@ fn list_shows_scenarios_and_broken_files() {
     let shipped = run(&["list"]);
     assert!(text(&shipped.stdout).contains("stress"));
 }
+
+const GATED: &str = "[load]\nusers = 2\niterations = 30\n\
+    [mock]\noutput_tokens = 2\nfirst_token_delay = \"20ms\"\ntoken_delay = \"1ms\"\n\
+    [[user]]\nname = \"U\"\n[[user.step]]\nname = \"chat\"\npost = \"/v1/chat/completions\"\n\
+    json = { model = \"m\", messages = [{ role = \"user\", content = \"hi\" }] }\n\
+    [thresholds]\n\"latency{step:chat}\" = [\"p(95) < 2s\", \"min > 15ms\"]\n\"errors\" = [\"rate < 0.01\"]\n";
+
+#[test]
+fn thresholds_gate_the_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "gated.toml", GATED);
+    let r = run_report(&p, &dir.path().join("ok"), &["--seed", "1"]);
+    let verdicts = r["thresholds"].as_array().unwrap();
+    assert_eq!(verdicts.len(), 3);
+    assert!(verdicts.iter().all(|v| v["pass"] == true), "{verdicts:?}");
+    // The same run with a gate it cannot meet: exit 1, the verdict stored and printed.
+    let out = dir.path().join("fail");
+    let o = run(&[
+        "run",
+        p.to_str().unwrap(),
+        "--seed",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+        "--threshold",
+        "latency{step:chat}: p(50) < 5ms",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("FAIL"));
+    let r = read_report(&out);
+    let last = r["thresholds"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["pass"], false);
+    assert!(last["observed"].as_f64().unwrap() > 15.0, "{last}");
+    let o = run(&["run", p.to_str().unwrap(), "--quiet", "--threshold", "latency p(50) < 5ms"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("--threshold"));
+}

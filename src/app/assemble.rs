@@ -147,6 +147,7 @@ pub fn build(cfg: &RunConfig, plan: &Plan, base_url: &str, r: &EngineResult) -> 
         },
         open: open_summary,
         levels: None,
+        thresholds: Vec::new(),
         histograms: Histograms { latency: encode_histogram(&total.latency), ttfb: encode_histogram(&total.ttfb) },
         mock_stats: None,
     }

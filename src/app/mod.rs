@@ -112,6 +112,7 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
         d.finish();
     }
     let mut rep = assemble::build(&cfg, &plan, &base_url, &result);
+    rep.thresholds = judge_thresholds(&cfg, &plan, &result);
     if let (Some(levels), Some(outcomes)) = (&cfg.levels, &outcomes) {
         rep.levels = Some(assemble::levels_report(levels, outcomes));
     }
@@ -124,6 +125,7 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
         report::print_out(&ReportFormat::Table.render(&rep));
         report::print_note(&format!("report: {}", path.display()));
     }
+    let gate_failed = rep.thresholds.iter().any(|v| !v.pass);
     let below_floor = rep
         .levels
         .as_ref()
@@ -131,7 +133,7 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
         .unwrap_or(false);
     let outcome = if result.stop == StopReason::Interrupted {
         Outcome::Interrupted
-    } else if below_floor {
+    } else if below_floor || gate_failed {
         Outcome::GateFailed
     } else {
         Outcome::Passed
@@ -219,4 +221,19 @@ fn fetch_mock_stats(client: &ClientFactory) -> Option<serde_json::Value> {
         }
         serde_json::from_slice(&buf).ok()
     })
+}
+
+/// Evaluates the run's thresholds on what the engine recorded.
+fn judge_thresholds(cfg: &RunConfig, plan: &engine::Plan, r: &engine::EngineResult) -> Vec<crate::slo::Verdict> {
+    if cfg.thresholds.is_empty() {
+        return Vec::new();
+    }
+    let m = crate::slo::Measurements {
+        steps: plan.steps.iter().zip(&r.total.steps).map(|(i, s)| (i.user.as_str(), i.name.as_str(), s)).collect(),
+        flows: plan.classes.iter().zip(&r.total.flows).map(|(c, f)| (c.name.as_str(), f)).collect(),
+        elapsed: r.elapsed,
+        arrivals: r.total.arrivals,
+        dropped: r.total.dropped,
+    };
+    crate::slo::evaluate(&cfg.thresholds, &m)
 }

@@ -46,6 +46,9 @@ pub struct RunReport {
     /// Open model only: schedule keeping.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open: Option<OpenSummary>,
+    /// SLO verdicts, in the order the thresholds were given; any failure makes the exit code 1.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thresholds: Vec<crate::slo::Verdict>,
     /// Breaking-point search or sweep: one row per level.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub levels: Option<LevelsReport>,

@@ -151,6 +151,7 @@ pub fn render_summary(r: &RunReport) -> String {
 
     render_llm(r, &mut out);
     render_levels(r, &mut out);
+    render_thresholds(r, &mut out);
 
     if !r.errors.is_empty() {
         let mut e = table(vec!["# occurrences", "Kind", "Step", "First message"]);
@@ -345,4 +346,32 @@ fn render_levels(r: &RunReport, out: &mut String) {
             l.hold_s
         );
     }
+}
+
+/// The SLO verdicts: threshold, observed, pass or FAIL.
+fn render_thresholds(r: &RunReport, out: &mut String) {
+    if r.thresholds.is_empty() {
+        return;
+    }
+    let mut t = table(vec!["Threshold", "Observed", "Verdict"]);
+    for v in &r.thresholds {
+        let observed = match v.observed {
+            Some(o) if v.unit == "ms" => format!("{} ms", fmt_ms(o)),
+            Some(o) if v.unit.is_empty() => format!("{o:.4}").trim_end_matches('0').trim_end_matches('.').to_string(),
+            Some(o) => format!("{o:.4} {}", v.unit),
+            None => "no data".to_string(),
+        };
+        t.add_row(vec![v.threshold.clone(), observed, if v.pass { "pass".into() } else { "FAIL".into() }]);
+    }
+    let _ = writeln!(out, "{t}");
+    let failed = r.thresholds.iter().filter(|v| !v.pass).count();
+    let _ = writeln!(
+        out,
+        "{}",
+        if failed == 0 {
+            format!("SLO gate: all {} thresholds passed", r.thresholds.len())
+        } else {
+            format!("SLO gate: {failed} of {} thresholds FAILED (exit code 1)", r.thresholds.len())
+        }
+    );
 }

@@ -8,22 +8,6 @@ use super::load::ScenarioError;
 use super::{BUILTIN_VARS, Scenario, Step, TemplateSet, env};
 
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
-const METRICS: &[&str] = &[
-    "latency",
-    "ttfb",
-    "ttft",
-    "ttfo",
-    "icl",
-    "tpot",
-    "ntpot",
-    "flow_latency",
-    "steps_per_flow",
-    "errors",
-    "requests",
-    "failures",
-    "rps",
-    "output_tokens_per_s",
-];
 
 pub(super) fn validate(s: &Scenario, path: &Path, src: &str) -> Result<(), ScenarioError> {
     let err = |offset: Option<usize>, msg: String| ScenarioError::at(path, src, offset, msg);
@@ -219,8 +203,8 @@ pub(super) fn validate(s: &Scenario, path: &Path, src: &str) -> Result<(), Scena
             check_template(t, "[defaults] headers", uname, &known, &mut templates, path, src, 0)?;
         }
     }
-    for key in s.thresholds.keys() {
-        check_threshold_key(key, &all_steps, &class_names, path, src)?;
+    for (key, exprs) in &s.thresholds {
+        check_thresholds(key, exprs, &all_steps, &class_names, path, src)?;
     }
     Ok(())
 }
@@ -403,9 +387,10 @@ fn check_template(
     Ok(())
 }
 
-/// `metric{step:x,user:y}`: the metric must exist and the selector must name real steps and users.
-fn check_threshold_key(
+/// Each threshold must parse, and its selector must name steps and users the scenario has.
+fn check_thresholds(
     key: &str,
+    exprs: &[String],
     steps: &HashSet<String>,
     users: &HashSet<&str>,
     path: &Path,
@@ -413,35 +398,16 @@ fn check_threshold_key(
 ) -> Result<(), ScenarioError> {
     let off = src.find(&format!("\"{key}\"")).or_else(|| src.find(key));
     let err = |msg: String| ScenarioError::at(path, src, off, msg);
-    let (metric, selector) = match key.split_once('{') {
-        Some((m, rest)) => match rest.strip_suffix('}') {
-            Some(sel) => (m.trim(), sel),
-            None => {
-                return Err(err(format!("threshold `{key}`: selector must end with `}}`, e.g. latency{{step:ask}}")));
-            }
-        },
-        None => (key.trim(), ""),
-    };
-    if !METRICS.contains(&metric) {
-        return Err(err(format!("threshold `{key}`: unknown metric `{metric}`; known: {}", METRICS.join(", "))));
+    if exprs.is_empty() {
+        return Err(err(format!("threshold `{key}` has no expression; write e.g. [\"p(95) < 2s\"]")));
     }
-    for part in selector.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let Some((k, v)) = part.split_once(':') else {
-            return Err(err(format!("threshold `{key}`: selector `{part}` must be `key:value`")));
-        };
-        let (k, v) = (k.trim(), v.trim());
-        let ok = match k {
-            "step" => steps.contains(v),
-            "user" => users.contains(v),
-            "model" | "status" | "kind" => true,
-            _ => {
-                return Err(err(format!(
-                    "threshold `{key}`: unknown selector key `{k}`; use step, user, model, status or kind"
-                )));
-            }
-        };
-        if !ok {
-            return Err(err(format!("threshold `{key}` refers to {k} `{v}`, which the scenario does not define")));
+    for e in exprs {
+        let t = crate::slo::parse(key, e).map_err(|e| err(e.to_string()))?;
+        if let Some(step) = t.selector.step.as_ref().filter(|s| !steps.contains(*s)) {
+            return Err(err(format!("threshold `{key}` refers to step `{step}`, which the scenario does not define")));
+        }
+        if let Some(user) = t.selector.user.as_ref().filter(|u| !users.contains(u.as_str())) {
+            return Err(err(format!("threshold `{key}` refers to user `{user}`, which the scenario does not define")));
         }
     }
     Ok(())
