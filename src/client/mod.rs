@@ -212,14 +212,10 @@ impl HttpClient {
         let headers = resp.headers();
         let retry_after = if status == 429 || status == 503 { retry_after(headers) } else { None };
         let served_model = model_header.and_then(|h| headers.get(h)).cloned();
-        let is_event_stream = headers
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.starts_with("text/event-stream"));
         let mut sse = match sse {
             Some(p) if status < 400 => {
-                if !is_event_stream {
-                    let ct = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("none").to_string();
+                let ct = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("none");
+                if !ct.starts_with("text/event-stream") {
                     return Err(Failure {
                         kind: ErrorKind::Stream,
                         message: format!("expected a text/event-stream response, got content-type {ct}"),

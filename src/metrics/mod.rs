@@ -288,14 +288,6 @@ impl Recorder {
         self.steps.iter().for_each(|s| t.add(s));
         t
     }
-
-    pub fn requests(&self) -> u64 {
-        self.steps.iter().map(|s| s.requests).sum()
-    }
-
-    pub fn failures(&self) -> u64 {
-        self.steps.iter().map(|s| s.failures).sum()
-    }
 }
 
 #[cfg(test)]

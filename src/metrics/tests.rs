@@ -35,8 +35,8 @@ fn take_interval_resets_but_keeps_shape() {
     r.steps[1].record_ok(Duration::from_millis(5), Duration::from_millis(1), 1);
     r.flows[0].record(true, Duration::from_millis(5), 1, 0.0);
     let snap = r.take_interval();
-    assert_eq!(snap.requests(), 1);
-    assert_eq!(r.requests(), 0);
+    assert_eq!(snap.total().requests, 1);
+    assert_eq!(r.total().requests, 0);
     assert_eq!((r.steps.len(), r.flows.len()), (2, 1));
 }
 

@@ -220,8 +220,12 @@ fn check_step(
     let sname = step.name.get_ref();
     let soff = step.name.span().start;
     let err = |msg: String| ScenarioError::at(path, src, Some(soff), msg);
+    for cond in step.when.iter().chain(step.repeat.as_ref().map(|l| &l.condition)) {
+        check_template(&condition_template(cond), sname, user, known, templates, path, src, soff)?;
+    }
+    check_value_captures(step, user, known, templates, path, src)?;
     if step.delay.is_some() {
-        return check_delay_step(step, user, known, templates, path, src);
+        return delay_sends_nothing(step, path, src);
     }
     let Some((method, route)) = step.route() else {
         return Err(err(format!(
@@ -251,9 +255,6 @@ fn check_step(
             return Err(err(format!("step `{sname}`: retry.max must be between 1 and 100, got {}", r.max)));
         }
     }
-    for cond in step.when.iter().chain(step.repeat.as_ref().map(|l| &l.condition)) {
-        check_template(&condition_template(cond), sname, user, known, templates, path, src, soff)?;
-    }
     let paths = step.capture.values().filter_map(|c| c.path()).chain(step.expect.json_path.iter().map(String::as_str));
     for p in paths {
         if let Err(e) = serde_json_path::JsonPath::parse(p) {
@@ -273,7 +274,6 @@ fn check_step(
         check_env(text, path, src, Some(soff))?;
         check_template(text, sname, user, known, templates, path, src, soff)?;
     }
-    check_value_captures(step, user, known, templates, path, src)?;
     Ok(())
 }
 
@@ -413,18 +413,9 @@ fn check_thresholds(
     Ok(())
 }
 
-/// A `delay` step sends nothing: no route, body, checks or path captures; its conditions and value captures are
-/// checked like any step's.
-fn check_delay_step(
-    step: &Step,
-    user: &str,
-    known: &HashSet<String>,
-    templates: &mut TemplateSet,
-    path: &Path,
-    src: &str,
-) -> Result<(), ScenarioError> {
-    let sname = step.name.get_ref();
-    let soff = step.name.span().start;
+/// A `delay` step sends nothing: no route, body, checks, retries or path captures (its conditions and value
+/// captures are checked like any step's).
+fn delay_sends_nothing(step: &Step, path: &Path, src: &str) -> Result<(), ScenarioError> {
     let sends = step.route().is_some()
         || step.method.is_some()
         || step.path.is_some()
@@ -439,19 +430,17 @@ fn check_delay_step(
         || !step.expect.json_path.is_empty()
         || step.capture.values().any(|c| c.path().is_some());
     if sends {
+        let sname = step.name.get_ref();
         return Err(ScenarioError::at(
             path,
             src,
-            Some(soff),
+            Some(step.name.span().start),
             format!(
                 "step `{sname}` has `delay`, so it sends nothing: remove its route, body, expect, retry and path captures (value captures are fine)"
             ),
         ));
     }
-    for cond in step.when.iter().chain(step.repeat.as_ref().map(|l| &l.condition)) {
-        check_template(&condition_template(cond), sname, user, known, templates, path, src, soff)?;
-    }
-    check_value_captures(step, user, known, templates, path, src)
+    Ok(())
 }
 
 /// A value capture is built after the step's path captures, so it may use them as well as `known`.
