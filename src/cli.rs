@@ -26,8 +26,33 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Serve the mock OpenAI-compatible gateway in the foreground until Ctrl-C
     Mock(MockArgs),
+    /// Compare two stored results (a baseline and a later run): exit 1 on a regression
+    Compare(CompareArgs),
     /// Print the JSON Schema of result.json
     Schema,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The baseline: a result.json (or a report directory holding one)
+    pub baseline: PathBuf,
+    /// The run to judge: a result.json (or a report directory holding one)
+    pub current: PathBuf,
+    /// Take the [regression] rules from this scenario (default: the rules stored in CURRENT)
+    #[arg(long, value_name = "SCENARIO")]
+    pub scenario: Option<String>,
+    /// Write a JUnit XML report: one test case per compared metric (and per threshold of CURRENT)
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
+    /// Write a Markdown summary (fits $GITHUB_STEP_SUMMARY)
+    #[arg(long, value_name = "PATH")]
+    pub summary_md: Option<PathBuf>,
+    /// Only errors; the exit code tells the verdict
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Directory holding the scenario files
+    #[arg(long, default_value = "scenarios", value_name = "DIR")]
+    pub scenarios_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -110,6 +135,21 @@ pub struct RunArgs {
     /// Directory holding the scenario files
     #[arg(long, default_value = "scenarios", value_name = "DIR")]
     pub scenarios_dir: PathBuf,
+    /// Compare the run with a stored result (exit 1 on a regression beyond tolerance and noise)
+    #[arg(long, value_name = "PATH")]
+    pub baseline: Option<PathBuf>,
+    /// Store this run as a baseline (default path: baselines/<scenario>.json)
+    #[arg(long, value_name = "PATH", num_args = 0..=1)]
+    pub save_baseline: Option<Option<PathBuf>>,
+    /// Write a JUnit XML report: one test case per threshold and per compared metric
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
+    /// Write a Markdown summary (fits $GITHUB_STEP_SUMMARY)
+    #[arg(long, value_name = "PATH")]
+    pub summary_md: Option<PathBuf>,
+    /// Set the embedded mock like its [mock] table, e.g. --mock token_delay=12ms (repeatable)
+    #[arg(long = "mock", value_name = "KEY=VALUE")]
+    pub mock_settings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use crate::baseline::RuleSet;
 use crate::engine::{
     Arrival, BreakLimits, ClosedLoad, LevelKind, Levels, LoadModel, OpenLoad, RateStage, Stage, TagFilter, parse_plan,
     stages_peak, stages_total,
@@ -78,6 +79,14 @@ pub struct Overrides {
     pub workers: Option<usize>,
     pub insecure: bool,
     pub quiet: bool,
+    /// Compare the run with this stored result.
+    pub baseline: Option<PathBuf>,
+    /// Store this run as a baseline: `Some(None)` for `baselines/<scenario>.json`.
+    pub save_baseline: Option<Option<PathBuf>>,
+    pub junit: Option<PathBuf>,
+    pub summary_md: Option<PathBuf>,
+    /// `key=value` settings of the embedded mock on top of the scenario's `[mock]` table.
+    pub mock_settings: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -107,6 +116,18 @@ pub struct RunConfig {
     pub levels: Option<Levels>,
     /// SLO gates: the scenario's `[thresholds]`, then `--threshold` ones.
     pub thresholds: Vec<Threshold>,
+    /// How the run is compared with a baseline (the scenario's `[regression]` over the built-in rules).
+    pub regression: RuleSet,
+    /// Gate outputs: where the run is compared, stored, and reported for CI.
+    pub outputs: GateOutputs,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GateOutputs {
+    pub baseline: Option<PathBuf>,
+    pub save_baseline: Option<PathBuf>,
+    pub junit: Option<PathBuf>,
+    pub summary_md: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -148,6 +169,11 @@ impl RunConfig {
             workers,
             insecure,
             quiet,
+            baseline,
+            save_baseline,
+            junit,
+            summary_md,
+            mock_settings,
         } = o;
         let path = scenario::locate_scenario(&scenario, &scenarios_dir)?;
         let loaded = scenario::load(&path)?;
@@ -292,12 +318,16 @@ impl RunConfig {
         };
 
         let mut gates = Vec::new();
-        for (key, exprs) in &s.thresholds {
-            for e in exprs {
+        for (key, entries) in &s.thresholds {
+            for e in entries {
                 // Validated when the scenario loaded, so this cannot fail; mapped anyway rather than unwrapped.
-                gates.push(crate::slo::parse(key, e).map_err(|e| flag("[thresholds]", e.to_string()))?);
+                let mut t = crate::slo::parse(key, &e.expr).map_err(|e| flag("[thresholds]", e.to_string()))?;
+                t.abort_on_fail = e.abort_on_fail;
+                t.delay_abort_eval = e.delay_abort_eval.map_or(Duration::ZERO, |d| d.0);
+                gates.push(t);
             }
         }
+        let regression = crate::baseline::rule_set(&s.regression).map_err(|e| flag("[regression]", e))?;
         for t in &thresholds {
             let (key, expr) = split_threshold(t).ok_or_else(|| {
                 flag("--threshold", format!("`{t}` is not `METRIC: EXPR`, e.g. 'latency{{step:chat}}: p(95) < 500ms'"))
@@ -309,9 +339,25 @@ impl RunConfig {
             SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
         });
         let target = match target {
+            Some(_) if !mock_settings.is_empty() => {
+                return Err(flag("--mock", "sets the embedded mock, which does not run with --target; drop one"));
+            }
             Some(t) => Target::Url(check_target(&t)?),
-            None => Target::EmbeddedMock(Box::new(mock_config(&loaded, seed)?)),
+            None => {
+                let mut m = mock_config(&loaded, seed)?;
+                apply_mock_settings(&mut m, &mock_settings)?;
+                Target::EmbeddedMock(Box::new(m))
+            }
         };
+        let outputs = GateOutputs {
+            baseline,
+            save_baseline: save_baseline.map(|p| p.unwrap_or_else(|| crate::baseline::default_path(&loaded.name))),
+            junit: output_file("--junit", junit)?,
+            summary_md: output_file("--summary-md", summary_md)?,
+        };
+        if let Some(p) = &outputs.save_baseline {
+            output_file("--save-baseline", Some(p.clone()))?;
+        }
         let timeout = timeout.or(s.defaults.timeout.map(|d| d.0)).unwrap_or(DEFAULT_TIMEOUT);
         if timeout.is_zero() {
             return Err(flag("--timeout", "must be longer than zero"));
@@ -346,8 +392,43 @@ impl RunConfig {
             feeders,
             levels,
             thresholds: gates,
+            regression,
+            outputs,
         })
     }
+}
+
+/// A file the run will write: refused now if it is a directory, rather than after the run.
+fn output_file(name: &'static str, p: Option<PathBuf>) -> Result<Option<PathBuf>, ConfigError> {
+    match p {
+        Some(p) if p.is_dir() => Err(flag(name, format!("`{}` is a directory; give a file path", p.display()))),
+        other => Ok(other),
+    }
+}
+
+/// `--mock key=value`: each setting as if written in the scenario's `[mock]` table (`token_delay=12ms`,
+/// `error_rate=0.1`); a value that is not TOML is taken as a string.
+pub fn apply_mock_settings(m: &mut MockConfig, settings: &[String]) -> Result<(), ConfigError> {
+    if settings.is_empty() {
+        return Ok(());
+    }
+    let mut doc = String::new();
+    for kv in settings {
+        let (k, v) = kv
+            .split_once('=')
+            .filter(|(k, _)| !k.trim().is_empty())
+            .ok_or_else(|| flag("--mock", format!("`{kv}` is not KEY=VALUE, e.g. token_delay=12ms")))?;
+        let (k, v) = (k.trim(), v.trim());
+        let line = if toml::from_str::<toml::Table>(&format!("x = {v}")).is_ok() {
+            format!("{k} = {v}\n")
+        } else {
+            format!("{k} = {}\n", toml::Value::String(v.to_string()))
+        };
+        doc.push_str(&line);
+    }
+    let parsed: crate::mock::MockSettings = toml::from_str(&doc)
+        .map_err(|e| flag("--mock", format!("{}; the keys are those of the [mock] table", e.message())))?;
+    m.apply(&parsed).map_err(|e| flag("--mock", e))
 }
 
 /// The embedded mock for a scenario: defaults, then the scenario's `[aliases]`, then its `[mock]` table.

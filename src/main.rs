@@ -8,9 +8,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{ArrivalArg, Cli, Command, MockArgs, RunArgs};
+use cli::{ArrivalArg, Cli, Command, CompareArgs, MockArgs, RunArgs};
 use run_load_test::app::{self, Outcome};
-use run_load_test::config::{self, ArrivalKind, Overrides, RunConfig};
+use run_load_test::config::{self, ArrivalKind, GateOutputs, Overrides, RunConfig};
 use run_load_test::mock::MockConfig;
 use run_load_test::report;
 use run_load_test::scenario;
@@ -42,6 +42,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
             let addr = addr.parse().map_err(|_| anyhow::anyhow!("--host: `{}` is not an IP address", a.host))?;
             app::serve_mock(mock_config(a)?, addr)?;
             Ok(Outcome::Passed)
+        }
+        Command::Compare(a) => {
+            let CompareArgs { baseline, current, scenario, junit, summary_md, quiet, scenarios_dir } = a;
+            let rules = scenario.map(|s| scenario::locate_scenario(&s, &scenarios_dir)).transpose()?;
+            let outputs = GateOutputs { baseline: Some(baseline), save_baseline: None, junit, summary_md };
+            Ok(app::compare(&current, rules.as_deref(), &outputs, quiet)?)
         }
         Command::Schema => {
             report::print_out(&report::json_schema());
@@ -76,6 +82,11 @@ fn overrides(a: RunArgs) -> Overrides {
         insecure,
         quiet,
         scenarios_dir,
+        baseline,
+        save_baseline,
+        junit,
+        summary_md,
+        mock_settings,
     } = a;
     Overrides {
         scenario,
@@ -105,6 +116,11 @@ fn overrides(a: RunArgs) -> Overrides {
         workers,
         insecure,
         quiet,
+        baseline,
+        save_baseline,
+        junit,
+        summary_md,
+        mock_settings,
     }
 }
 

@@ -5,10 +5,12 @@ use std::time::Duration;
 use crate::config::{RunConfig, Target, display_target};
 use crate::engine::plan::DELAY;
 use crate::engine::{Arrival, EngineResult, LevelKind, LevelOutcome, Levels, LoadModel, Plan, StopReason};
-use crate::metrics::{ErrorSummary, FlowSummary, encode_histogram, latency_summary, request_summary};
+use crate::metrics::{
+    ErrorSummary, FlowSummary, Hist, LlmStats, StepStats, encode_histogram, latency_summary, request_summary,
+};
 use crate::report::{
-    GeneratorInfo, Histograms, LevelReport, LevelsReport, LoadInfo, OpenSummary, RunReport, RunStatus, SCHEMA_VERSION,
-    ScenarioInfo, StepReport, TargetInfo, ToolInfo,
+    GeneratorInfo, Histograms, LevelReport, LevelsReport, LoadInfo, MachineInfo, OpenSummary, RunReport, RunStatus,
+    SCHEMA_VERSION, ScenarioInfo, StepReport, TargetInfo, ToolInfo,
 };
 
 fn rfc3339(t: std::time::SystemTime) -> String {
@@ -28,7 +30,7 @@ pub fn build(cfg: &RunConfig, plan: &Plan, base_url: &str, r: &EngineResult) -> 
             method: info.method.clone(),
             path: info.path.clone(),
             stats: request_summary(stats, elapsed),
-            histograms: Histograms { latency: encode_histogram(&stats.latency), ttfb: encode_histogram(&stats.ttfb) },
+            histograms: histograms(stats),
         })
         .collect();
     let errors = plan
@@ -58,6 +60,8 @@ pub fn build(cfg: &RunConfig, plan: &Plan, base_url: &str, r: &EngineResult) -> 
             steps_mean: if f.steps.is_empty() { 0.0 } else { f.steps.mean() },
             steps_max: f.steps.max(),
             cost_per_flow_usd: if f.completed > 0 { f.cost / f.completed as f64 } else { 0.0 },
+            latency_histogram: encode_nonempty(&f.latency),
+            steps_histogram: encode_nonempty(&f.steps),
         })
         .collect();
     let total = r.total.total();
@@ -125,11 +129,16 @@ pub fn build(cfg: &RunConfig, plan: &Plan, base_url: &str, r: &EngineResult) -> 
         started_at: rfc3339(r.started_at),
         ended_at: rfc3339(r.started_at + elapsed),
         duration_s: elapsed.as_secs_f64(),
-        status: if r.stop == StopReason::Interrupted { RunStatus::Interrupted } else { RunStatus::Completed },
+        status: match r.stop {
+            StopReason::Interrupted => RunStatus::Interrupted,
+            StopReason::Aborted => RunStatus::Aborted,
+            StopReason::DurationElapsed | StopReason::IterationsDone => RunStatus::Completed,
+        },
         stop_reason: match r.stop {
             StopReason::DurationElapsed => "duration_elapsed",
             StopReason::IterationsDone => "iterations_done",
             StopReason::Interrupted => "interrupted",
+            StopReason::Aborted => "threshold_abort",
         }
         .into(),
         totals: request_summary(&total, elapsed),
@@ -145,11 +154,32 @@ pub fn build(cfg: &RunConfig, plan: &Plan, base_url: &str, r: &EngineResult) -> 
             interrupted_requests: r.total.interrupted,
             bottleneck,
         },
+        machine: Some(MachineInfo::this()),
         open: open_summary,
         levels: None,
         thresholds: Vec::new(),
-        histograms: Histograms { latency: encode_histogram(&total.latency), ttfb: encode_histogram(&total.ttfb) },
+        comparison: None,
+        regression: None,
+        histograms: histograms(&total),
         mock_stats: None,
+    }
+}
+
+fn encode_nonempty(h: &Hist) -> String {
+    if h.is_empty() { String::new() } else { encode_histogram(h) }
+}
+
+/// Every histogram a baseline comparison may need, LLM timings only where something was measured.
+fn histograms(s: &StepStats) -> Histograms {
+    let llm = |f: fn(&LlmStats) -> &Hist| s.llm.as_ref().map_or_else(String::new, |l| encode_nonempty(f(l)));
+    Histograms {
+        latency: encode_histogram(&s.latency),
+        ttfb: encode_histogram(&s.ttfb),
+        ttft: llm(|l| &l.ttft),
+        ttfo: llm(|l| &l.ttfo),
+        icl: llm(|l| &l.icl),
+        tpot: llm(|l| &l.tpot),
+        ntpot: llm(|l| &l.ntpot),
     }
 }
 

@@ -2,6 +2,8 @@
 //! engine, assemble and write the report, decide the outcome. Printing is delegated to `report`.
 
 mod assemble;
+mod gate;
+mod live;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,9 +11,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use crate::baseline;
 use crate::client::ClientFactory;
 use crate::config::{RunConfig, Target};
-use crate::engine::{self, Endpoint, EngineSpec, LoadModel, Observer, Progress, StopReason};
+use crate::engine::{self, Endpoint, EngineSpec, LoadModel, StopReason};
 use crate::mock::{self, MockConfig};
 use crate::report::{self, ListRow, ProgressDisplay, ReportFormat, RunReport};
 use crate::scenario;
@@ -37,14 +40,11 @@ impl Outcome {
     }
 }
 
-struct Quiet;
-impl Observer for Quiet {
-    fn tick(&mut self, _: &Progress) {}
-}
-
 /// Runs a resolved configuration end to end and returns the report with the outcome.
 pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
     report::prepare_dir(&cfg.out_dir).map_err(anyhow::Error::msg)?;
+    // Read before any load is sent: a missing or corrupt baseline is exit 2 in the first second.
+    let baseline = cfg.outputs.baseline.as_deref().map(baseline::load).transpose().map_err(anyhow::Error::msg)?;
     let mock = match &cfg.target {
         Target::EmbeddedMock(m) => Some(
             mock::spawn((**m).clone(), ([127, 0, 0, 1], 0).into()).context("cannot start the embedded mock gateway")?,
@@ -95,24 +95,32 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
         Some(l) => Some(l.hold * l.values.len() as u32),
         None => cfg.load.duration(),
     };
-    let mut quiet = Quiet;
-    let mut display = (!cfg.quiet).then(|| ProgressDisplay::new(planned));
-    let observer: &mut dyn Observer = match display.as_mut() {
-        Some(d) => d,
-        None => &mut quiet,
+    let mut gate = live::LiveGate {
+        display: (!cfg.quiet).then(|| ProgressDisplay::new(planned)),
+        plan: &plan,
+        thresholds: &cfg.thresholds,
+        aborted_by: None,
     };
     let (result, outcomes) = match &cfg.levels {
         Some(levels) => {
-            let (r, o) = engine::run_levels(levels, spec, observer).map_err(anyhow::Error::msg)?;
+            let (r, o) = engine::run_levels(levels, spec, &mut gate).map_err(anyhow::Error::msg)?;
             (r, Some(o))
         }
-        None => (engine::run(spec(cfg.load.clone()), observer).map_err(anyhow::Error::msg)?, None),
+        None => (engine::run(spec(cfg.load.clone()), &mut gate).map_err(anyhow::Error::msg)?, None),
     };
-    if let Some(d) = &display {
+    if let Some(d) = &gate.display {
         d.finish();
     }
+    let aborted_by = gate.aborted_by.take();
     let mut rep = assemble::build(&cfg, &plan, &base_url, &result);
-    rep.thresholds = judge_thresholds(&cfg, &plan, &result);
+    if !cfg.thresholds.is_empty() {
+        let m = live::measurements(&plan, &result.total, result.elapsed);
+        rep.thresholds = crate::slo::evaluate(&cfg.thresholds, &m);
+        for v in rep.thresholds.iter_mut() {
+            v.aborted_run = aborted_by.as_deref() == Some(v.threshold.as_str());
+        }
+    }
+    rep.regression = Some(cfg.regression.clone());
     if let (Some(levels), Some(outcomes)) = (&cfg.levels, &outcomes) {
         rep.levels = Some(assemble::levels_report(levels, outcomes));
     }
@@ -120,12 +128,19 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
         rep.mock_stats = fetch_mock_stats(&client);
         m.shutdown();
     }
+    if let (Some(b), Some(path)) = (&baseline, &cfg.outputs.baseline) {
+        let c = baseline::compare(b, &path.display().to_string(), &rep, &cfg.regression).map_err(anyhow::Error::msg)?;
+        rep.comparison = Some(c);
+    }
     let path = report::write_outputs(&rep, &cfg.out_dir).map_err(anyhow::Error::msg)?;
+    gate::write_ci_outputs(&rep, &cfg.outputs)?;
     if !cfg.quiet {
         report::print_out(&ReportFormat::Table.render(&rep));
         report::print_note(&format!("report: {}", path.display()));
     }
-    let gate_failed = rep.thresholds.iter().any(|v| !v.pass);
+    if let Some(to) = &cfg.outputs.save_baseline {
+        gate::save_baseline(&rep, to, cfg.quiet)?;
+    }
     let below_floor = rep
         .levels
         .as_ref()
@@ -133,13 +148,18 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
         .unwrap_or(false);
     let outcome = if result.stop == StopReason::Interrupted {
         Outcome::Interrupted
-    } else if below_floor || gate_failed {
+    } else if below_floor || gate::failed(&rep) {
         Outcome::GateFailed
     } else {
         Outcome::Passed
     };
+    if outcome == Outcome::GateFailed {
+        gate::print_failures(&rep, below_floor);
+    }
     Ok((rep, outcome))
 }
+
+pub use gate::compare;
 
 /// The rows of `run-load-test list`: every scenario file, or its one-line error.
 pub fn list(dir: &Path) -> Result<Vec<ListRow>> {
@@ -221,19 +241,4 @@ fn fetch_mock_stats(client: &ClientFactory) -> Option<serde_json::Value> {
         }
         serde_json::from_slice(&buf).ok()
     })
-}
-
-/// Evaluates the run's thresholds on what the engine recorded.
-fn judge_thresholds(cfg: &RunConfig, plan: &engine::Plan, r: &engine::EngineResult) -> Vec<crate::slo::Verdict> {
-    if cfg.thresholds.is_empty() {
-        return Vec::new();
-    }
-    let m = crate::slo::Measurements {
-        steps: plan.steps.iter().zip(&r.total.steps).map(|(i, s)| (i.user.as_str(), i.name.as_str(), s)).collect(),
-        flows: plan.classes.iter().zip(&r.total.flows).map(|(c, f)| (c.name.as_str(), f)).collect(),
-        elapsed: r.elapsed,
-        arrivals: r.total.arrivals,
-        dropped: r.total.dropped,
-    };
-    crate::slo::evaluate(&cfg.thresholds, &m)
 }

@@ -120,6 +120,11 @@ impl Aggregator {
         }
     }
 
+    /// Everything finalized so far.
+    pub fn total(&self) -> &Recorder {
+        &self.total
+    }
+
     /// Finalizes what is left; the last interval's duration is what remained of the run, and a sliver of under
     /// a quarter second is folded into the interval before it so its rate is not noise.
     pub fn finish(mut self, elapsed: Duration) -> (Recorder, Vec<SeriesPoint>, Duration) {

@@ -95,7 +95,7 @@ pub fn run_levels(
     for &level in &levels.values {
         let r = run(spec(levels.load(level)), observer)?;
         let broken = levels.judge(&r);
-        let stop = broken.is_some() || r.stop == StopReason::Interrupted;
+        let stop = broken.is_some() || matches!(r.stop, StopReason::Interrupted | StopReason::Aborted);
         outcomes.push(LevelOutcome { level, elapsed: r.elapsed, total: r.total.clone(), broken });
         merged = Some(match merged {
             None => r,

@@ -109,6 +109,8 @@ pub enum StopReason {
     DurationElapsed,
     IterationsDone,
     Interrupted,
+    /// The observer asked to stop (a threshold with `abort_on_fail` failed).
+    Aborted,
 }
 
 pub struct EngineResult {
@@ -122,8 +124,17 @@ pub struct EngineResult {
     pub workers: usize,
 }
 
+/// What the observer wants after a tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    Continue,
+    /// Stop the run gracefully, as at the end of its duration, and report it as aborted.
+    Abort,
+}
+
+/// Sees the run once a second: the progress line's numbers and everything recorded so far.
 pub trait Observer {
-    fn tick(&mut self, progress: &Progress);
+    fn tick(&mut self, progress: &Progress, totals: &Recorder) -> Control;
 }
 
 /// Users in spawn order with their class, by smooth weighted round-robin: any prefix of the population has
@@ -223,7 +234,12 @@ async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineRe
             msg = rx.recv() => match msg {
                 Some(snap) => {
                     for p in agg.absorb(snap) {
-                        observer.tick(&p);
+                        let abort = observer.tick(&p, agg.total()) == Control::Abort;
+                        if abort && !matches!(reason, Some(StopReason::Interrupted | StopReason::Aborted)) {
+                            reason = Some(StopReason::Aborted);
+                            stop.graceful.cancel();
+                            hard_at = hard_at.min(Instant::now() + graceful_stop);
+                        }
                     }
                 }
                 None => break,

@@ -201,6 +201,12 @@ pub struct FlowSummary {
     pub steps_max: u64,
     /// USD per completed flow (mean), from `[pricing]`.
     pub cost_per_flow_usd: f64,
+    /// Flow latency of completed flows, µs (HdrHistogram V2 deflate, base64); empty when none completed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub latency_histogram: String,
+    /// Requests per completed flow.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub steps_histogram: String,
 }
 
 /// One second of the run (the last one may be shorter: see `duration_s`).

@@ -3,6 +3,9 @@
 //! it computes no statistics.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod gate;
+mod junit;
+mod markdown;
 mod progress;
 mod table;
 mod writer;
@@ -10,9 +13,10 @@ mod writer;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use gate::{describe_regression, render_comparison};
 pub use progress::ProgressDisplay;
 pub use table::{ListRow, render_list, render_summary};
-pub use writer::{prepare_dir, write_outputs};
+pub use writer::{prepare_dir, write_file, write_outputs};
 
 use crate::metrics::{ErrorSummary, FlowSummary, LatencySummary, RequestSummary, SeriesPoint};
 
@@ -43,12 +47,21 @@ pub struct RunReport {
     /// One point per second of the run.
     pub series: Vec<SeriesPoint>,
     pub generator: GeneratorInfo,
+    /// The machine that generated the load (baselines from another machine are compared with a warning).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<MachineInfo>,
     /// Open model only: schedule keeping.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open: Option<OpenSummary>,
     /// SLO verdicts, in the order the thresholds were given; any failure makes the exit code 1.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub thresholds: Vec<crate::slo::Verdict>,
+    /// The comparison with a baseline (`--baseline`); any regression makes the exit code 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<crate::baseline::Comparison>,
+    /// The scenario's `[regression]` rules, kept so that `compare` judges this result the way `run` would.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regression: Option<crate::baseline::RuleSet>,
     /// Breaking-point search or sweep: one row per level.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub levels: Option<LevelsReport>,
@@ -116,7 +129,30 @@ pub struct LoadInfo {
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     Completed,
+    /// Ctrl-C.
     Interrupted,
+    /// A threshold with `abort_on_fail` failed during the run.
+    Aborted,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MachineInfo {
+    /// `linux`, `macos`, ...
+    pub os: String,
+    pub arch: String,
+    /// Logical CPUs available to the process.
+    pub cpus: usize,
+}
+
+impl MachineInfo {
+    pub fn this() -> Self {
+        MachineInfo {
+            os: std::env::consts::OS.to_string(),
+            arch: std::env::consts::ARCH.to_string(),
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -136,6 +172,17 @@ pub struct StepReport {
 pub struct Histograms {
     pub latency: String,
     pub ttfb: String,
+    /// Streaming steps: LLM timings (absent when nothing was measured).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ttft: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ttfo: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub icl: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tpot: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ntpot: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -208,6 +255,8 @@ pub fn json_schema() -> String {
 pub enum ReportFormat {
     Json,
     Table,
+    Junit,
+    Markdown,
 }
 
 impl ReportFormat {
@@ -215,6 +264,8 @@ impl ReportFormat {
         match self {
             ReportFormat::Json => serde_json::to_string_pretty(r).unwrap_or_default() + "\n",
             ReportFormat::Table => render_summary(r),
+            ReportFormat::Junit => junit::render(r),
+            ReportFormat::Markdown => markdown::render(r),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::table::fmt_ms;
-use crate::engine::{Observer, Progress};
+use crate::engine::Progress;
 
 pub struct ProgressDisplay {
     bar: Option<ProgressBar>,
@@ -39,9 +39,14 @@ impl ProgressDisplay {
     }
 }
 
-fn line(p: &Progress) -> String {
+fn line(p: &Progress, gate: Option<(usize, usize)>) -> String {
+    let gate = match gate {
+        Some((0, n)) => format!(" · thresholds {n}/{n} ok"),
+        Some((failing, n)) => format!(" · thresholds {failing}/{n} FAILING"),
+        None => String::new(),
+    };
     format!(
-        "users {} · {:.1} req/s · p95 {} ms · {} requests · {} errors",
+        "users {} · {:.1} req/s · p95 {} ms · {} requests · {} errors{gate}",
         p.users,
         p.rps,
         p.p95_ms.map_or("-".to_string(), fmt_ms),
@@ -50,18 +55,19 @@ fn line(p: &Progress) -> String {
     )
 }
 
-impl Observer for ProgressDisplay {
-    fn tick(&mut self, p: &Progress) {
+impl ProgressDisplay {
+    /// One second of the run; `gate` is (failing, total) thresholds so far when the run has any.
+    pub fn update(&mut self, p: &Progress, gate: Option<(usize, usize)>) {
         match &self.bar {
             Some(bar) => {
                 bar.set_position(p.elapsed.as_secs());
-                bar.set_message(line(p));
+                bar.set_message(line(p, gate));
             }
             None => {
                 if self.last_plain.is_none_or(|t| t.elapsed() >= self.plain_every) {
                     self.last_plain = Some(Instant::now());
                     let total = p.planned.map_or(String::new(), |d| format!("/{}s", d.as_secs()));
-                    super::print_note(&format!("[{:>4}s{total}] {}", p.elapsed.as_secs(), line(p)));
+                    super::print_note(&format!("[{:>4}s{total}] {}", p.elapsed.as_secs(), line(p, gate)));
                 }
             }
         }

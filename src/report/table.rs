@@ -8,7 +8,7 @@ use comfy_table::{CellAlignment, ContentArrangement, Table};
 use super::{RunReport, RunStatus};
 use crate::metrics::RequestSummary;
 
-fn table(header: Vec<&str>) -> Table {
+pub(super) fn table(header: Vec<&str>) -> Table {
     let mut t = Table::new();
     t.load_style(UTF8_FULL_CONDENSED.with_rounded_corners())
         .set_content_arrangement(ContentArrangement::Disabled)
@@ -16,7 +16,7 @@ fn table(header: Vec<&str>) -> Table {
     t
 }
 
-fn right_align(t: &mut Table, from: usize) {
+pub(super) fn right_align(t: &mut Table, from: usize) {
     for c in t.column_iter_mut().skip(from) {
         c.set_cell_alignment(CellAlignment::Right);
     }
@@ -82,6 +82,7 @@ pub fn render_summary(r: &RunReport) -> String {
     let status = match r.status {
         RunStatus::Completed => "completed",
         RunStatus::Interrupted => "INTERRUPTED (partial results)",
+        RunStatus::Aborted => "ABORTED by a threshold (partial results)",
     };
     let _ = writeln!(out, "scenario {} · target {target}", r.scenario.name);
     let _ = writeln!(out, "{shape} · ran {:.1}s · {status}", r.duration_s);
@@ -151,7 +152,7 @@ pub fn render_summary(r: &RunReport) -> String {
 
     render_llm(r, &mut out);
     render_levels(r, &mut out);
-    render_thresholds(r, &mut out);
+    super::gate::render_gates(r, &mut out);
 
     if !r.errors.is_empty() {
         let mut e = table(vec!["# occurrences", "Kind", "Step", "First message"]);
@@ -346,32 +347,4 @@ fn render_levels(r: &RunReport, out: &mut String) {
             l.hold_s
         );
     }
-}
-
-/// The SLO verdicts: threshold, observed, pass or FAIL.
-fn render_thresholds(r: &RunReport, out: &mut String) {
-    if r.thresholds.is_empty() {
-        return;
-    }
-    let mut t = table(vec!["Threshold", "Observed", "Verdict"]);
-    for v in &r.thresholds {
-        let observed = match v.observed {
-            Some(o) if v.unit == "ms" => format!("{} ms", fmt_ms(o)),
-            Some(o) if v.unit.is_empty() => format!("{o:.4}").trim_end_matches('0').trim_end_matches('.').to_string(),
-            Some(o) => format!("{o:.4} {}", v.unit),
-            None => "no data".to_string(),
-        };
-        t.add_row(vec![v.threshold.clone(), observed, if v.pass { "pass".into() } else { "FAIL".into() }]);
-    }
-    let _ = writeln!(out, "{t}");
-    let failed = r.thresholds.iter().filter(|v| !v.pass).count();
-    let _ = writeln!(
-        out,
-        "{}",
-        if failed == 0 {
-            format!("SLO gate: all {} thresholds passed", r.thresholds.len())
-        } else {
-            format!("SLO gate: {failed} of {} thresholds FAILED (exit code 1)", r.thresholds.len())
-        }
-    );
 }

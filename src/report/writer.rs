@@ -13,13 +13,20 @@ pub fn prepare_dir(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Writes `result.json` (through a temporary file, so a reader never sees half a report) and returns its path.
+/// Writes `result.json` and returns its path.
 pub fn write_outputs(report: &RunReport, dir: &Path) -> Result<PathBuf, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
     let path = dir.join("result.json");
-    let tmp = dir.join(".result.json.tmp");
-    std::fs::write(&tmp, ReportFormat::Json.render(report))
-        .map_err(|e| format!("cannot write `{}`: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+    write_file(&path, &ReportFormat::Json.render(report))?;
     Ok(path)
+}
+
+/// Writes a file through a temporary one beside it, so a reader (or a CI step) never sees half of it; creates
+/// the parent directory.
+pub fn write_file(path: &Path, text: &str) -> Result<(), String> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+    let name = path.file_name().map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, text).map_err(|e| format!("cannot write `{}`: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("cannot write `{}`: {e}", path.display()))
 }

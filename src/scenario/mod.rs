@@ -3,6 +3,7 @@
 
 mod env;
 pub mod feeder;
+mod gates;
 mod load;
 mod template;
 mod validate;
@@ -15,6 +16,7 @@ use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
 pub use env::{EnvError, expand_env, secret_values};
+pub use gates::{Amount, Percent, RegressionEntry, RegressionTable, RuleSpec, ThresholdEntry};
 pub use load::{LoadedScenario, ScenarioError, list_dir, load, locate_scenario, parse};
 pub use template::{Ctx, TemplateSet, Text};
 pub use validate::condition_template;
@@ -42,9 +44,12 @@ pub struct Scenario {
     #[serde(default)]
     /// Settings of the embedded mock gateway when no `--target` is given.
     pub mock: crate::mock::MockSettings,
-    /// k6-style thresholds: `"metric{selector}" = ["p(95) < 2s", ...]`.
+    /// k6-style thresholds: `"metric{selector}" = ["p(95) < 2s", { threshold = "...", abort_on_fail = true }]`.
     #[serde(default)]
-    pub thresholds: BTreeMap<String, Vec<String>>,
+    pub thresholds: BTreeMap<String, Vec<ThresholdEntry>>,
+    /// How a run is compared with a baseline: per-metric tolerances and the noise test's confidence.
+    #[serde(default)]
+    pub regression: RegressionTable,
     /// Gateway model aliases in fallback order: `coding_agent = ["coding_tier_3", "coding_tier_2"]`. A response
     /// served by any model but the first tier of the requested alias counts as a fallback. Also configures the
     /// embedded mock's aliases.

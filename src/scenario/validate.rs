@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use super::load::ScenarioError;
-use super::{BUILTIN_VARS, Scenario, Step, TemplateSet, env};
+use super::{BUILTIN_VARS, Scenario, Step, TemplateSet, ThresholdEntry, env};
 
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 
@@ -206,6 +206,21 @@ pub(super) fn validate(s: &Scenario, path: &Path, src: &str) -> Result<(), Scena
     for (key, exprs) in &s.thresholds {
         check_thresholds(key, exprs, &all_steps, &class_names, path, src)?;
     }
+    for (key, entry) in &s.regression {
+        let at = key_offset(src, "[regression]", key);
+        let rule = crate::baseline::parse_entry(key, entry).map_err(|m| ScenarioError::at(path, src, at, m))?;
+        let crate::baseline::Entry::Rule(rule) = rule else { continue };
+        let Ok(sel) = rule.selector() else { continue };
+        let unknown = match (&sel.step, &sel.user) {
+            (Some(step), _) if !all_steps.contains(step) => Some(format!("step `{step}`")),
+            (_, Some(user)) if !class_names.contains(user.as_str()) => Some(format!("user `{user}`")),
+            _ => None,
+        };
+        if let Some(what) = unknown {
+            let msg = format!("[regression] `{key}` refers to {what}, which the scenario does not define");
+            return Err(ScenarioError::at(path, src, at, msg));
+        }
+    }
     Ok(())
 }
 
@@ -390,19 +405,22 @@ fn check_template(
 /// Each threshold must parse, and its selector must name steps and users the scenario has.
 fn check_thresholds(
     key: &str,
-    exprs: &[String],
+    exprs: &[ThresholdEntry],
     steps: &HashSet<String>,
     users: &HashSet<&str>,
     path: &Path,
     src: &str,
 ) -> Result<(), ScenarioError> {
-    let off = src.find(&format!("\"{key}\"")).or_else(|| src.find(key));
+    let off = key_offset(src, "[thresholds]", key);
     let err = |msg: String| ScenarioError::at(path, src, off, msg);
     if exprs.is_empty() {
         return Err(err(format!("threshold `{key}` has no expression; write e.g. [\"p(95) < 2s\"]")));
     }
     for e in exprs {
-        let t = crate::slo::parse(key, e).map_err(|e| err(e.to_string()))?;
+        if e.delay_abort_eval.is_some() && !e.abort_on_fail {
+            return Err(err(format!("threshold `{key}`: `delay_abort_eval` needs `abort_on_fail = true`")));
+        }
+        let t = crate::slo::parse(key, &e.expr).map_err(|e| err(e.to_string()))?;
         if let Some(step) = t.selector.step.as_ref().filter(|s| !steps.contains(*s)) {
             return Err(err(format!("threshold `{key}` refers to step `{step}`, which the scenario does not define")));
         }
@@ -411,6 +429,13 @@ fn check_thresholds(
         }
     }
     Ok(())
+}
+
+/// Where `key` is written inside `table` (quoted or bare), for error locations.
+fn key_offset(src: &str, table: &str, key: &str) -> Option<usize> {
+    let from = src.find(table).unwrap_or(0);
+    let rest = src.get(from..)?;
+    rest.find(&format!("\"{key}\"")).or_else(|| rest.find(key)).map(|o| o + from)
 }
 
 /// A `delay` step sends nothing: no route, body, checks, retries or path captures (its conditions and value

@@ -27,6 +27,9 @@ pub struct Verdict {
     pub observed: Option<f64>,
     pub unit: String,
     pub pass: bool,
+    /// This threshold had `abort_on_fail` and stopped the run early.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub aborted_run: bool,
 }
 
 pub fn evaluate(thresholds: &[Threshold], m: &Measurements<'_>) -> Vec<Verdict> {
@@ -39,6 +42,7 @@ pub fn evaluate(thresholds: &[Threshold], m: &Measurements<'_>) -> Vec<Verdict> 
                 observed,
                 unit: unit(t).to_string(),
                 pass: observed.is_some_and(|o| t.op.holds(o, t.value)),
+                aborted_run: false,
             }
         })
         .collect()

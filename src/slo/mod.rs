@@ -4,6 +4,7 @@
 mod eval;
 
 use std::fmt;
+use std::time::Duration;
 
 pub use eval::{Measurements, Verdict, evaluate};
 
@@ -39,6 +40,7 @@ pub enum Kind {
     Value,
 }
 
+/// The statistic a threshold or comparison applies, in k6's spelling (`p(95)`, `avg`, ...).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Agg {
     Percentile(f64),
@@ -49,6 +51,26 @@ pub enum Agg {
     Rate,
     Count,
     Value,
+}
+
+impl fmt::Display for Agg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Agg::Percentile(p) => write!(f, "p({p})"),
+            Agg::Avg => f.write_str("avg"),
+            Agg::Min => f.write_str("min"),
+            Agg::Max => f.write_str("max"),
+            Agg::Med => f.write_str("med"),
+            Agg::Rate => f.write_str("rate"),
+            Agg::Count => f.write_str("count"),
+            Agg::Value => f.write_str("value"),
+        }
+    }
+}
+
+/// What kind of value a metric name holds, or `None` for an unknown name.
+pub fn kind_of(metric: &str) -> Option<Kind> {
+    METRICS.iter().find(|(n, _)| *n == metric).map(|(_, k)| *k)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +116,9 @@ pub struct Threshold {
     pub value: f64,
     /// The source text, `metric{...}: expression`, for tables and JUnit.
     pub text: String,
+    /// Stop the run as soon as this threshold fails, once `delay_abort_eval` of it has passed.
+    pub abort_on_fail: bool,
+    pub delay_abort_eval: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,7 +134,7 @@ impl fmt::Display for ParseError {
 pub fn parse(key: &str, expr: &str) -> Result<Threshold, ParseError> {
     let err = |m: String| ParseError(format!("threshold `{key}`: `{expr}`: {m}"));
     let (metric, selector) = parse_key(key).map_err(|m| ParseError(format!("threshold `{key}`: {m}")))?;
-    let kind = METRICS.iter().find(|(n, _)| *n == metric).map(|(_, k)| *k).ok_or_else(|| {
+    let kind = kind_of(metric).ok_or_else(|| {
         let known: Vec<&str> = METRICS.iter().map(|(n, _)| *n).collect();
         ParseError(format!("threshold `{key}`: unknown metric `{metric}`; known: {}", known.join(", ")))
     })?;
@@ -142,10 +167,20 @@ pub fn parse(key: &str, expr: &str) -> Result<Threshold, ParseError> {
         )));
     }
     let value = parse_value(rhs.trim(), kind == Kind::Duration && agg != Agg::Count).map_err(err)?;
-    Ok(Threshold { metric: metric.to_string(), kind, selector, agg, op, value, text: format!("{key}: {e}") })
+    Ok(Threshold {
+        metric: metric.to_string(),
+        kind,
+        selector,
+        agg,
+        op,
+        value,
+        text: format!("{key}: {e}"),
+        abort_on_fail: false,
+        delay_abort_eval: Duration::ZERO,
+    })
 }
 
-fn parse_key(key: &str) -> Result<(&str, Selector), String> {
+pub(crate) fn parse_key(key: &str) -> Result<(&str, Selector), String> {
     let (metric, sel) = match key.split_once('{') {
         Some((m, rest)) => (m.trim(), rest.strip_suffix('}').ok_or("the selector must end with `}`")?),
         None => (key.trim(), ""),
@@ -165,7 +200,7 @@ fn parse_key(key: &str) -> Result<(&str, Selector), String> {
     Ok((metric, s))
 }
 
-fn parse_agg(s: &str) -> Option<Agg> {
+pub(crate) fn parse_agg(s: &str) -> Option<Agg> {
     Some(match s {
         "avg" => Agg::Avg,
         "min" => Agg::Min,
@@ -185,7 +220,7 @@ fn parse_agg(s: &str) -> Option<Agg> {
 }
 
 /// A number, or for durations a number with a unit (bare numbers are milliseconds, as in k6).
-fn parse_value(s: &str, duration: bool) -> Result<f64, String> {
+pub(crate) fn parse_value(s: &str, duration: bool) -> Result<f64, String> {
     let bad = || format!("`{s}` is not a number{}", if duration { " or a duration like 500ms, 2s" } else { "" });
     if let Ok(v) = s.parse::<f64>() {
         return if v.is_finite() { Ok(v) } else { Err(bad()) };

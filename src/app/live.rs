@@ -1,0 +1,57 @@
+//! The run's observer: feeds the progress display and evaluates thresholds once a second on everything recorded
+//! so far, stopping the run when one marked `abort_on_fail` fails (k6's `abortOnFail` / `delayAbortEval`).
+
+use std::time::Duration;
+
+use crate::engine::{Control, Observer, Plan, Progress};
+use crate::metrics::Recorder;
+use crate::report::ProgressDisplay;
+use crate::slo::{self, Measurements, Threshold};
+
+/// What thresholds select from, for any recorder of the plan's shape (the live totals or the final ones).
+pub fn measurements<'a>(plan: &'a Plan, rec: &'a Recorder, elapsed: Duration) -> Measurements<'a> {
+    Measurements {
+        steps: plan.steps.iter().zip(&rec.steps).map(|(i, s)| (i.user.as_str(), i.name.as_str(), s)).collect(),
+        flows: plan.classes.iter().zip(&rec.flows).map(|(c, f)| (c.name.as_str(), f)).collect(),
+        elapsed,
+        arrivals: rec.arrivals,
+        dropped: rec.dropped,
+    }
+}
+
+pub struct LiveGate<'a> {
+    pub display: Option<ProgressDisplay>,
+    pub plan: &'a Plan,
+    pub thresholds: &'a [Threshold],
+    /// The threshold that stopped the run, as written.
+    pub aborted_by: Option<String>,
+}
+
+impl Observer for LiveGate<'_> {
+    fn tick(&mut self, p: &Progress, totals: &Recorder) -> Control {
+        if self.thresholds.is_empty() || self.aborted_by.is_some() {
+            if let Some(d) = self.display.as_mut() {
+                d.update(p, None);
+            }
+            return Control::Continue;
+        }
+        let verdicts = slo::evaluate(self.thresholds, &measurements(self.plan, totals, p.elapsed));
+        // Nothing measured yet is not a failure mid-run: the first TTFT may simply not have arrived.
+        let failing = |v: &slo::Verdict| v.observed.is_some() && !v.pass;
+        if let Some(d) = self.display.as_mut() {
+            d.update(p, Some((verdicts.iter().filter(|v| failing(v)).count(), verdicts.len())));
+        }
+        let abort = self
+            .thresholds
+            .iter()
+            .zip(&verdicts)
+            .find(|(t, v)| t.abort_on_fail && p.elapsed >= t.delay_abort_eval && failing(v));
+        match abort {
+            Some((t, _)) => {
+                self.aborted_by = Some(t.text.clone());
+                Control::Abort
+            }
+            None => Control::Continue,
+        }
+    }
+}

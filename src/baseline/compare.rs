@@ -1,0 +1,346 @@
+//! Two results, compared metric by metric: the value on each side with its standard error, the difference, the
+//! worsening the rule tolerates, and a verdict that separates a real change from noise.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::rules::{RuleSet, Shape, Target, higher_is_worse, targets};
+use super::stats::{batch_se, mean_se, proportion_se, quantile_se, z_for};
+use crate::metrics::{Hist, SeriesPoint, decode_histogram, new_hist};
+use crate::report::RunReport;
+use crate::slo::{Agg, Kind, Selector, kind_of};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Comparison {
+    pub baseline: BaselineRef,
+    /// Confidence level of the noise test.
+    pub confidence: f64,
+    pub rows: Vec<Delta>,
+    /// Set-up differences between the two runs that make the numbers less comparable.
+    pub warnings: Vec<String>,
+}
+
+/// Which stored result the run was compared with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BaselineRef {
+    pub file: String,
+    pub started_at: String,
+    pub tool_version: String,
+    pub scenario_hash: String,
+    pub target: String,
+}
+
+/// One statistic of one metric on both sides.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Delta {
+    /// `metric{selector}`.
+    pub metric: String,
+    /// `p(95)`, `avg`, `rate`, `value`...
+    pub stat: String,
+    /// `ms`, `/s`, or empty (a fraction for rates of errors, a count otherwise).
+    pub unit: String,
+    pub baseline: Option<f64>,
+    pub current: Option<f64>,
+    /// current − baseline.
+    pub delta: Option<f64>,
+    /// (current − baseline) / baseline × 100.
+    pub delta_pct: Option<f64>,
+    /// Worsening tolerated: the larger of the relative share of the baseline and the absolute floor.
+    pub allowed: f64,
+    /// Half-width of the confidence interval of the difference: changes smaller than this are noise.
+    pub noise: Option<f64>,
+    pub higher_is_worse: bool,
+    pub verdict: Change,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    /// Within the tolerance.
+    Ok,
+    /// Worse beyond the tolerance and beyond noise: fails the gate.
+    Regression,
+    /// Better beyond the tolerance and beyond noise.
+    Improved,
+    /// Beyond the tolerance, but within what chance explains at the confidence level: not a failure.
+    Noise,
+    /// Measured in the baseline, not in this run.
+    Missing,
+    /// Measured in this run, not in the baseline.
+    New,
+}
+
+impl Comparison {
+    pub fn regressions(&self) -> impl Iterator<Item = &Delta> {
+        self.rows.iter().filter(|d| d.verdict == Change::Regression)
+    }
+
+    pub fn failed(&self) -> bool {
+        self.regressions().next().is_some()
+    }
+}
+
+/// A statistic with its standard error, in the metric's display unit.
+#[derive(Debug, Clone, Copy)]
+struct Est {
+    value: f64,
+    se: f64,
+}
+
+/// Compares `cur` with `base` under `set`; an error means a histogram in one of them is corrupt.
+pub fn compare(base: &RunReport, base_file: &str, cur: &RunReport, set: &RuleSet) -> Result<Comparison, String> {
+    let steps: Vec<(&str, &str)> = union(
+        base.steps.iter().map(|s| (s.user.as_str(), s.name.as_str())),
+        cur.steps.iter().map(|s| (s.user.as_str(), s.name.as_str())),
+    );
+    let multi: Vec<&str> = union(
+        base.flows.iter().chain(&cur.flows).filter(|f| f.steps_max > 1).map(|f| f.user.as_str()),
+        std::iter::empty(),
+    );
+    let shape = Shape { steps, multi_step_classes: multi };
+    let z = z_for(set.confidence);
+    let mut rows = Vec::new();
+    for t in targets(set, &shape) {
+        for agg in &t.aggs {
+            let b = estimate(base, &t, *agg).map_err(|e| format!("baseline `{base_file}`: {e}"))?;
+            let c = estimate(cur, &t, *agg).map_err(|e| format!("this run: {e}"))?;
+            if b.is_none() && c.is_none() {
+                continue;
+            }
+            rows.push(judge(&t, *agg, b, c, z));
+        }
+    }
+    Ok(Comparison {
+        baseline: BaselineRef {
+            file: base_file.to_string(),
+            started_at: base.started_at.clone(),
+            tool_version: base.tool.version.clone(),
+            scenario_hash: base.scenario.hash.clone(),
+            target: base.target.url.clone(),
+        },
+        confidence: set.confidence,
+        rows,
+        warnings: warnings(base, cur),
+    })
+}
+
+fn union<'a, T: PartialEq + Copy + 'a>(a: impl Iterator<Item = T>, b: impl Iterator<Item = T>) -> Vec<T> {
+    let mut out = Vec::new();
+    for x in a.chain(b) {
+        if !out.contains(&x) {
+            out.push(x);
+        }
+    }
+    out
+}
+
+fn judge(t: &Target, agg: Agg, b: Option<Est>, c: Option<Est>, z: f64) -> Delta {
+    let worse_up = higher_is_worse(&t.metric);
+    let allowed = |base: f64| (t.relative * base.abs()).max(t.absolute);
+    let (delta, noise, verdict, allowed) = match (b, c) {
+        (Some(b), Some(c)) => {
+            let d = c.value - b.value;
+            let worse = if worse_up { d } else { -d };
+            let noise = z * (b.se * b.se + c.se * c.se).sqrt();
+            let limit = allowed(b.value);
+            let v = if worse > limit {
+                if worse > noise { Change::Regression } else { Change::Noise }
+            } else if -worse > limit && -worse > noise {
+                Change::Improved
+            } else {
+                Change::Ok
+            };
+            (Some(d), Some(noise), v, limit)
+        }
+        (Some(b), None) => (None, None, Change::Missing, allowed(b.value)),
+        (None, _) => (None, None, Change::New, t.absolute),
+    };
+    let base = b.map(|e| e.value);
+    Delta {
+        metric: t.key.clone(),
+        stat: agg.to_string(),
+        unit: unit(&t.metric).to_string(),
+        baseline: base,
+        current: c.map(|e| e.value),
+        delta,
+        delta_pct: delta.zip(base).filter(|(_, b)| *b != 0.0).map(|(d, b)| d / b * 100.0),
+        allowed,
+        noise,
+        higher_is_worse: worse_up,
+        verdict,
+    }
+}
+
+fn unit(metric: &str) -> &'static str {
+    match kind_of(metric) {
+        Some(Kind::Duration) => "ms",
+        Some(Kind::Value) => "/s",
+        _ => "",
+    }
+}
+
+fn selects(sel: &Selector, user: &str, step: &str) -> bool {
+    sel.user.as_deref().is_none_or(|u| u == user) && sel.step.as_deref().is_none_or(|s| s == step)
+}
+
+fn merge<'a>(encoded: impl Iterator<Item = (String, &'a str)>) -> Result<Hist, String> {
+    let mut h = new_hist();
+    for (what, e) in encoded {
+        if e.is_empty() {
+            continue;
+        }
+        let x = decode_histogram(e).map_err(|err| format!("{what} histogram: {err}"))?;
+        if !x.is_empty() {
+            h.add(&x).map_err(|err| format!("{what} histogram: {err:?}"))?;
+        }
+    }
+    Ok(h)
+}
+
+/// The metric's histogram over the selected steps or user classes.
+fn histogram(r: &RunReport, metric: &str, sel: &Selector) -> Result<Hist, String> {
+    if metric == "flow_latency" || metric == "steps_per_flow" {
+        let flows = r.flows.iter().filter(|f| sel.user.as_deref().is_none_or(|u| u == f.user));
+        return merge(flows.map(|f| {
+            let e = if metric == "flow_latency" { &f.latency_histogram } else { &f.steps_histogram };
+            (format!("flow `{}` {metric}", f.user), e.as_str())
+        }));
+    }
+    let steps = r.steps.iter().filter(|s| selects(sel, &s.user, &s.name));
+    merge(steps.map(|s| {
+        let h = &s.histograms;
+        let e = match metric {
+            "latency" => &h.latency,
+            "ttfb" => &h.ttfb,
+            "ttft" => &h.ttft,
+            "ttfo" => &h.ttfo,
+            "icl" => &h.icl,
+            "tpot" => &h.tpot,
+            _ => &h.ntpot,
+        };
+        (format!("step `{}` {metric}", s.name), e.as_str())
+    }))
+}
+
+fn estimate(r: &RunReport, t: &Target, agg: Agg) -> Result<Option<Est>, String> {
+    let secs = r.duration_s.max(1e-9);
+    let sel = &t.selector;
+    let steps = || r.steps.iter().filter(|s| selects(sel, &s.user, &s.name));
+    Ok(match (t.metric.as_str(), kind_of(&t.metric)) {
+        ("errors" | "rate_limited", _) => {
+            let kind = if t.metric == "rate_limited" { Some("rate_limited") } else { sel.kind.as_deref() };
+            let (n, x) = steps().fold((0, 0), |(n, x), s| {
+                let hits = kind.map_or(s.stats.failures, |k| s.stats.errors.get(k).copied().unwrap_or(0));
+                (n + s.stats.requests, x + hits)
+            });
+            ratio(x, n)
+        }
+        ("dropped", _) => r.open.as_ref().and_then(|o| ratio(o.dropped, o.arrivals)),
+        ("rps", _) => {
+            let n: u64 = steps().map(|s| s.stats.requests).sum();
+            let steady = steady_seconds(r, |p| Some(p.rps));
+            match batch_se(&steady).filter(|_| *sel == Selector::default()) {
+                // The whole run's rate, from its steady seconds: a ramp-up or the drain at the end would
+                // otherwise make a run's length part of its throughput.
+                Some(se) => Some(Est { value: steady.iter().sum::<f64>() / steady.len() as f64, se }),
+                None => (n > 0).then(|| Est { value: n as f64 / secs, se: (n as f64).sqrt() / secs }),
+            }
+        }
+        ("output_tokens_per_s", _) => {
+            let (tokens, responses) = steps()
+                .filter_map(|s| s.stats.llm.as_ref())
+                .fold((0u64, 0u64), |(t, n), l| (t + l.output_tokens, n + l.responses));
+            (responses > 0).then(|| {
+                let value = tokens as f64 / secs;
+                Est { value, se: value / (responses as f64).sqrt() }
+            })
+        }
+        (metric, kind) => {
+            let h = histogram(r, metric, sel)?;
+            if h.is_empty() {
+                return Ok(None);
+            }
+            let scale = if kind == Some(Kind::Duration) { 1000.0 } else { 1.0 };
+            let q = match agg {
+                Agg::Percentile(p) => Some(p / 100.0),
+                Agg::Med => Some(0.5),
+                _ => None,
+            };
+            let (value, se) = match (agg, q) {
+                (_, Some(q)) => {
+                    let mut se = quantile_se(&h, q) / scale;
+                    if metric == "latency" && *sel == Selector::default() {
+                        se = se.max(series_se(r, q).unwrap_or(0.0));
+                    }
+                    (h.value_at_quantile(q) as f64 / scale, se)
+                }
+                (Agg::Avg, _) => (h.mean() / scale, mean_se(&h) / scale),
+                (Agg::Min, _) => (h.min() as f64 / scale, 0.0),
+                _ => (h.max() as f64 / scale, 0.0),
+            };
+            Some(Est { value, se })
+        }
+    })
+}
+
+fn ratio(hits: u64, total: u64) -> Option<Est> {
+    (total > 0).then(|| Est { value: hits as f64 / total as f64, se: proportion_se(hits, total) })
+}
+
+/// Per-second values of the steady part of the run: whole seconds after the first (the ramp-up), before the
+/// last (the drain, or a short remainder).
+fn steady_seconds(r: &RunReport, f: impl Fn(&SeriesPoint) -> Option<f64>) -> Vec<f64> {
+    let n = r.series.len();
+    let inner = if n >= 5 { &r.series[1..n - 1] } else { &r.series[..] };
+    inner.iter().filter(|p| (p.duration_s - 1.0).abs() < 1e-3).filter_map(f).collect()
+}
+
+/// Batch-means standard error of the run's total latency percentile, from the per-second percentiles.
+fn series_se(r: &RunReport, q: f64) -> Option<f64> {
+    let key = (q * 1000.0).round() as u32;
+    batch_se(&steady_seconds(r, |p| match key {
+        500 => p.p50_ms,
+        950 => p.p95_ms,
+        990 => p.p99_ms,
+        _ => None,
+    }))
+}
+
+fn warnings(base: &RunReport, cur: &RunReport) -> Vec<String> {
+    let mut w = Vec::new();
+    if base.scenario.name != cur.scenario.name {
+        w.push(format!("the baseline is of scenario `{}`, this run of `{}`", base.scenario.name, cur.scenario.name));
+    } else if base.scenario.hash != cur.scenario.hash {
+        w.push(format!("the scenario file changed since the baseline was recorded ({})", base.started_at));
+    }
+    let same_target = (base.target.embedded_mock && cur.target.embedded_mock) || base.target.url == cur.target.url;
+    if !same_target {
+        let show =
+            |r: &RunReport| if r.target.embedded_mock { "the embedded mock".to_string() } else { r.target.url.clone() };
+        w.push(format!("the baseline ran against {}, this run against {}", show(base), show(cur)));
+    }
+    let (bl, cl) = (&base.load, &cur.load);
+    if (bl.model.as_str(), bl.users, bl.rate) != (cl.model.as_str(), cl.users, cl.rate) {
+        let shape = |l: &crate::report::LoadInfo| match (l.users, l.rate) {
+            (_, Some(r)) => format!("{} model at {r}/s", l.model),
+            (Some(u), _) => format!("{} model with {u} users", l.model),
+            _ => l.model.clone(),
+        };
+        w.push(format!("the baseline ran the {}, this run the {}", shape(bl), shape(cl)));
+    }
+    if let (Some(bm), Some(cm)) = (&base.machine, &cur.machine) {
+        if bm.cpus != cm.cpus || bm.arch != cm.arch {
+            w.push(format!(
+                "the baseline was recorded on {} CPUs ({}), this run on {} CPUs ({})",
+                bm.cpus, bm.arch, cm.cpus, cm.arch
+            ));
+        }
+    }
+    if base.status != crate::report::RunStatus::Completed {
+        w.push("the baseline run did not complete: it was interrupted or aborted".into());
+    }
+    w
+}

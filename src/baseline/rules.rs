@@ -1,0 +1,300 @@
+//! Regression rules: which metrics are compared with a baseline, on which statistics, and how much worsening
+//! is tolerated (a relative share AND an absolute floor, both of which must be exceeded). Built-in rules cover
+//! what every run has; the scenario's `[regression]` table overrides or extends them.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::scenario::{Amount, RegressionEntry, RegressionTable};
+use crate::slo::{self, Agg, Kind, Selector};
+
+/// Confidence of the noise test unless the scenario says otherwise.
+pub const DEFAULT_CONFIDENCE: f64 = 0.99;
+
+/// How one metric (with an optional selector) is compared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// `metric{selector}`, as in thresholds.
+    pub key: String,
+    /// Statistics compared, in threshold grammar: `p(95)`, `med`, `avg`, `rate`, `value`.
+    pub stats: Vec<String>,
+    /// Worsening tolerated relative to the baseline (0.1 = 10 %).
+    pub relative: f64,
+    /// Worsening tolerated in the metric's unit (ms for latencies, a fraction for error rates, /s for rates).
+    pub absolute: f64,
+}
+
+/// The rules of one comparison, as the scenario set them (stored in `result.json` so `compare` can reuse them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSet {
+    /// Confidence level of the noise test (0.99: a difference is real when chance explains it less than 1 %
+    /// of the time).
+    pub confidence: f64,
+    /// Whether the built-in rules apply to metrics the scenario does not mention.
+    pub defaults: bool,
+    /// The scenario's own rules.
+    pub rules: Vec<Rule>,
+    /// Metrics switched off (`ttft = false`).
+    pub off: Vec<String>,
+}
+
+impl Default for RuleSet {
+    fn default() -> Self {
+        RuleSet { confidence: DEFAULT_CONFIDENCE, defaults: true, rules: Vec::new(), off: Vec::new() }
+    }
+}
+
+/// One parsed `[regression]` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Entry {
+    Confidence(f64),
+    Defaults(bool),
+    Rule(Rule),
+    Off(String),
+}
+
+/// Higher values are worse for every comparable metric except throughput.
+pub fn higher_is_worse(metric: &str) -> bool {
+    !matches!(metric, "rps" | "output_tokens_per_s")
+}
+
+/// The tolerance a metric gets when a rule does not set one: (relative, absolute).
+pub fn default_tolerance(metric: &str) -> (f64, f64) {
+    match metric {
+        "flow_latency" => (0.10, 5.0),
+        "icl" | "tpot" | "ntpot" | "steps_per_flow" => (0.10, 0.5),
+        "errors" | "rate_limited" | "dropped" => (0.50, 0.01),
+        "rps" | "output_tokens_per_s" => (0.10, 1.0),
+        _ => (0.10, 2.0),
+    }
+}
+
+/// The statistics a metric is compared on when a rule does not list them.
+pub fn default_stats(metric: &str) -> Vec<String> {
+    let s: &[&str] = match slo::kind_of(metric) {
+        Some(Kind::Ratio) => &["rate"],
+        Some(Kind::Value) => &["value"],
+        _ if metric == "tpot" || metric == "icl" || metric == "ntpot" => &["p(50)"],
+        _ => &["p(50)", "p(95)"],
+    };
+    s.iter().map(|x| x.to_string()).collect()
+}
+
+impl Rule {
+    pub fn metric(&self) -> &str {
+        self.key.split('{').next().unwrap_or(&self.key).trim()
+    }
+
+    pub fn selector(&self) -> Result<Selector, String> {
+        slo::parse_key(&self.key).map(|(_, s)| s)
+    }
+
+    pub fn aggs(&self) -> Vec<Agg> {
+        self.stats.iter().filter_map(|s| slo::parse_agg(s)).collect()
+    }
+}
+
+/// Parses one `[regression]` entry; the message names the key and the fix.
+pub fn parse_entry(key: &str, entry: &RegressionEntry) -> Result<Entry, String> {
+    match (key, entry) {
+        ("confidence", RegressionEntry::Number(c)) if *c > 0.5 && *c < 1.0 => Ok(Entry::Confidence(*c)),
+        ("confidence", _) => Err("[regression] `confidence` must be a number between 0.5 and 1, e.g. 0.99".into()),
+        ("defaults", RegressionEntry::Flag(b)) => Ok(Entry::Defaults(*b)),
+        ("defaults", _) => Err("[regression] `defaults` must be true or false".into()),
+        (_, RegressionEntry::Flag(false)) => {
+            check_metric(key)?;
+            Ok(Entry::Off(key.to_string()))
+        }
+        (_, RegressionEntry::Flag(true)) => {
+            let (metric, _) = check_metric(key)?;
+            let (relative, absolute) = default_tolerance(metric);
+            Ok(Entry::Rule(Rule { key: key.trim().to_string(), stats: default_stats(metric), relative, absolute }))
+        }
+        (_, RegressionEntry::Number(_)) => Err(format!(
+            "[regression] `{key}` must be a rule such as {{ relative = \"10%\", absolute = \"5ms\" }}, or false"
+        )),
+        (_, RegressionEntry::Rule(spec)) => {
+            let (metric, kind) = check_metric(key)?;
+            let stats = match &spec.stats {
+                Some(s) if s.is_empty() => return Err(format!("[regression] `{key}`: `stats` is empty")),
+                Some(s) => s.iter().map(|x| x.trim().to_string()).collect(),
+                None => default_stats(metric),
+            };
+            for s in &stats {
+                check_stat(key, kind, s)?;
+            }
+            let (rel, abs) = default_tolerance(metric);
+            let absolute = match &spec.absolute {
+                None => abs,
+                Some(Amount::Number(n)) if n.is_finite() && *n >= 0.0 => *n,
+                Some(Amount::Text(t)) if kind == Kind::Duration => slo::parse_value(t.trim(), true)
+                    .ok()
+                    .filter(|v| *v >= 0.0)
+                    .ok_or_else(|| format!("[regression] `{key}`: absolute `{t}` is not a duration like \"5ms\""))?,
+                Some(a) => return Err(format!("[regression] `{key}`: absolute {a:?} is not a number of 0 or more")),
+            };
+            Ok(Entry::Rule(Rule {
+                key: key.trim().to_string(),
+                stats,
+                relative: spec.relative.map_or(rel, |p| p.0 / 100.0),
+                absolute,
+            }))
+        }
+    }
+}
+
+fn check_metric(key: &str) -> Result<(&str, Kind), String> {
+    let (metric, sel) = slo::parse_key(key).map_err(|e| format!("[regression] `{key}`: {e}"))?;
+    let kind = slo::kind_of(metric).ok_or_else(|| {
+        format!("[regression] `{key}`: unknown metric `{metric}`; compare one of: {}", COMPARABLE.join(", "))
+    })?;
+    if !COMPARABLE.contains(&metric) {
+        return Err(format!(
+            "[regression] `{key}`: `{metric}` depends on the run's length and cannot be compared; compare one of: {}",
+            COMPARABLE.join(", ")
+        ));
+    }
+    if sel.model.is_some() {
+        return Err(format!("[regression] `{key}`: the `model` selector is not stored in baselines; use step or user"));
+    }
+    if sel.kind.is_some() && !matches!(metric, "errors") {
+        return Err(format!("[regression] `{key}`: the `kind` selector applies to `errors` only"));
+    }
+    Ok((metric, kind))
+}
+
+fn check_stat(key: &str, kind: Kind, stat: &str) -> Result<(), String> {
+    let ok = matches!(
+        (kind, slo::parse_agg(stat)),
+        (Kind::Duration | Kind::Count, Some(Agg::Percentile(_) | Agg::Med | Agg::Avg | Agg::Min | Agg::Max))
+            | (Kind::Ratio, Some(Agg::Rate))
+            | (Kind::Value, Some(Agg::Value | Agg::Avg))
+    );
+    if ok {
+        return Ok(());
+    }
+    let fix = match kind {
+        Kind::Duration | Kind::Count => "use p(N), med, avg, min or max",
+        Kind::Ratio => "use rate",
+        Kind::Value => "use value",
+    };
+    Err(format!("[regression] `{key}`: cannot compare `{stat}`; {fix}"))
+}
+
+/// Metrics with a meaning independent of the run's length.
+pub const COMPARABLE: &[&str] = &[
+    "latency",
+    "ttfb",
+    "ttft",
+    "ttfo",
+    "icl",
+    "tpot",
+    "ntpot",
+    "flow_latency",
+    "steps_per_flow",
+    "errors",
+    "rate_limited",
+    "dropped",
+    "rps",
+    "output_tokens_per_s",
+];
+
+/// The scenario's `[regression]` table as a rule set.
+pub fn rule_set(table: &RegressionTable) -> Result<RuleSet, String> {
+    let mut set = RuleSet::default();
+    for (key, entry) in table {
+        match parse_entry(key, entry)? {
+            Entry::Confidence(c) => set.confidence = c,
+            Entry::Defaults(d) => set.defaults = d,
+            Entry::Rule(r) => set.rules.push(r),
+            Entry::Off(k) => set.off.push(k),
+        }
+    }
+    Ok(set)
+}
+
+/// One metric to compare: a rule bound to a concrete selector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub key: String,
+    pub metric: String,
+    pub selector: Selector,
+    pub aggs: Vec<Agg>,
+    pub relative: f64,
+    pub absolute: f64,
+}
+
+/// What the runs have that the built-in rules look at.
+pub struct Shape<'a> {
+    /// (user class, step) of each request step.
+    pub steps: Vec<(&'a str, &'a str)>,
+    /// User classes whose flows have more than one step.
+    pub multi_step_classes: Vec<&'a str>,
+}
+
+/// The comparisons to make: built-in rules (unless switched off or overridden), then the scenario's rules.
+pub fn targets(set: &RuleSet, shape: &Shape<'_>) -> Vec<Target> {
+    let mut out: Vec<Target> = Vec::new();
+    if set.defaults {
+        for (key, stats, tol) in builtin(shape) {
+            let metric = key.split('{').next().unwrap_or(&key).to_string();
+            if set.off.iter().any(|o| o == &metric || o == &key) {
+                continue;
+            }
+            let Ok((_, selector)) = slo::parse_key(&key) else { continue };
+            let (relative, absolute) = tol.unwrap_or_else(|| default_tolerance(&metric));
+            // A rule on the bare metric sets how every built-in row of that metric is compared.
+            let over = set.rules.iter().find(|r| r.key == metric && selector != Selector::default());
+            let (aggs, relative, absolute) = match over {
+                Some(r) => (r.aggs(), r.relative, r.absolute),
+                None => (stats.iter().filter_map(|s| slo::parse_agg(s)).collect(), relative, absolute),
+            };
+            out.push(Target { key, metric, selector, aggs, relative, absolute });
+        }
+    }
+    for r in &set.rules {
+        let Ok(selector) = r.selector() else { continue };
+        let metric = r.metric().to_string();
+        let t = Target {
+            key: r.key.clone(),
+            metric: metric.clone(),
+            selector,
+            aggs: r.aggs(),
+            relative: r.relative,
+            absolute: r.absolute,
+        };
+        // A rule replaces every built-in row with the same metric and selector (the built-in p(99) row too).
+        out.retain(|o| !(o.metric == t.metric && o.selector == t.selector));
+        out.push(t);
+    }
+    out
+}
+
+type Builtin = (String, Vec<&'static str>, Option<(f64, f64)>);
+
+fn builtin(shape: &Shape<'_>) -> Vec<Builtin> {
+    let mut b: Vec<Builtin> = vec![
+        ("latency".into(), vec!["p(50)", "p(95)"], None),
+        // The tail is noisier run to run: more slack before it counts.
+        ("latency".into(), vec!["p(99)"], Some((0.20, 5.0))),
+    ];
+    if shape.steps.len() > 1 {
+        for (user, step) in &shape.steps {
+            let shared = shape.steps.iter().filter(|(_, s)| s == step).count() > 1;
+            let key =
+                if shared { format!("latency{{user:{user},step:{step}}}") } else { format!("latency{{step:{step}}}") };
+            b.push((key, vec!["p(50)", "p(95)"], None));
+        }
+    }
+    b.push(("ttft".into(), vec!["p(50)", "p(95)"], None));
+    b.push(("tpot".into(), vec!["p(50)"], None));
+    for user in &shape.multi_step_classes {
+        b.push((format!("flow_latency{{user:{user}}}"), vec!["p(50)", "p(95)"], None));
+    }
+    b.push(("errors".into(), vec!["rate"], None));
+    b.push(("rps".into(), vec!["value"], None));
+    b.push(("dropped".into(), vec!["rate"], None));
+    b
+}

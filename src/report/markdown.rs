@@ -1,0 +1,96 @@
+//! A Markdown summary sized for `$GITHUB_STEP_SUMMARY` or a pull-request comment: the verdict first, then the
+//! headline numbers, the threshold verdicts and the baseline comparison.
+
+use std::fmt::Write;
+
+use super::gate::{fmt_allowed, fmt_delta, fmt_observed, fmt_value, verdict_word};
+use super::{RunReport, RunStatus};
+use crate::baseline::Change;
+
+/// Table cells must not break the table.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+pub fn render(r: &RunReport) -> String {
+    let mut out = String::new();
+    let failed_thresholds = r.thresholds.iter().filter(|v| !v.pass).count();
+    let regressions = r.comparison.as_ref().map_or(0, |c| c.regressions().count());
+    let verdict = match (r.status, failed_thresholds + regressions) {
+        (RunStatus::Interrupted, _) => "⚠️ interrupted".to_string(),
+        (_, 0) => "✅ passed".to_string(),
+        (_, _) => format!("❌ failed: {failed_thresholds} threshold(s), {regressions} regression(s)"),
+    };
+    let _ = writeln!(out, "### Load test `{}`: {verdict}\n", cell(&r.scenario.name));
+    let target = if r.target.embedded_mock { "embedded mock gateway".to_string() } else { cell(&r.target.url) };
+    let _ = writeln!(
+        out,
+        "{} model · {target} · {:.1}s · {} requests · {:.1} req/s · {:.2}% failed\n",
+        r.load.model,
+        r.duration_s,
+        r.totals.requests,
+        r.totals.rps,
+        r.totals.failure_rate * 100.0
+    );
+    let _ = writeln!(out, "| Step | Requests | Failures | p50 | p95 | p99 |");
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
+    let many = r.steps.iter().any(|s| s.user != r.steps[0].user);
+    let rows = r.steps.iter().map(|s| {
+        let name = if many { format!("{} › {}", s.user, s.name) } else { s.name.clone() };
+        (name, &s.stats)
+    });
+    for (name, s) in rows.chain(std::iter::once(("**all**".to_string(), &r.totals))) {
+        let q = |f: fn(&crate::metrics::LatencySummary) -> f64| {
+            s.latency.as_ref().map_or("-".to_string(), |l| fmt_value(f(l), "ms"))
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            cell(&name),
+            s.requests,
+            s.failures,
+            q(|l| l.p50_ms),
+            q(|l| l.p95_ms),
+            q(|l| l.p99_ms)
+        );
+    }
+    if !r.thresholds.is_empty() {
+        let _ = writeln!(out, "\n#### Thresholds\n\n| Threshold | Observed | Verdict |\n|---|---:|---|");
+        for v in &r.thresholds {
+            let verdict = if v.pass { "✅ pass" } else { "❌ FAIL" };
+            let _ = writeln!(out, "| `{}` | {} | {verdict} |", cell(&v.threshold), fmt_observed(v));
+        }
+    }
+    if let Some(c) = &r.comparison {
+        let _ = writeln!(
+            out,
+            "\n#### Against baseline `{}` ({})\n\n| Metric | Stat | Baseline | Current | Delta | Tolerated · noise | Verdict |\n|---|---|---:|---:|---:|---:|---|",
+            cell(&c.baseline.file),
+            cell(&c.baseline.started_at)
+        );
+        for d in &c.rows {
+            let u = if d.stat == "rate" { "%" } else { d.unit.as_str() };
+            let side = |v: Option<f64>| v.map_or("-".to_string(), |v| fmt_value(v, u));
+            let mark = match d.verdict {
+                Change::Regression => "❌ ",
+                Change::Improved => "🟢 ",
+                _ => "",
+            };
+            let _ = writeln!(
+                out,
+                "| `{}` | {} | {} | {} | {} | {} | {mark}{} |",
+                cell(&d.metric),
+                d.stat,
+                side(d.baseline),
+                side(d.current),
+                fmt_delta(d),
+                fmt_allowed(d),
+                verdict_word(d.verdict)
+            );
+        }
+        for w in &c.warnings {
+            let _ = writeln!(out, "\n> ⚠️ {}", cell(w));
+        }
+    }
+    out
+}
