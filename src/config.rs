@@ -350,7 +350,8 @@ impl RunConfig {
             }
         };
         let outputs = GateOutputs {
-            baseline,
+            // A report directory stands for the result.json in it.
+            baseline: baseline.map(|p| if p.is_dir() { p.join("result.json") } else { p }),
             save_baseline: save_baseline.map(|p| p.unwrap_or_else(|| crate::baseline::default_path(&loaded.name))),
             junit: output_file("--junit", junit)?,
             summary_md: output_file("--summary-md", summary_md)?,

@@ -4,6 +4,7 @@
 mod agent;
 mod common;
 mod errors;
+mod gates;
 mod lifecycle;
 mod load_models;
 mod run_mock;

@@ -32,7 +32,7 @@ pub fn read_result(path: &Path, role: &str) -> Result<RunReport, String> {
     let fix = "record a new one with `run-load-test run <scenario> --save-baseline`";
     let text = std::fs::read_to_string(path).map_err(|e| format!("{shown}: cannot read it ({e}); {fix}"))?;
     let value: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| format!("{shown}:{}:{}: not valid JSON ({e}); {fix}", e.line(), e.column()))?;
+        .map_err(|e| format!("{shown}:{}:{}: not valid JSON ({e}); {fix}", e.line(), e.column().max(1)))?;
     let version = value
         .get("schema_version")
         .and_then(serde_json::Value::as_u64)

@@ -14,16 +14,18 @@ pub fn z_for(confidence: f64) -> f64 {
 
 /// Standard error of the q-quantile of a histogram, from the distribution-free order-statistic interval: the
 /// sample quantile's rank is Binomial(n, q), so one standard error spans the values at ranks n·q ± √(n·q·(1−q)).
-/// In the histogram's units.
+/// The wider side is taken: near the top of a small sample one side is cut off at the maximum, and a gate had
+/// better overstate the noise than cry regression. In the histogram's units.
 pub fn quantile_se(h: &Hist, q: f64) -> f64 {
     let n = h.len() as f64;
     if n < 1.0 {
         return 0.0;
     }
     let s = (q * (1.0 - q) / n).sqrt().max(0.5 / n);
+    let v = h.value_at_quantile(q) as f64;
     let lo = h.value_at_quantile((q - s).max(0.0)) as f64;
     let hi = h.value_at_quantile((q + s).min(1.0)) as f64;
-    (hi - lo) / 2.0
+    (hi - v).max(v - lo)
 }
 
 /// Standard error of the mean.

@@ -1,1 +1,328 @@
+use std::time::Duration;
 
+use proptest::prelude::*;
+
+use super::*;
+use crate::metrics::{
+    ErrorKind, SeriesPoint, StepStats, decode_histogram, encode_histogram, latency_summary, request_summary,
+};
+use crate::report::{
+    GeneratorInfo, Histograms, LoadInfo, MachineInfo, RunReport, RunStatus, ScenarioInfo, StepReport, TargetInfo,
+    ToolInfo,
+};
+use crate::scenario::RegressionTable;
+
+/// A one-step run of `n` requests whose latencies spread evenly over `base_ms` ± 10 %, `errors` failed, 10 s.
+fn run(base_ms: f64, n: u64, errors: u64) -> RunReport {
+    spread_run(base_ms, 0.1, n, errors)
+}
+
+/// As [`run`], latencies spread over `base_ms` × (1 ± `spread`).
+fn spread_run(base_ms: f64, spread: f64, n: u64, errors: u64) -> RunReport {
+    let mut s = StepStats::default();
+    for i in 0..n {
+        let ms = base_ms * (1.0 - spread + 2.0 * spread * ((i * 7919) % n) as f64 / n as f64);
+        s.record_ok(Duration::from_secs_f64(ms / 1000.0), Duration::from_millis(1), 100);
+    }
+    for _ in 0..errors {
+        s.record_err(ErrorKind::Status(500), 0, || "500".into());
+    }
+    let secs = 10.0;
+    let per_s = (n + errors) as f64 / secs;
+    let series = (0..10)
+        .map(|t| SeriesPoint {
+            t_s: t as f64,
+            duration_s: 1.0,
+            requests: (per_s as u64),
+            failures: 0,
+            // A little second-to-second wobble, as a real run has.
+            rps: per_s * (1.0 + 0.01 * ((t % 3) as f64 - 1.0)),
+            p50_ms: Some(base_ms),
+            p95_ms: Some(base_ms * 1.09),
+            p99_ms: Some(base_ms * 1.1),
+            users: 10,
+            in_flight: 1,
+        })
+        .collect();
+    let summary = request_summary(&s, Duration::from_secs(10));
+    let hist = Histograms {
+        latency: encode_histogram(&s.latency),
+        ttfb: encode_histogram(&s.ttfb),
+        ttft: String::new(),
+        ttfo: String::new(),
+        icl: String::new(),
+        tpot: String::new(),
+        ntpot: String::new(),
+    };
+    RunReport {
+        schema_version: crate::report::SCHEMA_VERSION,
+        tool: ToolInfo { name: "run-load-test".into(), version: "0.1.0".into() },
+        scenario: ScenarioInfo {
+            name: "s".into(),
+            description: String::new(),
+            file: "s.toml".into(),
+            hash: "sha256:1".into(),
+            tags: vec![],
+        },
+        target: TargetInfo { url: "http://127.0.0.1:1".into(), embedded_mock: true },
+        load: LoadInfo {
+            model: "closed".into(),
+            users: Some(10),
+            spawn_rate: None,
+            rate: None,
+            arrival: None,
+            max_in_flight: None,
+            stages: vec![],
+            duration_s: Some(secs),
+            iterations: None,
+            seed: 1,
+            timeout_s: 10.0,
+            graceful_stop_s: 1.0,
+            tags: vec![],
+            exclude_tags: vec![],
+        },
+        started_at: "2026-11-30T00:00:00Z".into(),
+        ended_at: "2026-11-30T00:00:10Z".into(),
+        duration_s: secs,
+        status: RunStatus::Completed,
+        stop_reason: "duration_elapsed".into(),
+        totals: summary.clone(),
+        steps: vec![StepReport {
+            user: "U".into(),
+            name: "chat".into(),
+            method: "POST".into(),
+            path: "/v1/chat/completions".into(),
+            stats: summary,
+            histograms: hist.clone(),
+        }],
+        flows: vec![],
+        errors: vec![],
+        series,
+        generator: GeneratorInfo {
+            workers: 1,
+            cpu_s: 0.1,
+            requests_per_cpu_s: 1.0,
+            cpu_utilization: 0.01,
+            interrupted_requests: 0,
+            bottleneck: None,
+        },
+        machine: Some(MachineInfo::this()),
+        open: None,
+        thresholds: vec![],
+        comparison: None,
+        regression: None,
+        levels: None,
+        histograms: hist,
+        mock_stats: None,
+    }
+}
+
+fn verdict(c: &Comparison, metric: &str, stat: &str) -> Change {
+    c.rows
+        .iter()
+        .find(|d| d.metric == metric && d.stat == stat)
+        .unwrap_or_else(|| panic!("no row {metric} {stat} in {:#?}", c.rows))
+        .verdict
+}
+
+fn rules(toml_text: &str) -> RuleSet {
+    #[derive(serde::Deserialize)]
+    struct Doc {
+        regression: RegressionTable,
+    }
+    let d: Doc = toml::from_str(toml_text).unwrap();
+    rule_set(&d.regression).unwrap()
+}
+
+#[test]
+fn the_same_run_passes_with_zero_deltas() {
+    let r = run(100.0, 2000, 0);
+    let c = compare(&r, "b.json", &r, &RuleSet::default()).unwrap();
+    assert!(!c.failed());
+    assert!(c.rows.iter().all(|d| d.verdict == Change::Ok && d.delta == Some(0.0)), "{:#?}", c.rows);
+    let stats: Vec<(&str, &str)> = c.rows.iter().map(|d| (d.metric.as_str(), d.stat.as_str())).collect();
+    assert_eq!(
+        stats,
+        [("latency", "p(50)"), ("latency", "p(95)"), ("latency", "p(99)"), ("errors", "rate"), ("rps", "value")],
+        "no LLM rows for a run without LLM traffic"
+    );
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+#[test]
+fn a_slowdown_beyond_tolerance_and_noise_is_a_regression() {
+    let (b, c) = (run(100.0, 2000, 0), run(115.0, 2000, 0));
+    let cmp = compare(&b, "b.json", &c, &RuleSet::default()).unwrap();
+    assert_eq!(verdict(&cmp, "latency", "p(50)"), Change::Regression);
+    assert_eq!(verdict(&cmp, "latency", "p(95)"), Change::Regression);
+    // p(99) tolerates 20 %.
+    assert_eq!(verdict(&cmp, "latency", "p(99)"), Change::Ok);
+    assert!(cmp.failed());
+    let back = compare(&c, "b.json", &b, &RuleSet::default()).unwrap();
+    assert_eq!(verdict(&back, "latency", "p(50)"), Change::Improved);
+    assert!(!back.failed(), "an improvement never fails the gate");
+}
+
+#[test]
+fn within_tolerance_is_ok_and_the_absolute_floor_protects_fast_endpoints() {
+    let cmp = compare(&run(100.0, 2000, 0), "b", &run(105.0, 2000, 0), &RuleSet::default()).unwrap();
+    assert_eq!(verdict(&cmp, "latency", "p(50)"), Change::Ok, "+5 % is inside 10 %");
+    // 1 ms → 1.3 ms is +30 %, but 0.3 ms is under the 2 ms floor.
+    let cmp = compare(&run(1.0, 2000, 0), "b", &run(1.3, 2000, 0), &RuleSet::default()).unwrap();
+    assert_eq!(verdict(&cmp, "latency", "p(50)"), Change::Ok);
+}
+
+#[test]
+fn a_large_change_on_few_samples_is_noise() {
+    // Twenty requests spread from 10 ms to 190 ms: a median 15 % higher is well within what chance gives.
+    let cmp = compare(&spread_run(100.0, 0.9, 20, 0), "b", &spread_run(115.0, 0.9, 20, 0), &RuleSet::default());
+    let cmp = cmp.unwrap();
+    assert_eq!(verdict(&cmp, "latency", "p(50)"), Change::Noise);
+    assert!(!cmp.failed(), "{:#?}", cmp.rows);
+    // The same shift on 20,000 requests is evidence.
+    let cmp = compare(&spread_run(100.0, 0.9, 20_000, 0), "b", &spread_run(115.0, 0.9, 20_000, 0), &RuleSet::default());
+    assert_eq!(verdict(&cmp.unwrap(), "latency", "p(50)"), Change::Regression);
+}
+
+#[test]
+fn error_rates_compare_as_proportions() {
+    let cmp = compare(&run(100.0, 2000, 0), "b", &run(100.0, 2000, 100), &RuleSet::default()).unwrap();
+    assert_eq!(verdict(&cmp, "errors", "rate"), Change::Regression, "0 % → 4.8 %");
+    let cmp = compare(&run(100.0, 2000, 0), "b", &run(100.0, 2000, 5), &RuleSet::default()).unwrap();
+    assert_eq!(verdict(&cmp, "errors", "rate"), Change::Ok, "0.25 % is under the 1-point floor");
+    let cmp = compare(&run(100.0, 40, 0), "b", &run(100.0, 40, 1), &RuleSet::default()).unwrap();
+    assert_eq!(verdict(&cmp, "errors", "rate"), Change::Noise, "1 error in 41 requests is not evidence");
+}
+
+#[test]
+fn throughput_is_worse_when_lower() {
+    let cmp = compare(&run(100.0, 2000, 0), "b", &run(100.0, 1500, 0), &RuleSet::default()).unwrap();
+    assert_eq!(verdict(&cmp, "rps", "value"), Change::Regression);
+    let row = cmp.rows.iter().find(|d| d.metric == "rps").unwrap();
+    assert!(!row.higher_is_worse);
+    assert!((row.delta_pct.unwrap() + 25.0).abs() < 0.5, "{row:?}");
+}
+
+#[test]
+fn scenario_rules_override_switch_off_and_add() {
+    let (b, c) = (run(100.0, 2000, 0), run(120.0, 2000, 0));
+    let loose = rules("[regression]\nlatency = { relative = \"50%\" }\n");
+    let cmp = compare(&b, "b", &c, &loose).unwrap();
+    assert!(!cmp.failed(), "{:#?}", cmp.rows);
+    assert_eq!(cmp.rows.iter().filter(|d| d.metric == "latency").count(), 2, "the rule's stats replace the defaults");
+    let off = rules("[regression]\nlatency = false\n");
+    let cmp = compare(&b, "b", &c, &off).unwrap();
+    assert!(cmp.rows.iter().all(|d| d.metric != "latency"));
+    let extra = rules(
+        "[regression]\nconfidence = 0.95\n\"latency{step:chat}\" = { stats = [\"avg\", \"max\"], relative = \"5%\", absolute = \"1ms\" }\n",
+    );
+    let cmp = compare(&b, "b", &c, &extra).unwrap();
+    assert_eq!(cmp.confidence, 0.95);
+    assert_eq!(verdict(&cmp, "latency{step:chat}", "avg"), Change::Regression);
+    let only = rules("[regression]\ndefaults = false\nerrors = {}\n");
+    let cmp = compare(&b, "b", &c, &only).unwrap();
+    assert_eq!(cmp.rows.len(), 1);
+}
+
+#[test]
+fn bad_rules_name_the_key_and_the_fix() {
+    #[derive(serde::Deserialize)]
+    struct Doc {
+        regression: RegressionTable,
+    }
+    for (text, needle) in [
+        ("requests = {}", "cannot be compared"),
+        ("latncy = {}", "unknown metric"),
+        ("latency = { stats = [\"rate\"] }", "use p(N)"),
+        ("errors = { stats = [\"p(95)\"] }", "use rate"),
+        ("latency = { absolute = \"fast\" }", "not a duration"),
+        ("confidence = 2", "between 0.5 and 1"),
+        ("defaults = 1", "true or false"),
+        ("\"latency{model:x}\" = {}", "model"),
+        ("latency = 3", "must be a rule"),
+    ] {
+        let d: Doc = toml::from_str(&format!("[regression]\n{text}\n")).unwrap();
+        let e = rule_set(&d.regression).unwrap_err();
+        assert!(e.contains(needle), "{text}: {e}");
+    }
+}
+
+#[test]
+fn set_up_differences_are_warnings() {
+    let b = run(100.0, 100, 0);
+    let mut c = run(100.0, 100, 0);
+    c.scenario.hash = "sha256:2".into();
+    c.target = TargetInfo { url: "http://gw:8000".into(), embedded_mock: false };
+    c.load.users = Some(20);
+    let w = compare(&b, "b", &c, &RuleSet::default()).unwrap().warnings;
+    assert_eq!(w.len(), 3, "{w:?}");
+    assert!(w[0].contains("scenario file changed") && w[1].contains("http://gw:8000") && w[2].contains("20 users"));
+}
+
+#[test]
+fn a_baseline_round_trips_with_identical_percentiles() {
+    let r = run(87.3, 5000, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b.json");
+    crate::report::write_file(&path, &crate::report::ReportFormat::Json.render(&r)).unwrap();
+    let back = load(&path).unwrap();
+    let (a, b) =
+        (decode_histogram(&r.histograms.latency).unwrap(), decode_histogram(&back.histograms.latency).unwrap());
+    for q in [0.0, 0.1, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0] {
+        assert_eq!(a.value_at_quantile(q), b.value_at_quantile(q), "q {q}");
+    }
+    assert_eq!(latency_summary(&b), back.totals.latency, "the stored summary is what the histogram says");
+    assert_eq!(back.totals, r.totals);
+}
+
+#[test]
+fn corrupt_files_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let good = crate::report::ReportFormat::Json.render(&run(10.0, 50, 0));
+    let newer = good.replacen("\"schema_version\": 1", "\"schema_version\": 9", 1);
+    let mut bad_hist = run(10.0, 50, 0);
+    bad_hist.steps[0].histograms.latency = "bm90IGEgaGlzdG9ncmFt".into();
+    let bad_hist = crate::report::ReportFormat::Json.render(&bad_hist);
+    for (name, text, needle) in [
+        ("trunc.json", &good[..good.len() / 2], "trunc.json:"),
+        ("newer.json", newer.as_str(), "newer run-load-test"),
+        ("other.json", "{\"hello\": 1}", "not a run-load-test result"),
+        ("hist.json", bad_hist.as_str(), "step `chat` latency histogram is corrupt"),
+    ] {
+        let e = load(&write(name, text)).unwrap_err();
+        assert!(e.contains(needle) && e.contains("--save-baseline") && !e.contains('\n'), "{name}: {e}");
+    }
+    let e = load(&dir.path().join("missing.json")).unwrap_err();
+    assert!(e.contains("missing.json") && e.contains("cannot read"), "{e}");
+}
+
+proptest! {
+    /// Any `[regression]` entry parses or is refused with a message naming its key; never a panic.
+    #[test]
+    fn regression_entries_never_panic(key in "[a-z_{}:,]{0,24}", rel in "\\PC{0,8}", abs in "\\PC{0,8}", stat in "\\PC{0,8}") {
+        let entry = crate::scenario::RegressionEntry::Rule(crate::scenario::RuleSpec {
+            stats: Some(vec![stat]),
+            relative: rel.parse().ok().map(crate::scenario::Percent),
+            absolute: Some(crate::scenario::Amount::Text(abs)),
+        });
+        if let Err(e) = parse_entry(&key, &entry) {
+            prop_assert!(e.contains("[regression]"));
+        }
+    }
+
+    /// Comparing a run with a copy of itself scaled by k: the verdict follows the tolerance, never flips sign.
+    #[test]
+    fn verdicts_follow_the_direction_of_change(k in 0.5f64..2.0) {
+        let (b, c) = (run(100.0, 500, 0), run(100.0 * k, 500, 0));
+        let cmp = compare(&b, "b", &c, &RuleSet::default()).unwrap();
+        let v = verdict(&cmp, "latency", "p(50)");
+        if k > 1.12 { prop_assert_eq!(v, Change::Regression); }
+        if k < 0.88 { prop_assert_eq!(v, Change::Improved); }
+        if (0.95..1.05).contains(&k) { prop_assert_eq!(v, Change::Ok); }
+    }
+}
