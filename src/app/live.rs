@@ -28,7 +28,7 @@ pub struct LiveGate<'a> {
 }
 
 impl Observer for LiveGate<'_> {
-    fn tick(&mut self, p: &Progress, totals: &Recorder) -> Control {
+    fn tick(&mut self, p: &Progress, _interval: &Recorder, totals: &Recorder) -> Control {
         if self.thresholds.is_empty() || self.aborted_by.is_some() {
             if let Some(d) = self.display.as_mut() {
                 d.update(p, None);

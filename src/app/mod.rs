@@ -111,7 +111,8 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
     if let Some(d) = &gate.display {
         d.finish();
     }
-    let aborted_by = gate.aborted_by.take();
+    // Only what actually stopped the run counts: the last ticks come after it ended.
+    let aborted_by = gate.aborted_by.take().filter(|_| result.stop == StopReason::Aborted);
     let mut rep = assemble::build(&cfg, &plan, &base_url, &result);
     if !cfg.thresholds.is_empty() {
         let m = live::measurements(&plan, &result.total, result.elapsed);

@@ -42,6 +42,7 @@ fn spread_run(base_ms: f64, spread: f64, n: u64, errors: u64) -> RunReport {
             p99_ms: Some(base_ms * 1.1),
             users: 10,
             in_flight: 1,
+            ..SeriesPoint::default()
         })
         .collect();
     let summary = request_summary(&s, Duration::from_secs(10));

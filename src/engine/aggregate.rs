@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::worker::Snapshot;
-use crate::metrics::{Recorder, SeriesPoint};
+use crate::metrics::{Cumulative, Recorder, SeriesPoint};
 
 /// What the progress display shows, once per second.
 #[derive(Debug, Clone)]
@@ -57,7 +57,8 @@ impl Aggregator {
         }
     }
 
-    pub fn absorb(&mut self, snap: Snapshot) -> Vec<Progress> {
+    /// Adds a worker's snapshot; returns the seconds it completed, each with what was recorded in it.
+    pub fn absorb(&mut self, snap: Snapshot) -> Vec<(Progress, Recorder)> {
         let (steps, flows) = self.shape;
         let p = self.pending.entry(snap.second).or_insert_with(|| Pending {
             rec: Recorder::new(steps, flows),
@@ -91,24 +92,49 @@ impl Aggregator {
         out
     }
 
-    fn finalize(&mut self, second: u64, p: Pending, duration_s: f64) -> Progress {
+    fn finalize(&mut self, second: u64, p: Pending, duration_s: f64) -> (Progress, Recorder) {
         let t = p.rec.total();
-        let q = |x: f64| (!t.latency.is_empty()).then(|| t.latency.value_at_quantile(x) as f64 / 1000.0);
+        self.total.add(&p.rec);
+        let all = self.total.total();
+        let ms = |v: u64| v as f64 / 1000.0;
+        let q = |h: &crate::metrics::Hist, x: f64| (!h.is_empty()).then(|| ms(h.value_at_quantile(x)));
+        let l = &t.latency;
+        let ttft = t.llm.as_ref().map(|x| &x.ttft);
         self.series.push(SeriesPoint {
             t_s: second as f64,
             duration_s,
             requests: t.requests,
             failures: t.failures,
             rps: if duration_s > 0.0 { t.requests as f64 / duration_s } else { 0.0 },
-            p50_ms: q(0.5),
-            p95_ms: q(0.95),
-            p99_ms: q(0.99),
+            p50_ms: q(l, 0.5),
+            p95_ms: q(l, 0.95),
+            p99_ms: q(l, 0.99),
             users: p.users,
             in_flight: p.in_flight,
+            min_ms: (!l.is_empty()).then(|| ms(l.min_nz())),
+            mean_ms: (!l.is_empty()).then(|| l.mean() / 1000.0),
+            p66_ms: q(l, 0.66),
+            p75_ms: q(l, 0.75),
+            p80_ms: q(l, 0.80),
+            p90_ms: q(l, 0.90),
+            p98_ms: q(l, 0.98),
+            p999_ms: q(l, 0.999),
+            p9999_ms: q(l, 0.9999),
+            max_ms: (!l.is_empty()).then(|| ms(l.max())),
+            bytes: t.bytes,
+            ttft_p50_ms: ttft.and_then(|h| q(h, 0.5)),
+            ttft_p95_ms: ttft.and_then(|h| q(h, 0.95)),
+            cumulative: Some(Cumulative {
+                requests: all.requests,
+                failures: all.failures,
+                p50_ms: q(&all.latency, 0.5),
+                mean_ms: (!all.latency.is_empty()).then(|| all.latency.mean() / 1000.0),
+                min_ms: (!all.latency.is_empty()).then(|| ms(all.latency.min_nz())),
+                max_ms: (!all.latency.is_empty()).then(|| ms(all.latency.max())),
+                avg_bytes: if all.requests > 0 { all.bytes as f64 / all.requests as f64 } else { 0.0 },
+            }),
         });
-        self.total.add(&p.rec);
-        let all = self.total.total();
-        Progress {
+        let progress = Progress {
             elapsed: self.start.elapsed(),
             planned: self.planned,
             users: p.users,
@@ -116,8 +142,9 @@ impl Aggregator {
             requests: all.requests,
             failures: all.failures,
             rps: t.requests as f64 / duration_s.max(1e-9),
-            p95_ms: (!all.latency.is_empty()).then(|| all.latency.value_at_quantile(0.95) as f64 / 1000.0),
-        }
+            p95_ms: q(&all.latency, 0.95),
+        };
+        (progress, p.rec)
     }
 
     /// Everything finalized so far.
@@ -126,22 +153,33 @@ impl Aggregator {
     }
 
     /// Finalizes what is left; the last interval's duration is what remained of the run, and a sliver of under
-    /// a quarter second is folded into the interval before it so its rate is not noise.
-    pub fn finish(mut self, elapsed: Duration) -> (Recorder, Vec<SeriesPoint>, Duration) {
+    /// a quarter second is folded into the interval before it so its rate is not noise. Returns the totals, the
+    /// series, the workers' CPU time and the intervals finalized here (for the observer).
+    pub fn finish(mut self, elapsed: Duration) -> Finished {
         let end = elapsed.as_secs_f64();
+        let mut tail = Vec::new();
         while let Some((second, p)) = self.pending.pop_first() {
             let dur = (end - second as f64).clamp(0.0, 1.0);
             let sliver = dur < 0.25 && self.series.last().is_some_and(|l| l.t_s + 1.0 >= second as f64);
-            self.finalize(second, p, dur.max(1e-3));
+            tail.push(self.finalize(second, p, dur.max(1e-3)));
             if sliver {
-                if let (Some(tail), Some(prev)) = (self.series.pop(), self.series.last_mut()) {
-                    prev.requests += tail.requests;
-                    prev.failures += tail.failures;
+                if let (Some(last), Some(prev)) = (self.series.pop(), self.series.last_mut()) {
+                    prev.requests += last.requests;
+                    prev.failures += last.failures;
+                    prev.bytes += last.bytes;
                     prev.duration_s += dur;
                     prev.rps = prev.requests as f64 / prev.duration_s;
+                    prev.cumulative = last.cumulative;
                 }
             }
         }
-        (self.total, self.series, self.cpu)
+        Finished { total: self.total, series: self.series, cpu: self.cpu, tail }
     }
+}
+
+pub(super) struct Finished {
+    pub total: Recorder,
+    pub series: Vec<SeriesPoint>,
+    pub cpu: Duration,
+    pub tail: Vec<(Progress, Recorder)>,
 }

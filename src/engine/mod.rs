@@ -132,9 +132,10 @@ pub enum Control {
     Abort,
 }
 
-/// Sees the run once a second: the progress line's numbers and everything recorded so far.
+/// Sees the run once a second: the progress line's numbers, what was recorded in that second, and everything
+/// recorded so far.
 pub trait Observer {
-    fn tick(&mut self, progress: &Progress, totals: &Recorder) -> Control;
+    fn tick(&mut self, progress: &Progress, interval: &Recorder, totals: &Recorder) -> Control;
 }
 
 /// Users in spawn order with their class, by smooth weighted round-robin: any prefix of the population has
@@ -233,8 +234,8 @@ async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineRe
         tokio::select! {
             msg = rx.recv() => match msg {
                 Some(snap) => {
-                    for p in agg.absorb(snap) {
-                        let abort = observer.tick(&p, agg.total()) == Control::Abort;
+                    for (p, interval) in agg.absorb(snap) {
+                        let abort = observer.tick(&p, &interval, agg.total()) == Control::Abort;
                         if abort && !matches!(reason, Some(StopReason::Interrupted | StopReason::Aborted)) {
                             reason = Some(StopReason::Aborted);
                             stop.graceful.cancel();
@@ -266,7 +267,11 @@ async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineRe
         let _ = h.join();
     }
     let elapsed = start.elapsed();
-    let (total, series, cpu) = agg.finish(elapsed);
+    let aggregate::Finished { total, series, cpu, tail } = agg.finish(elapsed);
+    for (p, interval) in &tail {
+        // The run is over: what the observer wants no longer matters, what it sees still does.
+        let _ = observer.tick(p, interval, &total);
+    }
     Ok(EngineResult {
         total,
         series,

@@ -11,8 +11,8 @@ use hdrhistogram::Histogram;
 
 pub use llm::{LlmSample, LlmStats, ModelStats};
 pub use summary::{
-    ErrorSummary, FlowSummary, LatencySummary, LlmSummary, ModelSummary, RequestSummary, SeriesPoint, decode_histogram,
-    encode_histogram, latency_summary, llm_summary, request_summary,
+    Cumulative, ErrorSummary, FlowSummary, LatencySummary, LlmSummary, ModelSummary, RequestSummary, SeriesPoint,
+    decode_histogram, encode_histogram, latency_summary, llm_summary, request_summary,
 };
 
 pub type Hist = Histogram<u64>;

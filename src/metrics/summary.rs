@@ -209,8 +209,9 @@ pub struct FlowSummary {
     pub steps_histogram: String,
 }
 
-/// One second of the run (the last one may be shorter: see `duration_s`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+/// One second of the run (the last one may be shorter: see `duration_s`). Latencies are of this interval's
+/// successful requests; `cumulative` is everything up to its end (Locust's "Total ..." columns).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SeriesPoint {
     /// Seconds from the start of the run to the start of this interval.
     pub t_s: f64,
@@ -225,6 +226,49 @@ pub struct SeriesPoint {
     pub users: u64,
     /// Requests in flight at the end of the interval.
     pub in_flight: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p66_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p75_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p80_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p90_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p98_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p999_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p9999_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ms: Option<f64>,
+    /// Bytes received in the interval.
+    #[serde(default)]
+    pub bytes: u64,
+    /// Streaming steps: time to first token of the interval's responses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft_p50_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft_p95_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cumulative: Option<Cumulative>,
+}
+
+/// Everything measured from the start of the run to the end of an interval.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Cumulative {
+    pub requests: u64,
+    pub failures: u64,
+    pub p50_ms: Option<f64>,
+    pub mean_ms: Option<f64>,
+    pub min_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+    /// Mean bytes received per request.
+    pub avg_bytes: f64,
 }
 
 /// HdrHistogram V2 + deflate, base64: any percentile can be recomputed from a report.
