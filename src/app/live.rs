@@ -19,16 +19,30 @@ pub fn measurements<'a>(plan: &'a Plan, rec: &'a Recorder, elapsed: Duration) ->
     }
 }
 
+/// Something fed once a second while the run goes on (a live file, an exposition endpoint). It must be quick:
+/// it runs on the thread that merges the workers' snapshots.
+pub trait IntervalSink {
+    fn interval(&mut self, plan: &Plan, progress: &Progress, interval: &Recorder, totals: &Recorder);
+    /// After the last interval: flush, close, push. An error is reported, the run's report is still written.
+    fn finish(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
 pub struct LiveGate<'a> {
     pub display: Option<ProgressDisplay>,
     pub plan: &'a Plan,
     pub thresholds: &'a [Threshold],
     /// The threshold that stopped the run, as written.
     pub aborted_by: Option<String>,
+    pub sinks: Vec<Box<dyn IntervalSink + 'a>>,
 }
 
 impl Observer for LiveGate<'_> {
-    fn tick(&mut self, p: &Progress, _interval: &Recorder, totals: &Recorder) -> Control {
+    fn tick(&mut self, p: &Progress, interval: &Recorder, totals: &Recorder) -> Control {
+        for s in self.sinks.iter_mut() {
+            s.interval(self.plan, p, interval, totals);
+        }
         if self.thresholds.is_empty() || self.aborted_by.is_some() {
             if let Some(d) = self.display.as_mut() {
                 d.update(p, None);

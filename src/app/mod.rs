@@ -100,6 +100,7 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
         plan: &plan,
         thresholds: &cfg.thresholds,
         aborted_by: None,
+        sinks: Vec::new(),
     };
     let (result, outcomes) = match &cfg.levels {
         Some(levels) => {
@@ -110,6 +111,11 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
     };
     if let Some(d) = &gate.display {
         d.finish();
+    }
+    for s in gate.sinks.iter_mut() {
+        if let Err(e) = s.finish() {
+            report::print_error(&e);
+        }
     }
     // Only what actually stopped the run counts: the last ticks come after it ended.
     let aborted_by = gate.aborted_by.take().filter(|_| result.stop == StopReason::Aborted);
