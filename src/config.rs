@@ -120,6 +120,8 @@ pub struct RunConfig {
     pub regression: RuleSet,
     /// Gate outputs: where the run is compared, stored, and reported for CI.
     pub outputs: GateOutputs,
+    /// `--mock key=value` as given (already applied to the embedded mock), for the report.
+    pub mock_settings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -395,6 +397,7 @@ impl RunConfig {
             thresholds: gates,
             regression,
             outputs,
+            mock_settings,
         })
     }
 }

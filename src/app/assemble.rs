@@ -101,6 +101,7 @@ pub fn build(cfg: &RunConfig, plan: &Plan, base_url: &str, r: &EngineResult) -> 
         target: TargetInfo {
             url: display_target(base_url),
             embedded_mock: matches!(cfg.target, Target::EmbeddedMock(_)),
+            mock_overrides: cfg.mock_settings.clone(),
         },
         load: LoadInfo {
             model: match &cfg.load {

@@ -46,8 +46,8 @@ pub fn save_baseline(r: &RunReport, to: &Path, quiet: bool) -> Result<()> {
 /// One line per failed gate, on stderr.
 pub fn print_failures(r: &RunReport, below_floor: bool) {
     for v in r.thresholds.iter().filter(|v| !v.pass) {
-        let seen = v.observed.map_or("no data".to_string(), |o| format!("{o:.3}{}", v.unit));
         let abort = if v.aborted_run { " (aborted the run)" } else { "" };
+        let seen = report::fmt_observed(v);
         report::print_note(&format!("gate: threshold `{}` failed: observed {seen}{abort}", v.threshold));
     }
     if let Some(c) = &r.comparison {
@@ -70,8 +70,16 @@ fn result_path(p: &Path) -> PathBuf {
     if p.is_dir() { p.join("result.json") } else { p.to_path_buf() }
 }
 
+/// Warnings go to stderr even with `--quiet`: a CI log must say when two runs were not alike.
+pub fn print_warnings(r: &RunReport) {
+    for w in r.comparison.iter().flat_map(|c| &c.warnings) {
+        report::print_note(&format!("warning: {w}"));
+    }
+}
+
 /// `run-load-test compare BASE CURRENT`: judges a stored run against a stored baseline with the rules of
-/// `scenario` (else those stored in CURRENT, else the built-in ones).
+/// `scenario` (else those stored in CURRENT, else the built-in ones). CURRENT's own threshold verdicts count
+/// too: the exit code says whether that run should pass a CI gate.
 pub fn compare(current: &Path, scenario_file: Option<&Path>, o: &GateOutputs, quiet: bool) -> Result<Outcome> {
     let base_path = o.baseline.as_deref().map(result_path).unwrap_or_default();
     let cur_path = result_path(current);
@@ -85,15 +93,14 @@ pub fn compare(current: &Path, scenario_file: Option<&Path>, o: &GateOutputs, qu
         None => cur.regression.clone().unwrap_or_default(),
     };
     let c = baseline::compare(&base, &base_path.display().to_string(), &cur, &rules).map_err(anyhow::Error::msg)?;
-    let regressed = c.failed();
     cur.comparison = Some(c);
     write_ci_outputs(&cur, o)?;
-    if !quiet {
-        if let Some(c) = &cur.comparison {
-            report::print_out(&report::render_comparison(c));
-        }
+    if quiet {
+        print_warnings(&cur);
+    } else if let Some(c) = &cur.comparison {
+        report::print_out(&report::render_comparison(c));
     }
-    if regressed {
+    if failed(&cur) {
         print_failures(&cur, false);
         return Ok(Outcome::GateFailed);
     }

@@ -141,7 +141,9 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
     }
     let path = report::write_outputs(&rep, &cfg.out_dir).map_err(anyhow::Error::msg)?;
     gate::write_ci_outputs(&rep, &cfg.outputs)?;
-    if !cfg.quiet {
+    if cfg.quiet {
+        gate::print_warnings(&rep);
+    } else {
         report::print_out(&ReportFormat::Table.render(&rep));
         report::print_note(&format!("report: {}", path.display()));
     }

@@ -316,7 +316,15 @@ fn warnings(base: &RunReport, cur: &RunReport) -> Vec<String> {
     } else if base.scenario.hash != cur.scenario.hash {
         w.push(format!("the scenario file changed since the baseline was recorded ({})", base.started_at));
     }
-    let same_target = (base.target.embedded_mock && cur.target.embedded_mock) || base.target.url == cur.target.url;
+    let both_mock = base.target.embedded_mock && cur.target.embedded_mock;
+    let same_target = both_mock || base.target.url == cur.target.url;
+    if both_mock && base.target.mock_overrides != cur.target.mock_overrides {
+        let show = |r: &RunReport| match r.target.mock_overrides.as_slice() {
+            [] => "its scenario's settings".to_string(),
+            o => format!("--mock {}", o.join(" --mock ")),
+        };
+        w.push(format!("the embedded mock ran with {} in the baseline, with {} in this run", show(base), show(cur)));
+    }
     if !same_target {
         let show =
             |r: &RunReport| if r.target.embedded_mock { "the embedded mock".to_string() } else { r.target.url.clone() };
@@ -334,13 +342,21 @@ fn warnings(base: &RunReport, cur: &RunReport) -> Vec<String> {
     if let (Some(bm), Some(cm)) = (&base.machine, &cur.machine) {
         if bm.cpus != cm.cpus || bm.arch != cm.arch {
             w.push(format!(
-                "the baseline was recorded on {} CPUs ({}), this run on {} CPUs ({})",
+                "the baseline was recorded on {} CPU(s) ({}), this run on {} CPU(s) ({})",
                 bm.cpus, bm.arch, cm.cpus, cm.arch
             ));
         }
     }
-    if base.status != crate::report::RunStatus::Completed {
-        w.push("the baseline run did not complete: it was interrupted or aborted".into());
+    let (bd, cd) = (base.duration_s, cur.duration_s);
+    if bd.min(cd) < 0.75 * bd.max(cd) {
+        w.push(format!(
+            "the baseline ran {bd:.1}s, this run {cd:.1}s: ramp-up and tails weigh differently in runs of different length"
+        ));
+    }
+    for (who, r) in [("baseline", base), ("current", cur)] {
+        if r.status != crate::report::RunStatus::Completed {
+            w.push(format!("the {who} run did not complete (it was interrupted or aborted): its numbers are partial"));
+        }
     }
     w
 }

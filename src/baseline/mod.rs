@@ -29,7 +29,11 @@ pub fn load(path: &Path) -> Result<RunReport, String> {
 /// [`load`] for any stored result; `role` names it in messages ("baseline", "result").
 pub fn read_result(path: &Path, role: &str) -> Result<RunReport, String> {
     let shown = format!("{role} {}", path.display());
-    let fix = "record a new one with `run-load-test run <scenario> --save-baseline`";
+    let fix = if role == "baseline" {
+        "record a new one with `run-load-test run <scenario> --save-baseline`"
+    } else {
+        "give the result.json of a run (or its report directory)"
+    };
     let text = std::fs::read_to_string(path).map_err(|e| format!("{shown}: cannot read it ({e}); {fix}"))?;
     let value: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| format!("{shown}:{}:{}: not valid JSON ({e}); {fix}", e.line(), e.column().max(1)))?;

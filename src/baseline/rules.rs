@@ -133,7 +133,14 @@ pub fn parse_entry(key: &str, entry: &RegressionEntry) -> Result<Entry, String> 
                     .ok()
                     .filter(|v| *v >= 0.0)
                     .ok_or_else(|| format!("[regression] `{key}`: absolute `{t}` is not a duration like \"5ms\""))?,
-                Some(a) => return Err(format!("[regression] `{key}`: absolute {a:?} is not a number of 0 or more")),
+                Some(Amount::Text(t)) => {
+                    return Err(format!(
+                        "[regression] `{key}`: absolute `{t}` must be a number of 0 or more (no unit)"
+                    ));
+                }
+                Some(Amount::Number(n)) => {
+                    return Err(format!("[regression] `{key}`: absolute {n} must be a number of 0 or more"));
+                }
             };
             Ok(Entry::Rule(Rule {
                 key: key.trim().to_string(),

@@ -65,7 +65,7 @@ fn spread_run(base_ms: f64, spread: f64, n: u64, errors: u64) -> RunReport {
             hash: "sha256:1".into(),
             tags: vec![],
         },
-        target: TargetInfo { url: "http://127.0.0.1:1".into(), embedded_mock: true },
+        target: TargetInfo { url: "http://127.0.0.1:1".into(), embedded_mock: true, mock_overrides: vec![] },
         load: LoadInfo {
             model: "closed".into(),
             users: Some(10),
@@ -253,11 +253,25 @@ fn set_up_differences_are_warnings() {
     let b = run(100.0, 100, 0);
     let mut c = run(100.0, 100, 0);
     c.scenario.hash = "sha256:2".into();
-    c.target = TargetInfo { url: "http://gw:8000".into(), embedded_mock: false };
+    c.target = TargetInfo { url: "http://gw:8000".into(), embedded_mock: false, mock_overrides: vec![] };
     c.load.users = Some(20);
     let w = compare(&b, "b", &c, &RuleSet::default()).unwrap().warnings;
     assert_eq!(w.len(), 3, "{w:?}");
     assert!(w[0].contains("scenario file changed") && w[1].contains("http://gw:8000") && w[2].contains("20 users"));
+}
+
+#[test]
+fn runs_of_other_length_or_mock_settings_are_flagged() {
+    let b = run(100.0, 100, 0);
+    let mut c = run(100.0, 100, 0);
+    c.duration_s = 3.0;
+    c.target.mock_overrides = vec!["token_delay=6ms".into()];
+    c.status = RunStatus::Aborted;
+    let w = compare(&b, "b", &c, &RuleSet::default()).unwrap().warnings;
+    assert_eq!(w.len(), 3, "{w:?}");
+    assert!(w[0].contains("--mock token_delay=6ms") && w[0].contains("scenario's settings"), "{w:?}");
+    assert!(w[1].contains("10.0s") && w[1].contains("3.0s"), "{w:?}");
+    assert!(w[2].contains("current run did not complete"), "{w:?}");
 }
 
 #[test]

@@ -54,9 +54,12 @@ pub fn fmt_delta(d: &Delta) -> String {
     let u = delta_unit(d);
     match d.delta {
         Some(x) => {
-            let sign = if x >= 0.0 { "+" } else { "-" };
+            // A change too small to show is no change: never "-0.00 ms".
+            let shown = fmt_value(x.abs(), u);
+            let zero = shown.trim_start_matches(['0', '.']).chars().next().is_none_or(|c| !c.is_ascii_digit());
+            let sign = if zero || x >= 0.0 { "+" } else { "-" };
             let pct = d.delta_pct.map_or(String::new(), |p| format!(" ({p:+.1}%)"));
-            format!("{sign}{}{pct}", fmt_value(x.abs(), u))
+            format!("{sign}{shown}{pct}")
         }
         None => "-".into(),
     }
@@ -139,6 +142,9 @@ pub fn render_comparison(c: &Comparison) -> String {
         ]);
     }
     right_align(&mut t, 2);
+    if let Some(verdict) = t.column_mut(6) {
+        verdict.set_cell_alignment(comfy_table::CellAlignment::Left);
+    }
     let _ = writeln!(out, "{t}");
     for w in &c.warnings {
         let _ = writeln!(out, "warning: {w}");

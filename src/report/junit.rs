@@ -70,6 +70,9 @@ pub fn render(r: &RunReport) -> String {
             ));
             suite.add_test_case(case);
         }
+        if !c.warnings.is_empty() {
+            suite.set_system_err(c.warnings.iter().map(|w| format!("warning: {w}\n")).collect::<String>());
+        }
         report.add_test_suite(suite);
     }
     report.to_string().unwrap_or_default()

@@ -13,7 +13,7 @@ mod writer;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use gate::{describe_regression, render_comparison};
+pub use gate::{describe_regression, fmt_observed, render_comparison};
 pub use progress::ProgressDisplay;
 pub use table::{ListRow, render_list, render_summary};
 pub use writer::{prepare_dir, write_file, write_outputs};
@@ -98,6 +98,9 @@ pub struct TargetInfo {
     pub url: String,
     /// True when no `--target` was given and the embedded mock gateway served the run.
     pub embedded_mock: bool,
+    /// `--mock key=value` settings the embedded mock ran with, on top of the scenario's `[mock]` table.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mock_overrides: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
