@@ -1,6 +1,10 @@
 //! `RunConfig::resolve`: merges command-line overrides, the scenario file and defaults (CLI > TOML > defaults)
 //! into one validated configuration. Reads files; writes nothing.
 
+mod outputs;
+
+pub use outputs::{OutputFiles, report_formats};
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -87,6 +91,10 @@ pub struct Overrides {
     pub summary_md: Option<PathBuf>,
     /// `key=value` settings of the embedded mock on top of the scenario's `[mock]` table.
     pub mock_settings: Vec<String>,
+    /// `--format` names (`json`, `csv`, `md`, `junit`, `hlog`); empty for the defaults.
+    pub formats: Vec<String>,
+    /// One JSON object per second, written while the run goes on.
+    pub ndjson: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -120,6 +128,8 @@ pub struct RunConfig {
     pub regression: RuleSet,
     /// Gate outputs: where the run is compared, stored, and reported for CI.
     pub outputs: GateOutputs,
+    /// Report files: formats rendered after the run, live logs written during it.
+    pub files: OutputFiles,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -174,6 +184,8 @@ impl RunConfig {
             junit,
             summary_md,
             mock_settings,
+            formats,
+            ndjson,
         } = o;
         let path = scenario::locate_scenario(&scenario, &scenarios_dir)?;
         let loaded = scenario::load(&path)?;
@@ -359,6 +371,7 @@ impl RunConfig {
         if let Some(p) = &outputs.save_baseline {
             output_file("--save-baseline", Some(p.clone()))?;
         }
+        let files = outputs::resolve(&formats, ndjson)?;
         let timeout = timeout.or(s.defaults.timeout.map(|d| d.0)).unwrap_or(DEFAULT_TIMEOUT);
         if timeout.is_zero() {
             return Err(flag("--timeout", "must be longer than zero"));
@@ -395,6 +408,7 @@ impl RunConfig {
             thresholds: gates,
             regression,
             outputs,
+            files,
         })
     }
 }
