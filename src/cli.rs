@@ -28,6 +28,8 @@ pub enum Command {
     Mock(MockArgs),
     /// Compare two stored results (a baseline and a later run): exit 1 on a regression
     Compare(CompareArgs),
+    /// Re-render a stored result (a result.json or a report directory) in other formats
+    Report(ReportArgs),
     /// Print the JSON Schema of result.json
     Schema,
 }
@@ -53,6 +55,19 @@ pub struct CompareArgs {
     /// Directory holding the scenario files
     #[arg(long, default_value = "scenarios", value_name = "DIR")]
     pub scenarios_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A result.json, or a report directory holding one
+    pub result: PathBuf,
+    /// Formats to render: json, csv (Locust's three files), md, junit; repeatable or comma-separated.
+    /// Without it the summary table is printed
+    #[arg(short, long = "format", value_delimiter = ',', value_name = "FORMAT,..")]
+    pub formats: Vec<String>,
+    /// Write the files here (default: print to stdout; csv goes beside the result)
+    #[arg(short, long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -150,6 +165,13 @@ pub struct RunArgs {
     /// Set the embedded mock like its [mock] table, e.g. --mock token_delay=12ms (repeatable)
     #[arg(long = "mock", value_name = "KEY=VALUE")]
     pub mock_settings: Vec<String>,
+    /// Report files besides result.json: json, csv (Locust's stats.csv, stats_history.csv, failures.csv), md,
+    /// junit, hlog (HdrHistogram interval logs per step); repeatable or comma-separated [default: json,csv]
+    #[arg(long = "format", value_delimiter = ',', value_name = "FORMAT,..")]
+    pub formats: Vec<String>,
+    /// Append one JSON object per second to this file while the run goes on (for `tail -f`)
+    #[arg(long, value_name = "PATH")]
+    pub ndjson: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -1,6 +1,10 @@
 //! `RunConfig::resolve`: merges command-line overrides, the scenario file and defaults (CLI > TOML > defaults)
 //! into one validated configuration. Reads files; writes nothing.
 
+mod outputs;
+
+pub use outputs::{OutputFiles, report_formats};
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -87,6 +91,10 @@ pub struct Overrides {
     pub summary_md: Option<PathBuf>,
     /// `key=value` settings of the embedded mock on top of the scenario's `[mock]` table.
     pub mock_settings: Vec<String>,
+    /// `--format` names (`json`, `csv`, `md`, `junit`, `hlog`); empty for the defaults.
+    pub formats: Vec<String>,
+    /// One JSON object per second, written while the run goes on.
+    pub ndjson: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -122,6 +130,8 @@ pub struct RunConfig {
     pub outputs: GateOutputs,
     /// `--mock key=value` as given (already applied to the embedded mock), for the report.
     pub mock_settings: Vec<String>,
+    /// Report files: formats rendered after the run, live logs written during it.
+    pub files: OutputFiles,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -176,6 +186,8 @@ impl RunConfig {
             junit,
             summary_md,
             mock_settings,
+            formats,
+            ndjson,
         } = o;
         let path = scenario::locate_scenario(&scenario, &scenarios_dir)?;
         let loaded = scenario::load(&path)?;
@@ -361,6 +373,7 @@ impl RunConfig {
         if let Some(p) = &outputs.save_baseline {
             output_file("--save-baseline", Some(p.clone()))?;
         }
+        let files = outputs::resolve(&formats, ndjson)?;
         let timeout = timeout.or(s.defaults.timeout.map(|d| d.0)).unwrap_or(DEFAULT_TIMEOUT);
         if timeout.is_zero() {
             return Err(flag("--timeout", "must be longer than zero"));
@@ -398,6 +411,7 @@ impl RunConfig {
             regression,
             outputs,
             mock_settings,
+            files,
         })
     }
 }

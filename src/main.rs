@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{ArrivalArg, Cli, Command, CompareArgs, MockArgs, RunArgs};
+use cli::{ArrivalArg, Cli, Command, CompareArgs, MockArgs, ReportArgs, RunArgs};
 use run_load_test::app::{self, Outcome};
 use run_load_test::config::{self, ArrivalKind, GateOutputs, Overrides, RunConfig};
 use run_load_test::mock::MockConfig;
@@ -49,6 +49,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
             let outputs = GateOutputs { baseline: Some(baseline), save_baseline: None, junit, summary_md };
             Ok(app::compare(&current, rules.as_deref(), &outputs, quiet)?)
         }
+        Command::Report(a) => {
+            let ReportArgs { result, formats, out } = a;
+            let formats = config::report_formats(&formats)?;
+            app::rerender(&result, &formats, out.as_deref())?;
+            Ok(Outcome::Passed)
+        }
         Command::Schema => {
             report::print_out(&report::json_schema());
             Ok(Outcome::Passed)
@@ -87,6 +93,8 @@ fn overrides(a: RunArgs) -> Overrides {
         junit,
         summary_md,
         mock_settings,
+        formats,
+        ndjson,
     } = a;
     Overrides {
         scenario,
@@ -121,6 +129,8 @@ fn overrides(a: RunArgs) -> Overrides {
         junit,
         summary_md,
         mock_settings,
+        formats,
+        ndjson,
     }
 }
 

@@ -4,6 +4,7 @@
 mod assemble;
 mod gate;
 mod live;
+mod outputs;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -102,6 +103,15 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
         aborted_by: None,
         sinks: Vec::new(),
     };
+    // Live files are opened now, so a bad path is an error before any load is sent.
+    if let Some(path) = &cfg.files.ndjson {
+        gate.sinks.push(Box::new(outputs::NdjsonSink::create(path).map_err(anyhow::Error::msg)?));
+    }
+    if cfg.files.hlog {
+        let dir = cfg.out_dir.join("hlog");
+        let sink = outputs::HlogSink::create(&dir, &plan, std::time::SystemTime::now()).map_err(anyhow::Error::msg)?;
+        gate.sinks.push(Box::new(sink));
+    }
     let (result, outcomes) = match &cfg.levels {
         Some(levels) => {
             let (r, o) = engine::run_levels(levels, spec, &mut gate).map_err(anyhow::Error::msg)?;
@@ -139,7 +149,7 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
         let c = baseline::compare(b, &path.display().to_string(), &rep, &cfg.regression).map_err(anyhow::Error::msg)?;
         rep.comparison = Some(c);
     }
-    let path = report::write_outputs(&rep, &cfg.out_dir).map_err(anyhow::Error::msg)?;
+    let path = report::write_outputs(&rep, &cfg.out_dir, &cfg.files.formats).map_err(anyhow::Error::msg)?;
     gate::write_ci_outputs(&rep, &cfg.outputs)?;
     if cfg.quiet {
         gate::print_warnings(&rep);
@@ -169,6 +179,7 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
 }
 
 pub use gate::compare;
+pub use outputs::rerender;
 
 /// The rows of `run-load-test list`: every scenario file, or its one-line error.
 pub fn list(dir: &Path) -> Result<Vec<ListRow>> {

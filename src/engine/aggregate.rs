@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::worker::Snapshot;
-use crate::metrics::{Cumulative, Recorder, SeriesPoint};
+use crate::metrics::{Recorder, SeriesPoint, series_point};
 
 /// What the progress display shows, once per second.
 #[derive(Debug, Clone)]
@@ -22,6 +22,8 @@ pub struct Progress {
     pub rps: f64,
     /// p95 latency of all successful requests so far.
     pub p95_ms: Option<f64>,
+    /// Length of the interval this tick closes: 1 s, except the last one of a run.
+    pub interval_s: f64,
 }
 
 struct Pending {
@@ -96,44 +98,8 @@ impl Aggregator {
         let t = p.rec.total();
         self.total.add(&p.rec);
         let all = self.total.total();
-        let ms = |v: u64| v as f64 / 1000.0;
-        let q = |h: &crate::metrics::Hist, x: f64| (!h.is_empty()).then(|| ms(h.value_at_quantile(x)));
-        let l = &t.latency;
-        let ttft = t.llm.as_ref().map(|x| &x.ttft);
-        self.series.push(SeriesPoint {
-            t_s: second as f64,
-            duration_s,
-            requests: t.requests,
-            failures: t.failures,
-            rps: if duration_s > 0.0 { t.requests as f64 / duration_s } else { 0.0 },
-            p50_ms: q(l, 0.5),
-            p95_ms: q(l, 0.95),
-            p99_ms: q(l, 0.99),
-            users: p.users,
-            in_flight: p.in_flight,
-            min_ms: (!l.is_empty()).then(|| ms(l.min_nz())),
-            mean_ms: (!l.is_empty()).then(|| l.mean() / 1000.0),
-            p66_ms: q(l, 0.66),
-            p75_ms: q(l, 0.75),
-            p80_ms: q(l, 0.80),
-            p90_ms: q(l, 0.90),
-            p98_ms: q(l, 0.98),
-            p999_ms: q(l, 0.999),
-            p9999_ms: q(l, 0.9999),
-            max_ms: (!l.is_empty()).then(|| ms(l.max())),
-            bytes: t.bytes,
-            ttft_p50_ms: ttft.and_then(|h| q(h, 0.5)),
-            ttft_p95_ms: ttft.and_then(|h| q(h, 0.95)),
-            cumulative: Some(Cumulative {
-                requests: all.requests,
-                failures: all.failures,
-                p50_ms: q(&all.latency, 0.5),
-                mean_ms: (!all.latency.is_empty()).then(|| all.latency.mean() / 1000.0),
-                min_ms: (!all.latency.is_empty()).then(|| ms(all.latency.min_nz())),
-                max_ms: (!all.latency.is_empty()).then(|| ms(all.latency.max())),
-                avg_bytes: if all.requests > 0 { all.bytes as f64 / all.requests as f64 } else { 0.0 },
-            }),
-        });
+        self.series.push(series_point(second as f64, duration_s, &t, &all, p.users, p.in_flight));
+        let p95 = (!all.latency.is_empty()).then(|| all.latency.value_at_quantile(0.95) as f64 / 1000.0);
         let progress = Progress {
             elapsed: self.start.elapsed(),
             planned: self.planned,
@@ -142,7 +108,8 @@ impl Aggregator {
             requests: all.requests,
             failures: all.failures,
             rps: t.requests as f64 / duration_s.max(1e-9),
-            p95_ms: q(&all.latency, 0.95),
+            p95_ms: p95,
+            interval_s: duration_s,
         };
         (progress, p.rec)
     }

@@ -12,7 +12,7 @@ use hdrhistogram::Histogram;
 pub use llm::{LlmSample, LlmStats, ModelStats};
 pub use summary::{
     Cumulative, ErrorSummary, FlowSummary, LatencySummary, LlmSummary, ModelSummary, RequestSummary, SeriesPoint,
-    decode_histogram, encode_histogram, latency_summary, llm_summary, request_summary,
+    decode_histogram, encode_histogram, latency_summary, llm_summary, request_summary, series_point,
 };
 
 pub type Hist = Histogram<u64>;

@@ -271,6 +271,58 @@ pub struct Cumulative {
     pub avg_bytes: f64,
 }
 
+/// One interval of the run as a series point: `interval` is what was recorded in it (all steps merged), `all`
+/// everything up to its end. Shared by the run's series and the live outputs, so both report the same numbers.
+pub fn series_point(
+    t_s: f64,
+    duration_s: f64,
+    interval: &StepStats,
+    all: &StepStats,
+    users: u64,
+    in_flight: u64,
+) -> SeriesPoint {
+    let q = |h: &Hist, x: f64| (!h.is_empty()).then(|| ms(h.value_at_quantile(x)));
+    let min = |h: &Hist| (!h.is_empty()).then(|| ms(h.min_nz()));
+    let mean = |h: &Hist| (!h.is_empty()).then(|| h.mean() / 1000.0);
+    let max = |h: &Hist| (!h.is_empty()).then(|| ms(h.max()));
+    let l = &interval.latency;
+    let ttft = interval.llm.as_ref().map(|x| &x.ttft);
+    SeriesPoint {
+        t_s,
+        duration_s,
+        requests: interval.requests,
+        failures: interval.failures,
+        rps: if duration_s > 0.0 { interval.requests as f64 / duration_s } else { 0.0 },
+        p50_ms: q(l, 0.5),
+        p95_ms: q(l, 0.95),
+        p99_ms: q(l, 0.99),
+        users,
+        in_flight,
+        min_ms: min(l),
+        mean_ms: mean(l),
+        p66_ms: q(l, 0.66),
+        p75_ms: q(l, 0.75),
+        p80_ms: q(l, 0.80),
+        p90_ms: q(l, 0.90),
+        p98_ms: q(l, 0.98),
+        p999_ms: q(l, 0.999),
+        p9999_ms: q(l, 0.9999),
+        max_ms: max(l),
+        bytes: interval.bytes,
+        ttft_p50_ms: ttft.and_then(|h| q(h, 0.5)),
+        ttft_p95_ms: ttft.and_then(|h| q(h, 0.95)),
+        cumulative: Some(Cumulative {
+            requests: all.requests,
+            failures: all.failures,
+            p50_ms: q(&all.latency, 0.5),
+            mean_ms: mean(&all.latency),
+            min_ms: min(&all.latency),
+            max_ms: max(&all.latency),
+            avg_bytes: if all.requests > 0 { all.bytes as f64 / all.requests as f64 } else { 0.0 },
+        }),
+    }
+}
+
 /// HdrHistogram V2 + deflate, base64: any percentile can be recomputed from a report.
 pub fn encode_histogram(h: &Hist) -> String {
     let mut buf = Vec::new();

@@ -3,8 +3,10 @@
 //! it computes no statistics.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod csv;
 mod gate;
 mod junit;
+mod live;
 mod markdown;
 mod progress;
 mod table;
@@ -14,9 +16,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use gate::{describe_regression, fmt_observed, render_comparison};
+pub use live::{HlogWriter, LivePoint, LiveStep, NdjsonWriter};
 pub use progress::ProgressDisplay;
 pub use table::{ListRow, render_list, render_summary};
-pub use writer::{prepare_dir, write_file, write_outputs};
+pub use writer::{prepare_dir, write_file, write_formats, write_outputs};
 
 use crate::metrics::{ErrorSummary, FlowSummary, LatencySummary, RequestSummary, SeriesPoint};
 
@@ -253,22 +256,70 @@ pub fn json_schema() -> String {
     serde_json::to_string_pretty(&schema).unwrap_or_default() + "\n"
 }
 
-/// Closed set of output formats; each is a pure function of the report.
+/// Closed set of output formats; each is a pure function of the report. Adding one (HTML) is a variant, its
+/// name in `NAMES`, and an arm in `render` and `files`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReportFormat {
     Json,
     Table,
     Junit,
     Markdown,
+    /// Locust's three CSV files.
+    Csv,
 }
 
 impl ReportFormat {
+    /// What `--format` accepts, by name (`table` is what the terminal shows, not a file format).
+    pub const NAMES: &[(&str, ReportFormat)] = &[
+        ("json", ReportFormat::Json),
+        ("csv", ReportFormat::Csv),
+        ("md", ReportFormat::Markdown),
+        ("markdown", ReportFormat::Markdown),
+        ("junit", ReportFormat::Junit),
+    ];
+
+    /// What `run` writes without `--format` (`result.json` is always written).
+    pub const DEFAULT: &[ReportFormat] = &[ReportFormat::Json, ReportFormat::Csv];
+
+    pub fn from_name(name: &str) -> Option<ReportFormat> {
+        Self::NAMES.iter().find(|(n, _)| n.eq_ignore_ascii_case(name.trim())).map(|(_, f)| *f)
+    }
+
+    /// `json, csv, md, junit`: for messages.
+    pub fn names() -> String {
+        let mut seen: Vec<ReportFormat> = Vec::new();
+        let mut names = Vec::new();
+        for (n, f) in Self::NAMES {
+            if !seen.contains(f) {
+                seen.push(*f);
+                names.push(*n);
+            }
+        }
+        names.join(", ")
+    }
+
+    /// The format as one text (for stdout); CSV gives `stats.csv`, the file Locust users open first.
     pub fn render(self, r: &RunReport) -> String {
         match self {
             ReportFormat::Json => serde_json::to_string_pretty(r).unwrap_or_default() + "\n",
             ReportFormat::Table => render_summary(r),
             ReportFormat::Junit => junit::render(r),
             ReportFormat::Markdown => markdown::render(r),
+            ReportFormat::Csv => csv::render(r).stats,
+        }
+    }
+
+    /// The files this format makes in a report directory: (file name, contents).
+    pub fn files(self, r: &RunReport) -> Vec<(&'static str, String)> {
+        match self {
+            ReportFormat::Csv => {
+                let c = csv::render(r);
+                vec![("stats.csv", c.stats), ("stats_history.csv", c.stats_history), ("failures.csv", c.failures)]
+            }
+            ReportFormat::Json => vec![("result.json", self.render(r))],
+            ReportFormat::Table => vec![("summary.txt", self.render(r))],
+            ReportFormat::Junit => vec![("junit.xml", self.render(r))],
+            ReportFormat::Markdown => vec![("summary.md", self.render(r))],
         }
     }
 }

@@ -13,11 +13,25 @@ pub fn prepare_dir(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Writes `result.json` and returns its path.
-pub fn write_outputs(report: &RunReport, dir: &Path) -> Result<PathBuf, String> {
-    let path = dir.join("result.json");
-    write_file(&path, &ReportFormat::Json.render(report))?;
-    Ok(path)
+/// Writes `result.json` and the files of `formats`; returns the path of `result.json`.
+pub fn write_outputs(report: &RunReport, dir: &Path, formats: &[ReportFormat]) -> Result<PathBuf, String> {
+    let mut all = vec![ReportFormat::Json];
+    all.extend(formats.iter().filter(|f| **f != ReportFormat::Json));
+    write_formats(report, dir, &all)?;
+    Ok(dir.join("result.json"))
+}
+
+/// Writes the files of each format into `dir`; returns their paths.
+pub fn write_formats(report: &RunReport, dir: &Path, formats: &[ReportFormat]) -> Result<Vec<PathBuf>, String> {
+    let mut written = Vec::new();
+    for f in formats {
+        for (name, text) in f.files(report) {
+            let path = dir.join(name);
+            write_file(&path, &text)?;
+            written.push(path);
+        }
+    }
+    Ok(written)
 }
 
 /// Writes a file through a temporary one beside it, so a reader (or a CI step) never sees half of it; creates
