@@ -4,6 +4,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod gate;
+mod html;
 mod junit;
 mod markdown;
 mod progress;
@@ -257,6 +258,8 @@ pub enum ReportFormat {
     Table,
     Junit,
     Markdown,
+    /// `report.html`: one self-contained page with SVG plots.
+    Html,
 }
 
 impl ReportFormat {
@@ -266,6 +269,7 @@ impl ReportFormat {
             ReportFormat::Table => render_summary(r),
             ReportFormat::Junit => junit::render(r),
             ReportFormat::Markdown => markdown::render(r),
+            ReportFormat::Html => html::render(r),
         }
     }
 }

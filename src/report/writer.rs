@@ -13,10 +13,11 @@ pub fn prepare_dir(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Writes `result.json` and returns its path.
+/// Writes `result.json` and `report.html` beside it; returns the path of `result.json`.
 pub fn write_outputs(report: &RunReport, dir: &Path) -> Result<PathBuf, String> {
     let path = dir.join("result.json");
     write_file(&path, &ReportFormat::Json.render(report))?;
+    write_file(&dir.join("report.html"), &ReportFormat::Html.render(report))?;
     Ok(path)
 }
 
