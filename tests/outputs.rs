@@ -55,12 +55,12 @@ fn files_in(dir: &Path) -> Vec<String> {
 }
 
 #[test]
-fn default_outputs_are_result_json_and_locusts_csv_files() {
+fn default_outputs_are_result_json_the_html_report_and_locusts_csv_files() {
     let dir = tempfile::tempdir().unwrap();
     let p = scenario(dir.path(), "users = 4\nduration = \"2s\"");
     let out = dir.path().join("o");
     let r = run_report(&p, &out, &["--seed", "5"]);
-    assert_eq!(files_in(&out), ["failures.csv", "result.json", "stats.csv", "stats_history.csv"]);
+    assert_eq!(files_in(&out), ["failures.csv", "report.html", "result.json", "stats.csv", "stats_history.csv"]);
 
     let (header, rows) = csv_rows(&out.join("stats.csv"));
     assert_eq!(header, LOCUST_STATS);

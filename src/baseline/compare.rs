@@ -30,6 +30,10 @@ pub struct BaselineRef {
     pub tool_version: String,
     pub scenario_hash: String,
     pub target: String,
+    /// The baseline's latency histogram of all successful requests (as `histograms.latency` of its result), so
+    /// that the HTML report can overlay the two distributions.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub latency_histogram: String,
 }
 
 /// One statistic of one metric on both sides.
@@ -120,6 +124,7 @@ pub fn compare(base: &RunReport, base_file: &str, cur: &RunReport, set: &RuleSet
             tool_version: base.tool.version.clone(),
             scenario_hash: base.scenario.hash.clone(),
             target: base.target.url.clone(),
+            latency_histogram: base.histograms.latency.clone(),
         },
         confidence: set.confidence,
         rows,

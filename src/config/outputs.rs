@@ -75,9 +75,9 @@ mod tests {
     }
 
     #[test]
-    fn defaults_are_json_and_csv() {
+    fn defaults_are_json_html_and_csv() {
         let o = resolve(&[], None).unwrap();
-        assert_eq!(o.formats, [ReportFormat::Json, ReportFormat::Csv]);
+        assert_eq!(o.formats, [ReportFormat::Json, ReportFormat::Html, ReportFormat::Csv]);
         assert!(!o.hlog && o.ndjson.is_none());
     }
 
@@ -93,11 +93,11 @@ mod tests {
     #[test]
     fn bad_names_name_the_flag() {
         let e = resolve(&names(&["json", "pdf"]), None).unwrap_err().to_string();
-        assert_eq!(e, "--format: unknown format `pdf`; use json, csv, md, junit or hlog");
+        assert_eq!(e, "--format: unknown format `pdf`; use json, csv, html, md, junit or hlog");
         let e = report_formats(&names(&["hlog"])).unwrap_err().to_string();
         assert!(e.starts_with("--format: `hlog`"), "{e}");
         let e = report_formats(&names(&["xml"])).unwrap_err().to_string();
-        assert_eq!(e, "--format: unknown format `xml`; use json, csv, md, junit");
+        assert_eq!(e, "--format: unknown format `xml`; use json, csv, html, md, junit");
         let dir = tempfile::tempdir().unwrap();
         let e = resolve(&[], Some(dir.path().to_path_buf())).unwrap_err().to_string();
         assert!(e.starts_with("--ndjson"), "{e}");

@@ -23,7 +23,7 @@ pub fn fmt_value(v: f64, unit: &str) -> String {
 }
 
 /// Error rates and other fractions are shown as percentages.
-fn delta_unit(d: &Delta) -> &str {
+pub(super) fn delta_unit(d: &Delta) -> &str {
     if d.stat == "rate" { "%" } else { &d.unit }
 }
 

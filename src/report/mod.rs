@@ -5,6 +5,7 @@
 
 mod csv;
 mod gate;
+mod html;
 mod junit;
 mod live;
 mod markdown;
@@ -266,6 +267,8 @@ pub enum ReportFormat {
     Markdown,
     /// Locust's three CSV files.
     Csv,
+    /// `report.html`: one self-contained page with SVG plots.
+    Html,
 }
 
 impl ReportFormat {
@@ -273,13 +276,14 @@ impl ReportFormat {
     pub const NAMES: &[(&str, ReportFormat)] = &[
         ("json", ReportFormat::Json),
         ("csv", ReportFormat::Csv),
+        ("html", ReportFormat::Html),
         ("md", ReportFormat::Markdown),
         ("markdown", ReportFormat::Markdown),
         ("junit", ReportFormat::Junit),
     ];
 
     /// What `run` writes without `--format` (`result.json` is always written).
-    pub const DEFAULT: &[ReportFormat] = &[ReportFormat::Json, ReportFormat::Csv];
+    pub const DEFAULT: &[ReportFormat] = &[ReportFormat::Json, ReportFormat::Html, ReportFormat::Csv];
 
     pub fn from_name(name: &str) -> Option<ReportFormat> {
         Self::NAMES.iter().find(|(n, _)| n.eq_ignore_ascii_case(name.trim())).map(|(_, f)| *f)
@@ -306,6 +310,7 @@ impl ReportFormat {
             ReportFormat::Junit => junit::render(r),
             ReportFormat::Markdown => markdown::render(r),
             ReportFormat::Csv => csv::render(r).stats,
+            ReportFormat::Html => html::render(r),
         }
     }
 
@@ -320,6 +325,7 @@ impl ReportFormat {
             ReportFormat::Table => vec![("summary.txt", self.render(r))],
             ReportFormat::Junit => vec![("junit.xml", self.render(r))],
             ReportFormat::Markdown => vec![("summary.md", self.render(r))],
+            ReportFormat::Html => vec![("report.html", self.render(r))],
         }
     }
 }

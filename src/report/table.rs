@@ -33,11 +33,11 @@ pub fn fmt_ms(v: f64) -> String {
     }
 }
 
-fn fmt_rate(v: f64) -> String {
+pub(super) fn fmt_rate(v: f64) -> String {
     if v < 100.0 { format!("{v:.2}") } else { format!("{v:.1}") }
 }
 
-fn stats_row(kind: &str, name: &str, s: &RequestSummary) -> Vec<String> {
+pub(super) fn stats_row(kind: &str, name: &str, s: &RequestSummary) -> Vec<String> {
     let l = s.latency.as_ref();
     let f = |g: fn(&crate::metrics::LatencySummary) -> f64| l.map_or("-".to_string(), |l| fmt_ms(g(l)));
     vec![
@@ -57,12 +57,10 @@ fn stats_row(kind: &str, name: &str, s: &RequestSummary) -> Vec<String> {
     ]
 }
 
-pub fn render_summary(r: &RunReport) -> String {
-    let mut out = String::new();
-    let target =
-        if r.target.embedded_mock { format!("embedded mock gateway ({})", r.target.url) } else { r.target.url.clone() };
+/// Which load model ran, in one phrase: `closed model: 20 users, spawn 40/s`.
+pub(super) fn load_shape(r: &RunReport) -> String {
     let l = &r.load;
-    let shape = match (&r.open, l.users, l.spawn_rate) {
+    match (&r.open, l.users, l.spawn_rate) {
         (Some(o), _, _) => format!(
             "open model: {}/s {} arrivals (at most {} in flight), achieved {:.1}/s, {} dropped",
             o.target_rate,
@@ -78,12 +76,26 @@ pub fn render_summary(r: &RunReport) -> String {
         (None, Some(u), Some(rate)) => format!("closed model: {u} users, spawn {rate}/s"),
         (None, Some(u), None) => format!("closed model: {u} users"),
         (None, None, _) => "closed model".to_string(),
-    };
-    let status = match r.status {
+    }
+}
+
+pub(super) fn status_text(r: &RunReport) -> &'static str {
+    match r.status {
         RunStatus::Completed => "completed",
         RunStatus::Interrupted => "INTERRUPTED (partial results)",
         RunStatus::Aborted => "ABORTED by a threshold (partial results)",
-    };
+    }
+}
+
+pub(super) fn target_text(r: &RunReport) -> String {
+    if r.target.embedded_mock { format!("embedded mock gateway ({})", r.target.url) } else { r.target.url.clone() }
+}
+
+pub fn render_summary(r: &RunReport) -> String {
+    let mut out = String::new();
+    let target = target_text(r);
+    let shape = load_shape(r);
+    let status = status_text(r);
     let _ = writeln!(out, "scenario {} · target {target}", r.scenario.name);
     let _ = writeln!(out, "{shape} · ran {:.1}s · {status}", r.duration_s);
 
@@ -235,7 +247,7 @@ pub fn render_list(rows: &[ListRow]) -> String {
     format!("{t}\n")
 }
 
-fn fmt_cost(usd: f64) -> String {
+pub(super) fn fmt_cost(usd: f64) -> String {
     if usd == 0.0 {
         "-".to_string()
     } else if usd < 0.01 {
@@ -245,7 +257,10 @@ fn fmt_cost(usd: f64) -> String {
     }
 }
 
-fn opt_ms(l: Option<&crate::metrics::LatencySummary>, get: fn(&crate::metrics::LatencySummary) -> f64) -> String {
+pub(super) fn opt_ms(
+    l: Option<&crate::metrics::LatencySummary>,
+    get: fn(&crate::metrics::LatencySummary) -> f64,
+) -> String {
     l.map_or("-".to_string(), |l| fmt_ms(get(l)))
 }
 
