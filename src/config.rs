@@ -1,6 +1,7 @@
 //! `RunConfig::resolve`: merges command-line overrides, the scenario file and defaults (CLI > TOML > defaults)
 //! into one validated configuration. Reads files; writes nothing.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -87,6 +88,10 @@ pub struct Overrides {
     pub summary_md: Option<PathBuf>,
     /// `key=value` settings of the embedded mock on top of the scenario's `[mock]` table.
     pub mock_settings: Vec<String>,
+    /// Serve the Prometheus exposition here during the run.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Push the final values to this Pushgateway.
+    pub pushgateway: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -120,6 +125,16 @@ pub struct RunConfig {
     pub regression: RuleSet,
     /// Gate outputs: where the run is compared, stored, and reported for CI.
     pub outputs: GateOutputs,
+    /// Prometheus: the live endpoint and the final push.
+    pub prometheus: PrometheusOutputs,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PrometheusOutputs {
+    /// Where `/metrics` is served while the run goes on.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Pushgateway base URL (or a full `/metrics/job/...` grouping path), no trailing slash.
+    pub pushgateway: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -174,6 +189,8 @@ impl RunConfig {
             junit,
             summary_md,
             mock_settings,
+            metrics_addr,
+            pushgateway,
         } = o;
         let path = scenario::locate_scenario(&scenario, &scenarios_dir)?;
         let loaded = scenario::load(&path)?;
@@ -342,7 +359,7 @@ impl RunConfig {
             Some(_) if !mock_settings.is_empty() => {
                 return Err(flag("--mock", "sets the embedded mock, which does not run with --target; drop one"));
             }
-            Some(t) => Target::Url(check_target(&t)?),
+            Some(t) => Target::Url(check_url("--target", &t)?),
             None => {
                 let mut m = mock_config(&loaded, seed)?;
                 apply_mock_settings(&mut m, &mock_settings)?;
@@ -395,6 +412,10 @@ impl RunConfig {
             thresholds: gates,
             regression,
             outputs,
+            prometheus: PrometheusOutputs {
+                metrics_addr,
+                pushgateway: pushgateway.as_deref().map(|u| check_url("--pushgateway", u)).transpose()?,
+            },
         })
     }
 }
@@ -447,8 +468,8 @@ pub fn mock_config(loaded: &LoadedScenario, seed: u64) -> Result<MockConfig, Sce
     Ok(m)
 }
 
-fn check_target(t: &str) -> Result<String, ConfigError> {
-    let bad = || flag("--target", format!("`{t}` is not an http(s) URL; use e.g. http://127.0.0.1:8000"));
+fn check_url(name: &'static str, t: &str) -> Result<String, ConfigError> {
+    let bad = || flag(name, format!("`{t}` is not an http(s) URL; use e.g. http://127.0.0.1:8000"));
     let url = url::Url::parse(t).map_err(|_| bad())?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(bad());
@@ -555,6 +576,10 @@ mod tests {
         assert!(e.to_string().starts_with("--users"), "{e}");
         let e = RunConfig::resolve(Overrides { target: Some("ftp://x".into()), ..overrides(&p) }).unwrap_err();
         assert!(e.to_string().starts_with("--target"), "{e}");
+        let e = RunConfig::resolve(Overrides { pushgateway: Some("pg:9091".into()), ..overrides(&p) }).unwrap_err();
+        assert!(e.to_string().starts_with("--pushgateway"), "{e}");
+        let cfg = RunConfig::resolve(Overrides { pushgateway: Some("http://pg:9091/".into()), ..overrides(&p) });
+        assert_eq!(cfg.unwrap().prometheus.pushgateway.as_deref(), Some("http://pg:9091"), "no trailing slash");
     }
 
     #[test]

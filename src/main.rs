@@ -87,6 +87,8 @@ fn overrides(a: RunArgs) -> Overrides {
         junit,
         summary_md,
         mock_settings,
+        metrics_addr,
+        pushgateway,
     } = a;
     Overrides {
         scenario,
@@ -121,6 +123,8 @@ fn overrides(a: RunArgs) -> Overrides {
         junit,
         summary_md,
         mock_settings,
+        metrics_addr,
+        pushgateway,
     }
 }
 

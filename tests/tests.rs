@@ -7,4 +7,5 @@ mod errors;
 mod gates;
 mod lifecycle;
 mod load_models;
+mod prometheus;
 mod run_mock;

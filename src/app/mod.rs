@@ -4,6 +4,7 @@
 mod assemble;
 mod gate;
 mod live;
+mod metrics_server;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -102,6 +103,9 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
         aborted_by: None,
         sinks: Vec::new(),
     };
+    if let Some(p) = metrics_server::PromSink::start(&s.name, &plan, &cfg.prometheus, cfg.insecure, cfg.quiet)? {
+        gate.sinks.push(Box::new(p));
+    }
     let (result, outcomes) = match &cfg.levels {
         Some(levels) => {
             let (r, o) = engine::run_levels(levels, spec, &mut gate).map_err(anyhow::Error::msg)?;

@@ -7,6 +7,7 @@ mod gate;
 mod junit;
 mod markdown;
 mod progress;
+pub mod prometheus;
 mod table;
 mod writer;
 
