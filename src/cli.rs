@@ -1,6 +1,7 @@
 //! Command-line surface: clap derive types and value parsers only. Knows no core type; `main.rs` maps these
 //! into `config::Overrides` so the core never sees clap.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -172,6 +173,12 @@ pub struct RunArgs {
     /// Append one JSON object per second to this file while the run goes on (for `tail -f`)
     #[arg(long, value_name = "PATH")]
     pub ndjson: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics during the run: PORT or IP:PORT (loopback unless an IP says otherwise)
+    #[arg(long, value_parser = parse_metrics_addr, value_name = "ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+    /// Push the final metrics to this Prometheus Pushgateway (PUT /metrics/job/run_load_test/scenario/<name>)
+    #[arg(long, value_name = "URL")]
+    pub pushgateway: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -226,6 +233,18 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(t).map_err(|e| format!("invalid duration `{s}` ({e}); use e.g. 500ms, 30s, 5m"))
 }
 
+/// `--metrics-addr`: `9464` and `localhost:9464` mean loopback; any other address must be written as an IP, so
+/// that serving beyond this machine is always a deliberate choice and never the result of a name lookup.
+pub fn parse_metrics_addr(s: &str) -> Result<SocketAddr, String> {
+    let t = s.trim();
+    let port = t.parse::<u16>().ok().or_else(|| t.strip_prefix("localhost:").and_then(|p| p.parse().ok()));
+    if let Some(port) = port {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    t.parse::<SocketAddr>()
+        .map_err(|_| format!("`{s}` is not PORT or IP:PORT, e.g. 127.0.0.1:9464 (0.0.0.0:9464 serves beyond loopback)"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,6 +253,19 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn metrics_addr_is_loopback_unless_an_ip_is_written() {
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 9464));
+        assert_eq!(parse_metrics_addr("9464"), Ok(loopback));
+        assert_eq!(parse_metrics_addr("localhost:9464"), Ok(loopback));
+        assert_eq!(parse_metrics_addr("0.0.0.0:9464"), Ok(SocketAddr::from(([0, 0, 0, 0], 9464))));
+        assert_eq!(parse_metrics_addr("[::1]:9464").map(|a| a.port()), Ok(9464));
+        for bad in ["gateway.internal:9464", "127.0.0.1", "localhost", ":9464", "99999"] {
+            let e = parse_metrics_addr(bad).unwrap_err();
+            assert!(e.starts_with(&format!("`{bad}` is not PORT or IP:PORT")), "{e}");
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod outputs;
 
 pub use outputs::{OutputFiles, report_formats};
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -95,6 +96,10 @@ pub struct Overrides {
     pub formats: Vec<String>,
     /// One JSON object per second, written while the run goes on.
     pub ndjson: Option<PathBuf>,
+    /// Serve the Prometheus exposition here during the run.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Push the final values to this Pushgateway.
+    pub pushgateway: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -132,6 +137,16 @@ pub struct RunConfig {
     pub mock_settings: Vec<String>,
     /// Report files: formats rendered after the run, live logs written during it.
     pub files: OutputFiles,
+    /// Prometheus: the live endpoint and the final push.
+    pub prometheus: PrometheusOutputs,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PrometheusOutputs {
+    /// Where `/metrics` is served while the run goes on.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Pushgateway base URL (or a full `/metrics/job/...` grouping path), no trailing slash.
+    pub pushgateway: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -188,6 +203,8 @@ impl RunConfig {
             mock_settings,
             formats,
             ndjson,
+            metrics_addr,
+            pushgateway,
         } = o;
         let path = scenario::locate_scenario(&scenario, &scenarios_dir)?;
         let loaded = scenario::load(&path)?;
@@ -356,7 +373,7 @@ impl RunConfig {
             Some(_) if !mock_settings.is_empty() => {
                 return Err(flag("--mock", "sets the embedded mock, which does not run with --target; drop one"));
             }
-            Some(t) => Target::Url(check_target(&t)?),
+            Some(t) => Target::Url(check_url("--target", &t)?),
             None => {
                 let mut m = mock_config(&loaded, seed)?;
                 apply_mock_settings(&mut m, &mock_settings)?;
@@ -412,6 +429,10 @@ impl RunConfig {
             outputs,
             mock_settings,
             files,
+            prometheus: PrometheusOutputs {
+                metrics_addr,
+                pushgateway: pushgateway.as_deref().map(|u| check_url("--pushgateway", u)).transpose()?,
+            },
         })
     }
 }
@@ -464,8 +485,8 @@ pub fn mock_config(loaded: &LoadedScenario, seed: u64) -> Result<MockConfig, Sce
     Ok(m)
 }
 
-fn check_target(t: &str) -> Result<String, ConfigError> {
-    let bad = || flag("--target", format!("`{t}` is not an http(s) URL; use e.g. http://127.0.0.1:8000"));
+fn check_url(name: &'static str, t: &str) -> Result<String, ConfigError> {
+    let bad = || flag(name, format!("`{t}` is not an http(s) URL; use e.g. http://127.0.0.1:8000"));
     let url = url::Url::parse(t).map_err(|_| bad())?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(bad());
@@ -572,6 +593,10 @@ mod tests {
         assert!(e.to_string().starts_with("--users"), "{e}");
         let e = RunConfig::resolve(Overrides { target: Some("ftp://x".into()), ..overrides(&p) }).unwrap_err();
         assert!(e.to_string().starts_with("--target"), "{e}");
+        let e = RunConfig::resolve(Overrides { pushgateway: Some("pg:9091".into()), ..overrides(&p) }).unwrap_err();
+        assert!(e.to_string().starts_with("--pushgateway"), "{e}");
+        let cfg = RunConfig::resolve(Overrides { pushgateway: Some("http://pg:9091/".into()), ..overrides(&p) });
+        assert_eq!(cfg.unwrap().prometheus.pushgateway.as_deref(), Some("http://pg:9091"), "no trailing slash");
     }
 
     #[test]

@@ -95,6 +95,8 @@ fn overrides(a: RunArgs) -> Overrides {
         mock_settings,
         formats,
         ndjson,
+        metrics_addr,
+        pushgateway,
     } = a;
     Overrides {
         scenario,
@@ -131,6 +133,8 @@ fn overrides(a: RunArgs) -> Overrides {
         mock_settings,
         formats,
         ndjson,
+        metrics_addr,
+        pushgateway,
     }
 }
 

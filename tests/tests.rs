@@ -9,4 +9,5 @@ mod html;
 mod lifecycle;
 mod load_models;
 mod outputs;
+mod prometheus;
 mod run_mock;

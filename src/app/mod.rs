@@ -4,6 +4,7 @@
 mod assemble;
 mod gate;
 mod live;
+mod metrics_server;
 mod outputs;
 
 use std::path::Path;
@@ -111,6 +112,9 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
         let dir = cfg.out_dir.join("hlog");
         let sink = outputs::HlogSink::create(&dir, &plan, std::time::SystemTime::now()).map_err(anyhow::Error::msg)?;
         gate.sinks.push(Box::new(sink));
+    }
+    if let Some(p) = metrics_server::PromSink::start(&s.name, &plan, &cfg.prometheus, cfg.insecure, cfg.quiet)? {
+        gate.sinks.push(Box::new(p));
     }
     let (result, outcomes) = match &cfg.levels {
         Some(levels) => {

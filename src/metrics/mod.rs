@@ -1,6 +1,7 @@
 //! Per-worker recorders (HdrHistogram in microseconds plus counters), interval snapshots and merging, and the
 //! plain summary types built from them. Synchronous: no I/O, no printing, no clock reads.
 
+mod buckets;
 mod llm;
 mod summary;
 
@@ -9,6 +10,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+pub use buckets::{Buckets, DURATION_BOUNDS_US};
 pub use llm::{LlmSample, LlmStats, ModelStats};
 pub use summary::{
     Cumulative, ErrorSummary, FlowSummary, LatencySummary, LlmSummary, ModelSummary, RequestSummary, SeriesPoint,

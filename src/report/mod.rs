@@ -10,6 +10,7 @@ mod junit;
 mod live;
 mod markdown;
 mod progress;
+pub mod prometheus;
 mod table;
 mod writer;
 

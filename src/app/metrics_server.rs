@@ -1,0 +1,264 @@
+//! Prometheus outputs of a run. `--metrics-addr` serves the exposition on its own thread and runtime, as the
+//! embedded mock does, so the generator's threads measure only themselves; `--pushgateway` receives the final
+//! values once the run is over. Both read the `LiveMetrics` that `PromSink` updates once a second from the
+//! run's observer: nothing here touches the request path.
+//!
+//! A failed push is reported (`error: --pushgateway: …`) but changes neither the report nor the exit code: the
+//! gate's verdict is the run's contract, and a monitoring side channel must not hide or flip it.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use base64::Engine;
+use bytes::Bytes;
+use futures_util::FutureExt;
+use tokio::sync::oneshot;
+
+use super::live::IntervalSink;
+use crate::client::{ClientFactory, Reading};
+use crate::config::PrometheusOutputs;
+use crate::engine::{Plan, Progress};
+use crate::metrics::Recorder;
+use crate::report::prometheus::{CONTENT_TYPE, Exposition, LiveMetrics};
+use crate::report::{self};
+
+/// The job label of pushed metrics (Prometheus keeps it apart from the scrape job's).
+pub const PUSH_JOB: &str = "run_load_test";
+
+/// Connecting and pushing together: a Pushgateway answers in milliseconds, an unreachable one must not hold
+/// the report back for long.
+const PUSH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// After a stop, how long a scrape in progress may take before the server thread is left to end.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
+pub struct PromSink {
+    live: Arc<Mutex<LiveMetrics>>,
+    exposition: Arc<Exposition>,
+    /// Held for its `Drop`: serving stops when the sink is dropped, after the report is written, so a scrape
+    /// in the run's last second still works.
+    _server: Option<MetricsServer>,
+    push: Option<Push>,
+    quiet: bool,
+}
+
+struct Push {
+    client: ClientFactory,
+    /// The URL as given, for messages.
+    url: String,
+    /// Path and grouping key after the base URL's own path.
+    path: String,
+}
+
+impl PromSink {
+    /// `None` when neither output is asked for. Binds the endpoint now, so a port in use is an error before any
+    /// load is sent.
+    pub fn start(
+        scenario: &str,
+        plan: &Plan,
+        cfg: &PrometheusOutputs,
+        insecure: bool,
+        quiet: bool,
+    ) -> Result<Option<Self>> {
+        let PrometheusOutputs { metrics_addr, pushgateway } = cfg;
+        if metrics_addr.is_none() && pushgateway.is_none() {
+            return Ok(None);
+        }
+        let live =
+            Arc::new(Mutex::new(LiveMetrics::new(plan.steps.iter().map(|s| (s.user.as_str(), s.name.as_str())))));
+        let exposition = Arc::new(Exposition::new(scenario, live.clone()));
+        let server = match metrics_addr {
+            Some(addr) => {
+                let server = spawn(*addr, exposition.clone())
+                    .with_context(|| format!("--metrics-addr: cannot listen on {addr}"))?;
+                if !quiet {
+                    let reach = if addr.ip().is_loopback() {
+                        ""
+                    } else {
+                        " (beyond loopback: anyone who can reach this host can read it)"
+                    };
+                    report::print_note(&format!("Prometheus metrics: http://{}/metrics{reach}", server.addr));
+                }
+                Some(server)
+            }
+            None => None,
+        };
+        let push = match pushgateway {
+            Some(url) => {
+                let client = ClientFactory::new(url, insecure, PUSH_TIMEOUT)
+                    .map_err(|e| anyhow::anyhow!("--pushgateway: {e}"))?;
+                let path =
+                    if client.prefix().contains("/metrics/job/") { String::new() } else { grouping_path(scenario) };
+                Some(Push { client, url: url.clone(), path })
+            }
+            None => None,
+        };
+        Ok(Some(PromSink { live, exposition, _server: server, push, quiet }))
+    }
+}
+
+/// `/metrics/job/run_load_test/scenario/<name>`; a name that is not a plain path segment is sent in the
+/// Pushgateway's `@base64` form (URL-safe alphabet), so slashes or spaces cannot change the grouping key.
+fn grouping_path(scenario: &str) -> String {
+    let plain = !scenario.is_empty()
+        && scenario != "."
+        && scenario != ".."
+        && scenario.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if plain {
+        format!("/metrics/job/{PUSH_JOB}/scenario/{scenario}")
+    } else {
+        let b64 = base64::engine::general_purpose::URL_SAFE.encode(scenario.as_bytes());
+        // An empty value is written `=` in the Pushgateway's base64 form.
+        let b64 = if b64.is_empty() { "=".to_string() } else { b64 };
+        format!("/metrics/job/{PUSH_JOB}/scenario@base64/{b64}")
+    }
+}
+
+impl IntervalSink for PromSink {
+    fn interval(&mut self, _plan: &Plan, progress: &Progress, interval: &Recorder, _totals: &Recorder) {
+        // The handler holds this lock only while encoding; a poisoned lock still holds sound counters.
+        let mut live = self.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        live.absorb(progress.users, progress.in_flight, interval);
+    }
+
+    fn finish(&mut self) -> Result<(), String> {
+        let Some(push) = &self.push else { return Ok(()) };
+        let fail = |e: String| format!("--pushgateway: cannot push to {}: {e}", push.url);
+        let body = self.exposition.render().map_err(|e| fail(e.to_string()))?;
+        push_text(push, body).map_err(fail)?;
+        if !self.quiet {
+            report::print_note(&format!("pushed the final metrics to {}{}", push.url, push.path));
+        }
+        Ok(())
+    }
+}
+
+/// PUT replaces the whole group, so the Pushgateway holds exactly this run's final values.
+fn push_text(push: &Push, body: String) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a runtime: {e}"))?;
+    rt.block_on(async {
+        let mut c = push.client.build();
+        let req = http::Request::put(format!("{}{}", push.client.prefix(), push.path))
+            .header(http::header::HOST, push.client.host_header().clone())
+            .header(http::header::CONTENT_TYPE, CONTENT_TYPE)
+            .body(http_body_util::Full::new(Bytes::from(body)))
+            .map_err(|e| e.to_string())?;
+        let mut answer = Vec::new();
+        let reading = Reading { keep: Some(&mut answer), ..Default::default() };
+        let ex = c.exchange(req, PUSH_TIMEOUT, reading).await.map_err(|f| f.message)?;
+        if !(200..300).contains(&ex.status) {
+            let text = String::from_utf8_lossy(&answer);
+            let text: String = text.trim().chars().take(300).collect();
+            return Err(format!("HTTP {}: {text}", ex.status));
+        }
+        Ok(())
+    })
+}
+
+/// The `/metrics` endpoint on its own OS thread with a one-thread runtime; dropping it stops serving.
+struct MetricsServer {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for MetricsServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            // An error only means the server already stopped on its own.
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn spawn(addr: SocketAddr, exposition: Arc<Exposition>) -> std::io::Result<MetricsServer> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<std::io::Result<()>>(1);
+    // The runtime is built on the server thread: dropping one inside an async context panics, and the caller
+    // may be in one.
+    let thread = std::thread::Builder::new().name("metrics-server".into()).spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                let _ = ready_tx.send(Err(e));
+                return;
+            }
+        };
+        rt.block_on(async move {
+            let listener = match tokio::net::TcpListener::from_std(listener) {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            let _ = ready_tx.send(Ok(()));
+            let stop = async move {
+                let _ = stop_rx.await;
+            }
+            .shared();
+            let grace_over = {
+                let stop = stop.clone();
+                async move {
+                    stop.await;
+                    tokio::time::sleep(SHUTDOWN_GRACE).await;
+                }
+            };
+            let app = Router::new().route("/metrics", get(metrics)).with_state(exposition);
+            // Either outcome ends the thread; an accept-loop error has no one to report to.
+            tokio::select! {
+                _ = axum::serve(listener, app).with_graceful_shutdown(stop) => {}
+                () = grace_over => {}
+            }
+        });
+    })?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => Ok(MetricsServer { addr, stop: Some(stop_tx), thread: Some(thread) }),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(e)
+        }
+        Err(_) => {
+            let _ = thread.join();
+            Err(std::io::Error::other("the metrics server thread ended before it started serving"))
+        }
+    }
+}
+
+async fn metrics(State(exposition): State<Arc<Exposition>>) -> Response {
+    match exposition.render() {
+        Ok(body) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grouping_keys_are_plain_or_base64() {
+        assert_eq!(grouping_path("react"), "/metrics/job/run_load_test/scenario/react");
+        assert_eq!(grouping_path("breaking-point_2.x"), "/metrics/job/run_load_test/scenario/breaking-point_2.x");
+        assert_eq!(grouping_path("a/b c"), "/metrics/job/run_load_test/scenario@base64/YS9iIGM=");
+        assert_eq!(grouping_path(""), "/metrics/job/run_load_test/scenario@base64/=");
+        assert_eq!(grouping_path(".."), "/metrics/job/run_load_test/scenario@base64/Li4=");
+    }
+}
