@@ -108,6 +108,26 @@ fn the_breaking_point_is_found_within_one_level_of_the_truth() {
 }
 
 #[test]
+fn a_failed_threshold_breaks_a_level_and_the_verdicts_are_those_of_the_last_level_that_held() {
+    // The error-rate limit is switched off (1.0): only the threshold can break a level.
+    let body = scenario(
+        "breaking_point = { users = [1, 2, 6, 8], hold = \"1s\", max_error_rate = 1.0 }",
+        "first_token_delay = \"5ms\"\nmax_concurrency = 3",
+    ) + "[thresholds]\nerrors = [\"rate < 0.01\"]\n";
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "bp.toml", &body);
+    let r = run_report(&p, &dir.path().join("o"), &["--seed", "3"]);
+    let l = &r["levels"];
+    assert_eq!((f(&l["last_ok"]), f(&l["first_broken"])), (2.0, 6.0), "{l}");
+    let rows = l["levels"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "the search stops at the first broken level");
+    let why = rows[2]["broken"].as_str().unwrap();
+    assert!(why.starts_with("threshold `errors: rate < 0.01`: observed 0."), "{why}");
+    let v = &r["thresholds"][0];
+    assert_eq!((&v["pass"], f(&v["observed"])), (&true.into(), 0.0), "judged at 2 users, where it held: {v}");
+}
+
+#[test]
 fn a_sweep_runs_every_level_and_a_floor_gates_the_exit_code() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "s.toml", &scenario("users = 1", "first_token_delay = \"5ms\"\nmax_concurrency = 3"));

@@ -116,9 +116,15 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
     if let Some(p) = metrics_server::PromSink::start(&s.name, &plan, &cfg.prometheus, cfg.insecure, cfg.quiet)? {
         gate.sinks.push(Box::new(p));
     }
+    // A breaking-point search breaks a level on a failed threshold as on its own limits.
+    let slo = |r: &engine::EngineResult| {
+        let verdicts = crate::slo::evaluate(&cfg.thresholds, &live::measurements(&plan, &r.total, r.elapsed));
+        let failed = verdicts.into_iter().find(|v| v.observed.is_some() && !v.pass)?;
+        Some(format!("threshold `{}`: observed {}", failed.threshold, report::fmt_observed(&failed)))
+    };
     let (result, outcomes) = match &cfg.levels {
         Some(levels) => {
-            let (r, o) = engine::run_levels(levels, spec, &mut gate).map_err(anyhow::Error::msg)?;
+            let (r, o) = engine::run_levels(levels, spec, &mut gate, &slo).map_err(anyhow::Error::msg)?;
             (r, Some(o))
         }
         None => (engine::run(spec(cfg.load.clone()), &mut gate).map_err(anyhow::Error::msg)?, None),
@@ -135,8 +141,16 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
     let aborted_by = gate.aborted_by.take().filter(|_| result.stop == StopReason::Aborted);
     let mut rep = assemble::build(&cfg, &plan, &base_url, &result);
     if !cfg.thresholds.is_empty() {
-        let m = live::measurements(&plan, &result.total, result.elapsed);
-        rep.thresholds = crate::slo::evaluate(&cfg.thresholds, &m);
+        // A breaking-point search is meant to break: its thresholds are judged at the last level that held
+        // (the first level when none did), not over the broken ones.
+        let judged = match (&cfg.levels, &outcomes) {
+            (Some(l), Some(o)) if l.limits.is_some() && !o.is_empty() => {
+                let at = o.iter().take_while(|x| x.broken.is_none()).last().unwrap_or(&o[0]);
+                live::measurements(&plan, &at.total, at.elapsed)
+            }
+            _ => live::measurements(&plan, &result.total, result.elapsed),
+        };
+        rep.thresholds = crate::slo::evaluate(&cfg.thresholds, &judged);
         for v in rep.thresholds.iter_mut() {
             v.aborted_run = aborted_by.as_deref() == Some(v.threshold.as_str());
         }

@@ -84,17 +84,19 @@ impl Levels {
 }
 
 /// Runs the levels in order with `spec(load)` building each level's engine spec; returns the merged result
-/// (one continuous time series) and each level's own numbers.
+/// (one continuous time series) and each level's own numbers. In a breaking-point search, `slo` may break a
+/// level too (the scenario's thresholds, judged by the caller: the engine judges no SLO).
 pub fn run_levels(
     levels: &Levels,
     mut spec: impl FnMut(LoadModel) -> EngineSpec,
     observer: &mut dyn Observer,
+    slo: &dyn Fn(&EngineResult) -> Option<String>,
 ) -> Result<(EngineResult, Vec<LevelOutcome>), String> {
     let mut merged: Option<EngineResult> = None;
     let mut outcomes = Vec::new();
     for &level in &levels.values {
         let r = run(spec(levels.load(level)), observer)?;
-        let broken = levels.judge(&r);
+        let broken = levels.judge(&r).or_else(|| levels.limits.as_ref().and_then(|_| slo(&r)));
         let stop = broken.is_some() || matches!(r.stop, StopReason::Interrupted | StopReason::Aborted);
         outcomes.push(LevelOutcome { level, elapsed: r.elapsed, total: r.total.clone(), broken });
         merged = Some(match merged {

@@ -361,5 +361,9 @@ fn render_levels(r: &RunReport, out: &mut String) {
             fmt(l.first_broken),
             l.hold_s
         );
+        if !r.thresholds.is_empty() {
+            let at = l.last_ok.or(l.levels.first().map(|x| x.level));
+            let _ = writeln!(out, "thresholds: a level breaks on any of them; the verdicts below are at {}", fmt(at));
+        }
     }
 }
