@@ -11,6 +11,7 @@ mod live;
 mod markdown;
 mod progress;
 pub mod prometheus;
+mod rows;
 mod table;
 mod writer;
 

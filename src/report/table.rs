@@ -5,7 +5,7 @@ use std::fmt::Write;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{CellAlignment, ContentArrangement, Table};
 
-use super::{RunReport, RunStatus};
+use super::{RunReport, RunStatus, rows};
 use crate::metrics::RequestSummary;
 
 pub(super) fn table(header: Vec<&str>) -> Table {
@@ -13,6 +13,14 @@ pub(super) fn table(header: Vec<&str>) -> Table {
     t.load_style(UTF8_FULL_CONDENSED.with_rounded_corners())
         .set_content_arrangement(ContentArrangement::Disabled)
         .set_header(header);
+    t
+}
+
+fn grid_table(g: rows::Grid) -> Table {
+    let mut t = table(g.head);
+    for row in g.rows {
+        t.add_row(row);
+    }
     t
 }
 
@@ -126,38 +134,7 @@ pub fn render_summary(r: &RunReport) -> String {
     }
 
     if r.flows.len() > 1 || r.steps.len() > r.flows.len() {
-        let mut f = table(vec![
-            "User",
-            "Flows ok",
-            "Flows failed",
-            "flows/s",
-            "Avg",
-            "Med",
-            "p95",
-            "p99",
-            "Max",
-            "Steps avg",
-            "Steps max",
-            "$/flow",
-        ]);
-        for fl in &r.flows {
-            let l = fl.latency.as_ref();
-            let g = |get: fn(&crate::metrics::LatencySummary) -> f64| l.map_or("-".to_string(), |l| fmt_ms(get(l)));
-            f.add_row(vec![
-                fl.user.clone(),
-                fl.completed.to_string(),
-                fl.failed.to_string(),
-                fmt_rate(fl.flows_per_s),
-                g(|l| l.mean_ms),
-                g(|l| l.p50_ms),
-                g(|l| l.p95_ms),
-                g(|l| l.p99_ms),
-                g(|l| l.max_ms),
-                format!("{:.1}", fl.steps_mean),
-                fl.steps_max.to_string(),
-                fmt_cost(fl.cost_per_flow_usd),
-            ]);
-        }
+        let mut f = grid_table(rows::flows(r));
         right_align(&mut f, 1);
         let _ = writeln!(out, "{f}");
     }
@@ -167,14 +144,7 @@ pub fn render_summary(r: &RunReport) -> String {
     super::gate::render_gates(r, &mut out);
 
     if !r.errors.is_empty() {
-        let mut e = table(vec!["# occurrences", "Kind", "Step", "First message"]);
-        for er in &r.errors {
-            let mut msg = er.message.clone();
-            if msg.chars().count() > 100 {
-                msg = msg.chars().take(100).collect::<String>() + "…";
-            }
-            e.add_row(vec![er.count.to_string(), er.kind.clone(), format!("{} › {}", er.user, er.step), msg]);
-        }
+        let e = grid_table(rows::errors(r, 100));
         let _ = writeln!(out, "{e}");
     }
     if let Some(l) = &r.totals.llm {
@@ -266,40 +236,12 @@ pub(super) fn opt_ms(
 
 /// Streaming and token metrics per LLM step, then the served-model distribution.
 fn render_llm(r: &RunReport, out: &mut String) {
-    let llm_steps: Vec<_> = r.steps.iter().filter_map(|s| s.stats.llm.as_ref().map(|l| (s, l))).collect();
-    if llm_steps.is_empty() {
+    let grid = rows::llm_steps(r);
+    if grid.rows.is_empty() {
         return;
     }
-    let mut t = table(vec![
-        "LLM step",
-        "Resp",
-        "TTFT p50",
-        "TTFT p95",
-        "TTFO p50",
-        "ICL p95",
-        "TPOT p50",
-        "NTPOT p50",
-        "Out tok",
-        "tok/s",
-        "Fallback",
-        "Cost $",
-    ]);
-    for (s, l) in &llm_steps {
-        t.add_row(vec![
-            format!("{} › {}", s.user, s.name),
-            l.responses.to_string(),
-            opt_ms(l.ttft.as_ref(), |x| x.p50_ms),
-            opt_ms(l.ttft.as_ref(), |x| x.p95_ms),
-            opt_ms(l.ttfo.as_ref(), |x| x.p50_ms),
-            opt_ms(l.icl.as_ref(), |x| x.p95_ms),
-            opt_ms(l.tpot.as_ref(), |x| x.p50_ms),
-            opt_ms(l.ntpot.as_ref(), |x| x.p50_ms),
-            l.output_tokens.to_string(),
-            format!("{:.1}", l.output_tokens_per_s),
-            format!("{} ({:.1}%)", l.fallbacks, l.fallback_rate * 100.0),
-            fmt_cost(l.cost_usd),
-        ]);
-    }
+    let llm_steps: Vec<_> = r.steps.iter().filter_map(|s| s.stats.llm.as_ref().map(|l| (s, l))).collect();
+    let mut t = grid_table(grid);
     right_align(&mut t, 1);
     let _ = writeln!(out, "{t}");
     let mut m = table(vec!["LLM step", "Served model", "Resp", "Share", "Fallbacks", "Avg", "p95", "Cost $"]);
@@ -323,47 +265,16 @@ fn render_llm(r: &RunReport, out: &mut String) {
         right_align(&mut m, 2);
         let _ = writeln!(out, "{m}");
     }
-    let _ = writeln!(
-        out,
-        "TTFT: first token (content, reasoning or tool call) · TTFO: first visible answer · ICL: gap between chunks · TPOT: (latency−TTFT)/(tokens−1) · NTPOT: latency/tokens"
-    );
+    let _ = writeln!(out, "{}", rows::LLM_LEGEND);
 }
 
 /// The concurrency table teams write by hand: one row per level, then the verdict.
 fn render_levels(r: &RunReport, out: &mut String) {
-    let Some(l) = &r.levels else { return };
-    let unit = if l.kind == "users" { "users" } else { "/s" };
-    let mut t = table(vec!["Level", "req/s", "# reqs", "Success", "Med", "p95", "p99", "Errors", "Verdict"]);
-    for row in &l.levels {
-        let s = &row.stats;
-        let lat = s.latency.as_ref();
-        let errors: Vec<String> = s.errors.iter().map(|(k, n)| format!("{k}: {n}")).collect();
-        t.add_row(vec![
-            format!("{} {unit}", row.level),
-            fmt_rate(s.rps),
-            s.requests.to_string(),
-            format!("{:.2}%", row.success_rate * 100.0),
-            opt_ms(lat, |x| x.p50_ms),
-            opt_ms(lat, |x| x.p95_ms),
-            opt_ms(lat, |x| x.p99_ms),
-            if errors.is_empty() { "-".into() } else { errors.join(", ") },
-            row.broken.clone().unwrap_or_else(|| "held".into()),
-        ]);
-    }
+    let Some((grid, _)) = rows::levels(r) else { return };
+    let mut t = grid_table(grid);
     right_align(&mut t, 1);
     let _ = writeln!(out, "{t}");
-    if l.mode == "breaking_point" {
-        let fmt = |v: Option<f64>| v.map_or("none".to_string(), |v| format!("{v} {unit}"));
-        let _ = writeln!(
-            out,
-            "breaking point: held up to {}, broke at {} (each level held {:.0}s)",
-            fmt(l.last_ok),
-            fmt(l.first_broken),
-            l.hold_s
-        );
-        if !r.thresholds.is_empty() {
-            let at = l.last_ok.or(l.levels.first().map(|x| x.level));
-            let _ = writeln!(out, "thresholds: a level breaks on any of them; the verdicts below are at {}", fmt(at));
-        }
+    for line in rows::levels_conclusion(r) {
+        let _ = writeln!(out, "{line}");
     }
 }

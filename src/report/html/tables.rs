@@ -4,10 +4,9 @@ use std::fmt::Write;
 
 use super::esc;
 use crate::baseline::{Change, Comparison};
-use crate::metrics::{LatencySummary, RequestSummary};
-use crate::report::RunReport;
 use crate::report::gate::{delta_unit, fmt_allowed, fmt_delta, fmt_observed, fmt_value, verdict_word};
-use crate::report::table::{fmt_cost, fmt_ms, fmt_rate, opt_ms, stats_row};
+use crate::report::table::{fmt_cost, fmt_ms, opt_ms, stats_row};
+use crate::report::{RunReport, rows};
 
 /// One table row: its cells (plain text, escaped when written) and a class for the whole row.
 pub struct Row {
@@ -19,6 +18,10 @@ impl Row {
     pub fn plain(cells: Vec<String>) -> Self {
         Row { cells, class: "" }
     }
+}
+
+fn plain(rows: Vec<Vec<String>>) -> Vec<Row> {
+    rows.into_iter().map(Row::plain).collect()
 }
 
 /// A table; columns from `num_from` on are numbers (right-aligned). Columns named in `wrap` may wrap.
@@ -154,46 +157,9 @@ pub fn comparison(c: &Comparison, out: &mut String) {
 
 /// Streaming and token metrics per LLM step.
 pub fn llm_steps(r: &RunReport, out: &mut String) {
-    let rows: Vec<Row> = r
-        .steps
-        .iter()
-        .filter_map(|s| s.stats.llm.as_ref().map(|l| (s, l)))
-        .map(|(s, l)| {
-            Row::plain(vec![
-                format!("{} › {}", s.user, s.name),
-                l.responses.to_string(),
-                opt_ms(l.ttft.as_ref(), |x| x.p50_ms),
-                opt_ms(l.ttft.as_ref(), |x| x.p95_ms),
-                opt_ms(l.ttfo.as_ref(), |x| x.p50_ms),
-                opt_ms(l.icl.as_ref(), |x| x.p95_ms),
-                opt_ms(l.tpot.as_ref(), |x| x.p50_ms),
-                opt_ms(l.ntpot.as_ref(), |x| x.p50_ms),
-                l.output_tokens.to_string(),
-                format!("{:.1}", l.output_tokens_per_s),
-                format!("{} ({:.1}%)", l.fallbacks, l.fallback_rate * 100.0),
-                fmt_cost(l.cost_usd),
-            ])
-        })
-        .collect();
-    let head = [
-        "LLM step",
-        "Resp",
-        "TTFT p50",
-        "TTFT p95",
-        "TTFO p50",
-        "ICL p95",
-        "TPOT p50",
-        "NTPOT p50",
-        "Out tok",
-        "tok/s",
-        "Fallback",
-        "Cost $",
-    ];
-    table(out, &head, &rows, 1, &[]);
-    let _ = writeln!(
-        out,
-        "<p class=\"note\">times in ms · TTFT: first token (content, reasoning or tool call) · TTFO: first visible answer · ICL: gap between chunks · TPOT: (latency−TTFT)/(tokens−1) · NTPOT: latency/tokens</p>"
-    );
+    let grid = rows::llm_steps(r);
+    table(out, &grid.head, &plain(grid.rows), 1, &[]);
+    let _ = writeln!(out, "<p class=\"note\">times in ms · {}</p>", esc(rows::LLM_LEGEND));
 }
 
 /// Served models of the whole run (`totals.llm`), then the token and cost totals.
@@ -234,43 +200,8 @@ pub fn models(r: &RunReport, out: &mut String) {
 
 /// One row per user class: its iterations as flows.
 pub fn flows(r: &RunReport, out: &mut String) {
-    let rows: Vec<Row> = r
-        .flows
-        .iter()
-        .map(|fl| {
-            let l = fl.latency.as_ref();
-            let g = |get: fn(&LatencySummary) -> f64| l.map_or("-".to_string(), |l| fmt_ms(get(l)));
-            Row::plain(vec![
-                fl.user.clone(),
-                fl.completed.to_string(),
-                fl.failed.to_string(),
-                fmt_rate(fl.flows_per_s),
-                g(|l| l.mean_ms),
-                g(|l| l.p50_ms),
-                g(|l| l.p95_ms),
-                g(|l| l.p99_ms),
-                g(|l| l.max_ms),
-                format!("{:.1}", fl.steps_mean),
-                fl.steps_max.to_string(),
-                fmt_cost(fl.cost_per_flow_usd),
-            ])
-        })
-        .collect();
-    let head = [
-        "User",
-        "Flows ok",
-        "Flows failed",
-        "flows/s",
-        "Avg",
-        "Med",
-        "p95",
-        "p99",
-        "Max",
-        "Steps avg",
-        "Steps max",
-        "$/flow",
-    ];
-    table(out, &head, &rows, 1, &[]);
+    let grid = rows::flows(r);
+    table(out, &grid.head, &plain(grid.rows), 1, &[]);
     let _ = writeln!(
         out,
         "<p class=\"note\">flow latency in ms: first step start → last step end of completed iterations</p>"
@@ -279,58 +210,23 @@ pub fn flows(r: &RunReport, out: &mut String) {
 
 /// The per-level table of a breaking-point search or sweep, then its conclusion.
 pub fn levels(r: &RunReport, out: &mut String) {
-    let Some(l) = &r.levels else { return };
-    let unit = if l.kind == "users" { "users" } else { "/s" };
-    let rows: Vec<Row> = l
-        .levels
-        .iter()
-        .map(|row| {
-            let s: &RequestSummary = &row.stats;
-            let lat = s.latency.as_ref();
-            let errors: Vec<String> = s.errors.iter().map(|(k, n)| format!("{k}: {n}")).collect();
-            Row {
-                cells: vec![
-                    format!("{} {unit}", row.level),
-                    fmt_rate(s.rps),
-                    s.requests.to_string(),
-                    format!("{:.2}%", row.success_rate * 100.0),
-                    opt_ms(lat, |x| x.p50_ms),
-                    opt_ms(lat, |x| x.p95_ms),
-                    opt_ms(lat, |x| x.p99_ms),
-                    if errors.is_empty() { "-".into() } else { errors.join(", ") },
-                    row.broken.clone().unwrap_or_else(|| "held".into()),
-                ],
-                class: if row.broken.is_some() { "bad" } else { "" },
-            }
-        })
+    let Some((grid, broken)) = rows::levels(r) else { return };
+    let rows: Vec<Row> = grid
+        .rows
+        .into_iter()
+        .zip(broken)
+        .map(|(cells, bad)| Row { cells, class: if bad { "bad" } else { "" } })
         .collect();
-    table(out, &["Level", "req/s", "# reqs", "Success", "Med", "p95", "p99", "Errors", "Verdict"], &rows, 1, &[7, 8]);
-    if l.mode == "breaking_point" {
-        let fmt = |v: Option<f64>| v.map_or("none".to_string(), |v| format!("{v} {unit}"));
-        let line = format!(
-            "breaking point: held up to {}, broke at {} (each level held {:.0}s)",
-            fmt(l.last_ok),
-            fmt(l.first_broken),
-            l.hold_s
-        );
+    table(out, &grid.head, &rows, 1, &[7, 8]);
+    for line in rows::levels_conclusion(r) {
         let _ = writeln!(out, "<p class=\"note\">{}</p>", esc(&line));
     }
 }
 
 /// Failures by kind and step, with the first message seen.
 pub fn errors(r: &RunReport, out: &mut String) {
-    let rows: Vec<Row> = r
-        .errors
-        .iter()
-        .map(|e| {
-            let mut msg = e.message.clone();
-            if msg.chars().count() > 300 {
-                msg = msg.chars().take(300).collect::<String>() + "…";
-            }
-            Row::plain(vec![e.count.to_string(), e.kind.clone(), format!("{} › {}", e.user, e.step), msg])
-        })
-        .collect();
-    table(out, &["# occurrences", "Kind", "Step", "First message"], &rows, 0, &[1, 2, 3]);
+    let grid = rows::errors(r, 300);
+    table(out, &grid.head, &plain(grid.rows), 0, &[1, 2, 3]);
     let kinds: Vec<String> = r.totals.errors.iter().map(|(k, n)| format!("{k}: {n}")).collect();
     if !kinds.is_empty() {
         let _ = writeln!(out, "<p class=\"note\">by kind: {}</p>", esc(&kinds.join(" · ")));
