@@ -45,7 +45,8 @@ fn a_smoke_run_writes_a_self_contained_report_with_every_plot() {
         "Throughput",
         "Active users",
         "Latency by percentile",
-        "Time to first token",
+        "Time to first token (TTFT) by percentile",
+        "Time to first token per second",
         "Inter-chunk",
     ] {
         assert!(plotted.iter().any(|c| c.starts_with(want)), "no `{want}` plot in {plotted:?}");

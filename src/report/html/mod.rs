@@ -305,6 +305,12 @@ fn over_time(r: &RunReport, out: &mut String) {
     let svg = plots::time_chart("count", plots::HALF, span, &users);
     figure(out, "Active users and requests in flight", svg, &legend_of(&users));
     out.push_str("</div>\n");
+    // Streaming runs: a provider slowing down shows in the first token before it shows in the total.
+    if r.series.iter().any(|p| p.ttft_p50_ms.is_some()) {
+        let ttft = [line("TTFT p50", BLUE, &|p| p.ttft_p50_ms), line("TTFT p95", ORANGE, &|p| p.ttft_p95_ms)];
+        let svg = plots::time_chart("TTFT (ms)", plots::WIDE, span, &ttft);
+        figure(out, "Time to first token per second", svg, &legend_of(&ttft));
+    }
 }
 
 /// The merged histogram of one metric over the steps that have it; `Err` names a corrupt one.
