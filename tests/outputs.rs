@@ -171,10 +171,10 @@ fn report_renders_a_stored_result_again() {
     let dir = tempfile::tempdir().unwrap();
     let p = scenario(dir.path(), "users = 2\niterations = 30");
     let out = dir.path().join("o");
-    run_report(&p, &out, &["--seed", "4", "--format", "csv,md,junit"]);
+    run_report(&p, &out, &["--seed", "4", "--format", "csv,md,junit,html"]);
     assert_eq!(
         files_in(&out),
-        ["failures.csv", "junit.xml", "result.json", "stats.csv", "stats_history.csv", "summary.md"]
+        ["failures.csv", "junit.xml", "report.html", "result.json", "stats.csv", "stats_history.csv", "summary.md"]
     );
     let again = dir.path().join("again");
     let o = run(&[
@@ -183,12 +183,12 @@ fn report_renders_a_stored_result_again() {
         "--format",
         "csv",
         "--format",
-        "json,junit",
+        "json,junit,html",
         "-o",
         again.to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-    for f in ["stats.csv", "stats_history.csv", "failures.csv", "result.json", "junit.xml"] {
+    for f in ["stats.csv", "stats_history.csv", "failures.csv", "result.json", "junit.xml", "report.html"] {
         let a = std::fs::read_to_string(out.join(f)).unwrap();
         let b = std::fs::read_to_string(again.join(f)).unwrap();
         assert_eq!(a, b, "{f} renders the same from the stored result");
