@@ -165,6 +165,23 @@ fn a_token_from_on_start_authorizes_later_requests() {
     assert_eq!(u(&step(&r, "chat")["stats"]["errors"]["status:401"]), 6);
 }
 
+#[test]
+fn every_user_that_set_up_tears_down_in_both_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/auth.toml")).unwrap();
+    let body = src.replace("think_time = { min = \"500ms\", max = \"1s\" }", "")
+        + "\n  [[user.on_stop]]\n  name = \"bye\"\n  get = \"/health\"\n  expect = { status = 200 }\n";
+    let p = write(dir.path(), "teardown.toml", &body);
+    let r = run_report(&p, &dir.path().join("c"), &["--iterations", "15", "--users", "3", "--seed", "4"]);
+    assert_eq!(u(&step(&r, "bye")["stats"]["requests"]), 3, "closed model: on_stop once per user");
+    // Open model: users are pooled and reused; each that registered says goodbye once at the end.
+    let r = run_report(&p, &dir.path().join("o"), &["--rate", "30", "--duration", "2s", "--seed", "4"]);
+    let (set_up, torn_down) = (u(&step(&r, "register")["stats"]["requests"]), u(&step(&r, "bye")["stats"]["requests"]));
+    assert!(set_up >= 1 && u(&step(&r, "chat")["stats"]["requests"]) > set_up, "users were reused: {set_up}");
+    assert_eq!(torn_down, set_up, "open model: on_stop once per user that ran on_start");
+    assert_eq!(u(&r["totals"]["failures"]), 0, "{}", r["errors"]);
+}
+
 fn stream_fault(setting: &str) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let body = format!(

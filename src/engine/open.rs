@@ -186,6 +186,13 @@ pub async fn dispatch(shared: Arc<Shared>, local: Rc<Local>, share: OpenShare) {
     // A graceful stop lets running iterations end their current step; a hard stop aborts this task and, with
     // it, the set.
     while running.join_next().await.is_some() {}
+    // Users that set up (registered, logged in) tear down as in the closed model, all at once: the graceful
+    // stop's window bounds them.
+    let users: Vec<User> = std::mem::take(&mut *idle.borrow_mut());
+    for mut u in users.into_iter().filter(|u| u.started) {
+        running.spawn_local(async move { u.finish().await });
+    }
+    while running.join_next().await.is_some() {}
 }
 
 fn pick_class(weights: &[u32], total: u32, rng: &mut SmallRng) -> usize {

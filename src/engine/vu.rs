@@ -201,6 +201,12 @@ impl User {
         run_sequence(self, &shared.plan.classes[class].on_start).await
     }
 
+    /// Runs the class's `on_stop` steps (logout, cleanup) once the user has no more work.
+    pub(super) async fn finish(&mut self) {
+        let shared = self.shared.clone();
+        run_sequence(self, &shared.plan.classes[self.class].on_stop).await;
+    }
+
     /// One iteration of `class`; `lag` is how late it started against its schedule (open model).
     pub(super) async fn iterate(&mut self, class: usize, iteration: u64, lag: Duration) -> bool {
         let shared = self.shared.clone();
@@ -255,7 +261,7 @@ pub async fn run_user(shared: Arc<Shared>, local: Rc<Local>, slot: UserSlot) {
         local.users.set(local.users.get() - 1);
     }
     if let Some(mut u) = user.filter(|u| u.started) {
-        run_sequence(&mut u, &class.on_stop).await;
+        u.finish().await;
     }
 }
 
