@@ -138,6 +138,49 @@ fn canvas(svg: &mut String, size: (u32, u32)) -> Result<DrawingArea<SVGBackend<'
     Ok(root)
 }
 
+/// What a time or percentile plot sets; the rest of the frame (margins, grid, fonts, y from 0) they share.
+struct Axes<'a> {
+    x_max: f64,
+    x_desc: &'a str,
+    y_desc: &'a str,
+    x_labels: usize,
+    x_fmt: &'a dyn Fn(&f64) -> String,
+    margin_right: u32,
+}
+
+fn xy_chart(size: (u32, u32), a: Axes<'_>, segs: &[(&Line, Segments)]) -> Result<String, String> {
+    let max = segs.iter().flat_map(|(_, s)| s.iter().flatten()).map(|p| p.1).fold(0.0, f64::max);
+    let mut svg = String::new();
+    {
+        let root = canvas(&mut svg, size)?;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(12)
+            .margin_right(a.margin_right)
+            .x_label_area_size(44)
+            .y_label_area_size(72)
+            .build_cartesian_2d(0.0..a.x_max, 0.0..y_top(max))
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc(a.x_desc)
+            .y_desc(a.y_desc)
+            .x_labels(a.x_labels)
+            .y_labels(6)
+            .x_label_formatter(a.x_fmt)
+            .y_label_formatter(&|y| fmt_tick(*y))
+            .label_style((FONT, LABEL))
+            .axis_desc_style((FONT, DESC))
+            .axis_style(AXIS)
+            .bold_line_style(GRID)
+            .light_line_style(TRANSPARENT)
+            .draw()
+            .map_err(err)?;
+        draw_lines(&mut chart, segs)?;
+        root.present().map_err(err)?;
+    }
+    Ok(svg)
+}
+
 /// A time-series plot: x = seconds from the start (minutes for runs longer than 5 minutes).
 pub fn time_chart(y_desc: &str, size: (u32, u32), span_s: f64, lines: &[Line]) -> Result<String, String> {
     let (unit, x_desc) = if span_s > 300.0 { (60.0, "elapsed (min)") } else { (1.0, "elapsed (s)") };
@@ -148,37 +191,15 @@ pub fn time_chart(y_desc: &str, size: (u32, u32), span_s: f64, lines: &[Line]) -
             (l, downsample(&pts, BUCKETS))
         })
         .collect();
-    let max = scaled.iter().flat_map(|(_, s)| s.iter().flatten()).map(|p| p.1).fold(0.0, f64::max);
-    let x_max = (span_s / unit).max(1.0 / unit);
-    let mut svg = String::new();
-    {
-        let root = canvas(&mut svg, size)?;
-        let mut chart = ChartBuilder::on(&root)
-            .margin(12)
-            .margin_right(24)
-            .x_label_area_size(44)
-            .y_label_area_size(72)
-            .build_cartesian_2d(0.0..x_max, 0.0..y_top(max))
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc(x_desc)
-            .y_desc(y_desc)
-            .x_labels(if size.0 < 700 { 7 } else { 12 })
-            .y_labels(6)
-            .x_label_formatter(&|x| fmt_tick(*x))
-            .y_label_formatter(&|y| fmt_tick(*y))
-            .label_style((FONT, LABEL))
-            .axis_desc_style((FONT, DESC))
-            .axis_style(AXIS)
-            .bold_line_style(GRID)
-            .light_line_style(TRANSPARENT)
-            .draw()
-            .map_err(err)?;
-        draw_lines(&mut chart, &scaled)?;
-        root.present().map_err(err)?;
-    }
-    Ok(svg)
+    let axes = Axes {
+        x_max: (span_s / unit).max(1.0 / unit),
+        x_desc,
+        y_desc,
+        x_labels: if size.0 < 700 { 7 } else { 12 },
+        x_fmt: &|x| fmt_tick(*x),
+        margin_right: 24,
+    };
+    xy_chart(size, axes, &scaled)
 }
 
 /// `x = -log10(1 - q)`: 0 → 0%, 1 → 90%, 2 → 99%, 3 → 99.9%; nothing between the decades.
@@ -217,36 +238,15 @@ pub fn percentile_span(hists: &[&Hist]) -> f64 {
 /// The latency distribution as HdrHistogram plots it: value by percentile, on a log axis of 1 − q.
 pub fn percentile_chart(y_desc: &str, size: (u32, u32), x_max: f64, lines: &[Line]) -> Result<String, String> {
     let segs: Vec<(&Line, Segments)> = lines.iter().map(|l| (l, downsample(&l.points, l.points.len()))).collect();
-    let max = segs.iter().flat_map(|(_, s)| s.iter().flatten()).map(|p| p.1).fold(0.0, f64::max);
-    let mut svg = String::new();
-    {
-        let root = canvas(&mut svg, size)?;
-        let mut chart = ChartBuilder::on(&root)
-            .margin(12)
-            .margin_right(30)
-            .x_label_area_size(44)
-            .y_label_area_size(72)
-            .build_cartesian_2d(0.0..x_max, 0.0..y_top(max))
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("percentile")
-            .y_desc(y_desc)
-            .x_labels(x_max as usize + 1)
-            .y_labels(6)
-            .x_label_formatter(&|x| percentile_label(*x))
-            .y_label_formatter(&|y| fmt_tick(*y))
-            .label_style((FONT, LABEL))
-            .axis_desc_style((FONT, DESC))
-            .axis_style(AXIS)
-            .bold_line_style(GRID)
-            .light_line_style(TRANSPARENT)
-            .draw()
-            .map_err(err)?;
-        draw_lines(&mut chart, &segs)?;
-        root.present().map_err(err)?;
-    }
-    Ok(svg)
+    let axes = Axes {
+        x_max,
+        x_desc: "percentile",
+        y_desc,
+        x_labels: x_max as usize + 1,
+        x_fmt: &|x| percentile_label(*x),
+        margin_right: 30,
+    };
+    xy_chart(size, axes, &segs)
 }
 
 /// The breaking-point curve: p95 latency (left axis) and error rate (right axis) by load level; the first
