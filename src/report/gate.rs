@@ -4,6 +4,7 @@
 use std::fmt::Write;
 
 use super::RunReport;
+use super::rows::Grid;
 use super::table::{right_align, table};
 use crate::baseline::{Change, Comparison, Delta};
 use crate::slo::Verdict;
@@ -122,24 +123,49 @@ fn render_thresholds(r: &RunReport, out: &mut String) {
     );
 }
 
-/// The comparison table: metric, baseline, current, delta, tolerance and noise, verdict; then warnings and the
-/// gate's conclusion.
+/// The comparison's rows as every renderer shows them: metric, stat, baseline, current, delta, tolerance and
+/// noise, verdict.
+pub(super) fn comparison_rows(c: &Comparison) -> Grid {
+    let rows = c
+        .rows
+        .iter()
+        .map(|d| {
+            let u = delta_unit(d);
+            let side = |v: Option<f64>| v.map_or("-".to_string(), |v| fmt_value(v, u));
+            vec![
+                d.metric.clone(),
+                d.stat.clone(),
+                side(d.baseline),
+                side(d.current),
+                fmt_delta(d),
+                fmt_allowed(d),
+                verdict_word(d.verdict).into(),
+            ]
+        })
+        .collect();
+    Grid { head: vec!["Metric", "Stat", "Baseline", "Current", "Delta", "Tolerated · noise", "Verdict"], rows }
+}
+
+/// The baseline gate's one-line conclusion.
+pub(super) fn comparison_conclusion(c: &Comparison) -> String {
+    let bad = c.regressions().count();
+    let noise = c.rows.iter().filter(|d| d.verdict == Change::Noise).count();
+    let noise_note = if noise > 0 { format!("; {noise} beyond tolerance but within noise") } else { String::new() };
+    if bad == 0 {
+        format!("baseline gate: no regression in {} comparisons{noise_note}", c.rows.len())
+    } else {
+        format!("baseline gate: {bad} of {} comparisons REGRESSED (exit code 1){noise_note}", c.rows.len())
+    }
+}
+
+/// The comparison table, then warnings and the gate's conclusion.
 pub fn render_comparison(c: &Comparison) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "compared with baseline {} (recorded {})", c.baseline.file, c.baseline.started_at);
-    let mut t = table(vec!["Metric", "Stat", "Baseline", "Current", "Delta", "Tolerated · noise", "Verdict"]);
-    for d in &c.rows {
-        let u = delta_unit(d);
-        let side = |v: Option<f64>| v.map_or("-".to_string(), |v| fmt_value(v, u));
-        t.add_row(vec![
-            d.metric.clone(),
-            d.stat.clone(),
-            side(d.baseline),
-            side(d.current),
-            fmt_delta(d),
-            fmt_allowed(d),
-            verdict_word(d.verdict).into(),
-        ]);
+    let grid = comparison_rows(c);
+    let mut t = table(grid.head);
+    for row in grid.rows {
+        t.add_row(row);
     }
     right_align(&mut t, 2);
     if let Some(verdict) = t.column_mut(6) {
@@ -149,17 +175,6 @@ pub fn render_comparison(c: &Comparison) -> String {
     for w in &c.warnings {
         let _ = writeln!(out, "warning: {w}");
     }
-    let bad = c.regressions().count();
-    let noise = c.rows.iter().filter(|d| d.verdict == Change::Noise).count();
-    let noise_note = if noise > 0 { format!("; {noise} beyond tolerance but within noise") } else { String::new() };
-    let _ = writeln!(
-        out,
-        "{}",
-        if bad == 0 {
-            format!("baseline gate: no regression in {} comparisons{noise_note}", c.rows.len())
-        } else {
-            format!("baseline gate: {bad} of {} comparisons REGRESSED (exit code 1){noise_note}", c.rows.len())
-        }
-    );
+    let _ = writeln!(out, "{}", comparison_conclusion(c));
     out
 }

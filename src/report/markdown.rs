@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::gate::{fmt_allowed, fmt_delta, fmt_observed, fmt_value, verdict_word};
+use super::gate::{fmt_observed, fmt_value};
 use super::{RunReport, RunStatus};
 use crate::baseline::Change;
 
@@ -68,25 +68,15 @@ pub fn render(r: &RunReport) -> String {
             cell(&c.baseline.file),
             cell(&c.baseline.started_at)
         );
-        for d in &c.rows {
-            let u = if d.stat == "rate" { "%" } else { d.unit.as_str() };
-            let side = |v: Option<f64>| v.map_or("-".to_string(), |v| fmt_value(v, u));
+        for (cells, d) in super::gate::comparison_rows(c).rows.iter().zip(&c.rows) {
             let mark = match d.verdict {
                 Change::Regression => "❌ ",
                 Change::Improved => "🟢 ",
                 _ => "",
             };
-            let _ = writeln!(
-                out,
-                "| `{}` | {} | {} | {} | {} | {} | {mark}{} |",
-                cell(&d.metric),
-                d.stat,
-                side(d.baseline),
-                side(d.current),
-                fmt_delta(d),
-                fmt_allowed(d),
-                verdict_word(d.verdict)
-            );
+            let [metric, rest @ .., verdict] = cells.as_slice() else { continue };
+            let rest: Vec<String> = rest.iter().map(|x| cell(x)).collect();
+            let _ = writeln!(out, "| `{}` | {} | {mark}{verdict} |", cell(metric), rest.join(" | "));
         }
         for w in &c.warnings {
             let _ = writeln!(out, "\n> ⚠️ {}", cell(w));

@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use super::esc;
 use crate::baseline::{Change, Comparison};
-use crate::report::gate::{delta_unit, fmt_allowed, fmt_delta, fmt_observed, fmt_value, verdict_word};
+use crate::report::gate::{comparison_conclusion, comparison_rows, fmt_observed, fmt_value};
 use crate::report::table::{fmt_cost, fmt_ms, opt_ms, stats_row};
 use crate::report::{RunReport, rows};
 
@@ -116,43 +116,25 @@ pub fn comparison(c: &Comparison, out: &mut String) {
         esc(&c.baseline.started_at),
         esc(&c.baseline.tool_version)
     );
-    let rows: Vec<Row> = c
+    let grid = comparison_rows(c);
+    let rows: Vec<Row> = grid
         .rows
-        .iter()
-        .map(|d| {
-            let u = delta_unit(d);
-            let side = |v: Option<f64>| v.map_or("-".to_string(), |v| fmt_value(v, u));
-            Row {
-                cells: vec![
-                    d.metric.clone(),
-                    d.stat.clone(),
-                    side(d.baseline),
-                    side(d.current),
-                    fmt_delta(d),
-                    fmt_allowed(d),
-                    verdict_word(d.verdict).into(),
-                ],
-                class: match d.verdict {
-                    Change::Regression => "bad",
-                    Change::Improved => "good",
-                    _ => "",
-                },
-            }
+        .into_iter()
+        .zip(&c.rows)
+        .map(|(cells, d)| Row {
+            cells,
+            class: match d.verdict {
+                Change::Regression => "bad",
+                Change::Improved => "good",
+                _ => "",
+            },
         })
         .collect();
-    table(out, &["Metric", "Stat", "Baseline", "Current", "Delta", "Tolerated · noise", "Verdict"], &rows, 2, &[6]);
+    table(out, &grid.head, &rows, 2, &[6]);
     for w in &c.warnings {
         let _ = writeln!(out, "<p class=\"note warn-text\">warning: {}</p>", esc(w));
     }
-    let bad = c.regressions().count();
-    let noise = c.rows.iter().filter(|d| d.verdict == Change::Noise).count();
-    let noise_note = if noise > 0 { format!("; {noise} beyond tolerance but within noise") } else { String::new() };
-    let line = if bad == 0 {
-        format!("baseline gate: no regression in {} comparisons{noise_note}", c.rows.len())
-    } else {
-        format!("baseline gate: {bad} of {} comparisons REGRESSED (exit code 1){noise_note}", c.rows.len())
-    };
-    let _ = writeln!(out, "<p class=\"note\">{}</p>", esc(&line));
+    let _ = writeln!(out, "<p class=\"note\">{}</p>", esc(&comparison_conclusion(c)));
 }
 
 /// Streaming and token metrics per LLM step.
