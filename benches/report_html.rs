@@ -12,8 +12,8 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, LogNormal};
 use run_load_test::baseline::{RuleSet, compare};
 use run_load_test::metrics::{
-    Cumulative, ErrorKind, ErrorSummary, FlowSummary, Hist, LlmSample, LlmStats, SeriesPoint, StepStats,
-    encode_histogram, latency_summary, request_summary,
+    Cumulative, ErrorKind, ErrorSummary, FlowSummary, LlmSample, LlmStats, SeriesPoint, StepStats, latency_summary,
+    request_summary,
 };
 use run_load_test::report::{
     GeneratorInfo, Histograms, LevelReport, LevelsReport, LoadInfo, MachineInfo, ReportFormat, RunReport, RunStatus,
@@ -24,10 +24,6 @@ const SECONDS: usize = 3600;
 const STEPS: usize = 10;
 /// Requests per step: 10 steps × 60,000 = 600,000 requests, about 170/s over the hour.
 const PER_STEP: u64 = 60_000;
-
-fn enc(h: &Hist) -> String {
-    if h.is_empty() { String::new() } else { encode_histogram(h) }
-}
 
 /// One streamed step: latencies log-normal around `median_ms` with a long tail, 16 chunk gaps per response.
 fn step(rng: &mut StdRng, median_ms: f64) -> (StepStats, Histograms) {
@@ -60,16 +56,8 @@ fn step(rng: &mut StdRng, median_ms: f64) -> (StepStats, Histograms) {
             ..LlmSample::default()
         });
     }
-    let h = Histograms {
-        latency: enc(&s.latency),
-        ttfb: enc(&s.ttfb),
-        ttft: enc(&llm.ttft),
-        ttfo: enc(&llm.ttfo),
-        icl: enc(&llm.icl),
-        tpot: enc(&llm.tpot),
-        ntpot: enc(&llm.ntpot),
-    };
     s.llm = Some(Box::new(llm));
+    let h = Histograms::of(&s);
     (s, h)
 }
 
@@ -225,15 +213,7 @@ fn synthetic(median_ms: f64, seed: u64) -> RunReport {
             first_broken: Some(100.0),
             min_sustainable: None,
         }),
-        histograms: Histograms {
-            latency: enc(&total.latency),
-            ttfb: enc(&total.ttfb),
-            ttft: String::new(),
-            ttfo: String::new(),
-            icl: String::new(),
-            tpot: String::new(),
-            ntpot: String::new(),
-        },
+        histograms: Histograms::of(&total),
         mock_stats: None,
     }
 }

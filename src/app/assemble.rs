@@ -5,9 +5,7 @@ use std::time::Duration;
 use crate::config::{RunConfig, Target, display_target};
 use crate::engine::plan::DELAY;
 use crate::engine::{Arrival, EngineResult, LevelKind, LevelOutcome, Levels, LoadModel, Plan, StopReason};
-use crate::metrics::{
-    ErrorSummary, FlowSummary, Hist, LlmStats, StepStats, encode_histogram, latency_summary, request_summary,
-};
+use crate::metrics::{ErrorSummary, FlowSummary, encode_nonempty, latency_summary, request_summary};
 use crate::report::{
     GeneratorInfo, Histograms, LevelReport, LevelsReport, LoadInfo, MachineInfo, OpenSummary, RunReport, RunStatus,
     SCHEMA_VERSION, ScenarioInfo, StepReport, TargetInfo, ToolInfo,
@@ -30,7 +28,7 @@ pub fn build(cfg: &RunConfig, plan: &Plan, base_url: &str, r: &EngineResult) -> 
             method: info.method.clone(),
             path: info.path.clone(),
             stats: request_summary(stats, elapsed),
-            histograms: histograms(stats),
+            histograms: Histograms::of(stats),
         })
         .collect();
     let errors = plan
@@ -161,26 +159,8 @@ pub fn build(cfg: &RunConfig, plan: &Plan, base_url: &str, r: &EngineResult) -> 
         thresholds: Vec::new(),
         comparison: None,
         regression: None,
-        histograms: histograms(&total),
+        histograms: Histograms::of(&total),
         mock_stats: None,
-    }
-}
-
-fn encode_nonempty(h: &Hist) -> String {
-    if h.is_empty() { String::new() } else { encode_histogram(h) }
-}
-
-/// Every histogram a baseline comparison may need, LLM timings only where something was measured.
-fn histograms(s: &StepStats) -> Histograms {
-    let llm = |f: fn(&LlmStats) -> &Hist| s.llm.as_ref().map_or_else(String::new, |l| encode_nonempty(f(l)));
-    Histograms {
-        latency: encode_histogram(&s.latency),
-        ttfb: encode_histogram(&s.ttfb),
-        ttft: llm(|l| &l.ttft),
-        ttfo: llm(|l| &l.ttfo),
-        icl: llm(|l| &l.icl),
-        tpot: llm(|l| &l.tpot),
-        ntpot: llm(|l| &l.ntpot),
     }
 }
 

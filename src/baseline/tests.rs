@@ -3,13 +3,8 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use super::*;
-use crate::metrics::{
-    ErrorKind, SeriesPoint, StepStats, decode_histogram, encode_histogram, latency_summary, request_summary,
-};
-use crate::report::{
-    GeneratorInfo, Histograms, LoadInfo, MachineInfo, RunReport, RunStatus, ScenarioInfo, StepReport, TargetInfo,
-    ToolInfo,
-};
+use crate::metrics::{ErrorKind, SeriesPoint, StepStats, decode_histogram, latency_summary};
+use crate::report::{MachineInfo, RunReport, RunStatus, TargetInfo};
 use crate::scenario::RegressionTable;
 
 /// A one-step run of `n` requests whose latencies spread evenly over `base_ms` ± 10 %, `errors` failed, 10 s.
@@ -45,77 +40,10 @@ fn spread_run(base_ms: f64, spread: f64, n: u64, errors: u64) -> RunReport {
             ..SeriesPoint::default()
         })
         .collect();
-    let summary = request_summary(&s, Duration::from_secs(10));
-    let hist = Histograms {
-        latency: encode_histogram(&s.latency),
-        ttfb: encode_histogram(&s.ttfb),
-        ttft: String::new(),
-        ttfo: String::new(),
-        icl: String::new(),
-        tpot: String::new(),
-        ntpot: String::new(),
-    };
-    RunReport {
-        schema_version: crate::report::SCHEMA_VERSION,
-        tool: ToolInfo { name: "run-load-test".into(), version: "0.1.0".into() },
-        scenario: ScenarioInfo {
-            name: "s".into(),
-            description: String::new(),
-            file: "s.toml".into(),
-            hash: "sha256:1".into(),
-            tags: vec![],
-        },
-        target: TargetInfo { url: "http://127.0.0.1:1".into(), embedded_mock: true, mock_overrides: vec![] },
-        load: LoadInfo {
-            model: "closed".into(),
-            users: Some(10),
-            spawn_rate: None,
-            rate: None,
-            arrival: None,
-            max_in_flight: None,
-            stages: vec![],
-            duration_s: Some(secs),
-            iterations: None,
-            seed: 1,
-            timeout_s: 10.0,
-            graceful_stop_s: 1.0,
-            tags: vec![],
-            exclude_tags: vec![],
-        },
-        started_at: "2026-11-30T00:00:00Z".into(),
-        ended_at: "2026-11-30T00:00:10Z".into(),
-        duration_s: secs,
-        status: RunStatus::Completed,
-        stop_reason: "duration_elapsed".into(),
-        totals: summary.clone(),
-        steps: vec![StepReport {
-            user: "U".into(),
-            name: "chat".into(),
-            method: "POST".into(),
-            path: "/v1/chat/completions".into(),
-            stats: summary,
-            histograms: hist.clone(),
-        }],
-        flows: vec![],
-        errors: vec![],
-        series,
-        generator: GeneratorInfo {
-            workers: 1,
-            cpu_s: 0.1,
-            requests_per_cpu_s: 1.0,
-            cpu_utilization: 0.01,
-            interrupted_requests: 0,
-            bottleneck: None,
-        },
-        machine: Some(MachineInfo::this()),
-        open: None,
-        thresholds: vec![],
-        comparison: None,
-        regression: None,
-        levels: None,
-        histograms: hist,
-        mock_stats: None,
-    }
+    let mut r = crate::report::fixture::one_step("s", "U", "chat", &s, secs);
+    r.series = series;
+    r.machine = Some(MachineInfo::this());
+    r
 }
 
 fn verdict(c: &Comparison, metric: &str, stat: &str) -> Change {

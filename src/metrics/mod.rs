@@ -14,7 +14,7 @@ pub use buckets::{Buckets, DURATION_BOUNDS_US};
 pub use llm::{LlmSample, LlmStats, ModelStats};
 pub use summary::{
     Cumulative, ErrorSummary, FlowSummary, LatencySummary, LlmSummary, ModelSummary, RequestSummary, SeriesPoint,
-    decode_histogram, encode_histogram, latency_summary, llm_summary, request_summary, series_point,
+    decode_histogram, encode_histogram, encode_nonempty, latency_summary, llm_summary, request_summary, series_point,
 };
 
 pub type Hist = Histogram<u64>;

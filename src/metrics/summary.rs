@@ -332,6 +332,11 @@ pub fn encode_histogram(h: &Hist) -> String {
     }
 }
 
+/// As [`encode_histogram`], but nothing for an empty histogram (optional fields of a report stay absent).
+pub fn encode_nonempty(h: &Hist) -> String {
+    if h.is_empty() { String::new() } else { encode_histogram(h) }
+}
+
 pub fn decode_histogram(s: &str) -> Result<Hist, String> {
     let bytes = base64::engine::general_purpose::STANDARD.decode(s.trim()).map_err(|e| format!("not base64: {e}"))?;
     Deserializer::new().deserialize(&mut bytes.as_slice()).map_err(|e| format!("not an HdrHistogram: {e:?}"))

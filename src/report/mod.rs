@@ -4,6 +4,8 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod csv;
+#[cfg(test)]
+pub(crate) mod fixture;
 mod gate;
 mod html;
 mod junit;
@@ -192,6 +194,23 @@ pub struct Histograms {
     pub tpot: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub ntpot: String,
+}
+
+impl Histograms {
+    /// Every histogram a baseline comparison may need, LLM timings only where something was measured.
+    pub fn of(s: &crate::metrics::StepStats) -> Histograms {
+        use crate::metrics::{Hist, LlmStats, encode_histogram, encode_nonempty};
+        let llm = |f: fn(&LlmStats) -> &Hist| s.llm.as_ref().map_or_else(String::new, |l| encode_nonempty(f(l)));
+        Histograms {
+            latency: encode_histogram(&s.latency),
+            ttfb: encode_histogram(&s.ttfb),
+            ttft: llm(|l| &l.ttft),
+            ttfo: llm(|l| &l.ttfo),
+            icl: llm(|l| &l.icl),
+            tpot: llm(|l| &l.tpot),
+            ntpot: llm(|l| &l.ntpot),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

@@ -2,7 +2,9 @@
 //! `<text>` (the browser lays it out), so no font file or fontconfig is needed. Plots only draw what the report
 //! holds: per-second points (downsampled for long runs), and percentiles picked from decoded histograms.
 
+use plotters::chart::MeshStyle;
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::Ranged;
 use plotters::prelude::*;
 
 use crate::metrics::Hist;
@@ -148,6 +150,17 @@ struct Axes<'a> {
     margin_right: u32,
 }
 
+/// The look every plot's axes and grid share.
+fn house_style<'m, 'a, 'b, X: Ranged, Y: Ranged, DB: DrawingBackend>(
+    m: &'m mut MeshStyle<'a, 'b, X, Y, DB>,
+) -> &'m mut MeshStyle<'a, 'b, X, Y, DB> {
+    m.label_style((FONT, LABEL))
+        .axis_desc_style((FONT, DESC))
+        .axis_style(AXIS)
+        .bold_line_style(GRID)
+        .light_line_style(TRANSPARENT)
+}
+
 fn xy_chart(size: (u32, u32), a: Axes<'_>, segs: &[(&Line, Segments)]) -> Result<String, String> {
     let max = segs.iter().flat_map(|(_, s)| s.iter().flatten()).map(|p| p.1).fold(0.0, f64::max);
     let mut svg = String::new();
@@ -160,19 +173,13 @@ fn xy_chart(size: (u32, u32), a: Axes<'_>, segs: &[(&Line, Segments)]) -> Result
             .y_label_area_size(72)
             .build_cartesian_2d(0.0..a.x_max, 0.0..y_top(max))
             .map_err(err)?;
-        chart
-            .configure_mesh()
+        house_style(&mut chart.configure_mesh())
             .x_desc(a.x_desc)
             .y_desc(a.y_desc)
             .x_labels(a.x_labels)
             .y_labels(6)
             .x_label_formatter(a.x_fmt)
             .y_label_formatter(&|y| fmt_tick(*y))
-            .label_style((FONT, LABEL))
-            .axis_desc_style((FONT, DESC))
-            .axis_style(AXIS)
-            .bold_line_style(GRID)
-            .light_line_style(TRANSPARENT)
             .draw()
             .map_err(err)?;
         draw_lines(&mut chart, segs)?;
@@ -276,19 +283,13 @@ pub fn levels_chart(l: &LevelsReport) -> Result<String, String> {
             .build_cartesian_2d(x0..x1, 0.0..lat_top)
             .map_err(err)?
             .set_secondary_coord(x0..x1, 0.0..err_top);
-        chart
-            .configure_mesh()
+        house_style(&mut chart.configure_mesh())
             .x_desc(format!("load level ({unit})"))
             .y_desc("p95 latency (ms)")
             .x_labels(10)
             .y_labels(6)
             .x_label_formatter(&|x| fmt_tick(*x))
             .y_label_formatter(&|y| fmt_tick(*y))
-            .label_style((FONT, LABEL))
-            .axis_desc_style((FONT, DESC))
-            .axis_style(AXIS)
-            .bold_line_style(GRID)
-            .light_line_style(TRANSPARENT)
             .draw()
             .map_err(err)?;
         chart

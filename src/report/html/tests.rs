@@ -4,14 +4,11 @@ use scraper::{Html, Selector};
 
 use super::plots::{downsample, percentile_label};
 use super::*;
-use crate::metrics::{ErrorKind, ErrorSummary, LlmSample, LlmStats, SeriesPoint, StepStats, encode_histogram};
-use crate::report::{
-    GeneratorInfo, Histograms, LevelReport, LevelsReport, LoadInfo, ReportFormat, ScenarioInfo, StepReport, TargetInfo,
-    ToolInfo,
-};
+use crate::metrics::{ErrorKind, ErrorSummary, LlmSample, LlmStats, SeriesPoint, StepStats};
+use crate::report::{LevelReport, LevelsReport, ReportFormat};
 
 /// A streamed chat step of `n` requests, latencies over `base_ms` × (1 … 2), a few failures.
-fn step(base_ms: f64, n: u64) -> (StepStats, Histograms) {
+fn step(base_ms: f64, n: u64) -> StepStats {
     let mut s = StepStats::default();
     let mut llm = LlmStats::default();
     for i in 0..n {
@@ -35,17 +32,12 @@ fn step(base_ms: f64, n: u64) -> (StepStats, Histograms) {
         s.record_err(ErrorKind::Status(503), 0, || "503 <Service Unavailable>".into());
     }
     s.llm = Some(Box::new(llm));
-    let enc = |h: &crate::metrics::Hist| encode_histogram(h);
-    let l = s.llm.as_ref().map(|l| (enc(&l.ttft), enc(&l.icl), enc(&l.ttfo), enc(&l.tpot), enc(&l.ntpot)));
-    let (ttft, icl, ttfo, tpot, ntpot) = l.unwrap_or_default();
-    let h = Histograms { latency: enc(&s.latency), ttfb: enc(&s.ttfb), ttft, ttfo, icl, tpot, ntpot };
-    (s, h)
+    s
 }
 
 fn report(name: &str, base_ms: f64) -> RunReport {
     let secs = 30.0;
-    let (s, h) = step(base_ms, 600);
-    let summary = crate::metrics::request_summary(&s, Duration::from_secs_f64(secs));
+    let s = step(base_ms, 600);
     let series = (0..30)
         .map(|t| SeriesPoint {
             t_s: t as f64,
@@ -61,73 +53,18 @@ fn report(name: &str, base_ms: f64) -> RunReport {
             ..SeriesPoint::default()
         })
         .collect();
-    RunReport {
-        schema_version: crate::report::SCHEMA_VERSION,
-        tool: ToolInfo { name: "run-load-test".into(), version: "0.1.0".into() },
-        scenario: ScenarioInfo {
-            name: name.into(),
-            description: "a \"quoted\" & <i>described</i> scenario".into(),
-            file: "s.toml".into(),
-            hash: "sha256:1".into(),
-            tags: vec![],
-        },
-        target: TargetInfo { url: "http://127.0.0.1:1".into(), embedded_mock: true, mock_overrides: vec![] },
-        load: LoadInfo {
-            model: "closed".into(),
-            users: Some(10),
-            spawn_rate: Some(5.0),
-            rate: None,
-            arrival: None,
-            max_in_flight: None,
-            stages: vec![],
-            duration_s: Some(secs),
-            iterations: None,
-            seed: 1,
-            timeout_s: 10.0,
-            graceful_stop_s: 1.0,
-            tags: vec![],
-            exclude_tags: vec![],
-        },
-        started_at: "2026-11-30T00:00:00Z".into(),
-        ended_at: "2026-11-30T00:00:30Z".into(),
-        duration_s: secs,
-        status: RunStatus::Completed,
-        stop_reason: "duration_elapsed".into(),
-        totals: summary.clone(),
-        steps: vec![StepReport {
-            user: "ChatUser".into(),
-            name: "chat".into(),
-            method: "POST".into(),
-            path: "/v1/chat/completions".into(),
-            stats: summary,
-            histograms: h.clone(),
-        }],
-        flows: vec![],
-        errors: vec![ErrorSummary {
-            user: "ChatUser".into(),
-            step: "chat".into(),
-            kind: "status:503".into(),
-            count: 3,
-            message: "503 <Service Unavailable>".into(),
-        }],
-        series,
-        generator: GeneratorInfo {
-            workers: 1,
-            cpu_s: 0.1,
-            requests_per_cpu_s: 1.0,
-            cpu_utilization: 0.01,
-            interrupted_requests: 0,
-            bottleneck: None,
-        },
-        machine: None,
-        open: None,
-        thresholds: vec![],
-        comparison: None,
-        regression: None,
-        levels: None,
-        histograms: h,
-        mock_stats: None,
-    }
+    let mut r = crate::report::fixture::one_step(name, "ChatUser", "chat", &s, secs);
+    r.scenario.description = "a \"quoted\" & <i>described</i> scenario".into();
+    r.load.spawn_rate = Some(5.0);
+    r.errors = vec![ErrorSummary {
+        user: "ChatUser".into(),
+        step: "chat".into(),
+        kind: "status:503".into(),
+        count: 3,
+        message: "503 <Service Unavailable>".into(),
+    }];
+    r.series = series;
+    r
 }
 
 fn with_levels(mut r: RunReport) -> RunReport {
@@ -272,15 +209,7 @@ fn sections_carry_the_summary_models_errors_and_gates() {
 #[test]
 fn a_run_without_requests_still_renders() {
     let mut r = report("empty", 10.0);
-    let empty = Histograms {
-        latency: encode_histogram(&crate::metrics::new_hist()),
-        ttfb: String::new(),
-        ttft: String::new(),
-        ttfo: String::new(),
-        icl: String::new(),
-        tpot: String::new(),
-        ntpot: String::new(),
-    };
+    let empty = crate::report::Histograms::of(&StepStats::default());
     r.histograms = empty.clone();
     r.steps[0].histograms = empty;
     r.series.clear();

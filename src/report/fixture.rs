@@ -1,0 +1,81 @@
+//! A minimal `RunReport` of one step, for the unit tests of the renderers and of the baseline comparison: the
+//! fields no test looks at get fixed values here once.
+
+use std::time::Duration;
+
+use super::{
+    GeneratorInfo, Histograms, LoadInfo, RunReport, RunStatus, SCHEMA_VERSION, ScenarioInfo, StepReport, TargetInfo,
+    ToolInfo,
+};
+use crate::metrics::{SeriesPoint, StepStats, request_summary};
+
+/// A closed-model run of 10 users against the embedded mock, `secs` long, whose one step (`user` › `step`)
+/// measured `stats`; totals and histograms are that step's.
+pub(crate) fn one_step(scenario: &str, user: &str, step: &str, stats: &StepStats, secs: f64) -> RunReport {
+    let summary = request_summary(stats, Duration::from_secs_f64(secs));
+    let hist = Histograms::of(stats);
+    RunReport {
+        schema_version: SCHEMA_VERSION,
+        tool: ToolInfo { name: "run-load-test".into(), version: "0.1.0".into() },
+        scenario: ScenarioInfo {
+            name: scenario.into(),
+            description: String::new(),
+            file: "s.toml".into(),
+            hash: "sha256:1".into(),
+            tags: vec![],
+        },
+        target: TargetInfo { url: "http://127.0.0.1:1".into(), embedded_mock: true, mock_overrides: vec![] },
+        load: LoadInfo {
+            model: "closed".into(),
+            users: Some(10),
+            spawn_rate: None,
+            rate: None,
+            arrival: None,
+            max_in_flight: None,
+            stages: vec![],
+            duration_s: Some(secs),
+            iterations: None,
+            seed: 1,
+            timeout_s: 10.0,
+            graceful_stop_s: 1.0,
+            tags: vec![],
+            exclude_tags: vec![],
+        },
+        started_at: "2026-11-30T00:00:00Z".into(),
+        ended_at: humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + Duration::from_secs(1_795_996_800) + Duration::from_secs_f64(secs),
+        )
+        .to_string(),
+        duration_s: secs,
+        status: RunStatus::Completed,
+        stop_reason: "duration_elapsed".into(),
+        totals: summary.clone(),
+        steps: vec![StepReport {
+            user: user.into(),
+            name: step.into(),
+            method: "POST".into(),
+            path: "/v1/chat/completions".into(),
+            stats: summary,
+            histograms: hist.clone(),
+        }],
+        flows: vec![],
+        errors: vec![],
+        series: Vec::<SeriesPoint>::new(),
+        generator: GeneratorInfo {
+            workers: 1,
+            cpu_s: 0.1,
+            requests_per_cpu_s: 1.0,
+            cpu_utilization: 0.01,
+            interrupted_requests: 0,
+            bottleneck: None,
+        },
+        machine: None,
+        open: None,
+        thresholds: vec![],
+        comparison: None,
+        regression: None,
+        levels: None,
+        histograms: hist,
+        mock_stats: None,
+    }
+}
