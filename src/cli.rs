@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use run_load_test::limits;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -86,28 +87,28 @@ pub struct RunArgs {
     #[arg(long, value_name = "URL")]
     pub target: Option<String>,
     /// Number of concurrent virtual users
-    #[arg(short, long, value_name = "N")]
+    #[arg(short, long, value_name = "N", value_parser = parse_users, allow_negative_numbers = true)]
     pub users: Option<u32>,
     /// Users started per second until all are running
-    #[arg(short = 'r', long, value_name = "PER_SEC")]
+    #[arg(short = 'r', long, value_name = "PER_SEC", value_parser = parse_spawn_rate, allow_negative_numbers = true)]
     pub spawn_rate: Option<f64>,
     /// How long to run, e.g. 30s, 5m, 1h30m
-    #[arg(short, long, value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(short, long, value_parser = parse_duration, value_name = "DURATION", allow_negative_numbers = true)]
     pub duration: Option<Duration>,
     /// Stop after this many user iterations (flows) in total, shared by all users
-    #[arg(short, long, value_name = "N")]
+    #[arg(short, long, value_name = "N", value_parser = parse_iterations, allow_negative_numbers = true)]
     pub iterations: Option<u64>,
     /// Closed model: each user stops after this many iterations
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = parse_iterations, allow_negative_numbers = true)]
     pub iterations_per_user: Option<u64>,
     /// Open model: start this many iterations per second whatever the target does (instead of --users)
-    #[arg(long, value_name = "PER_SEC")]
+    #[arg(long, value_name = "PER_SEC", value_parser = parse_rate, allow_negative_numbers = true)]
     pub rate: Option<f64>,
     /// Open model: how arrivals are spaced
     #[arg(long, value_enum, value_name = "KIND")]
     pub arrival: Option<ArrivalArg>,
     /// Open model: iterations running at once at most; further arrivals are dropped and counted
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = parse_max_in_flight, allow_negative_numbers = true)]
     pub max_in_flight: Option<u32>,
     /// Ramping users as a goose test plan: "10,1m;10,5m;0,30s" (ramp to 10 over 1m, hold 5m, down over 30s)
     #[arg(long, value_name = "PLAN")]
@@ -119,7 +120,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "KIND=LEVELS")]
     pub sweep: Option<String>,
     /// How long each sweep or breaking-point level is held
-    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION", allow_negative_numbers = true)]
     pub hold: Option<Duration>,
     /// Only run user classes and steps carrying one of these tags
     #[arg(long, value_delimiter = ',', value_name = "TAG,..")]
@@ -134,13 +135,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
     /// Per-request timeout, overriding the scenario's [defaults] timeout
-    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION", allow_negative_numbers = true)]
     pub timeout: Option<Duration>,
     /// How long in-flight requests may finish after the run stops before they are cut off
-    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION", allow_negative_numbers = true)]
     pub graceful_stop: Option<Duration>,
     /// Generator worker threads (default: available cores)
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = parse_workers, allow_negative_numbers = true)]
     pub workers: Option<usize>,
     /// Skip TLS certificate verification (for self-signed test gateways)
     #[arg(long)]
@@ -228,9 +229,47 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
     if let Ok(secs) = t.parse::<f64>() {
         return Duration::try_from_secs_f64(secs)
-            .map_err(|_| format!("invalid duration `{s}`: must be a non-negative number of seconds"));
+            .map_err(|_| format!("invalid duration `{s}`: must be a number of seconds from 0 to 2592000 (30 days)"));
     }
     humantime::parse_duration(t).map_err(|e| format!("invalid duration `{s}` ({e}); use e.g. 500ms, 30s, 5m"))
+}
+
+// Numbers within `run_load_test::limits` (the README's table): the message names the range, `main` prints it
+// as one line.
+fn parse_users(s: &str) -> Result<u32, String> {
+    limits::USERS.parse_u32(s).map_err(|e| e.to_string())
+}
+
+fn parse_spawn_rate(s: &str) -> Result<f64, String> {
+    limits::SPAWN_RATE.parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_iterations(s: &str) -> Result<u64, String> {
+    limits::ITERATIONS.parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    limits::RATE.parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_max_in_flight(s: &str) -> Result<u32, String> {
+    limits::MAX_IN_FLIGHT.parse_u32(s).map_err(|e| e.to_string())
+}
+
+fn parse_workers(s: &str) -> Result<usize, String> {
+    limits::WORKERS.parse(s).map(|w| w as usize).map_err(|e| e.to_string())
+}
+
+/// A bad value as one line (`invalid value '0' for '--users <N>': must be ...`), without clap's usage hint;
+/// `None` for other errors (help, version, unknown flags), which clap prints as it likes.
+pub fn value_error(e: &clap::Error) -> Option<String> {
+    use clap::error::ErrorKind;
+    if !matches!(e.kind(), ErrorKind::ValueValidation | ErrorKind::InvalidValue) {
+        return None;
+    }
+    let text = e.render().to_string();
+    let first = text.lines().next()?.trim();
+    Some(first.strip_prefix("error: ").unwrap_or(first).to_string())
 }
 
 /// `--metrics-addr`: `9464` and `localhost:9464` mean loopback; any other address must be written as an IP, so
@@ -266,6 +305,37 @@ mod tests {
             let e = parse_metrics_addr(bad).unwrap_err();
             assert!(e.starts_with(&format!("`{bad}` is not PORT or IP:PORT")), "{e}");
         }
+    }
+
+    #[test]
+    fn numeric_flags_are_one_line_errors_naming_flag_and_range() {
+        let err = |args: &[&str]| {
+            let mut argv = vec!["run-load-test", "run", "stress"];
+            argv.extend_from_slice(args);
+            let e = Cli::try_parse_from(argv).unwrap_err();
+            value_error(&e).unwrap_or_else(|| panic!("{args:?} is not a value error: {e}"))
+        };
+        assert_eq!(
+            err(&["--users", "4294967296"]),
+            "invalid value '4294967296' for '--users <N>': must be a whole number from 1 to 100000, got 4294967296"
+        );
+        assert!(err(&["--users", "-1"]).contains("'--users <N>': must be a whole number from 1 to 100000, got -1"));
+        assert!(err(&["--users", "0.5"]).contains("got 0.5"));
+        assert!(err(&["--rate", "1e-300"]).contains("'--rate <PER_SEC>': must be a number from 0.001 to 1000000"));
+        assert!(err(&["--rate", "1e12"]).contains("got 1000000000000"));
+        assert!(err(&["--rate", "nan"]).contains("--rate"));
+        assert!(err(&["--spawn-rate", "1e-300"]).contains("'--spawn-rate <PER_SEC>': must be a number from 0.001"));
+        assert!(err(&["--max-in-flight", "1e11"]).contains("from 1 to 100000"));
+        assert!(err(&["--iterations", "0"]).contains("--iterations"));
+        assert!(err(&["--iterations-per-user", "1e13"]).contains("--iterations-per-user"));
+        assert!(err(&["--workers", "100000"]).contains("from 1 to 1024"));
+        assert!(err(&["--duration", "-5"]).contains("--duration"));
+        for e in [err(&["--users", "x"]), err(&["--duration", "soon"])] {
+            assert_eq!(e.lines().count(), 1, "{e}");
+        }
+        let ok = Cli::try_parse_from(["run-load-test", "run", "stress", "--users", "1e3", "--rate", "0.5"]).unwrap();
+        let Command::Run(args) = ok.command else { panic!("run") };
+        assert_eq!((args.users, args.rate), (Some(1000), Some(0.5)));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `RunConfig::resolve`: merges command-line overrides, the scenario file and defaults (CLI > TOML > defaults)
 //! into one validated configuration. Reads files; writes nothing.
 
+mod flags;
 mod outputs;
 
 pub use outputs::{OutputFiles, report_formats};
@@ -11,9 +12,10 @@ use std::time::{Duration, SystemTime};
 
 use crate::baseline::RuleSet;
 use crate::engine::{
-    Arrival, BreakLimits, ClosedLoad, LevelKind, Levels, LoadModel, OpenLoad, RateStage, Stage, TagFilter, parse_plan,
+    Arrival, BreakLimits, ClosedLoad, LevelKind, Levels, LoadModel, OpenLoad, RateStage, TagFilter, parse_plan,
     stages_peak, stages_total,
 };
+use crate::limits;
 use crate::mock::{Alias, MockConfig};
 pub use crate::scenario::ArrivalKind;
 use crate::scenario::feeder::Feeder;
@@ -30,28 +32,6 @@ fn split_threshold(s: &str) -> Option<(&str, &str)> {
     let from = s.find('}').unwrap_or(0);
     let colon = from + s.get(from..)?.find(':')?;
     Some((s[..colon].trim(), s[colon + 1..].trim()))
-}
-
-/// `users=5,10,20` or `rate=10,50`: increasing positive levels.
-fn parse_sweep(spec: &str, hold: Duration, arrival: Arrival, max_in_flight: u32) -> Result<Levels, ConfigError> {
-    let bad = || flag("--sweep", format!("`{spec}` is not `users=5,10,20` or `rate=10,50,100` (increasing levels)"));
-    let (kind, list) = spec.split_once('=').ok_or_else(bad)?;
-    let kind = match kind.trim() {
-        "users" => LevelKind::Users,
-        "rate" => LevelKind::Rate,
-        _ => return Err(bad()),
-    };
-    let values = list.split(',').map(|v| v.trim().parse::<f64>().map_err(|_| bad())).collect::<Result<Vec<_>, _>>()?;
-    if values.is_empty()
-        || values.iter().any(|v| !(v.is_finite() && *v > 0.0))
-        || values.windows(2).any(|w| w[1] <= w[0])
-    {
-        return Err(bad());
-    }
-    if hold.is_zero() {
-        return Err(flag("--hold", "must be longer than zero"));
-    }
-    Ok(Levels { kind, values, hold, limits: None, arrival, max_in_flight, min_sustainable: None })
 }
 
 /// Everything the command line can say about a run, free of clap types.
@@ -171,6 +151,7 @@ fn flag(flag: &'static str, message: impl Into<String>) -> ConfigError {
 
 impl RunConfig {
     pub fn resolve(o: Overrides) -> Result<RunConfig, ConfigError> {
+        flags::check(&o)?;
         let Overrides {
             scenario,
             scenarios_dir,
@@ -210,29 +191,9 @@ impl RunConfig {
         let loaded = scenario::load(&path)?;
         let s = &loaded.scenario;
 
-        if users == Some(0) {
-            return Err(flag("--users", "must be at least 1"));
-        }
-        if let Some(r) = spawn_rate {
-            if !(r.is_finite() && r > 0.0) {
-                return Err(flag("--spawn-rate", format!("must be a positive number of users per second, got {r}")));
-            }
-        }
-        if iterations_per_user == Some(0) {
-            return Err(flag("--iterations-per-user", "must be at least 1"));
-        }
-        if iterations == Some(0) {
-            return Err(flag("--iterations", "must be at least 1"));
-        }
-        if duration.is_some_and(|d| d.is_zero()) {
-            return Err(flag("--duration", "must be longer than zero, e.g. 30s"));
-        }
-        if workers == Some(0) {
-            return Err(flag("--workers", "must be at least 1"));
-        }
         let cli_duration = duration;
-        let toml_users = s.load.users.as_ref().and_then(|u| u32::try_from(*u.get_ref()).ok());
-        let toml_iterations = s.load.iterations.as_ref().and_then(|i| u64::try_from(*i.get_ref()).ok());
+        let toml_users = flags::scenario_count(&loaded, &s.load.users, limits::USERS)?.map(|u| u as u32);
+        let toml_iterations = flags::scenario_count(&loaded, &s.load.iterations, limits::ITERATIONS)?;
         let iterations = iterations.or(toml_iterations);
         let duration = duration.or(s.load.duration.as_ref().map(|d| d.get_ref().0)).or(if iterations.is_none() {
             Some(DEFAULT_DURATION)
@@ -241,14 +202,6 @@ impl RunConfig {
         });
         if users.is_some() && rate.is_some() {
             return Err(flag("--rate", "give --users (closed model) or --rate (open model), not both"));
-        }
-        if let Some(r) = rate {
-            if !(r.is_finite() && r > 0.0) {
-                return Err(flag("--rate", format!("must be a positive number of iterations per second, got {r}")));
-            }
-        }
-        if max_in_flight == Some(0) {
-            return Err(flag("--max-in-flight", "must be at least 1"));
         }
         let toml_rate = s.load.rate.as_ref().map(|r| *r.get_ref());
         // The command line picks the model when it names one; otherwise the scenario does.
@@ -266,7 +219,11 @@ impl RunConfig {
                 }
                 let rate_from_file = rate_flag.is_none();
                 let rate_stages: Vec<RateStage> = if rate_from_file {
-                    s.load.stages.iter().map(|st| RateStage { target: st.target, duration: st.duration.0 }).collect()
+                    s.load
+                        .stages
+                        .iter()
+                        .map(|st| RateStage { target: *st.target.get_ref(), duration: st.duration.0 })
+                        .collect()
                 } else {
                     Vec::new()
                 };
@@ -283,9 +240,11 @@ impl RunConfig {
                         Some(ArrivalKind::Poisson) => Arrival::Poisson,
                         Some(ArrivalKind::Constant) | None => Arrival::Constant,
                     },
-                    max_in_flight: max_in_flight
-                        .or(s.load.max_in_flight.as_ref().and_then(|m| u32::try_from(*m.get_ref()).ok()))
-                        .unwrap_or(DEFAULT_MAX_IN_FLIGHT),
+                    max_in_flight: match max_in_flight {
+                        Some(m) => m,
+                        None => flags::scenario_count(&loaded, &s.load.max_in_flight, limits::MAX_IN_FLIGHT)?
+                            .map_or(DEFAULT_MAX_IN_FLIGHT, |m| m as u32),
+                    },
                     duration: if rate_stages.is_empty() { duration } else { cli_duration.or(Some(rate_total)) },
                     iterations,
                     stages: rate_stages,
@@ -295,26 +254,23 @@ impl RunConfig {
                 // Stages from the command line, else from the file unless --users overrides it.
                 let stages = match stages {
                     Some(plan) => parse_plan(&plan).map_err(|e| flag("--stages", e))?,
-                    None if users.is_none() => s
-                        .load
-                        .stages
-                        .iter()
-                        .map(|st| Stage { target: st.target.round() as u32, duration: st.duration.0 })
-                        .collect(),
+                    None if users.is_none() => flags::user_stages(&loaded)?,
                     None => Vec::new(),
                 };
                 let peak = (!stages.is_empty()).then(|| stages_peak(&stages));
+                if peak == Some(0) {
+                    return Err(flag("--stages", "the plan never starts a user: give a stage a target of at least 1"));
+                }
                 LoadModel::Closed(ClosedLoad {
-                    users: peak.or(users).or(toml_users).unwrap_or(1).max(1),
+                    users: peak.or(users).or(toml_users).unwrap_or(1),
                     spawn_rate: spawn_rate.or(s.load.spawn_rate.as_ref().map(|r| *r.get_ref())),
                     duration: if stages.is_empty() { duration } else { cli_duration.or(Some(stages_total(&stages))) },
                     iterations,
                     stages,
-                    iterations_per_user: iterations_per_user.or(s
-                        .load
-                        .iterations_per_user
-                        .as_ref()
-                        .and_then(|i| u64::try_from(*i.get_ref()).ok())),
+                    iterations_per_user: match iterations_per_user {
+                        Some(i) => Some(i),
+                        None => flags::scenario_count(&loaded, &s.load.iterations_per_user, limits::ITERATIONS)?,
+                    },
                 })
             }
         };
@@ -324,7 +280,9 @@ impl RunConfig {
             LoadModel::Closed(_) => (Arrival::Constant, DEFAULT_MAX_IN_FLIGHT),
         };
         let levels = match (sweep, &s.load.breaking_point) {
-            (Some(spec), _) => Some(parse_sweep(&spec, hold.unwrap_or(DEFAULT_HOLD), base_arrival, base_in_flight)?),
+            (Some(spec), _) => {
+                Some(flags::parse_sweep(&spec, hold.unwrap_or(DEFAULT_HOLD), base_arrival, base_in_flight)?)
+            }
             (None, Some(bp)) => {
                 let b = bp.get_ref();
                 let (kind, values) = match (&b.users, &b.rate) {
@@ -391,10 +349,8 @@ impl RunConfig {
             output_file("--save-baseline", Some(p.clone()))?;
         }
         let files = outputs::resolve(&formats, ndjson)?;
+        // Both sources were range-checked: the flag above, the scenario's when it loaded.
         let timeout = timeout.or(s.defaults.timeout.map(|d| d.0)).unwrap_or(DEFAULT_TIMEOUT);
-        if timeout.is_zero() {
-            return Err(flag("--timeout", "must be longer than zero"));
-        }
         let graceful_stop = graceful_stop.unwrap_or_else(|| timeout.min(Duration::from_secs(10)));
         let out_dir = out.unwrap_or_else(|| default_out_dir(&loaded.name));
         if out_dir.is_file() {

@@ -6,6 +6,7 @@ pub mod baseline;
 pub mod client;
 pub mod config;
 pub mod engine;
+pub mod limits;
 pub mod metrics;
 pub mod mock;
 pub mod report;

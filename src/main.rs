@@ -16,7 +16,13 @@ use run_load_test::report;
 use run_load_test::scenario;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|e| match cli::value_error(&e) {
+        Some(line) => {
+            report::print_error(&line);
+            std::process::exit(2)
+        }
+        None => e.exit(),
+    });
     match dispatch(cli) {
         Ok(outcome) => ExitCode::from(outcome.exit_code()),
         Err(e) => {

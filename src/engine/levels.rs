@@ -44,7 +44,8 @@ impl Levels {
     fn load(&self, level: f64) -> LoadModel {
         match self.kind {
             LevelKind::Users => LoadModel::Closed(ClosedLoad {
-                users: level.round().max(1.0) as u32,
+                // Levels are whole numbers of users within `limits::USERS` (checked in config): exact.
+                users: level as u32,
                 spawn_rate: None,
                 duration: Some(self.hold),
                 iterations: None,

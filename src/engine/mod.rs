@@ -27,6 +27,9 @@ use crate::client::ClientFactory;
 use crate::metrics::{Recorder, SeriesPoint};
 use vu::{Shared, Stop, UserSlot};
 
+/// Later than any run ends (runs last at most `limits::MAX_DURATION`), yet far from overflowing a clock.
+const NEVER: Duration = Duration::from_secs(10 * 365 * 86_400);
+
 /// Closed model: a fixed population of users, each sending its next request when the previous one finished.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClosedLoad {
@@ -174,7 +177,8 @@ async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineRe
             for (i, class) in assign_classes(&weights, c.users).into_iter().enumerate() {
                 let windows = if c.stages.is_empty() {
                     let start = match c.spawn_rate {
-                        Some(r) if r > 0.0 => Duration::from_secs_f64(i as f64 / r),
+                        // The rate is range-checked; a start beyond any run's end still never panics.
+                        Some(r) if r > 0.0 => Duration::try_from_secs_f64(i as f64 / r).unwrap_or(NEVER),
                         _ => Duration::ZERO,
                     };
                     vec![(start, None)]
@@ -224,7 +228,7 @@ async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineRe
     drop(shared);
 
     let mut agg = aggregate::Aggregator::new(workers, n_steps, n_flows, start, load.duration());
-    let far = start + Duration::from_secs(10 * 365 * 86_400);
+    let far = start + NEVER;
     let deadline = load.duration().map_or(far, |d| start + d);
     let mut hard_at = far;
     let mut reason = None;

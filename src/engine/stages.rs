@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use crate::limits;
+
 /// Reach `target` users by the end of `duration` (linearly from the previous stage's target; the first
 /// stage starts from 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,14 +24,17 @@ pub fn parse_plan(s: &str) -> Result<Vec<Stage>, String> {
         .filter(|p| !p.is_empty())
         .map(|part| {
             let (u, d) = part.split_once(',').ok_or_else(|| bad(part))?;
-            let target = u.trim().parse::<u32>().map_err(|_| bad(part))?;
+            let target = limits::STAGE_USERS.parse_u32(u).map_err(|e| format!("`{part}`: users {e}"))?;
             let duration = humantime::parse_duration(d.trim()).map_err(|_| bad(part))?;
+            limits::duration(duration).map_err(|e| format!("`{part}`: duration {e}"))?;
             Ok(Stage { target, duration })
         })
         .collect::<Result<Vec<_>, String>>()?;
     if stages.is_empty() {
         return Err("an empty test plan: give at least one `USERS,DURATION` stage".into());
     }
+    let total = stages.iter().fold(Duration::ZERO, |t, s| t.saturating_add(s.duration));
+    limits::positive_duration(total).map_err(|e| format!("the plan's total duration {e}"))?;
     Ok(stages)
 }
 
@@ -96,6 +101,13 @@ mod tests {
         assert!(parse_plan("10;5m").is_err());
         assert!(parse_plan("").is_err());
         assert!(parse_plan("x,1m").is_err());
+        assert_eq!(
+            parse_plan("4294967296,1m").unwrap_err(),
+            "`4294967296,1m`: users must be a whole number from 0 to 100000, got 4294967296"
+        );
+        assert!(parse_plan("1e20,1m").unwrap_err().contains("from 0 to 100000"));
+        assert!(parse_plan("10,31days").unwrap_err().contains("at most 30days"));
+        assert!(parse_plan("10,0s").unwrap_err().contains("total duration"));
     }
 
     #[test]

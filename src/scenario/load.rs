@@ -122,6 +122,10 @@ fn parse_error(path: &Path, src: &str, e: &toml::de::Error) -> ScenarioError {
         if !message.contains(&format!("`{key}`")) {
             message = format!("{message} (at `{key}`)");
         }
+        // "expected i64" alone does not say what the key accepts.
+        if let Some(range) = crate::limits::describe_key(&key).filter(|_| raw.starts_with("invalid")) {
+            message = format!("{message}; it must be {range}");
+        }
     }
     ScenarioError::at(path, src, offset, message)
 }

@@ -5,6 +5,7 @@ mod env;
 pub mod feeder;
 mod gates;
 mod load;
+mod ranges;
 mod template;
 mod validate;
 
@@ -94,7 +95,7 @@ pub struct Load {
 #[serde(deny_unknown_fields)]
 pub struct StageSpec {
     /// Users (closed model, a whole number) or iterations per second (with `rate`).
-    pub target: f64,
+    pub target: Spanned<f64>,
     pub duration: DurationValue,
 }
 

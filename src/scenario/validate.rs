@@ -11,39 +11,9 @@ const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPT
 
 pub(super) fn validate(s: &Scenario, path: &Path, src: &str) -> Result<(), ScenarioError> {
     let err = |offset: Option<usize>, msg: String| ScenarioError::at(path, src, offset, msg);
+    super::ranges::check(s, path, src)?;
     let load = &s.load;
-    if let Some(u) = &load.users {
-        if *u.get_ref() < 1 {
-            return Err(err(
-                Some(u.span().start),
-                format!("`users` must be at least 1, got {}; set e.g. `users = 10`", u.get_ref()),
-            ));
-        }
-    }
-    if let Some(r) = &load.spawn_rate {
-        if !(r.get_ref().is_finite() && *r.get_ref() > 0.0) {
-            return Err(err(
-                Some(r.span().start),
-                format!("`spawn_rate` must be a positive number of users per second, got {}", r.get_ref()),
-            ));
-        }
-    }
-    if let Some(i) = &load.iterations {
-        if *i.get_ref() < 1 {
-            return Err(err(Some(i.span().start), format!("`iterations` must be at least 1, got {}", i.get_ref())));
-        }
-    }
-    if let Some(r) = &load.rate {
-        let ramps = !load.stages.is_empty();
-        if !(r.get_ref().is_finite() && (*r.get_ref() > 0.0 || ramps && *r.get_ref() == 0.0)) {
-            return Err(err(
-                Some(r.span().start),
-                format!(
-                    "`rate` must be a positive number of iterations per second (0 only to ramp up with `stages`), got {}",
-                    r.get_ref()
-                ),
-            ));
-        }
+    if load.rate.is_some() {
         if let Some(u) = &load.users {
             return Err(err(
                 Some(u.span().start),
@@ -58,11 +28,8 @@ pub(super) fn validate(s: &Scenario, path: &Path, src: &str) -> Result<(), Scena
         }
     }
     if let Some(m) = &load.max_in_flight {
-        if *m.get_ref() < 1 || load.rate.is_none() {
-            return Err(err(
-                Some(m.span().start),
-                "`max_in_flight` must be at least 1 and goes with `rate` (the open model)".into(),
-            ));
+        if load.rate.is_none() {
+            return Err(err(Some(m.span().start), "`max_in_flight` goes with `rate` (the open model)".into()));
         }
     }
     if let Some(bp) = &load.breaking_point {
@@ -73,43 +40,16 @@ pub(super) fn validate(s: &Scenario, path: &Path, src: &str) -> Result<(), Scena
             (None, Some(r)) => r.clone(),
             _ => return Err(err(at, "breaking_point needs `users = [..]` or `rate = [..]` (one of them)".into())),
         };
-        if levels.is_empty()
-            || levels.iter().any(|l| !(l.is_finite() && *l > 0.0))
-            || levels.windows(2).any(|w| w[1] <= w[0])
-        {
-            return Err(err(
-                at,
-                "breaking_point levels must be positive and increasing, e.g. users = [5, 10, 20, 50]".into(),
-            ));
-        }
-        if b.hold.0.is_zero() {
-            return Err(err(at, "breaking_point.hold must be longer than zero, e.g. \"10s\"".into()));
-        }
-        if b.max_error_rate.is_some_and(|r| !(0.0..=1.0).contains(&r)) {
-            return Err(err(at, "breaking_point.max_error_rate must be between 0 and 1".into()));
+        if levels.is_empty() || levels.windows(2).any(|w| w[1] <= w[0]) {
+            return Err(err(at, "breaking_point levels must be increasing, e.g. users = [5, 10, 20, 50]".into()));
         }
     }
     if let Some(i) = &load.iterations_per_user {
-        if *i.get_ref() < 1 || load.rate.is_some() {
+        if load.rate.is_some() {
             return Err(err(
                 Some(i.span().start),
-                "`iterations_per_user` must be at least 1 and goes with `users` (the closed model)".into(),
+                "`iterations_per_user` goes with `users` (the closed model), not with `rate`".into(),
             ));
-        }
-    }
-    for st in &load.stages {
-        let whole = st.target.fract() == 0.0;
-        if !(st.target.is_finite() && st.target >= 0.0) || (load.rate.is_none() && !whole) {
-            let at = src.find("stages");
-            return Err(err(
-                at,
-                format!("stage target {} must be a non-negative number (whole users without `rate`)", st.target),
-            ));
-        }
-    }
-    if let Some(d) = &load.duration {
-        if d.get_ref().0.is_zero() {
-            return Err(err(Some(d.span().start), "`duration` must be longer than zero, e.g. \"30s\"".into()));
         }
     }
     for (alias, tiers) in &s.aliases {

@@ -1,0 +1,136 @@
+//! Range checks of the numbers given on the command line (the same table as the scenario's, `crate::limits`),
+//! and the conversion of range-checked scenario numbers to the engine's types, which never clamps.
+
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::{ConfigError, Overrides, flag};
+use crate::engine::{Arrival, LevelKind, Levels, Stage};
+use crate::limits::{self, Count, RangeError};
+use crate::scenario::{LoadedScenario, ScenarioError};
+
+/// Every numeric flag within its range; `main`'s parsers already refuse most, this guards library callers.
+pub(super) fn check(o: &Overrides) -> Result<(), ConfigError> {
+    let named = |name: &'static str| move |e: RangeError| flag(name, e.to_string());
+    if let Some(u) = o.users {
+        limits::USERS.check(u64::from(u)).map_err(named("--users"))?;
+    }
+    if let Some(r) = o.spawn_rate {
+        limits::SPAWN_RATE.check(r).map_err(named("--spawn-rate"))?;
+    }
+    if let Some(i) = o.iterations {
+        limits::ITERATIONS.check(i).map_err(named("--iterations"))?;
+    }
+    if let Some(i) = o.iterations_per_user {
+        limits::ITERATIONS.check(i).map_err(named("--iterations-per-user"))?;
+    }
+    if let Some(r) = o.rate {
+        limits::RATE.check(r).map_err(named("--rate"))?;
+    }
+    if let Some(m) = o.max_in_flight {
+        limits::MAX_IN_FLIGHT.check(u64::from(m)).map_err(named("--max-in-flight"))?;
+    }
+    if let Some(w) = o.workers {
+        limits::WORKERS.check(w as u64).map_err(named("--workers"))?;
+    }
+    let durations = [("--duration", o.duration), ("--hold", o.hold), ("--timeout", o.timeout)];
+    for (name, d) in durations {
+        if let Some(d) = d {
+            limits::positive_duration(d).map_err(named(name))?;
+        }
+    }
+    if let Some(d) = o.graceful_stop {
+        limits::duration(d).map_err(named("--graceful-stop"))?;
+    }
+    Ok(())
+}
+
+/// A whole-number scenario key, checked when the file loaded, as the engine's type; an error (never a
+/// fallback) names the line should the check ever be missed.
+pub(super) fn scenario_count(
+    loaded: &LoadedScenario,
+    v: &Option<Spanned<i64>>,
+    range: Count,
+) -> Result<Option<u64>, ScenarioError> {
+    let Some(v) = v else { return Ok(None) };
+    range
+        .check_i64(*v.get_ref())
+        .map(Some)
+        .map_err(|e| ScenarioError::at(&loaded.path, &loaded.source, Some(v.span().start), e.to_string()))
+}
+
+/// The scenario's `stages` as user targets (whole numbers, checked when the file loaded).
+pub(super) fn user_stages(loaded: &LoadedScenario) -> Result<Vec<Stage>, ScenarioError> {
+    loaded
+        .scenario
+        .load
+        .stages
+        .iter()
+        .map(|st| {
+            let target =
+                limits::STAGE_USERS.check_f64(*st.target.get_ref()).and_then(|t| limits::STAGE_USERS.narrow(t));
+            let at = |e: RangeError| {
+                let msg = format!("`stages.target` {e}");
+                ScenarioError::at(&loaded.path, &loaded.source, Some(st.target.span().start), msg)
+            };
+            Ok(Stage { target: target.map_err(at)?, duration: st.duration.0 })
+        })
+        .collect()
+}
+
+/// `users=5,10,20` or `rate=10,50`: increasing levels, each within the range of its kind.
+pub(super) fn parse_sweep(
+    spec: &str,
+    hold: Duration,
+    arrival: Arrival,
+    max_in_flight: u32,
+) -> Result<Levels, ConfigError> {
+    let bad = || flag("--sweep", format!("`{spec}` is not `users=5,10,20` or `rate=10,50,100` (increasing levels)"));
+    let (kind, list) = spec.split_once('=').ok_or_else(bad)?;
+    let (kind, range) = match kind.trim() {
+        "users" => (LevelKind::Users, None),
+        "rate" => (LevelKind::Rate, Some(limits::RATE)),
+        _ => return Err(bad()),
+    };
+    let mut values = Vec::new();
+    for v in list.split(',') {
+        let level = match range {
+            None => limits::USERS.parse(v).map(|u| u as f64),
+            Some(r) => r.parse(v),
+        };
+        values.push(level.map_err(|e| flag("--sweep", format!("level {e}")))?);
+    }
+    if values.windows(2).any(|w| w[1] <= w[0]) {
+        return Err(bad());
+    }
+    limits::positive_duration(hold).map_err(|e| flag("--hold", e.to_string()))?;
+    Ok(Levels { kind, values, hold, limits: None, arrival, max_in_flight, min_sustainable: None })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sweep(spec: &str) -> Result<Levels, String> {
+        parse_sweep(spec, Duration::from_secs(1), Arrival::Constant, 10).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn sweep_levels_are_in_range() {
+        assert_eq!(sweep("users=1,5,100000").unwrap().values, vec![1.0, 5.0, 100_000.0]);
+        assert_eq!(sweep("rate=0.5,1e6").unwrap().values, vec![0.5, 1e6]);
+        assert_eq!(
+            sweep("users=4294967296").unwrap_err(),
+            "--sweep: level must be a whole number from 1 to 100000, got 4294967296"
+        );
+        assert!(sweep("users=0.5").unwrap_err().contains("whole number"));
+        assert!(sweep("users=0").unwrap_err().contains("from 1 to 100000"));
+        assert!(sweep("rate=1e-300").unwrap_err().contains("from 0.001 to 1000000"));
+        assert!(sweep("rate=nan").unwrap_err().starts_with("--sweep: level must be"));
+        assert!(sweep("users=5,2").unwrap_err().contains("increasing"));
+        assert!(sweep("cpu=5").is_err());
+        let e = parse_sweep("users=1", Duration::ZERO, Arrival::Constant, 1).unwrap_err().to_string();
+        assert!(e.starts_with("--hold: must be longer than zero"), "{e}");
+    }
+}
