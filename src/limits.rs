@@ -145,8 +145,16 @@ fn number(v: f64) -> String {
     if v == 0.0 || !v.is_finite() || (1e-4..1e15).contains(&v.abs()) { v.to_string() } else { format!("{v:e}") }
 }
 
+/// Days as days (humantime would write 31 days as "1month 13h 26m 24s").
 fn show(d: Duration) -> String {
-    humantime::format_duration(d).to_string()
+    const DAY: u64 = 86_400;
+    let days = d.as_secs() / DAY;
+    let rest = d - Duration::from_secs(days * DAY);
+    match (days, rest.is_zero()) {
+        (0, _) => humantime::format_duration(d).to_string(),
+        (_, true) => format!("{days}d"),
+        (_, false) => format!("{days}d {}", humantime::format_duration(rest)),
+    }
 }
 
 /// What was allowed and what was given; the caller names the key or flag.
@@ -224,7 +232,7 @@ mod tests {
         assert!(positive_duration(MAX_DURATION).is_ok());
         assert_eq!(
             positive_duration(MAX_DURATION + Duration::from_secs(1)).unwrap_err().to_string(),
-            "must be longer than zero and at most 30days, got 30days 1s"
+            "must be longer than zero and at most 30d, got 30d 1s"
         );
         assert!(duration(Duration::ZERO).is_ok());
         assert!(duration(Duration::MAX).is_err());

@@ -106,7 +106,7 @@ mod tests {
             "`4294967296,1m`: users must be a whole number from 0 to 100000, got 4294967296"
         );
         assert!(parse_plan("1e20,1m").unwrap_err().contains("from 0 to 100000"));
-        assert!(parse_plan("10,31days").unwrap_err().contains("at most 30days"));
+        assert!(parse_plan("10,31days").unwrap_err().contains("at most 30d"));
         assert!(parse_plan("10,0s").unwrap_err().contains("total duration"));
     }
 

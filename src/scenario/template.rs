@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 
-use minijinja::{Environment, UndefinedBehavior, Value};
+use minijinja::{Environment, ErrorKind, UndefinedBehavior, Value};
 
 /// A piece of scenario text: fixed, or the name of a compiled template in a `TemplateSet`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +16,49 @@ pub enum Text {
 impl Text {
     pub fn is_static(&self) -> bool {
         matches!(self, Text::Static(_))
+    }
+}
+
+/// Candidates for "available" in messages, each listed only if this build of minijinja has it (the engine
+/// has no public list of its filters and tests).
+const FILTERS: &[&str] = &[
+    "abs", "attr", "batch", "bool", "capitalize", "chain", "count", "default", "dictsort", "escape", "first",
+    "float", "format", "groupby", "indent", "int", "items", "join", "last", "length", "lines", "list", "lower",
+    "map", "max", "min", "pprint", "reject", "rejectattr", "replace", "reverse", "round", "safe", "select",
+    "selectattr", "slice", "sort", "split", "strict_json", "string", "sum", "title", "tojson", "trim", "unique",
+    "upper", "urlencode", "zip",
+];
+const TESTS: &[&str] = &[
+    "boolean", "defined", "divisibleby", "endingwith", "eq", "escaped", "even", "false", "filter", "float", "ge",
+    "gt", "in", "integer", "iterable", "le", "lower", "lt", "mapping", "ne", "none", "number", "odd", "safe",
+    "sameas", "sequence", "startingwith", "string", "test", "true", "undefined", "upper",
+];
+/// Callable names the engine provides inside templates without a global.
+const MAGIC_CALLABLES: &[&str] = &["loop", "caller", "super", "self", "varargs", "kwargs"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Callable {
+    Filter,
+    Test,
+    Function,
+}
+
+/// A filter, test or function a template names that does not exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unknown {
+    pub kind: Callable,
+    pub name: String,
+    pub available: Vec<String>,
+}
+
+impl std::fmt::Display for Unknown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.kind {
+            Callable::Filter => "filter",
+            Callable::Test => "test",
+            Callable::Function => "function",
+        };
+        write!(f, "unknown {kind} `{}`; available: {}", self.name, self.available.join(", "))
     }
 }
 
@@ -87,6 +130,73 @@ impl TemplateSet {
         }
     }
 
+    /// The first filter, test or function a template calls that does not exist, checked when the scenario
+    /// loads: minijinja looks them up only while rendering, so a typo would otherwise fail every request.
+    /// Functions the template defines itself (macros) or that name one of `known`'s variables are left to
+    /// the variable check.
+    pub fn unknown_callable(&self, text: &Text, known: &HashSet<String>) -> Option<Unknown> {
+        use minijinja::machinery::{Instruction, get_compiled_template};
+        let Text::Template(name) = text else { return None };
+        let tmpl = self.env.get_template(name).ok()?;
+        let compiled = get_compiled_template(&tmpl);
+        let mut calls = Vec::new();
+        let mut defined = HashSet::new();
+        for instrs in std::iter::once(&compiled.instructions).chain(compiled.blocks.values()) {
+            for instr in (0..).map_while(|i| instrs.get(i)) {
+                match instr {
+                    Instruction::ApplyFilter(n, ..) => calls.push((Callable::Filter, *n)),
+                    Instruction::PerformTest(n, ..) => calls.push((Callable::Test, *n)),
+                    Instruction::CallFunction(n, _) => calls.push((Callable::Function, *n)),
+                    Instruction::StoreLocal(n) => {
+                        defined.insert(*n);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut state = self.env.empty_state();
+        calls.into_iter().find_map(|(kind, n)| {
+            let exists = match kind {
+                Callable::Filter => {
+                    !matches!(state.apply_filter(n, &[]), Err(e) if e.kind() == ErrorKind::UnknownFilter)
+                }
+                Callable::Test => !matches!(state.perform_test(n, &[]), Err(e) if e.kind() == ErrorKind::UnknownTest),
+                Callable::Function => {
+                    self.env.globals().any(|(g, _)| g == n)
+                        || defined.contains(n)
+                        || known.contains(n)
+                        || MAGIC_CALLABLES.contains(&n)
+                }
+            };
+            (!exists).then(|| Unknown { kind, name: n.to_string(), available: self.available(kind) })
+        })
+    }
+
+    /// Names of global functions (`range`, `dict`, ...): callable in a template, never variables to capture.
+    pub fn is_global(&self, name: &str) -> bool {
+        self.env.globals().any(|(g, _)| g == name)
+    }
+
+    /// What this environment offers of a kind, for the error message.
+    fn available(&self, kind: Callable) -> Vec<String> {
+        let mut state = self.env.empty_state();
+        let mut names: Vec<String> = match kind {
+            Callable::Filter => FILTERS
+                .iter()
+                .filter(|n| !matches!(state.apply_filter(n, &[]), Err(e) if e.kind() == ErrorKind::UnknownFilter))
+                .map(|n| n.to_string())
+                .collect(),
+            Callable::Test => TESTS
+                .iter()
+                .filter(|n| !matches!(state.perform_test(n, &[]), Err(e) if e.kind() == ErrorKind::UnknownTest))
+                .map(|n| n.to_string())
+                .collect(),
+            Callable::Function => self.env.globals().map(|(g, _)| g.to_string()).collect(),
+        };
+        names.sort();
+        names
+    }
+
     pub fn render<'a>(&self, text: &'a Text, ctx: &Ctx) -> Result<Cow<'a, str>, minijinja::Error> {
         match text {
             Text::Static(s) => Ok(Cow::Borrowed(s)),
@@ -130,6 +240,36 @@ mod tests {
         assert!(set.render(&t, &ctx).is_err());
         let t = set.compile("{{ m | strict_json }}").unwrap();
         assert_eq!(set.render(&t, &ctx).unwrap(), r#"{"a":1}"#);
+    }
+
+    #[test]
+    fn unknown_filters_tests_and_functions_are_found_without_rendering() {
+        let mut set = TemplateSet::new();
+        let none = HashSet::new();
+        let unknown = |set: &mut TemplateSet, src: &str| {
+            let t = set.compile(src).unwrap();
+            set.unknown_callable(&t, &none).map(|u| (u.kind, u.name))
+        };
+        assert_eq!(unknown(&mut set, "{{ x | nosuch }}"), Some((Callable::Filter, "nosuch".into())));
+        // A branch that would not run with the values at hand is checked too.
+        assert_eq!(unknown(&mut set, "{% if a %}{{ x | upper | nope(1) }}{% endif %}"), Some((Callable::Filter, "nope".into())));
+        assert_eq!(unknown(&mut set, "{% filter shout %}x{% endfilter %}"), Some((Callable::Filter, "shout".into())));
+        assert_eq!(unknown(&mut set, "{% if x is nosuchtest %}1{% endif %}"), Some((Callable::Test, "nosuchtest".into())));
+        assert_eq!(unknown(&mut set, "{{ nosuchfn() }}"), Some((Callable::Function, "nosuchfn".into())));
+        for fine in [
+            "{{ x | upper | default('a') | strict_json }}",
+            "{% if x is defined and x is even %}{{ range(3) | join(',') }}{% endif %}",
+            "{% macro m(v) %}{{ v }}{% endmacro %}{{ m(1) }}",
+            "{% for i in range(2) %}{{ loop.index }}{% endfor %}",
+            "plain {{ x }}",
+        ] {
+            assert_eq!(unknown(&mut set, fine), None, "{fine}");
+        }
+        let t = set.compile("{{ x | nosuch }}").unwrap();
+        let message = set.unknown_callable(&t, &none).unwrap().to_string();
+        assert!(message.starts_with("unknown filter `nosuch`; available: abs, attr,"), "{message}");
+        assert!(message.contains("strict_json") && message.contains("upper"), "{message}");
+        assert!(set.is_global("range") && !set.is_global("user_id"));
     }
 
     #[test]

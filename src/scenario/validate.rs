@@ -325,7 +325,15 @@ fn check_template(
     let compiled = templates.compile(text).map_err(|e| {
         ScenarioError::at(path, src, locate(text), format!("step `{step}`: template error in `{text}`: {e}"))
     })?;
-    let mut unknown: Vec<String> = templates.variables(&compiled).into_iter().filter(|v| !known.contains(v)).collect();
+    if let Some(u) = templates.unknown_callable(&compiled, known) {
+        let msg = format!("step `{step}` of user `{user}`: {u} (in `{text}`)");
+        return Err(ScenarioError::at(path, src, locate(&u.name), msg));
+    }
+    let mut unknown: Vec<String> = templates
+        .variables(&compiled)
+        .into_iter()
+        .filter(|v| !known.contains(v) && !templates.is_global(v))
+        .collect();
     unknown.sort();
     if let Some(var) = unknown.first() {
         return Err(ScenarioError::at(
