@@ -80,3 +80,77 @@ fn credentials_are_hidden_from_the_target() {
     assert_eq!(display_target("http://u:pw@gw:8000"), "http://gw:8000");
     assert_eq!(display_target("http://gw:8000"), "http://gw:8000");
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+    /// Whatever numbers the flags carry, resolution never panics: it gives a load within the documented
+    /// ranges or one line naming the flag.
+    #[test]
+    fn any_flag_numbers_resolve_in_range_or_name_the_flag(
+        users in proptest::option::of(proptest::prelude::any::<u32>()),
+        rate in proptest::option::of(proptest::prelude::any::<f64>()),
+        spawn_rate in proptest::option::of(proptest::prelude::any::<f64>()),
+        max_in_flight in proptest::option::of(proptest::prelude::any::<u32>()),
+        iterations in proptest::option::of(proptest::prelude::any::<u64>()),
+        secs in proptest::option::of(proptest::prelude::any::<u64>()),
+        workers in proptest::option::of(proptest::prelude::any::<usize>()),
+        sweep in proptest::option::of("(users|rate)=[-0-9.e]{1,12}(,[-0-9.e]{1,12})?"),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = scenario_file(dir.path(), BASE);
+        let duration = secs.map(Duration::from_secs);
+        let o = Overrides {
+            users, rate, spawn_rate, max_in_flight, iterations, duration, workers, sweep,
+            timeout: duration, hold: duration, graceful_stop: duration,
+            ..overrides(&p)
+        };
+        match RunConfig::resolve(o) {
+            Ok(cfg) => {
+                match &cfg.load {
+                    LoadModel::Closed(c) => proptest::prop_assert!((1..=100_000).contains(&c.users)),
+                    LoadModel::Open(o) => {
+                        proptest::prop_assert!(o.rate.is_finite() && (0.001..=1e6).contains(&o.rate));
+                        proptest::prop_assert!((1..=100_000).contains(&o.max_in_flight));
+                    }
+                }
+                proptest::prop_assert!(cfg.load.duration().is_none_or(|d| d <= crate::limits::MAX_DURATION));
+                proptest::prop_assert!((1..=1024).contains(&cfg.workers));
+                if let Some(l) = &cfg.levels {
+                    proptest::prop_assert!(l.values.iter().all(|v| v.is_finite() && (0.001..=1e6).contains(v)));
+                }
+            }
+            Err(e) => {
+                let e = e.to_string();
+                proptest::prop_assert!(e.starts_with("--"), "{}", e);
+                proptest::prop_assert_eq!(e.lines().count(), 1, "{}", e);
+            }
+        }
+    }
+}
+
+#[test]
+fn scenario_numbers_are_never_clamped() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = scenario_file(dir.path(), &BASE.replace("users = 4", "rate = 5.0\nmax_in_flight = 100000"));
+    let cfg = RunConfig::resolve(overrides(&p)).unwrap();
+    let LoadModel::Open(o) = &cfg.load else { panic!("open") };
+    assert_eq!(o.max_in_flight, 100_000);
+    let p = scenario_file(dir.path(), &BASE.replace("users = 4", "stages = [{ target = 100000, duration = \"1s\" }]"));
+    assert_eq!(closed(&RunConfig::resolve(overrides(&p)).unwrap()).0, 100_000);
+    let p = scenario_file(dir.path(), &BASE.replace("users = 4", "users = 4294967296"));
+    let e = RunConfig::resolve(overrides(&p)).unwrap_err().to_string();
+    assert!(e.ends_with("`users` must be a whole number from 1 to 100000, got 4294967296"), "{e}");
+}
+
+#[test]
+fn the_scenario_timeout_is_blamed_on_the_file_and_the_flag_on_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = scenario_file(dir.path(), &format!("[defaults]\ntimeout = \"0s\"\n{BASE}"));
+    let e = RunConfig::resolve(overrides(&p)).unwrap_err().to_string();
+    assert!(e.contains("s.toml:2:1: `[defaults] timeout` must be longer than zero"), "{e}");
+    let p = scenario_file(dir.path(), BASE);
+    let e = RunConfig::resolve(Overrides { timeout: Some(Duration::ZERO), ..overrides(&p) }).unwrap_err();
+    assert_eq!(e.to_string(), "--timeout: must be longer than zero and at most 30d, got 0s");
+    let e = RunConfig::resolve(Overrides { stages: Some("0,10s".into()), ..overrides(&p) }).unwrap_err();
+    assert!(e.to_string().starts_with("--stages: the plan never starts a user"), "{e}");
+}

@@ -146,6 +146,8 @@ fn key_at(src: &str, from: usize, key: &str) -> usize {
 mod tests {
     use std::path::Path;
 
+    use proptest::prelude::*;
+
     use crate::scenario::parse;
 
     const STEP: &str = "[[user]]\nname = \"U\"\n[[user.step]]\nname = \"a\"\nget = \"/health\"\n";
@@ -160,6 +162,65 @@ mod tests {
         let text = format!("{head}\n{STEP}");
         if let Err(e) = parse(Path::new("s.toml"), text) {
             panic!("`{head}` should load: {e}");
+        }
+    }
+
+    /// Any number, written as TOML would, for a key that wants a count, a rate or a duration.
+    fn any_number() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<i64>().prop_map(|v| v.to_string()),
+            any::<f64>().prop_map(|v| format!("{v:?}")),
+            (0u32..300).prop_map(|e| format!("1e{e}")),
+            (1u32..320).prop_map(|e| format!("1e-{e}")),
+            Just("nan".to_string()),
+            Just("inf".to_string()),
+            Just("-inf".to_string()),
+            (0u64..=200_000).prop_map(|v| v.to_string()),
+            (0.0f64..2e6).prop_map(|v| format!("{v:?}")),
+            any::<u64>().prop_map(|v| format!("\"{v}s\"")),
+            (0u64..4_000_000).prop_map(|v| format!("\"{v}s\"")),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        /// Any number in any numeric key loads in range or fails with one located line; it never panics.
+        #[test]
+        fn numbers_load_in_range_or_fail_on_one_line(n in any_number(), key in 0usize..12) {
+            let head = match key {
+                0 => format!("[load]\nusers = {n}"),
+                1 => format!("[load]\nspawn_rate = {n}"),
+                2 => format!("[load]\nrate = {n}"),
+                3 => format!("[load]\nrate = 1.0\nmax_in_flight = {n}"),
+                4 => format!("[load]\niterations = {n}"),
+                5 => format!("[load]\nstages = [{{ target = {n}, duration = \"1s\" }}]"),
+                6 => format!("[load]\nrate = 1.0\nstages = [{{ target = {n}, duration = {n} }}]"),
+                7 => format!("[load]\nduration = {n}"),
+                8 => format!("[defaults]\ntimeout = {n}\nthink_time = {{ min = {n}, max = \"1s\" }}"),
+                9 => format!("[load.breaking_point]\nhold = {n}\nrate = [{n}]\nmin_sustainable = {n}\nmax_error_rate = {n}"),
+                10 => format!("[[user]]\nname = \"W\"\nweight = {n}\n[[user.step]]\nname = \"w\"\ndelay = {n}"),
+                _ => format!("[load]\nusers = 1\niterations_per_user = {n}"),
+            };
+            let text = format!("{head}\n{STEP}");
+            match parse(Path::new("s.toml"), text) {
+                Ok(loaded) => {
+                    let l = &loaded.scenario.load;
+                    if let Some(u) = &l.users {
+                        prop_assert!((1..=100_000).contains(u.get_ref()));
+                    }
+                    if let Some(r) = &l.rate {
+                        prop_assert!(r.get_ref().is_finite() && *r.get_ref() <= 1e6);
+                    }
+                    if let Some(d) = &l.duration {
+                        prop_assert!(d.get_ref().0 <= crate::limits::MAX_DURATION);
+                    }
+                }
+                Err(e) => {
+                    let e = e.to_string();
+                    prop_assert!(e.starts_with("s.toml:"), "{}", e);
+                    prop_assert_eq!(e.lines().count(), 1, "{}", e);
+                }
+            }
         }
     }
 

@@ -22,16 +22,88 @@ impl Text {
 /// Candidates for "available" in messages, each listed only if this build of minijinja has it (the engine
 /// has no public list of its filters and tests).
 const FILTERS: &[&str] = &[
-    "abs", "attr", "batch", "bool", "capitalize", "chain", "count", "default", "dictsort", "escape", "first",
-    "float", "format", "groupby", "indent", "int", "items", "join", "last", "length", "lines", "list", "lower",
-    "map", "max", "min", "pprint", "reject", "rejectattr", "replace", "reverse", "round", "safe", "select",
-    "selectattr", "slice", "sort", "split", "strict_json", "string", "sum", "title", "tojson", "trim", "unique",
-    "upper", "urlencode", "zip",
+    "abs",
+    "attr",
+    "batch",
+    "bool",
+    "capitalize",
+    "chain",
+    "count",
+    "default",
+    "dictsort",
+    "escape",
+    "first",
+    "float",
+    "format",
+    "groupby",
+    "indent",
+    "int",
+    "items",
+    "join",
+    "last",
+    "length",
+    "lines",
+    "list",
+    "lower",
+    "map",
+    "max",
+    "min",
+    "pprint",
+    "reject",
+    "rejectattr",
+    "replace",
+    "reverse",
+    "round",
+    "safe",
+    "select",
+    "selectattr",
+    "slice",
+    "sort",
+    "split",
+    "strict_json",
+    "string",
+    "sum",
+    "title",
+    "tojson",
+    "trim",
+    "unique",
+    "upper",
+    "urlencode",
+    "zip",
 ];
 const TESTS: &[&str] = &[
-    "boolean", "defined", "divisibleby", "endingwith", "eq", "escaped", "even", "false", "filter", "float", "ge",
-    "gt", "in", "integer", "iterable", "le", "lower", "lt", "mapping", "ne", "none", "number", "odd", "safe",
-    "sameas", "sequence", "startingwith", "string", "test", "true", "undefined", "upper",
+    "boolean",
+    "defined",
+    "divisibleby",
+    "endingwith",
+    "eq",
+    "escaped",
+    "even",
+    "false",
+    "filter",
+    "float",
+    "ge",
+    "gt",
+    "in",
+    "integer",
+    "iterable",
+    "le",
+    "lower",
+    "lt",
+    "mapping",
+    "ne",
+    "none",
+    "number",
+    "odd",
+    "safe",
+    "sameas",
+    "sequence",
+    "startingwith",
+    "string",
+    "test",
+    "true",
+    "undefined",
+    "upper",
 ];
 /// Callable names the engine provides inside templates without a global.
 const MAGIC_CALLABLES: &[&str] = &["loop", "caller", "super", "self", "varargs", "kwargs"];
@@ -252,9 +324,15 @@ mod tests {
         };
         assert_eq!(unknown(&mut set, "{{ x | nosuch }}"), Some((Callable::Filter, "nosuch".into())));
         // A branch that would not run with the values at hand is checked too.
-        assert_eq!(unknown(&mut set, "{% if a %}{{ x | upper | nope(1) }}{% endif %}"), Some((Callable::Filter, "nope".into())));
+        assert_eq!(
+            unknown(&mut set, "{% if a %}{{ x | upper | nope(1) }}{% endif %}"),
+            Some((Callable::Filter, "nope".into()))
+        );
         assert_eq!(unknown(&mut set, "{% filter shout %}x{% endfilter %}"), Some((Callable::Filter, "shout".into())));
-        assert_eq!(unknown(&mut set, "{% if x is nosuchtest %}1{% endif %}"), Some((Callable::Test, "nosuchtest".into())));
+        assert_eq!(
+            unknown(&mut set, "{% if x is nosuchtest %}1{% endif %}"),
+            Some((Callable::Test, "nosuchtest".into()))
+        );
         assert_eq!(unknown(&mut set, "{{ nosuchfn() }}"), Some((Callable::Function, "nosuchfn".into())));
         for fine in [
             "{{ x | upper | default('a') | strict_json }}",
