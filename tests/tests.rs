@@ -6,6 +6,7 @@ mod common;
 mod errors;
 mod gates;
 mod html;
+mod limits;
 mod lifecycle;
 mod load_models;
 mod outputs;
