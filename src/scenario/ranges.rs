@@ -52,8 +52,13 @@ pub(super) fn check(s: &Scenario, path: &Path, src: &str) -> Result<(), Scenario
     if let Some(first) = load.stages.first() {
         let off = first.target.span().start;
         limits::positive_duration(stages_total).map_err(|e| at(off, "stages (total duration)", e))?;
-        if load.rate.is_none() && load.stages.iter().all(|st| *st.target.get_ref() == 0.0) {
-            let msg = "`stages` never start a user: give a stage a target of at least 1";
+        let all_zero = load.stages.iter().all(|st| *st.target.get_ref() == 0.0);
+        let msg = match load.rate.as_ref().map(|r| *r.get_ref()) {
+            None if all_zero => Some("`stages` never start a user: give a stage a target of at least 1"),
+            Some(r) if all_zero && r == 0.0 => Some("`rate` and `stages` are all 0: no iteration would ever start"),
+            _ => None,
+        };
+        if let Some(msg) = msg {
             return Err(ScenarioError::at(path, src, Some(off), msg));
         }
     }
@@ -266,6 +271,8 @@ mod tests {
         assert!(error("[load]\nrate = 1.0\nstages = [{ target = 2e6, duration = \"1s\" }]").contains("to 1000000"));
         assert!(error("[load]\nstages = [{ target = 1, duration = \"0s\" }]").contains("stages (total duration)"));
         assert!(error("[load]\nstages = [{ target = 0, duration = \"1s\" }]").contains("never start a user"));
+        let e = error("[load]\nrate = 0.0\nstages = [{ target = 0, duration = \"1s\" }]");
+        assert!(e.contains("no iteration would ever start"), "{e}");
         ok("[load]\nrate = 1.0\nstages = [{ target = 2.5, duration = \"1s\" }]");
     }
 

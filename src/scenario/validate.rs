@@ -41,7 +41,10 @@ pub(super) fn validate(s: &Scenario, path: &Path, src: &str) -> Result<(), Scena
             _ => return Err(err(at, "breaking_point needs `users = [..]` or `rate = [..]` (one of them)".into())),
         };
         if levels.is_empty() || levels.windows(2).any(|w| w[1] <= w[0]) {
-            return Err(err(at, "breaking_point levels must be increasing, e.g. users = [5, 10, 20, 50]".into()));
+            return Err(err(
+                at,
+                "breaking_point needs one or more increasing levels, e.g. users = [5, 10, 20, 50]".into(),
+            ));
         }
     }
     if let Some(i) = &load.iterations_per_user {
