@@ -268,8 +268,11 @@ pub fn value_error(e: &clap::Error) -> Option<String> {
         return None;
     }
     let text = e.render().to_string();
-    let first = text.lines().next()?.trim();
-    Some(first.strip_prefix("error: ").unwrap_or(first).to_string())
+    // Keep what helps ("[possible values: ...]"), drop the pointer to --help.
+    let kept: Vec<&str> =
+        text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("For more information")).collect();
+    let line = kept.join(" ");
+    Some(line.strip_prefix("error: ").unwrap_or(&line).to_string())
 }
 
 /// `--metrics-addr`: `9464` and `localhost:9464` mean loopback; any other address must be written as an IP, so
@@ -330,6 +333,10 @@ mod tests {
         assert!(err(&["--iterations-per-user", "1e13"]).contains("--iterations-per-user"));
         assert!(err(&["--workers", "100000"]).contains("from 1 to 1024"));
         assert!(err(&["--duration", "-5"]).contains("--duration"));
+        assert_eq!(
+            err(&["--arrival", "burst"]),
+            "invalid value 'burst' for '--arrival <KIND>' [possible values: constant, poisson]"
+        );
         for e in [err(&["--users", "x"]), err(&["--duration", "soon"])] {
             assert_eq!(e.lines().count(), 1, "{e}");
         }
