@@ -1,3 +1,5 @@
+use proptest::prelude::*;
+
 use super::*;
 
 fn scenario_file(dir: &Path, body: &str) -> PathBuf {
@@ -81,19 +83,19 @@ fn credentials_are_hidden_from_the_target() {
     assert_eq!(display_target("http://gw:8000"), "http://gw:8000");
 }
 
-proptest::proptest! {
-    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
     /// Whatever numbers the flags carry, resolution never panics: it gives a load within the documented
     /// ranges or one line naming the flag.
     #[test]
     fn any_flag_numbers_resolve_in_range_or_name_the_flag(
-        users in proptest::option::of(proptest::prelude::any::<u32>()),
-        rate in proptest::option::of(proptest::prelude::any::<f64>()),
-        spawn_rate in proptest::option::of(proptest::prelude::any::<f64>()),
-        max_in_flight in proptest::option::of(proptest::prelude::any::<u32>()),
-        iterations in proptest::option::of(proptest::prelude::any::<u64>()),
-        secs in proptest::option::of(proptest::prelude::any::<u64>()),
-        workers in proptest::option::of(proptest::prelude::any::<usize>()),
+        users in proptest::option::of(any::<u32>()),
+        rate in proptest::option::of(any::<f64>()),
+        spawn_rate in proptest::option::of(any::<f64>()),
+        max_in_flight in proptest::option::of(any::<u32>()),
+        iterations in proptest::option::of(any::<u64>()),
+        secs in proptest::option::of(any::<u64>()),
+        workers in proptest::option::of(any::<usize>()),
         sweep in proptest::option::of("(users|rate)=[-0-9.e]{1,12}(,[-0-9.e]{1,12})?"),
     ) {
         let dir = tempfile::tempdir().unwrap();
@@ -107,22 +109,22 @@ proptest::proptest! {
         match RunConfig::resolve(o) {
             Ok(cfg) => {
                 match &cfg.load {
-                    LoadModel::Closed(c) => proptest::prop_assert!((1..=100_000).contains(&c.users)),
+                    LoadModel::Closed(c) => prop_assert!((1..=100_000).contains(&c.users)),
                     LoadModel::Open(o) => {
-                        proptest::prop_assert!(o.rate.is_finite() && (0.001..=1e6).contains(&o.rate));
-                        proptest::prop_assert!((1..=100_000).contains(&o.max_in_flight));
+                        prop_assert!(o.rate.is_finite() && (0.001..=1e6).contains(&o.rate));
+                        prop_assert!((1..=100_000).contains(&o.max_in_flight));
                     }
                 }
-                proptest::prop_assert!(cfg.load.duration().is_none_or(|d| d <= crate::limits::MAX_DURATION));
-                proptest::prop_assert!((1..=1024).contains(&cfg.workers));
+                prop_assert!(cfg.load.duration().is_none_or(|d| d <= crate::limits::MAX_DURATION));
+                prop_assert!((1..=1024).contains(&cfg.workers));
                 if let Some(l) = &cfg.levels {
-                    proptest::prop_assert!(l.values.iter().all(|v| v.is_finite() && (0.001..=1e6).contains(v)));
+                    prop_assert!(l.values.iter().all(|v| v.is_finite() && (0.001..=1e6).contains(v)));
                 }
             }
             Err(e) => {
                 let e = e.to_string();
-                proptest::prop_assert!(e.starts_with("--"), "{}", e);
-                proptest::prop_assert_eq!(e.lines().count(), 1, "{}", e);
+                prop_assert!(e.starts_with("--"), "{}", e);
+                prop_assert_eq!(e.lines().count(), 1, "{}", e);
             }
         }
     }
@@ -153,4 +155,49 @@ fn the_scenario_timeout_is_blamed_on_the_file_and_the_flag_on_the_flag() {
     assert_eq!(e.to_string(), "--timeout: must be longer than zero and at most 30d, got 0s");
     let e = RunConfig::resolve(Overrides { stages: Some("0,10s".into()), ..overrides(&p) }).unwrap_err();
     assert!(e.to_string().starts_with("--stages: the plan never starts a user"), "{e}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+    /// Any number in a scenario's load keys resolves to a load within range or fails with one located line.
+    #[test]
+    fn any_scenario_numbers_resolve_in_range_or_name_the_line(
+        n in prop_oneof![
+            any::<i64>().prop_map(|v| v.to_string()),
+            any::<f64>().prop_map(|v| format!("{v:?}")),
+            (0u64..=200_000).prop_map(|v| v.to_string()),
+            (0u32..300).prop_map(|e| format!("1e{e}")),
+            (1u32..320).prop_map(|e| format!("1e-{e}")),
+        ],
+        key in 0usize..6,
+    ) {
+        let load = match key {
+            0 => format!("users = {n}"),
+            1 => format!("users = 2\nspawn_rate = {n}"),
+            2 => format!("rate = {n}"),
+            3 => format!("rate = 2.0\nmax_in_flight = {n}"),
+            4 => format!("stages = [{{ target = {n}, duration = \"1s\" }}]"),
+            _ => format!("users = 1\niterations_per_user = {n}"),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let p = scenario_file(dir.path(), &BASE.replace("users = 4", &load));
+        match RunConfig::resolve(overrides(&p)) {
+            Ok(cfg) => match &cfg.load {
+                LoadModel::Closed(c) => {
+                    prop_assert!((1..=100_000).contains(&c.users));
+                    prop_assert!(c.spawn_rate.is_none_or(|r| (0.001..=100_000.0).contains(&r)));
+                    prop_assert!(c.iterations_per_user.is_none_or(|i| (1..=1_000_000_000_000).contains(&i)));
+                }
+                LoadModel::Open(o) => {
+                    prop_assert!((0.001..=1e6).contains(&o.rate));
+                    prop_assert!((1..=100_000).contains(&o.max_in_flight));
+                }
+            },
+            Err(e) => {
+                let e = e.to_string();
+                prop_assert!(e.contains("s.toml:"), "{}", e);
+                prop_assert_eq!(e.lines().count(), 1, "{}", e);
+            }
+        }
+    }
 }
