@@ -260,4 +260,18 @@ mod tests {
         assert!(down.time_at(10.0).is_some());
         assert_eq!(down.time_at(10.5), None);
     }
+
+    #[tokio::test]
+    async fn an_arrival_too_far_to_represent_never_comes_and_never_panics() {
+        // Config refuses such rates; the schedule must still not panic if one gets through.
+        for rate in [1e-300, f64::MIN_POSITIVE, 1e-30] {
+            // The first arrival is at the start; the second is beyond any clock.
+            let share = OpenShare { worker: 0, workers: 1, load: load(rate, &[]) };
+            let mut s = Schedule::new(&share, Instant::now(), 1).expect("a first arrival");
+            assert!(!s.advance(), "{rate}");
+        }
+        let share = OpenShare { worker: 0, workers: 1, load: load(1e6, &[]) };
+        let mut s = Schedule::new(&share, Instant::now(), 1).unwrap();
+        assert!((0..1000).all(|_| s.advance()));
+    }
 }
