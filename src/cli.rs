@@ -86,28 +86,29 @@ pub struct RunArgs {
     /// Base URL of the service under test; without it the embedded mock gateway is the target
     #[arg(long, value_name = "URL")]
     pub target: Option<String>,
-    /// Number of concurrent virtual users
+    /// Number of concurrent virtual users (1-100000)
     #[arg(short, long, value_name = "N", value_parser = parse_users, allow_negative_numbers = true)]
     pub users: Option<u32>,
-    /// Users started per second until all are running
+    /// Users started per second until all are running (0.001-100000)
     #[arg(short = 'r', long, value_name = "PER_SEC", value_parser = parse_spawn_rate, allow_negative_numbers = true)]
     pub spawn_rate: Option<f64>,
-    /// How long to run, e.g. 30s, 5m, 1h30m
+    /// How long to run, e.g. 30s, 5m, 1h30m (at most 30 days)
     #[arg(short, long, value_parser = parse_duration, value_name = "DURATION", allow_negative_numbers = true)]
     pub duration: Option<Duration>,
-    /// Stop after this many user iterations (flows) in total, shared by all users
+    /// Stop after this many user iterations (flows) in total, shared by all users (1-10^12)
     #[arg(short, long, value_name = "N", value_parser = parse_iterations, allow_negative_numbers = true)]
     pub iterations: Option<u64>,
     /// Closed model: each user stops after this many iterations
     #[arg(long, value_name = "N", value_parser = parse_iterations, allow_negative_numbers = true)]
     pub iterations_per_user: Option<u64>,
-    /// Open model: start this many iterations per second whatever the target does (instead of --users)
+    /// Open model: start this many iterations per second whatever the target does, instead of --users
+    /// (0.001-1000000)
     #[arg(long, value_name = "PER_SEC", value_parser = parse_rate, allow_negative_numbers = true)]
     pub rate: Option<f64>,
     /// Open model: how arrivals are spaced
     #[arg(long, value_enum, value_name = "KIND")]
     pub arrival: Option<ArrivalArg>,
-    /// Open model: iterations running at once at most; further arrivals are dropped and counted
+    /// Open model: iterations running at once at most; further arrivals are dropped and counted (1-100000)
     #[arg(long, value_name = "N", value_parser = parse_max_in_flight, allow_negative_numbers = true)]
     pub max_in_flight: Option<u32>,
     /// Ramping users as a goose test plan: "10,1m;10,5m;0,30s" (ramp to 10 over 1m, hold 5m, down over 30s)
@@ -140,7 +141,7 @@ pub struct RunArgs {
     /// How long in-flight requests may finish after the run stops before they are cut off
     #[arg(long, value_parser = parse_duration, value_name = "DURATION", allow_negative_numbers = true)]
     pub graceful_stop: Option<Duration>,
-    /// Generator worker threads (default: available cores)
+    /// Generator worker threads (default: available cores; 1-1024)
     #[arg(long, value_name = "N", value_parser = parse_workers, allow_negative_numbers = true)]
     pub workers: Option<usize>,
     /// Skip TLS certificate verification (for self-signed test gateways)
