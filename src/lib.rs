@@ -8,6 +8,7 @@ pub mod config;
 pub mod engine;
 pub mod metrics;
 pub mod mock;
+pub mod redact;
 pub mod report;
 pub mod scenario;
 pub mod slo;

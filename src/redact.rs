@@ -1,0 +1,404 @@
+//! Secrets never leave, and server text never drives the terminal. One process-wide redactor holds the secrets
+//! of the run (`install`, before any load is sent); `text` masks them in everything the tool writes or prints,
+//! in the forms a server may echo them: exact, case-changed (ASCII), escaped (`\u0073`, `\x73`, `\/`, `%73`,
+//! `&#115;`, mixed with plain characters), truncated (any run of 8 or more characters of a secret; a secret
+//! shorter than 8 only whole) and base64-encoded. `escape_control` makes control characters and escape
+//! sequences visible text. A leaf module: it knows nothing of the rest of the crate.
+//!
+//! How a match is found: the text is read twice as a stream of (lowercased character, original byte span), once
+//! as it is and once with escapes decoded; every window of 8 characters that is an 8-gram of a secret (or a
+//! whole short secret) marks its original bytes, and each run of marked bytes becomes `***`. A run of windows
+//! covers a truncated or extended echo maximally, so no 8 characters of a secret survive next to a mask.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::sync::{Arc, LazyLock, RwLock};
+
+use base64::Engine;
+
+/// What a secret is replaced with: valid inside a JSON string, a CSV field, HTML and Markdown.
+pub const MASK: &str = "***";
+
+/// Windows longer secrets are matched on.
+const GRAM: usize = 8;
+/// Shorter values are not secrets: masking them would mask ordinary words.
+const MIN_SECRET: usize = 4;
+/// A run holding more distinct secrets than this (a token captured per user) keeps the first ones.
+const MAX_SECRETS: usize = 100_000;
+
+type Gram = [char; GRAM];
+
+/// A set of secrets and the windows that reveal them.
+#[derive(Default, Clone)]
+pub struct Redactor {
+    seen: HashSet<String>,
+    /// Lowercase 8-grams of every secret of 8 characters or more (and of their base64 forms).
+    grams: HashSet<Gram>,
+    /// Whole secrets of 4 to 7 characters, lowercased and padded with `\0`, by length.
+    short: [HashSet<Gram>; GRAM],
+}
+
+impl Redactor {
+    pub fn new(secrets: impl IntoIterator<Item = String>) -> Self {
+        let mut r = Redactor::default();
+        for s in secrets {
+            r.add(&s);
+        }
+        r
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.grams.is_empty() && self.short.iter().all(HashSet::is_empty)
+    }
+
+    /// Whether `secret` is already known (or would be ignored): lets a per-request caller skip the write lock.
+    pub fn knows(&self, secret: &str) -> bool {
+        !is_secret(secret) || self.seen.contains(secret) || self.seen.len() >= MAX_SECRETS
+    }
+
+    /// Adds a secret; values that cannot be credentials (shorter than 4 characters, numbers, durations, `true`)
+    /// are ignored, since masking them would corrupt the report's own numbers and words.
+    pub fn add(&mut self, secret: &str) {
+        if self.knows(secret) {
+            return;
+        }
+        self.seen.insert(secret.to_string());
+        self.add_form(secret);
+        // A server that echoes the `Authorization: Basic …` it got, or a token it base64-encodes: the
+        // characters that depend on the secret alone, at each of the three alignments, in both alphabets.
+        let bytes = secret.as_bytes();
+        for pad in 0..3 {
+            let mut padded = vec![0u8; pad];
+            padded.extend_from_slice(bytes);
+            let enc = base64::engine::general_purpose::STANDARD_NO_PAD.encode(&padded);
+            let from = (pad * 8).div_ceil(6);
+            let to = ((pad + bytes.len()) * 8 / 6).min(enc.len());
+            if let Some(mid) = enc.get(from..to).filter(|m| m.len() >= GRAM) {
+                self.add_form(mid);
+                if mid.contains(['+', '/']) {
+                    self.add_form(&mid.replace('+', "-").replace('/', "_"));
+                }
+            }
+        }
+    }
+
+    fn add_form(&mut self, form: &str) {
+        let chars: Vec<char> = form.chars().map(|c| c.to_ascii_lowercase()).collect();
+        if chars.len() >= GRAM {
+            for w in chars.windows(GRAM) {
+                let mut g = ['\0'; GRAM];
+                g.copy_from_slice(w);
+                self.grams.insert(g);
+            }
+        } else if chars.len() >= MIN_SECRET {
+            let mut g = ['\0'; GRAM];
+            g[..chars.len()].copy_from_slice(&chars);
+            self.short[chars.len()].insert(g);
+        }
+    }
+
+    /// `s` with every form of every secret replaced by `***`; borrowed when nothing matched.
+    pub fn text<'a>(&self, s: &'a str) -> Cow<'a, str> {
+        if self.is_empty() || s.len() < MIN_SECRET {
+            return Cow::Borrowed(s);
+        }
+        let mut spans = Vec::new();
+        self.scan(s.char_indices().map(|(i, c)| (c.to_ascii_lowercase(), i, i + c.len_utf8())), &mut spans);
+        if s.contains(['\\', '%', '&']) {
+            self.scan(Decoded { s, pos: 0 }, &mut spans);
+        }
+        if spans.is_empty() {
+            return Cow::Borrowed(s);
+        }
+        spans.sort_unstable();
+        let mut out = String::with_capacity(s.len());
+        let mut last = 0;
+        let mut pending: Option<(usize, usize)> = None;
+        for (a, b) in spans.into_iter().map(|(a, b)| whole_escapes(s, a, b)) {
+            match &mut pending {
+                Some((_, end)) if a <= *end => *end = (*end).max(b),
+                _ => {
+                    if let Some((pa, pb)) = pending.replace((a, b)) {
+                        out.push_str(&s[last..pa]);
+                        out.push_str(MASK);
+                        last = pb;
+                    }
+                }
+            }
+        }
+        if let Some((pa, pb)) = pending {
+            out.push_str(&s[last..pa]);
+            out.push_str(MASK);
+            last = pb;
+        }
+        out.push_str(&s[last..]);
+        Cow::Owned(out)
+    }
+
+    /// Marks the original span of every window that reveals a secret.
+    fn scan(&self, chars: impl Iterator<Item = (char, usize, usize)>, spans: &mut Vec<(usize, usize)>) {
+        let short_lens: Vec<usize> = (MIN_SECRET..GRAM).filter(|&l| !self.short[l].is_empty()).collect();
+        // The last 8 characters, oldest first once full.
+        let mut ring: [(char, usize, usize); GRAM] = [('\0', 0, 0); GRAM];
+        let mut n = 0usize;
+        for item in chars {
+            ring[n % GRAM] = item;
+            n += 1;
+            let at = |back: usize| ring[(n - back) % GRAM];
+            let mut mark = |len: usize, set: &HashSet<Gram>| {
+                let mut g = ['\0'; GRAM];
+                for (k, slot) in g.iter_mut().take(len).enumerate() {
+                    *slot = at(len - k).0;
+                }
+                if set.contains(&g) {
+                    spans.push((at(len).1, item.2));
+                }
+            };
+            if n >= GRAM && !self.grams.is_empty() {
+                mark(GRAM, &self.grams);
+            }
+            for &len in short_lens.iter().filter(|&&l| n >= l) {
+                mark(len, &self.short[len]);
+            }
+        }
+    }
+}
+
+/// Whether a value can be a credential at all.
+fn is_secret(s: &str) -> bool {
+    let t = s.trim();
+    t.chars().count() >= MIN_SECRET
+        && t.parse::<f64>().is_err()
+        && humantime::parse_duration(t).is_err()
+        && !t.eq_ignore_ascii_case("true")
+        && !t.eq_ignore_ascii_case("false")
+}
+
+/// Widens a span so it never cuts an escape sequence in two: a mask must leave the text as valid as it was.
+fn whole_escapes(s: &str, mut a: usize, mut b: usize) -> (usize, usize) {
+    let bytes = s.as_bytes();
+    while a > 0 && bytes[a - 1] == b'\\' {
+        a -= 1;
+    }
+    if b > a && bytes[b - 1] == b'\\' {
+        while b < bytes.len() && bytes[b] == b'\\' {
+            b += 1;
+        }
+        if let Some(c) = s[b..].chars().next() {
+            b += c.len_utf8();
+            let hex = match c {
+                'u' => 4,
+                'x' => 2,
+                _ => 0,
+            };
+            let run = bytes[b..].iter().take(hex).take_while(|x| x.is_ascii_hexdigit()).count();
+            b += run;
+        }
+    }
+    (a, b)
+}
+
+/// The text with escapes decoded: `\uXXXX` (and surrogate pairs), `\u{X}`, `\xNN`, `\/` and other one-character
+/// escapes (a run of backslashes counts as one, so doubly escaped JSON decodes too), `%NN`, and HTML character
+/// references. Yields (lowercased character, start, end) in the original text.
+struct Decoded<'a> {
+    s: &'a str,
+    pos: usize,
+}
+
+fn hex(s: &str, from: usize, len: usize) -> Option<u32> {
+    let h = s.get(from..from + len)?;
+    if h.bytes().all(|b| b.is_ascii_hexdigit()) { u32::from_str_radix(h, 16).ok() } else { None }
+}
+
+impl Decoded<'_> {
+    /// After a run of backslashes at `p`: the character escaped and where the escape ends.
+    fn escape(&self, p: usize) -> Option<(char, usize)> {
+        let s = self.s;
+        match s.as_bytes().get(p)? {
+            b'u' if s.as_bytes().get(p + 1) == Some(&b'{') => {
+                let close = p + 2 + s[p + 2..].bytes().take(7).position(|b| b == b'}')?;
+                let v = hex(s, p + 2, close - p - 2)?;
+                Some((char::from_u32(v).unwrap_or('\u{fffd}'), close + 1))
+            }
+            b'u' => {
+                let v = hex(s, p + 1, 4)?;
+                let end = p + 5;
+                if (0xd800..0xdc00).contains(&v) {
+                    // A surrogate pair: `\ud83d\ude00`.
+                    let q = end + s[end..].bytes().take_while(|&b| b == b'\\').count();
+                    if q > end && s.as_bytes().get(q) == Some(&b'u') {
+                        if let Some(lo) = hex(s, q + 1, 4).filter(|lo| (0xdc00..0xe000).contains(lo)) {
+                            let c = char::from_u32(0x10000 + ((v - 0xd800) << 10) + (lo - 0xdc00));
+                            return Some((c.unwrap_or('\u{fffd}'), q + 5));
+                        }
+                    }
+                }
+                Some((char::from_u32(v).unwrap_or('\u{fffd}'), end))
+            }
+            b'x' => Some((char::from(hex(s, p + 1, 2)? as u8), p + 3)),
+            &b => {
+                let c = match b {
+                    b'n' => '\n',
+                    b't' => '\t',
+                    b'r' => '\r',
+                    b'/' | b'"' | b'\'' => char::from(b),
+                    _ => return None,
+                };
+                Some((c, p + 1))
+            }
+        }
+    }
+
+    fn entity(&self, p: usize) -> Option<(char, usize)> {
+        let s = self.s;
+        let semi = p + s[p..].bytes().take(10).position(|b| b == b';')?;
+        let name = &s[p + 1..semi];
+        let c = match name {
+            "amp" => '&',
+            "lt" => '<',
+            "gt" => '>',
+            "quot" => '"',
+            "apos" => '\'',
+            _ => {
+                let v = match name.strip_prefix("#x").or_else(|| name.strip_prefix("#X")) {
+                    Some(h) => u32::from_str_radix(h, 16).ok()?,
+                    None => name.strip_prefix('#')?.parse().ok()?,
+                };
+                char::from_u32(v)?
+            }
+        };
+        Some((c, semi + 1))
+    }
+}
+
+impl Iterator for Decoded<'_> {
+    type Item = (char, usize, usize);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let start = self.pos;
+        let c = self.s[start..].chars().next()?;
+        let decoded = match c {
+            '\\' => {
+                let p = start + self.s[start..].bytes().take_while(|&b| b == b'\\').count();
+                // An unknown escape: the run of backslashes reads as one.
+                Some(self.escape(p).unwrap_or(('\\', p)))
+            }
+            '%' => hex(self.s, start + 1, 2).map(|v| (char::from(v as u8), start + 3)),
+            '&' => self.entity(start),
+            _ => None,
+        };
+        let (c, end) = decoded.unwrap_or((c, start + c.len_utf8()));
+        self.pos = end;
+        Some((c.to_ascii_lowercase(), start, end))
+    }
+}
+
+static GLOBAL: LazyLock<RwLock<Arc<Redactor>>> = LazyLock::new(|| RwLock::new(Arc::new(Redactor::default())));
+
+fn global() -> Arc<Redactor> {
+    GLOBAL.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+}
+
+/// Adds the run's secrets to the process-wide redactor; calling it again adds more.
+pub fn install(secrets: Vec<String>) {
+    if secrets.iter().all(|s| global().knows(s)) {
+        return;
+    }
+    let mut g = GLOBAL.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut r = (**g).clone();
+    for s in &secrets {
+        r.add(s);
+    }
+    *g = Arc::new(r);
+}
+
+/// Adds one secret seen while running (a templated credential header once rendered): cheap when known.
+pub fn remember(secret: &str) {
+    if !global().knows(secret) {
+        install(vec![secret.to_string()]);
+    }
+}
+
+/// `s` with every installed secret masked; borrowed (and nearly free) when there is nothing to mask.
+pub fn text(s: &str) -> Cow<'_, str> {
+    global().text(s)
+}
+
+/// The secrets of a header: its value when the name says it carries credentials (authorization,
+/// proxy-authorization, cookie, x-api-key, api-key, or any name containing key, token, secret or auth),
+/// plus the credential after a `Bearer `/`Basic ` scheme, and the user:password inside a Basic one.
+pub fn header_secrets(name: &str, value: &str) -> Vec<String> {
+    let n = name.to_ascii_lowercase();
+    let sensitive = ["key", "token", "secret", "auth", "cookie", "password", "session"].iter().any(|k| n.contains(k));
+    if !sensitive {
+        return Vec::new();
+    }
+    let mut out = vec![value.to_string()];
+    if let Some((scheme, cred)) = value.trim().split_once(' ') {
+        let cred = cred.trim();
+        out.push(cred.to_string());
+        if scheme.eq_ignore_ascii_case("basic") {
+            if let Some(plain) =
+                base64::engine::general_purpose::STANDARD.decode(cred).ok().and_then(|b| String::from_utf8(b).ok())
+            {
+                out.extend(plain.split_once(':').map(|(_, p)| p.to_string()));
+                out.push(plain);
+            }
+        }
+    }
+    out
+}
+
+/// The password of a URL (`http://user:pass@host`), percent-decoded as well as raw.
+pub fn url_secrets(url: &str) -> Vec<String> {
+    let Some(rest) = url.split_once("://").map(|(_, r)| r) else { return Vec::new() };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let Some((userinfo, _)) = authority.rsplit_once('@') else { return Vec::new() };
+    let Some((_, pass)) = userinfo.split_once(':') else { return Vec::new() };
+    let decoded: String = Decoded { s: pass, pos: 0 }.map(|(c, _, _)| c).collect();
+    vec![pass.to_string(), decoded]
+}
+
+/// Whether a character must not reach a terminal or a file raw: C0 controls (but `\n` and `\t`), DEL, C1
+/// controls (8-bit CSI and friends) and the bidirectional overrides that reorder what a reader sees.
+fn is_control(c: char) -> bool {
+    (c.is_control() && c != '\n' && c != '\t')
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Control characters as visible text (`\x1b`, `\u{9b}`), so an escape sequence from a server prints as
+/// characters instead of moving the cursor or recoloring the terminal; `\n` and `\t` stay.
+pub fn escape_control(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(is_control) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if !is_control(c) {
+            out.push(c);
+        } else if (c as u32) < 0x80 {
+            out.push_str(&format!("\\x{:02x}", c as u32));
+        } else {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// `escape_control` for one-line fields: `\n`, `\r` and `\t` are escaped too.
+pub fn escape_line(s: &str) -> Cow<'_, str> {
+    match escape_control(s) {
+        Cow::Borrowed(b) if !b.contains(['\n', '\t']) => Cow::Borrowed(s),
+        c => Cow::Owned(c.replace('\n', "\\n").replace('\t', "\\t")),
+    }
+}
+
+/// For server text recorded as data (error messages, labels): secrets masked, controls escaped.
+pub fn server_text(s: &str) -> String {
+    escape_control(&text(s)).into_owned()
+}
+
+#[cfg(test)]
+#[path = "redact_tests.rs"]
+mod tests;
