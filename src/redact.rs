@@ -329,9 +329,7 @@ pub fn text(s: &str) -> Cow<'_, str> {
 /// proxy-authorization, cookie, x-api-key, api-key, or any name containing key, token, secret or auth),
 /// plus the credential after a `Bearer `/`Basic ` scheme, and the user:password inside a Basic one.
 pub fn header_secrets(name: &str, value: &str) -> Vec<String> {
-    let n = name.to_ascii_lowercase();
-    let sensitive = ["key", "token", "secret", "auth", "cookie", "password", "session"].iter().any(|k| n.contains(k));
-    if !sensitive {
+    if !is_sensitive_header(name) {
         return Vec::new();
     }
     let mut out = vec![value.to_string()];
@@ -348,6 +346,20 @@ pub fn header_secrets(name: &str, value: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// Whether a header's name says its value is a credential.
+pub fn is_sensitive_header(name: &str) -> bool {
+    const WORDS: [&str; 7] = ["key", "token", "secret", "auth", "cookie", "password", "session"];
+    let n = name.as_bytes();
+    WORDS.iter().any(|w| n.windows(w.len()).any(|x| x.eq_ignore_ascii_case(w.as_bytes())))
+}
+
+/// A templated header once rendered, per request: cheap (no allocation, no write lock) once its value is known.
+pub fn remember_header(name: &str, value: &str) {
+    if is_sensitive_header(name) && !global().knows(value) {
+        install(header_secrets(name, value));
+    }
 }
 
 /// The password of a URL (`http://user:pass@host`), percent-decoded as well as raw.

@@ -117,11 +117,15 @@ impl Exposition {
         Exposition { registry }
     }
 
-    /// The whole exposition as text. Holds the lock only while encoding (microseconds for a few steps).
+    /// The whole exposition as text, secrets masked (scraped and pushed alike). Holds the lock only while
+    /// encoding (microseconds for a few steps).
     pub fn render(&self) -> Result<String, fmt::Error> {
         let mut out = String::new();
         prometheus_text::encode(&mut out, &self.registry)?;
-        Ok(out)
+        Ok(match crate::redact::text(&out) {
+            Cow::Borrowed(_) => out,
+            Cow::Owned(masked) => masked,
+        })
     }
 }
 
