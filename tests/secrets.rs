@@ -37,6 +37,7 @@ fn json_escaped(s: &str) -> String {
 
 /// Status and body for a path; `received` is the request's headers, lowercased names.
 fn answer(path: &str, received: &[(String, String)]) -> (u16, String, &'static str) {
+    use base64::Engine;
     let got = |name: &str| received.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str());
     match path {
         "/v1/chat/completions" => (
@@ -49,7 +50,9 @@ fn answer(path: &str, received: &[(String, String)]) -> (u16, String, &'static s
             "application/json",
         ),
         "/plain" => {
-            (500, format!("invalid key {} (authorization: {})", got("x-api-key"), got("authorization")), "text/plain")
+            let basic = base64::engine::general_purpose::STANDARD.encode(format!("user:{PASSWORD}"));
+            let (key, auth) = (got("x-api-key"), got("authorization"));
+            (500, format!("invalid key {key} (authorization: {auth}; expected Basic {basic})"), "text/plain")
         }
         "/upper" => (503, format!("KEY {} REJECTED", CANARY.to_uppercase()), "text/plain"),
         "/json" => {
@@ -258,4 +261,6 @@ fn an_echoing_server_leaves_no_trace_of_the_secrets() {
     }
     assert!(stderr.contains(&format!("127.0.0.1:{}", server.port)), "the target is named: {stderr}");
     assert!(!stdout.is_empty(), "the summary table was printed");
+    let raw = std::fs::read_to_string(out.join("result.json")).unwrap();
+    assert!(raw.contains("\"model\": \"***\""), "the served model is recorded, masked");
 }
