@@ -5,6 +5,8 @@
 
 mod csv;
 #[cfg(test)]
+mod escape_tests;
+#[cfg(test)]
 pub(crate) mod fixture;
 mod gate;
 mod html;
