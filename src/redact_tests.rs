@@ -50,7 +50,7 @@ fn escaped_forms_are_masked_and_json_stays_valid() {
         SECRET.replace('-', "\\/"),
         // Mixed: some characters escaped, some plain, some \x-escaped, then cut.
         format!("sk\\u002d\\u0043anary\\x30123{}", "4567"),
-        format!("\\\\u0073\\\\u006b-canary0123"),
+        "\\\\u0073\\\\u006b-canary0123".to_string(),
         SECRET.replace("Canary", "%43%61nary"),
         SECRET.replace("Canary", "&#67;&#x61;nary"),
         format!("{}\\ud83d\\ude00", &SECRET[..12]),
@@ -177,4 +177,25 @@ proptest! {
         let _ = r.text(&s);
         let _ = escape_control(&s);
     }
+}
+
+#[test]
+fn a_templated_credential_header_is_remembered_once_rendered() {
+    assert!(is_sensitive_header("X-Api-Key") && is_sensitive_header("proxy-authorization"));
+    assert!(is_sensitive_header("x-session-token") && !is_sensitive_header("content-type"));
+    remember_header("content-type", "application/json-templated-test");
+    assert_eq!(text("application/json-templated-test"), "application/json-templated-test");
+    remember_header("authorization", "Bearer captured-token-per-user-42");
+    // The space belongs to the header value ("Bearer captured…"), so it is masked too.
+    assert_eq!(text("echo: CAPTURED-TOKEN-PER-USER-42"), "echo:***");
+}
+
+#[test]
+fn a_large_text_is_scanned_in_linear_time() {
+    let r = r();
+    let page = "<td>latency p95 &amp; 1.2 ms \\u00e9 %20</td>\n".repeat(50_000);
+    let start = std::time::Instant::now();
+    assert!(matches!(r.text(&page), Cow::Borrowed(_)));
+    // A generous bound for a debug build on a busy machine; in release it takes a few milliseconds.
+    assert!(start.elapsed() < std::time::Duration::from_secs(20), "{:?}", start.elapsed());
 }
