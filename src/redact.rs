@@ -425,6 +425,23 @@ pub fn escape_control(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// For JSON text (serde leaves DEL, C1 and bidi controls raw inside strings): those as `\uXXXX` escapes, so
+/// the text stays the same JSON and `escape_control` finds nothing left to change in it.
+pub fn escape_json_controls(json: &str) -> Cow<'_, str> {
+    if !json.chars().any(is_control) {
+        return Cow::Borrowed(json);
+    }
+    let mut out = String::with_capacity(json.len() + 8);
+    for c in json.chars() {
+        if is_control(c) {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// `escape_control` for one-line fields: `\n`, `\r` and `\t` are escaped too.
 pub fn escape_line(s: &str) -> Cow<'_, str> {
     match escape_control(s) {

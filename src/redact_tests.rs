@@ -122,6 +122,10 @@ fn control_characters_become_visible() {
     assert_eq!(escape_control("cr\r"), "cr\\x0d");
     assert_eq!(escape_control("keep\nlines\tand tabs"), "keep\nlines\tand tabs");
     assert_eq!(escape_line("one\nline\t\x1b"), "one\\nline\\t\\x1b");
+    let json = serde_json::to_string(&serde_json::json!({ "m": "a\u{9b}b\u{202e}c\x7f\x1b" })).unwrap();
+    let safe = escape_json_controls(&json);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&safe).unwrap()["m"], "a\u{9b}b\u{202e}c\x7f\x1b");
+    assert!(matches!(escape_control(&safe), Cow::Borrowed(_)), "{safe}");
 }
 
 #[test]

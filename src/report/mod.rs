@@ -328,7 +328,10 @@ impl ReportFormat {
     /// The format as one text (for stdout); CSV gives `stats.csv`, the file Locust users open first.
     pub fn render(self, r: &RunReport) -> String {
         match self {
-            ReportFormat::Json => serde_json::to_string_pretty(r).unwrap_or_default() + "\n",
+            ReportFormat::Json => {
+                let json = serde_json::to_string_pretty(r).unwrap_or_default() + "\n";
+                crate::redact::escape_json_controls(&json).into_owned()
+            }
             // Server text (error messages, served models) may hold escape sequences; in these plain-text
             // formats every control character but newline and tab is shown as text. CSV and HTML escape per
             // field (`csv`, `html::esc`), JSON by its own rules.
