@@ -333,4 +333,12 @@ mod tests {
         assert!(text.contains(r#"run_load_test_request_duration_seconds_bucket{scenario="react",user="U \"quoted\"",step="a\\b",le="+Inf"} 0"#), "{text}");
         assert!(!text.contains("ttft"), "no TTFT series before a stream: {text}");
     }
+
+    #[test]
+    fn the_exposition_masks_secrets() {
+        crate::redact::install(vec!["prom-test-secret-4471".into()]);
+        let text = render(LiveMetrics::new([("U", "call PROM-TEST-SECRET-4471")]));
+        assert!(text.contains(r#"step="call ***""#), "{text}");
+        assert!(prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).is_ok());
+    }
 }
