@@ -269,7 +269,8 @@ impl Decoded<'_> {
                     b'n' => '\n',
                     b't' => '\t',
                     b'r' => '\r',
-                    b'/' | b'"' | b'\'' => char::from(b),
+                    // `\/`, `\"` and Markdown's `\|`, `\-`, `\*`…
+                    b if b.is_ascii_punctuation() => char::from(b),
                     _ => return None,
                 };
                 Some((c, p + 1))

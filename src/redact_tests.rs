@@ -48,6 +48,7 @@ fn escaped_forms_are_masked_and_json_stays_valid() {
     let cases = [
         json_escaped(SECRET),
         SECRET.replace('-', "\\/"),
+        SECRET.replace('-', "\\-"),
         // Mixed: some characters escaped, some plain, some \x-escaped, then cut.
         format!("sk\\u002d\\u0043anary\\x30123{}", "4567"),
         "\\\\u0073\\\\u006b-canary0123".to_string(),
