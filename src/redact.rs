@@ -162,6 +162,47 @@ impl Redactor {
         Cow::Owned(out)
     }
 
+    /// `text` for a JSON document: only string values are masked, never keys, numbers or structure, so the
+    /// document keeps its keys even when a short secret is a word the schema uses (`user`, `load`).
+    pub fn json<'a>(&self, doc: &'a str) -> Cow<'a, str> {
+        if self.is_empty() {
+            return Cow::Borrowed(doc);
+        }
+        let b = doc.as_bytes();
+        let mut out: Option<String> = None;
+        let (mut last, mut i) = (0, 0);
+        while i < b.len() {
+            if b[i] != b'"' {
+                i += 1;
+                continue;
+            }
+            let start = i + 1;
+            let mut j = start;
+            while j < b.len() && b[j] != b'"' {
+                j += if b[j] == b'\\' { 2 } else { 1 };
+            }
+            // Both ends are ASCII (a quote) or the end of the text: always character boundaries.
+            let end = j.min(b.len());
+            let after = b[(end + 1).min(b.len())..].iter().find(|c| !c.is_ascii_whitespace());
+            if after != Some(&b':') {
+                if let Cow::Owned(masked) = self.text(&doc[start..end]) {
+                    let o = out.get_or_insert_with(|| String::with_capacity(doc.len()));
+                    o.push_str(&doc[last..start]);
+                    o.push_str(&masked);
+                    last = end;
+                }
+            }
+            i = end + 1;
+        }
+        match out {
+            None => Cow::Borrowed(doc),
+            Some(mut o) => {
+                o.push_str(&doc[last..]);
+                Cow::Owned(o)
+            }
+        }
+    }
+
     /// Marks the original span of every window that reveals a secret.
     fn scan(&self, chars: impl Iterator<Item = (char, usize, usize)>, spans: &mut Vec<(usize, usize)>) {
         let short_lens: Vec<usize> = (MIN_SECRET..GRAM).filter(|&l| !self.short[l].is_empty()).collect();
@@ -374,6 +415,11 @@ pub fn header_secrets(name: &str, value: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// `text` for a JSON document (a report file, an NDJSON line): string values only, keys kept.
+pub fn json(doc: &str) -> Cow<'_, str> {
+    global().json(doc)
 }
 
 /// Whether a header's name says its value is a credential.

@@ -68,6 +68,21 @@ fn escaped_forms_are_masked_and_json_stays_valid() {
 }
 
 #[test]
+fn json_documents_keep_their_keys() {
+    let r = Redactor::new(["user".to_string(), SECRET.to_string()]);
+    let doc = format!(
+        "{{\"user\": \"USER\", \"users\" : [\"a user\", 3], \"e\": \"k=\\u0073k-canary0123\\\"\", \"x\": \"{SECRET}\"}}"
+    );
+    let out = r.json(&doc);
+    assert_eq!(out, "{\"user\": \"***\", \"users\" : [\"a ***\", 3], \"e\": \"k=***\\\"\", \"x\": \"***\"}");
+    serde_json::from_str::<serde_json::Value>(&out).unwrap();
+    for broken in ["\"", "\"abc", "\"a\\", "{\"user\":", "\"user\"   ", "\"é\\é user\""] {
+        let _ = r.json(broken);
+    }
+    assert!(matches!(r.json("{\"n\": 1}"), Cow::Borrowed(_)));
+}
+
+#[test]
 fn base64_forms_are_masked() {
     let r = Redactor::new(["user:canarypass".to_string()]);
     for pad in ["", "a", "ab"] {

@@ -124,7 +124,7 @@ duration = "2s"
 
 [defaults]
 timeout = "5s"
-headers = { x-api-key = "${env:RLT_TEST_CANARY}" }
+headers = { x-api-key = "${env:RLT_TEST_CANARY}", x-tenant = "${env:RLT_TEST_WORD}" }
 
 [[user]]
 name = "U"
@@ -216,7 +216,13 @@ fn an_echoing_server_leaves_no_trace_of_the_secrets() {
         "--save-baseline",
         &o("ci/baseline.json"),
     ];
-    let run = bin().args(args).env("RLT_TEST_CANARY", CANARY).output().expect("spawn run-load-test");
+    // A short secret that is also a word of the report's schema: masked in text, never in a JSON key.
+    let run = bin()
+        .args(args)
+        .env("RLT_TEST_CANARY", CANARY)
+        .env("RLT_TEST_WORD", "load")
+        .output()
+        .expect("spawn run-load-test");
     let (stdout, stderr) = (text(&run.stdout), text(&run.stderr));
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(server.requests.load(Ordering::Relaxed) >= 7, "the server was reached: {stderr}");
@@ -261,6 +267,13 @@ fn an_echoing_server_leaves_no_trace_of_the_secrets() {
     }
     assert!(stderr.contains(&format!("127.0.0.1:{}", server.port)), "the target is named: {stderr}");
     assert!(!stdout.is_empty(), "the summary table was printed");
+    assert_eq!(report["tool"]["name"], "run-***-test", "the short secret is masked in values");
+    assert!(report["load"].is_object(), "and never in keys");
+    // The masked files are still the tool's own: the result and the baseline read back.
+    let again = bin().args(["report", out.to_str().unwrap(), "--format", "md"]).output().unwrap();
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
+    let cmp = bin().args(["compare", &o("ci/baseline.json"), out.to_str().unwrap()]).output().unwrap();
+    assert!(matches!(cmp.status.code(), Some(0 | 1)), "{}", text(&cmp.stderr));
     let raw = std::fs::read_to_string(out.join("result.json")).unwrap();
     assert!(raw.contains("\"model\": \"***\""), "the served model is recorded, masked");
 }

@@ -54,7 +54,7 @@ impl NdjsonWriter {
         }
         let json = serde_json::to_string(line).unwrap_or_default();
         // Names come from the scenario and may carry an `${env:}` value; a mask keeps the line valid JSON.
-        let mut buf = crate::redact::text(&json).into_owned().into_bytes();
+        let mut buf = crate::redact::json(&json).into_owned().into_bytes();
         buf.push(b'\n');
         // One write per line, unbuffered: a reader never sees half a line, and never waits for a buffer.
         if let Err(e) = self.file.write_all(&buf) {

@@ -35,9 +35,14 @@ pub fn write_formats(report: &RunReport, dir: &Path, formats: &[ReportFormat]) -
 }
 
 /// Writes a file through a temporary one beside it, so a reader (or a CI step) never sees half of it; creates
-/// the parent directory. Every report file passes here, so here the run's secrets are masked.
+/// the parent directory. Every report file passes here, so here the run's secrets are masked (in a `.json`
+/// file, in string values only: its keys are the schema's).
 pub fn write_file(path: &Path, text: &str) -> Result<(), String> {
-    let text = crate::redact::text(text);
+    let text = if path.extension().is_some_and(|e| e == "json") {
+        crate::redact::json(text)
+    } else {
+        crate::redact::text(text)
+    };
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
     let name = path.file_name().map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
