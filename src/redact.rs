@@ -12,7 +12,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
-use std::sync::{Arc, LazyLock, RwLock};
+use std::sync::{LazyLock, RwLock};
 
 use base64::Engine;
 
@@ -56,7 +56,7 @@ impl std::hash::Hasher for Fx {
 type Grams = HashSet<Gram, std::hash::BuildHasherDefault<Fx>>;
 
 /// A set of secrets and the windows that reveal them.
-#[derive(Default, Clone)]
+#[derive(Default)]
 pub struct Redactor {
     seen: HashSet<String>,
     /// Lowercase 8-grams of every secret of 8 characters or more (and of their base64 forms).
@@ -363,10 +363,12 @@ impl Iterator for Decoded<'_> {
     }
 }
 
-static GLOBAL: LazyLock<RwLock<Arc<Redactor>>> = LazyLock::new(|| RwLock::new(Arc::new(Redactor::default())));
+/// Secrets are added in place under the write lock (a token captured per user must not copy the whole set
+/// each time); readers hold the read lock while they scan.
+static GLOBAL: LazyLock<RwLock<Redactor>> = LazyLock::new(|| RwLock::new(Redactor::default()));
 
-fn global() -> Arc<Redactor> {
-    GLOBAL.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+fn global() -> std::sync::RwLockReadGuard<'static, Redactor> {
+    GLOBAL.read().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Adds the run's secrets to the process-wide redactor; calling it again adds more.
@@ -375,11 +377,9 @@ pub fn install(secrets: Vec<String>) {
         return;
     }
     let mut g = GLOBAL.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let mut r = (**g).clone();
     for s in &secrets {
-        r.add(s);
+        g.add(s);
     }
-    *g = Arc::new(r);
 }
 
 /// Adds one secret seen while running (a templated credential header once rendered): cheap when known.
