@@ -120,7 +120,7 @@ name = "canary"
 
 [load]
 users = 2
-duration = "2s"
+iterations = 4
 
 [defaults]
 timeout = "5s"
