@@ -436,14 +436,16 @@ pub fn remember_header(name: &str, value: &str) {
     }
 }
 
-/// The password of a URL (`http://user:pass@host`), percent-decoded as well as raw.
+/// The password of a URL (`http://user:pass@host`) and the values of its credential-named query parameters
+/// (`?api_key=…`, `&token=…`), percent-decoded as well as raw.
 pub fn url_secrets(url: &str) -> Vec<String> {
     let Some(rest) = url.split_once("://").map(|(_, r)| r) else { return Vec::new() };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let Some((userinfo, _)) = authority.rsplit_once('@') else { return Vec::new() };
-    let Some((_, pass)) = userinfo.split_once(':') else { return Vec::new() };
-    let decoded: String = Decoded { s: pass, pos: 0 }.map(|(c, _, _)| c).collect();
-    vec![pass.to_string(), decoded]
+    let pass = authority.rsplit_once('@').and_then(|(userinfo, _)| userinfo.split_once(':')).map(|(_, p)| p);
+    let query = rest.split_once('?').map_or("", |(_, q)| q.split('#').next().unwrap_or(""));
+    let params = query.split('&').filter_map(|kv| kv.split_once('=')).filter(|(k, _)| is_sensitive_header(k));
+    let raw = pass.into_iter().chain(params.map(|(_, v)| v));
+    raw.flat_map(|v| [v.to_string(), Decoded { s: v, pos: 0 }.map(|(c, _, _)| c).collect()]).collect()
 }
 
 /// Whether a character must not reach a terminal or a file raw: C0 controls (but `\n` and `\t`), DEL, C1

@@ -128,6 +128,7 @@ fn header_and_url_secrets() {
     assert!(basic.contains(&"password".to_string()) && basic.contains(&"user:password".to_string()), "{basic:?}");
     assert_eq!(url_secrets("http://user:p%40ss@127.0.0.1:1/x"), ["p%40ss", "p@ss"]);
     assert!(url_secrets("http://user@host/").is_empty());
+    assert_eq!(url_secrets("https://h/v1?model=m&api_key=k%2Bey123#f"), ["k%2Bey123", "k+ey123"]);
     assert!(url_secrets("http://host/a:b@c").is_empty());
 }
 
