@@ -220,3 +220,27 @@ fn a_large_text_is_scanned_in_linear_time() {
     // A generous bound for a debug build on a busy machine; in release it takes a few milliseconds.
     assert!(start.elapsed() < std::time::Duration::from_secs(20), "{:?}", start.elapsed());
 }
+
+proptest! {
+    #[test]
+    fn a_json_document_stays_the_same_document_without_the_secret(
+        secret in "[a-zA-Z0-9_.:/+=-]{8,30}",
+        values in proptest::collection::vec(("\\PC{0,10}", any::<u8>(), any::<usize>(), 8usize..40), 1..6),
+    ) {
+        let r = Redactor::new([secret.clone()]);
+        let mut doc = serde_json::Map::new();
+        for (i, (noise, form, from, len)) in values.iter().enumerate() {
+            let v = format!("{noise}{}{noise}", echo(&secret, *form, *from, *len));
+            doc.insert(format!("k{i}"), serde_json::Value::String(v));
+        }
+        let text = serde_json::to_string_pretty(&doc).unwrap();
+        let out = r.json(&text);
+        let back: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&out).unwrap();
+        prop_assert_eq!(back.keys().collect::<Vec<_>>(), doc.keys().collect::<Vec<_>>());
+        prop_assert!(leaks(&out, &secret).is_none(), "{} leaked in {}", secret, out);
+        for v in back.values() {
+            let v = v.as_str().unwrap_or_default();
+            prop_assert!(leaks(v, &secret).is_none(), "{} leaked in the value {}", secret, v);
+        }
+    }
+}
