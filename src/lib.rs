@@ -9,6 +9,7 @@ pub mod engine;
 pub mod limits;
 pub mod metrics;
 pub mod mock;
+pub mod redact;
 pub mod report;
 pub mod scenario;
 pub mod slo;

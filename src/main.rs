@@ -12,17 +12,34 @@ use cli::{ArrivalArg, Cli, Command, CompareArgs, MockArgs, ReportArgs, RunArgs};
 use run_load_test::app::{self, Outcome};
 use run_load_test::config::{self, ArrivalKind, GateOutputs, Overrides, RunConfig};
 use run_load_test::mock::MockConfig;
-use run_load_test::report;
 use run_load_test::scenario;
+use run_load_test::{redact, report};
 
 fn main() -> ExitCode {
-    let cli = Cli::try_parse().unwrap_or_else(|e| match cli::value_error(&e) {
-        Some(line) => {
-            report::print_error(&line);
-            std::process::exit(2)
+    // A password in a URL argument (`--target`, `--pushgateway`) is masked from the first message on, usage
+    // errors included.
+    let url_secrets: Vec<String> = std::env::args().flat_map(|a| redact::url_secrets(&a)).collect();
+    let masked = !url_secrets.is_empty();
+    redact::install(url_secrets);
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            if let Some(line) = cli::value_error(&e) {
+                report::print_error(&line);
+                return ExitCode::from(2);
+            }
+            if !masked {
+                e.exit();
+            }
+            let text = e.render().to_string();
+            if e.use_stderr() {
+                report::print_note(text.trim_end());
+            } else {
+                report::print_out(&text);
+            }
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
-        None => e.exit(),
-    });
+    };
     match dispatch(cli) {
         Ok(outcome) => ExitCode::from(outcome.exit_code()),
         Err(e) => {

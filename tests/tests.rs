@@ -12,3 +12,4 @@ mod load_models;
 mod outputs;
 mod prometheus;
 mod run_mock;
+mod secrets;

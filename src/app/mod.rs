@@ -18,6 +18,7 @@ use crate::client::ClientFactory;
 use crate::config::{RunConfig, Target};
 use crate::engine::{self, Endpoint, EngineSpec, LoadModel, StopReason};
 use crate::mock::{self, MockConfig};
+use crate::redact;
 use crate::report::{self, ListRow, ProgressDisplay, ReportFormat, RunReport};
 use crate::scenario;
 
@@ -44,6 +45,11 @@ impl Outcome {
 
 /// Runs a resolved configuration end to end and returns the report with the outcome.
 pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
+    let urls = [
+        Some(&cfg.target).and_then(|t| if let Target::Url(u) = t { Some(u) } else { None }),
+        cfg.prometheus.pushgateway.as_ref(),
+    ];
+    redact::install(urls.into_iter().flatten().flat_map(|u| redact::url_secrets(u)).collect());
     report::prepare_dir(&cfg.out_dir).map_err(anyhow::Error::msg)?;
     // Read before any load is sent: a missing or corrupt baseline is exit 2 in the first second.
     let baseline = cfg.outputs.baseline.as_deref().map(baseline::load).transpose().map_err(anyhow::Error::msg)?;
@@ -67,8 +73,13 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
         .map_err(|e| anyhow::anyhow!("{}: {e}", s.path.display()))?;
     let plan = Arc::new(plan);
     let secrets = scenario::secret_values([s.source.as_str()]);
+    // Before any load is sent: what a server may echo is masked from its first answer on.
+    redact::install(secrets.iter().cloned().chain(plan_secrets(&plan)).collect());
     if !cfg.quiet {
-        let target = if mock.is_some() { format!("embedded mock gateway at {base_url}") } else { base_url.clone() };
+        let target = match mock {
+            Some(_) => format!("embedded mock gateway at {base_url}"),
+            None => crate::config::display_target(&base_url),
+        };
         let shape = match &cfg.load {
             LoadModel::Closed(c) => format!("closed model, {} users", c.users),
             LoadModel::Open(o) => format!("open model, {}/s arrivals (at most {} in flight)", o.rate, o.max_in_flight),
@@ -194,6 +205,13 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
         gate::print_failures(&rep, below_floor);
     }
     Ok((rep, outcome))
+}
+
+/// The values of the plan's credential headers (templated ones are added once rendered, by the engine).
+fn plan_secrets(plan: &engine::Plan) -> Vec<String> {
+    let steps = plan.classes.iter().flat_map(|c| c.steps.iter().chain(&c.on_start).chain(&c.on_stop));
+    let headers = steps.flat_map(|s| s.headers.iter());
+    headers.filter_map(|(k, v)| Some(redact::header_secrets(k.as_str(), v.to_str().ok()?))).flatten().collect()
 }
 
 pub use gate::compare;

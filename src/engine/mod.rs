@@ -103,7 +103,7 @@ pub struct EngineSpec {
     pub graceful_stop: Duration,
     /// Connections to the target; the plan was compiled for its endpoint.
     pub client: ClientFactory,
-    /// Values that must never appear in recorded messages.
+    /// Values that must never appear in recorded messages (added to the process-wide `redact`).
     pub secrets: Vec<String>,
 }
 
@@ -169,6 +169,7 @@ pub fn run(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineResult
 
 async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineResult, String> {
     let EngineSpec { plan, load, seed, workers, graceful_stop, client: factory, secrets } = spec;
+    crate::redact::install(secrets);
     let jobs: Vec<worker::Job> = match &load {
         LoadModel::Closed(c) => {
             let workers = workers.clamp(1, c.users.max(1) as usize);
@@ -212,7 +213,6 @@ async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineRe
         iterations_left: load.iterations().map(AtomicU64::new),
         seed,
         start,
-        secrets,
         open: matches!(load, LoadModel::Open(_)),
         deadline: load.duration().map(|d| start + d),
     });

@@ -294,8 +294,10 @@ fn build_request(u: &User, step: &StepPlan, ctx: Option<&Ctx>) -> Result<(Reques
     *req.uri_mut() = uri;
     *req.headers_mut() = step.headers.clone();
     for (name, t) in &step.dyn_headers {
+        let rendered = render(t)?;
+        crate::redact::remember_header(name.as_str(), &rendered);
         let mut v =
-            HeaderValue::from_str(&render(t)?).map_err(|_| format!("header `{name}` rendered to an invalid value"))?;
+            HeaderValue::from_str(&rendered).map_err(|_| format!("header `{name}` rendered to an invalid value"))?;
         v.set_sensitive(true);
         req.headers_mut().insert(name.clone(), v);
     }

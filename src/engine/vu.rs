@@ -36,7 +36,6 @@ pub struct Shared {
     pub iterations_left: Option<AtomicU64>,
     pub seed: u64,
     pub start: Instant,
-    pub secrets: Vec<String>,
     /// Open model: latencies are measured from the schedule.
     pub open: bool,
     /// When a timed run ends (no arrival is scheduled from then on).
@@ -51,8 +50,10 @@ impl Shared {
         }
     }
 
+    /// A server's message as it may be kept: the run's secrets masked in every form, control characters
+    /// escaped. Called once per error kind and step (the first sample), never per request.
     pub(super) fn redact(&self, msg: String) -> String {
-        self.secrets.iter().fold(msg, |m, s| if m.contains(s.as_str()) { m.replace(s.as_str(), "***") } else { m })
+        crate::redact::server_text(&msg)
     }
 }
 

@@ -156,7 +156,8 @@ fn to_csv<I: IntoIterator<Item = Vec<String>>>(header: &[&str], rows: I) -> Stri
     // Writing to memory cannot fail; a row that did would only be missing, never a panic.
     let _ = w.write_record(header);
     for row in rows {
-        let _ = w.write_record(&row);
+        // Fields may carry server text: control characters become visible text; newlines are quoted by CSV.
+        let _ = w.write_record(row.iter().map(|f| crate::redact::escape_control(f).into_owned()));
     }
     String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
 }

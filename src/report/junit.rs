@@ -11,6 +11,7 @@ use crate::baseline::Change;
 
 fn failure(message: String) -> TestCaseStatus {
     let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+    let message = crate::redact::escape_control(&message).into_owned();
     s.set_message(message.clone()).set_description(message);
     s
 }

@@ -52,7 +52,9 @@ impl NdjsonWriter {
         if self.error.is_some() {
             return;
         }
-        let mut buf = serde_json::to_vec(line).unwrap_or_default();
+        let json = serde_json::to_string(line).unwrap_or_default();
+        // Names come from the scenario and may carry an `${env:}` value; a mask keeps the line valid JSON.
+        let mut buf = crate::redact::json(&json).into_owned().into_bytes();
         buf.push(b'\n');
         // One write per line, unbuffered: a reader never sees half a line, and never waits for a buffer.
         if let Err(e) = self.file.write_all(&buf) {
@@ -104,10 +106,10 @@ impl HlogWriter {
             let mut w = BufWriter::new(File::create(&path).map_err(|e| fail(&path, e))?);
             let mut serializer = V2DeflateSerializer::new();
             IntervalLogWriterBuilder::new()
-                .add_comment(&format!(
+                .add_comment(&crate::redact::text(&format!(
                     "run-load-test {} latency of user class `{user}`, step `{step}`",
                     env!("CARGO_PKG_VERSION")
-                ))
+                )))
                 // Recorded in microseconds: HistogramLogProcessor wants `-outputValueUnitRatio 1000` for
                 // milliseconds (its default, 1e6, assumes nanoseconds). Interval_Max is in microseconds too.
                 .add_comment("values in microseconds; successful requests only; one interval per second")

@@ -7,9 +7,9 @@ use super::gate::{fmt_observed, fmt_value};
 use super::{RunReport, RunStatus};
 use crate::baseline::Change;
 
-/// Table cells must not break the table.
+/// Table cells must not break the table: one line, pipes escaped, control characters as text.
 fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
+    crate::redact::escape_line(s).replace('|', "\\|")
 }
 
 pub fn render(r: &RunReport) -> String {

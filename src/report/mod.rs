@@ -5,6 +5,8 @@
 
 mod csv;
 #[cfg(test)]
+mod escape_tests;
+#[cfg(test)]
 pub(crate) mod fixture;
 mod gate;
 mod html;
@@ -326,10 +328,16 @@ impl ReportFormat {
     /// The format as one text (for stdout); CSV gives `stats.csv`, the file Locust users open first.
     pub fn render(self, r: &RunReport) -> String {
         match self {
-            ReportFormat::Json => serde_json::to_string_pretty(r).unwrap_or_default() + "\n",
-            ReportFormat::Table => render_summary(r),
-            ReportFormat::Junit => junit::render(r),
-            ReportFormat::Markdown => markdown::render(r),
+            ReportFormat::Json => {
+                let json = serde_json::to_string_pretty(r).unwrap_or_default() + "\n";
+                crate::redact::escape_json_controls(&json).into_owned()
+            }
+            // Server text (error messages, served models) may hold escape sequences; in these plain-text
+            // formats every control character but newline and tab is shown as text. CSV and HTML escape per
+            // field (`csv`, `html::esc`), JSON by its own rules.
+            ReportFormat::Table => visible(render_summary(r)),
+            ReportFormat::Junit => visible(junit::render(r)),
+            ReportFormat::Markdown => visible(markdown::render(r)),
             ReportFormat::Csv => csv::render(r).stats,
             ReportFormat::Html => html::render(r),
         }
@@ -351,18 +359,35 @@ impl ReportFormat {
     }
 }
 
+fn visible(text: String) -> String {
+    match crate::redact::escape_control(&text) {
+        std::borrow::Cow::Borrowed(_) => text,
+        std::borrow::Cow::Owned(escaped) => escaped,
+    }
+}
+
+/// Everything printed goes through here: secrets masked, and control characters from a server made visible
+/// text, so an echoed escape sequence cannot drive the terminal.
+fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    match crate::redact::text(text) {
+        std::borrow::Cow::Borrowed(t) => crate::redact::escape_control(t),
+        std::borrow::Cow::Owned(t) => std::borrow::Cow::Owned(crate::redact::escape_control(&t).into_owned()),
+    }
+}
+
 /// Prints an error line for a failed command, the way every command reports failure.
 pub fn print_error(message: &str) {
-    eprintln!("error: {message}");
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "error: {}", printable(message));
 }
 
 /// Writes to stdout, ignoring a closed pipe (`run-load-test list | head` must not panic).
 pub fn print_out(text: &str) {
     use std::io::Write;
-    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    let _ = std::io::stdout().lock().write_all(printable(text).as_bytes());
 }
 
 pub fn print_note(text: &str) {
     use std::io::Write;
-    let _ = writeln!(std::io::stderr().lock(), "{text}");
+    let _ = writeln!(std::io::stderr().lock(), "{}", printable(text));
 }

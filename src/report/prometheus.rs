@@ -117,11 +117,15 @@ impl Exposition {
         Exposition { registry }
     }
 
-    /// The whole exposition as text. Holds the lock only while encoding (microseconds for a few steps).
+    /// The whole exposition as text, secrets masked (scraped and pushed alike). Holds the lock only while
+    /// encoding (microseconds for a few steps).
     pub fn render(&self) -> Result<String, fmt::Error> {
         let mut out = String::new();
         prometheus_text::encode(&mut out, &self.registry)?;
-        Ok(out)
+        Ok(match crate::redact::text(&out) {
+            Cow::Borrowed(_) => out,
+            Cow::Owned(masked) => masked,
+        })
     }
 }
 
@@ -328,5 +332,13 @@ mod tests {
         assert!(text.contains(r#"user="U \"quoted\"",step="a\\b",outcome="ok"} 0"#), "{text}");
         assert!(text.contains(r#"run_load_test_request_duration_seconds_bucket{scenario="react",user="U \"quoted\"",step="a\\b",le="+Inf"} 0"#), "{text}");
         assert!(!text.contains("ttft"), "no TTFT series before a stream: {text}");
+    }
+
+    #[test]
+    fn the_exposition_masks_secrets() {
+        crate::redact::install(vec!["prom-test-secret-4471".into()]);
+        let text = render(LiveMetrics::new([("U", "call PROM-TEST-SECRET-4471")]));
+        assert!(text.contains(r#"step="call ***""#), "{text}");
+        assert!(prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).is_ok());
     }
 }

@@ -19,7 +19,8 @@ pub(super) fn table(header: Vec<&str>) -> Table {
 fn grid_table(g: rows::Grid) -> Table {
     let mut t = table(g.head);
     for row in g.rows {
-        t.add_row(row);
+        // One line per cell: a server's message may hold newlines or escape sequences.
+        t.add_row(row.iter().map(|c| crate::redact::escape_line(c).into_owned()));
     }
     t
 }
@@ -251,7 +252,7 @@ fn render_llm(r: &RunReport, out: &mut String) {
             any = true;
             m.add_row(vec![
                 format!("{} › {}", s.user, s.name),
-                model.model.clone(),
+                crate::redact::escape_line(&model.model).into_owned(),
                 model.responses.to_string(),
                 format!("{:.1}%", model.share * 100.0),
                 model.fallbacks.to_string(),

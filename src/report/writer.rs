@@ -35,12 +35,18 @@ pub fn write_formats(report: &RunReport, dir: &Path, formats: &[ReportFormat]) -
 }
 
 /// Writes a file through a temporary one beside it, so a reader (or a CI step) never sees half of it; creates
-/// the parent directory.
+/// the parent directory. Every report file passes here, so here the run's secrets are masked (in a `.json`
+/// file, in string values only: its keys are the schema's).
 pub fn write_file(path: &Path, text: &str) -> Result<(), String> {
+    let text = if path.extension().is_some_and(|e| e == "json") {
+        crate::redact::json(text)
+    } else {
+        crate::redact::text(text)
+    };
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
     let name = path.file_name().map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
     let tmp = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, text).map_err(|e| format!("cannot write `{}`: {e}", tmp.display()))?;
+    std::fs::write(&tmp, text.as_bytes()).map_err(|e| format!("cannot write `{}`: {e}", tmp.display()))?;
     std::fs::rename(&tmp, path).map_err(|e| format!("cannot write `{}`: {e}", path.display()))
 }

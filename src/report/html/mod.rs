@@ -21,7 +21,8 @@ use plots::{BLUE, GREEN, GREY, Line, ORANGE, PURPLE, RED};
 /// Escapes text for HTML content and quoted attribute values.
 pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
+    // Control characters from a server (escape sequences) are shown as text, never passed to the page raw.
+    for c in crate::redact::escape_control(s).chars() {
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
