@@ -1,5 +1,5 @@
 //! Thin entry point: parse, resolve, run, map the outcome or error to the exit code (0 pass, 1 gate failed,
-//! 2 usage/scenario/runtime error, 130 interrupted).
+//! 2 usage/scenario/runtime error, 3 the run measured nothing valid, 130 interrupted).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod cli;
@@ -97,6 +97,7 @@ fn overrides(a: RunArgs) -> Overrides {
         ndjson,
         metrics_addr,
         pushgateway,
+        no_fail_fast,
     } = a;
     Overrides {
         scenario,
@@ -135,6 +136,7 @@ fn overrides(a: RunArgs) -> Overrides {
         ndjson,
         metrics_addr,
         pushgateway,
+        no_fail_fast,
     }
 }
 
