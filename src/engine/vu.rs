@@ -398,3 +398,22 @@ async fn run_iteration(u: &mut User, class: &ClassPlan, class_idx: usize, lag: D
     u.local.rec.borrow_mut().flows[class_idx].record(ok, flow_start.elapsed(), steps_run, cost);
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::ErrorKind;
+
+    #[test]
+    fn a_hard_stop_turns_running_steps_into_interrupted_failures() {
+        let local = Local::new(2, 1);
+        local.running[1].set(3);
+        assert_eq!(local.interrupt(), 3);
+        let rec = local.rec.borrow();
+        assert_eq!((rec.steps[0].requests, rec.steps[1].requests, rec.steps[1].failures), (0, 3, 3));
+        assert_eq!((rec.steps[1].errors[0].kind, rec.steps[1].errors[0].count), (ErrorKind::Interrupted, 3));
+        assert_eq!(rec.interrupted, 3);
+        drop(rec);
+        assert_eq!(local.interrupt(), 0, "counted once");
+    }
+}
