@@ -2,6 +2,7 @@
 //! storm, a hung target counted, a worker panic; and a failing user that still thinks.
 //! Bounds are counts or generous multiples of the configured durations, never timing luck.
 
+use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
@@ -18,11 +19,10 @@ fn chat(load: &str, headers: &str, step: &str) -> String {
     )
 }
 
-/// Runs a scenario body; returns the process output, its wall time and result.json.
-fn run_body(body: &str, extra: &[&str]) -> (Output, Duration, Value) {
-    let dir = tempfile::tempdir().unwrap();
-    let p = write(dir.path(), "s.toml", body);
-    let out = dir.path().join("o");
+/// Runs a scenario body with `--out DIR/o`; returns the process output, its wall time and result.json.
+fn run_in(dir: &Path, body: &str, extra: &[&str]) -> (Output, Duration, Value) {
+    let p = write(dir, "s.toml", body);
+    let out = dir.join("o");
     let mut args = vec!["run", p.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet", "--seed", "1"];
     args.extend_from_slice(extra);
     let started = Instant::now();
@@ -31,6 +31,10 @@ fn run_body(body: &str, extra: &[&str]) -> (Output, Duration, Value) {
     let r = read_report(&out);
     crate::run_mock::validate_against_schema(&r);
     (o, took, r)
+}
+
+fn run_body(body: &str, extra: &[&str]) -> (Output, Duration, Value) {
+    run_in(tempfile::tempdir().unwrap().path(), body, extra)
 }
 
 fn secs(r: &Value) -> f64 {
@@ -42,7 +46,7 @@ fn a_wrong_key_fails_fast_with_exit_3_naming_status_401_the_step_and_the_body() 
     let dir = tempfile::tempdir().unwrap();
     let junit = dir.path().join("junit.xml");
     let body = chat("users = 4\nduration = \"120s\"", "headers = { authorization = \"Bearer wrong-key\" }", "");
-    let (o, took, r) = run_body(&body, &["--mock", "auth_required=true", "--junit", junit.to_str().unwrap()]);
+    let (o, took, r) = run_in(dir.path(), &body, &["--mock", "auth_required=true", "--junit", junit.to_str().unwrap()]);
     let stderr = text(&o.stderr);
     assert_eq!(o.status.code(), Some(3), "{stderr}");
     let line = stderr.lines().find(|l| l.starts_with("fail fast: ")).unwrap_or_else(|| panic!("no line: {stderr}"));
@@ -59,6 +63,8 @@ fn a_wrong_key_fails_fast_with_exit_3_naming_status_401_the_step_and_the_body() 
     assert!(u(&t["requests"]) >= 5 && u(&t["failures"]) == u(&t["requests"]), "{t}");
     let junit = std::fs::read_to_string(junit).unwrap();
     assert!(junit.contains("the run measured nothing valid: fail fast"), "{junit}");
+    let html = std::fs::read_to_string(dir.path().join("o/report.html")).unwrap();
+    assert!(html.contains("failed: nothing valid measured") && html.contains("every request failed with status:401"));
 }
 
 #[test]
@@ -114,10 +120,15 @@ fn a_failing_user_waits_its_think_time_instead_of_spinning() {
 fn a_5xx_storm_is_not_fail_fast_but_exits_3() {
     let body = chat("users = 2\nduration = \"3s\"", "", "")
         + "[mock]\nerror_rate = 1.0\nerror_status = 503\nfirst_token_delay = \"1ms\"\ntoken_delay = \"1ms\"\n";
-    let (o, _, r) = run_body(&body, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let (o, _, r) = run_in(dir.path(), &body, &[]);
     let stderr = text(&o.stderr);
     assert_eq!(o.status.code(), Some(3), "{stderr}");
     assert!(!stderr.contains("fail fast"), "5xx is transient: {stderr}");
+    // Judged again later, the stored run is still exit 3.
+    let stored = dir.path().join("o/result.json");
+    let c = run(&["compare", stored.to_str().unwrap(), stored.to_str().unwrap(), "--quiet"]);
+    assert_eq!(c.status.code(), Some(3), "{}", text(&c.stderr));
     assert_eq!((&r["status"], &r["stop_reason"]), (&"failed".into(), &"duration_elapsed".into()));
     assert_eq!(r["failure"]["kind"], "no_success");
     assert!(secs(&r) >= 3.0, "ran {} s", secs(&r));
