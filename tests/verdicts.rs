@@ -161,29 +161,32 @@ fn a_hung_target_counts_its_requests_as_interrupted_failures() {
 }
 
 #[test]
-fn a_panicking_worker_fails_the_run() {
+fn a_panicking_worker_fails_the_run_in_both_models() {
     // The hook exists in debug builds only (what `cargo test` builds); a release binary has none to trigger.
     if !cfg!(debug_assertions) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let p = write(dir.path(), "s.toml", &(chat("users = 2\nduration = \"2s\"", "", "") + FAST_MOCK));
-    let out = dir.path().join("o");
-    let o = bin()
-        .args(["run", p.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet", "--seed", "1"])
-        .env("RUN_LOAD_TEST_PANIC_AT", "2")
-        .output()
-        .unwrap();
-    let stderr = text(&o.stderr);
-    assert_eq!(o.status.code(), Some(3), "{stderr}");
-    let r = read_report(&out);
-    crate::run_mock::validate_against_schema(&r);
-    assert_eq!((&r["status"], &r["failure"]["kind"]), (&"failed".into(), &"panic".into()));
-    let message = r["failure"]["message"].as_str().unwrap();
-    assert!(message.starts_with("a worker panicked: test hook RUN_LOAD_TEST_PANIC_AT: iteration 2"), "{message}");
-    assert!(stderr.contains(message), "the line is printed: {stderr}");
-    // Each user made its iterations 0 and 1, then panicked: successes do not hide the panic.
-    assert_eq!(u(&r["totals"]["requests"]), 4, "{}", r["totals"]);
+    for (model, extra) in [("closed", &["--users", "2"][..]), ("open", &["--rate", "20", "--workers", "1"])] {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "s.toml", &(chat("duration = \"2s\"", "", "") + FAST_MOCK));
+        let out = dir.path().join("o");
+        let o = bin()
+            .args(["run", p.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet", "--seed", "1"])
+            .args(extra)
+            .env("RUN_LOAD_TEST_PANIC_AT", "2")
+            .output()
+            .unwrap();
+        let stderr = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(3), "{model}: {stderr}");
+        let r = read_report(&out);
+        crate::run_mock::validate_against_schema(&r);
+        assert_eq!((&r["status"], &r["failure"]["kind"]), (&"failed".into(), &"panic".into()), "{model}");
+        let message = r["failure"]["message"].as_str().unwrap();
+        assert!(message.starts_with("a worker panicked: test hook RUN_LOAD_TEST_PANIC_AT: iteration 2"), "{message}");
+        assert!(stderr.contains(message), "{model}: the line is printed: {stderr}");
+        // Iterations 0 and 1 succeeded before the panic: successes do not hide it.
+        assert!(u(&r["totals"]["requests"]) >= 2, "{model}: {}", r["totals"]);
+    }
 }
 
 #[test]

@@ -25,7 +25,7 @@ pub fn non_transient(kind: ErrorKind) -> bool {
 
 /// The fail-fast rule over a run's first requests. Once any request succeeds it is off for the rest of the run
 /// (and of a breaking-point search): a later outage is a result, not a misconfiguration.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FailFast {
     /// Off (`fail_fast = false`) or a request already succeeded.
     disarmed: bool,

@@ -63,6 +63,8 @@ pub struct Local {
     pub in_flight: Cell<u64>,
     /// Steps running now, by step id (retry waits included): what a hard stop cuts off.
     pub running: Box<[Cell<u64>]>,
+    /// Panics of this worker's user tasks: their share of the load is missing, the run must say so.
+    pub panics: RefCell<Vec<String>>,
 }
 
 impl Local {
@@ -72,6 +74,16 @@ impl Local {
             users: Cell::new(0),
             in_flight: Cell::new(0),
             running: (0..steps).map(|_| Cell::new(0)).collect(),
+            panics: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Notes a finished task: a panic is kept (as its message), anything else is nothing to report.
+    pub fn reap(&self, done: Result<(), tokio::task::JoinError>) {
+        if let Err(e) = done {
+            if e.is_panic() {
+                self.panics.borrow_mut().push(super::worker::panic_message(e.into_panic().as_ref()));
+            }
         }
     }
 

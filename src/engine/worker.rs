@@ -52,7 +52,6 @@ pub fn spawn(
         let steps = shared.plan.steps.len();
         let flows = shared.plan.classes.len();
         let local = Rc::new(Local::new(steps, flows));
-        let mut panics = Vec::new();
         let set = LocalSet::new();
         set.block_on(&rt, async {
             let mut tasks = tokio::task::JoinSet::new();
@@ -86,8 +85,7 @@ pub fn spawn(
                     done = tasks.join_next() => match done {
                         None => break,
                         // A panicking user loses its share of the load: the run must say so, not read complete.
-                        Some(Err(e)) if e.is_panic() => panics.push(panic_message(e.into_panic().as_ref())),
-                        Some(_) => {}
+                        Some(done) => local.reap(done),
                     },
                     _ = tick.tick() => {
                         let rec = local.rec.borrow_mut().take_interval();
@@ -102,7 +100,7 @@ pub fn spawn(
         });
         let rec = local.rec.borrow_mut().take_interval();
         let mut snap = final_snapshot(worker, &shared, rec);
-        snap.panics = panics;
+        snap.panics = local.panics.take();
         let _ = tx.send(snap);
     })
 }
