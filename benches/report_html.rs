@@ -164,6 +164,7 @@ fn synthetic(median_ms: f64, seed: u64) -> RunReport {
         duration_s: SECONDS as f64,
         status: RunStatus::Completed,
         stop_reason: "duration_elapsed".into(),
+        failure: None,
         totals,
         errors: steps
             .iter()

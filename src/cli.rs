@@ -181,6 +181,10 @@ pub struct RunArgs {
     /// Push the final metrics to this Prometheus Pushgateway (PUT /metrics/job/run_load_test/scenario/<name>)
     #[arg(long, value_name = "URL")]
     pub pushgateway: Option<String>,
+    /// Send the whole load even when the first requests all fail the same non-transient way (refused, 400,
+    /// 401, 403, 404); by default such a run stops after 2 s with exit code 3
+    #[arg(long)]
+    pub no_fail_fast: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

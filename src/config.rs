@@ -80,6 +80,8 @@ pub struct Overrides {
     pub metrics_addr: Option<SocketAddr>,
     /// Push the final values to this Pushgateway.
     pub pushgateway: Option<String>,
+    /// `--no-fail-fast`: run the whole load even when every first request fails the same way.
+    pub no_fail_fast: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -119,6 +121,9 @@ pub struct RunConfig {
     pub files: OutputFiles,
     /// Prometheus: the live endpoint and the final push.
     pub prometheus: PrometheusOutputs,
+    /// Stop a run whose first requests all fail the same non-transient way (`[load] fail_fast`,
+    /// `--no-fail-fast`).
+    pub fail_fast: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -186,6 +191,7 @@ impl RunConfig {
             ndjson,
             metrics_addr,
             pushgateway,
+            no_fail_fast,
         } = o;
         let path = scenario::locate_scenario(&scenario, &scenarios_dir)?;
         let loaded = scenario::load(&path)?;
@@ -366,6 +372,7 @@ impl RunConfig {
             feeders.push(f);
         }
         let workers = workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let fail_fast = !no_fail_fast && s.load.fail_fast.unwrap_or(true);
         Ok(RunConfig {
             scenario: loaded,
             target,
@@ -389,6 +396,7 @@ impl RunConfig {
                 metrics_addr,
                 pushgateway: pushgateway.as_deref().map(|u| check_url("--pushgateway", u)).transpose()?,
             },
+            fail_fast,
         })
     }
 }

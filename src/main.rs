@@ -1,5 +1,5 @@
 //! Thin entry point: parse, resolve, run, map the outcome or error to the exit code (0 pass, 1 gate failed,
-//! 2 usage/scenario/runtime error, 130 interrupted).
+//! 2 usage/scenario/runtime error, 3 the run measured nothing valid, 130 interrupted).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod cli;
@@ -120,6 +120,7 @@ fn overrides(a: RunArgs) -> Overrides {
         ndjson,
         metrics_addr,
         pushgateway,
+        no_fail_fast,
     } = a;
     Overrides {
         scenario,
@@ -158,6 +159,7 @@ fn overrides(a: RunArgs) -> Overrides {
         ndjson,
         metrics_addr,
         pushgateway,
+        no_fail_fast,
     }
 }
 

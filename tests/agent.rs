@@ -161,7 +161,22 @@ fn a_token_from_on_start_authorizes_later_requests() {
     let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/auth.toml")).unwrap();
     let p =
         write(dir.path(), "noauth.toml", &src.replace("headers = { authorization = \"Bearer {{ token }}\" }\n", ""));
-    let r = run_report(&p, &dir.path().join("n"), &["--iterations", "6", "--users", "2", "--seed", "4"]);
+    let n = dir.path().join("n");
+    let o = run(&[
+        "run",
+        p.to_str().unwrap(),
+        "--iterations",
+        "6",
+        "--users",
+        "2",
+        "--seed",
+        "4",
+        "--out",
+        n.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "the scenario's error-rate threshold fails: {}", text(&o.stderr));
+    let r = read_report(&n);
     assert_eq!(u(&step(&r, "chat")["stats"]["errors"]["status:401"]), 6);
 }
 
@@ -190,7 +205,11 @@ fn stream_fault(setting: &str) -> Value {
          json = {{ model = \"m\", messages = [{{ role = \"user\", content = \"hi\" }}] }}\n"
     );
     let p = write(dir.path(), "s.toml", &body);
-    run_report(&p, &dir.path().join("o"), &["--seed", "3"])
+    let out = dir.path().join("o");
+    let o = run(&["run", p.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet", "--seed", "3"]);
+    // Every request fails: the run measured nothing valid.
+    assert_eq!(o.status.code(), Some(3), "{setting}: {}", text(&o.stderr));
+    read_report(&out)
 }
 
 #[test]

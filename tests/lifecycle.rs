@@ -35,7 +35,11 @@ fn refused_connections_are_classified_not_fatal() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "long.toml", LONG);
     let target = format!("http://127.0.0.1:{}", free_port());
-    let r = run_report(&p, &dir.path().join("o"), &["--target", &target, "--duration", "1s", "--users", "2"]);
+    let out = dir.path().join("o");
+    let args = ["--target", &target, "--duration", "1s", "--users", "2", "--out", out.to_str().unwrap(), "--quiet"];
+    let o = run(&[&["run", p.to_str().unwrap()][..], &args[..]].concat());
+    assert_eq!(o.status.code(), Some(3), "nothing succeeded: {}", text(&o.stderr));
+    let r = read_report(&out);
     let t = &r["totals"];
     assert!(u(&t["requests"]) > 0);
     assert_eq!(u(&t["failures"]), u(&t["requests"]));

@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use crate::common::*;
 
-fn validate_against_schema(report: &Value) {
+pub(crate) fn validate_against_schema(report: &Value) {
     let raw = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema/result.schema.json")).unwrap();
     let schema: Value = serde_json::from_str(&raw).unwrap();
     let validator = jsonschema::validator_for(&schema).expect("schema compiles");

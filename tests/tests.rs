@@ -13,3 +13,4 @@ mod outputs;
 mod prometheus;
 mod run_mock;
 mod secrets;
+mod verdicts;

@@ -140,6 +140,7 @@ pub fn build(cfg: &RunConfig, plan: &Plan, base_url: &str, r: &EngineResult) -> 
             StopReason::Aborted => "threshold_abort",
         }
         .into(),
+        failure: None,
         totals: request_summary(&total, elapsed),
         steps,
         flows,

@@ -100,6 +100,11 @@ pub fn compare(current: &Path, scenario_file: Option<&Path>, o: &GateOutputs, qu
     } else if let Some(c) = &cur.comparison {
         report::print_out(&report::render_comparison(c));
     }
+    // A stored run that measured nothing valid stays exit 3 when it is judged again.
+    if let Some(f) = &cur.failure {
+        report::print_note(&f.message);
+        return Ok(Outcome::NothingValid);
+    }
     if failed(&cur) {
         print_failures(&cur, false);
         return Ok(Outcome::GateFailed);

@@ -8,6 +8,8 @@ use crate::metrics::Recorder;
 use crate::report::ProgressDisplay;
 use crate::slo::{self, Measurements, Threshold};
 
+use super::verdict::FailFast;
+
 /// What thresholds select from, for any recorder of the plan's shape (the live totals or the final ones).
 pub fn measurements<'a>(plan: &'a Plan, rec: &'a Recorder, elapsed: Duration) -> Measurements<'a> {
     Measurements {
@@ -35,6 +37,8 @@ pub struct LiveGate<'a> {
     pub thresholds: &'a [Threshold],
     /// The threshold that stopped the run, as written.
     pub aborted_by: Option<String>,
+    /// Stops a run whose first requests all fail the same non-transient way (its line says why).
+    pub fail_fast: FailFast,
     pub sinks: Vec<Box<dyn IntervalSink + 'a>>,
 }
 
@@ -43,11 +47,13 @@ impl Observer for LiveGate<'_> {
         for s in self.sinks.iter_mut() {
             s.interval(self.plan, p, interval, totals);
         }
-        if self.thresholds.is_empty() || self.aborted_by.is_some() {
+        // Told apart from a threshold abort by `fail_fast.stopped`; it takes precedence in the same second.
+        let fail_fast = self.fail_fast.check(&self.plan.steps, p, totals);
+        if fail_fast || self.thresholds.is_empty() || self.aborted_by.is_some() {
             if let Some(d) = self.display.as_mut() {
                 d.update(p, None);
             }
-            return Control::Continue;
+            return if fail_fast { Control::Abort } else { Control::Continue };
         }
         let verdicts = slo::evaluate(self.thresholds, &measurements(self.plan, totals, p.elapsed));
         // Nothing measured yet is not a failure mid-run: the first TTFT may simply not have arrived.

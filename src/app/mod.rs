@@ -6,6 +6,7 @@ mod gate;
 mod live;
 mod metrics_server;
 mod outputs;
+mod verdict;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -31,6 +32,8 @@ pub enum Outcome {
     GateFailed,
     /// Ctrl-C: the partial report was written (exit 130).
     Interrupted,
+    /// The run measured nothing valid: no request succeeded, a fail-fast stop, a worker panic (exit 3).
+    NothingValid,
 }
 
 impl Outcome {
@@ -38,6 +41,7 @@ impl Outcome {
         match self {
             Outcome::Passed => 0,
             Outcome::GateFailed => 1,
+            Outcome::NothingValid => 3,
             Outcome::Interrupted => 130,
         }
     }
@@ -113,6 +117,7 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
         plan: &plan,
         thresholds: &cfg.thresholds,
         aborted_by: None,
+        fail_fast: verdict::FailFast::new(cfg.fail_fast),
         sinks: Vec::new(),
     };
     // Live files are opened now, so a bad path is an error before any load is sent.
@@ -150,7 +155,17 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
     }
     // Only what actually stopped the run counts: the last ticks come after it ended.
     let aborted_by = gate.aborted_by.take().filter(|_| result.stop == StopReason::Aborted);
+    let fail_fast =
+        gate.fail_fast.stopped.take().filter(|_| result.stop == StopReason::Aborted && aborted_by.is_none());
     let mut rep = assemble::build(&cfg, &plan, &base_url, &result);
+    if fail_fast.is_some() {
+        rep.stop_reason = "fail_fast".into();
+    }
+    rep.failure = verdict::judge(&plan.steps, &result, fail_fast);
+    // A signal keeps its own status (and exit code); any other run that measured nothing valid is `failed`.
+    if rep.failure.is_some() && result.stop != StopReason::Interrupted {
+        rep.status = report::RunStatus::Failed;
+    }
     if !cfg.thresholds.is_empty() {
         // A breaking-point search is meant to break: its thresholds are judged at the last level that held
         // (the first level when none did), not over the broken ones.
@@ -194,8 +209,11 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
         .as_ref()
         .and_then(|l| l.min_sustainable.map(|min| l.last_ok.is_none_or(|ok| ok < min)))
         .unwrap_or(false);
+    // Precedence: a signal, then nothing valid measured (3), then a failed gate (1).
     let outcome = if result.stop == StopReason::Interrupted {
         Outcome::Interrupted
+    } else if rep.failure.is_some() {
+        Outcome::NothingValid
     } else if below_floor || gate::failed(&rep) {
         Outcome::GateFailed
     } else {
@@ -203,6 +221,10 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
     };
     if outcome == Outcome::GateFailed {
         gate::print_failures(&rep, below_floor);
+    }
+    // Printed even with --quiet, and whatever the exit code: a red CI job says why it measured nothing.
+    if let Some(f) = &rep.failure {
+        report::print_note(&f.message);
     }
     Ok((rep, outcome))
 }

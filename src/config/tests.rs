@@ -201,3 +201,20 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn fail_fast_is_on_unless_the_scenario_or_the_flag_turns_it_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = scenario_file(dir.path(), BASE);
+    assert!(RunConfig::resolve(overrides(&p)).unwrap().fail_fast, "on by default");
+    assert!(!RunConfig::resolve(Overrides { no_fail_fast: true, ..overrides(&p) }).unwrap().fail_fast);
+    let off = scenario_file(dir.path(), &BASE.replace("[load]\n", "[load]\nfail_fast = false\n"));
+    assert!(!RunConfig::resolve(overrides(&off)).unwrap().fail_fast);
+    let on = scenario_file(dir.path(), &BASE.replace("[load]\n", "[load]\nfail_fast = true\n"));
+    assert!(
+        !RunConfig::resolve(Overrides { no_fail_fast: true, ..overrides(&on) }).unwrap().fail_fast,
+        "the flag wins"
+    );
+    let bad = scenario_file(dir.path(), &BASE.replace("[load]\n", "[load]\nfail_fast = \"yes\"\n"));
+    assert!(RunConfig::resolve(overrides(&bad)).is_err(), "a boolean");
+}

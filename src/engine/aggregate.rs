@@ -42,6 +42,7 @@ pub(super) struct Aggregator {
     total: Recorder,
     series: Vec<SeriesPoint>,
     cpu: Duration,
+    panics: Vec<String>,
 }
 
 impl Aggregator {
@@ -56,11 +57,13 @@ impl Aggregator {
             total: Recorder::new(steps, flows),
             series: Vec::new(),
             cpu: Duration::ZERO,
+            panics: Vec::new(),
         }
     }
 
     /// Adds a worker's snapshot; returns the seconds it completed, each with what was recorded in it.
-    pub fn absorb(&mut self, snap: Snapshot) -> Vec<(Progress, Recorder)> {
+    pub fn absorb(&mut self, mut snap: Snapshot) -> Vec<(Progress, Recorder)> {
+        self.panics.append(&mut snap.panics);
         let (steps, flows) = self.shape;
         let p = self.pending.entry(snap.second).or_insert_with(|| Pending {
             rec: Recorder::new(steps, flows),
@@ -140,7 +143,7 @@ impl Aggregator {
                 }
             }
         }
-        Finished { total: self.total, series: self.series, cpu: self.cpu, tail }
+        Finished { total: self.total, series: self.series, cpu: self.cpu, tail, panics: self.panics }
     }
 }
 
@@ -149,4 +152,5 @@ pub(super) struct Finished {
     pub series: Vec<SeriesPoint>,
     pub cpu: Duration,
     pub tail: Vec<(Progress, Recorder)>,
+    pub panics: Vec<String>,
 }

@@ -116,7 +116,8 @@ pub fn run_levels(
 
 impl EngineResult {
     /// Continues this result with the next run: totals add up, the series goes on in time.
-    fn append(&mut self, next: EngineResult) {
+    fn append(&mut self, mut next: EngineResult) {
+        self.panics.append(&mut next.panics);
         let offset = self.elapsed.as_secs_f64();
         self.total.add(&next.total);
         self.series.extend(next.series.into_iter().map(|mut p| {

@@ -125,6 +125,8 @@ pub struct EngineResult {
     /// CPU time of the generator's worker threads.
     pub cpu: Duration,
     pub workers: usize,
+    /// Panics of worker threads or of their users: the run lost that share of its load.
+    pub panics: Vec<String>,
 }
 
 /// What the observer wants after a tick.
@@ -267,11 +269,15 @@ async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineRe
             },
         }
     }
+    let mut thread_panics = Vec::new();
     for h in handles {
-        let _ = h.join();
+        if let Err(p) = h.join() {
+            thread_panics.push(worker::panic_message(p.as_ref()));
+        }
     }
     let elapsed = start.elapsed();
-    let aggregate::Finished { total, series, cpu, tail } = agg.finish(elapsed);
+    let aggregate::Finished { total, series, cpu, tail, mut panics } = agg.finish(elapsed);
+    panics.append(&mut thread_panics);
     for (p, interval) in &tail {
         // The run is over: what the observer wants no longer matters, what it sees still does.
         let _ = observer.tick(p, interval, &total);
@@ -284,6 +290,7 @@ async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineRe
         stop: reason.unwrap_or(StopReason::IterationsDone),
         cpu,
         workers,
+        panics,
     })
 }
 

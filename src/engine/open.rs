@@ -173,39 +173,48 @@ pub async fn dispatch(shared: Arc<Shared>, local: Rc<Local>, share: OpenShare) {
         if !shared.claim_iteration() {
             break;
         }
-        let (idle, created, local) = (idle.clone(), created.clone(), local.clone());
         let n = iteration;
         iteration += 1;
-        running.spawn_local(async move {
-            let lag = Instant::now().saturating_duration_since(intended);
-            record(&mut local.rec.borrow_mut().lag, u64::try_from(lag.as_micros()).unwrap_or(u64::MAX).max(1));
-            local.users.set(local.users.get() + 1);
-            let ready = user.started || user.start(class).await;
-            user.started = ready;
-            if ready {
-                user.iterate(class, n, lag).await;
-            }
-            local.users.set(local.users.get() - 1);
-            if ready {
-                idle.borrow_mut().push(user);
-            } else {
-                // A user whose setup failed is discarded; a new one may take its place.
-                created.set(created.get() - 1);
-            }
-        });
+        // The task takes its own handles; scoped so that `local` below is this worker's again.
+        {
+            let (idle, created, local) = (idle.clone(), created.clone(), local.clone());
+            running.spawn_local(async move {
+                let lag = Instant::now().saturating_duration_since(intended);
+                record(&mut local.rec.borrow_mut().lag, u64::try_from(lag.as_micros()).unwrap_or(u64::MAX).max(1));
+                local.users.set(local.users.get() + 1);
+                let ready = user.started || user.start(class).await;
+                user.started = ready;
+                if ready {
+                    user.iterate(class, n, lag).await;
+                }
+                local.users.set(local.users.get() - 1);
+                if ready {
+                    idle.borrow_mut().push(user);
+                } else {
+                    // A user whose setup failed is discarded; a new one may take its place.
+                    created.set(created.get() - 1);
+                }
+            });
+        }
         // Reap finished iterations so the set does not grow over a long run.
-        while running.try_join_next().is_some() {}
+        while let Some(done) = running.try_join_next() {
+            local.reap(done);
+        }
     }
     // A graceful stop lets running iterations end their current step; a hard stop aborts this task and, with
     // it, the set.
-    while running.join_next().await.is_some() {}
+    while let Some(done) = running.join_next().await {
+        local.reap(done);
+    }
     // Users that set up (registered, logged in) tear down as in the closed model, all at once: the graceful
     // stop's window bounds them.
     let users: Vec<User> = std::mem::take(&mut *idle.borrow_mut());
     for mut u in users.into_iter().filter(|u| u.started) {
         running.spawn_local(async move { u.finish().await });
     }
-    while running.join_next().await.is_some() {}
+    while let Some(done) = running.join_next().await {
+        local.reap(done);
+    }
 }
 
 fn pick_class(weights: &[u32], total: u32, rng: &mut SmallRng) -> usize {

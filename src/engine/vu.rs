@@ -62,6 +62,62 @@ pub struct Local {
     pub rec: RefCell<Recorder>,
     pub users: Cell<u64>,
     pub in_flight: Cell<u64>,
+    /// Steps running now, by step id (retry waits included): what a hard stop cuts off.
+    pub running: Box<[Cell<u64>]>,
+    /// Panics of this worker's user tasks: their share of the load is missing, the run must say so.
+    pub panics: RefCell<Vec<String>>,
+}
+
+impl Local {
+    pub fn new(steps: usize, flows: usize) -> Local {
+        Local {
+            rec: RefCell::new(Recorder::new(steps, flows)),
+            users: Cell::new(0),
+            in_flight: Cell::new(0),
+            running: (0..steps).map(|_| Cell::new(0)).collect(),
+            panics: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Notes a finished task: a panic is kept (as its message), anything else is nothing to report.
+    pub fn reap(&self, done: Result<(), tokio::task::JoinError>) {
+        if let Err(e) = done {
+            if e.is_panic() {
+                self.panics.borrow_mut().push(super::worker::panic_message(e.into_panic().as_ref()));
+            }
+        }
+    }
+
+    /// On a hard stop: every step still running becomes a failure of kind `interrupted`; returns how many.
+    pub fn interrupt(&self) -> u64 {
+        let mut rec = self.rec.borrow_mut();
+        let mut total = 0;
+        for (stats, n) in rec.steps.iter_mut().zip(self.running.iter()) {
+            let n = n.replace(0);
+            if n > 0 {
+                stats.record_interrupted(n, || {
+                    "still running when the run was stopped hard (after the graceful stop)".into()
+                });
+                total += n;
+            }
+        }
+        rec.interrupted += total;
+        total
+    }
+}
+
+/// Runs a step, marked as running for as long as it does (a hard stop drops this future mid-way).
+async fn tracked_step(u: &mut User, step: &StepPlan, lag: Option<Duration>) -> (bool, f64) {
+    let local = u.local.clone();
+    let running = local.running.get(step.id);
+    if let Some(c) = running {
+        c.set(c.get() + 1);
+    }
+    let r = run_step(u, step, lag).await;
+    if let Some(c) = running {
+        c.set(c.get() - 1);
+    }
+    r
 }
 
 pub struct UserSlot {
@@ -213,7 +269,20 @@ impl User {
         let shared = self.shared.clone();
         let c = &shared.plan.classes[class];
         self.vars.start_iteration(iteration, &c.appended, &shared.plan);
+        #[cfg(debug_assertions)]
+        test_panic_hook(iteration);
         run_iteration(self, c, class, lag).await
+    }
+}
+
+/// Debug builds only (what the integration tests run): with `RUN_LOAD_TEST_PANIC_AT=N` in the environment,
+/// a user panics at its iteration N, so the tests can show that a panic fails the run. Absent from release builds.
+#[cfg(debug_assertions)]
+fn test_panic_hook(iteration: u64) {
+    static AT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    let at = *AT.get_or_init(|| std::env::var("RUN_LOAD_TEST_PANIC_AT").ok().and_then(|v| v.parse().ok()));
+    if at == Some(iteration) {
+        panic!("test hook RUN_LOAD_TEST_PANIC_AT: iteration {iteration}");
     }
 }
 
@@ -280,7 +349,7 @@ async fn run_sequence(u: &mut User, steps: &[StepPlan]) -> bool {
             }
             continue;
         }
-        let (ok, _) = run_step(u, step, None).await;
+        let (ok, _) = tracked_step(u, step, None).await;
         if !ok && step.abort_on_failure {
             return false;
         }
@@ -306,26 +375,29 @@ async fn run_iteration(u: &mut User, class: &ClassPlan, class_idx: usize, lag: D
                 continue;
             }
         }
+        let mut abort = false;
         if let Some(bounds) = step.delay {
             if !run_delay(u, step, bounds).await {
                 return false;
             }
         } else {
-            let (step_ok, step_cost) = run_step(u, step, lag.take()).await;
+            let (step_ok, step_cost) = tracked_step(u, step, lag.take()).await;
             steps_run += 1;
             cost += step_cost;
             if !step_ok {
                 ok = false;
-                if step.abort_on_failure {
-                    break;
-                }
+                abort = step.abort_on_failure;
             }
         }
+        // The step's think time holds after a failure too: a user whose requests fail at once must not spin.
         if let Some(think) = step.think {
             let d = pick(&mut u.vars.rng, think);
             if !pause(&u.shared.stop.graceful, d).await {
                 return false;
             }
+        }
+        if abort {
+            break;
         }
         if let Some(lp) = &step.repeat {
             if u.loops[i] < lp.max && u.holds(&lp.condition) {
@@ -338,4 +410,23 @@ async fn run_iteration(u: &mut User, class: &ClassPlan, class_idx: usize, lag: D
     }
     u.local.rec.borrow_mut().flows[class_idx].record(ok, flow_start.elapsed(), steps_run, cost);
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::ErrorKind;
+
+    #[test]
+    fn a_hard_stop_turns_running_steps_into_interrupted_failures() {
+        let local = Local::new(2, 1);
+        local.running[1].set(3);
+        assert_eq!(local.interrupt(), 3);
+        let rec = local.rec.borrow();
+        assert_eq!((rec.steps[0].requests, rec.steps[1].requests, rec.steps[1].failures), (0, 3, 3));
+        assert_eq!((rec.steps[1].errors[0].kind, rec.steps[1].errors[0].count), (ErrorKind::Interrupted, 3));
+        assert_eq!(rec.interrupted, 3);
+        drop(rec);
+        assert_eq!(local.interrupt(), 0, "counted once");
+    }
 }

@@ -1,7 +1,6 @@
 //! A worker: one OS thread with a single-threaded tokio runtime running its share of the virtual users. It
 //! records into its own recorder without locks and hands over one snapshot per second (never per request).
 
-use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +23,8 @@ pub struct Snapshot {
     pub done: bool,
     /// CPU time of this thread, in the final snapshot.
     pub cpu: Duration,
+    /// Panic messages of this worker's users (final snapshot): their share of the load is missing.
+    pub panics: Vec<String>,
 }
 
 /// What a worker runs: its closed-model users, or its share of the open-model arrivals.
@@ -41,14 +42,16 @@ pub fn spawn(
     std::thread::Builder::new().name(format!("rlt-worker-{worker}")).spawn(move || {
         let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
             Ok(rt) => rt,
-            Err(_) => {
-                let _ = tx.send(final_snapshot(worker, &shared, Recorder::new(0, 0)));
+            Err(e) => {
+                let mut snap = final_snapshot(worker, &shared, Recorder::new(0, 0));
+                snap.panics.push(format!("worker {worker} could not start its runtime: {e}"));
+                let _ = tx.send(snap);
                 return;
             }
         };
         let steps = shared.plan.steps.len();
         let flows = shared.plan.classes.len();
-        let local = Rc::new(Local { rec: RefCell::new(Recorder::new(steps, flows)), users: Cell::new(0), in_flight: Cell::new(0) });
+        let local = Rc::new(Local::new(steps, flows));
         let set = LocalSet::new();
         set.block_on(&rt, async {
             let mut tasks = tokio::task::JoinSet::new();
@@ -75,14 +78,18 @@ pub fn spawn(
                     // shared token: on a hard stop the in-flight requests are counted and the users aborted.
                     _ = hard.cancelled(), if !aborted => {
                         aborted = true;
-                        local.rec.borrow_mut().interrupted += local.in_flight.get();
+                        local.interrupt();
                         local.in_flight.set(0);
                         tasks.abort_all();
                     }
-                    done = tasks.join_next() => if done.is_none() { break },
+                    done = tasks.join_next() => match done {
+                        None => break,
+                        // A panicking user loses its share of the load: the run must say so, not read complete.
+                        Some(done) => local.reap(done),
+                    },
                     _ = tick.tick() => {
                         let rec = local.rec.borrow_mut().take_interval();
-                        let snap = Snapshot { worker, second, rec, users: local.users.get(), in_flight: local.in_flight.get(), done: false, cpu: Duration::ZERO };
+                        let snap = Snapshot { worker, second, rec, users: local.users.get(), in_flight: local.in_flight.get(), done: false, cpu: Duration::ZERO, panics: Vec::new() };
                         second += 1;
                         if tx.send(snap).is_err() {
                             break;
@@ -92,13 +99,25 @@ pub fn spawn(
             }
         });
         let rec = local.rec.borrow_mut().take_interval();
-        let _ = tx.send(final_snapshot(worker, &shared, rec));
+        let mut snap = final_snapshot(worker, &shared, rec);
+        snap.panics = local.panics.take();
+        let _ = tx.send(snap);
     })
 }
 
 fn final_snapshot(worker: usize, shared: &Shared, rec: Recorder) -> Snapshot {
     let second = shared.start.elapsed().as_secs();
-    Snapshot { worker, second, rec, users: 0, in_flight: 0, done: true, cpu: thread_cpu_time() }
+    Snapshot { worker, second, rec, users: 0, in_flight: 0, done: true, cpu: thread_cpu_time(), panics: Vec::new() }
+}
+
+/// The text of a panic payload (`panic!` gives a `&str` or a `String`).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let text = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic without a message");
+    format!("a worker panicked: {text}")
 }
 
 /// CPU time consumed by the calling thread: the generator's own cost, excluding an embedded mock's threads.
@@ -110,4 +129,17 @@ fn thread_cpu_time() -> Duration {
         return Duration::ZERO;
     }
     Duration::new(u64::try_from(ts.tv_sec).unwrap_or(0), u32::try_from(ts.tv_nsec).unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panic_payloads_become_messages() {
+        let caught = std::panic::catch_unwind(|| panic!("boom {}", 7)).unwrap_err();
+        assert_eq!(panic_message(caught.as_ref()), "a worker panicked: boom 7");
+        let caught = std::panic::catch_unwind(|| std::panic::panic_any(3u8)).unwrap_err();
+        assert_eq!(panic_message(caught.as_ref()), "a worker panicked: a panic without a message");
+    }
 }

@@ -56,6 +56,8 @@ pub enum ErrorKind {
     Stream,
     /// The response body could not be read completely.
     Body,
+    /// Still in flight when the run was stopped hard (after the graceful stop): a hung target is counted.
+    Interrupted,
 }
 
 impl fmt::Display for ErrorKind {
@@ -68,6 +70,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Check => f.write_str("check"),
             ErrorKind::Stream => f.write_str("stream"),
             ErrorKind::Body => f.write_str("body"),
+            ErrorKind::Interrupted => f.write_str("interrupted"),
         }
     }
 }
@@ -135,6 +138,14 @@ impl StepStats {
         self.failures += 1;
         self.bytes += bytes;
         self.count_error(kind, 1, sample);
+    }
+
+    /// `n` requests of this step cut off by a hard stop: failures of kind `interrupted`, so a hung target is
+    /// never "0 requests, 0 failures".
+    pub fn record_interrupted(&mut self, n: u64, sample: impl FnOnce() -> String) {
+        self.requests += n;
+        self.failures += n;
+        self.count_error(ErrorKind::Interrupted, n, sample);
     }
 
     fn count_error(&mut self, kind: ErrorKind, n: u64, sample: impl FnOnce() -> String) {
@@ -238,7 +249,7 @@ impl FlowStats {
 pub struct Recorder {
     pub steps: Vec<StepStats>,
     pub flows: Vec<FlowStats>,
-    /// Requests cut off by a hard stop: neither successes nor failures.
+    /// Requests cut off by a hard stop (also counted as failures of kind `interrupted` in their step).
     pub interrupted: u64,
     /// Open model: arrivals scheduled, and those dropped because `max_in_flight` iterations were running.
     pub arrivals: u64,

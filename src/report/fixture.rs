@@ -49,6 +49,7 @@ pub(crate) fn one_step(scenario: &str, user: &str, step: &str, stats: &StepStats
         duration_s: secs,
         status: RunStatus::Completed,
         stop_reason: "duration_elapsed".into(),
+        failure: None,
         totals: summary.clone(),
         steps: vec![StepReport {
             user: user.into(),

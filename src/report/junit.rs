@@ -26,6 +26,10 @@ pub fn render(r: &RunReport) -> String {
         RunStatus::Completed => TestCaseStatus::success(),
         RunStatus::Interrupted => failure("the run was interrupted; its numbers are partial".into()),
         RunStatus::Aborted => failure("a threshold with abort_on_fail stopped the run".into()),
+        RunStatus::Failed => failure(r.failure.as_ref().map_or_else(
+            || "the run measured nothing valid".to_string(),
+            |f| format!("the run measured nothing valid: {}", f.message),
+        )),
     };
     let mut case = TestCase::new("run completed", status);
     case.set_classname(format!("{name}.run")).set_system_out(format!(

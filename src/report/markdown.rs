@@ -18,10 +18,14 @@ pub fn render(r: &RunReport) -> String {
     let regressions = r.comparison.as_ref().map_or(0, |c| c.regressions().count());
     let verdict = match (r.status, failed_thresholds + regressions) {
         (RunStatus::Interrupted, _) => "⚠️ interrupted".to_string(),
+        (RunStatus::Failed, _) => "❌ failed: nothing valid measured".to_string(),
         (_, 0) => "✅ passed".to_string(),
         (_, _) => format!("❌ failed: {failed_thresholds} threshold(s), {regressions} regression(s)"),
     };
     let _ = writeln!(out, "### Load test `{}`: {verdict}\n", cell(&r.scenario.name));
+    if let Some(f) = &r.failure {
+        let _ = writeln!(out, "**{}**: {}\n", cell(&f.kind), cell(&f.message));
+    }
     let target = if r.target.embedded_mock { "embedded mock gateway".to_string() } else { cell(&r.target.url) };
     let _ = writeln!(
         out,

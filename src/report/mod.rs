@@ -46,8 +46,11 @@ pub struct RunReport {
     pub ended_at: String,
     pub duration_s: f64,
     pub status: RunStatus,
-    /// `duration_elapsed`, `iterations_done` or `interrupted`.
+    /// `duration_elapsed`, `iterations_done`, `interrupted`, `threshold_abort` or `fail_fast`.
     pub stop_reason: String,
+    /// Set when the run measured nothing valid (status `failed`, exit code 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
     /// All steps together.
     pub totals: RequestSummary,
     pub steps: Vec<StepReport>,
@@ -146,6 +149,20 @@ pub enum RunStatus {
     Interrupted,
     /// A threshold with `abort_on_fail` failed during the run.
     Aborted,
+    /// The run measured nothing valid (exit 3): `failure` says why.
+    Failed,
+}
+
+/// Why a run measured nothing valid (exit code 3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Failure {
+    /// `no_success`: no request succeeded (every one failed, or none completed); `fail_fast`: the first
+    /// requests all failed with the same non-transient error and the run was stopped; `panic`: a worker
+    /// panicked and its share of the load is missing.
+    pub kind: String,
+    /// One line: what happened, with the error kind, step and first response excerpt where there is one.
+    pub message: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

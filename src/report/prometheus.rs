@@ -100,6 +100,7 @@ fn outcome(kind: ErrorKind) -> (&'static str, Option<u16>) {
         ErrorKind::Check => ("check", None),
         ErrorKind::Stream => ("stream", None),
         ErrorKind::Body => ("body", None),
+        ErrorKind::Interrupted => ("interrupted", None),
     }
 }
 

@@ -93,6 +93,7 @@ pub(super) fn status_text(r: &RunReport) -> &'static str {
         RunStatus::Completed => "completed",
         RunStatus::Interrupted => "INTERRUPTED (partial results)",
         RunStatus::Aborted => "ABORTED by a threshold (partial results)",
+        RunStatus::Failed => "FAILED: it measured nothing valid",
     }
 }
 
@@ -107,6 +108,9 @@ pub fn render_summary(r: &RunReport) -> String {
     let status = status_text(r);
     let _ = writeln!(out, "scenario {} · target {target}", r.scenario.name);
     let _ = writeln!(out, "{shape} · ran {:.1}s · {status}", r.duration_s);
+    if let Some(f) = &r.failure {
+        let _ = writeln!(out, "{}: {}", f.kind, f.message);
+    }
 
     let mut t = table(vec![
         "Type", "Name", "# reqs", "# fails", "Avg", "Min", "Med", "p90", "p95", "p99", "Max", "req/s", "fail/s",
@@ -175,8 +179,11 @@ pub fn render_summary(r: &RunReport) -> String {
             .map_or(String::new(), |b| format!(" — {b}: the numbers may describe the generator, not the target"))
     );
     if g.interrupted_requests > 0 {
-        let _ =
-            writeln!(out, "{} in-flight requests were cut off at the end and are not counted", g.interrupted_requests);
+        let _ = writeln!(
+            out,
+            "{} requests still running at the hard stop are counted as `interrupted` failures",
+            g.interrupted_requests
+        );
     }
     out
 }

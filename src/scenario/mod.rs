@@ -89,6 +89,8 @@ pub struct Load {
     /// Ramping users (k6 `ramping-vus`): reach `target` by the end of each stage's `duration`.
     #[serde(default)]
     pub stages: Vec<StageSpec>,
+    /// Stop early (exit 3) when the first requests all fail the same non-transient way; default true.
+    pub fail_fast: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -146,6 +146,7 @@ fn verdict(r: &RunReport) -> (&'static str, String) {
     match (r.status, failed + regressions) {
         (RunStatus::Interrupted, _) => ("warn", "interrupted".into()),
         (RunStatus::Aborted, _) => ("fail", "aborted by a threshold".into()),
+        (RunStatus::Failed, _) => ("fail", "failed: nothing valid measured".into()),
         (_, 0) if r.thresholds.is_empty() && r.comparison.is_none() => ("pass", "completed".into()),
         (_, 0) => ("pass", "passed".into()),
         (_, _) => ("fail", format!("failed: {failed} threshold(s), {regressions} regression(s)")),
@@ -181,6 +182,9 @@ fn header(r: &RunReport, out: &mut String) {
         esc(&r.tool.name),
         esc(&r.tool.version)
     );
+    if let Some(f) = &r.failure {
+        let _ = writeln!(out, "<p class=\"meta\"><strong>{}</strong>: {}</p>", esc(&f.kind), esc(&f.message));
+    }
 }
 
 fn kpis(r: &RunReport, out: &mut String) {
