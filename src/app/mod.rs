@@ -3,6 +3,7 @@
 
 mod assemble;
 mod gate;
+mod journal;
 mod live;
 mod metrics_server;
 mod outputs;
@@ -16,7 +17,7 @@ use anyhow::{Context, Result};
 use crate::baseline;
 use crate::client::ClientFactory;
 use crate::config::{RunConfig, Target};
-use crate::engine::{self, Endpoint, EngineSpec, LoadModel, StopReason};
+use crate::engine::{self, Endpoint, EngineSpec, LoadModel, Signal, StopReason};
 use crate::mock::{self, MockConfig};
 use crate::report::{self, ListRow, ProgressDisplay, ReportFormat, RunReport};
 use crate::scenario;
@@ -28,8 +29,11 @@ pub enum Outcome {
     Passed,
     /// An SLO threshold or a baseline comparison failed (exit 1).
     GateFailed,
-    /// Ctrl-C: the partial report was written (exit 130).
-    Interrupted,
+    /// The run measured nothing valid, or the tool failed (its report could not be written) (exit 3).
+    NothingValid,
+    /// Stopped by a signal: the partial report was written (exit 128 + the signal's number: SIGINT 130,
+    /// SIGTERM 143, SIGHUP 129).
+    Interrupted(Signal),
 }
 
 impl Outcome {
@@ -37,14 +41,19 @@ impl Outcome {
         match self {
             Outcome::Passed => 0,
             Outcome::GateFailed => 1,
-            Outcome::Interrupted => 130,
+            Outcome::NothingValid => 3,
+            Outcome::Interrupted(s) => u8::try_from(128 + s.number()).unwrap_or(u8::MAX),
         }
     }
 }
 
 /// Runs a resolved configuration end to end and returns the report with the outcome.
 pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
+    // First, so a signal during setup is counted (and stops the run at once) instead of killing the process.
+    engine::signals::install().map_err(anyhow::Error::msg)?;
     report::prepare_dir(&cfg.out_dir).map_err(anyhow::Error::msg)?;
+    // Every output path is tried now: an unwritable one is exit 2 in the first second, not after the run.
+    gate::check_paths(&cfg.outputs).map_err(anyhow::Error::msg)?;
     // Read before any load is sent: a missing or corrupt baseline is exit 2 in the first second.
     let baseline = cfg.outputs.baseline.as_deref().map(baseline::load).transpose().map_err(anyhow::Error::msg)?;
     let mock = match &cfg.target {
@@ -67,6 +76,7 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
         .map_err(|e| anyhow::anyhow!("{}: {e}", s.path.display()))?;
     let plan = Arc::new(plan);
     let secrets = scenario::secret_values([s.source.as_str()]);
+    let description = assemble::describe(&cfg, &plan, &base_url);
     if !cfg.quiet {
         let target = if mock.is_some() { format!("embedded mock gateway at {base_url}") } else { base_url.clone() };
         let shape = match &cfg.load {
@@ -105,6 +115,7 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
         sinks: Vec::new(),
     };
     // Live files are opened now, so a bad path is an error before any load is sent.
+    gate.sinks.push(Box::new(journal::JournalSink::create(&cfg.out_dir, &description).map_err(anyhow::Error::msg)?));
     if let Some(path) = &cfg.files.ndjson {
         gate.sinks.push(Box::new(outputs::NdjsonSink::create(path).map_err(anyhow::Error::msg)?));
     }
@@ -139,7 +150,7 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
     }
     // Only what actually stopped the run counts: the last ticks come after it ended.
     let aborted_by = gate.aborted_by.take().filter(|_| result.stop == StopReason::Aborted);
-    let mut rep = assemble::build(&cfg, &plan, &base_url, &result);
+    let mut rep = assemble::build(&description, &result);
     if !cfg.thresholds.is_empty() {
         // A breaking-point search is meant to break: its thresholds are judged at the last level that held
         // (the first level when none did), not over the broken ones.
@@ -155,7 +166,6 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
             v.aborted_run = aborted_by.as_deref() == Some(v.threshold.as_str());
         }
     }
-    rep.regression = Some(cfg.regression.clone());
     if let (Some(levels), Some(outcomes)) = (&cfg.levels, &outcomes) {
         rep.levels = Some(assemble::levels_report(levels, outcomes));
     }
@@ -167,32 +177,54 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
         let c = baseline::compare(b, &path.display().to_string(), &rep, &cfg.regression).map_err(anyhow::Error::msg)?;
         rep.comparison = Some(c);
     }
-    let path = report::write_outputs(&rep, &cfg.out_dir, &cfg.files.formats).map_err(anyhow::Error::msg)?;
-    gate::write_ci_outputs(&rep, &cfg.outputs)?;
+    // A report that cannot be written (a full disk) must not hide the verdict: everything that can be
+    // written is, the summary and the verdict are printed, then what failed, and the exit code says so.
+    let mut failed_writes = Vec::new();
+    let path = match report::write_outputs(&rep, &cfg.out_dir, &cfg.files.formats) {
+        Ok(p) => {
+            // The report holds everything the journal did; it was only there in case the process died.
+            journal::remove(&cfg.out_dir);
+            Some(p)
+        }
+        Err(e) => {
+            failed_writes.push(e);
+            None
+        }
+    };
+    if let Err(e) = gate::write_ci_outputs(&rep, &cfg.outputs) {
+        failed_writes.push(format!("{e:#}"));
+    }
     if cfg.quiet {
         gate::print_warnings(&rep);
     } else {
         report::print_out(&ReportFormat::Table.render(&rep));
-        report::print_note(&format!("report: {}", path.display()));
+        if let Some(p) = &path {
+            report::print_note(&format!("report: {}", p.display()));
+        }
     }
     if let Some(to) = &cfg.outputs.save_baseline {
-        gate::save_baseline(&rep, to, cfg.quiet)?;
+        if let Err(e) = gate::save_baseline(&rep, to, cfg.quiet) {
+            failed_writes.push(format!("{e:#}"));
+        }
     }
     let below_floor = rep
         .levels
         .as_ref()
         .and_then(|l| l.min_sustainable.map(|min| l.last_ok.is_none_or(|ok| ok < min)))
         .unwrap_or(false);
-    let outcome = if result.stop == StopReason::Interrupted {
-        Outcome::Interrupted
-    } else if below_floor || gate::failed(&rep) {
-        Outcome::GateFailed
-    } else {
-        Outcome::Passed
-    };
-    if outcome == Outcome::GateFailed {
+    let gate_failed = below_floor || gate::failed(&rep);
+    if gate_failed && !matches!(result.stop, StopReason::Interrupted(_)) {
         gate::print_failures(&rep, below_floor);
     }
+    for e in &failed_writes {
+        report::print_error(e);
+    }
+    let outcome = match result.stop {
+        StopReason::Interrupted(s) => Outcome::Interrupted(s),
+        _ if !failed_writes.is_empty() => Outcome::NothingValid,
+        _ if gate_failed => Outcome::GateFailed,
+        _ => Outcome::Passed,
+    };
     Ok((rep, outcome))
 }
 

@@ -89,8 +89,19 @@ impl IntervalSink for HlogSink {
 
 /// `run-load-test report RESULT --format ...`: renders a stored result again. Without `--out` text formats go
 /// to stdout and CSV (three files) beside the result; without formats the summary table is printed.
+/// When `result.json` is missing but the run journal is there (the process was killed), `result.json` is rebuilt
+/// from the journal first.
 pub fn rerender(source: &Path, formats: &[ReportFormat], out: Option<&Path>) -> Result<()> {
     let path = if source.is_dir() { source.join("result.json") } else { source.to_path_buf() };
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !path.exists() && dir.join(report::JOURNAL).exists() {
+        let r = super::journal::rebuild(dir).map_err(anyhow::Error::msg)?;
+        let written = report::write_outputs(&r, dir, &[]).map_err(anyhow::Error::msg)?;
+        if let Some(note) = &r.rebuilt {
+            report::print_note(note);
+        }
+        report::print_note(&format!("wrote {}", written.display()));
+    }
     let r = baseline::read_result(&path, "result").map_err(anyhow::Error::msg)?;
     if formats.is_empty() {
         report::print_out(&ReportFormat::Table.render(&r));

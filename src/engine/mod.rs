@@ -1,5 +1,5 @@
 //! Runs the load: worker threads with virtual users, the closed-model spawn schedule, stop conditions
-//! (duration, iterations, Ctrl-C) and the once-a-second merge of worker snapshots into totals and a time series.
+//! (duration, iterations, SIGINT/SIGTERM/SIGHUP) and the once-a-second merge of worker snapshots into totals and a time series.
 //! Formats nothing and judges nothing: progress goes to an `Observer`, results come back as data.
 
 mod aggregate;
@@ -7,6 +7,7 @@ mod json_body;
 mod levels;
 mod open;
 pub mod plan;
+pub mod signals;
 mod stages;
 mod step;
 mod vu;
@@ -21,6 +22,7 @@ use tokio::time::Instant;
 pub use aggregate::Progress;
 pub use levels::{BreakLimits, LevelKind, LevelOutcome, Levels, run_levels};
 pub use plan::{Endpoint, Plan, StepInfo, TagFilter, compile};
+pub use signals::Signal;
 pub use stages::{Stage, parse_plan, peak as stages_peak, total as stages_total};
 
 use crate::client::ClientFactory;
@@ -108,7 +110,8 @@ pub struct EngineSpec {
 pub enum StopReason {
     DurationElapsed,
     IterationsDone,
-    Interrupted,
+    /// SIGINT, SIGTERM or SIGHUP (the first one received).
+    Interrupted(Signal),
     /// The observer asked to stop (a threshold with `abort_on_fail` failed).
     Aborted,
 }
@@ -154,6 +157,11 @@ fn assign_classes(weights: &[u32], users: u32) -> Vec<usize> {
         })
         .collect()
 }
+
+/// How often the run looks at the signal counters: well under the second a stop may take.
+const SIGNAL_POLL: Duration = Duration::from_millis(50);
+/// How long workers may take to hand over their last snapshot after a hard stop.
+const JOIN_BOUND: Duration = Duration::from_secs(3);
 
 pub fn run(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineResult, String> {
     crate::client::raise_fd_limit();
@@ -227,16 +235,21 @@ async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineRe
     let far = start + Duration::from_secs(10 * 365 * 86_400);
     let deadline = load.duration().map_or(far, |d| start + d);
     let mut hard_at = far;
+    // After a hard stop, workers get this long to hand over their last snapshot; one stuck where no abort
+    // reaches it (a blocking call) is left behind rather than keeping the process alive.
+    let mut give_up = far;
     let mut reason = None;
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
+    let interrupted = |r: &Option<StopReason>| matches!(r, Some(StopReason::Interrupted(_)));
+    // Signals are counted by their handlers; polled here so one received before this run began still stops it.
+    let mut signals_seen = 0;
+    let mut poll = tokio::time::interval(SIGNAL_POLL);
     loop {
         tokio::select! {
             msg = rx.recv() => match msg {
                 Some(snap) => {
                     for (p, interval) in agg.absorb(snap) {
                         let abort = observer.tick(&p, &interval, agg.total()) == Control::Abort;
-                        if abort && !matches!(reason, Some(StopReason::Interrupted | StopReason::Aborted)) {
+                        if abort && !interrupted(&reason) && reason != Some(StopReason::Aborted) {
                             reason = Some(StopReason::Aborted);
                             stop.graceful.cancel();
                             hard_at = hard_at.min(Instant::now() + graceful_stop);
@@ -253,18 +266,32 @@ async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineRe
             _ = tokio::time::sleep_until(hard_at) => {
                 stop.hard.cancel();
                 hard_at = far;
+                give_up = give_up.min(Instant::now() + JOIN_BOUND);
             },
-            r = &mut ctrl_c, if reason != Some(StopReason::Interrupted) => {
-                if r.is_ok() {
-                    reason = Some(StopReason::Interrupted);
-                    stop.graceful.cancel();
-                    hard_at = hard_at.min(Instant::now() + graceful_stop.min(Duration::from_secs(2)));
+            _ = tokio::time::sleep_until(give_up) => break,
+            _ = poll.tick() => {
+                let (first, count) = signals::received();
+                if count > signals_seen {
+                    signals_seen = count;
+                    if !interrupted(&reason) {
+                        reason = Some(StopReason::Interrupted(first.unwrap_or(Signal::Int)));
+                        stop.graceful.cancel();
+                        hard_at = hard_at.min(Instant::now() + graceful_stop.min(Duration::from_secs(2)));
+                    }
+                    if count >= 2 {
+                        stop.hard.cancel();
+                        hard_at = far;
+                        give_up = give_up.min(Instant::now() + JOIN_BOUND);
+                    }
                 }
             },
         }
     }
     for h in handles {
-        let _ = h.join();
+        // A worker still running here was given up on (see `give_up`): joining it could wait forever.
+        if h.is_finished() {
+            let _ = h.join();
+        }
     }
     let elapsed = start.elapsed();
     let aggregate::Finished { total, series, cpu, tail } = agg.finish(elapsed);
