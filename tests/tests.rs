@@ -11,3 +11,4 @@ mod load_models;
 mod outputs;
 mod prometheus;
 mod run_mock;
+mod signals;

@@ -115,7 +115,6 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
         sinks: Vec::new(),
     };
     // Live files are opened now, so a bad path is an error before any load is sent.
-    gate.sinks.push(Box::new(journal::JournalSink::create(&cfg.out_dir, &description).map_err(anyhow::Error::msg)?));
     if let Some(path) = &cfg.files.ndjson {
         gate.sinks.push(Box::new(outputs::NdjsonSink::create(path).map_err(anyhow::Error::msg)?));
     }
@@ -127,6 +126,8 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
     if let Some(p) = metrics_server::PromSink::start(&s.name, &plan, &cfg.prometheus, cfg.insecure, cfg.quiet)? {
         gate.sinks.push(Box::new(p));
     }
+    // Last, so a bad path of another live file leaves no journal of a run that never started.
+    gate.sinks.push(Box::new(journal::JournalSink::create(&cfg.out_dir, &description).map_err(anyhow::Error::msg)?));
     // A breaking-point search breaks a level on a failed threshold as on its own limits.
     let slo = |r: &engine::EngineResult| {
         let verdicts = crate::slo::evaluate(&cfg.thresholds, &live::measurements(&plan, &r.total, r.elapsed));
