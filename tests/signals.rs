@@ -213,3 +213,37 @@ fn a_full_disk_still_prints_the_verdict_leaves_no_temporary_file_and_exits_3() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     assert_eq!(u(&read_report(&out)["totals"]["requests"]), 40);
 }
+
+#[test]
+fn a_signal_during_setup_stops_the_run_before_its_load_with_a_report() {
+    let dir = tempfile::tempdir().unwrap();
+    // The feeder file is a FIFO: reading it holds the run in its setup until this test writes the rows.
+    let fifo = dir.path().join("q.csv");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    let body = LONG.replace("[[user]]", "[[feeder]]\nname = \"qs\"\nfile = \"q.csv\"\n[[user]]").replace("\"hi\"", "\"{{ qs.q }}\"");
+    let p = write(dir.path(), "setup.toml", &body);
+    let out = dir.path().join("o");
+    let mut child = spawn_run(&p, &out, &[]);
+    // Opening the FIFO for writing returns once the run opened it for reading: it is in its setup.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = fifo.clone();
+    std::thread::spawn(move || tx.send(std::fs::OpenOptions::new().write(true).open(path)));
+    let mut w = match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(w) => w.unwrap(),
+        Err(_) => {
+            let _ = child.kill();
+            panic!("the run never read its feeder");
+        }
+    };
+    send(&child, libc::SIGTERM);
+    std::io::Write::write_all(&mut w, b"q\nhello\n").unwrap();
+    drop(w);
+    let status = wait_bounded(&mut child, EXIT_LIMIT);
+    assert_eq!(status.code(), Some(143), "{}", text(&child.wait_with_output().unwrap().stderr));
+    let r = read_report(&out);
+    assert_eq!(r["stop_reason"], "sigterm");
+    assert_eq!(u(&r["totals"]["requests"]), 0, "no load after a signal during setup");
+    assert!(r["duration_s"].as_f64().unwrap() < 30.0);
+}

@@ -47,10 +47,15 @@ impl Outcome {
     }
 }
 
+/// SIGINT, SIGTERM and SIGHUP stop a run from now on instead of killing the process (see `engine::signals`).
+pub fn handle_signals() -> Result<()> {
+    engine::signals::install().map_err(anyhow::Error::msg)
+}
+
 /// Runs a resolved configuration end to end and returns the report with the outcome.
 pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
-    // First, so a signal during setup is counted (and stops the run at once) instead of killing the process.
-    engine::signals::install().map_err(anyhow::Error::msg)?;
+    // First (if the caller did not already), so a signal during setup stops the run instead of the process.
+    handle_signals()?;
     report::prepare_dir(&cfg.out_dir).map_err(anyhow::Error::msg)?;
     // Every output path is tried now: an unwritable one is exit 2 in the first second, not after the run.
     gate::check_paths(&cfg.outputs).map_err(anyhow::Error::msg)?;

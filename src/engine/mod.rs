@@ -220,6 +220,15 @@ async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineRe
         open: matches!(load, LoadModel::Open(_)),
         deadline: load.duration().map(|d| start + d),
     });
+    // A signal during setup (or between a sweep's levels): the users start already stopped.
+    let (pending, count) = signals::received();
+    let mut reason = pending.map(StopReason::Interrupted);
+    if count > 0 {
+        stop.graceful.cancel();
+    }
+    if count > 1 {
+        stop.hard.cancel();
+    }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut handles = Vec::new();
     for (w, job) in jobs.into_iter().enumerate() {
@@ -234,14 +243,13 @@ async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineRe
     let mut agg = aggregate::Aggregator::new(workers, n_steps, n_flows, start, load.duration());
     let far = start + Duration::from_secs(10 * 365 * 86_400);
     let deadline = load.duration().map_or(far, |d| start + d);
-    let mut hard_at = far;
+    let mut hard_at = if count > 0 { start + graceful_stop.min(Duration::from_secs(2)) } else { far };
     // After a hard stop, workers get this long to hand over their last snapshot; one stuck where no abort
     // reaches it (a blocking call) is left behind rather than keeping the process alive.
     let mut give_up = far;
-    let mut reason = None;
     let interrupted = |r: &Option<StopReason>| matches!(r, Some(StopReason::Interrupted(_)));
     // Signals are counted by their handlers; polled here so one received before this run began still stops it.
-    let mut signals_seen = 0;
+    let mut signals_seen = count;
     let mut poll = tokio::time::interval(SIGNAL_POLL);
     loop {
         tokio::select! {
