@@ -247,3 +247,21 @@ fn a_signal_during_setup_stops_the_run_before_its_load_with_a_report() {
     assert_eq!(u(&r["totals"]["requests"]), 0, "no load after a signal during setup");
     assert!(r["duration_s"].as_f64().unwrap() < 30.0);
 }
+
+#[test]
+fn sigterm_during_a_sweep_stops_at_the_current_level_with_its_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "long.toml", LONG);
+    let out = dir.path().join("o");
+    let mut child = spawn_run(&p, &out, &["--sweep", "users=1,2,3", "--hold", "60s"]);
+    wait_for_seconds(&mut child, &out, 2);
+    send(&child, libc::SIGTERM);
+    let status = wait_bounded(&mut child, EXIT_LIMIT);
+    assert_eq!(status.code(), Some(143));
+    let r = read_report(&out);
+    assert_eq!(r["stop_reason"], "sigterm");
+    let levels = r["levels"]["levels"].as_array().unwrap();
+    assert_eq!(levels.len(), 1, "no level starts after the signal: {levels:?}");
+    assert!(u(&levels[0]["stats"]["requests"]) > 0);
+    assert!(r["duration_s"].as_f64().unwrap() < 50.0);
+}
