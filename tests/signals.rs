@@ -222,7 +222,9 @@ fn a_signal_during_setup_stops_the_run_before_its_load_with_a_report() {
     let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     // SAFETY: a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
-    let body = LONG.replace("[[user]]", "[[feeder]]\nname = \"qs\"\nfile = \"q.csv\"\n[[user]]").replace("\"hi\"", "\"{{ qs.q }}\"");
+    let body = LONG
+        .replace("[[user]]", "[[feeder]]\nname = \"qs\"\nfile = \"q.csv\"\n[[user]]")
+        .replace("\"hi\"", "\"{{ qs.q }}\"");
     let p = write(dir.path(), "setup.toml", &body);
     let out = dir.path().join("o");
     let mut child = spawn_run(&p, &out, &[]);

@@ -118,7 +118,7 @@ pub fn rebuild(dir: &Path) -> Result<RunReport, String> {
     rep.stop_reason = "killed".into();
     rep.rebuilt = Some(format!(
         "rebuilt from {JOURNAL}: the process died before writing its report; {} seconds recorded, up to {elapsed:.1} s \
-         into the run (what followed, at most a second, is lost; thresholds were not judged)",
+         into the run (what followed, at most a second, is lost; thresholds and sweep levels were not judged)",
         seconds.len()
     ));
     Ok(rep)
