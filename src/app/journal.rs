@@ -123,3 +123,68 @@ pub fn rebuild(dir: &Path) -> Result<RunReport, String> {
     ));
     Ok(rep)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::StepStats;
+
+    fn description() -> RunDescription {
+        let r = crate::report::fixture::one_step("s", "U", "chat", &StepStats::default(), 1.0);
+        let label =
+            |m: &str| assemble::StepLabel { user: "U".into(), name: m.into(), method: m.into(), path: "/".into() };
+        RunDescription {
+            scenario: r.scenario,
+            target: r.target,
+            load: r.load,
+            steps: vec![label("POST"), label(crate::engine::plan::DELAY)],
+            flows: vec!["U".into()],
+            regression: None,
+        }
+    }
+
+    fn second(t: f64, ms: &[u64], failures: u64) -> String {
+        let mut rec = Recorder::new(2, 1);
+        for &m in ms {
+            rec.steps[0].record_ok(Duration::from_millis(m), Duration::from_millis(1), 10);
+        }
+        for _ in 0..failures {
+            rec.steps[0].record_err(crate::metrics::ErrorKind::Timeout, 0, || "slow".into());
+        }
+        serde_json::to_string(&SecondOut { t, d: 1.0, users: 2, in_flight: 1, rec: &rec }).unwrap()
+    }
+
+    #[test]
+    fn a_journal_rebuilds_the_report_of_its_seconds() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = JournalSink::create(dir.path(), &description()).unwrap();
+        sink.finish().unwrap();
+        let empty = rebuild(dir.path()).unwrap();
+        assert_eq!((empty.totals.requests, empty.series.len()), (0, 0));
+        let path = dir.path().join(JOURNAL);
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text += &format!("{}\n{}\n{{\"t\":2.0,", second(0.0, &[5, 7], 1), second(1.0, &[100], 0));
+        std::fs::write(&path, text).unwrap();
+        let r = rebuild(dir.path()).unwrap();
+        assert_eq!((r.status, r.stop_reason.as_str()), (RunStatus::Interrupted, "killed"));
+        assert_eq!((r.totals.requests, r.totals.failures, r.series.len()), (4, 1, 2));
+        assert_eq!(r.steps.len(), 1, "the delay step has no row");
+        assert_eq!(r.errors[0].kind, "timeout");
+        assert!((r.totals.latency.as_ref().unwrap().max_ms - 100.0).abs() < 0.5);
+        assert_eq!(r.duration_s, 2.0);
+        assert!(r.rebuilt.as_deref().unwrap().contains("2 seconds recorded, up to 2.0 s"), "{:?}", r.rebuilt);
+    }
+
+    #[test]
+    fn a_journal_of_another_shape_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = description();
+        d.steps.pop();
+        JournalSink::create(dir.path(), &d).unwrap();
+        let path = dir.path().join(JOURNAL);
+        let text = std::fs::read_to_string(&path).unwrap() + &second(0.0, &[5], 0) + "\n";
+        std::fs::write(&path, text).unwrap();
+        let e = rebuild(dir.path()).unwrap_err();
+        assert!(e.contains("journal.ndjson:2: the second does not match"), "{e}");
+    }
+}

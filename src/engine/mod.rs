@@ -246,7 +246,8 @@ async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineRe
     let mut hard_at = if count > 0 { start + graceful_stop.min(Duration::from_secs(2)) } else { far };
     // After a hard stop, workers get this long to hand over their last snapshot; one stuck where no abort
     // reaches it (a blocking call) is left behind rather than keeping the process alive.
-    let mut give_up = far;
+    let mut give_up = if count > 1 { start + JOIN_BOUND } else { far };
+    let mut all_returned = false;
     let interrupted = |r: &Option<StopReason>| matches!(r, Some(StopReason::Interrupted(_)));
     // Signals are counted by their handlers; polled here so one received before this run began still stops it.
     let mut signals_seen = count;
@@ -264,7 +265,10 @@ async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineRe
                         }
                     }
                 }
-                None => break,
+                None => {
+                    all_returned = true;
+                    break;
+                }
             },
             _ = tokio::time::sleep_until(deadline), if reason.is_none() => {
                 reason = Some(StopReason::DurationElapsed);
@@ -296,8 +300,9 @@ async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineRe
         }
     }
     for h in handles {
-        // A worker still running here was given up on (see `give_up`): joining it could wait forever.
-        if h.is_finished() {
+        // Once every worker returned, joining is immediate; otherwise one still running was given up on (see
+        // `give_up`) and joining it could wait forever.
+        if all_returned || h.is_finished() {
             let _ = h.join();
         }
     }
