@@ -183,8 +183,8 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
         let c = baseline::compare(b, &path.display().to_string(), &rep, &cfg.regression).map_err(anyhow::Error::msg)?;
         rep.comparison = Some(c);
     }
-    // A report that cannot be written (a full disk) must not hide the verdict: everything that can be
-    // written is, the summary and the verdict are printed, then what failed, and the exit code says so.
+    // A report that cannot be written (a full disk) must not hide the verdict: the CI files and the baseline
+    // are still tried, the summary and the verdict printed, then what failed, and the exit code says so.
     let mut failed_writes = Vec::new();
     let path = match report::write_outputs(&rep, &cfg.out_dir, &cfg.files.formats) {
         Ok(p) => {
