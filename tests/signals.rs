@@ -55,12 +55,6 @@ fn journal_requests(lines: &[Value]) -> u64 {
     lines[1..].iter().flat_map(|l| l["rec"]["steps"].as_array().unwrap().iter()).map(|s| u(&s["requests"])).sum()
 }
 
-fn send(child: &Child, sig: i32) {
-    // SAFETY: plain kill(2) on the pid of a child this test spawned and has not reaped.
-    let rc = unsafe { libc::kill(child.id() as libc::pid_t, sig) };
-    assert_eq!(rc, 0, "kill({sig}) failed");
-}
-
 fn tmp_files(dir: &Path) -> Vec<String> {
     let names = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned());
     names.filter(|n| n.ends_with(".tmp")).collect()
@@ -75,7 +69,7 @@ fn stops_with_report(sig: i32, code: i32, reason: &str) {
     let extra = ["--junit", junit.to_str().unwrap(), "--summary-md", md.to_str().unwrap()];
     let mut child = spawn_run(&p, &out, &extra);
     wait_for_seconds(&mut child, &out, 2);
-    send(&child, sig);
+    signal(&child, sig);
     let status = wait_bounded(&mut child, EXIT_LIMIT);
     assert_eq!(status.code(), Some(code), "exit code for signal {sig}");
     let r = read_report(&out);
@@ -91,6 +85,11 @@ fn stops_with_report(sig: i32, code: i32, reason: &str) {
     assert!(md.is_file(), "summary written");
     assert!(!out.join("journal.ndjson").exists(), "the journal goes once the report is written");
     assert!(tmp_files(&out).is_empty());
+}
+
+#[test]
+fn sigint_writes_every_report_and_exits_130() {
+    stops_with_report(libc::SIGINT, 130, "interrupted");
 }
 
 #[test]
@@ -117,8 +116,8 @@ fn a_second_sigterm_stops_stuck_users_at_once_and_still_reports() {
         assert!(child.try_wait().unwrap().is_none(), "run ended early");
         std::thread::sleep(Duration::from_millis(50));
     }
-    send(&child, libc::SIGTERM);
-    send(&child, libc::SIGTERM);
+    signal(&child, libc::SIGTERM);
+    signal(&child, libc::SIGTERM);
     let status = wait_bounded(&mut child, EXIT_LIMIT);
     assert_eq!(status.code(), Some(143));
     let r = read_report(&out);
@@ -242,7 +241,7 @@ fn a_signal_during_setup_stops_the_run_before_its_load_with_a_report() {
             panic!("the run never read its feeder");
         }
     };
-    send(&child, libc::SIGTERM);
+    signal(&child, libc::SIGTERM);
     std::io::Write::write_all(&mut w, b"q\nhello\n").unwrap();
     drop(w);
     let status = wait_bounded(&mut child, EXIT_LIMIT);
@@ -260,7 +259,7 @@ fn sigterm_during_a_sweep_stops_at_the_current_level_with_its_report() {
     let out = dir.path().join("o");
     let mut child = spawn_run(&p, &out, &["--sweep", "users=1,2,3", "--hold", "60s"]);
     wait_for_seconds(&mut child, &out, 2);
-    send(&child, libc::SIGTERM);
+    signal(&child, libc::SIGTERM);
     let status = wait_bounded(&mut child, EXIT_LIMIT);
     assert_eq!(status.code(), Some(143));
     let r = read_report(&out);
