@@ -60,14 +60,27 @@ fn tmp_files(dir: &Path) -> Vec<String> {
     names.filter(|n| n.ends_with(".tmp")).collect()
 }
 
-/// A signal mid-run: the exit code, every report file, the seconds measured.
-fn stops_with_report(sig: i32, code: i32, reason: &str) {
+/// A signal mid-run: the exit code, every report file, the seconds measured. `hang_up`: stdout and stderr are
+/// gone, as when the terminal that sends SIGHUP closes, and the run is not `--quiet`.
+fn stops_with_report(sig: i32, code: i32, reason: &str, hang_up: bool) {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "long.toml", LONG);
     let out = dir.path().join("o");
     let (junit, md) = (dir.path().join("ci/junit.xml"), dir.path().join("ci/summary.md"));
     let extra = ["--junit", junit.to_str().unwrap(), "--summary-md", md.to_str().unwrap()];
-    let mut child = spawn_run(&p, &out, &extra);
+    let mut child = if hang_up {
+        let mut c = bin()
+            .args(["run", p.to_str().unwrap(), "--out", out.to_str().unwrap()])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop((c.stdout.take(), c.stderr.take()));
+        c
+    } else {
+        spawn_run(&p, &out, &extra)
+    };
     wait_for_seconds(&mut child, &out, 2);
     signal(&child, sig);
     let status = wait_bounded(&mut child, EXIT_LIMIT);
@@ -89,17 +102,17 @@ fn stops_with_report(sig: i32, code: i32, reason: &str) {
 
 #[test]
 fn sigint_writes_every_report_and_exits_130() {
-    stops_with_report(libc::SIGINT, 130, "interrupted");
+    stops_with_report(libc::SIGINT, 130, "interrupted", false);
 }
 
 #[test]
 fn sigterm_writes_every_report_and_exits_143() {
-    stops_with_report(libc::SIGTERM, 143, "sigterm");
+    stops_with_report(libc::SIGTERM, 143, "sigterm", false);
 }
 
 #[test]
-fn sighup_writes_every_report_and_exits_129() {
-    stops_with_report(libc::SIGHUP, 129, "sighup");
+fn sighup_from_a_closed_terminal_writes_every_report_and_exits_129() {
+    stops_with_report(libc::SIGHUP, 129, "sighup", true);
 }
 
 #[test]

@@ -358,9 +358,11 @@ impl ReportFormat {
     }
 }
 
-/// Prints an error line for a failed command, the way every command reports failure.
+/// Prints an error line for a failed command, the way every command reports failure. A stderr gone away (the
+/// terminal closed: SIGHUP) must not turn a stopped run into a panic.
 pub fn print_error(message: &str) {
-    eprintln!("error: {message}");
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "error: {message}");
 }
 
 /// Writes to stdout, ignoring a closed pipe (`run-load-test list | head` must not panic).
