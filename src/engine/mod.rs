@@ -139,6 +139,9 @@ pub enum Control {
 /// recorded so far.
 pub trait Observer {
     fn tick(&mut self, progress: &Progress, interval: &Recorder, totals: &Recorder) -> Control;
+
+    /// A stop signal arrived: `count` of them so far (the first stops gracefully, the second at once).
+    fn signalled(&mut self, _signal: Signal, _count: u32) {}
 }
 
 /// Users in spawn order with their class, by smooth weighted round-robin: any prefix of the population has
@@ -251,6 +254,9 @@ async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineRe
     let interrupted = |r: &Option<StopReason>| matches!(r, Some(StopReason::Interrupted(_)));
     // Signals are counted by their handlers; polled here so one received before this run began still stops it.
     let mut signals_seen = count;
+    if let Some(s) = pending {
+        observer.signalled(s, count);
+    }
     let mut poll = tokio::time::interval(SIGNAL_POLL);
     loop {
         tokio::select! {
@@ -285,6 +291,7 @@ async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineRe
                 let (first, count) = signals::received();
                 if count > signals_seen {
                     signals_seen = count;
+                    observer.signalled(first.unwrap_or(Signal::Int), count);
                     if !interrupted(&reason) {
                         reason = Some(StopReason::Interrupted(first.unwrap_or(Signal::Int)));
                         stop.graceful.cancel();

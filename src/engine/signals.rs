@@ -37,6 +37,15 @@ impl Signal {
         }
     }
 
+    /// As `kill -l` names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Int => "SIGINT",
+            Signal::Term => "SIGTERM",
+            Signal::Hup => "SIGHUP",
+        }
+    }
+
     fn from_number(n: i32) -> Option<Signal> {
         [Signal::Int, Signal::Term, Signal::Hup].into_iter().find(|s| s.number() == n)
     }
