@@ -30,7 +30,8 @@ pub enum Command {
     Mock(MockArgs),
     /// Compare two stored results (a baseline and a later run): exit 1 on a regression
     Compare(CompareArgs),
-    /// Re-render a stored result (a result.json or a report directory) in other formats
+    /// Re-render a stored result (a result.json or a report directory) in other formats; rebuilds result.json
+    /// from the run journal of a run that was killed
     Report(ReportArgs),
     /// Print the JSON Schema of result.json
     Schema,
@@ -61,7 +62,7 @@ pub struct CompareArgs {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// A result.json, or a report directory holding one
+    /// A result.json, or a report directory holding one (or the journal.ndjson of a killed run)
     pub result: PathBuf,
     /// Formats to render: json, csv (Locust's three files), md, junit; repeatable or comma-separated.
     /// Without it the summary table is printed

@@ -1,5 +1,5 @@
 //! Thin entry point: parse, resolve, run, map the outcome or error to the exit code (0 pass, 1 gate failed,
-//! 2 usage/scenario/runtime error, 3 the run measured nothing valid, 130 interrupted).
+//! 2 usage/scenario/runtime error, 3 nothing valid measured or the report not written, 128+n stopped by signal n).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod cli;
@@ -57,6 +57,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
             Ok(Outcome::Passed)
         }
         Command::Run(args) => {
+            // Before the scenario and its data files are read: a signal during setup stops the run, with a report.
+            app::handle_signals()?;
             let cfg = RunConfig::resolve(overrides(*args))?;
             Ok(app::run(cfg)?.1)
         }

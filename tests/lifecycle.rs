@@ -1,4 +1,4 @@
-//! Interruption and dying targets: the report is always written and every failure is classified.
+//! Dying targets: the report is always written and every failure is classified (signals: `signals.rs`).
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -8,27 +8,6 @@ use crate::common::*;
 const LONG: &str = "[load]\nusers = 4\nduration = \"60s\"\n[mock]\noutput_tokens = 2\nfirst_token_delay = \"2ms\"\ntoken_delay = \"1ms\"\n\
     [[user]]\nname = \"U\"\n[[user.step]]\nname = \"chat\"\npost = \"/v1/chat/completions\"\n\
     json = { model = \"m\", messages = [{ role = \"user\", content = \"hi\" }] }\n";
-
-#[test]
-fn sigint_writes_the_partial_report_and_exits_130() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = write(dir.path(), "long.toml", LONG);
-    let out = dir.path().join("o");
-    let mut child = bin()
-        .args(["run", p.to_str().unwrap(), "--out", out.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(2500));
-    signal(&child, "-INT");
-    let status = wait_bounded(&mut child, Duration::from_secs(20));
-    assert_eq!(status.code(), Some(130));
-    let r = read_report(&out);
-    assert_eq!(r["status"], "interrupted");
-    assert!(u(&r["totals"]["requests"]) > 10);
-    assert!(r["duration_s"].as_f64().unwrap() < 30.0);
-}
 
 #[test]
 fn refused_connections_are_classified_not_fatal() {

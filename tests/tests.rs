@@ -14,3 +14,4 @@ mod prometheus;
 mod run_mock;
 mod secrets;
 mod verdicts;
+mod signals;

@@ -16,6 +16,17 @@ pub fn failed(r: &RunReport) -> bool {
     r.thresholds.iter().any(|v| !v.pass) || r.comparison.as_ref().is_some_and(|c| c.failed())
 }
 
+/// Tries where `--junit`, `--summary-md` and `--save-baseline` will be written, before any load is sent.
+pub fn check_paths(o: &GateOutputs) -> Result<(), String> {
+    for (flag, path) in [("--junit", &o.junit), ("--summary-md", &o.summary_md), ("--save-baseline", &o.save_baseline)]
+    {
+        if let Some(p) = path {
+            report::check_writable(p).map_err(|e| format!("{flag}: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
 /// `--junit` and `--summary-md`.
 pub fn write_ci_outputs(r: &RunReport, o: &GateOutputs) -> Result<()> {
     for (path, format) in [(&o.junit, ReportFormat::Junit), (&o.summary_md, ReportFormat::Markdown)] {

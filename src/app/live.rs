@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use crate::engine::{Control, Observer, Plan, Progress};
+use crate::engine::{Control, Observer, Plan, Progress, Signal};
 use crate::metrics::Recorder;
-use crate::report::ProgressDisplay;
+use crate::report::{self, ProgressDisplay};
 use crate::slo::{self, Measurements, Threshold};
 
 use super::verdict::FailFast;
@@ -43,6 +43,16 @@ pub struct LiveGate<'a> {
 }
 
 impl Observer for LiveGate<'_> {
+    fn signalled(&mut self, signal: Signal, count: u32) {
+        // Even with `--quiet`: whoever sent it should know it was heard, and that a second one cuts short.
+        let what = if count > 1 {
+            "stopping now, cutting off requests in flight".to_string()
+        } else {
+            "stopping: users finish their current step (a second signal stops at once)".to_string()
+        };
+        report::print_note(&format!("{} received: {what}", signal.name()));
+    }
+
     fn tick(&mut self, p: &Progress, interval: &Recorder, totals: &Recorder) -> Control {
         for s in self.sinks.iter_mut() {
             s.interval(self.plan, p, interval, totals);

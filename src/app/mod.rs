@@ -3,6 +3,7 @@
 
 mod assemble;
 mod gate;
+mod journal;
 mod live;
 mod metrics_server;
 mod outputs;
@@ -17,7 +18,7 @@ use anyhow::{Context, Result};
 use crate::baseline;
 use crate::client::ClientFactory;
 use crate::config::{RunConfig, Target};
-use crate::engine::{self, Endpoint, EngineSpec, LoadModel, StopReason};
+use crate::engine::{self, Endpoint, EngineSpec, LoadModel, Signal, StopReason};
 use crate::mock::{self, MockConfig};
 use crate::redact;
 use crate::report::{self, ListRow, ProgressDisplay, ReportFormat, RunReport};
@@ -30,10 +31,11 @@ pub enum Outcome {
     Passed,
     /// An SLO threshold or a baseline comparison failed (exit 1).
     GateFailed,
-    /// Ctrl-C: the partial report was written (exit 130).
-    Interrupted,
-    /// The run measured nothing valid: no request succeeded, a fail-fast stop, a worker panic (exit 3).
+    /// The run measured nothing valid, or the tool failed (its report could not be written) (exit 3).
     NothingValid,
+    /// Stopped by a signal: the partial report was written (exit 128 + the signal's number: SIGINT 130,
+    /// SIGTERM 143, SIGHUP 129).
+    Interrupted(Signal),
 }
 
 impl Outcome {
@@ -42,19 +44,28 @@ impl Outcome {
             Outcome::Passed => 0,
             Outcome::GateFailed => 1,
             Outcome::NothingValid => 3,
-            Outcome::Interrupted => 130,
+            Outcome::Interrupted(s) => u8::try_from(128 + s.number()).unwrap_or(u8::MAX),
         }
     }
 }
 
+/// SIGINT, SIGTERM and SIGHUP stop a run from now on instead of killing the process (see `engine::signals`).
+pub fn handle_signals() -> Result<()> {
+    engine::signals::install().map_err(anyhow::Error::msg)
+}
+
 /// Runs a resolved configuration end to end and returns the report with the outcome.
 pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
+    // First (if the caller did not already), so a signal during setup stops the run instead of the process.
+    handle_signals()?;
     let urls = [
         Some(&cfg.target).and_then(|t| if let Target::Url(u) = t { Some(u) } else { None }),
         cfg.prometheus.pushgateway.as_ref(),
     ];
     redact::install(urls.into_iter().flatten().flat_map(|u| redact::url_secrets(u)).collect());
     report::prepare_dir(&cfg.out_dir).map_err(anyhow::Error::msg)?;
+    // Every output path is tried now: an unwritable one is exit 2 in the first second, not after the run.
+    gate::check_paths(&cfg.outputs).map_err(anyhow::Error::msg)?;
     // Read before any load is sent: a missing or corrupt baseline is exit 2 in the first second.
     let baseline = cfg.outputs.baseline.as_deref().map(baseline::load).transpose().map_err(anyhow::Error::msg)?;
     let mock = match &cfg.target {
@@ -79,6 +90,7 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
     let secrets = scenario::secret_values([s.source.as_str()]);
     // Before any load is sent: what a server may echo is masked from its first answer on.
     redact::install(secrets.iter().cloned().chain(plan_secrets(&plan)).collect());
+    let description = assemble::describe(&cfg, &plan, &base_url);
     if !cfg.quiet {
         let target = match mock {
             Some(_) => format!("embedded mock gateway at {base_url}"),
@@ -132,6 +144,8 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
     if let Some(p) = metrics_server::PromSink::start(&s.name, &plan, &cfg.prometheus, cfg.insecure, cfg.quiet)? {
         gate.sinks.push(Box::new(p));
     }
+    // Last, so a bad path of another live file leaves no journal of a run that never started.
+    gate.sinks.push(Box::new(journal::JournalSink::create(&cfg.out_dir, &description).map_err(anyhow::Error::msg)?));
     // A breaking-point search breaks a level on a failed threshold as on its own limits.
     let slo = |r: &engine::EngineResult| {
         let verdicts = crate::slo::evaluate(&cfg.thresholds, &live::measurements(&plan, &r.total, r.elapsed));
@@ -157,13 +171,13 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
     let aborted_by = gate.aborted_by.take().filter(|_| result.stop == StopReason::Aborted);
     let fail_fast =
         gate.fail_fast.stopped.take().filter(|_| result.stop == StopReason::Aborted && aborted_by.is_none());
-    let mut rep = assemble::build(&cfg, &plan, &base_url, &result);
+    let mut rep = assemble::build(&description, &result);
     if fail_fast.is_some() {
         rep.stop_reason = "fail_fast".into();
     }
     rep.failure = verdict::judge(&plan.steps, &result, fail_fast);
     // A signal keeps its own status (and exit code); any other run that measured nothing valid is `failed`.
-    if rep.failure.is_some() && result.stop != StopReason::Interrupted {
+    if rep.failure.is_some() && !matches!(result.stop, StopReason::Interrupted(_)) {
         rep.status = report::RunStatus::Failed;
     }
     if !cfg.thresholds.is_empty() {
@@ -181,7 +195,6 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
             v.aborted_run = aborted_by.as_deref() == Some(v.threshold.as_str());
         }
     }
-    rep.regression = Some(cfg.regression.clone());
     if let (Some(levels), Some(outcomes)) = (&cfg.levels, &outcomes) {
         rep.levels = Some(assemble::levels_report(levels, outcomes));
     }
@@ -193,39 +206,60 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
         let c = baseline::compare(b, &path.display().to_string(), &rep, &cfg.regression).map_err(anyhow::Error::msg)?;
         rep.comparison = Some(c);
     }
-    let path = report::write_outputs(&rep, &cfg.out_dir, &cfg.files.formats).map_err(anyhow::Error::msg)?;
-    gate::write_ci_outputs(&rep, &cfg.outputs)?;
+    // A report that cannot be written (a full disk) must not hide the verdict: the CI files and the baseline
+    // are still tried, the summary and the verdict printed, then what failed, and the exit code says so.
+    let mut failed_writes = Vec::new();
+    let path = match report::write_outputs(&rep, &cfg.out_dir, &cfg.files.formats) {
+        Ok(p) => {
+            // The report holds everything the journal did; it was only there in case the process died.
+            journal::remove(&cfg.out_dir);
+            Some(p)
+        }
+        Err(e) => {
+            failed_writes.push(e);
+            None
+        }
+    };
+    if let Err(e) = gate::write_ci_outputs(&rep, &cfg.outputs) {
+        failed_writes.push(format!("{e:#}"));
+    }
     if cfg.quiet {
         gate::print_warnings(&rep);
     } else {
         report::print_out(&ReportFormat::Table.render(&rep));
-        report::print_note(&format!("report: {}", path.display()));
+        if let Some(p) = &path {
+            report::print_note(&format!("report: {}", p.display()));
+        }
     }
     if let Some(to) = &cfg.outputs.save_baseline {
-        gate::save_baseline(&rep, to, cfg.quiet)?;
+        if let Err(e) = gate::save_baseline(&rep, to, cfg.quiet) {
+            failed_writes.push(format!("{e:#}"));
+        }
     }
     let below_floor = rep
         .levels
         .as_ref()
         .and_then(|l| l.min_sustainable.map(|min| l.last_ok.is_none_or(|ok| ok < min)))
         .unwrap_or(false);
-    // Precedence: a signal, then nothing valid measured (3), then a failed gate (1).
-    let outcome = if result.stop == StopReason::Interrupted {
-        Outcome::Interrupted
-    } else if rep.failure.is_some() {
-        Outcome::NothingValid
-    } else if below_floor || gate::failed(&rep) {
-        Outcome::GateFailed
-    } else {
-        Outcome::Passed
-    };
-    if outcome == Outcome::GateFailed {
+    let gate_failed = below_floor || gate::failed(&rep);
+    let interrupted = matches!(result.stop, StopReason::Interrupted(_));
+    if gate_failed && !interrupted && rep.failure.is_none() {
         gate::print_failures(&rep, below_floor);
     }
     // Printed even with --quiet, and whatever the exit code: a red CI job says why it measured nothing.
     if let Some(f) = &rep.failure {
         report::print_note(&f.message);
     }
+    for e in &failed_writes {
+        report::print_error(e);
+    }
+    // Precedence: a signal, then nothing valid measured or the report not written (3), then a failed gate (1).
+    let outcome = match result.stop {
+        StopReason::Interrupted(s) => Outcome::Interrupted(s),
+        _ if rep.failure.is_some() || !failed_writes.is_empty() => Outcome::NothingValid,
+        _ if gate_failed => Outcome::GateFailed,
+        _ => Outcome::Passed,
+    };
     Ok((rep, outcome))
 }
 

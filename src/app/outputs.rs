@@ -76,7 +76,7 @@ impl HlogSink {
 
 impl IntervalSink for HlogSink {
     fn interval(&mut self, _plan: &Plan, p: &Progress, interval: &Recorder, _totals: &Recorder) {
-        let length = Duration::from_secs_f64(p.interval_s.max(0.0));
+        let length = Duration::try_from_secs_f64(p.interval_s.max(0.0)).unwrap_or(Duration::ZERO);
         let hists = self.steps.iter().filter_map(|&i| interval.steps.get(i)).map(|s| &s.latency);
         self.writer.write(hists, self.elapsed, length);
         self.elapsed += length;
@@ -89,8 +89,19 @@ impl IntervalSink for HlogSink {
 
 /// `run-load-test report RESULT --format ...`: renders a stored result again. Without `--out` text formats go
 /// to stdout and CSV (three files) beside the result; without formats the summary table is printed.
+/// When the run journal is there but `result.json` is missing or older (the process was killed, perhaps in a
+/// folder an earlier run had written), `result.json` is rebuilt from the journal first.
 pub fn rerender(source: &Path, formats: &[ReportFormat], out: Option<&Path>) -> Result<()> {
     let path = if source.is_dir() { source.join("result.json") } else { source.to_path_buf() };
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if journal_is_newer(&path, &dir.join(report::JOURNAL)) {
+        let r = super::journal::rebuild(dir).map_err(anyhow::Error::msg)?;
+        let written = report::write_outputs(&r, dir, &[]).map_err(anyhow::Error::msg)?;
+        if let Some(note) = &r.rebuilt {
+            report::print_note(note);
+        }
+        report::print_note(&format!("wrote {}", written.display()));
+    }
     let r = baseline::read_result(&path, "result").map_err(anyhow::Error::msg)?;
     if formats.is_empty() {
         report::print_out(&ReportFormat::Table.render(&r));
@@ -108,6 +119,17 @@ pub fn rerender(source: &Path, formats: &[ReportFormat], out: Option<&Path>) -> 
         }
     }
     Ok(())
+}
+
+/// A journal is removed once its run's `result.json` is written: one still there and newer than any
+/// `result.json` is of a run that died.
+fn journal_is_newer(result: &Path, journal: &Path) -> bool {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    match (modified(journal), modified(result)) {
+        (None, _) => false,
+        (Some(_), None) => true,
+        (Some(j), Some(r)) => j > r,
+    }
 }
 
 fn note_written(written: Result<Vec<std::path::PathBuf>, String>) -> Result<()> {

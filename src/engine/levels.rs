@@ -98,7 +98,7 @@ pub fn run_levels(
     for &level in &levels.values {
         let r = run(spec(levels.load(level)), observer)?;
         let broken = levels.judge(&r).or_else(|| levels.limits.as_ref().and_then(|_| slo(&r)));
-        let stop = broken.is_some() || matches!(r.stop, StopReason::Interrupted | StopReason::Aborted);
+        let stop = broken.is_some() || matches!(r.stop, StopReason::Interrupted(_) | StopReason::Aborted);
         outcomes.push(LevelOutcome { level, elapsed: r.elapsed, total: r.total.clone(), broken });
         merged = Some(match merged {
             None => r,

@@ -1,5 +1,5 @@
 //! Runs the load: worker threads with virtual users, the closed-model spawn schedule, stop conditions
-//! (duration, iterations, Ctrl-C) and the once-a-second merge of worker snapshots into totals and a time series.
+//! (duration, iterations, SIGINT/SIGTERM/SIGHUP) and the once-a-second merge of worker snapshots into totals and a time series.
 //! Formats nothing and judges nothing: progress goes to an `Observer`, results come back as data.
 
 mod aggregate;
@@ -7,6 +7,7 @@ mod json_body;
 mod levels;
 mod open;
 pub mod plan;
+pub mod signals;
 mod stages;
 mod step;
 mod vu;
@@ -21,6 +22,7 @@ use tokio::time::Instant;
 pub use aggregate::Progress;
 pub use levels::{BreakLimits, LevelKind, LevelOutcome, Levels, run_levels};
 pub use plan::{Endpoint, Plan, StepInfo, TagFilter, compile};
+pub use signals::Signal;
 pub use stages::{Stage, parse_plan, peak as stages_peak, total as stages_total};
 
 use crate::client::ClientFactory;
@@ -111,7 +113,8 @@ pub struct EngineSpec {
 pub enum StopReason {
     DurationElapsed,
     IterationsDone,
-    Interrupted,
+    /// SIGINT, SIGTERM or SIGHUP (the first one received).
+    Interrupted(Signal),
     /// The observer asked to stop (a threshold with `abort_on_fail` failed).
     Aborted,
 }
@@ -141,6 +144,9 @@ pub enum Control {
 /// recorded so far.
 pub trait Observer {
     fn tick(&mut self, progress: &Progress, interval: &Recorder, totals: &Recorder) -> Control;
+
+    /// A stop signal arrived: `count` of them so far (the first stops gracefully, the second at once).
+    fn signalled(&mut self, _signal: Signal, _count: u32) {}
 }
 
 /// Users in spawn order with their class, by smooth weighted round-robin: any prefix of the population has
@@ -159,6 +165,11 @@ fn assign_classes(weights: &[u32], users: u32) -> Vec<usize> {
         })
         .collect()
 }
+
+/// How often the run looks at the signal counters: well under the second a stop may take.
+const SIGNAL_POLL: Duration = Duration::from_millis(50);
+/// How long workers may take to hand over their last snapshot after a hard stop.
+const JOIN_BOUND: Duration = Duration::from_secs(3);
 
 pub fn run(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineResult, String> {
     crate::client::raise_fd_limit();
@@ -218,6 +229,15 @@ async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineRe
         open: matches!(load, LoadModel::Open(_)),
         deadline: load.duration().map(|d| start + d),
     });
+    // A signal during setup (or between a sweep's levels): the users start already stopped.
+    let (pending, count) = signals::received();
+    let mut reason = pending.map(StopReason::Interrupted);
+    if count > 0 {
+        stop.graceful.cancel();
+    }
+    if count > 1 {
+        stop.hard.cancel();
+    }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut handles = Vec::new();
     for (w, job) in jobs.into_iter().enumerate() {
@@ -232,24 +252,35 @@ async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineRe
     let mut agg = aggregate::Aggregator::new(workers, n_steps, n_flows, start, load.duration());
     let far = start + NEVER;
     let deadline = load.duration().map_or(far, |d| start + d);
-    let mut hard_at = far;
-    let mut reason = None;
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
+    let mut hard_at = if count > 0 { start + graceful_stop.min(Duration::from_secs(2)) } else { far };
+    // After a hard stop, workers get this long to hand over their last snapshot; one stuck where no abort
+    // reaches it (a blocking call) is left behind rather than keeping the process alive.
+    let mut give_up = if count > 1 { start + JOIN_BOUND } else { far };
+    let mut all_returned = false;
+    let interrupted = |r: &Option<StopReason>| matches!(r, Some(StopReason::Interrupted(_)));
+    // Signals are counted by their handlers; polled here so one received before this run began still stops it.
+    let mut signals_seen = count;
+    if let Some(s) = pending {
+        observer.signalled(s, count);
+    }
+    let mut poll = tokio::time::interval(SIGNAL_POLL);
     loop {
         tokio::select! {
             msg = rx.recv() => match msg {
                 Some(snap) => {
                     for (p, interval) in agg.absorb(snap) {
                         let abort = observer.tick(&p, &interval, agg.total()) == Control::Abort;
-                        if abort && !matches!(reason, Some(StopReason::Interrupted | StopReason::Aborted)) {
+                        if abort && !interrupted(&reason) && reason != Some(StopReason::Aborted) {
                             reason = Some(StopReason::Aborted);
                             stop.graceful.cancel();
                             hard_at = hard_at.min(Instant::now() + graceful_stop);
                         }
                     }
                 }
-                None => break,
+                None => {
+                    all_returned = true;
+                    break;
+                }
             },
             _ = tokio::time::sleep_until(deadline), if reason.is_none() => {
                 reason = Some(StopReason::DurationElapsed);
@@ -259,20 +290,36 @@ async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineRe
             _ = tokio::time::sleep_until(hard_at) => {
                 stop.hard.cancel();
                 hard_at = far;
+                give_up = give_up.min(Instant::now() + JOIN_BOUND);
             },
-            r = &mut ctrl_c, if reason != Some(StopReason::Interrupted) => {
-                if r.is_ok() {
-                    reason = Some(StopReason::Interrupted);
-                    stop.graceful.cancel();
-                    hard_at = hard_at.min(Instant::now() + graceful_stop.min(Duration::from_secs(2)));
+            _ = tokio::time::sleep_until(give_up) => break,
+            _ = poll.tick() => {
+                let (first, count) = signals::received();
+                if count > signals_seen {
+                    signals_seen = count;
+                    observer.signalled(first.unwrap_or(Signal::Int), count);
+                    if !interrupted(&reason) {
+                        reason = Some(StopReason::Interrupted(first.unwrap_or(Signal::Int)));
+                        stop.graceful.cancel();
+                        hard_at = hard_at.min(Instant::now() + graceful_stop.min(Duration::from_secs(2)));
+                    }
+                    if count >= 2 {
+                        stop.hard.cancel();
+                        hard_at = far;
+                        give_up = give_up.min(Instant::now() + JOIN_BOUND);
+                    }
                 }
             },
         }
     }
     let mut thread_panics = Vec::new();
     for h in handles {
-        if let Err(p) = h.join() {
-            thread_panics.push(worker::panic_message(p.as_ref()));
+        // Once every worker returned, joining is immediate; otherwise one still running was given up on (see
+        // `give_up`) and joining it could wait forever.
+        if all_returned || h.is_finished() {
+            if let Err(p) = h.join() {
+                thread_panics.push(worker::panic_message(p.as_ref()));
+            }
         }
     }
     let elapsed = start.elapsed();

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use super::{Hist, add_hist, micros, new_hist, record};
 
 /// One LLM response as measured by the client.
@@ -27,24 +29,30 @@ pub struct LlmSample<'a> {
     pub cost: f64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelStats {
     pub model: String,
     pub requests: u64,
     pub fallbacks: u64,
     pub output_tokens: u64,
     pub cost: f64,
+    #[serde(with = "super::hist_serde")]
     pub latency: Hist,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LlmStats {
     pub responses: u64,
     pub streamed: u64,
+    #[serde(with = "super::hist_serde")]
     pub ttft: Hist,
+    #[serde(with = "super::hist_serde")]
     pub ttfo: Hist,
+    #[serde(with = "super::hist_serde")]
     pub icl: Hist,
+    #[serde(with = "super::hist_serde")]
     pub tpot: Hist,
+    #[serde(with = "super::hist_serde")]
     pub ntpot: Hist,
     pub output_tokens: u64,
     pub input_tokens: u64,

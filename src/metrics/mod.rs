@@ -9,6 +9,7 @@ use std::fmt;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
 
 pub use buckets::{Buckets, DURATION_BOUNDS_US};
 pub use llm::{LlmSample, LlmStats, ModelStats};
@@ -35,12 +36,34 @@ pub fn record(h: &mut Hist, v: u64) {
     }
 }
 
+/// Histograms of a serialized recorder (the run journal) as in reports: V2 deflate, base64; empty as `""`.
+pub(crate) mod hist_serde {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    use super::{Hist, decode_histogram, encode_nonempty, new_hist};
+
+    pub fn serialize<S: Serializer>(h: &Hist, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&encode_nonempty(h))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Hist, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.is_empty() {
+            return Ok(new_hist());
+        }
+        let mut h = decode_histogram(&text).map_err(D::Error::custom)?;
+        // Decoded histograms are sized to their values; merging others into them must not fail.
+        h.auto(true);
+        Ok(h)
+    }
+}
+
 fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
 }
 
 /// How a request failed. The `Display` form is the stable key used in reports and thresholds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum ErrorKind {
     /// The connection could not be made or broke before a response arrived.
     Connect,
@@ -75,7 +98,7 @@ impl fmt::Display for ErrorKind {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorCount {
     pub kind: ErrorKind,
     pub count: u64,
@@ -84,15 +107,18 @@ pub struct ErrorCount {
 }
 
 /// Counters and histograms of one step. Failed requests stay out of the latency histograms.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepStats {
     pub requests: u64,
     pub failures: u64,
     pub bytes: u64,
     /// Open model: from the intended start of the request; closed model: from its actual send.
+    #[serde(with = "hist_serde")]
     pub latency: Hist,
     /// Open model only: from the actual send, so the coordinated-omission correction can be seen.
+    #[serde(with = "hist_serde")]
     pub uncorrected: Hist,
+    #[serde(with = "hist_serde")]
     pub ttfb: Hist,
     pub errors: Vec<ErrorCount>,
     /// Attempts answered with a retryable status (429 by default) and sent again after the advised wait.
@@ -198,12 +224,14 @@ fn add_hist(into: &mut Hist, from: &Hist) {
 }
 
 /// One user class's iterations (flows): a flow completes when every step ran and none failed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FlowStats {
     pub completed: u64,
     pub failed: u64,
+    #[serde(with = "hist_serde")]
     pub latency: Hist,
     /// Steps (requests) per completed flow: varies with ReAct loops.
+    #[serde(with = "hist_serde")]
     pub steps: Hist,
     /// Cost of completed flows.
     pub cost: f64,
@@ -245,7 +273,7 @@ impl FlowStats {
 }
 
 /// What one worker thread measured: one `StepStats` per step of the plan, one `FlowStats` per user class.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Recorder {
     pub steps: Vec<StepStats>,
     pub flows: Vec<FlowStats>,
@@ -255,6 +283,7 @@ pub struct Recorder {
     pub arrivals: u64,
     pub dropped: u64,
     /// Open model: actual − intended start of each started iteration (the generator's own lateness).
+    #[serde(with = "hist_serde")]
     pub lag: Hist,
 }
 

@@ -77,3 +77,32 @@ proptest! {
         prop_assert!(s.p95_ms <= s.p99_ms && s.p99_ms <= s.p999_ms && s.p999_ms <= s.max_ms);
     }
 }
+
+#[test]
+fn a_serialized_recorder_reads_back_the_same() {
+    let mut r = Recorder::new(2, 1);
+    r.steps[0].record_ok(Duration::from_millis(12), Duration::from_millis(3), 40);
+    r.steps[0].record_err(ErrorKind::Status(503), 7, || "busy".into());
+    r.steps[1].record_llm(&LlmSample {
+        latency: Duration::from_millis(9),
+        output_tokens: 5,
+        model: "m",
+        ..Default::default()
+    });
+    r.flows[0].record(true, Duration::from_millis(20), 2, 0.5);
+    r.arrivals = 3;
+    let back: Recorder = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+    let (a, b) = (r.total(), back.total());
+    assert_eq!((b.requests, b.failures, b.bytes), (a.requests, a.failures, a.bytes));
+    assert_eq!(b.latency, a.latency);
+    assert_eq!(back.steps[0].errors[0].kind, ErrorKind::Status(503));
+    assert_eq!(back.steps[0].errors[0].sample, "busy");
+    assert_eq!(back.steps[1].llm.as_ref().unwrap().output_tokens, 5);
+    assert_eq!(back.flows[0].steps, r.flows[0].steps);
+    assert_eq!(back.arrivals, 3);
+    // Read back, histograms still take any value and any merge.
+    let mut merged = back.clone();
+    merged.add(&back);
+    merged.steps[0].record_ok(Duration::from_secs(3600), Duration::from_secs(1), 0);
+    assert_eq!(merged.steps[0].latency.len(), 3);
+}

@@ -78,5 +78,6 @@ pub(crate) fn one_step(scenario: &str, user: &str, step: &str, stats: &StepStats
         levels: None,
         histograms: hist,
         mock_stats: None,
+        rebuilt: None,
     }
 }

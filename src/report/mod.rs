@@ -10,6 +10,7 @@ mod escape_tests;
 pub(crate) mod fixture;
 mod gate;
 mod html;
+mod journal;
 mod junit;
 mod live;
 mod markdown;
@@ -23,10 +24,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use gate::{describe_regression, fmt_observed, render_comparison};
+pub use journal::{JOURNAL, JournalWriter, read_journal, remove_journal};
 pub use live::{HlogWriter, LivePoint, LiveStep, NdjsonWriter};
 pub use progress::ProgressDisplay;
 pub use table::{ListRow, render_list, render_summary};
-pub use writer::{prepare_dir, write_file, write_formats, write_outputs};
+pub use writer::{check_writable, prepare_dir, write_file, write_formats, write_outputs};
 
 use crate::metrics::{ErrorSummary, FlowSummary, LatencySummary, RequestSummary, SeriesPoint};
 
@@ -46,7 +48,8 @@ pub struct RunReport {
     pub ended_at: String,
     pub duration_s: f64,
     pub status: RunStatus,
-    /// `duration_elapsed`, `iterations_done`, `interrupted`, `threshold_abort` or `fail_fast`.
+    /// `duration_elapsed`, `iterations_done`, `threshold_abort`, `fail_fast`, `interrupted` (SIGINT), `sigterm`,
+    /// `sighup`, or `killed` (rebuilt from the journal of a process that died).
     pub stop_reason: String,
     /// Set when the run measured nothing valid (status `failed`, exit code 3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -84,6 +87,10 @@ pub struct RunReport {
     /// injected can be compared with what was measured. Absent for a real target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mock_stats: Option<serde_json::Value>,
+    /// Set when the process died before writing this report and `report DIR` rebuilt it from the run journal:
+    /// says so, and up to which second of the run the journal went.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebuilt: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -145,7 +152,7 @@ pub struct LoadInfo {
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     Completed,
-    /// Ctrl-C.
+    /// Stopped by a signal (SIGINT, SIGTERM, SIGHUP), or killed and rebuilt from its journal.
     Interrupted,
     /// A threshold with `abort_on_fail` failed during the run.
     Aborted,
@@ -392,7 +399,8 @@ fn printable(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Prints an error line for a failed command, the way every command reports failure.
+/// Prints an error line for a failed command, the way every command reports failure. A stderr gone away (the
+/// terminal closed: SIGHUP) must not turn a stopped run into a panic.
 pub fn print_error(message: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr().lock(), "error: {}", printable(message));

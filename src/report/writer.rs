@@ -35,18 +35,88 @@ pub fn write_formats(report: &RunReport, dir: &Path, formats: &[ReportFormat]) -
 }
 
 /// Writes a file through a temporary one beside it, so a reader (or a CI step) never sees half of it; creates
-/// the parent directory. Every report file passes here, so here the run's secrets are masked (in a `.json`
-/// file, in string values only: its keys are the schema's).
+/// the parent directory. On any failure (a full disk) the temporary file is removed. Every report file passes
+/// here, so here the run's secrets are masked (in a `.json` file, in string values only: its keys are the
+/// schema's).
 pub fn write_file(path: &Path, text: &str) -> Result<(), String> {
     let text = if path.extension().is_some_and(|e| e == "json") {
         crate::redact::json(text)
     } else {
         crate::redact::text(text)
     };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let (dir, tmp) = temporary(path);
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+    let written = std::fs::write(&tmp, text.as_bytes())
+        .map_err(|e| format!("cannot write `{}`: {e}", path.display()))
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| format!("cannot write `{}`: {e}", path.display())));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// Whether `write_file` will be able to write `path`: its directory exists or can be created and takes a new
+/// file, and `path` is not a directory. Tried before a run so a bad path fails in its first second.
+pub fn check_writable(path: &Path) -> Result<(), String> {
+    if path.is_dir() {
+        return Err(format!("`{}` is a directory; give a file path", path.display()));
+    }
+    let (dir, tmp) = temporary(path);
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+    std::fs::write(&tmp, b"").map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+    let _ = std::fs::remove_file(&tmp);
+    Ok(())
+}
+
+/// The directory of `path` and the temporary file written there first.
+fn temporary(path: &Path) -> (&Path, PathBuf) {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, text.as_bytes()).map_err(|e| format!("cannot write `{}`: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("cannot write `{}`: {e}", path.display()))
+    (dir, dir.join(format!(".{name}.tmp")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leftovers(dir: &Path) -> Vec<String> {
+        let names = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned());
+        names.filter(|n| n.ends_with(".tmp")).collect()
+    }
+
+    #[test]
+    fn a_failed_rename_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory where the file should go: the temporary file is written, the rename fails.
+        let target = dir.path().join("report.html");
+        std::fs::create_dir(&target).unwrap();
+        let e = write_file(&target, "x").unwrap_err();
+        assert!(e.starts_with("cannot write") && e.contains("report.html"), "{e}");
+        assert_eq!(leftovers(dir.path()), Vec::<String>::new());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_full_disk_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // The temporary file's name leads to /dev/full: every write fails with ENOSPC, as on a full disk.
+        std::os::unix::fs::symlink("/dev/full", dir.path().join(".result.json.tmp")).unwrap();
+        let e = write_file(&dir.path().join("result.json"), "{}").unwrap_err();
+        assert!(e.contains("result.json"), "{e}");
+        assert_eq!(leftovers(dir.path()), Vec::<String>::new());
+        assert!(!dir.path().join("result.json").exists());
+    }
+
+    #[test]
+    fn unwritable_paths_are_found_before_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("plain");
+        std::fs::write(&file, "").unwrap();
+        // Running as root, permission bits stop nothing: a regular file as a parent directory does.
+        let e = check_writable(&file.join("junit.xml")).unwrap_err();
+        assert!(e.starts_with("cannot create"), "{e}");
+        assert!(check_writable(dir.path()).unwrap_err().contains("is a directory"));
+        check_writable(&dir.path().join("new/sub/junit.xml")).unwrap();
+        assert!(leftovers(&dir.path().join("new/sub")).is_empty());
+    }
 }

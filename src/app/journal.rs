@@ -1,0 +1,192 @@
+//! The run journal as an interval sink: the run's description first, then each second's recorder, so a run
+//! killed outright can still be reported (`report DIR`). Nothing here touches the hot path: it is fed the
+//! interval the engine merged anyway, once a second, on the merging thread.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use super::assemble::{self, RunDescription};
+use super::live::IntervalSink;
+use crate::engine::{EngineResult, Plan, Progress, StopReason};
+use crate::metrics::{Recorder, series_point};
+use crate::report::{self, JOURNAL, JournalWriter, RunReport, RunStatus};
+
+/// Bumped on any incompatible change of the journal's lines.
+const VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Header {
+    journal: u32,
+    /// RFC 3339, UTC: when the journal (and, within milliseconds, the run) started.
+    started_at: String,
+    run: RunDescription,
+}
+
+/// One second of the run, as the engine merged it.
+#[derive(Serialize)]
+struct SecondOut<'a> {
+    /// Seconds of run before this interval (a sweep's levels follow on).
+    t: f64,
+    /// Length of the interval: 1 s, except the last one of a run (or of a level).
+    d: f64,
+    users: u64,
+    in_flight: u64,
+    rec: &'a Recorder,
+}
+
+#[derive(Deserialize)]
+struct SecondIn {
+    t: f64,
+    d: f64,
+    users: u64,
+    in_flight: u64,
+    rec: Recorder,
+}
+
+pub struct JournalSink {
+    writer: JournalWriter,
+    t: f64,
+}
+
+impl JournalSink {
+    /// Starts `dir/journal.ndjson` with the run's description.
+    pub fn create(dir: &Path, run: &RunDescription) -> Result<Self, String> {
+        let started_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+        let header = Header { journal: VERSION, started_at, run: run.clone() };
+        Ok(JournalSink { writer: JournalWriter::create(dir, &header)?, t: 0.0 })
+    }
+}
+
+impl IntervalSink for JournalSink {
+    fn interval(&mut self, _plan: &Plan, p: &Progress, interval: &Recorder, _totals: &Recorder) {
+        let line = SecondOut { t: self.t, d: p.interval_s, users: p.users, in_flight: p.in_flight, rec: interval };
+        self.writer.append(&line);
+        self.t += p.interval_s;
+    }
+
+    fn finish(&mut self) -> Result<(), String> {
+        self.writer.finish()
+    }
+}
+
+/// Removes the journal once the report it would rebuild is written.
+pub fn remove(dir: &Path) {
+    report::remove_journal(dir);
+}
+
+/// The report of a run that died before writing it, from its journal in `dir`: every second the journal holds,
+/// `status: interrupted`, `stop_reason: killed`, and `rebuilt` saying so.
+pub fn rebuild(dir: &Path) -> Result<RunReport, String> {
+    let path = dir.join(JOURNAL);
+    let (h, seconds): (Header, Vec<SecondIn>) = report::read_journal(&path)?;
+    if h.journal != VERSION {
+        return Err(format!(
+            "{}: journal version {} is not {VERSION}; rebuild it with the same version",
+            path.display(),
+            h.journal
+        ));
+    }
+    let (steps, flows) = (h.run.steps.len(), h.run.flows.len());
+    let mut total = Recorder::new(steps, flows);
+    let mut series = Vec::with_capacity(seconds.len());
+    let mut elapsed = 0.0f64;
+    for (i, s) in seconds.iter().enumerate() {
+        if s.rec.steps.len() != steps || s.rec.flows.len() != flows {
+            return Err(format!("{}:{}: the second does not match the run's steps", path.display(), i + 2));
+        }
+        let t = s.rec.total();
+        total.add(&s.rec);
+        series.push(series_point(s.t, s.d, &t, &total.total(), s.users, s.in_flight));
+        elapsed = elapsed.max(s.t + s.d);
+    }
+    let started_at = humantime::parse_rfc3339_weak(&h.started_at)
+        .map_err(|e| format!("{}:1: started_at `{}`: {e}", path.display(), h.started_at))?;
+    let result = EngineResult {
+        total,
+        series,
+        started_at,
+        // A journal is input like any file: a corrupt time must not panic.
+        elapsed: Duration::try_from_secs_f64(elapsed).unwrap_or(Duration::ZERO),
+        stop: StopReason::DurationElapsed,
+        cpu: Duration::ZERO,
+        workers: 1,
+        panics: Vec::new(),
+    };
+    let mut rep = assemble::build(&h.run, &result);
+    rep.status = RunStatus::Interrupted;
+    rep.stop_reason = "killed".into();
+    rep.rebuilt = Some(format!(
+        "rebuilt from {JOURNAL}: the process died before writing its report; {} seconds recorded, up to {elapsed:.1} s \
+         into the run (what followed, at most a second, is lost; thresholds and sweep levels were not judged)",
+        seconds.len()
+    ));
+    Ok(rep)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::StepStats;
+
+    fn description() -> RunDescription {
+        let r = crate::report::fixture::one_step("s", "U", "chat", &StepStats::default(), 1.0);
+        let label =
+            |m: &str| assemble::StepLabel { user: "U".into(), name: m.into(), method: m.into(), path: "/".into() };
+        RunDescription {
+            scenario: r.scenario,
+            target: r.target,
+            load: r.load,
+            steps: vec![label("POST"), label(crate::engine::plan::DELAY)],
+            flows: vec!["U".into()],
+            regression: None,
+        }
+    }
+
+    fn second(t: f64, ms: &[u64], failures: u64) -> String {
+        let mut rec = Recorder::new(2, 1);
+        for &m in ms {
+            rec.steps[0].record_ok(Duration::from_millis(m), Duration::from_millis(1), 10);
+        }
+        for _ in 0..failures {
+            rec.steps[0].record_err(crate::metrics::ErrorKind::Timeout, 0, || "slow".into());
+        }
+        serde_json::to_string(&SecondOut { t, d: 1.0, users: 2, in_flight: 1, rec: &rec }).unwrap()
+    }
+
+    #[test]
+    fn a_journal_rebuilds_the_report_of_its_seconds() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = JournalSink::create(dir.path(), &description()).unwrap();
+        sink.finish().unwrap();
+        let empty = rebuild(dir.path()).unwrap();
+        assert_eq!((empty.totals.requests, empty.series.len()), (0, 0));
+        let path = dir.path().join(JOURNAL);
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text += &format!("{}\n{}\n{{\"t\":2.0,", second(0.0, &[5, 7], 1), second(1.0, &[100], 0));
+        std::fs::write(&path, text).unwrap();
+        let r = rebuild(dir.path()).unwrap();
+        assert_eq!((r.status, r.stop_reason.as_str()), (RunStatus::Interrupted, "killed"));
+        assert_eq!((r.totals.requests, r.totals.failures, r.series.len()), (4, 1, 2));
+        assert_eq!(r.steps.len(), 1, "the delay step has no row");
+        assert_eq!(r.errors[0].kind, "timeout");
+        assert!((r.totals.latency.as_ref().unwrap().max_ms - 100.0).abs() < 0.5);
+        assert_eq!(r.duration_s, 2.0);
+        assert!(r.rebuilt.as_deref().unwrap().contains("2 seconds recorded, up to 2.0 s"), "{:?}", r.rebuilt);
+    }
+
+    #[test]
+    fn a_journal_of_another_shape_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = description();
+        d.steps.pop();
+        JournalSink::create(dir.path(), &d).unwrap();
+        let path = dir.path().join(JOURNAL);
+        let text = std::fs::read_to_string(&path).unwrap() + &second(0.0, &[5], 0) + "\n";
+        std::fs::write(&path, text).unwrap();
+        let e = rebuild(dir.path()).unwrap_err();
+        assert!(e.contains("journal.ndjson:2: the second does not match"), "{e}");
+    }
+}
