@@ -13,5 +13,5 @@ mod outputs;
 mod prometheus;
 mod run_mock;
 mod secrets;
-mod verdicts;
 mod signals;
+mod verdicts;

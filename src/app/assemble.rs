@@ -162,7 +162,8 @@ pub fn build(d: &RunDescription, r: &EngineResult) -> RunReport {
             .filter(|l| l.p99_ms > 10.0)
             .map(|l| format!("open-model schedule lag p99 {:.1} ms: iterations started late", l.p99_ms))
     };
-    let window = d.load.duration_s.map_or(elapsed, |s| Duration::try_from_secs_f64(s.max(0.0)).unwrap_or(elapsed).min(elapsed));
+    let window =
+        d.load.duration_s.map_or(elapsed, |s| Duration::try_from_secs_f64(s.max(0.0)).unwrap_or(elapsed).min(elapsed));
     let open_summary = (d.load.model == "open").then(|| OpenSummary {
         target_rate: d.load.rate.unwrap_or(0.0),
         // Over the arrival window: the drain of the last iterations after it is not a lower rate.
