@@ -11,7 +11,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 pub use buckets::{Buckets, DURATION_BOUNDS_US};
-pub use llm::{LlmSample, LlmStats, ModelStats};
+pub use llm::{LlmSample, LlmStats, MAX_MODELS, ModelStats, OTHER_MODEL, served_model_label};
 pub use summary::{
     Cumulative, ErrorSummary, FlowSummary, LatencySummary, LlmSummary, ModelSummary, RequestSummary, SeriesPoint,
     decode_histogram, encode_histogram, encode_nonempty, latency_summary, llm_summary, request_summary, series_point,
@@ -42,8 +42,10 @@ fn micros(d: Duration) -> u64 {
 /// How a request failed. The `Display` form is the stable key used in reports and thresholds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ErrorKind {
-    /// The connection could not be made or broke before a response arrived.
+    /// The connection could not be made, or was closed or reset before a complete response head arrived.
     Connect,
+    /// The server sent bytes that are not valid HTTP/1.1 (status line, header, chunk size, oversized head).
+    Protocol,
     /// The per-request timeout elapsed.
     Timeout,
     /// A status outside the expected set (not 429).
@@ -54,7 +56,7 @@ pub enum ErrorKind {
     Check,
     /// A malformed or truncated event stream.
     Stream,
-    /// The response body could not be read completely.
+    /// The response body broke off after the head, was larger than `max_body`, or could not be read.
     Body,
 }
 
@@ -62,6 +64,7 @@ impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ErrorKind::Connect => f.write_str("connect"),
+            ErrorKind::Protocol => f.write_str("protocol"),
             ErrorKind::Timeout => f.write_str("timeout"),
             ErrorKind::Status(c) => write!(f, "status:{c}"),
             ErrorKind::RateLimited => f.write_str("rate_limited"),
@@ -94,6 +97,8 @@ pub struct StepStats {
     pub errors: Vec<ErrorCount>,
     /// Attempts answered with a retryable status (429 by default) and sent again after the advised wait.
     pub retries: u64,
+    /// Retry-After advice that was negative, not a number or not a date, and so was ignored.
+    pub retry_after_invalid: u64,
     /// Present once the step produced an LLM response.
     pub llm: Option<Box<LlmStats>>,
 }
@@ -109,6 +114,7 @@ impl Default for StepStats {
             ttfb: new_hist(),
             errors: Vec::new(),
             retries: 0,
+            retry_after_invalid: 0,
             llm: None,
         }
     }
@@ -155,6 +161,7 @@ impl StepStats {
             self.count_error(e.kind, e.count, || e.sample.clone());
         }
         self.retries += o.retries;
+        self.retry_after_invalid += o.retry_after_invalid;
         if let Some(ol) = &o.llm {
             self.llm.get_or_insert_with(Box::default).add(ol);
         }
@@ -173,6 +180,7 @@ impl StepStats {
         self.ttfb.reset();
         self.errors.clear();
         self.retries = 0;
+        self.retry_after_invalid = 0;
         // Dropped rather than reset: an interval snapshot carries it away, and most intervals of most steps
         // have no LLM traffic at all.
         self.llm = None;

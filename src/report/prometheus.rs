@@ -8,7 +8,7 @@
 //! Every series carries `scenario` (the registry's constant label); per-step series add `user` (the user class)
 //! and `step`:
 //! - `run_load_test_requests_total{…,outcome}`: finished requests. `outcome` is `ok` or the error kind
-//!   (`connect`, `timeout`, `status`, `rate_limited`, `check`, `stream`, `body`); `status` and `rate_limited`
+//!   (`connect`, `protocol`, `timeout`, `status`, `rate_limited`, `check`, `stream`, `body`); `status` and `rate_limited`
 //!   add `code`, the HTTP status. Requests cut off by a hard stop are in neither.
 //! - `run_load_test_request_duration_seconds`: latency of successful requests (open model: from the intended
 //!   start), so its `_count` equals `requests_total{outcome="ok"}`.
@@ -94,6 +94,7 @@ impl LiveMetrics {
 fn outcome(kind: ErrorKind) -> (&'static str, Option<u16>) {
     match kind {
         ErrorKind::Connect => ("connect", None),
+        ErrorKind::Protocol => ("protocol", None),
         ErrorKind::Timeout => ("timeout", None),
         ErrorKind::Status(c) => ("status", Some(c)),
         ErrorKind::RateLimited => ("rate_limited", Some(429)),

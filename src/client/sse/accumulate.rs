@@ -32,6 +32,8 @@ pub(super) struct Accumulator {
     calls: Vec<ToolCall>,
     n_calls: usize,
     assembled_bytes: usize,
+    /// Set by `SseParser::set_max_bytes`; 0 until then means the default.
+    pub(super) max_assembled: usize,
 }
 
 impl Accumulator {
@@ -241,15 +243,16 @@ impl Accumulator {
     /// Accounts for `n` more assembled bytes.
     fn grow(&mut self, n: usize) -> Result<(), StreamError> {
         self.assembled_bytes = self.assembled_bytes.saturating_add(n);
-        if self.assembled_bytes > MAX_ASSEMBLED_BYTES {
-            return Err(too_large("assembled response", MAX_ASSEMBLED_BYTES));
+        let max = if self.max_assembled == 0 { MAX_ASSEMBLED_BYTES } else { self.max_assembled };
+        if self.assembled_bytes > max {
+            return Err(too_large("assembled response", max));
         }
         Ok(())
     }
 }
 
 pub(super) fn too_large(what: &str, limit: usize) -> StreamError {
-    StreamError::Malformed(format!("{what} larger than {} MiB", limit >> 20))
+    StreamError::Malformed(format!("{what} larger than max_body ({}): reading stopped", crate::client::human_bytes(limit)))
 }
 
 pub(super) fn clear_bytes(v: &mut Vec<u8>) {
