@@ -174,7 +174,8 @@ async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineRe
             for (i, class) in assign_classes(&weights, c.users).into_iter().enumerate() {
                 let windows = if c.stages.is_empty() {
                     let start = match c.spawn_rate {
-                        Some(r) if r > 0.0 => Duration::from_secs_f64(i as f64 / r),
+                        // Saturates: a user due beyond any representable time never starts (see run_user).
+                        Some(r) if r > 0.0 => Duration::try_from_secs_f64(i as f64 / r).unwrap_or(Duration::MAX),
                         _ => Duration::ZERO,
                     };
                     vec![(start, None)]
@@ -210,7 +211,7 @@ async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineRe
         start,
         secrets,
         open: matches!(load, LoadModel::Open(_)),
-        deadline: load.duration().map(|d| start + d),
+        deadline: load.duration().and_then(|d| start.checked_add(d)),
     });
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut handles = Vec::new();
@@ -225,7 +226,7 @@ async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineRe
 
     let mut agg = aggregate::Aggregator::new(workers, n_steps, n_flows, start, load.duration());
     let far = start + Duration::from_secs(10 * 365 * 86_400);
-    let deadline = load.duration().map_or(far, |d| start + d);
+    let deadline = load.duration().and_then(|d| start.checked_add(d)).map_or(far, |d| d.min(far));
     let mut hard_at = far;
     let mut reason = None;
     let ctrl_c = tokio::signal::ctrl_c();

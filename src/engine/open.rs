@@ -104,11 +104,15 @@ impl Schedule {
             None => 1.0,
             Some((exp, rng)) => exp.sample(rng),
         };
-        match self.profile.time_at(self.n) {
-            Some(t) => {
-                self.next = self.start + Duration::from_secs_f64(t);
-                true
-            }
+        // An arrival beyond any representable time (a rate of 1e-300) is no arrival at all.
+        match self.profile.time_at(self.n).and_then(|t| Duration::try_from_secs_f64(t).ok()) {
+            Some(t) => match self.start.checked_add(t) {
+                Some(next) => {
+                    self.next = next;
+                    true
+                }
+                None => false,
+            },
             None => false,
         }
     }

@@ -323,3 +323,26 @@ fn excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(&body[..end]);
     format!(": {}", text.replace(['\n', '\r'], " "))
 }
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+
+    #[test]
+    fn a_retry_waits_at_most_max_wait_whatever_the_advice() {
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
+        let max = Duration::from_secs(60);
+        for advised in [Duration::MAX, Duration::from_secs(u64::MAX), Duration::from_secs(61), max] {
+            let w = retry_wait(&mut rng, advised, max);
+            assert!(w <= max && w >= max - max / 10, "{advised:?} -> {w:?}");
+        }
+        for _ in 0..100 {
+            let w = retry_wait(&mut rng, Duration::from_secs(2), max);
+            assert!(w >= Duration::from_secs(2) && w <= Duration::from_millis(2200), "{w:?}");
+        }
+        assert_eq!(retry_wait(&mut rng, Duration::ZERO, max), Duration::ZERO);
+        assert_eq!(retry_wait(&mut rng, Duration::MAX, Duration::ZERO), Duration::ZERO);
+    }
+}
