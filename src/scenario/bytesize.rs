@@ -93,4 +93,28 @@ mod tests {
         assert!(ranged(2 << 30).is_err());
         assert_eq!(ranged(1 << 20), Ok(ByteSize(1 << 20)));
     }
+
+    fn scenario(defaults: &str, step: &str) -> String {
+        format!(
+            "[defaults]\n{defaults}\n[[user]]\nname = \"u\"\n  [[user.step]]\n  name = \"s\"\n  get = \"/\"\n  {step}\n"
+        )
+    }
+
+    #[test]
+    fn max_body_is_read_from_defaults_and_steps_with_located_errors() {
+        let p = std::path::Path::new("m.toml");
+        let ok = crate::scenario::parse(p, scenario("max_body = \"512KiB\"", "max_body = 2097152")).unwrap();
+        assert_eq!(ok.scenario.defaults.max_body, Some(ByteSize(512 << 10)));
+        assert_eq!(ok.scenario.users[0].steps[0].max_body, Some(ByteSize(2 << 20)));
+        for (defaults, step, line) in [
+            ("max_body = \"100\"", "", 2),
+            ("max_body = \"2GiB\"", "", 2),
+            ("max_body = -1", "", 2),
+            ("max_body = \"lots\"", "", 2),
+            ("", "max_body = 1.5", 8),
+        ] {
+            let e = crate::scenario::parse(p, scenario(defaults, step)).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("m.toml:{line}:")) && e.contains("max_body"), "{e}");
+        }
+    }
 }
