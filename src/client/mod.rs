@@ -15,6 +15,7 @@ use bytes::Bytes;
 use http::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderName, HeaderValue};
 
 use http_body_util::{BodyExt, Full};
+use hyper::body::Body as _;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 pub use sse::{SseParser, StreamError, StreamSummary, TokenSource};
@@ -151,6 +152,8 @@ impl Failure {
 pub const DEFAULT_MAX_BODY: usize = 1 << 20;
 /// Bytes of an unexpected status's body kept for the failure message; the rest is never read.
 pub const EXCERPT_BYTES: usize = 512;
+/// An error body up to this announced length is read to its end (and dropped) to keep the connection.
+const DRAIN_BYTES: u64 = 64 << 10;
 
 /// How to read a response body.
 pub struct Reading<'a> {
@@ -259,8 +262,11 @@ impl HttpClient {
         let ttfb = start.elapsed();
         let status = resp.status().as_u16();
         let headers = resp.headers();
-        let retry_after =
-            if status == 429 || status == 503 { retry_after(headers, SystemTime::now()) } else { RetryAdvice::default() };
+        let retry_after = if status == 429 || status == 503 {
+            retry_after(headers, SystemTime::now())
+        } else {
+            RetryAdvice::default()
+        };
         let served_model = model_header.and_then(|h| headers.get(h)).cloned();
         let expected = expect.map_or(status < 400, |codes| codes.contains(&status));
         let streaming = sse.is_some();
@@ -282,12 +288,16 @@ impl HttpClient {
         };
         // Nothing asks for a compressed answer, so a server that sends one anyway cannot have it checked.
         if matches!(sink, Sink::Keep(_) | Sink::Sse(_)) {
-            if let Some(enc) = headers.get(CONTENT_ENCODING).filter(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity")) {
+            if let Some(enc) = headers.get(CONTENT_ENCODING).filter(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
+            {
                 let enc = String::from_utf8_lossy(enc.as_bytes()).into_owned();
-                let message = format!("body sent with content-encoding `{enc}`, which was not asked for: cannot read it");
+                let message =
+                    format!("body sent with content-encoding `{enc}`, which was not asked for: cannot read it");
                 return Err(fail(body_kind, message, 0));
             }
         }
+        // An error body of a known, small length is drained past its excerpt so the connection can be reused.
+        let drain = resp.body().size_hint().exact().is_some_and(|n| n <= DRAIN_BYTES);
         let mut body = resp.into_body();
         let mut cut = false;
         while let Some(frame) = body.frame().await {
@@ -309,7 +319,7 @@ impl HttpClient {
                 Sink::Excerpt(b) => {
                     let room = EXCERPT_BYTES.saturating_sub(b.len());
                     b.extend_from_slice(&data[..room.min(data.len())]);
-                    if data.len() >= room {
+                    if data.len() >= room && !drain {
                         cut = true;
                         break;
                     }

@@ -82,6 +82,8 @@ enum Act {
     /// Writes this chunk again and again until the client goes away.
     Repeat(&'static [u8]),
     Stall,
+    /// Waits for the next request head.
+    ReadHead,
     /// Closes with a TCP reset instead of a FIN.
     Reset,
 }
@@ -96,15 +98,18 @@ async fn raw_server(acts: Vec<Act>) -> String {
             let acts = acts.clone();
             tokio::spawn(async move {
                 let mut head = Vec::new();
-                let mut b = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match sock.read(&mut b).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&b[..n]),
-                    }
-                }
-                for act in acts {
+                let mut b = [0u8; 1];
+                for act in std::iter::once(Act::ReadHead).chain(acts) {
                     match act {
+                        Act::ReadHead => {
+                            head.clear();
+                            while !head.ends_with(b"\r\n\r\n") {
+                                match sock.read(&mut b).await {
+                                    Ok(0) | Err(_) => return,
+                                    Ok(_) => head.push(b[0]),
+                                }
+                            }
+                        }
                         Act::Write(bytes) => {
                             if sock.write_all(bytes).await.is_err() {
                                 return;
@@ -164,17 +169,23 @@ async fn invalid_http_is_a_protocol_failure() {
 
 #[tokio::test]
 async fn an_oversized_head_is_a_protocol_failure() {
-    let f = failure(vec![Act::Write(b"HTTP/1.1 200 OK\r\n"), Act::Repeat(b"x-filler: aaaaaaaaaaaaaaaaaaaaaaaa\r\n")], false, false)
-        .await;
+    let f = failure(
+        vec![Act::Write(b"HTTP/1.1 200 OK\r\n"), Act::Repeat(b"x-filler: aaaaaaaaaaaaaaaaaaaaaaaa\r\n")],
+        false,
+        false,
+    )
+    .await;
     assert_eq!(f.kind, ErrorKind::Protocol, "{}", f.message);
 }
 
 #[tokio::test]
 async fn a_connection_lost_before_the_head_is_a_connect_failure() {
-    for acts in [vec![], vec![Act::Reset], vec![Act::Write(b"HTTP/1.1 200 OK\r\ncontent-le")], vec![
-        Act::Write(b"HTTP/1.1 200 OK\r\n"),
-        Act::Reset,
-    ]] {
+    for acts in [
+        vec![],
+        vec![Act::Reset],
+        vec![Act::Write(b"HTTP/1.1 200 OK\r\ncontent-le")],
+        vec![Act::Write(b"HTTP/1.1 200 OK\r\n"), Act::Reset],
+    ] {
         let f = failure(acts, false, false).await;
         assert_eq!(f.kind, ErrorKind::Connect, "{}", f.message);
     }
@@ -187,7 +198,8 @@ async fn a_body_cut_after_the_head_is_a_body_or_stream_failure() {
     assert_eq!(f.kind, ErrorKind::Body, "{}", f.message);
     let f = failure(vec![Act::Write(head_cl), Act::Reset], false, false).await;
     assert_eq!(f.kind, ErrorKind::Body, "{}", f.message);
-    let sse: &'static [u8] = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n\
+    let sse: &'static [u8] =
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n\
         6\r\ndata: \r\n";
     let f = failure(vec![Act::Write(sse)], false, true).await;
     assert_eq!(f.kind, ErrorKind::Stream, "{}", f.message);
@@ -230,8 +242,8 @@ async fn a_body_over_max_body_fails_without_being_read_whole() {
 async fn an_llm_answer_over_max_body_is_a_body_failure() {
     const CHAT_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 3000000\r\n\r\n\
         {\"model\":\"m\",\"choices\":[{\"message\":{\"content\":\"";
-    let (r, _) = against(vec![Act::Write(CHAT_HEAD), Act::Repeat(b"aaaaaaaaaaaaaaaa")], true, false, DEFAULT_MAX_BODY)
-        .await;
+    let (r, _) =
+        against(vec![Act::Write(CHAT_HEAD), Act::Repeat(b"aaaaaaaaaaaaaaaa")], true, false, DEFAULT_MAX_BODY).await;
     let f = r.unwrap_err();
     assert_eq!(f.kind, ErrorKind::Body);
     assert!(f.message.contains("max_body (1 MiB)"), "{}", f.message);
@@ -245,6 +257,26 @@ async fn an_error_body_is_read_only_for_its_excerpt() {
         assert_eq!(ex.status, 500);
         assert_eq!(buf.len(), EXCERPT_BYTES);
         assert!(ex.bytes <= 2 * ZEROS.len() as u64, "read {} bytes of a 1 GB error body", ex.bytes);
+    }
+}
+
+#[tokio::test]
+async fn a_small_error_body_is_drained_to_keep_the_connection() {
+    let resp = |status: &str| -> &'static [u8] {
+        let mut r = format!("HTTP/1.1 {status}\r\ncontent-length: 2000\r\n\r\n").into_bytes();
+        r.extend_from_slice(&[b'e'; 2000]);
+        Box::leak(r.into_boxed_slice())
+    };
+    // A second connection would get the 503 again: the 502 proves the first one was reused.
+    let url = raw_server(vec![Act::Write(resp("503 No")), Act::ReadHead, Act::Write(resp("502 No")), Act::Stall]).await;
+    let factory = ClientFactory::new(&url, false, Duration::from_secs(2)).unwrap();
+    let mut client = factory.build();
+    let mut buf = Vec::new();
+    for status in [503, 502] {
+        buf.clear();
+        let reading = Reading { buf: Some(&mut buf), ..Default::default() };
+        let ex = client.exchange(get("/", factory.host_header()), Duration::from_secs(5), reading).await.unwrap();
+        assert_eq!((ex.status, ex.bytes, buf.len()), (status, 2000, EXCERPT_BYTES));
     }
 }
 

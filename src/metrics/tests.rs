@@ -121,8 +121,7 @@ fn served_model_labels_are_short_and_plain() {
 
 #[test]
 fn invalid_retry_advice_is_a_warning() {
-    let mut s = StepStats::default();
-    s.retry_after_invalid = 3;
+    let s = StepStats { retry_after_invalid: 3, ..Default::default() };
     let sum = request_summary(&s, Duration::from_secs(1));
     assert_eq!(sum.retry_after_invalid, 3);
     assert!(sum.warnings.iter().any(|w| w.starts_with("3 Retry-After values")), "{:?}", sum.warnings);

@@ -60,7 +60,9 @@ impl<'de> Deserialize<'de> for ByteSize {
             }
             fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<ByteSize, E> {
                 let n = parse_bytes(s).ok_or_else(|| {
-                    E::custom(format!("invalid size `{s}` for `max_body`: use e.g. 1048576, \"1MiB\", \"512KiB\", \"64KB\""))
+                    E::custom(format!(
+                        "invalid size `{s}` for `max_body`: use e.g. 1048576, \"1MiB\", \"512KiB\", \"64KB\""
+                    ))
                 })?;
                 ranged(n).map_err(E::custom)
             }

@@ -252,7 +252,10 @@ impl Accumulator {
 }
 
 pub(super) fn too_large(what: &str, limit: usize) -> StreamError {
-    StreamError::Malformed(format!("{what} larger than max_body ({}): reading stopped", crate::client::human_bytes(limit)))
+    StreamError::Malformed(format!(
+        "{what} larger than max_body ({}): reading stopped",
+        crate::client::human_bytes(limit)
+    ))
 }
 
 pub(super) fn clear_bytes(v: &mut Vec<u8>) {
