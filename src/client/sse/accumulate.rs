@@ -142,7 +142,9 @@ impl Accumulator {
             let s = &mut self.summary;
             s.token_chunks = s.token_chunks.saturating_add(1);
             s.ttft.get_or_insert(at);
-            if let Some(prev) = s.last_token_at {
+            // An endless stream of tiny chunks must not grow memory until the timeout: past the cap, the
+            // inter-chunk distribution is that of the first gaps.
+            if let Some(prev) = s.last_token_at.filter(|_| self.gaps_us.len() < MAX_GAPS) {
                 self.gaps_us.push(u64::try_from(at.saturating_sub(prev).as_micros()).unwrap_or(u64::MAX));
             }
             s.last_token_at = Some(at);
@@ -250,6 +252,9 @@ impl Accumulator {
         Ok(())
     }
 }
+
+/// Inter-chunk gaps kept per response (1 MiB of them).
+const MAX_GAPS: usize = 1 << 17;
 
 pub(super) fn too_large(what: &str, limit: usize) -> StreamError {
     StreamError::Malformed(format!(
