@@ -166,3 +166,46 @@ fn a_body_over_the_steps_max_body_is_a_body_failure() {
     let roomy = &r["steps"][1]["stats"];
     assert_eq!((u(&roomy["requests"]), u(&roomy["failures"])), (3, 0), "{roomy}");
 }
+
+/// Writes a head announcing 1 GiB, then zeros until the client goes away; returns its URL.
+fn gigabyte_server(status: &'static str) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for sock in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut w = sock.try_clone().unwrap();
+                let mut r = BufReader::new(sock);
+                let mut line = String::new();
+                while r.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                    line.clear();
+                }
+                let head = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                    1u64 << 30
+                );
+                let zeros = [b'0'; 64 * 1024];
+                if w.write_all(head.as_bytes()).is_ok() {
+                    while w.write_all(&zeros).is_ok() {}
+                }
+            });
+        }
+    });
+    url
+}
+
+#[test]
+fn a_gigabyte_body_is_never_held_or_read_whole() {
+    for (status, kind) in [("200 OK", "body"), ("500 Internal Server Error", "status:500")] {
+        let url = gigabyte_server(status);
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "gb.toml", &format!("[load]\nusers = 4\niterations = 40\n{CHAT_STEP}"));
+        let (_, r, wall, peak_kib) = run_measured(&p, &dir.path().join("o"), &url);
+        let stats = &r["steps"][0]["stats"];
+        assert_eq!((u(&stats["requests"]), u(&stats["errors"][kind])), (40, 40), "{stats}");
+        // Each answer is read just past max_body (1 MiB), or its excerpt: nowhere near 40 GiB.
+        assert!(u(&stats["bytes_received"]) < 40 * (2 << 20), "{stats}");
+        assert!(wall < Duration::from_secs(60), "took {wall:?}");
+        assert!(peak_kib < 64 * 1024, "peak RSS {peak_kib} KiB");
+    }
+}
