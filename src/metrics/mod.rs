@@ -60,12 +60,21 @@ pub enum ErrorKind {
     Body,
 }
 
+/// Distinct unexpected statuses kept per step (see `StepStats::capped`).
+pub const MAX_STATUS_KINDS: usize = 64;
+
+impl ErrorKind {
+    /// Statuses beyond the first [`MAX_STATUS_KINDS`] of a step: shown as `status:other`.
+    pub const STATUS_OTHER: ErrorKind = ErrorKind::Status(0);
+}
+
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ErrorKind::Connect => f.write_str("connect"),
             ErrorKind::Protocol => f.write_str("protocol"),
             ErrorKind::Timeout => f.write_str("timeout"),
+            ErrorKind::Status(0) => f.write_str("status:other"),
             ErrorKind::Status(c) => write!(f, "status:{c}"),
             ErrorKind::RateLimited => f.write_str("rate_limited"),
             ErrorKind::Check => f.write_str("check"),
@@ -144,10 +153,21 @@ impl StepStats {
     }
 
     fn count_error(&mut self, kind: ErrorKind, n: u64, sample: impl FnOnce() -> String) {
+        let kind = self.capped(kind);
         match self.errors.iter_mut().find(|e| e.kind == kind) {
             Some(e) => e.count += n,
             None => self.errors.push(ErrorCount { kind, count: n, sample: sample() }),
         }
+    }
+
+    /// Statuses come from the server and become labels (reports, Prometheus `code`): past
+    /// [`MAX_STATUS_KINDS`] distinct ones in a step, a new one is counted as [`ErrorKind::STATUS_OTHER`].
+    fn capped(&self, kind: ErrorKind) -> ErrorKind {
+        if !matches!(kind, ErrorKind::Status(_)) || self.errors.iter().any(|e| e.kind == kind) {
+            return kind;
+        }
+        let statuses = self.errors.iter().filter(|e| matches!(e.kind, ErrorKind::Status(_))).count();
+        if statuses >= MAX_STATUS_KINDS { ErrorKind::STATUS_OTHER } else { kind }
     }
 
     pub fn add(&mut self, o: &StepStats) {

@@ -8,7 +8,7 @@ use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer}
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Hist, LlmStats, MAX_MODELS, OTHER_MODEL, StepStats};
+use super::{ErrorKind, Hist, LlmStats, MAX_MODELS, MAX_STATUS_KINDS, OTHER_MODEL, StepStats};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct LatencySummary {
@@ -199,6 +199,12 @@ fn warnings(s: &StepStats) -> Vec<String> {
         out.push(format!(
             "the server named more than {MAX_MODELS} distinct served models: {} responses are counted as `{OTHER_MODEL}`",
             l.models_other
+        ));
+    }
+    if let Some(e) = s.errors.iter().find(|e| e.kind == ErrorKind::STATUS_OTHER) {
+        out.push(format!(
+            "the server answered with more than {MAX_STATUS_KINDS} distinct unexpected statuses: {} failures are counted as `status:other`",
+            e.count
         ));
     }
     if s.retry_after_invalid > 0 {

@@ -126,3 +126,27 @@ fn invalid_retry_advice_is_a_warning() {
     assert_eq!(sum.retry_after_invalid, 3);
     assert!(sum.warnings.iter().any(|w| w.starts_with("3 Retry-After values")), "{:?}", sum.warnings);
 }
+
+#[test]
+fn unexpected_statuses_are_capped_at_64_then_status_other() {
+    let mut s = StepStats::default();
+    for code in 100..300u16 {
+        s.record_err(ErrorKind::Status(code), 0, || format!("status {code}"));
+    }
+    s.record_err(ErrorKind::Status(100), 0, || unreachable!());
+    s.record_err(ErrorKind::Timeout, 0, || "t".into());
+    let statuses = s.errors.iter().filter(|e| matches!(e.kind, ErrorKind::Status(_))).count();
+    assert_eq!(statuses, MAX_STATUS_KINDS + 1);
+    let sum = request_summary(&s, Duration::from_secs(1));
+    assert_eq!(sum.errors.get("status:other"), Some(&(200 - 64)));
+    assert_eq!(sum.errors.get("status:100"), Some(&2));
+    assert_eq!(sum.errors.get("timeout"), Some(&1));
+    assert!(sum.warnings.iter().any(|w| w.contains("`status:other`")), "{:?}", sum.warnings);
+    // Merging keeps the cap.
+    let mut other = StepStats::default();
+    for code in 300..400u16 {
+        other.record_err(ErrorKind::Status(code), 0, String::new);
+    }
+    s.add(&other);
+    assert_eq!(s.errors.iter().filter(|e| matches!(e.kind, ErrorKind::Status(_))).count(), MAX_STATUS_KINDS + 1);
+}

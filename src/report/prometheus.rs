@@ -141,7 +141,7 @@ impl Collector for LiveCollector {
                 m.encode_family(&labels)?.encode_counter::<NoLabelSet, _, u64>(&s.ok, None)?;
                 for (&kind, n) in &s.errors {
                     let (name, code) = outcome(kind);
-                    let code = code.map(|c| c.to_string());
+                    let code = code.map(|c| if c == 0 { "other".to_string() } else { c.to_string() });
                     let mut labels = vec![("user", s.user.as_str()), ("step", s.step.as_str()), ("outcome", name)];
                     if let Some(c) = &code {
                         labels.push(("code", c.as_str()));
