@@ -252,6 +252,8 @@ mod tests {
         second.steps[0].record_err(ErrorKind::Status(503), 0, String::new);
         second.steps[0].record_err(ErrorKind::Connect, 0, String::new);
         second.steps[0].record_err(ErrorKind::RateLimited, 0, String::new);
+        second.steps[1].record_err(ErrorKind::Protocol, 0, String::new);
+        second.steps[1].record_err(ErrorKind::STATUS_OTHER, 0, String::new);
         live.absorb(3, 1, &second);
         (live, latencies.to_vec())
     }
@@ -286,6 +288,8 @@ mod tests {
         let connect = s.samples.iter().find(|x| x.metric == req && x.labels.get("outcome") == Some("connect"));
         assert_eq!(connect.unwrap().labels.get("code"), None, "no code where there is no HTTP status");
         assert_eq!(value(&s, req, &[("step", "health"), ("outcome", "ok")]), Some(1.0));
+        assert_eq!(value(&s, req, &[("step", "health"), ("outcome", "protocol")]), Some(1.0));
+        assert_eq!(value(&s, req, &[("step", "health"), ("outcome", "status"), ("code", "other")]), Some(1.0));
         assert_eq!(value(&s, "run_load_test_output_tokens_total", &chat), Some(28.0));
         assert_eq!(value(&s, "run_load_test_output_tokens_total", &[("step", "health")]), Some(0.0));
         assert!((value(&s, "run_load_test_cost_usd_total", &chat).unwrap() - 0.004).abs() < 1e-12);
