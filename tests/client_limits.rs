@@ -209,3 +209,21 @@ fn a_gigabyte_body_is_never_held_or_read_whole() {
         assert!(peak_kib < 64 * 1024, "peak RSS {peak_kib} KiB");
     }
 }
+
+#[test]
+fn a_redirect_is_not_followed_and_fails_unless_expected() {
+    let url = serve(|_, _| response("301 Moved Permanently", "location: /\r\n", ""));
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = "[load]\nusers = 1\niterations = 5\n[[user]]\nname = \"u\"\n  [[user.step]]\n  name = \"plain\"\n  \
+        get = \"/\"\n  on_failure = \"continue\"\n  [[user.step]]\n  name = \"expected\"\n  get = \"/\"\n  \
+        expect = { status = 301 }\n";
+    let p = write(dir.path(), "redirect.toml", scenario);
+    let (_, r, wall, _) = run_measured(&p, &dir.path().join("o"), &url);
+    let plain = &r["steps"][0]["stats"];
+    assert_eq!((u(&plain["requests"]), u(&plain["errors"]["status:301"])), (5, 5), "{plain}");
+    let msg = r["errors"][0]["message"].as_str().unwrap();
+    assert!(msg.contains("unexpected status 301 (redirects are not followed)"), "{msg}");
+    let expected = &r["steps"][1]["stats"];
+    assert_eq!((u(&expected["requests"]), u(&expected["failures"])), (5, 0), "{expected}");
+    assert!(wall < Duration::from_secs(30), "took {wall:?}");
+}

@@ -165,7 +165,7 @@ pub struct Reading<'a> {
     pub sse: Option<&'a mut SseParser>,
     /// Response header naming the served model.
     pub model_header: Option<&'a HeaderName>,
-    /// Statuses the step expects (`None`: any below 400). The body of any other is read only for an excerpt.
+    /// Statuses the step expects (`None`: any 2xx). The body of any other is read only for an excerpt.
     pub expect: Option<&'a [u16]>,
     /// Most body bytes buffered, and the largest SSE line or event accepted.
     pub max_body: usize,
@@ -268,7 +268,7 @@ impl HttpClient {
             RetryAdvice::default()
         };
         let served_model = model_header.and_then(|h| headers.get(h)).cloned();
-        let expected = expect.map_or(status < 400, |codes| codes.contains(&status));
+        let expected = expect.map_or(is_success(status), |codes| codes.contains(&status));
         let streaming = sse.is_some();
         let fail = |kind, message: String, bytes| Failure { kind, message, bytes };
         let body_kind = if streaming { ErrorKind::Stream } else { ErrorKind::Body };
@@ -425,6 +425,12 @@ pub fn raise_fd_limit() -> u64 {
     #[allow(clippy::unnecessary_cast)]
     let cur = lim.rlim_cur as u64;
     cur
+}
+
+/// Success without `expect.status`: a 2xx. Redirects are not followed, so a 3xx is not the resource asked for
+/// (a redirect loop or an http→https redirect must not pass as a fast success).
+pub fn is_success(status: u16) -> bool {
+    (200..300).contains(&status)
 }
 
 /// The failure kind for an unexpected status.

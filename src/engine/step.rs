@@ -14,7 +14,7 @@ use serde::Deserialize;
 use super::json_body::render_json;
 use super::plan::{BodyPlan, CaptureSource, StepPlan, UrlPlan, origin_form};
 use super::vu::{User, pause, pick};
-use crate::client::{Exchange, Reading, Request, status_kind};
+use crate::client::{Exchange, Reading, Request, is_success, status_kind};
 use crate::metrics::{ErrorKind, LlmSample};
 use crate::scenario::{Ctx, Text};
 
@@ -115,12 +115,13 @@ async fn exec_once(u: &mut User, step: &StepPlan) -> Attempt {
     }
     let status_ok = match &step.expect_status {
         Some(codes) => codes.contains(&ex.status),
-        None => ex.status < 400,
+        None => is_success(ex.status),
     };
     if !status_ok {
+        let not_followed = if (300..400).contains(&ex.status) { " (redirects are not followed)" } else { "" };
         let fail = Fail {
             kind: status_kind(ex.status),
-            message: format!("unexpected status {}{}", ex.status, excerpt(&u.buf)),
+            message: format!("unexpected status {}{not_followed}{}", ex.status, excerpt(&u.buf)),
             bytes: ex.bytes,
         };
         let retryable = step.retry.as_ref().is_some_and(|r| r.on.contains(&ex.status));
