@@ -2,6 +2,7 @@
 //! (or a standalone `run-load-test mock`), on loopback only, each run bounded in time and count.
 
 mod agent;
+mod client_limits;
 mod common;
 mod errors;
 mod gates;

@@ -155,7 +155,7 @@ fn push_text(push: &Push, body: String) -> Result<(), String> {
             .body(http_body_util::Full::new(Bytes::from(body)))
             .map_err(|e| e.to_string())?;
         let mut answer = Vec::new();
-        let reading = Reading { keep: Some(&mut answer), ..Default::default() };
+        let reading = Reading { buf: Some(&mut answer), keep: true, ..Default::default() };
         let ex = c.exchange(req, PUSH_TIMEOUT, reading).await.map_err(|f| f.message)?;
         if !(200..300).contains(&ex.status) {
             let text = String::from_utf8_lossy(&answer);

@@ -346,7 +346,7 @@ fn fetch_mock_stats(client: &ClientFactory) -> Option<serde_json::Value> {
             .body(http_body_util::Full::new(bytes::Bytes::new()))
             .ok()?;
         let mut buf = Vec::new();
-        let reading = crate::client::Reading { keep: Some(&mut buf), ..Default::default() };
+        let reading = crate::client::Reading { buf: Some(&mut buf), keep: true, ..Default::default() };
         let ex = c.exchange(req, Duration::from_secs(5), reading).await.ok()?;
         if ex.status != 200 {
             return None;

@@ -19,8 +19,7 @@ pub const FAIL_FAST_MIN_REQUESTS: u64 = 5;
 /// wrong, the path does not exist, the server does not speak HTTP. 5xx, 429 and timeouts are what a load test
 /// is there to measure (transient), so they never stop a run early.
 pub fn non_transient(kind: ErrorKind) -> bool {
-    // `protocol` (invalid HTTP from the server) is named by its stable key: the kind is added beside this module.
-    matches!(kind, ErrorKind::Connect | ErrorKind::Status(400 | 401 | 403 | 404)) || kind.to_string() == "protocol"
+    matches!(kind, ErrorKind::Connect | ErrorKind::Protocol | ErrorKind::Status(400 | 401 | 403 | 404))
 }
 
 /// The fail-fast rule over a run's first requests. Once any request succeeds it is off for the rest of the run

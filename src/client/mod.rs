@@ -9,12 +9,13 @@ pub mod sse;
 mod tls;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use http::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderName, HeaderValue};
 
 use http_body_util::{BodyExt, Full};
+use hyper::body::Body as _;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 pub use sse::{SseParser, StreamError, StreamSummary, TokenSource};
@@ -128,7 +129,7 @@ pub struct Exchange {
     pub latency: Duration,
     pub bytes: u64,
     /// Advised wait of a 429/503 response.
-    pub retry_after: Option<Duration>,
+    pub retry_after: RetryAdvice,
     /// Value of the configured served-model header.
     pub served_model: Option<HeaderValue>,
 }
@@ -146,15 +147,62 @@ impl Failure {
     }
 }
 
+/// Default of `max_body`: far above any chat completion or API answer, far below what would hurt a generator
+/// running thousands of users.
+pub const DEFAULT_MAX_BODY: usize = 1 << 20;
+/// Bytes of an unexpected status's body kept for the failure message; the rest is never read.
+pub const EXCERPT_BYTES: usize = 512;
+/// An error body up to this announced length is read to its end (and dropped) to keep the connection.
+const DRAIN_BYTES: u64 = 64 << 10;
+
 /// How to read a response body.
-#[derive(Default)]
 pub struct Reading<'a> {
-    /// Body bytes are appended here (checks, captures, error excerpts).
-    pub keep: Option<&'a mut Vec<u8>>,
+    /// Where the body goes when `keep` is set, and the excerpt of an unexpected status in any case.
+    pub buf: Option<&'a mut Vec<u8>>,
+    /// Checks, captures or an LLM measurement read the whole body: buffer it, up to `max_body`.
+    pub keep: bool,
     /// Parse a `text/event-stream` body incrementally (raw bytes are then kept only for error statuses).
     pub sse: Option<&'a mut SseParser>,
     /// Response header naming the served model.
     pub model_header: Option<&'a HeaderName>,
+    /// Statuses the step expects (`None`: any 2xx). The body of any other is read only for an excerpt.
+    pub expect: Option<&'a [u16]>,
+    /// Most body bytes buffered, and the largest SSE line or event accepted.
+    pub max_body: usize,
+}
+
+impl Default for Reading<'_> {
+    fn default() -> Self {
+        Reading { buf: None, keep: false, sse: None, model_header: None, expect: None, max_body: DEFAULT_MAX_BODY }
+    }
+}
+
+/// What a 429/503 said about when to come back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetryAdvice {
+    /// The advised wait, saturated: an absurd value becomes `Duration::MAX`, which the caller caps.
+    pub wait: Option<Duration>,
+    /// A `retry-after-ms` or `Retry-After` header was present but negative, not a number or not a date.
+    pub invalid: bool,
+}
+
+/// Where the bytes of a body go.
+enum Sink<'a> {
+    Discard,
+    /// The whole body, up to `max_body`.
+    Keep(&'a mut Vec<u8>),
+    /// The first `EXCERPT_BYTES`, then reading stops.
+    Excerpt(&'a mut Vec<u8>),
+    Sse(&'a mut SseParser),
+}
+
+/// `1 MiB`, `512 KiB` or `1000 bytes`: how limits read in messages.
+pub fn human_bytes(n: usize) -> String {
+    match n {
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
+        n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
+        n => format!("{n} bytes"),
+    }
 }
 
 impl HttpClient {
@@ -204,47 +252,86 @@ impl HttpClient {
         reading: Reading<'_>,
         bytes: &mut u64,
     ) -> Result<Exchange, Failure> {
-        let Reading { mut keep, sse, model_header } = reading;
+        let Reading { buf, keep, sse, model_header, expect, max_body } = reading;
         let sender = self.ready_sender().await?;
-        let resp = sender.send_request(req).await.map_err(|e| Failure::connect(hyper_chain(&e)))?;
+        let resp = sender.send_request(req).await.map_err(|e| Failure {
+            kind: if is_protocol(&e) { ErrorKind::Protocol } else { ErrorKind::Connect },
+            message: hyper_chain(&e),
+            bytes: 0,
+        })?;
         let ttfb = start.elapsed();
         let status = resp.status().as_u16();
         let headers = resp.headers();
-        let retry_after = if status == 429 || status == 503 { retry_after(headers) } else { None };
+        let retry_after = if status == 429 || status == 503 {
+            retry_after(headers, SystemTime::now())
+        } else {
+            RetryAdvice::default()
+        };
         let served_model = model_header.and_then(|h| headers.get(h)).cloned();
-        let mut sse = match sse {
-            Some(p) if status < 400 => {
+        let expected = expect.map_or(is_success(status), |codes| codes.contains(&status));
+        let streaming = sse.is_some();
+        let fail = |kind, message: String, bytes| Failure { kind, message, bytes };
+        let body_kind = if streaming { ErrorKind::Stream } else { ErrorKind::Body };
+        let mut sink = match (sse.filter(|_| expected && status < 400), buf) {
+            (_, Some(b)) if !expected => Sink::Excerpt(b),
+            (Some(p), _) => {
                 let ct = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("none");
                 if !ct.starts_with("text/event-stream") {
-                    return Err(Failure {
-                        kind: ErrorKind::Stream,
-                        message: format!("expected a text/event-stream response, got content-type {ct}"),
-                        bytes: 0,
-                    });
+                    let message = format!("expected a text/event-stream response, got content-type {ct}");
+                    return Err(fail(ErrorKind::Stream, message, 0));
                 }
-                keep = None;
-                Some(p)
+                p.set_max_bytes(max_body);
+                Sink::Sse(p)
             }
-            _ => None,
+            (None, Some(b)) if keep => Sink::Keep(b),
+            _ => Sink::Discard,
         };
-        let mut body = resp.into_body();
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| Failure {
-                kind: if sse.is_some() { ErrorKind::Stream } else { ErrorKind::Body },
-                message: format!("body cut short: {}", hyper_chain(&e)),
-                bytes: *bytes,
-            })?;
-            if let Some(data) = frame.data_ref() {
-                *bytes += data.len() as u64;
-                if let Some(buf) = keep.as_deref_mut() {
-                    buf.extend_from_slice(data);
-                }
-                if let Some(p) = sse.as_deref_mut() {
-                    p.feed(data, start.elapsed()).map_err(|e| stream_failure(&e, *bytes))?;
-                }
+        // Nothing asks for a compressed answer, so a server that sends one anyway cannot have it checked.
+        if matches!(sink, Sink::Keep(_) | Sink::Sse(_)) {
+            if let Some(enc) = headers.get(CONTENT_ENCODING).filter(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
+            {
+                let enc = String::from_utf8_lossy(enc.as_bytes()).into_owned();
+                let message =
+                    format!("body sent with content-encoding `{enc}`, which was not asked for: cannot read it");
+                return Err(fail(body_kind, message, 0));
             }
         }
-        if let Some(p) = sse {
+        // An error body of a known, small length is drained past its excerpt so the connection can be reused.
+        let drain = resp.body().size_hint().exact().is_some_and(|n| n <= DRAIN_BYTES);
+        let mut body = resp.into_body();
+        let mut cut = false;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                let kind = if is_protocol(&e) { ErrorKind::Protocol } else { body_kind };
+                fail(kind, format!("body cut short: {}", hyper_chain(&e)), *bytes)
+            })?;
+            let Some(data) = frame.data_ref() else { continue };
+            *bytes += data.len() as u64;
+            match &mut sink {
+                Sink::Discard => {}
+                Sink::Keep(b) => {
+                    if b.len().saturating_add(data.len()) > max_body {
+                        let message = format!("body larger than max_body ({}): reading stopped", human_bytes(max_body));
+                        return Err(fail(ErrorKind::Body, message, *bytes));
+                    }
+                    b.extend_from_slice(data);
+                }
+                Sink::Excerpt(b) => {
+                    let room = EXCERPT_BYTES.saturating_sub(b.len());
+                    b.extend_from_slice(&data[..room.min(data.len())]);
+                    if data.len() >= room && !drain {
+                        cut = true;
+                        break;
+                    }
+                }
+                Sink::Sse(p) => p.feed(data, start.elapsed()).map_err(|e| stream_failure(&e, *bytes))?,
+            }
+        }
+        if cut {
+            // The rest of an error body is not worth reading (it may be 1 GB): this connection is given up.
+            self.sender = None;
+        }
+        if let Sink::Sse(p) = sink {
             p.finish().map_err(|e| stream_failure(&e, *bytes))?;
         }
         Ok(Exchange { status, ttfb, latency: start.elapsed(), bytes: *bytes, retry_after, served_model })
@@ -255,13 +342,52 @@ fn stream_failure(e: &StreamError, bytes: u64) -> Failure {
     Failure { kind: ErrorKind::Stream, message: e.to_string(), bytes }
 }
 
-/// `retry-after-ms` (OpenAI, exact) before `Retry-After` (whole seconds; an HTTP date is not honoured).
-fn retry_after(h: &http::HeaderMap) -> Option<Duration> {
-    let num = |name: &str| h.get(name).and_then(|v| v.to_str().ok()).and_then(|s| s.trim().parse::<f64>().ok());
-    if let Some(ms) = num("retry-after-ms").filter(|v| v.is_finite() && *v >= 0.0) {
-        return Some(Duration::from_secs_f64(ms / 1000.0));
+/// `retry-after-ms` (OpenAI, exact) before `Retry-After` (seconds or an HTTP date). Server input: a value too
+/// large for a `Duration` saturates (the caller waits at most `max_wait`), a negative, NaN or unreadable one is
+/// ignored and flagged so that it is counted.
+fn retry_after(h: &http::HeaderMap, now: SystemTime) -> RetryAdvice {
+    let mut advice = RetryAdvice::default();
+    let text = |name: &str| h.get(name).map(|v| v.to_str().map(str::trim).unwrap_or(""));
+    if let Some(ms) = text("retry-after-ms") {
+        match seconds(ms, 1000.0) {
+            Some(d) => {
+                advice.wait = Some(d);
+                return advice;
+            }
+            None => advice.invalid = true,
+        }
     }
-    num("retry-after").filter(|v| v.is_finite() && *v >= 0.0).map(Duration::from_secs_f64)
+    if let Some(v) = text("retry-after") {
+        advice.wait = seconds(v, 1.0)
+            .or_else(|| httpdate::parse_http_date(v).ok().map(|t| t.duration_since(now).unwrap_or(Duration::ZERO)));
+        advice.invalid |= advice.wait.is_none();
+    }
+    advice
+}
+
+/// A non-negative number of `per_second` units as a saturating `Duration`.
+fn seconds(s: &str, per_second: f64) -> Option<Duration> {
+    let v: f64 = s.parse().ok()?;
+    if v.is_nan() || v < 0.0 {
+        return None;
+    }
+    Some(Duration::try_from_secs_f64(v / per_second).unwrap_or(Duration::MAX))
+}
+
+/// Bytes that are not HTTP/1.1: a bad status line or header, an oversized head, a bad chunk size (hyper reports
+/// the latter as an `InvalidData`/`InvalidInput` I/O error inside a body error).
+fn is_protocol(e: &hyper::Error) -> bool {
+    if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() {
+        return true;
+    }
+    let mut cur = std::error::Error::source(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return matches!(io.kind(), std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput);
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// The error and its causes on one line.
@@ -299,6 +425,12 @@ pub fn raise_fd_limit() -> u64 {
     #[allow(clippy::unnecessary_cast)]
     let cur = lim.rlim_cur as u64;
     cur
+}
+
+/// Success without `expect.status`: a 2xx. Redirects are not followed, so a 3xx is not the resource asked for
+/// (a redirect loop or an http→https redirect must not pass as a fast success).
+pub fn is_success(status: u16) -> bool {
+    (200..300).contains(&status)
 }
 
 /// The failure kind for an unexpected status.

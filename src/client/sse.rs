@@ -18,10 +18,11 @@ use std::time::Duration;
 
 use accumulate::{Accumulator, clear_bytes, error_text, too_large};
 
-/// Largest event accepted: nothing legitimate comes close, so a bigger one is a broken or hostile server.
+/// Largest event accepted by a parser not told otherwise (the client sets the step's `max_body`): nothing
+/// legitimate comes close, so a bigger one is a broken or hostile server.
 const MAX_EVENT_BYTES: usize = 16 << 20;
 /// A line holds at most one event's data plus the field name.
-const MAX_LINE_BYTES: usize = MAX_EVENT_BYTES + 64;
+const LINE_OVERHEAD: usize = 64;
 /// Assembled content, reasoning and tool-call text together: bounds a stream that never ends.
 const MAX_ASSEMBLED_BYTES: usize = 64 << 20;
 /// Distinct tool calls per response: bounds memory and the linear index lookup.
@@ -144,6 +145,8 @@ pub struct SseParser {
     at_start: bool,
     /// Sticky: once set, input is ignored and every call reports it.
     failed: Option<StreamError>,
+    /// Largest event (and, plus the field name, line) accepted.
+    max_event: usize,
     acc: Accumulator,
 }
 
@@ -163,8 +166,16 @@ impl SseParser {
             pending_cr: false,
             at_start: true,
             failed: None,
+            max_event: MAX_EVENT_BYTES,
             acc: Accumulator::default(),
         }
+    }
+
+    /// Caps one event, one line and the assembled message at `max` bytes (the step's `max_body`), so that
+    /// whatever the server sends, a stream holds at most that much in memory. Kept across `reset`.
+    pub fn set_max_bytes(&mut self, max: usize) {
+        self.max_event = max;
+        self.acc.max_assembled = max;
     }
 
     /// Ready for a new response, keeping allocations. `assemble`: also rebuild the complete message (content,
@@ -263,8 +274,8 @@ impl SseParser {
     }
 
     fn buffer_partial(&mut self, part: &[u8]) -> Result<(), StreamError> {
-        if self.line.len().saturating_add(part.len()) > MAX_LINE_BYTES {
-            return Err(too_large("SSE line", MAX_LINE_BYTES));
+        if self.line.len().saturating_add(part.len()) > self.max_event.saturating_add(LINE_OVERHEAD) {
+            return Err(too_large("SSE line", self.max_event));
         }
         self.line.extend_from_slice(part);
         Ok(())
@@ -293,8 +304,8 @@ impl SseParser {
         match field {
             b"data" => {
                 let needed = self.data.len().saturating_add(value.len()).saturating_add(usize::from(self.has_data));
-                if needed > MAX_EVENT_BYTES {
-                    return Err(too_large("SSE event", MAX_EVENT_BYTES));
+                if needed > self.max_event {
+                    return Err(too_large("SSE event", self.max_event));
                 }
                 if self.has_data {
                     self.data.push(b'\n');

@@ -227,7 +227,7 @@ async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineRe
         seed,
         start,
         open: matches!(load, LoadModel::Open(_)),
-        deadline: load.duration().map(|d| start + d),
+        deadline: load.duration().and_then(|d| start.checked_add(d)),
     });
     // A signal during setup (or between a sweep's levels): the users start already stopped.
     let (pending, count) = signals::received();
@@ -251,7 +251,7 @@ async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineRe
 
     let mut agg = aggregate::Aggregator::new(workers, n_steps, n_flows, start, load.duration());
     let far = start + NEVER;
-    let deadline = load.duration().map_or(far, |d| start + d);
+    let deadline = load.duration().and_then(|d| start.checked_add(d)).map_or(far, |d| d.min(far));
     let mut hard_at = if count > 0 { start + graceful_stop.min(Duration::from_secs(2)) } else { far };
     // After a hard stop, workers get this long to hand over their last snapshot; one stuck where no abort
     // reaches it (a blocking call) is left behind rather than keeping the process alive.

@@ -9,6 +9,7 @@ use serde_json_path::JsonPath;
 
 use std::collections::BTreeMap;
 
+use crate::client::DEFAULT_MAX_BODY;
 use crate::scenario::feeder::Feeder;
 use crate::scenario::{Capture, OnFailure, Price, Scenario, Step, TemplateSet, Text, condition_template, expand_env};
 
@@ -104,6 +105,8 @@ pub struct StepPlan {
     pub json_paths: Vec<(String, JsonPath)>,
     pub captures: Vec<CapturePlan>,
     pub timeout: Duration,
+    /// Most body bytes held in memory (`[defaults]` or step `max_body`).
+    pub max_body: usize,
     pub think: Option<(Duration, Duration)>,
     pub abort_on_failure: bool,
     /// Checks or captures read the body, so it is kept in memory.
@@ -211,6 +214,7 @@ pub fn compile(
                     id,
                     base: &base,
                     timeout: default_timeout,
+                    max_body: s.defaults.max_body.map_or(DEFAULT_MAX_BODY, |b| b.0),
                     headers: &default_headers,
                     dyn_headers: &default_dyn,
                 };
@@ -289,6 +293,7 @@ struct StepCtx<'a> {
     id: usize,
     base: &'a str,
     timeout: Duration,
+    max_body: usize,
     headers: &'a HeaderMap,
     dyn_headers: &'a [(HeaderName, Text)],
 }
@@ -439,6 +444,7 @@ fn compile_step(step: &Step, t: &mut TemplateSet, c: StepCtx<'_>) -> Result<Step
         json_paths,
         captures,
         timeout: step.timeout.map_or(c.timeout, |d| d.0),
+        max_body: step.max_body.map_or(c.max_body, |b| b.0),
         think: step.think_time.as_ref().map(|t| t.bounds()),
         abort_on_failure: step.on_failure != Some(OnFailure::Continue),
         templated,

@@ -39,7 +39,8 @@ pub fn parse_plan(s: &str) -> Result<Vec<Stage>, String> {
 }
 
 pub fn total(stages: &[Stage]) -> Duration {
-    stages.iter().map(|s| s.duration).sum()
+    // Saturating: absurd durations are the limits' business (validation), never a panic here.
+    stages.iter().fold(Duration::ZERO, |t, s| t.saturating_add(s.duration))
 }
 
 pub fn peak(stages: &[Stage]) -> u32 {
@@ -53,9 +54,9 @@ pub fn windows(stages: &[Stage], i: u32) -> Vec<(Duration, Option<Duration>)> {
     let mut open: Option<Duration> = None;
     let (mut t0, mut a) = (Duration::ZERO, 0.0f64);
     for s in stages {
-        let t1 = t0 + s.duration;
+        let t1 = t0.saturating_add(s.duration);
         let b = f64::from(s.target);
-        let at = |frac: f64| t0 + s.duration.mul_f64(frac.clamp(0.0, 1.0));
+        let at = |frac: f64| t0.saturating_add(s.duration.mul_f64(frac.clamp(0.0, 1.0)));
         match (a >= need, b >= need) {
             (false, true) => {
                 // Rising through `need` (a zero-length stage jumps at once).

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use super::json_body::render_json;
 use super::plan::{BodyPlan, CaptureSource, StepPlan, UrlPlan, origin_form};
 use super::vu::{User, pause, pick};
-use crate::client::{Exchange, Reading, Request, status_kind};
+use crate::client::{Exchange, Reading, Request, is_success, status_kind};
 use crate::metrics::{ErrorKind, LlmSample};
 use crate::scenario::{Ctx, Text};
 
@@ -59,20 +59,13 @@ pub(super) async fn run_step(u: &mut User, step: &StepPlan, lag: Option<Duration
             Attempt::Failed(f) => f,
             Attempt::Retry(f, advised) => match &step.retry {
                 Some(r) if retries < r.max => {
-                    let wait = advised.unwrap_or(r.backoff);
-                    // Up to 10% jitter: users told the same retry-after would otherwise collide again.
-                    let jitter = pick(&mut u.vars.rng, (Duration::ZERO, wait / 10));
-                    let wait = wait + jitter;
-                    if wait > r.max_wait {
-                        f
-                    } else {
-                        retries += 1;
-                        u.local.rec.borrow_mut().steps[step.id].retries += 1;
-                        if pause(&u.shared.stop.graceful, wait).await {
-                            continue;
-                        }
-                        f
+                    let wait = retry_wait(&mut u.vars.rng, advised.unwrap_or(r.backoff), r.max_wait);
+                    retries += 1;
+                    u.local.rec.borrow_mut().steps[step.id].retries += 1;
+                    if pause(&u.shared.stop.graceful, wait).await {
+                        continue;
                     }
+                    f
                 }
                 _ => f,
             },
@@ -81,6 +74,16 @@ pub(super) async fn run_step(u: &mut User, step: &StepPlan, lag: Option<Duration
         u.local.rec.borrow_mut().steps[step.id].record_err(fail.kind, fail.bytes, || shared.redact(fail.message));
         return (false, 0.0);
     }
+}
+
+/// The wait before a retry: the advice (or backoff) plus up to 10% jitter, since users told the same
+/// retry-after would otherwise collide again; never beyond `max_wait`, however absurd the advice. An advice at
+/// or beyond `max_wait` waits `max_wait` less up to 10%, keeping the jitter.
+fn retry_wait(rng: &mut rand::rngs::SmallRng, advised: Duration, max_wait: Duration) -> Duration {
+    if advised >= max_wait {
+        return max_wait - pick(rng, (Duration::ZERO, max_wait / 10));
+    }
+    advised.saturating_add(pick(rng, (Duration::ZERO, advised / 10))).min(max_wait)
 }
 
 async fn exec_once(u: &mut User, step: &StepPlan) -> Attempt {
@@ -96,26 +99,33 @@ async fn exec_once(u: &mut User, step: &StepPlan) -> Attempt {
         u.sse.reset(assemble);
     }
     let reading = Reading {
-        keep: step.keep_body.then_some(&mut u.buf),
+        buf: Some(&mut u.buf),
+        keep: step.keep_body,
         sse: step.stream.then_some(&mut u.sse),
         model_header: plan.model_header.as_ref(),
+        expect: step.expect_status.as_deref(),
+        max_body: step.max_body,
     };
     let ex = match u.client.exchange(req, step.timeout, reading).await {
         Ok(ex) => ex,
         Err(f) => return Attempt::Failed(Fail { kind: f.kind, message: f.message, bytes: f.bytes }),
     };
+    if ex.retry_after.invalid {
+        u.local.rec.borrow_mut().steps[step.id].retry_after_invalid += 1;
+    }
     let status_ok = match &step.expect_status {
         Some(codes) => codes.contains(&ex.status),
-        None => ex.status < 400,
+        None => is_success(ex.status),
     };
     if !status_ok {
+        let not_followed = if (300..400).contains(&ex.status) { " (redirects are not followed)" } else { "" };
         let fail = Fail {
             kind: status_kind(ex.status),
-            message: format!("unexpected status {}{}", ex.status, excerpt(&u.buf)),
+            message: format!("unexpected status {}{not_followed}{}", ex.status, excerpt(&u.buf)),
             bytes: ex.bytes,
         };
         let retryable = step.retry.as_ref().is_some_and(|r| r.on.contains(&ex.status));
-        return if retryable { Attempt::Retry(fail, ex.retry_after) } else { Attempt::Failed(fail) };
+        return if retryable { Attempt::Retry(fail, ex.retry_after.wait) } else { Attempt::Failed(fail) };
     }
     if step.stream && assemble {
         u.json_buf.clear();
@@ -315,4 +325,27 @@ fn excerpt(body: &[u8]) -> String {
     let end = body.len().min(200);
     let text = String::from_utf8_lossy(&body[..end]);
     format!(": {}", text.replace(['\n', '\r'], " "))
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+
+    #[test]
+    fn a_retry_waits_at_most_max_wait_whatever_the_advice() {
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
+        let max = Duration::from_secs(60);
+        for advised in [Duration::MAX, Duration::from_secs(u64::MAX), Duration::from_secs(61), max] {
+            let w = retry_wait(&mut rng, advised, max);
+            assert!(w <= max && w >= max - max / 10, "{advised:?} -> {w:?}");
+        }
+        for _ in 0..100 {
+            let w = retry_wait(&mut rng, Duration::from_secs(2), max);
+            assert!(w >= Duration::from_secs(2) && w <= Duration::from_millis(2200), "{w:?}");
+        }
+        assert_eq!(retry_wait(&mut rng, Duration::ZERO, max), Duration::ZERO);
+        assert_eq!(retry_wait(&mut rng, Duration::MAX, Duration::ZERO), Duration::ZERO);
+    }
 }

@@ -293,7 +293,9 @@ pub async fn run_user(shared: Arc<Shared>, local: Rc<Local>, slot: UserSlot) {
     let mut user: Option<User> = None;
     let mut iteration = 0;
     for &(start, stop) in &slot.windows {
-        let wait = (shared.start + start).saturating_duration_since(Instant::now());
+        // A start beyond any representable time (from an absurd spawn rate) never comes.
+        let Some(at) = shared.start.checked_add(start) else { break };
+        let wait = at.saturating_duration_since(Instant::now());
         if !pause(&shared.stop.graceful, wait).await {
             break;
         }
@@ -310,7 +312,7 @@ pub async fn run_user(shared: Arc<Shared>, local: Rc<Local>, slot: UserSlot) {
             break;
         }
         local.users.set(local.users.get() + 1);
-        let in_window = |now: Instant| stop.is_none_or(|s| now < shared.start + s);
+        let in_window = |now: Instant| stop.and_then(|s| shared.start.checked_add(s)).is_none_or(|s| now < s);
         let more = |n: u64| slot.max_iterations.is_none_or(|max| n < max);
         while more(iteration)
             && in_window(Instant::now())

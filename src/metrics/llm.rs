@@ -1,6 +1,7 @@
 //! What LLM responses add to a step's numbers: streaming timings, tokens, the served model (for switchover and
 //! fallback) and cost. Allocated only for steps that produce LLM responses.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,30 @@ pub struct LlmSample<'a> {
     /// The response came from a tier other than the first of the requested alias.
     pub fallback: bool,
     pub cost: f64,
+}
+
+/// Distinct served-model labels kept per step; responses from any further model are counted under
+/// [`OTHER_MODEL`]. Names come from the server, so without a cap one answering with a new name per response makes
+/// every per-second snapshot, merge and total grow with the number of responses (each label owns a histogram).
+pub const MAX_MODELS: usize = 64;
+/// The label of responses from models beyond the first [`MAX_MODELS`].
+pub const OTHER_MODEL: &str = "other";
+/// Longest served-model label kept, in bytes.
+const MAX_MODEL_BYTES: usize = 128;
+
+/// A served-model name as it may be stored and reported: at most 128 bytes, only letters, digits and `._-:/@+`
+/// (anything else becomes `_`). Borrowed, so free, for the usual well-formed name.
+pub fn served_model_label(raw: &str) -> Cow<'_, str> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "._-:/@+".contains(c);
+    let mut end = raw.len().min(MAX_MODEL_BYTES);
+    while !raw.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = &raw[..end];
+    if cut.chars().all(allowed) {
+        return Cow::Borrowed(cut);
+    }
+    Cow::Owned(cut.chars().map(|c| if allowed(c) { c } else { '_' }).collect())
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -61,7 +86,10 @@ pub struct LlmStats {
     pub from_usage: u64,
     pub fallbacks: u64,
     pub cost: f64,
+    /// At most [`MAX_MODELS`] named entries, then one [`OTHER_MODEL`].
     pub models: Vec<ModelStats>,
+    /// Responses counted under [`OTHER_MODEL`] because the step had seen [`MAX_MODELS`] served models already.
+    pub models_other: u64,
 }
 
 impl Default for LlmStats {
@@ -81,6 +109,7 @@ impl Default for LlmStats {
             fallbacks: 0,
             cost: 0.0,
             models: Vec::new(),
+            models_other: 0,
         }
     }
 }
@@ -112,27 +141,39 @@ impl LlmStats {
             record(&mut self.ntpot, per_token.max(1));
         }
         if !s.model.is_empty() {
-            let m = match self.models.iter_mut().position(|m| m.model == s.model) {
-                Some(i) => &mut self.models[i],
-                None => {
-                    self.models.push(ModelStats {
-                        model: s.model.to_string(),
-                        requests: 0,
-                        fallbacks: 0,
-                        output_tokens: 0,
-                        cost: 0.0,
-                        latency: new_hist(),
-                    });
-                    let last = self.models.len() - 1;
-                    &mut self.models[last]
-                }
-            };
+            let label = served_model_label(s.model);
+            let i = self.slot(&label);
+            let m = &mut self.models[i];
             m.requests += 1;
             m.fallbacks += u64::from(s.fallback);
             m.output_tokens += s.output_tokens;
             m.cost += s.cost;
             record(&mut m.latency, micros(s.latency));
+            if m.model == OTHER_MODEL && label != OTHER_MODEL {
+                self.models_other += 1;
+            }
         }
+    }
+
+    /// Index of the entry for `label`: its own while fewer than [`MAX_MODELS`] are named, else `other`.
+    fn slot(&mut self, label: &str) -> usize {
+        if let Some(i) = self.models.iter().position(|m| m.model == label) {
+            return i;
+        }
+        let named = self.models.iter().filter(|m| m.model != OTHER_MODEL).count();
+        let name = if named < MAX_MODELS { label } else { OTHER_MODEL };
+        if let Some(i) = self.models.iter().position(|m| m.model == name) {
+            return i;
+        }
+        self.models.push(ModelStats {
+            model: name.to_string(),
+            requests: 0,
+            fallbacks: 0,
+            output_tokens: 0,
+            cost: 0.0,
+            latency: new_hist(),
+        });
+        self.models.len() - 1
     }
 
     pub fn add(&mut self, o: &LlmStats) {
@@ -153,17 +194,19 @@ impl LlmStats {
         self.from_usage += o.from_usage;
         self.fallbacks += o.fallbacks;
         self.cost += o.cost;
+        self.models_other += o.models_other;
+        // Two workers may each have seen 64 different names: the merge keeps the cap too.
         for m in &o.models {
-            match self.models.iter_mut().find(|x| x.model == m.model) {
-                Some(x) => {
-                    x.requests += m.requests;
-                    x.fallbacks += m.fallbacks;
-                    x.output_tokens += m.output_tokens;
-                    x.cost += m.cost;
-                    add_hist(&mut x.latency, &m.latency);
-                }
-                None => self.models.push(m.clone()),
+            let i = self.slot(&m.model);
+            if self.models[i].model == OTHER_MODEL && m.model != OTHER_MODEL {
+                self.models_other += m.requests;
             }
+            let x = &mut self.models[i];
+            x.requests += m.requests;
+            x.fallbacks += m.fallbacks;
+            x.output_tokens += m.output_tokens;
+            x.cost += m.cost;
+            add_hist(&mut x.latency, &m.latency);
         }
     }
 }

@@ -12,7 +12,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 pub use buckets::{Buckets, DURATION_BOUNDS_US};
-pub use llm::{LlmSample, LlmStats, ModelStats};
+pub use llm::{LlmSample, LlmStats, MAX_MODELS, ModelStats, OTHER_MODEL, served_model_label};
 pub use summary::{
     Cumulative, ErrorSummary, FlowSummary, LatencySummary, LlmSummary, ModelSummary, RequestSummary, SeriesPoint,
     decode_histogram, encode_histogram, encode_nonempty, latency_summary, llm_summary, request_summary, series_point,
@@ -65,8 +65,10 @@ fn micros(d: Duration) -> u64 {
 /// How a request failed. The `Display` form is the stable key used in reports and thresholds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum ErrorKind {
-    /// The connection could not be made or broke before a response arrived.
+    /// The connection could not be made, or was closed or reset before a complete response head arrived.
     Connect,
+    /// The server sent bytes that are not valid HTTP/1.1 (status line, header, chunk size, oversized head).
+    Protocol,
     /// The per-request timeout elapsed.
     Timeout,
     /// A status outside the expected set (not 429).
@@ -77,17 +79,27 @@ pub enum ErrorKind {
     Check,
     /// A malformed or truncated event stream.
     Stream,
-    /// The response body could not be read completely.
+    /// The response body broke off after the head, was larger than `max_body`, or could not be read.
     Body,
     /// Still in flight when the run was stopped hard (after the graceful stop): a hung target is counted.
     Interrupted,
+}
+
+/// Distinct unexpected statuses kept per step (see `StepStats::capped`).
+pub const MAX_STATUS_KINDS: usize = 64;
+
+impl ErrorKind {
+    /// Statuses beyond the first [`MAX_STATUS_KINDS`] of a step: shown as `status:other`.
+    pub const STATUS_OTHER: ErrorKind = ErrorKind::Status(0);
 }
 
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ErrorKind::Connect => f.write_str("connect"),
+            ErrorKind::Protocol => f.write_str("protocol"),
             ErrorKind::Timeout => f.write_str("timeout"),
+            ErrorKind::Status(0) => f.write_str("status:other"),
             ErrorKind::Status(c) => write!(f, "status:{c}"),
             ErrorKind::RateLimited => f.write_str("rate_limited"),
             ErrorKind::Check => f.write_str("check"),
@@ -123,6 +135,8 @@ pub struct StepStats {
     pub errors: Vec<ErrorCount>,
     /// Attempts answered with a retryable status (429 by default) and sent again after the advised wait.
     pub retries: u64,
+    /// Retry-After advice that was negative, not a number or not a date, and so was ignored.
+    pub retry_after_invalid: u64,
     /// Present once the step produced an LLM response.
     pub llm: Option<Box<LlmStats>>,
 }
@@ -138,6 +152,7 @@ impl Default for StepStats {
             ttfb: new_hist(),
             errors: Vec::new(),
             retries: 0,
+            retry_after_invalid: 0,
             llm: None,
         }
     }
@@ -175,10 +190,21 @@ impl StepStats {
     }
 
     fn count_error(&mut self, kind: ErrorKind, n: u64, sample: impl FnOnce() -> String) {
+        let kind = self.capped(kind);
         match self.errors.iter_mut().find(|e| e.kind == kind) {
             Some(e) => e.count += n,
             None => self.errors.push(ErrorCount { kind, count: n, sample: sample() }),
         }
+    }
+
+    /// Statuses come from the server and become labels (reports, Prometheus `code`): past
+    /// [`MAX_STATUS_KINDS`] distinct ones in a step, a new one is counted as [`ErrorKind::STATUS_OTHER`].
+    fn capped(&self, kind: ErrorKind) -> ErrorKind {
+        if !matches!(kind, ErrorKind::Status(_)) || self.errors.iter().any(|e| e.kind == kind) {
+            return kind;
+        }
+        let statuses = self.errors.iter().filter(|e| matches!(e.kind, ErrorKind::Status(_))).count();
+        if statuses >= MAX_STATUS_KINDS { ErrorKind::STATUS_OTHER } else { kind }
     }
 
     pub fn add(&mut self, o: &StepStats) {
@@ -192,6 +218,7 @@ impl StepStats {
             self.count_error(e.kind, e.count, || e.sample.clone());
         }
         self.retries += o.retries;
+        self.retry_after_invalid += o.retry_after_invalid;
         if let Some(ol) = &o.llm {
             self.llm.get_or_insert_with(Box::default).add(ol);
         }
@@ -210,6 +237,7 @@ impl StepStats {
         self.ttfb.reset();
         self.errors.clear();
         self.retries = 0;
+        self.retry_after_invalid = 0;
         // Dropped rather than reset: an interval snapshot carries it away, and most intervals of most steps
         // have no LLM traffic at all.
         self.llm = None;

@@ -8,7 +8,7 @@ use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer}
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Hist, LlmStats, StepStats};
+use super::{ErrorKind, Hist, LlmStats, MAX_MODELS, MAX_STATUS_KINDS, OTHER_MODEL, StepStats};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct LatencySummary {
@@ -66,10 +66,17 @@ pub struct RequestSummary {
     pub latency_uncorrected: Option<LatencySummary>,
     /// Send → response headers, successful requests only.
     pub ttfb: Option<LatencySummary>,
-    /// Failures by kind (`connect`, `timeout`, `status:503`, `rate_limited`, `check`, `stream`, `body`).
+    /// Failures by kind (`connect`, `protocol`, `timeout`, `status:503`, `rate_limited`, `check`, `stream`,
+    /// `body`).
     pub errors: BTreeMap<String, u64>,
     /// Attempts that got a retryable status and were sent again (not counted in `requests`).
     pub retries: u64,
+    /// Retry-After / retry-after-ms values that were negative, not a number or not a date, so were ignored.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retry_after_invalid: u64,
+    /// What the server did that the numbers alone do not say (labels capped, advice ignored), one line each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// LLM metrics, for steps that produced chat completions.
     pub llm: Option<LlmSummary>,
 }
@@ -103,8 +110,15 @@ pub struct LlmSummary {
     pub fallback_rate: f64,
     /// USD, from `[pricing]` × usage.
     pub cost_usd: f64,
-    /// Served-model distribution.
+    /// Served-model distribution: at most 64 names per step, then `other`.
     pub models: Vec<ModelSummary>,
+    /// Responses counted under `other` because 64 distinct served models had been seen already.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub models_other: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -154,6 +168,7 @@ pub fn llm_summary(l: &LlmStats, elapsed: Duration) -> LlmSummary {
         fallback_rate: l.fallbacks as f64 / n,
         cost_usd: l.cost,
         models,
+        models_other: l.models_other,
     }
 }
 
@@ -172,8 +187,33 @@ pub fn request_summary(s: &StepStats, elapsed: Duration) -> RequestSummary {
         ttfb: latency_summary(&s.ttfb),
         errors: s.errors.iter().map(|e| (e.kind.to_string(), e.count)).collect(),
         retries: s.retries,
+        retry_after_invalid: s.retry_after_invalid,
+        warnings: warnings(s),
         llm: s.llm.as_ref().map(|l| llm_summary(l, elapsed)),
     }
+}
+
+fn warnings(s: &StepStats) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(l) = s.llm.as_ref().filter(|l| l.models_other > 0) {
+        out.push(format!(
+            "the server named more than {MAX_MODELS} distinct served models: {} responses are counted as `{OTHER_MODEL}`",
+            l.models_other
+        ));
+    }
+    if let Some(e) = s.errors.iter().find(|e| e.kind == ErrorKind::STATUS_OTHER) {
+        out.push(format!(
+            "the server answered with more than {MAX_STATUS_KINDS} distinct unexpected statuses: {} failures are counted as `status:other`",
+            e.count
+        ));
+    }
+    if s.retry_after_invalid > 0 {
+        out.push(format!(
+            "{} Retry-After values were negative, not a number or not a date, and were ignored",
+            s.retry_after_invalid
+        ));
+    }
+    out
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -106,3 +106,76 @@ fn a_serialized_recorder_reads_back_the_same() {
     merged.steps[0].record_ok(Duration::from_secs(3600), Duration::from_secs(1), 0);
     assert_eq!(merged.steps[0].latency.len(), 3);
 }
+
+#[test]
+fn served_models_are_capped_at_64_then_other() {
+    let names: Vec<String> = (0..100).map(|i| format!("model-{i}")).collect();
+    fn sample(m: &str) -> LlmSample<'_> {
+        LlmSample { latency: Duration::from_millis(5), output_tokens: 1, model: m, ..Default::default() }
+    }
+    let mut s = StepStats::default();
+    for n in &names {
+        s.record_llm(&sample(n));
+    }
+    let l = s.llm.as_ref().unwrap();
+    assert_eq!(l.models.len(), MAX_MODELS + 1);
+    assert_eq!(l.models.iter().filter(|m| m.model == OTHER_MODEL).map(|m| m.requests).sum::<u64>(), 36);
+    assert_eq!(l.models_other, 36);
+    // A name seen before the cap keeps its own row.
+    s.record_llm(&sample("model-3"));
+    assert_eq!(s.llm.as_ref().unwrap().models.iter().find(|m| m.model == "model-3").unwrap().requests, 2);
+    // Merging two workers that each saw 64 other names keeps the cap.
+    let mut other = StepStats::default();
+    for i in 100..164 {
+        other.record_llm(&sample(&format!("model-{i}")));
+    }
+    s.add(&other);
+    let l = s.llm.as_ref().unwrap();
+    assert_eq!(l.models.len(), MAX_MODELS + 1);
+    assert_eq!(l.models_other, 36 + 64);
+    assert_eq!(l.models.iter().map(|m| m.requests).sum::<u64>(), 165);
+    let sum = request_summary(&s, Duration::from_secs(1));
+    assert_eq!(sum.llm.as_ref().unwrap().models_other, 100);
+    assert!(sum.warnings.iter().any(|w| w.contains("more than 64 distinct served models")), "{:?}", sum.warnings);
+}
+
+#[test]
+fn served_model_labels_are_short_and_plain() {
+    assert_eq!(served_model_label("gpt-4o-mini:2024/07@eu+x_1.0"), "gpt-4o-mini:2024/07@eu+x_1.0");
+    assert!(matches!(served_model_label("gpt-4o"), std::borrow::Cow::Borrowed(_)));
+    assert_eq!(served_model_label("a b\u{1b}[31mc\"<"), "a_b__31mc__");
+    assert_eq!(served_model_label(&"é".repeat(100)), "_".repeat(64));
+    assert_eq!(served_model_label(&"x".repeat(1000)).len(), 128);
+}
+
+#[test]
+fn invalid_retry_advice_is_a_warning() {
+    let s = StepStats { retry_after_invalid: 3, ..Default::default() };
+    let sum = request_summary(&s, Duration::from_secs(1));
+    assert_eq!(sum.retry_after_invalid, 3);
+    assert!(sum.warnings.iter().any(|w| w.starts_with("3 Retry-After values")), "{:?}", sum.warnings);
+}
+
+#[test]
+fn unexpected_statuses_are_capped_at_64_then_status_other() {
+    let mut s = StepStats::default();
+    for code in 100..300u16 {
+        s.record_err(ErrorKind::Status(code), 0, || format!("status {code}"));
+    }
+    s.record_err(ErrorKind::Status(100), 0, || unreachable!());
+    s.record_err(ErrorKind::Timeout, 0, || "t".into());
+    let statuses = s.errors.iter().filter(|e| matches!(e.kind, ErrorKind::Status(_))).count();
+    assert_eq!(statuses, MAX_STATUS_KINDS + 1);
+    let sum = request_summary(&s, Duration::from_secs(1));
+    assert_eq!(sum.errors.get("status:other"), Some(&(200 - 64)));
+    assert_eq!(sum.errors.get("status:100"), Some(&2));
+    assert_eq!(sum.errors.get("timeout"), Some(&1));
+    assert!(sum.warnings.iter().any(|w| w.contains("`status:other`")), "{:?}", sum.warnings);
+    // Merging keeps the cap.
+    let mut other = StepStats::default();
+    for code in 300..400u16 {
+        other.record_err(ErrorKind::Status(code), 0, String::new);
+    }
+    s.add(&other);
+    assert_eq!(s.errors.iter().filter(|e| matches!(e.kind, ErrorKind::Status(_))).count(), MAX_STATUS_KINDS + 1);
+}

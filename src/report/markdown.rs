@@ -58,6 +58,11 @@ pub fn render(r: &RunReport) -> String {
             q(|l| l.p99_ms)
         );
     }
+    for s in &r.steps {
+        for w in &s.stats.warnings {
+            let _ = writeln!(out, "\n> ⚠️ `{}`: {}", cell(&s.name), cell(w));
+        }
+    }
     if !r.thresholds.is_empty() {
         let _ = writeln!(out, "\n#### Thresholds\n\n| Threshold | Observed | Verdict |\n|---|---:|---|");
         for v in &r.thresholds {

@@ -8,7 +8,7 @@
 //! Every series carries `scenario` (the registry's constant label); per-step series add `user` (the user class)
 //! and `step`:
 //! - `run_load_test_requests_total{…,outcome}`: finished requests. `outcome` is `ok` or the error kind
-//!   (`connect`, `timeout`, `status`, `rate_limited`, `check`, `stream`, `body`); `status` and `rate_limited`
+//!   (`connect`, `protocol`, `timeout`, `status`, `rate_limited`, `check`, `stream`, `body`); `status` and `rate_limited`
 //!   add `code`, the HTTP status. Requests cut off by a hard stop are in neither.
 //! - `run_load_test_request_duration_seconds`: latency of successful requests (open model: from the intended
 //!   start), so its `_count` equals `requests_total{outcome="ok"}`.
@@ -94,6 +94,7 @@ impl LiveMetrics {
 fn outcome(kind: ErrorKind) -> (&'static str, Option<u16>) {
     match kind {
         ErrorKind::Connect => ("connect", None),
+        ErrorKind::Protocol => ("protocol", None),
         ErrorKind::Timeout => ("timeout", None),
         ErrorKind::Status(c) => ("status", Some(c)),
         ErrorKind::RateLimited => ("rate_limited", Some(429)),
@@ -145,7 +146,7 @@ impl Collector for LiveCollector {
                 m.encode_family(&labels)?.encode_counter::<NoLabelSet, _, u64>(&s.ok, None)?;
                 for (&kind, n) in &s.errors {
                     let (name, code) = outcome(kind);
-                    let code = code.map(|c| c.to_string());
+                    let code = code.map(|c| if c == 0 { "other".to_string() } else { c.to_string() });
                     let mut labels = vec![("user", s.user.as_str()), ("step", s.step.as_str()), ("outcome", name)];
                     if let Some(c) = &code {
                         labels.push(("code", c.as_str()));
@@ -256,6 +257,8 @@ mod tests {
         second.steps[0].record_err(ErrorKind::Status(503), 0, String::new);
         second.steps[0].record_err(ErrorKind::Connect, 0, String::new);
         second.steps[0].record_err(ErrorKind::RateLimited, 0, String::new);
+        second.steps[1].record_err(ErrorKind::Protocol, 0, String::new);
+        second.steps[1].record_err(ErrorKind::STATUS_OTHER, 0, String::new);
         live.absorb(3, 1, &second);
         (live, latencies.to_vec())
     }
@@ -290,6 +293,8 @@ mod tests {
         let connect = s.samples.iter().find(|x| x.metric == req && x.labels.get("outcome") == Some("connect"));
         assert_eq!(connect.unwrap().labels.get("code"), None, "no code where there is no HTTP status");
         assert_eq!(value(&s, req, &[("step", "health"), ("outcome", "ok")]), Some(1.0));
+        assert_eq!(value(&s, req, &[("step", "health"), ("outcome", "protocol")]), Some(1.0));
+        assert_eq!(value(&s, req, &[("step", "health"), ("outcome", "status"), ("code", "other")]), Some(1.0));
         assert_eq!(value(&s, "run_load_test_output_tokens_total", &chat), Some(28.0));
         assert_eq!(value(&s, "run_load_test_output_tokens_total", &[("step", "health")]), Some(0.0));
         assert!((value(&s, "run_load_test_cost_usd_total", &chat).unwrap() - 0.004).abs() < 1e-12);

@@ -166,6 +166,11 @@ pub fn render_summary(r: &RunReport) -> String {
             r.totals.retries
         );
     }
+    for s in &r.steps {
+        for w in &s.stats.warnings {
+            let _ = writeln!(out, "warning: {} › {}: {w}", s.user, s.name);
+        }
+    }
     let g = &r.generator;
     let _ = writeln!(
         out,

@@ -1,6 +1,7 @@
 //! The scenario file format (TOML v1): schema types with `deny_unknown_fields`, loading with file:line:col
 //! errors, `${env:NAME}` expansion and `{{ var }}` templates. Owns the schema; runs nothing.
 
+mod bytesize;
 mod env;
 pub mod feeder;
 mod gates;
@@ -16,6 +17,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
+pub use bytesize::{ByteSize, MAX_MAX_BODY, MIN_MAX_BODY};
 pub use env::{EnvError, expand_env, secret_values};
 pub use gates::{Amount, Percent, RegressionEntry, RegressionTable, RuleSpec, ThresholdEntry};
 pub use load::{LoadedScenario, ScenarioError, list_dir, load, locate_scenario, parse};
@@ -133,6 +135,9 @@ pub struct Defaults {
     pub think_time: Option<ThinkTime>,
     /// Response header naming the served model (else the response's `model` field is used).
     pub served_model_header: Option<String>,
+    /// Most bytes of a response body held in memory (checks, captures, LLM answers; SSE lines and events):
+    /// beyond it the request fails with `body` (`stream` for SSE). Default 1 MiB.
+    pub max_body: Option<ByteSize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -181,6 +186,8 @@ pub struct Step {
     #[serde(default)]
     pub capture: BTreeMap<String, Capture>,
     pub timeout: Option<DurationValue>,
+    /// Overrides `[defaults] max_body` for this step.
+    pub max_body: Option<ByteSize>,
     pub think_time: Option<ThinkTime>,
     #[serde(default)]
     pub tags: Vec<String>,
@@ -234,7 +241,7 @@ pub struct Retry {
     pub on: Option<Vec<u16>>,
     /// Wait when the response gives no retry-after (default 1s).
     pub backoff: Option<DurationValue>,
-    /// Longest wait honoured (default 60s); a longer advice fails the request as it stands.
+    /// Longest wait (default 60s); a longer advice, however absurd, waits this long.
     pub max_wait: Option<DurationValue>,
 }
 

@@ -32,6 +32,8 @@ pub(super) struct Accumulator {
     calls: Vec<ToolCall>,
     n_calls: usize,
     assembled_bytes: usize,
+    /// Set by `SseParser::set_max_bytes`; 0 until then means the default.
+    pub(super) max_assembled: usize,
 }
 
 impl Accumulator {
@@ -140,7 +142,9 @@ impl Accumulator {
             let s = &mut self.summary;
             s.token_chunks = s.token_chunks.saturating_add(1);
             s.ttft.get_or_insert(at);
-            if let Some(prev) = s.last_token_at {
+            // An endless stream of tiny chunks must not grow memory until the timeout: past the cap, the
+            // inter-chunk distribution is that of the first gaps.
+            if let Some(prev) = s.last_token_at.filter(|_| self.gaps_us.len() < MAX_GAPS) {
                 self.gaps_us.push(u64::try_from(at.saturating_sub(prev).as_micros()).unwrap_or(u64::MAX));
             }
             s.last_token_at = Some(at);
@@ -241,15 +245,22 @@ impl Accumulator {
     /// Accounts for `n` more assembled bytes.
     fn grow(&mut self, n: usize) -> Result<(), StreamError> {
         self.assembled_bytes = self.assembled_bytes.saturating_add(n);
-        if self.assembled_bytes > MAX_ASSEMBLED_BYTES {
-            return Err(too_large("assembled response", MAX_ASSEMBLED_BYTES));
+        let max = if self.max_assembled == 0 { MAX_ASSEMBLED_BYTES } else { self.max_assembled };
+        if self.assembled_bytes > max {
+            return Err(too_large("assembled response", max));
         }
         Ok(())
     }
 }
 
+/// Inter-chunk gaps kept per response (1 MiB of them).
+const MAX_GAPS: usize = 1 << 17;
+
 pub(super) fn too_large(what: &str, limit: usize) -> StreamError {
-    StreamError::Malformed(format!("{what} larger than {} MiB", limit >> 20))
+    StreamError::Malformed(format!(
+        "{what} larger than max_body ({}): reading stopped",
+        crate::client::human_bytes(limit)
+    ))
 }
 
 pub(super) fn clear_bytes(v: &mut Vec<u8>) {
