@@ -5,6 +5,7 @@ mod agent;
 mod common;
 mod errors;
 mod gates;
+mod hostile;
 mod html;
 mod lifecycle;
 mod load_models;
