@@ -7,6 +7,18 @@ use serde_json::Value;
 /// A mock fast enough that short runs still make hundreds of requests.
 pub const FAST_MOCK: &str = "[mock]\noutput_tokens = 4\nfirst_token_delay = \"2ms\"\ntoken_delay = \"1ms\"\n";
 
+/// Runs whose assertions depend on measured time take this lock exclusively (`timed()`); the hostile suite's
+/// request floods take it shared (`flood()`), so the two never overlap when `cargo test` runs tests in parallel.
+static TIMING: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+pub fn timed() -> std::sync::RwLockWriteGuard<'static, ()> {
+    TIMING.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+pub fn flood() -> std::sync::RwLockReadGuard<'static, ()> {
+    TIMING.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 pub fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_run-load-test"));
     c.current_dir(env!("CARGO_MANIFEST_DIR"));

@@ -116,6 +116,7 @@ fn slowed() -> &'static Judged {
 }
 
 fn gate_run(scenario: &Path, out: &Path, extra: &[&str]) -> Output {
+    let _quiet = timed();
     let mut args = vec!["run", scenario.to_str().unwrap(), "--quiet", "--seed", "1", "--out", out.to_str().unwrap()];
     args.extend_from_slice(extra);
     run(&args)

@@ -54,21 +54,26 @@ fn reset_mid_body() {
     against(Mode::ResetMidBody, 3, &["body"]);
 }
 
-/// A hung target is counted as timeouts, never "0 failures".
+/// A hung target is counted as timeouts, never "0 failures". `interrupted` is allowed besides: a request sent
+/// just before the end may still be waiting for its timeout when the graceful stop (as long as the timeout) ends.
+const HUNG: &[&str] = &["timeout", "interrupted"];
+
 #[test]
 fn stall_before_headers() {
-    let k = against(Mode::StallHeaders, 3, &["timeout"]);
-    assert!(k["timeout"] >= 4, "each of the 4 users timed out at least once: {k:?}");
+    let k = against(Mode::StallHeaders, 3, HUNG);
+    assert!(k.get("timeout").copied().unwrap_or(0) >= 4, "each of the 4 users timed out at least once: {k:?}");
 }
 
 #[test]
 fn stall_mid_body() {
-    against(Mode::StallBody, 3, &["timeout"]);
+    let k = against(Mode::StallBody, 3, HUNG);
+    assert!(k.contains_key("timeout"), "{k:?}");
 }
 
 #[test]
 fn slowloris_drip() {
-    against(Mode::Slowloris, 3, &["timeout"]);
+    let k = against(Mode::Slowloris, 3, HUNG);
+    assert!(k.contains_key("timeout"), "{k:?}");
 }
 
 #[test]
