@@ -99,7 +99,7 @@ pub fn run_with_env(scenario: &str, target: &str, extra: &[&str], env: &[(&str, 
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let _flood = flood();
+    let _shared = untimed();
     let start = Instant::now();
     let mut child = cmd.spawn().expect("spawn run-load-test");
     let drain = |mut r: Box<dyn Read + Send>| {
