@@ -1,11 +1,41 @@
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 /// A mock fast enough that short runs still make hundreds of requests.
 pub const FAST_MOCK: &str = "[mock]\noutput_tokens = 4\nfirst_token_delay = \"2ms\"\ntoken_delay = \"1ms\"\n";
+
+/// Runs whose assertions depend on measured time hold this lock exclusively ([`timed`]); every other run of the
+/// binary through [`run`] (and the hostile suite's floods) holds it shared ([`untimed`]), so the few timing-sensitive
+/// runs never share the machine with the rest of the suite when `cargo test` runs tests in parallel.
+static TIMING: RwLock<()> = RwLock::new(());
+
+thread_local! {
+    static HOLDS_TIMING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The exclusive side; the runs this thread makes meanwhile do not take the shared side (no self-deadlock).
+pub struct Timed(#[allow(dead_code)] RwLockWriteGuard<'static, ()>);
+
+impl Drop for Timed {
+    fn drop(&mut self) {
+        HOLDS_TIMING.set(false);
+    }
+}
+
+pub fn timed() -> Timed {
+    let guard = TIMING.write().unwrap_or_else(PoisonError::into_inner);
+    HOLDS_TIMING.set(true);
+    Timed(guard)
+}
+
+pub fn untimed() -> Option<RwLockReadGuard<'static, ()>> {
+    (!HOLDS_TIMING.get()).then(|| TIMING.read().unwrap_or_else(PoisonError::into_inner))
+}
 
 pub fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_run-load-test"));
@@ -20,6 +50,7 @@ pub fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
 }
 
 pub fn run(args: &[&str]) -> Output {
+    let _shared = untimed();
     bin().args(args).output().expect("spawn run-load-test")
 }
 

@@ -29,13 +29,16 @@ pub fn load(path: &Path) -> Result<RunReport, String> {
 /// [`load`] for any stored result; `role` names it in messages ("baseline", "result").
 pub fn read_result(path: &Path, role: &str) -> Result<RunReport, String> {
     let shown = format!("{role} {}", path.display());
-    let fix = if role == "baseline" {
-        "record a new one with `run-load-test run <scenario> --save-baseline`"
-    } else {
-        "give the result.json of a run (or its report directory)"
-    };
+    let fix = fix_for(role);
     let text = std::fs::read_to_string(path).map_err(|e| format!("{shown}: cannot read it ({e}); {fix}"))?;
-    let value: serde_json::Value = serde_json::from_str(&text)
+    parse_result(path, role, &text)
+}
+
+/// [`read_result`] of text already read; `path` and `role` only name it in messages. Pure, so it can be fuzzed.
+pub fn parse_result(path: &Path, role: &str, text: &str) -> Result<RunReport, String> {
+    let shown = format!("{role} {}", path.display());
+    let fix = fix_for(role);
+    let value: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| format!("{shown}:{}:{}: not valid JSON ({e}); {fix}", e.line(), e.column().max(1)))?;
     let version = value
         .get("schema_version")
@@ -51,6 +54,14 @@ pub fn read_result(path: &Path, role: &str) -> Result<RunReport, String> {
         .map_err(|e| format!("{shown}: not a result this version can read ({e}); {fix}"))?;
     check_histograms(&report).map_err(|e| format!("{shown}: {e}; {fix}"))?;
     Ok(report)
+}
+
+fn fix_for(role: &str) -> &'static str {
+    if role == "baseline" {
+        "record a new one with `run-load-test run <scenario> --save-baseline`"
+    } else {
+        "give the result.json of a run (or its report directory)"
+    }
 }
 
 fn check_histograms(r: &RunReport) -> Result<(), String> {

@@ -269,3 +269,35 @@ proptest! {
         if (0.95..1.05).contains(&k) { prop_assert_eq!(v, Change::Ok); }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+    /// The result reader on arbitrary text: a report or one line naming the file, never a panic.
+    #[test]
+    fn arbitrary_result_text_never_panics(text in "\\PC{0,400}") {
+        if let Err(e) = parse_result(std::path::Path::new("r.json"), "result", &text) {
+            prop_assert!(e.starts_with("result r.json") && !e.contains('\n'), "{}", e);
+        }
+    }
+
+    /// Any cut and insertion in a real stored result (histograms included): read back or refused, never a panic.
+    #[test]
+    fn mutated_results_never_panic(at in 0usize..100_000, cut in 0usize..64, insert in "[\\[\\]{}\":,.0-9a-zA-Z+/=-]{0,12}") {
+        let text = serde_json::to_string(&run(100.0, 50, 1)).unwrap();
+        let at = (0..=at % text.len()).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+        let end = (at + cut..=text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(text.len());
+        let mutated = format!("{}{}{}", &text[..at], insert, &text[end..]);
+        if let Err(e) = parse_result(std::path::Path::new("b.json"), "baseline", &mutated) {
+            prop_assert!(e.starts_with("baseline b.json") && !e.contains('\n'), "{}", e);
+        }
+    }
+
+    /// What `run` writes, the reader reads back unchanged.
+    #[test]
+    fn results_round_trip(base_ms in 1.0f64..5000.0, n in 1u64..300, errors in 0u64..20) {
+        let r = run(base_ms, n, errors);
+        let text = serde_json::to_string(&r).unwrap();
+        let back = parse_result(std::path::Path::new("r.json"), "result", &text).unwrap();
+        prop_assert_eq!(serde_json::to_string(&back).unwrap(), text);
+    }
+}

@@ -456,3 +456,56 @@ proptest! {
         prop_assert_eq!(&assembled(&p)["choices"][0]["message"]["content"], &Value::String(pieces.concat()));
     }
 }
+
+/// Feeds `bytes` cut at `cuts`, every piece at the same instant, so that only the split points differ.
+fn outcome(
+    bytes: &[u8],
+    cuts: &[usize],
+    assemble: bool,
+) -> (Result<(), StreamError>, StreamSummary, Vec<u64>, Vec<u8>) {
+    let mut p = SseParser::new();
+    p.reset(assemble);
+    let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+    cuts.sort_unstable();
+    let mut start = 0;
+    let mut result = Ok(());
+    for cut in cuts.into_iter().chain([bytes.len()]) {
+        result = p.feed(&bytes[start..cut], ms(3));
+        start = cut;
+        if result.is_err() {
+            break;
+        }
+    }
+    if result.is_ok() {
+        result = p.finish();
+    }
+    let mut json = Vec::new();
+    p.assembled_json(&mut json);
+    (result, p.summary().clone(), p.gaps_us().to_vec(), json)
+}
+
+proptest! {
+    /// Where the network splits a stream never changes what is measured: result, summary, gaps and assembled
+    /// message are those of the stream read in one piece, for valid, broken and random input alike.
+    #[test]
+    fn split_points_never_change_the_outcome(pieces in proptest::collection::vec(0..FRAGMENTS.len() + 3, 0..60),
+                                             tail in proptest::collection::vec(any::<u8>(), 0..24),
+                                             cuts in proptest::collection::vec(any::<usize>(), 0..12),
+                                             assemble: bool) {
+        let whole_events = [content("ab"), finish("stop"), DONE.to_string()];
+        let mut body = Vec::new();
+        for &i in &pieces {
+            match FRAGMENTS.get(i) {
+                Some(f) => body.extend_from_slice(f.as_bytes()),
+                None => body.extend_from_slice(whole_events[i - FRAGMENTS.len()].as_bytes()),
+            }
+        }
+        body.extend_from_slice(&tail);
+        let whole = outcome(&body, &[], assemble);
+        let split = outcome(&body, &cuts, assemble);
+        prop_assert_eq!(&whole.0, &split.0);
+        prop_assert_eq!(&whole.1, &split.1);
+        prop_assert_eq!(&whole.2, &split.2);
+        prop_assert_eq!(&whole.3, &split.3);
+    }
+}
