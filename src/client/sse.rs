@@ -167,7 +167,7 @@ impl SseParser {
             at_start: true,
             failed: None,
             max_event: MAX_EVENT_BYTES,
-            acc: Accumulator::default(),
+            acc: Accumulator::new(MAX_ASSEMBLED_BYTES),
         }
     }
 

@@ -5,10 +5,7 @@
 use std::time::Duration;
 
 use super::wire::{self, Choice, Chunk, Tokens, ToolCallDelta, ToolCalls};
-use super::{
-    FinishReason, KEEP_CAPACITY, MAX_ASSEMBLED_BYTES, MAX_MESSAGE_CHARS, MAX_TOOL_CALLS, StreamError, StreamSummary,
-    Usage,
-};
+use super::{FinishReason, KEEP_CAPACITY, MAX_MESSAGE_CHARS, MAX_TOOL_CALLS, StreamError, StreamSummary, Usage};
 
 /// One tool call of choice 0. Entries are kept across responses so their Strings are reused.
 #[derive(Debug, Default)]
@@ -32,11 +29,15 @@ pub(super) struct Accumulator {
     calls: Vec<ToolCall>,
     n_calls: usize,
     assembled_bytes: usize,
-    /// Set by `SseParser::set_max_bytes`; 0 until then means the default.
+    /// Largest assembled message: `MAX_ASSEMBLED_BYTES` until `SseParser::set_max_bytes` says otherwise.
     pub(super) max_assembled: usize,
 }
 
 impl Accumulator {
+    pub(super) fn new(max_assembled: usize) -> Self {
+        Accumulator { max_assembled, ..Accumulator::default() }
+    }
+
     pub(super) fn reset(&mut self, assemble: bool) {
         let mut model = std::mem::take(&mut self.summary.model);
         clear_string(&mut model);
@@ -245,9 +246,8 @@ impl Accumulator {
     /// Accounts for `n` more assembled bytes.
     fn grow(&mut self, n: usize) -> Result<(), StreamError> {
         self.assembled_bytes = self.assembled_bytes.saturating_add(n);
-        let max = if self.max_assembled == 0 { MAX_ASSEMBLED_BYTES } else { self.max_assembled };
-        if self.assembled_bytes > max {
-            return Err(too_large("assembled response", max));
+        if self.assembled_bytes > self.max_assembled {
+            return Err(too_large("assembled response", self.max_assembled));
         }
         Ok(())
     }
