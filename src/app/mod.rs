@@ -212,7 +212,7 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
     let path = match report::write_outputs(&rep, &cfg.out_dir, &cfg.files.formats) {
         Ok(p) => {
             // The report holds everything the journal did; it was only there in case the process died.
-            journal::remove(&cfg.out_dir);
+            report::remove_journal(&cfg.out_dir);
             Some(p)
         }
         Err(e) => {
