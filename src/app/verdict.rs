@@ -116,14 +116,14 @@ pub fn judge(steps: &[StepInfo], r: &EngineResult, fail_fast: Option<String>) ->
     kinds.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     let counts = kinds.iter().map(|(k, n)| format!("{k} ×{n}")).collect::<Vec<_>>().join(", ");
     let (step, sample) = kinds.first().and_then(|(k, _)| worst(steps, &r.total, *k)).unwrap_or_default();
-    Some(Failure {
-        kind: "no_success".into(),
-        message: format!(
+    failure(
+        "no_success",
+        format!(
             "no request succeeded: all {} requests failed ({counts}); step {step}: \"{}\"",
             t.requests,
             excerpt(&sample)
         ),
-    })
+    )
 }
 
 #[cfg(test)]
