@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use crate::engine::{EngineResult, Progress, StepInfo};
+use crate::engine::{EngineResult, Progress, StepInfo, StopReason};
 use crate::metrics::{ErrorKind, Recorder};
-use crate::report::Failure;
+use crate::report::{Failure, RunReport, RunStatus};
 
 /// Fail fast is judged from this point of a run on: two full one-second intervals, so a target that is still
 /// binding its port when a CI job starts the load (refused for the first instants) is not stopped on a blip,
@@ -85,6 +85,19 @@ fn excerpt(s: &str) -> String {
     }
 }
 
+/// Marks the report of a run that measured nothing valid: its `failure` (see [`judge`]), `stop_reason: fail_fast`
+/// when fail fast stopped it, and `status: failed` unless a signal stopped it (a signal keeps its own status and
+/// exit code).
+pub fn mark(rep: &mut RunReport, steps: &[StepInfo], r: &EngineResult, fail_fast: Option<String>) {
+    if fail_fast.is_some() {
+        rep.stop_reason = "fail_fast".into();
+    }
+    rep.failure = judge(steps, r, fail_fast);
+    if rep.failure.is_some() && !matches!(r.stop, StopReason::Interrupted(_)) {
+        rep.status = RunStatus::Failed;
+    }
+}
+
 /// Why the run measured nothing valid, if it did not: a panic first (the tool failed), then a fail-fast stop
 /// (`fail_fast`: the line, when it stopped the run), then no request that succeeded.
 pub fn judge(steps: &[StepInfo], r: &EngineResult, fail_fast: Option<String>) -> Option<Failure> {
@@ -129,7 +142,6 @@ pub fn judge(steps: &[StepInfo], r: &EngineResult, fail_fast: Option<String>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::StopReason;
 
     fn plan() -> Vec<StepInfo> {
         vec![StepInfo { user: "U".into(), name: "chat".into(), method: "POST".into(), path: "/v1/chat".into() }]
