@@ -260,7 +260,6 @@ async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineRe
     // reaches it (a blocking call) is left behind rather than keeping the process alive.
     let mut give_up = if count > 1 { start + JOIN_BOUND } else { far };
     let mut all_returned = false;
-    let interrupted = |r: &Option<StopReason>| matches!(r, Some(StopReason::Interrupted(_)));
     // Signals are counted by their handlers; polled here so one received before this run began still stops it.
     let mut signals_seen = count;
     if let Some(s) = pending {
@@ -273,7 +272,7 @@ async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineRe
                 Some(snap) => {
                     for (p, interval) in agg.absorb(snap) {
                         let abort = observer.tick(&p, &interval, agg.total()) == Control::Abort;
-                        if abort && !interrupted(&reason) && reason != Some(StopReason::Aborted) {
+                        if abort && !matches!(reason, Some(StopReason::Interrupted(_) | StopReason::Aborted)) {
                             reason = Some(StopReason::Aborted);
                             stop.graceful.cancel();
                             hard_at = hard_at.min(Instant::now() + graceful_stop);
@@ -302,7 +301,7 @@ async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineRe
                     signals_seen = count;
                     let first = first.unwrap_or(Signal::Int);
                     observer.signalled(first, count);
-                    if !interrupted(&reason) {
+                    if !matches!(reason, Some(StopReason::Interrupted(_))) {
                         reason = Some(StopReason::Interrupted(first));
                         stop.graceful.cancel();
                         hard_at = hard_at.min(Instant::now() + graceful_stop.min(SIGNAL_GRACE));
