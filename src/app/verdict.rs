@@ -10,15 +10,15 @@ use crate::report::{Failure, RunReport, RunStatus};
 /// Fail fast is judged from this point of a run on: two full one-second intervals, so a target that is still
 /// binding its port when a CI job starts the load (refused for the first instants) is not stopped on a blip,
 /// while a forgotten key stops after two seconds instead of sending the whole load as 401s.
-pub const FAIL_FAST_AFTER: Duration = Duration::from_secs(2);
+const FAIL_FAST_AFTER: Duration = Duration::from_secs(2);
 /// ... and with at least this many requests, so that a single user with a long think time is not judged on
 /// one or two samples (it is then judged as soon as it has made them).
-pub const FAIL_FAST_MIN_REQUESTS: u64 = 5;
+const FAIL_FAST_MIN_REQUESTS: u64 = 5;
 
 /// Errors that repeating the request will not cure: the port is closed, the request or its credentials are
 /// wrong, the path does not exist, the server does not speak HTTP. 5xx, 429 and timeouts are what a load test
 /// is there to measure (transient), so they never stop a run early.
-pub fn non_transient(kind: ErrorKind) -> bool {
+fn non_transient(kind: ErrorKind) -> bool {
     matches!(kind, ErrorKind::Connect | ErrorKind::Protocol | ErrorKind::Status(400 | 401 | 403 | 404))
 }
 
@@ -100,7 +100,7 @@ pub fn mark(rep: &mut RunReport, steps: &[StepInfo], r: &EngineResult, fail_fast
 
 /// Why the run measured nothing valid, if it did not: a panic first (the tool failed), then a fail-fast stop
 /// (`fail_fast`: the line, when it stopped the run), then no request that succeeded.
-pub fn judge(steps: &[StepInfo], r: &EngineResult, fail_fast: Option<String>) -> Option<Failure> {
+fn judge(steps: &[StepInfo], r: &EngineResult, fail_fast: Option<String>) -> Option<Failure> {
     let failure = |kind: &str, message: String| Some(Failure { kind: kind.into(), message });
     if let Some(first) = r.panics.first() {
         let more = match r.panics.len() {

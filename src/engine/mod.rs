@@ -8,7 +8,7 @@ mod json_body;
 mod levels;
 mod open;
 pub mod plan;
-pub mod signals;
+pub(crate) mod signals;
 mod stages;
 mod step;
 mod vu;
