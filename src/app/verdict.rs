@@ -85,7 +85,7 @@ fn excerpt(s: &str) -> String {
     }
 }
 
-/// Marks the report of a run that measured nothing valid: its `failure` (see [`judge`]), `stop_reason: fail_fast`
+/// Marks the report of a run that measured nothing valid: its `failure` (see `judge`), `stop_reason: fail_fast`
 /// when fail fast stopped it, and `status: failed` unless a signal stopped it (a signal keeps its own status and
 /// exit code).
 pub fn mark(rep: &mut RunReport, steps: &[StepInfo], r: &EngineResult, fail_fast: Option<String>) {
