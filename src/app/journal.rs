@@ -25,25 +25,16 @@ struct Header {
     run: RunDescription,
 }
 
-/// One second of the run, as the engine merged it.
-#[derive(Serialize)]
-struct SecondOut<'a> {
+/// One second of the run, as the engine merged it: written with a borrowed recorder, read with an owned one.
+#[derive(Serialize, Deserialize)]
+struct Second<R> {
     /// Seconds of run before this interval (a sweep's levels follow on).
     t: f64,
     /// Length of the interval: 1 s, except the last one of a run (or of a level).
     d: f64,
     users: u64,
     in_flight: u64,
-    rec: &'a Recorder,
-}
-
-#[derive(Deserialize)]
-struct SecondIn {
-    t: f64,
-    d: f64,
-    users: u64,
-    in_flight: u64,
-    rec: Recorder,
+    rec: R,
 }
 
 pub struct JournalSink {
@@ -62,7 +53,7 @@ impl JournalSink {
 
 impl IntervalSink for JournalSink {
     fn interval(&mut self, _plan: &Plan, p: &Progress, interval: &Recorder, _totals: &Recorder) {
-        let line = SecondOut { t: self.t, d: p.interval_s, users: p.users, in_flight: p.in_flight, rec: interval };
+        let line = Second { t: self.t, d: p.interval_s, users: p.users, in_flight: p.in_flight, rec: interval };
         self.writer.append(&line);
         self.t += p.interval_s;
     }
@@ -72,16 +63,11 @@ impl IntervalSink for JournalSink {
     }
 }
 
-/// Removes the journal once the report it would rebuild is written.
-pub fn remove(dir: &Path) {
-    report::remove_journal(dir);
-}
-
 /// The report of a run that died before writing it, from its journal in `dir`: every second the journal holds,
 /// `status: interrupted`, `stop_reason: killed`, and `rebuilt` saying so.
 pub fn rebuild(dir: &Path) -> Result<RunReport, String> {
     let path = dir.join(JOURNAL);
-    let (h, seconds): (Header, Vec<SecondIn>) = report::read_journal(&path)?;
+    let (h, seconds): (Header, Vec<Second<Recorder>>) = report::read_journal(&path)?;
     if h.journal != VERSION {
         return Err(format!(
             "{}: journal version {} is not {VERSION}; rebuild it with the same version",
@@ -153,7 +139,7 @@ mod tests {
         for _ in 0..failures {
             rec.steps[0].record_err(crate::metrics::ErrorKind::Timeout, 0, || "slow".into());
         }
-        serde_json::to_string(&SecondOut { t, d: 1.0, users: 2, in_flight: 1, rec: &rec }).unwrap()
+        serde_json::to_string(&Second { t, d: 1.0, users: 2, in_flight: 1, rec: &rec }).unwrap()
     }
 
     #[test]

@@ -46,9 +46,9 @@ impl Observer for LiveGate<'_> {
     fn signalled(&mut self, signal: Signal, count: u32) {
         // Even with `--quiet`: whoever sent it should know it was heard, and that a second one cuts short.
         let what = if count > 1 {
-            "stopping now, cutting off requests in flight".to_string()
+            "stopping now, cutting off requests in flight"
         } else {
-            "stopping: users finish their current step (a second signal stops at once)".to_string()
+            "stopping: users finish their current step (a second signal stops at once)"
         };
         report::print_note(&format!("{} received: {what}", signal.name()));
     }

@@ -172,14 +172,7 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
     let fail_fast =
         gate.fail_fast.stopped.take().filter(|_| result.stop == StopReason::Aborted && aborted_by.is_none());
     let mut rep = assemble::build(&description, &result);
-    if fail_fast.is_some() {
-        rep.stop_reason = "fail_fast".into();
-    }
-    rep.failure = verdict::judge(&plan.steps, &result, fail_fast);
-    // A signal keeps its own status (and exit code); any other run that measured nothing valid is `failed`.
-    if rep.failure.is_some() && !matches!(result.stop, StopReason::Interrupted(_)) {
-        rep.status = report::RunStatus::Failed;
-    }
+    verdict::mark(&mut rep, &plan.steps, &result, fail_fast);
     if !cfg.thresholds.is_empty() {
         // A breaking-point search is meant to break: its thresholds are judged at the last level that held
         // (the first level when none did), not over the broken ones.
@@ -212,7 +205,7 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
     let path = match report::write_outputs(&rep, &cfg.out_dir, &cfg.files.formats) {
         Ok(p) => {
             // The report holds everything the journal did; it was only there in case the process died.
-            journal::remove(&cfg.out_dir);
+            report::remove_journal(&cfg.out_dir);
             Some(p)
         }
         Err(e) => {

@@ -3,22 +3,22 @@
 
 use std::time::Duration;
 
-use crate::engine::{EngineResult, Progress, StepInfo};
+use crate::engine::{EngineResult, Progress, StepInfo, StopReason};
 use crate::metrics::{ErrorKind, Recorder};
-use crate::report::Failure;
+use crate::report::{Failure, RunReport, RunStatus};
 
 /// Fail fast is judged from this point of a run on: two full one-second intervals, so a target that is still
 /// binding its port when a CI job starts the load (refused for the first instants) is not stopped on a blip,
 /// while a forgotten key stops after two seconds instead of sending the whole load as 401s.
-pub const FAIL_FAST_AFTER: Duration = Duration::from_secs(2);
+const FAIL_FAST_AFTER: Duration = Duration::from_secs(2);
 /// ... and with at least this many requests, so that a single user with a long think time is not judged on
 /// one or two samples (it is then judged as soon as it has made them).
-pub const FAIL_FAST_MIN_REQUESTS: u64 = 5;
+const FAIL_FAST_MIN_REQUESTS: u64 = 5;
 
 /// Errors that repeating the request will not cure: the port is closed, the request or its credentials are
 /// wrong, the path does not exist, the server does not speak HTTP. 5xx, 429 and timeouts are what a load test
 /// is there to measure (transient), so they never stop a run early.
-pub fn non_transient(kind: ErrorKind) -> bool {
+fn non_transient(kind: ErrorKind) -> bool {
     matches!(kind, ErrorKind::Connect | ErrorKind::Protocol | ErrorKind::Status(400 | 401 | 403 | 404))
 }
 
@@ -85,9 +85,22 @@ fn excerpt(s: &str) -> String {
     }
 }
 
+/// Marks the report of a run that measured nothing valid: its `failure` (see `judge`), `stop_reason: fail_fast`
+/// when fail fast stopped it, and `status: failed` unless a signal stopped it (a signal keeps its own status and
+/// exit code).
+pub fn mark(rep: &mut RunReport, steps: &[StepInfo], r: &EngineResult, fail_fast: Option<String>) {
+    if fail_fast.is_some() {
+        rep.stop_reason = "fail_fast".into();
+    }
+    rep.failure = judge(steps, r, fail_fast);
+    if rep.failure.is_some() && !matches!(r.stop, StopReason::Interrupted(_)) {
+        rep.status = RunStatus::Failed;
+    }
+}
+
 /// Why the run measured nothing valid, if it did not: a panic first (the tool failed), then a fail-fast stop
 /// (`fail_fast`: the line, when it stopped the run), then no request that succeeded.
-pub fn judge(steps: &[StepInfo], r: &EngineResult, fail_fast: Option<String>) -> Option<Failure> {
+fn judge(steps: &[StepInfo], r: &EngineResult, fail_fast: Option<String>) -> Option<Failure> {
     let failure = |kind: &str, message: String| Some(Failure { kind: kind.into(), message });
     if let Some(first) = r.panics.first() {
         let more = match r.panics.len() {
@@ -116,20 +129,19 @@ pub fn judge(steps: &[StepInfo], r: &EngineResult, fail_fast: Option<String>) ->
     kinds.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     let counts = kinds.iter().map(|(k, n)| format!("{k} ×{n}")).collect::<Vec<_>>().join(", ");
     let (step, sample) = kinds.first().and_then(|(k, _)| worst(steps, &r.total, *k)).unwrap_or_default();
-    Some(Failure {
-        kind: "no_success".into(),
-        message: format!(
+    failure(
+        "no_success",
+        format!(
             "no request succeeded: all {} requests failed ({counts}); step {step}: \"{}\"",
             t.requests,
             excerpt(&sample)
         ),
-    })
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::StopReason;
 
     fn plan() -> Vec<StepInfo> {
         vec![StepInfo { user: "U".into(), name: "chat".into(), method: "POST".into(), path: "/v1/chat".into() }]

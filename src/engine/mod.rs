@@ -1,5 +1,6 @@
 //! Runs the load: worker threads with virtual users, the closed-model spawn schedule, stop conditions
-//! (duration, iterations, SIGINT/SIGTERM/SIGHUP) and the once-a-second merge of worker snapshots into totals and a time series.
+//! (duration, iterations, SIGINT/SIGTERM/SIGHUP) and the once-a-second merge of worker snapshots into totals
+//! and a time series.
 //! Formats nothing and judges nothing: progress goes to an `Observer`, results come back as data.
 
 mod aggregate;
@@ -7,7 +8,7 @@ mod json_body;
 mod levels;
 mod open;
 pub mod plan;
-pub mod signals;
+pub(crate) mod signals;
 mod stages;
 mod step;
 mod vu;
@@ -170,6 +171,8 @@ fn assign_classes(weights: &[u32], users: u32) -> Vec<usize> {
 const SIGNAL_POLL: Duration = Duration::from_millis(50);
 /// How long workers may take to hand over their last snapshot after a hard stop.
 const JOIN_BOUND: Duration = Duration::from_secs(3);
+/// After a stop signal, users get at most this long (or `graceful_stop`, if shorter) to finish their step.
+const SIGNAL_GRACE: Duration = Duration::from_secs(2);
 
 pub fn run(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineResult, String> {
     crate::client::raise_fd_limit();
@@ -252,12 +255,11 @@ async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineRe
     let mut agg = aggregate::Aggregator::new(workers, n_steps, n_flows, start, load.duration());
     let far = start + NEVER;
     let deadline = load.duration().and_then(|d| start.checked_add(d)).map_or(far, |d| d.min(far));
-    let mut hard_at = if count > 0 { start + graceful_stop.min(Duration::from_secs(2)) } else { far };
+    let mut hard_at = if count > 0 { start + graceful_stop.min(SIGNAL_GRACE) } else { far };
     // After a hard stop, workers get this long to hand over their last snapshot; one stuck where no abort
     // reaches it (a blocking call) is left behind rather than keeping the process alive.
     let mut give_up = if count > 1 { start + JOIN_BOUND } else { far };
     let mut all_returned = false;
-    let interrupted = |r: &Option<StopReason>| matches!(r, Some(StopReason::Interrupted(_)));
     // Signals are counted by their handlers; polled here so one received before this run began still stops it.
     let mut signals_seen = count;
     if let Some(s) = pending {
@@ -270,7 +272,7 @@ async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineRe
                 Some(snap) => {
                     for (p, interval) in agg.absorb(snap) {
                         let abort = observer.tick(&p, &interval, agg.total()) == Control::Abort;
-                        if abort && !interrupted(&reason) && reason != Some(StopReason::Aborted) {
+                        if abort && !matches!(reason, Some(StopReason::Interrupted(_) | StopReason::Aborted)) {
                             reason = Some(StopReason::Aborted);
                             stop.graceful.cancel();
                             hard_at = hard_at.min(Instant::now() + graceful_stop);
@@ -297,11 +299,12 @@ async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineRe
                 let (first, count) = signals::received();
                 if count > signals_seen {
                     signals_seen = count;
-                    observer.signalled(first.unwrap_or(Signal::Int), count);
-                    if !interrupted(&reason) {
-                        reason = Some(StopReason::Interrupted(first.unwrap_or(Signal::Int)));
+                    let first = first.unwrap_or(Signal::Int);
+                    observer.signalled(first, count);
+                    if !matches!(reason, Some(StopReason::Interrupted(_))) {
+                        reason = Some(StopReason::Interrupted(first));
                         stop.graceful.cancel();
-                        hard_at = hard_at.min(Instant::now() + graceful_stop.min(Duration::from_secs(2)));
+                        hard_at = hard_at.min(Instant::now() + graceful_stop.min(SIGNAL_GRACE));
                     }
                     if count >= 2 {
                         stop.hard.cancel();

@@ -5,7 +5,7 @@
 //! The handlers only count, in atomics (async-signal-safe), so a signal that arrives during setup, between the
 //! levels of a sweep or while the report is written is never lost: the engine reads the count when it runs.
 
-use std::sync::Once;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
 static FIRST: AtomicI32 = AtomicI32::new(0);
@@ -52,18 +52,21 @@ impl Signal {
 }
 
 /// Replaces the default action (die at once, no report) of the three signals; idempotent.
+/// A failure is kept, so every call reports it, not only the first.
 pub fn install() -> Result<(), String> {
-    static ONCE: Once = Once::new();
-    let mut result = Ok(());
-    ONCE.call_once(|| {
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-            // SAFETY: the action only touches atomics and may call `_exit`, all async-signal-safe.
-            if let Err(e) = unsafe { signal_hook_registry::register(sig, move || on_signal(sig)) } {
-                result = Err(format!("cannot handle signal {sig}: {e}"));
+    static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
+    INSTALLED
+        .get_or_init(|| {
+            let mut result = Ok(());
+            for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                // SAFETY: the action only touches atomics and may call `_exit`, all async-signal-safe.
+                if let Err(e) = unsafe { signal_hook_registry::register(sig, move || on_signal(sig)) } {
+                    result = Err(format!("cannot handle signal {sig}: {e}"));
+                }
             }
-        }
-    });
-    result
+            result
+        })
+        .clone()
 }
 
 fn on_signal(sig: i32) {

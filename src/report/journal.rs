@@ -37,16 +37,12 @@ impl JournalWriter {
         if self.error.is_some() {
             return;
         }
-        let mut buf = match serde_json::to_vec(line) {
-            Ok(b) => b,
-            Err(e) => {
-                self.error = Some(format!("cannot write `{}`: {e}", self.path.display()));
-                return;
-            }
-        };
-        buf.push(b'\n');
-        // Unbuffered: once this returns the line is the kernel's, and survives the process.
-        if let Err(e) = self.file.write_all(&buf) {
+        let written = serde_json::to_vec(line).map_err(std::io::Error::from).and_then(|mut buf| {
+            buf.push(b'\n');
+            // Unbuffered: once this returns the line is the kernel's, and survives the process.
+            self.file.write_all(&buf)
+        });
+        if let Err(e) = written {
             self.error = Some(format!("cannot write `{}`: {e}", self.path.display()));
         }
     }
@@ -64,18 +60,17 @@ pub fn remove_journal(dir: &Path) {
 /// Reads a journal: its header and every complete line after it. A last line cut short by the kill is left
 /// out; any other bad line is an error naming it.
 pub fn read_journal<H: DeserializeOwned, L: DeserializeOwned>(path: &Path) -> Result<(H, Vec<L>), String> {
-    let file = File::open(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let unreadable = |e: std::io::Error| format!("cannot read `{}`: {e}", path.display());
+    let file = File::open(path).map_err(unreadable)?;
     let mut lines = BufReader::new(file).lines().enumerate().peekable();
     let header = match lines.next() {
-        Some((_, Ok(l))) => {
-            serde_json::from_str(&l).map_err(|e| format!("{}:1: not a run journal: {e}", path.display()))?
-        }
-        Some((_, Err(e))) => return Err(format!("cannot read `{}`: {e}", path.display())),
+        Some((_, l)) => serde_json::from_str(&l.map_err(unreadable)?)
+            .map_err(|e| format!("{}:1: not a run journal: {e}", path.display()))?,
         None => return Err(format!("`{}` is empty: the run died before it started", path.display())),
     };
     let mut out = Vec::new();
     while let Some((i, line)) = lines.next() {
-        let line = line.map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+        let line = line.map_err(unreadable)?;
         match serde_json::from_str(&line) {
             Ok(l) => out.push(l),
             Err(_) if lines.peek().is_none() => break,

@@ -46,13 +46,11 @@ pub fn write_file(path: &Path, text: &str) -> Result<(), String> {
     };
     let (dir, tmp) = temporary(path);
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
-    let written = std::fs::write(&tmp, text.as_bytes())
-        .map_err(|e| format!("cannot write `{}`: {e}", path.display()))
-        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| format!("cannot write `{}`: {e}", path.display())));
-    if written.is_err() {
+    let written = std::fs::write(&tmp, text.as_bytes()).and_then(|()| std::fs::rename(&tmp, path));
+    written.map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
-    }
-    written
+        format!("cannot write `{}`: {e}", path.display())
+    })
 }
 
 /// Whether `write_file` will be able to write `path`: its directory exists or can be created and takes a new
