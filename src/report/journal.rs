@@ -37,7 +37,9 @@ impl JournalWriter {
         if self.error.is_some() {
             return;
         }
-        let written = serde_json::to_vec(line).map_err(std::io::Error::from).and_then(|mut buf| {
+        // Masked like every other report file: the journal is kept when the report cannot be written.
+        let written = serde_json::to_string(line).map_err(std::io::Error::from).and_then(|json| {
+            let mut buf = crate::redact::json(&json).into_owned().into_bytes();
             buf.push(b'\n');
             // Unbuffered: once this returns the line is the kernel's, and survives the process.
             self.file.write_all(&buf)
