@@ -455,40 +455,38 @@ fn is_control(c: char) -> bool {
         || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
-/// Control characters as visible text (`\x1b`, `\u{9b}`), so an escape sequence from a server prints as
-/// characters instead of moving the cursor or recoloring the terminal; `\n` and `\t` stay.
-pub fn escape_control(s: &str) -> Cow<'_, str> {
+/// `s` with each character `is_control` names written by `write` instead; borrowed when there is none.
+fn replace_controls(s: &str, write: impl Fn(&mut String, u32)) -> Cow<'_, str> {
     if !s.chars().any(is_control) {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
-        if !is_control(c) {
-            out.push(c);
-        } else if (c as u32) < 0x80 {
-            out.push_str(&format!("\\x{:02x}", c as u32));
+        if is_control(c) {
+            write(&mut out, c as u32);
         } else {
-            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+            out.push(c);
         }
     }
     Cow::Owned(out)
 }
 
+/// Control characters as visible text (`\x1b`, `\u{9b}`), so an escape sequence from a server prints as
+/// characters instead of moving the cursor or recoloring the terminal; `\n` and `\t` stay.
+pub fn escape_control(s: &str) -> Cow<'_, str> {
+    use std::fmt::Write;
+    replace_controls(s, |out, c| {
+        let _ = if c < 0x80 { write!(out, "\\x{c:02x}") } else { write!(out, "\\u{{{c:x}}}") };
+    })
+}
+
 /// For JSON text (serde leaves DEL, C1 and bidi controls raw inside strings): those as `\uXXXX` escapes, so
 /// the text stays the same JSON and `escape_control` finds nothing left to change in it.
 pub fn escape_json_controls(json: &str) -> Cow<'_, str> {
-    if !json.chars().any(is_control) {
-        return Cow::Borrowed(json);
-    }
-    let mut out = String::with_capacity(json.len() + 8);
-    for c in json.chars() {
-        if is_control(c) {
-            out.push_str(&format!("\\u{:04x}", c as u32));
-        } else {
-            out.push(c);
-        }
-    }
-    Cow::Owned(out)
+    use std::fmt::Write;
+    replace_controls(json, |out, c| {
+        let _ = write!(out, "\\u{c:04x}");
+    })
 }
 
 /// `escape_control` for one-line fields: `\n`, `\r` and `\t` are escaped too.
@@ -499,9 +497,17 @@ pub fn escape_line(s: &str) -> Cow<'_, str> {
     }
 }
 
+/// Text for a person or a file: secrets masked, then controls escaped; borrowed when neither changed anything.
+pub fn printable(s: &str) -> Cow<'_, str> {
+    match text(s) {
+        Cow::Borrowed(t) => escape_control(t),
+        Cow::Owned(t) => Cow::Owned(escape_control(&t).into_owned()),
+    }
+}
+
 /// For server text recorded as data (error messages, labels): secrets masked, controls escaped.
 pub fn server_text(s: &str) -> String {
-    escape_control(&text(s)).into_owned()
+    printable(s).into_owned()
 }
 
 #[cfg(test)]

@@ -31,6 +31,9 @@ pub use table::{ListRow, render_list, render_summary};
 pub use writer::{check_writable, prepare_dir, write_file, write_formats, write_outputs};
 
 use crate::metrics::{ErrorSummary, FlowSummary, LatencySummary, RequestSummary, SeriesPoint};
+// Everything printed goes through `printable`: secrets masked, and control characters from a server made
+// visible text, so an echoed escape sequence cannot drive the terminal.
+use crate::redact::printable;
 
 /// Bumped on any incompatible change of `result.json`.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -387,15 +390,6 @@ fn visible(text: String) -> String {
     match crate::redact::escape_control(&text) {
         std::borrow::Cow::Borrowed(_) => text,
         std::borrow::Cow::Owned(escaped) => escaped,
-    }
-}
-
-/// Everything printed goes through here: secrets masked, and control characters from a server made visible
-/// text, so an echoed escape sequence cannot drive the terminal.
-fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    match crate::redact::text(text) {
-        std::borrow::Cow::Borrowed(t) => crate::redact::escape_control(t),
-        std::borrow::Cow::Owned(t) => std::borrow::Cow::Owned(crate::redact::escape_control(&t).into_owned()),
     }
 }
 
