@@ -386,11 +386,22 @@ impl ReportFormat {
     }
 }
 
-fn visible(text: String) -> String {
-    match crate::redact::escape_control(&text) {
+/// `text` through `f`, keeping `text` itself when `f` changed nothing (no copy).
+fn reuse(text: String, f: impl for<'a> FnOnce(&'a str) -> std::borrow::Cow<'a, str>) -> String {
+    match f(&text) {
         std::borrow::Cow::Borrowed(_) => text,
-        std::borrow::Cow::Owned(escaped) => escaped,
+        std::borrow::Cow::Owned(changed) => changed,
     }
+}
+
+/// Control characters as visible text (`redact::escape_control`), without a copy when there is none.
+fn visible(text: String) -> String {
+    reuse(text, crate::redact::escape_control)
+}
+
+/// `redact::escape_line` (one line per cell), without a copy when nothing changes.
+fn one_line(text: String) -> String {
+    reuse(text, crate::redact::escape_line)
 }
 
 /// Prints an error line for a failed command, the way every command reports failure. A stderr gone away (the

@@ -20,7 +20,7 @@ fn grid_table(g: rows::Grid) -> Table {
     let mut t = table(g.head);
     for row in g.rows {
         // One line per cell: a server's message may hold newlines or escape sequences.
-        t.add_row(row.iter().map(|c| crate::redact::escape_line(c).into_owned()));
+        t.add_row(row.into_iter().map(super::one_line));
     }
     t
 }
