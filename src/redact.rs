@@ -205,7 +205,6 @@ impl Redactor {
 
     /// Marks the original span of every window that reveals a secret.
     fn scan(&self, chars: impl Iterator<Item = (char, usize, usize)>, spans: &mut Vec<(usize, usize)>) {
-        let short_lens: Vec<usize> = (MIN_SECRET..GRAM).filter(|&l| !self.short[l].is_empty()).collect();
         // The last 8 characters, oldest first once full.
         let mut ring: [(char, usize, usize); GRAM] = [('\0', 0, 0); GRAM];
         let mut n = 0usize;
@@ -225,7 +224,7 @@ impl Redactor {
             if n >= GRAM && !self.grams.is_empty() {
                 mark(GRAM, &self.grams);
             }
-            for &len in short_lens.iter().filter(|&&l| n >= l) {
+            for len in (MIN_SECRET..GRAM.min(n + 1)).filter(|&l| !self.short[l].is_empty()) {
                 mark(len, &self.short[len]);
             }
         }
