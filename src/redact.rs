@@ -140,23 +140,15 @@ impl Redactor {
         spans.sort_unstable();
         let mut out = String::with_capacity(s.len());
         let mut last = 0;
-        let mut pending: Option<(usize, usize)> = None;
-        for (a, b) in spans.into_iter().map(|(a, b)| whole_escapes(s, a, b)) {
-            match &mut pending {
-                Some((_, end)) if a <= *end => *end = (*end).max(b),
-                _ => {
-                    if let Some((pa, pb)) = pending.replace((a, b)) {
-                        out.push_str(&s[last..pa]);
-                        out.push_str(MASK);
-                        last = pb;
-                    }
-                }
+        let mut spans = spans.into_iter().map(|(a, b)| whole_escapes(s, a, b)).peekable();
+        while let Some((a, mut b)) = spans.next() {
+            // Overlapping or touching spans become one mask.
+            while let Some((_, next_b)) = spans.next_if(|&(next_a, _)| next_a <= b) {
+                b = b.max(next_b);
             }
-        }
-        if let Some((pa, pb)) = pending {
-            out.push_str(&s[last..pa]);
+            out.push_str(&s[last..a]);
             out.push_str(MASK);
-            last = pb;
+            last = b;
         }
         out.push_str(&s[last..]);
         Cow::Owned(out)
