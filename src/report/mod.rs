@@ -386,6 +386,11 @@ impl ReportFormat {
     }
 }
 
+/// Each step's warnings as `warning: user › step: text`, for the summary table and the HTML footer.
+fn step_warnings(r: &RunReport) -> impl Iterator<Item = String> + '_ {
+    r.steps.iter().flat_map(|s| s.stats.warnings.iter().map(move |w| format!("warning: {} › {}: {w}", s.user, s.name)))
+}
+
 /// `text` through `f`, keeping `text` itself when `f` changed nothing (no copy).
 fn reuse(text: String, f: impl for<'a> FnOnce(&'a str) -> std::borrow::Cow<'a, str>) -> String {
     match f(&text) {

@@ -166,10 +166,8 @@ pub fn render_summary(r: &RunReport) -> String {
             r.totals.retries
         );
     }
-    for s in &r.steps {
-        for w in &s.stats.warnings {
-            let _ = writeln!(out, "warning: {} › {}: {w}", s.user, s.name);
-        }
+    for w in super::step_warnings(r) {
+        let _ = writeln!(out, "{w}");
     }
     let g = &r.generator;
     let _ = writeln!(
