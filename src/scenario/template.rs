@@ -192,12 +192,15 @@ impl TemplateSet {
         Ok(Text::Template(name))
     }
 
-    /// Top-level variable names a text reads.
+    /// Top-level variable names a text reads from its context (global functions such as `range` excluded).
     pub fn variables(&self, text: &Text) -> HashSet<String> {
         match text {
             Text::Static(_) => HashSet::new(),
             Text::Template(name) => {
-                self.env.get_template(name).map(|t| t.undeclared_variables(false)).unwrap_or_default()
+                let mut vars = self.env.get_template(name).map(|t| t.undeclared_variables(false)).unwrap_or_default();
+                // Global functions (`range`) come from the environment, never from the context.
+                vars.retain(|v| !self.is_global(v));
+                vars
             }
         }
     }
