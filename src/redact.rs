@@ -414,7 +414,7 @@ pub fn json(doc: &str) -> Cow<'_, str> {
 }
 
 /// Whether a header's name says its value is a credential.
-pub fn is_sensitive_header(name: &str) -> bool {
+fn is_sensitive_header(name: &str) -> bool {
     const WORDS: [&str; 7] = ["key", "token", "secret", "auth", "cookie", "password", "session"];
     let n = name.as_bytes();
     WORDS.iter().any(|w| n.windows(w.len()).any(|x| x.eq_ignore_ascii_case(w.as_bytes())))
