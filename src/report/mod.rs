@@ -356,8 +356,7 @@ impl ReportFormat {
     pub fn render(self, r: &RunReport) -> String {
         match self {
             ReportFormat::Json => {
-                let json = serde_json::to_string_pretty(r).unwrap_or_default() + "\n";
-                crate::redact::escape_json_controls(&json).into_owned()
+                reuse(serde_json::to_string_pretty(r).unwrap_or_default() + "\n", crate::redact::escape_json_controls)
             }
             // Server text (error messages, served models) may hold escape sequences; in these plain-text
             // formats every control character but newline and tab is shown as text. CSV and HTML escape per
