@@ -140,23 +140,15 @@ impl Redactor {
         spans.sort_unstable();
         let mut out = String::with_capacity(s.len());
         let mut last = 0;
-        let mut pending: Option<(usize, usize)> = None;
-        for (a, b) in spans.into_iter().map(|(a, b)| whole_escapes(s, a, b)) {
-            match &mut pending {
-                Some((_, end)) if a <= *end => *end = (*end).max(b),
-                _ => {
-                    if let Some((pa, pb)) = pending.replace((a, b)) {
-                        out.push_str(&s[last..pa]);
-                        out.push_str(MASK);
-                        last = pb;
-                    }
-                }
+        let mut spans = spans.into_iter().map(|(a, b)| whole_escapes(s, a, b)).peekable();
+        while let Some((a, mut b)) = spans.next() {
+            // Overlapping or touching spans become one mask.
+            while let Some((_, next_b)) = spans.next_if(|&(next_a, _)| next_a <= b) {
+                b = b.max(next_b);
             }
-        }
-        if let Some((pa, pb)) = pending {
-            out.push_str(&s[last..pa]);
+            out.push_str(&s[last..a]);
             out.push_str(MASK);
-            last = pb;
+            last = b;
         }
         out.push_str(&s[last..]);
         Cow::Owned(out)
@@ -205,7 +197,6 @@ impl Redactor {
 
     /// Marks the original span of every window that reveals a secret.
     fn scan(&self, chars: impl Iterator<Item = (char, usize, usize)>, spans: &mut Vec<(usize, usize)>) {
-        let short_lens: Vec<usize> = (MIN_SECRET..GRAM).filter(|&l| !self.short[l].is_empty()).collect();
         // The last 8 characters, oldest first once full.
         let mut ring: [(char, usize, usize); GRAM] = [('\0', 0, 0); GRAM];
         let mut n = 0usize;
@@ -225,7 +216,7 @@ impl Redactor {
             if n >= GRAM && !self.grams.is_empty() {
                 mark(GRAM, &self.grams);
             }
-            for &len in short_lens.iter().filter(|&&l| n >= l) {
+            for len in (MIN_SECRET..GRAM.min(n + 1)).filter(|&l| !self.short[l].is_empty()) {
                 mark(len, &self.short[len]);
             }
         }
@@ -423,7 +414,7 @@ pub fn json(doc: &str) -> Cow<'_, str> {
 }
 
 /// Whether a header's name says its value is a credential.
-pub fn is_sensitive_header(name: &str) -> bool {
+fn is_sensitive_header(name: &str) -> bool {
     const WORDS: [&str; 7] = ["key", "token", "secret", "auth", "cookie", "password", "session"];
     let n = name.as_bytes();
     WORDS.iter().any(|w| n.windows(w.len()).any(|x| x.eq_ignore_ascii_case(w.as_bytes())))
@@ -455,40 +446,38 @@ fn is_control(c: char) -> bool {
         || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
-/// Control characters as visible text (`\x1b`, `\u{9b}`), so an escape sequence from a server prints as
-/// characters instead of moving the cursor or recoloring the terminal; `\n` and `\t` stay.
-pub fn escape_control(s: &str) -> Cow<'_, str> {
+/// `s` with each character `is_control` names written by `write` instead; borrowed when there is none.
+fn replace_controls(s: &str, write: impl Fn(&mut String, u32)) -> Cow<'_, str> {
     if !s.chars().any(is_control) {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
-        if !is_control(c) {
-            out.push(c);
-        } else if (c as u32) < 0x80 {
-            out.push_str(&format!("\\x{:02x}", c as u32));
+        if is_control(c) {
+            write(&mut out, c as u32);
         } else {
-            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+            out.push(c);
         }
     }
     Cow::Owned(out)
 }
 
+/// Control characters as visible text (`\x1b`, `\u{9b}`), so an escape sequence from a server prints as
+/// characters instead of moving the cursor or recoloring the terminal; `\n` and `\t` stay.
+pub fn escape_control(s: &str) -> Cow<'_, str> {
+    use std::fmt::Write;
+    replace_controls(s, |out, c| {
+        let _ = if c < 0x80 { write!(out, "\\x{c:02x}") } else { write!(out, "\\u{{{c:x}}}") };
+    })
+}
+
 /// For JSON text (serde leaves DEL, C1 and bidi controls raw inside strings): those as `\uXXXX` escapes, so
 /// the text stays the same JSON and `escape_control` finds nothing left to change in it.
 pub fn escape_json_controls(json: &str) -> Cow<'_, str> {
-    if !json.chars().any(is_control) {
-        return Cow::Borrowed(json);
-    }
-    let mut out = String::with_capacity(json.len() + 8);
-    for c in json.chars() {
-        if is_control(c) {
-            out.push_str(&format!("\\u{:04x}", c as u32));
-        } else {
-            out.push(c);
-        }
-    }
-    Cow::Owned(out)
+    use std::fmt::Write;
+    replace_controls(json, |out, c| {
+        let _ = write!(out, "\\u{c:04x}");
+    })
 }
 
 /// `escape_control` for one-line fields: `\n`, `\r` and `\t` are escaped too.
@@ -499,9 +488,17 @@ pub fn escape_line(s: &str) -> Cow<'_, str> {
     }
 }
 
+/// Text for a person or a file: secrets masked, then controls escaped; borrowed when neither changed anything.
+pub fn printable(s: &str) -> Cow<'_, str> {
+    match text(s) {
+        Cow::Borrowed(t) => escape_control(t),
+        Cow::Owned(t) => Cow::Owned(escape_control(&t).into_owned()),
+    }
+}
+
 /// For server text recorded as data (error messages, labels): secrets masked, controls escaped.
 pub fn server_text(s: &str) -> String {
-    escape_control(&text(s)).into_owned()
+    printable(s).into_owned()
 }
 
 #[cfg(test)]

@@ -88,19 +88,16 @@ pub(super) fn parse_sweep(
 ) -> Result<Levels, ConfigError> {
     let bad = || flag("--sweep", format!("`{spec}` is not `users=5,10,20` or `rate=10,50,100` (increasing levels)"));
     let (kind, list) = spec.split_once('=').ok_or_else(bad)?;
-    let (kind, range) = match kind.trim() {
-        "users" => (LevelKind::Users, None),
-        "rate" => (LevelKind::Rate, Some(limits::RATE)),
+    type Level = fn(&str) -> Result<f64, RangeError>;
+    let (kind, level): (_, Level) = match kind.trim() {
+        "users" => (LevelKind::Users, |v| limits::USERS.parse(v).map(|u| u as f64)),
+        "rate" => (LevelKind::Rate, |v| limits::RATE.parse(v)),
         _ => return Err(bad()),
     };
-    let mut values = Vec::new();
-    for v in list.split(',') {
-        let level = match range {
-            None => limits::USERS.parse(v).map(|u| u as f64),
-            Some(r) => r.parse(v),
-        };
-        values.push(level.map_err(|e| flag("--sweep", format!("level {e}")))?);
-    }
+    let values = list
+        .split(',')
+        .map(|v| level(v).map_err(|e| flag("--sweep", format!("level {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
     if values.windows(2).any(|w| w[1] <= w[0]) {
         return Err(bad());
     }

@@ -157,7 +157,7 @@ fn to_csv<I: IntoIterator<Item = Vec<String>>>(header: &[&str], rows: I) -> Stri
     let _ = w.write_record(header);
     for row in rows {
         // Fields may carry server text: control characters become visible text; newlines are quoted by CSV.
-        let _ = w.write_record(row.iter().map(|f| crate::redact::escape_control(f).into_owned()));
+        let _ = w.write_record(row.into_iter().map(super::visible));
     }
     String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
 }

@@ -31,6 +31,9 @@ pub use table::{ListRow, render_list, render_summary};
 pub use writer::{check_writable, prepare_dir, write_file, write_formats, write_outputs};
 
 use crate::metrics::{ErrorSummary, FlowSummary, LatencySummary, RequestSummary, SeriesPoint};
+// Everything printed goes through `printable`: secrets masked, and control characters from a server made
+// visible text, so an echoed escape sequence cannot drive the terminal.
+use crate::redact::printable;
 
 /// Bumped on any incompatible change of `result.json`.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -353,8 +356,7 @@ impl ReportFormat {
     pub fn render(self, r: &RunReport) -> String {
         match self {
             ReportFormat::Json => {
-                let json = serde_json::to_string_pretty(r).unwrap_or_default() + "\n";
-                crate::redact::escape_json_controls(&json).into_owned()
+                reuse(serde_json::to_string_pretty(r).unwrap_or_default() + "\n", crate::redact::escape_json_controls)
             }
             // Server text (error messages, served models) may hold escape sequences; in these plain-text
             // formats every control character but newline and tab is shown as text. CSV and HTML escape per
@@ -383,20 +385,27 @@ impl ReportFormat {
     }
 }
 
-fn visible(text: String) -> String {
-    match crate::redact::escape_control(&text) {
+/// Each step's warnings as `warning: user › step: text`, for the summary table and the HTML footer.
+fn step_warnings(r: &RunReport) -> impl Iterator<Item = String> + '_ {
+    r.steps.iter().flat_map(|s| s.stats.warnings.iter().map(move |w| format!("warning: {} › {}: {w}", s.user, s.name)))
+}
+
+/// `text` through `f`, keeping `text` itself when `f` changed nothing (no copy).
+fn reuse(text: String, f: impl for<'a> FnOnce(&'a str) -> std::borrow::Cow<'a, str>) -> String {
+    match f(&text) {
         std::borrow::Cow::Borrowed(_) => text,
-        std::borrow::Cow::Owned(escaped) => escaped,
+        std::borrow::Cow::Owned(changed) => changed,
     }
 }
 
-/// Everything printed goes through here: secrets masked, and control characters from a server made visible
-/// text, so an echoed escape sequence cannot drive the terminal.
-fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    match crate::redact::text(text) {
-        std::borrow::Cow::Borrowed(t) => crate::redact::escape_control(t),
-        std::borrow::Cow::Owned(t) => std::borrow::Cow::Owned(crate::redact::escape_control(&t).into_owned()),
-    }
+/// Control characters as visible text (`redact::escape_control`), without a copy when there is none.
+fn visible(text: String) -> String {
+    reuse(text, crate::redact::escape_control)
+}
+
+/// `redact::escape_line` (one line per cell), without a copy when nothing changes.
+fn one_line(text: String) -> String {
+    reuse(text, crate::redact::escape_line)
 }
 
 /// Prints an error line for a failed command, the way every command reports failure. A stderr gone away (the

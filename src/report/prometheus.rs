@@ -124,10 +124,7 @@ impl Exposition {
     pub fn render(&self) -> Result<String, fmt::Error> {
         let mut out = String::new();
         prometheus_text::encode(&mut out, &self.registry)?;
-        Ok(match crate::redact::text(&out) {
-            Cow::Borrowed(_) => out,
-            Cow::Owned(masked) => masked,
-        })
+        Ok(super::reuse(out, crate::redact::text))
     }
 }
 

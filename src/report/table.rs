@@ -20,7 +20,7 @@ fn grid_table(g: rows::Grid) -> Table {
     let mut t = table(g.head);
     for row in g.rows {
         // One line per cell: a server's message may hold newlines or escape sequences.
-        t.add_row(row.iter().map(|c| crate::redact::escape_line(c).into_owned()));
+        t.add_row(row.into_iter().map(super::one_line));
     }
     t
 }
@@ -166,10 +166,8 @@ pub fn render_summary(r: &RunReport) -> String {
             r.totals.retries
         );
     }
-    for s in &r.steps {
-        for w in &s.stats.warnings {
-            let _ = writeln!(out, "warning: {} › {}: {w}", s.user, s.name);
-        }
+    for w in super::step_warnings(r) {
+        let _ = writeln!(out, "{w}");
     }
     let g = &r.generator;
     let _ = writeln!(

@@ -30,7 +30,7 @@ const UNITS: &[(&str, u64)] = &[
 ];
 
 /// The number of bytes `s` names, without the range check.
-pub fn parse_bytes(s: &str) -> Option<u64> {
+fn parse_bytes(s: &str) -> Option<u64> {
     let s = s.trim().to_ascii_lowercase();
     let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(digits);

@@ -192,12 +192,15 @@ impl TemplateSet {
         Ok(Text::Template(name))
     }
 
-    /// Top-level variable names a text reads.
+    /// Top-level variable names a text reads from its context (global functions such as `range` excluded).
     pub fn variables(&self, text: &Text) -> HashSet<String> {
         match text {
             Text::Static(_) => HashSet::new(),
             Text::Template(name) => {
-                self.env.get_template(name).map(|t| t.undeclared_variables(false)).unwrap_or_default()
+                let mut vars = self.env.get_template(name).map(|t| t.undeclared_variables(false)).unwrap_or_default();
+                // Global functions (`range`) come from the environment, never from the context.
+                vars.retain(|v| !self.is_global(v));
+                vars
             }
         }
     }
@@ -226,22 +229,28 @@ impl TemplateSet {
                 }
             }
         }
-        let mut state = self.env.empty_state();
         calls.into_iter().find_map(|(kind, n)| {
             let exists = match kind {
-                Callable::Filter => {
-                    !matches!(state.apply_filter(n, &[]), Err(e) if e.kind() == ErrorKind::UnknownFilter)
-                }
-                Callable::Test => !matches!(state.perform_test(n, &[]), Err(e) if e.kind() == ErrorKind::UnknownTest),
                 Callable::Function => {
-                    self.env.globals().any(|(g, _)| g == n)
-                        || defined.contains(n)
-                        || known.contains(n)
-                        || MAGIC_CALLABLES.contains(&n)
+                    self.is_global(n) || defined.contains(n) || known.contains(n) || MAGIC_CALLABLES.contains(&n)
                 }
+                _ => self.has(kind, n),
             };
             (!exists).then(|| Unknown { kind, name: n.to_string(), available: self.available(kind) })
         })
+    }
+
+    /// Whether this environment has the filter or test `name`: minijinja has no lookup, so it is called with
+    /// no arguments and only "unknown" counts as absent.
+    fn has(&self, kind: Callable, name: &str) -> bool {
+        let mut state = self.env.empty_state();
+        match kind {
+            Callable::Filter => {
+                !matches!(state.apply_filter(name, &[]), Err(e) if e.kind() == ErrorKind::UnknownFilter)
+            }
+            Callable::Test => !matches!(state.perform_test(name, &[]), Err(e) if e.kind() == ErrorKind::UnknownTest),
+            Callable::Function => self.is_global(name),
+        }
     }
 
     /// Names of global functions (`range`, `dict`, ...): callable in a template, never variables to capture.
@@ -251,18 +260,9 @@ impl TemplateSet {
 
     /// What this environment offers of a kind, for the error message.
     fn available(&self, kind: Callable) -> Vec<String> {
-        let mut state = self.env.empty_state();
         let mut names: Vec<String> = match kind {
-            Callable::Filter => FILTERS
-                .iter()
-                .filter(|n| !matches!(state.apply_filter(n, &[]), Err(e) if e.kind() == ErrorKind::UnknownFilter))
-                .map(|n| n.to_string())
-                .collect(),
-            Callable::Test => TESTS
-                .iter()
-                .filter(|n| !matches!(state.perform_test(n, &[]), Err(e) if e.kind() == ErrorKind::UnknownTest))
-                .map(|n| n.to_string())
-                .collect(),
+            Callable::Filter => FILTERS.iter().filter(|n| self.has(kind, n)).map(|n| n.to_string()).collect(),
+            Callable::Test => TESTS.iter().filter(|n| self.has(kind, n)).map(|n| n.to_string()).collect(),
             Callable::Function => self.env.globals().map(|(g, _)| g.to_string()).collect(),
         };
         names.sort();

@@ -332,8 +332,7 @@ fn check_template(
         let msg = format!("step `{step}` of user `{user}`: {u} (in `{text}`)");
         return Err(ScenarioError::at(path, src, locate(&u.name), msg));
     }
-    let mut unknown: Vec<String> =
-        templates.variables(&compiled).into_iter().filter(|v| !known.contains(v) && !templates.is_global(v)).collect();
+    let mut unknown: Vec<String> = templates.variables(&compiled).into_iter().filter(|v| !known.contains(v)).collect();
     unknown.sort();
     if let Some(var) = unknown.first() {
         return Err(ScenarioError::at(

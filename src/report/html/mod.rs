@@ -399,9 +399,7 @@ fn footer(r: &RunReport, out: &mut String) {
     if r.totals.retries > 0 {
         parts.push(format!("{} attempts were retried after a retryable status", r.totals.retries));
     }
-    for s in &r.steps {
-        parts.extend(s.stats.warnings.iter().map(|w| format!("warning: {} › {}: {w}", s.user, s.name)));
-    }
+    parts.extend(super::step_warnings(r));
     if let Some(m) = &r.machine {
         parts.push(format!("machine: {} {}, {} CPUs", m.os, m.arch, m.cpus));
     }
