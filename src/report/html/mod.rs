@@ -393,8 +393,10 @@ fn footer(r: &RunReport, out: &mut String) {
         parts.push(format!("{b}: the numbers may describe the generator, not the target"));
     }
     if g.interrupted_requests > 0 {
-        parts
-            .push(format!("{} in-flight requests were cut off at the end and are not counted", g.interrupted_requests));
+        parts.push(format!(
+            "{} requests still running at the hard stop are counted as `interrupted` failures",
+            g.interrupted_requests
+        ));
     }
     if r.totals.retries > 0 {
         parts.push(format!("{} attempts were retried after a retryable status", r.totals.retries));
