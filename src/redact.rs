@@ -373,13 +373,6 @@ pub fn install(secrets: Vec<String>) {
     }
 }
 
-/// Adds one secret seen while running (a templated credential header once rendered): cheap when known.
-pub fn remember(secret: &str) {
-    if !global().knows(secret) {
-        install(vec![secret.to_string()]);
-    }
-}
-
 /// `s` with every installed secret masked; borrowed (and nearly free) when there is nothing to mask.
 pub fn text(s: &str) -> Cow<'_, str> {
     global().text(s)

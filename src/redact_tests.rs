@@ -149,7 +149,7 @@ fn control_characters_become_visible() {
 fn the_global_redactor_is_extendable_and_idempotent() {
     install(vec!["global-test-secret-value".into()]);
     install(vec!["global-test-secret-value".into()]);
-    remember("another-global-test-token");
+    install(vec!["another-global-test-token".into()]);
     assert_eq!(text("a global-test-secret-value b"), "a *** b");
     assert_eq!(text("ANOTHER-GLOBAL-TEST-TOKEN"), "***");
     assert_eq!(server_text("\x1b[2Jglobal-test-secret"), "\\x1b[2J***");
