@@ -7,6 +7,7 @@ pub mod client;
 pub mod config;
 pub mod engine;
 pub mod limits;
+pub mod llm;
 pub mod metrics;
 pub mod mock;
 pub mod redact;

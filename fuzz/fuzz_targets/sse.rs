@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use run_load_test::client::{SseParser, StreamError, StreamSummary};
+use run_load_test::llm::sse::{SseParser, StreamError, StreamSummary};
 
 type Outcome = (Result<(), StreamError>, StreamSummary, Vec<u64>, Vec<u8>);
 

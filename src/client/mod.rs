@@ -1,29 +1,60 @@
 //! HTTP/1.1 exchanges on hyper directly: each virtual user owns its keep-alive connection (as a browser or a
 //! Locust user does), timeouts cover the whole exchange, bodies are read frame by frame without buffering
-//! unless a check needs them, and every failure is classified. Knows nothing of reports or scenarios.
+//! unless a check needs them, and every failure is classified. Knows nothing of reports, scenarios or what a body
+//! means: bodies go to a [`BodySink`] the caller picks, and [`Transport`] is the seam another protocol plugs into.
 //!
 //! hyper is used without a pooled client: a per-user connection needs no pool, no locks and no URL re-parsing,
 //! which is what makes the generator cheap per request (see scripts/bench.sh).
 
-pub mod sse;
+mod body;
 mod tls;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use http::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderName, HeaderValue};
+use http::header::{CONTENT_ENCODING, HeaderName, HeaderValue};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Body as _;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
-pub use sse::{SseParser, StreamError, StreamSummary, TokenSource};
 use tokio::net::TcpStream;
+
+pub use body::{BodySink, Discard, KeepBody, SinkError};
 
 use crate::metrics::ErrorKind;
 
 pub type Request = http::Request<Full<Bytes>>;
+
+/// Why no client can be built for a target: a bad base URL or unusable TLS roots.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("invalid target URL `{url}`: {reason}")]
+    InvalidUrl { url: String, reason: url::ParseError },
+    #[error("unsupported scheme `{0}`: use http or https")]
+    UnsupportedScheme(String),
+    #[error("target URL `{0}` has no host")]
+    NoHost(String),
+    #[error("invalid host in `{0}`")]
+    InvalidHost(String),
+    #[error("cannot load the system's TLS root certificates: {0}")]
+    TlsRoots(rustls::Error),
+}
+
+/// What the engine asks of a connection, whatever the protocol: HTTP/1.1 on hyper ([`HttpClient`]) today; an
+/// HTTP/2 or WebSocket client implements the same. Static dispatch: the user loop is generic over it, so the
+/// seam costs no box and no allocation per request.
+pub trait Transport {
+    /// Sends `req` and reads the response within `timeout`, its body going where `reading` says.
+    fn exchange<S: BodySink>(
+        &mut self,
+        req: Request,
+        timeout: Duration,
+        reading: Reading<'_, S>,
+    ) -> impl Future<Output = Result<Exchange, Failure>>;
+}
 
 /// Where requests go: parsed once from the base URL.
 #[derive(Debug)]
@@ -44,20 +75,22 @@ pub struct ClientFactory {
 }
 
 impl ClientFactory {
-    pub fn new(base_url: &str, insecure: bool, connect_timeout: Duration) -> Result<Self, String> {
-        let url = url::Url::parse(base_url).map_err(|e| format!("invalid target URL `{base_url}`: {e}"))?;
+    pub fn new(base_url: &str, insecure: bool, connect_timeout: Duration) -> Result<Self, SetupError> {
+        let url =
+            url::Url::parse(base_url).map_err(|reason| SetupError::InvalidUrl { url: base_url.to_string(), reason })?;
         let https = match url.scheme() {
             "http" => false,
             "https" => true,
-            other => return Err(format!("unsupported scheme `{other}`: use http or https")),
+            other => return Err(SetupError::UnsupportedScheme(other.to_string())),
         };
-        let host = url.host_str().ok_or_else(|| format!("target URL `{base_url}` has no host"))?.to_string();
+        let host = url.host_str().ok_or_else(|| SetupError::NoHost(base_url.to_string()))?.to_string();
         let port = url.port_or_known_default().unwrap_or(if https { 443 } else { 80 });
         let authority = match url.port() {
             Some(p) => format!("{host}:{p}"),
             None => host.clone(),
         };
-        let host_header = HeaderValue::from_str(&authority).map_err(|_| format!("invalid host in `{base_url}`"))?;
+        let host_header =
+            HeaderValue::from_str(&authority).map_err(|_| SetupError::InvalidHost(base_url.to_string()))?;
         let prefix = url.path().trim_end_matches('/').to_string();
         let tls = if https { Some(tls::connector(insecure)?) } else { None };
         let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
@@ -156,13 +189,14 @@ pub const EXCERPT_BYTES: usize = 512;
 const DRAIN_BYTES: u64 = 64 << 10;
 
 /// How to read a response body.
-pub struct Reading<'a> {
+pub struct Reading<'a, S = Discard> {
     /// Where the body goes when `keep` is set, and the excerpt of an unexpected status in any case.
     pub buf: Option<&'a mut Vec<u8>>,
     /// Checks, captures or an LLM measurement read the whole body: buffer it, up to `max_body`.
     pub keep: bool,
-    /// Parse a `text/event-stream` body incrementally (raw bytes are then kept only for error statuses).
-    pub sse: Option<&'a mut SseParser>,
+    /// Reads the body of an expected, non-error status as it arrives (an SSE parser), instead of `keep`; raw
+    /// bytes are then kept only for error statuses.
+    pub sink: Option<&'a mut S>,
     /// Response header naming the served model.
     pub model_header: Option<&'a HeaderName>,
     /// Statuses the step expects (`None`: any 2xx). The body of any other is read only for an excerpt.
@@ -173,7 +207,7 @@ pub struct Reading<'a> {
 
 impl Default for Reading<'_> {
     fn default() -> Self {
-        Reading { buf: None, keep: false, sse: None, model_header: None, expect: None, max_body: DEFAULT_MAX_BODY }
+        Reading { buf: None, keep: false, sink: None, model_header: None, expect: None, max_body: DEFAULT_MAX_BODY }
     }
 }
 
@@ -187,13 +221,13 @@ pub struct RetryAdvice {
 }
 
 /// Where the bytes of a body go.
-enum Sink<'a> {
+enum Route<'a, S> {
     Discard,
     /// The whole body, up to `max_body`.
-    Keep(&'a mut Vec<u8>),
+    Keep(KeepBody<'a>),
     /// The first `EXCERPT_BYTES`, then reading stops.
     Excerpt(&'a mut Vec<u8>),
-    Sse(&'a mut SseParser),
+    Sink(&'a mut S),
 }
 
 /// `1 MiB`, `512 KiB` or `1000 bytes`: how limits read in messages.
@@ -207,11 +241,11 @@ pub fn human_bytes(n: usize) -> String {
 
 impl HttpClient {
     /// Sends `req` and reads the body to the end within `timeout`, as `reading` says.
-    pub async fn exchange(
+    pub async fn exchange<S: BodySink>(
         &mut self,
         req: Request,
         timeout: Duration,
-        reading: Reading<'_>,
+        reading: Reading<'_, S>,
     ) -> Result<Exchange, Failure> {
         let start = Instant::now();
         let mut bytes = 0u64;
@@ -245,14 +279,14 @@ impl HttpClient {
         self.sender.as_mut().ok_or_else(|| Failure::connect("no connection".into()))
     }
 
-    async fn run(
+    async fn run<S: BodySink>(
         &mut self,
         req: Request,
         start: Instant,
-        reading: Reading<'_>,
+        reading: Reading<'_, S>,
         bytes: &mut u64,
     ) -> Result<Exchange, Failure> {
-        let Reading { buf, keep, sse, model_header, expect, max_body } = reading;
+        let Reading { buf, keep, sink, model_header, expect, max_body } = reading;
         let sender = self.ready_sender().await?;
         let resp = sender.send_request(req).await.map_err(|e| Failure {
             kind: if is_protocol(&e) { ErrorKind::Protocol } else { ErrorKind::Connect },
@@ -269,25 +303,19 @@ impl HttpClient {
         };
         let served_model = model_header.and_then(|h| headers.get(h)).cloned();
         let expected = expect.map_or(is_success(status), |codes| codes.contains(&status));
-        let streaming = sse.is_some();
         let fail = |kind, message: String, bytes| Failure { kind, message, bytes };
-        let body_kind = if streaming { ErrorKind::Stream } else { ErrorKind::Body };
-        let mut sink = match (sse.filter(|_| expected && status < 400), buf) {
-            (_, Some(b)) if !expected => Sink::Excerpt(b),
-            (Some(p), _) => {
-                let ct = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("none");
-                if !ct.starts_with("text/event-stream") {
-                    let message = format!("expected a text/event-stream response, got content-type {ct}");
-                    return Err(fail(ErrorKind::Stream, message, 0));
-                }
-                p.set_max_bytes(max_body);
-                Sink::Sse(p)
+        let body_kind = sink.as_deref().map_or(ErrorKind::Body, BodySink::failure_kind);
+        let mut route = match (sink.filter(|_| expected && status < 400), buf) {
+            (_, Some(b)) if !expected => Route::Excerpt(b),
+            (Some(s), _) => {
+                s.begin(headers, max_body).map_err(|e| sink_failure(e, 0))?;
+                Route::Sink(s)
             }
-            (None, Some(b)) if keep => Sink::Keep(b),
-            _ => Sink::Discard,
+            (None, Some(b)) if keep => Route::Keep(KeepBody::new(b, max_body)),
+            _ => Route::Discard,
         };
         // Nothing asks for a compressed answer, so a server that sends one anyway cannot have it checked.
-        if matches!(sink, Sink::Keep(_) | Sink::Sse(_)) {
+        if matches!(route, Route::Keep(_) | Route::Sink(_)) {
             if let Some(enc) = headers.get(CONTENT_ENCODING).filter(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
             {
                 let enc = String::from_utf8_lossy(enc.as_bytes()).into_owned();
@@ -307,16 +335,10 @@ impl HttpClient {
             })?;
             let Some(data) = frame.data_ref() else { continue };
             *bytes += data.len() as u64;
-            match &mut sink {
-                Sink::Discard => {}
-                Sink::Keep(b) => {
-                    if b.len().saturating_add(data.len()) > max_body {
-                        let message = format!("body larger than max_body ({}): reading stopped", human_bytes(max_body));
-                        return Err(fail(ErrorKind::Body, message, *bytes));
-                    }
-                    b.extend_from_slice(data);
-                }
-                Sink::Excerpt(b) => {
+            match &mut route {
+                Route::Discard => {}
+                Route::Keep(k) => k.data(data, start).map_err(|e| sink_failure(e, *bytes))?,
+                Route::Excerpt(b) => {
                     let room = EXCERPT_BYTES.saturating_sub(b.len());
                     b.extend_from_slice(&data[..room.min(data.len())]);
                     if data.len() >= room && !drain {
@@ -324,22 +346,33 @@ impl HttpClient {
                         break;
                     }
                 }
-                Sink::Sse(p) => p.feed(data, start.elapsed()).map_err(|e| stream_failure(&e, *bytes))?,
+                Route::Sink(s) => s.data(data, start).map_err(|e| sink_failure(e, *bytes))?,
             }
         }
         if cut {
             // The rest of an error body is not worth reading (it may be 1 GB): this connection is given up.
             self.sender = None;
         }
-        if let Sink::Sse(p) = sink {
-            p.finish().map_err(|e| stream_failure(&e, *bytes))?;
+        if let Route::Sink(s) = route {
+            s.end().map_err(|e| sink_failure(e, *bytes))?;
         }
         Ok(Exchange { status, ttfb, latency: start.elapsed(), bytes: *bytes, retry_after, served_model })
     }
 }
 
-fn stream_failure(e: &StreamError, bytes: u64) -> Failure {
-    Failure { kind: ErrorKind::Stream, message: e.to_string(), bytes }
+impl Transport for HttpClient {
+    fn exchange<S: BodySink>(
+        &mut self,
+        req: Request,
+        timeout: Duration,
+        reading: Reading<'_, S>,
+    ) -> impl Future<Output = Result<Exchange, Failure>> {
+        HttpClient::exchange(self, req, timeout, reading)
+    }
+}
+
+fn sink_failure(e: SinkError, bytes: u64) -> Failure {
+    Failure { kind: e.kind, message: e.message, bytes }
 }
 
 /// `retry-after-ms` (OpenAI, exact) before `Retry-After` (seconds or an HTTP date). Server input: a value too

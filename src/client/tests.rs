@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use super::*;
+use crate::llm::sse::SseParser;
 
 fn get(client_path: &str, host: &HeaderValue) -> Request {
     http::Request::get(client_path).header(http::header::HOST, host.clone()).body(Full::new(Bytes::new())).unwrap()
@@ -136,8 +137,8 @@ async fn against(acts: Vec<Act>, keep: bool, sse: bool, max_body: usize) -> (Res
     let mut client = factory.build();
     let mut buf = Vec::new();
     let mut parser = SseParser::new();
-    let reading =
-        Reading { buf: Some(&mut buf), keep, sse: sse.then_some(&mut parser), max_body, ..Default::default() };
+    let sink = sse.then_some(&mut parser);
+    let reading = Reading { buf: Some(&mut buf), keep, sink, max_body, model_header: None, expect: None };
     let r = client.exchange(get("/", factory.host_header()), Duration::from_secs(20), reading).await;
     (r, buf)
 }

@@ -8,7 +8,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 
 static CRYPTO: Once = Once::new();
 
-pub fn connector(insecure: bool) -> Result<tokio_rustls::TlsConnector, String> {
+pub fn connector(insecure: bool) -> Result<tokio_rustls::TlsConnector, super::SetupError> {
     CRYPTO.call_once(|| {
         // Another provider may already be installed by an embedding program; either is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -22,7 +22,7 @@ pub fn connector(insecure: bool) -> Result<tokio_rustls::TlsConnector, String> {
         use rustls_platform_verifier::BuilderVerifierExt;
         rustls::ClientConfig::builder()
             .with_platform_verifier()
-            .map_err(|e| format!("cannot load the system's TLS root certificates: {e}"))?
+            .map_err(super::SetupError::TlsRoots)?
             .with_no_client_auth()
     };
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];

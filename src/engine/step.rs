@@ -9,12 +9,13 @@ use bytes::Bytes;
 use http::HeaderValue;
 use http_body_util::Full;
 use minijinja::Value;
-use serde::Deserialize;
 
 use super::json_body::render_json;
 use super::plan::{BodyPlan, CaptureSource, StepPlan, UrlPlan, origin_form};
 use super::vu::{User, pause, pick};
 use crate::client::{Exchange, Reading, Request, is_success, status_kind};
+use crate::llm::sse::TokenSource;
+use crate::llm::usage::read_completion;
 use crate::metrics::{ErrorKind, LlmSample};
 use crate::scenario::{Ctx, Text};
 
@@ -101,7 +102,7 @@ async fn exec_once(u: &mut User, step: &StepPlan) -> Attempt {
     let reading = Reading {
         buf: Some(&mut u.buf),
         keep: step.keep_body,
-        sse: step.stream.then_some(&mut u.sse),
+        sink: step.stream.then_some(&mut u.sse),
         model_header: plan.model_header.as_ref(),
         expect: step.expect_status.as_deref(),
         max_body: step.max_body,
@@ -206,28 +207,6 @@ pub(super) async fn run_delay(u: &mut User, step: &StepPlan, bounds: (Duration, 
     true
 }
 
-#[derive(Deserialize)]
-struct CompletionHead<'a> {
-    #[serde(borrow)]
-    model: Option<Cow<'a, str>>,
-    usage: Option<UsageJson>,
-}
-
-#[derive(Deserialize, Default)]
-struct UsageJson {
-    #[serde(default)]
-    prompt_tokens: u64,
-    #[serde(default)]
-    completion_tokens: u64,
-    completion_tokens_details: Option<Details>,
-}
-
-#[derive(Deserialize, Default)]
-struct Details {
-    #[serde(default)]
-    reasoning_tokens: u64,
-}
-
 /// Tokens, served model, fallback and cost of an LLM response; records them and returns the cost.
 fn measure_llm(u: &mut User, step: &StepPlan, ex: &Exchange, requested: Option<&str>) -> f64 {
     let plan = &u.shared.plan;
@@ -242,20 +221,19 @@ fn measure_llm(u: &mut User, step: &StepPlan, ex: &Exchange, requested: Option<&
         sample.ttfo = s.ttfo;
         sample.gaps_us = u.sse.gaps_us();
         sample.output_tokens = tokens;
-        sample.from_usage = source == crate::client::TokenSource::Usage;
+        sample.from_usage = source == TokenSource::Usage;
         if let Some(us) = &s.usage {
             sample.input_tokens = us.prompt_tokens;
             sample.reasoning_tokens = us.reasoning_tokens;
         }
         body_model = (!s.model.is_empty()).then_some(Cow::Borrowed(s.model.as_str()));
     } else {
-        let Ok(head) = serde_json::from_slice::<CompletionHead<'_>>(&u.buf) else { return 0.0 };
-        let usage = head.usage.unwrap_or_default();
-        sample.output_tokens = usage.completion_tokens;
-        sample.input_tokens = usage.prompt_tokens;
-        sample.reasoning_tokens = usage.completion_tokens_details.map_or(0, |d| d.reasoning_tokens);
+        let Some(completion) = read_completion(&u.buf) else { return 0.0 };
+        sample.output_tokens = completion.usage.completion_tokens;
+        sample.input_tokens = completion.usage.prompt_tokens;
+        sample.reasoning_tokens = completion.usage.reasoning_tokens;
         sample.from_usage = true;
-        body_model = head.model;
+        body_model = completion.model;
     }
     let served = header_model.or(body_model.as_deref()).unwrap_or("");
     sample.model = served;

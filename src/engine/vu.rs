@@ -16,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::plan::{ClassPlan, Plan, StepPlan};
 use super::step::{run_delay, run_step};
-use crate::client::{ClientFactory, HttpClient, SseParser};
+use crate::client::{ClientFactory, HttpClient};
+use crate::llm::sse::SseParser;
 use crate::metrics::Recorder;
 use crate::scenario::{Ctx, Text};
 

@@ -10,15 +10,17 @@
 mod accumulate;
 mod wire;
 
-#[cfg(test)]
-mod tests;
-
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use accumulate::{Accumulator, clear_bytes, error_text, too_large};
+use http::HeaderMap;
+use http::header::CONTENT_TYPE;
 
-/// Largest event accepted by a parser not told otherwise (the client sets the step's `max_body`): nothing
+use crate::client::{BodySink, SinkError};
+use crate::metrics::ErrorKind;
+
+/// Largest event accepted by a parser not told otherwise (`begin` sets the step's `max_body`): nothing
 /// legitimate comes close, so a bigger one is a broken or hostile server.
 const MAX_EVENT_BYTES: usize = 16 << 20;
 /// A line holds at most one event's data plus the field name.
@@ -335,3 +337,35 @@ impl SseParser {
         result
     }
 }
+
+/// The parser is fed by the transport as frames arrive, so the stream timings are taken at arrival.
+impl BodySink for SseParser {
+    fn failure_kind(&self) -> ErrorKind {
+        ErrorKind::Stream
+    }
+
+    fn begin(&mut self, headers: &HeaderMap, max_body: usize) -> Result<(), SinkError> {
+        let ct = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("none");
+        if !ct.starts_with("text/event-stream") {
+            let message = format!("expected a text/event-stream response, got content-type {ct}");
+            return Err(SinkError { kind: ErrorKind::Stream, message });
+        }
+        self.set_max_bytes(max_body);
+        Ok(())
+    }
+
+    fn data(&mut self, chunk: &[u8], sent: Instant) -> Result<(), SinkError> {
+        self.feed(chunk, sent.elapsed()).map_err(stream_failure)
+    }
+
+    fn end(&mut self) -> Result<(), SinkError> {
+        self.finish().map_err(stream_failure)
+    }
+}
+
+fn stream_failure(e: StreamError) -> SinkError {
+    SinkError { kind: ErrorKind::Stream, message: e.to_string() }
+}
+
+#[cfg(test)]
+mod tests;
