@@ -13,7 +13,8 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Exp};
 use tokio::time::Instant;
 
-use super::vu::{Local, Shared, User};
+use super::super::session::Session;
+use super::super::shared::{Local, Shared};
 use super::{Arrival, OpenLoad};
 use crate::metrics::record;
 
@@ -116,10 +117,16 @@ impl Schedule {
     }
 }
 
+/// One share per worker (at most one worker per iteration allowed in flight).
+pub fn shares(load: &OpenLoad, workers: usize) -> Vec<OpenShare> {
+    let workers = workers.clamp(1, load.max_in_flight.max(1) as usize);
+    (0..workers).map(|worker| OpenShare { worker, workers, load: load.clone() }).collect()
+}
+
 pub async fn dispatch(shared: Arc<Shared>, local: Rc<Local>, share: OpenShare) {
     let Some(mut schedule) = Schedule::new(&share, shared.start, shared.seed) else { return };
     let max_local = (share.load.max_in_flight as usize).div_ceil(share.workers).max(1);
-    let idle: Rc<RefCell<Vec<User>>> = Rc::new(RefCell::new(Vec::new()));
+    let idle: Rc<RefCell<Vec<Session>>> = Rc::new(RefCell::new(Vec::new()));
     let created = Rc::new(Cell::new(0usize));
     let weights: Vec<u32> = shared.plan.classes.iter().map(|c| c.weight).collect();
     let total_weight: u32 = weights.iter().sum();
@@ -162,7 +169,7 @@ pub async fn dispatch(shared: Arc<Shared>, local: Rc<Local>, share: OpenShare) {
             None if created.get() < max_local => {
                 created.set(created.get() + 1);
                 let id = (share.worker + created.get() * share.workers) as u64;
-                Some(User::new(&shared, &local, class, id))
+                Some(Session::new(&shared, &local, class, id))
             }
             None => None,
         };
@@ -208,7 +215,7 @@ pub async fn dispatch(shared: Arc<Shared>, local: Rc<Local>, share: OpenShare) {
     }
     // Users that set up (registered, logged in) tear down as in the closed model, all at once: the graceful
     // stop's window bounds them.
-    let users: Vec<User> = std::mem::take(&mut *idle.borrow_mut());
+    let users: Vec<Session> = std::mem::take(&mut *idle.borrow_mut());
     for mut u in users.into_iter().filter(|u| u.started) {
         running.spawn_local(async move { u.finish().await });
     }
