@@ -186,4 +186,21 @@ mod tests {
         assert_ne!(first, next);
         assert_eq!(first.as_str().map(str::len), Some(36));
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_lasts_its_time_unless_a_stop_comes_first() {
+        let stop = CancellationToken::new();
+        let t0 = tokio::time::Instant::now();
+        assert!(pause(&stop, Duration::from_secs(5)).await);
+        assert_eq!(t0.elapsed(), Duration::from_secs(5));
+        let canceller = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            canceller.cancel();
+        });
+        let t1 = tokio::time::Instant::now();
+        assert!(!pause(&stop, Duration::from_secs(60)).await);
+        assert_eq!(t1.elapsed(), Duration::from_secs(2));
+        assert!(!pause(&stop, Duration::ZERO).await, "a stopped user does not start a zero wait");
+    }
 }

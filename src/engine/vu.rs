@@ -26,13 +26,25 @@ async fn tracked_step(u: &mut Session, step: &StepPlan, http: &HttpAction, lag: 
 
 impl Session {
     /// Runs the class's `on_start` steps; false when one failed (the user cannot work).
-    pub(super) async fn start(&mut self, class: usize) -> bool {
+    async fn start(&mut self, class: usize) -> bool {
         let shared = self.shared.clone();
         run_sequence(self, &shared.plan.classes[class].on_start).await
     }
 
-    /// Runs the class's `on_stop` steps (logout, cleanup) once the user has no more work.
+    /// Runs the class's `on_start` steps unless they ran; false when the user could not set up.
+    pub(super) async fn ensure_started(&mut self) -> bool {
+        if !self.started {
+            self.started = self.start(self.class).await;
+        }
+        self.started
+    }
+
+    /// Runs the class's `on_stop` steps (logout, cleanup) once the user has no more work; nothing for a user
+    /// that never set up.
     pub(super) async fn finish(&mut self) {
+        if !self.started {
+            return;
+        }
         let shared = self.shared.clone();
         run_sequence(self, &shared.plan.classes[self.class].on_stop).await;
     }

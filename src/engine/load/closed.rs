@@ -12,7 +12,7 @@ use super::super::NEVER;
 use super::super::plan::Plan;
 use super::super::session::{Session, pause, pick};
 use super::super::shared::{Local, Shared};
-use super::{ClosedLoad, stages};
+use super::{ClosedLoad, Pacer, stages};
 
 pub struct UserSlot {
     pub id: u64,
@@ -60,36 +60,55 @@ fn assign_classes(weights: &[u32], users: u32) -> Vec<usize> {
         .collect()
 }
 
+/// The closed model's pacer for one user: when each of its windows opens (its spawn time, or as a ramping
+/// profile says), and when the open one closes.
+struct Windows<'a> {
+    start: Instant,
+    windows: std::slice::Iter<'a, (Duration, Option<Duration>)>,
+    /// The end of the window last opened; `None` runs to the end.
+    end: Option<Instant>,
+}
+
+impl<'a> Windows<'a> {
+    fn new(start: Instant, windows: &'a [(Duration, Option<Duration>)]) -> Windows<'a> {
+        Windows { start, windows: windows.iter(), end: None }
+    }
+
+    fn open_at(&self, now: Instant) -> bool {
+        self.end.is_none_or(|end| now < end)
+    }
+}
+
+impl Pacer for Windows<'_> {
+    fn next_start(&mut self) -> Option<Instant> {
+        let &(start, stop) = self.windows.next()?;
+        self.end = stop.and_then(|s| self.start.checked_add(s));
+        // A start beyond any representable time (from an absurd spawn rate) never comes.
+        self.start.checked_add(start)
+    }
+}
+
 /// Closed model: one user, running in its windows (from its spawn time to the end of the run, or as a
 /// ramping profile says), on_start before its first iteration and on_stop after its last.
 pub async fn run_user(shared: Arc<Shared>, local: Rc<Local>, slot: UserSlot) {
     let class = &shared.plan.classes[slot.class];
     let mut user: Option<Session> = None;
     let mut iteration = 0;
-    for &(start, stop) in &slot.windows {
-        // A start beyond any representable time (from an absurd spawn rate) never comes.
-        let Some(at) = shared.start.checked_add(start) else { break };
+    let mut pacer = Windows::new(shared.start, &slot.windows);
+    while let Some(at) = pacer.next_start() {
         let wait = at.saturating_duration_since(Instant::now());
         if !pause(&shared.stop.graceful, wait).await {
             break;
         }
-        let u = match &mut user {
-            Some(u) => u,
-            None => {
-                let mut u = Session::new(&shared, &local, slot.class, slot.id);
-                u.started = u.start(slot.class).await;
-                user.insert(u)
-            }
-        };
+        let u = user.get_or_insert_with(|| Session::new(&shared, &local, slot.class, slot.id));
         // A user whose setup (register, login) failed cannot do its work; its failures are already recorded.
-        if !u.started {
+        if !u.ensure_started().await {
             break;
         }
         local.users.set(local.users.get() + 1);
-        let in_window = |now: Instant| stop.and_then(|s| shared.start.checked_add(s)).is_none_or(|s| now < s);
         let more = |n: u64| slot.max_iterations.is_none_or(|max| n < max);
         while more(iteration)
-            && in_window(Instant::now())
+            && pacer.open_at(Instant::now())
             && !shared.stop.graceful.is_cancelled()
             && shared.claim_iteration()
         {
@@ -106,7 +125,7 @@ pub async fn run_user(shared: Arc<Shared>, local: Rc<Local>, slot: UserSlot) {
         }
         local.users.set(local.users.get() - 1);
     }
-    if let Some(mut u) = user.filter(|u| u.started) {
+    if let Some(mut u) = user {
         u.finish().await;
     }
 }
@@ -122,5 +141,18 @@ mod tests {
         assert_eq!(&a[..4].iter().filter(|&&c| c == 1).count(), &1);
         assert_eq!(assign_classes(&[1], 3), vec![0, 0, 0]);
         assert!(assign_classes(&[1, 1], 0).is_empty());
+    }
+
+    #[test]
+    fn a_user_is_paced_by_its_windows() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let windows = [(s(1), Some(s(3))), (s(5), None), (Duration::MAX, None)];
+        let mut p = Windows::new(t0, &windows);
+        assert_eq!(p.next_start(), Some(t0 + s(1)));
+        assert!(p.open_at(t0 + s(2)) && !p.open_at(t0 + s(3)));
+        assert_eq!(p.next_start(), Some(t0 + s(5)));
+        assert!(p.open_at(t0 + s(1_000_000)), "the last window runs to the end");
+        assert_eq!(p.next_start(), None, "a start beyond any clock never comes");
     }
 }

@@ -10,7 +10,16 @@ pub mod stages;
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 pub use stages::Stage;
+
+/// A load model's pacing, as vegeta's `Pacer`: when the next start is due (an arrival's iteration in the open
+/// model, a user's next window in the closed one); `None` once no more will come. What starts is the user
+/// loop's business (`vu.rs`), the same for every model.
+pub(super) trait Pacer {
+    fn next_start(&mut self) -> Option<Instant>;
+}
 
 /// Closed model: a fixed population of users, each sending its next request when the previous one finished.
 #[derive(Debug, Clone, PartialEq)]
