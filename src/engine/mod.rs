@@ -1,6 +1,6 @@
-//! Runs the load: worker threads with virtual users, the closed-model spawn schedule, stop conditions
-//! (duration, iterations, SIGINT/SIGTERM/SIGHUP) and the once-a-second merge of worker snapshots into totals
-//! and a time series.
+//! Runs the load: worker threads (`worker.rs`) whose users follow the one user loop (`vu.rs`, over a
+//! `session.rs` each) as the load model's pacer says (`load/`), stop conditions (duration, iterations,
+//! SIGINT/SIGTERM/SIGHUP) and the once-a-second merge of worker snapshots into totals and a time series.
 //! Formats nothing and judges nothing: progress goes to an `Observer`, results come back as data.
 
 mod aggregate;
