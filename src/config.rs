@@ -259,7 +259,7 @@ impl RunConfig {
             None => {
                 // Stages from the command line, else from the file unless --users overrides it.
                 let stages = match stages {
-                    Some(plan) => parse_plan(&plan).map_err(|e| flag("--stages", e))?,
+                    Some(plan) => parse_plan(&plan).map_err(|e| flag("--stages", e.to_string()))?,
                     None if users.is_none() => flags::user_stages(&loaded)?,
                     None => Vec::new(),
                 };

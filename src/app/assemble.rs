@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::baseline::RuleSet;
 use crate::config::{RunConfig, Target, display_target};
-use crate::engine::plan::DELAY;
 use crate::engine::{Arrival, EngineResult, LevelKind, LevelOutcome, Levels, LoadModel, Plan, StopReason};
 use crate::metrics::{ErrorSummary, FlowSummary, encode_nonempty, latency_summary, request_summary};
 use crate::report::{
@@ -43,6 +42,15 @@ pub struct StepLabel {
     pub name: String,
     pub method: String,
     pub path: String,
+    /// A step that sends no request (a `delay`): it has no row in the report.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delay: bool,
+}
+
+impl StepLabel {
+    pub fn is_request(&self) -> bool {
+        !self.delay
+    }
 }
 
 /// The description of a configured run against `base_url`.
@@ -97,6 +105,7 @@ pub fn describe(cfg: &RunConfig, plan: &Plan, base_url: &str) -> RunDescription 
                 name: i.name.clone(),
                 method: i.method.clone(),
                 path: i.path.clone(),
+                delay: !i.is_request(),
             })
             .collect(),
         flows: plan.classes.iter().map(|c| c.name.clone()).collect(),
@@ -110,7 +119,7 @@ pub fn build(d: &RunDescription, r: &EngineResult) -> RunReport {
         .steps
         .iter()
         .zip(&r.total.steps)
-        .filter(|(info, _)| info.method != DELAY)
+        .filter(|(info, _)| info.is_request())
         .map(|(info, stats)| StepReport {
             user: info.user.clone(),
             name: info.name.clone(),

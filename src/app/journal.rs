@@ -119,13 +119,18 @@ mod tests {
 
     fn description() -> RunDescription {
         let r = crate::report::fixture::one_step("s", "U", "chat", &StepStats::default(), 1.0);
-        let label =
-            |m: &str| assemble::StepLabel { user: "U".into(), name: m.into(), method: m.into(), path: "/".into() };
+        let label = |m: &str| assemble::StepLabel {
+            user: "U".into(),
+            name: m.into(),
+            method: m.into(),
+            path: "/".into(),
+            delay: m == "DELAY",
+        };
         RunDescription {
             scenario: r.scenario,
             target: r.target,
             load: r.load,
-            steps: vec![label("POST"), label(crate::engine::plan::DELAY)],
+            steps: vec![label("POST"), label("DELAY")],
             flows: vec!["U".into()],
             regression: None,
         }

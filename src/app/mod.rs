@@ -259,7 +259,7 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
 /// The values of the plan's credential headers (templated ones are added once rendered, by the engine).
 fn plan_secrets(plan: &engine::Plan) -> Vec<String> {
     let steps = plan.classes.iter().flat_map(|c| c.steps.iter().chain(&c.on_start).chain(&c.on_stop));
-    let headers = steps.flat_map(|s| s.headers.iter());
+    let headers = steps.filter_map(|s| s.http()).flat_map(|h| h.headers.iter());
     headers.filter_map(|(k, v)| Some(redact::header_secrets(k.as_str(), v.to_str().ok()?))).flatten().collect()
 }
 

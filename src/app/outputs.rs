@@ -9,14 +9,13 @@ use anyhow::Result;
 
 use super::live::IntervalSink;
 use crate::baseline;
-use crate::engine::plan::DELAY;
 use crate::engine::{Plan, Progress};
 use crate::metrics::{Recorder, StepStats, series_point};
 use crate::report::{self, HlogWriter, LivePoint, LiveStep, NdjsonWriter, ReportFormat};
 
 /// Delay steps send nothing: they have no row in the report, so none in live outputs either.
 fn request_steps(plan: &Plan) -> impl Iterator<Item = usize> + '_ {
-    plan.steps.iter().enumerate().filter(|(_, s)| s.method != DELAY).map(|(i, _)| i)
+    plan.steps.iter().enumerate().filter(|(_, s)| s.is_request()).map(|(i, _)| i)
 }
 
 /// `--ndjson`: one series point per second, with each step's counts.

@@ -144,7 +144,13 @@ mod tests {
     use super::*;
 
     fn plan() -> Vec<StepInfo> {
-        vec![StepInfo { user: "U".into(), name: "chat".into(), method: "POST".into(), path: "/v1/chat".into() }]
+        vec![StepInfo {
+            user: "U".into(),
+            name: "chat".into(),
+            method: "POST".into(),
+            path: "/v1/chat".into(),
+            request: true,
+        }]
     }
 
     fn progress(secs: u64) -> Progress {

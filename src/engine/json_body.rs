@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use super::error::EngineError;
 use crate::scenario::{TemplateSet, Text};
 
 pub enum JsonNode {
@@ -23,8 +24,8 @@ fn whole_expression(s: &str) -> Option<&str> {
 pub fn json_node(
     t: &mut TemplateSet,
     v: &Value,
-    expand: &dyn Fn(&str) -> Result<String, String>,
-) -> Result<JsonNode, String> {
+    expand: &dyn Fn(&str) -> Result<String, EngineError>,
+) -> Result<JsonNode, EngineError> {
     Ok(match v {
         Value::String(s) => {
             let s = expand(s)?;
@@ -48,8 +49,10 @@ pub fn json_node(
             }
         }
         Value::Object(o) => {
-            let items =
-                o.iter().map(|(k, x)| Ok((k.clone(), json_node(t, x, expand)?))).collect::<Result<Vec<_>, String>>()?;
+            let items = o
+                .iter()
+                .map(|(k, x)| Ok((k.clone(), json_node(t, x, expand)?)))
+                .collect::<Result<Vec<_>, EngineError>>()?;
             if items.iter().all(|(_, n)| matches!(n, JsonNode::Fixed(_))) {
                 JsonNode::Fixed(Value::Object(
                     items.into_iter().filter_map(|(k, n)| fixed(n).map(|v| (k, v))).collect(),
@@ -69,17 +72,21 @@ fn fixed(n: JsonNode) -> Option<Value> {
     }
 }
 
-pub fn render_json(node: &JsonNode, render: &dyn Fn(&Text) -> Result<String, String>) -> Result<Value, String> {
+pub fn render_json(
+    node: &JsonNode,
+    render: &dyn Fn(&Text) -> Result<String, EngineError>,
+) -> Result<Value, EngineError> {
     Ok(match node {
         JsonNode::Fixed(v) => v.clone(),
         JsonNode::Str(t) => Value::String(render(t)?),
         JsonNode::Raw(t) => {
             let text = render(t)?;
-            serde_json::from_str(&text).map_err(|e| format!("template did not produce JSON ({e})"))?
+            serde_json::from_str(&text)
+                .map_err(|e| EngineError::Step(format!("template did not produce JSON ({e})")))?
         }
         JsonNode::Array(items) => Value::Array(items.iter().map(|n| render_json(n, render)).collect::<Result<_, _>>()?),
         JsonNode::Object(items) => Value::Object(
-            items.iter().map(|(k, n)| Ok((k.clone(), render_json(n, render)?))).collect::<Result<_, String>>()?,
+            items.iter().map(|(k, n)| Ok((k.clone(), render_json(n, render)?))).collect::<Result<_, EngineError>>()?,
         ),
     })
 }
@@ -101,8 +108,10 @@ mod tests {
             ),
             ("count", minijinja::Value::from(3)),
         ]);
-        let out =
-            render_json(&node, &|x| t.render(x, &ctx).map(|c| c.into_owned()).map_err(|e| e.to_string())).unwrap();
+        let out = render_json(&node, &|x| {
+            t.render(x, &ctx).map(|c| c.into_owned()).map_err(|e| EngineError::Step(e.to_string()))
+        })
+        .unwrap();
         assert_eq!(
             out,
             serde_json::json!({"messages": [{"role": "user", "content": "hi"}], "n": 3, "s": "id-3", "k": 1})

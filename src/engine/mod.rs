@@ -1,15 +1,16 @@
-//! Runs the load: worker threads with virtual users, the closed-model spawn schedule, stop conditions
-//! (duration, iterations, SIGINT/SIGTERM/SIGHUP) and the once-a-second merge of worker snapshots into totals
-//! and a time series.
+//! Runs the load: worker threads (`worker.rs`) whose users follow the one user loop (`vu.rs`, over a
+//! `session.rs` each) as the load model's pacer says (`load/`), stop conditions (duration, iterations,
+//! SIGINT/SIGTERM/SIGHUP) and the once-a-second merge of worker snapshots into totals and a time series.
 //! Formats nothing and judges nothing: progress goes to an `Observer`, results come back as data.
 
 mod aggregate;
+mod error;
 mod json_body;
-mod levels;
-mod open;
+pub mod load;
 pub mod plan;
+mod session;
+mod shared;
 pub(crate) mod signals;
-mod stages;
 mod step;
 mod vu;
 mod worker;
@@ -21,82 +22,19 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
 pub use aggregate::Progress;
-pub use levels::{BreakLimits, LevelKind, LevelOutcome, Levels, run_levels};
+pub use error::EngineError;
+pub use load::levels::{BreakLimits, LevelKind, LevelOutcome, Levels, run_levels};
+pub use load::stages::{Stage, parse_plan, peak as stages_peak, total as stages_total};
+pub use load::{Arrival, ClosedLoad, LoadModel, OpenLoad, RateStage};
 pub use plan::{Endpoint, Plan, StepInfo, TagFilter, compile};
 pub use signals::Signal;
-pub use stages::{Stage, parse_plan, peak as stages_peak, total as stages_total};
 
 use crate::client::ClientFactory;
 use crate::metrics::{Recorder, SeriesPoint};
-use vu::{Shared, Stop, UserSlot};
+use shared::{Shared, Stop};
 
 /// Later than any run ends (runs last at most `limits::MAX_DURATION`), yet far from overflowing a clock.
-const NEVER: Duration = Duration::from_secs(10 * 365 * 86_400);
-
-/// Closed model: a fixed population of users, each sending its next request when the previous one finished.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ClosedLoad {
-    /// Users at the peak (with `stages`, the highest target).
-    pub users: u32,
-    /// Users started per second; `None` starts all at once.
-    pub spawn_rate: Option<f64>,
-    pub duration: Option<Duration>,
-    /// Iterations in total, shared by all users.
-    pub iterations: Option<u64>,
-    /// Ramping profile; empty: all `users` from their spawn time to the end.
-    pub stages: Vec<Stage>,
-    /// Each user stops after this many iterations (k6 `per-vu-iterations`).
-    pub iterations_per_user: Option<u64>,
-}
-
-/// How arrivals are spaced in the open model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Arrival {
-    Constant,
-    Poisson,
-}
-
-/// Open model: iterations start at `rate` per second whatever the target does; latency counts from the
-/// scheduled start.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OpenLoad {
-    pub rate: f64,
-    pub arrival: Arrival,
-    /// Iterations running at once at most; further arrivals are dropped (and counted).
-    pub max_in_flight: u32,
-    pub duration: Option<Duration>,
-    pub iterations: Option<u64>,
-    /// Ramping rate (k6 `ramping-arrival-rate`): from `rate`, reach each stage's target over its duration.
-    pub stages: Vec<RateStage>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RateStage {
-    pub target: f64,
-    pub duration: Duration,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum LoadModel {
-    Closed(ClosedLoad),
-    Open(OpenLoad),
-}
-
-impl LoadModel {
-    pub fn duration(&self) -> Option<Duration> {
-        match self {
-            LoadModel::Closed(c) => c.duration,
-            LoadModel::Open(o) => o.duration,
-        }
-    }
-
-    pub fn iterations(&self) -> Option<u64> {
-        match self {
-            LoadModel::Closed(c) => c.iterations,
-            LoadModel::Open(o) => o.iterations,
-        }
-    }
-}
+pub(crate) const NEVER: Duration = Duration::from_secs(10 * 365 * 86_400);
 
 pub struct EngineSpec {
     pub plan: Arc<Plan>,
@@ -150,23 +88,6 @@ pub trait Observer {
     fn signalled(&mut self, _signal: Signal, _count: u32) {}
 }
 
-/// Users in spawn order with their class, by smooth weighted round-robin: any prefix of the population has
-/// the classes in proportion to their weights (as Locust distributes users).
-fn assign_classes(weights: &[u32], users: u32) -> Vec<usize> {
-    let total: i64 = weights.iter().map(|&w| i64::from(w)).sum();
-    let mut current = vec![0i64; weights.len()];
-    (0..users)
-        .map(|_| {
-            for (c, &w) in current.iter_mut().zip(weights) {
-                *c += i64::from(w);
-            }
-            let best = (0..current.len()).max_by_key(|&i| (current[i], std::cmp::Reverse(i))).unwrap_or(0);
-            current[best] -= total;
-            best
-        })
-        .collect()
-}
-
 /// How often the run looks at the signal counters: well under the second a stop may take.
 const SIGNAL_POLL: Duration = Duration::from_millis(50);
 /// How long workers may take to hand over their last snapshot after a hard stop.
@@ -174,48 +95,19 @@ const JOIN_BOUND: Duration = Duration::from_secs(3);
 /// After a stop signal, users get at most this long (or `graceful_stop`, if shorter) to finish their step.
 const SIGNAL_GRACE: Duration = Duration::from_secs(2);
 
-pub fn run(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineResult, String> {
+pub fn run(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineResult, EngineError> {
     crate::client::raise_fd_limit();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+        .map_err(|e| EngineError::Start(format!("cannot start the runtime: {e}")))?;
     rt.block_on(drive(spec, observer))
 }
 
-async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineResult, String> {
+async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineResult, EngineError> {
     let EngineSpec { plan, load, seed, workers, graceful_stop, client: factory, secrets } = spec;
     crate::redact::install(secrets);
-    let jobs: Vec<worker::Job> = match &load {
-        LoadModel::Closed(c) => {
-            let workers = workers.clamp(1, c.users.max(1) as usize);
-            let weights: Vec<u32> = plan.classes.iter().map(|c| c.weight).collect();
-            let mut slots: Vec<Vec<UserSlot>> = (0..workers).map(|_| Vec::new()).collect();
-            for (i, class) in assign_classes(&weights, c.users).into_iter().enumerate() {
-                let windows = if c.stages.is_empty() {
-                    let start = match c.spawn_rate {
-                        // The rate is range-checked; a start beyond any run's end still never panics.
-                        Some(r) if r > 0.0 => Duration::try_from_secs_f64(i as f64 / r).unwrap_or(NEVER),
-                        _ => Duration::ZERO,
-                    };
-                    vec![(start, None)]
-                } else {
-                    stages::windows(&c.stages, i as u32)
-                };
-                slots[i % workers].push(UserSlot {
-                    id: i as u64,
-                    class,
-                    windows,
-                    max_iterations: c.iterations_per_user,
-                });
-            }
-            slots.into_iter().map(worker::Job::Closed).collect()
-        }
-        LoadModel::Open(o) => {
-            let workers = workers.clamp(1, o.max_in_flight.max(1) as usize);
-            (0..workers).map(|worker| worker::Job::Open(open::OpenShare { worker, workers, load: o.clone() })).collect()
-        }
-    };
+    let jobs = jobs(&load, &plan, workers);
     let workers = jobs.len();
     let n_steps = plan.steps.len();
     let n_flows = plan.classes.len();
@@ -242,15 +134,7 @@ async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineRe
         stop.hard.cancel();
     }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut handles = Vec::new();
-    for (w, job) in jobs.into_iter().enumerate() {
-        handles.push(
-            worker::spawn(w, shared.clone(), job, tx.clone())
-                .map_err(|e| format!("cannot start a worker thread: {e}"))?,
-        );
-    }
-    drop(tx);
-    drop(shared);
+    let handles = spawn_workers(jobs, shared, tx)?;
 
     let mut agg = aggregate::Aggregator::new(workers, n_steps, n_flows, start, load.duration());
     let far = start + NEVER;
@@ -315,16 +199,7 @@ async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineRe
             },
         }
     }
-    let mut thread_panics = Vec::new();
-    for h in handles {
-        // Once every worker returned, joining is immediate; otherwise one still running was given up on (see
-        // `give_up`) and joining it could wait forever.
-        if all_returned || h.is_finished() {
-            if let Err(p) = h.join() {
-                thread_panics.push(worker::panic_message(p.as_ref()));
-            }
-        }
-    }
+    let mut thread_panics = join_workers(handles, all_returned);
     let elapsed = start.elapsed();
     let aggregate::Finished { total, series, cpu, tail, mut panics } = agg.finish(elapsed);
     panics.append(&mut thread_panics);
@@ -344,16 +219,42 @@ async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineRe
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn classes_follow_weights_in_every_prefix() {
-        let a = assign_classes(&[3, 1], 8);
-        assert_eq!(a.iter().filter(|&&c| c == 0).count(), 6);
-        assert_eq!(&a[..4].iter().filter(|&&c| c == 1).count(), &1);
-        assert_eq!(assign_classes(&[1], 3), vec![0, 0, 0]);
-        assert!(assign_classes(&[1, 1], 0).is_empty());
+/// What each worker runs: its closed-model users or its share of the open-model arrivals.
+fn jobs(load: &LoadModel, plan: &Plan, workers: usize) -> Vec<worker::Job> {
+    match load {
+        LoadModel::Closed(c) => load::closed::slots(c, plan, workers).into_iter().map(worker::Job::Closed).collect(),
+        LoadModel::Open(o) => load::open::shares(o, workers).into_iter().map(worker::Job::Open).collect(),
     }
+}
+
+/// Starts one thread per job; the run keeps no handle on `shared` or the sender, so the channel closes when
+/// the last worker is done.
+fn spawn_workers(
+    jobs: Vec<worker::Job>,
+    shared: Arc<Shared>,
+    tx: tokio::sync::mpsc::UnboundedSender<worker::Snapshot>,
+) -> Result<Vec<std::thread::JoinHandle<()>>, EngineError> {
+    let mut handles = Vec::new();
+    for (w, job) in jobs.into_iter().enumerate() {
+        handles.push(
+            worker::spawn(w, shared.clone(), job, tx.clone())
+                .map_err(|e| EngineError::Start(format!("cannot start a worker thread: {e}")))?,
+        );
+    }
+    Ok(handles)
+}
+
+/// The panics of worker threads that ended.
+fn join_workers(handles: Vec<std::thread::JoinHandle<()>>, all_returned: bool) -> Vec<String> {
+    let mut panics = Vec::new();
+    for h in handles {
+        // Once every worker returned, joining is immediate; otherwise one still running was given up on (see
+        // `give_up`) and joining it could wait forever.
+        if all_returned || h.is_finished() {
+            if let Err(p) = h.join() {
+                panics.push(shared::panic_message(p.as_ref()));
+            }
+        }
+    }
+    panics
 }

@@ -13,6 +13,7 @@ use crate::client::DEFAULT_MAX_BODY;
 use crate::scenario::feeder::Feeder;
 use crate::scenario::{Capture, OnFailure, Price, Scenario, Step, TemplateSet, Text, condition_template, expand_env};
 
+use super::error::EngineError;
 pub use super::json_body::JsonNode;
 use super::json_body::json_node;
 
@@ -21,8 +22,19 @@ use super::json_body::json_node;
 pub struct StepInfo {
     pub user: String,
     pub name: String,
+    /// The request's method, or `DELAY` for a step that sends none.
     pub method: String,
+    /// The request's route, or `-` for a step that sends none.
     pub path: String,
+    /// Whether the step sends a request.
+    pub request: bool,
+}
+
+impl StepInfo {
+    /// Whether the step sends a request (a `delay` step does not, and is left out of request statistics).
+    pub fn is_request(&self) -> bool {
+        self.request
+    }
 }
 
 pub struct Plan {
@@ -90,9 +102,41 @@ pub enum BodyPlan {
     Text(Text),
 }
 
+/// One step, compiled: what it does (`action`), how its response is judged (`checks`), how it moves the user
+/// through the flow (`flow`) and how an LLM response is read (`llm`).
 pub struct StepPlan {
     pub id: usize,
     pub name: String,
+    pub action: Action,
+    pub checks: Checks,
+    pub flow: Flow,
+    pub llm: LlmPlan,
+}
+
+impl StepPlan {
+    /// Whether the step sends a request (a `delay` step does not, and is left out of request statistics).
+    pub fn is_request(&self) -> bool {
+        matches!(self.action, Action::Http(_))
+    }
+
+    /// The request the step sends, if it sends one.
+    pub fn http(&self) -> Option<&HttpAction> {
+        match &self.action {
+            Action::Http(h) => Some(h),
+            Action::Delay(_) => None,
+        }
+    }
+}
+
+/// What a step does when its turn comes.
+// A plan holds a handful of steps, built once: their size does not matter, one indirection per request would.
+#[allow(clippy::large_enum_variant)]
+pub enum Action {
+    Http(HttpAction),
+    Delay(DelayAction),
+}
+
+pub struct HttpAction {
     pub method: http::Method,
     pub url: UrlPlan,
     /// Query pairs that need rendering (fixed ones are already in a static URL).
@@ -100,30 +144,54 @@ pub struct StepPlan {
     pub headers: HeaderMap,
     pub dyn_headers: Vec<(HeaderName, Text)>,
     pub body: BodyPlan,
-    pub expect_status: Option<Vec<u16>>,
-    pub body_contains: Option<Text>,
-    pub json_paths: Vec<(String, JsonPath)>,
-    pub captures: Vec<CapturePlan>,
     pub timeout: Duration,
     /// Most body bytes held in memory (`[defaults]` or step `max_body`).
     pub max_body: usize,
-    pub think: Option<(Duration, Duration)>,
-    pub abort_on_failure: bool,
     /// Checks or captures read the body, so it is kept in memory.
     pub keep_body: bool,
     /// Some part is a template, so a render context is built per request.
     pub templated: bool,
+}
+
+/// A `delay` step: wait between these bounds instead of sending a request.
+pub struct DelayAction {
+    pub bounds: (Duration, Duration),
+}
+
+/// What a response must satisfy, and what is taken from it.
+#[derive(Default)]
+pub struct Checks {
+    pub expect_status: Option<Vec<u16>>,
+    pub body_contains: Option<Text>,
+    pub json_paths: Vec<(String, JsonPath)>,
+    pub captures: Vec<CapturePlan>,
+}
+
+impl Checks {
+    /// Whether judging needs the body assembled (for a stream: the message rebuilt from its chunks).
+    pub fn read_body(&self) -> bool {
+        !self.captures.is_empty() || !self.json_paths.is_empty() || self.body_contains.is_some()
+    }
+}
+
+/// How the step moves its user through the flow.
+pub struct Flow {
+    pub think: Option<(Duration, Duration)>,
+    pub abort_on_failure: bool,
+    pub when: Option<Text>,
+    pub repeat: Option<LoopPlan>,
+    pub retry: Option<RetryPlan>,
+}
+
+/// How the response is read as an LLM answer.
+#[derive(Default)]
+pub struct LlmPlan {
     /// Parse the response as a chat completion (tokens, served model, cost).
-    pub llm: bool,
+    pub chat: bool,
     /// Read the response as a server-sent event stream.
     pub stream: bool,
     /// The `model` of a fixed JSON body (templated bodies are read at send time).
     pub model: Option<String>,
-    pub when: Option<Text>,
-    pub repeat: Option<LoopPlan>,
-    pub retry: Option<RetryPlan>,
-    /// A `delay` step: wait this long instead of sending a request.
-    pub delay: Option<(Duration, Duration)>,
 }
 
 pub struct CapturePlan {
@@ -174,7 +242,7 @@ pub fn compile(
     default_timeout: Duration,
     filter: &TagFilter,
     feeders: Vec<Feeder>,
-) -> Result<Plan, String> {
+) -> Result<Plan, EngineError> {
     let mut templates = TemplateSet::new();
     let mut classes = Vec::new();
     let mut steps = Vec::new();
@@ -191,7 +259,7 @@ pub fn compile(
     for user in &s.users {
         let uname = user.name.get_ref().clone();
         let class_tags: Vec<&String> = s.tags.iter().chain(&user.tags).collect();
-        let mut build = |list: &[Step], filter_tags: bool, t: &mut TemplateSet| -> Result<Vec<StepPlan>, String> {
+        let mut build = |list: &[Step], filter_tags: bool, t: &mut TemplateSet| -> Result<Vec<StepPlan>, EngineError> {
             let mut out = Vec::new();
             for step in list {
                 let tags: Vec<&String> = class_tags.iter().copied().chain(&step.tags).collect();
@@ -199,16 +267,18 @@ pub fn compile(
                     continue;
                 }
                 let id = steps.len();
+                // Labels of a step that sends nothing, as reports and the journal name it.
                 let (method, route) = match (&step.delay, step.route()) {
-                    (Some(_), _) => (DELAY, "-"),
+                    (Some(_), _) => ("DELAY", "-"),
                     (None, Some(r)) => r,
-                    (None, None) => return Err(format!("step `{}` has no route", step.name.get_ref())),
+                    (None, None) => return Err(format!("step `{}` has no route", step.name.get_ref()).into()),
                 };
                 steps.push(StepInfo {
                     user: uname.clone(),
                     name: step.name.get_ref().clone(),
                     method: method.to_ascii_uppercase(),
                     path: route.to_string(),
+                    request: step.delay.is_none(),
                 });
                 let ctx = StepCtx {
                     id,
@@ -237,7 +307,7 @@ pub fn compile(
             think: class_think(&user.think_time),
             appended: plans
                 .iter()
-                .flat_map(|s| s.captures.iter().filter(|c| c.append).map(|c| c.name.clone()))
+                .flat_map(|s| s.checks.captures.iter().filter(|c| c.append).map(|c| c.name.clone()))
                 .collect(),
             steps: plans,
             on_start,
@@ -245,12 +315,12 @@ pub fn compile(
         });
     }
     if classes.is_empty() {
-        return Err(format!(
+        return Err(EngineError::Plan(format!(
             "no step is left to run after --tags {:?} / --exclude-tags {:?}; check the tags in the scenario",
             filter.include, filter.exclude
-        ));
+        )));
     }
-    let vars = s.vars.iter().map(|(k, v)| Ok((k.clone(), expand(v)?))).collect::<Result<Vec<_>, String>>()?;
+    let vars = s.vars.iter().map(|(k, v)| Ok((k.clone(), expand(v)?))).collect::<Result<Vec<_>, EngineError>>()?;
     let model_header = match &s.defaults.served_model_header {
         Some(h) => Some(HeaderName::from_bytes(h.as_bytes()).map_err(|_| format!("invalid header name `{h}`"))?),
         None => None,
@@ -269,7 +339,7 @@ pub fn compile(
 }
 
 /// Loop targets are names in the scenario; after tag filtering they become indexes of the kept steps.
-fn resolve_loops(plans: &mut [StepPlan], steps: &[Step], t: &mut TemplateSet) -> Result<(), String> {
+fn resolve_loops(plans: &mut [StepPlan], steps: &[Step], t: &mut TemplateSet) -> Result<(), EngineError> {
     let names: Vec<&str> = plans.iter().map(|p| p.name.as_str()).collect();
     let mut resolved = Vec::new();
     for (i, p) in plans.iter().enumerate() {
@@ -284,7 +354,7 @@ fn resolve_loops(plans: &mut [StepPlan], steps: &[Step], t: &mut TemplateSet) ->
         resolved.push((i, LoopPlan { to, condition, max: l.max }));
     }
     for (i, lp) in resolved {
-        plans[i].repeat = Some(lp);
+        plans[i].flow.repeat = Some(lp);
     }
     Ok(())
 }
@@ -298,12 +368,12 @@ struct StepCtx<'a> {
     dyn_headers: &'a [(HeaderName, Text)],
 }
 
-fn expand(s: &str) -> Result<String, String> {
-    expand_env(s).map(|c| c.into_owned()).map_err(|e| e.to_string())
+fn expand(s: &str) -> Result<String, EngineError> {
+    expand_env(s).map(|c| c.into_owned()).map_err(|e| EngineError::Plan(e.to_string()))
 }
 
-fn compile_text(t: &mut TemplateSet, s: &str) -> Result<Text, String> {
-    t.compile(&expand(s)?).map_err(|e| format!("template `{s}`: {e}"))
+fn compile_text(t: &mut TemplateSet, s: &str) -> Result<Text, EngineError> {
+    Ok(t.compile(&expand(s)?).map_err(|e| format!("template `{s}`: {e}"))?)
 }
 
 fn header(
@@ -312,7 +382,7 @@ fn header(
     v: &str,
     fixed: &mut HeaderMap,
     dynamic: &mut Vec<(HeaderName, Text)>,
-) -> Result<(), String> {
+) -> Result<(), EngineError> {
     let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("invalid header name `{k}`"))?;
     match compile_text(t, v)? {
         Text::Static(s) => {
@@ -327,15 +397,53 @@ fn header(
     Ok(())
 }
 
-/// The method shown for `delay` steps, which send nothing and are left out of request statistics.
-pub const DELAY: &str = "DELAY";
-
-fn compile_step(step: &Step, t: &mut TemplateSet, c: StepCtx<'_>) -> Result<StepPlan, String> {
+fn compile_step(step: &Step, t: &mut TemplateSet, c: StepCtx<'_>) -> Result<StepPlan, EngineError> {
     let sname = step.name.get_ref();
-    let (method, route) = match (&step.delay, step.route()) {
-        (Some(_), _) => ("GET", "/"),
-        (None, Some(r)) => r,
-        (None, None) => return Err(format!("step `{sname}` has no route")),
+    let mut llm = LlmPlan::default();
+    let mut action = match &step.delay {
+        Some(d) => Action::Delay(DelayAction { bounds: d.bounds() }),
+        None => Action::Http(compile_http(step, t, &c, &mut llm)?),
+    };
+    let checks = compile_checks(step, t)?;
+    let when = step
+        .when
+        .as_deref()
+        .map(|w| t.compile(&condition_template(w)))
+        .transpose()
+        .map_err(|e| format!("step `{sname}`: when: {e}"))?;
+    if let Action::Http(h) = &mut action {
+        h.keep_body |= checks.read_body() || (llm.chat && !llm.stream);
+        h.templated |= checks.body_contains.as_ref().is_some_and(|b| !b.is_static())
+            || checks.captures.iter().any(|c| matches!(c.source, CaptureSource::Value(_)))
+            || when.is_some();
+    }
+    let retry = step.retry.as_ref().map(|r| RetryPlan {
+        max: r.max,
+        on: r.on.clone().unwrap_or_else(|| vec![429]),
+        backoff: r.backoff.map_or(Duration::from_secs(1), |d| d.0),
+        max_wait: r.max_wait.map_or(Duration::from_secs(60), |d| d.0),
+    });
+    let flow = Flow {
+        think: step.think_time.as_ref().map(|t| t.bounds()),
+        abort_on_failure: step.on_failure != Some(OnFailure::Continue),
+        when,
+        repeat: None,
+        retry,
+    };
+    Ok(StepPlan { id: c.id, name: sname.clone(), action, checks, flow, llm })
+}
+
+/// The request of a step that sends one; `keep_body` and `templated` cover the request only (the checks add
+/// theirs). Fills in how the response is read as an LLM answer.
+fn compile_http(
+    step: &Step,
+    t: &mut TemplateSet,
+    c: &StepCtx<'_>,
+    llm: &mut LlmPlan,
+) -> Result<HttpAction, EngineError> {
+    let sname = step.name.get_ref();
+    let Some((method, route)) = step.route() else {
+        return Err(format!("step `{sname}` has no route").into());
     };
     let method = http::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
         .map_err(|_| format!("step `{sname}`: invalid method"))?;
@@ -361,15 +469,15 @@ fn compile_step(step: &Step, t: &mut TemplateSet, c: StepCtx<'_>) -> Result<Step
         }
         _ => UrlPlan::Dynamic { prefix: c.base.to_string(), path },
     };
-    let llm = step.llm.unwrap_or_else(|| route.contains("/chat/completions"));
-    let mut model = None;
+    llm.chat = step.llm.unwrap_or_else(|| route.contains("/chat/completions"));
+    llm.stream = step.stream;
     let body = match (&step.json, &step.body) {
         (Some(j), _) => {
             let mut value = serde_json::to_value(j).map_err(|e| format!("step `{sname}`: json body: {e}"))?;
             if step.stream {
                 request_usage_in_stream(&mut value);
             }
-            model =
+            llm.model =
                 value.get("model").and_then(|m| m.as_str()).filter(|m| !TemplateSet::is_template(m)).map(String::from);
             if !headers.contains_key(CONTENT_TYPE) {
                 headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -385,6 +493,26 @@ fn compile_step(step: &Step, t: &mut TemplateSet, c: StepCtx<'_>) -> Result<Step
         },
         (None, None) => BodyPlan::Empty,
     };
+    let templated = !path_static
+        || !query.is_empty()
+        || !dyn_headers.is_empty()
+        || matches!(body, BodyPlan::Json(_) | BodyPlan::Text(_));
+    Ok(HttpAction {
+        method,
+        url,
+        query,
+        headers,
+        dyn_headers,
+        body,
+        timeout: step.timeout.map_or(c.timeout, |d| d.0),
+        max_body: step.max_body.map_or(c.max_body, |b| b.0),
+        keep_body: false,
+        templated,
+    })
+}
+
+fn compile_checks(step: &Step, t: &mut TemplateSet) -> Result<Checks, EngineError> {
+    let sname = step.name.get_ref();
     let body_contains = step.expect.body_contains.as_deref().map(|s| compile_text(t, s)).transpose()?;
     let parse = |p: &str| JsonPath::parse(p).map_err(|e| format!("step `{sname}`: JSON path `{p}`: {e}"));
     let json_paths =
@@ -410,51 +538,11 @@ fn compile_step(step: &Step, t: &mut TemplateSet, c: StepCtx<'_>) -> Result<Step
             }
         }
     }
-    let when = step
-        .when
-        .as_deref()
-        .map(|w| t.compile(&condition_template(w)))
-        .transpose()
-        .map_err(|e| format!("step `{sname}`: when: {e}"))?;
-    let templated = !path_static
-        || !query.is_empty()
-        || !dyn_headers.is_empty()
-        || matches!(body, BodyPlan::Json(_) | BodyPlan::Text(_))
-        || body_contains.as_ref().is_some_and(|b| !b.is_static())
-        || captures.iter().any(|c| matches!(c.source, CaptureSource::Value(_)))
-        || when.is_some();
-    let retry = step.retry.as_ref().map(|r| RetryPlan {
-        max: r.max,
-        on: r.on.clone().unwrap_or_else(|| vec![429]),
-        backoff: r.backoff.map_or(Duration::from_secs(1), |d| d.0),
-        max_wait: r.max_wait.map_or(Duration::from_secs(60), |d| d.0),
-    });
-    Ok(StepPlan {
-        id: c.id,
-        name: sname.clone(),
-        method,
-        url,
-        query,
-        headers,
-        dyn_headers,
-        keep_body: body_contains.is_some() || !json_paths.is_empty() || !captures.is_empty() || (llm && !step.stream),
-        body,
+    Ok(Checks {
         expect_status: step.expect.status.as_ref().map(|s| s.codes().to_vec()),
         body_contains,
         json_paths,
         captures,
-        timeout: step.timeout.map_or(c.timeout, |d| d.0),
-        max_body: step.max_body.map_or(c.max_body, |b| b.0),
-        think: step.think_time.as_ref().map(|t| t.bounds()),
-        abort_on_failure: step.on_failure != Some(OnFailure::Continue),
-        templated,
-        llm,
-        stream: step.stream,
-        model,
-        when,
-        repeat: None,
-        retry,
-        delay: step.delay.as_ref().map(|d| d.bounds()),
     })
 }
 
@@ -476,7 +564,7 @@ pub fn origin_form(
     prefix: &str,
     path: &str,
     query: impl IntoIterator<Item = (String, String)>,
-) -> Result<http::Uri, String> {
+) -> Result<http::Uri, EngineError> {
     let mut target = format!("{prefix}{path}");
     let mut pairs = query.into_iter().peekable();
     if pairs.peek().is_some() {
@@ -487,5 +575,5 @@ pub fn origin_form(
         target.push(if target.contains('?') { '&' } else { '?' });
         target.push_str(&ser.finish());
     }
-    target.parse::<http::Uri>().map_err(|e| format!("invalid request path `{target}`: {e}"))
+    target.parse::<http::Uri>().map_err(|e| EngineError::Plan(format!("invalid request path `{target}`: {e}")))
 }

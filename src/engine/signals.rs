@@ -8,6 +8,8 @@
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
+use super::error::EngineError;
+
 static FIRST: AtomicI32 = AtomicI32::new(0);
 static COUNT: AtomicU32 = AtomicU32::new(0);
 
@@ -53,15 +55,15 @@ impl Signal {
 
 /// Replaces the default action (die at once, no report) of the three signals; idempotent.
 /// A failure is kept, so every call reports it, not only the first.
-pub fn install() -> Result<(), String> {
-    static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
+pub fn install() -> Result<(), EngineError> {
+    static INSTALLED: OnceLock<Result<(), EngineError>> = OnceLock::new();
     INSTALLED
         .get_or_init(|| {
             let mut result = Ok(());
             for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
                 // SAFETY: the action only touches atomics and may call `_exit`, all async-signal-safe.
                 if let Err(e) = unsafe { signal_hook_registry::register(sig, move || on_signal(sig)) } {
-                    result = Err(format!("cannot handle signal {sig}: {e}"));
+                    result = Err(EngineError::Signals(format!("cannot handle signal {sig}: {e}")));
                 }
             }
             result

@@ -10,9 +10,10 @@ use http::HeaderValue;
 use http_body_util::Full;
 use minijinja::Value;
 
+use super::error::EngineError;
 use super::json_body::render_json;
-use super::plan::{BodyPlan, CaptureSource, StepPlan, UrlPlan, origin_form};
-use super::vu::{User, pause, pick};
+use super::plan::{BodyPlan, CaptureSource, HttpAction, StepPlan, UrlPlan, origin_form};
+use super::session::{Session, pause, pick};
 use crate::client::{Exchange, Reading, Request, is_success, status_kind};
 use crate::llm::sse::TokenSource;
 use crate::llm::usage::read_completion;
@@ -42,11 +43,16 @@ enum Attempt {
 }
 
 /// Runs the step (with its retries) and records it; returns whether it succeeded and what it cost.
-pub(super) async fn run_step(u: &mut User, step: &StepPlan, lag: Option<Duration>) -> (bool, f64) {
+pub(super) async fn run_step(
+    u: &mut Session,
+    step: &StepPlan,
+    http: &HttpAction,
+    lag: Option<Duration>,
+) -> (bool, f64) {
     let mut retries = 0;
     loop {
         u.local.in_flight.set(u.local.in_flight.get() + 1);
-        let attempt = exec_once(u, step).await;
+        let attempt = exec_once(u, step, http).await;
         u.local.in_flight.set(u.local.in_flight.get() - 1);
         let fail = match attempt {
             Attempt::Done { latency, ttfb, bytes, cost } => {
@@ -58,7 +64,7 @@ pub(super) async fn run_step(u: &mut User, step: &StepPlan, lag: Option<Duration
                 return (true, cost);
             }
             Attempt::Failed(f) => f,
-            Attempt::Retry(f, advised) => match &step.retry {
+            Attempt::Retry(f, advised) => match &step.flow.retry {
                 Some(r) if retries < r.max => {
                     let wait = retry_wait(&mut u.vars.rng, advised.unwrap_or(r.backoff), r.max_wait);
                     retries += 1;
@@ -87,34 +93,34 @@ fn retry_wait(rng: &mut rand::rngs::SmallRng, advised: Duration, max_wait: Durat
     advised.saturating_add(pick(rng, (Duration::ZERO, advised / 10))).min(max_wait)
 }
 
-async fn exec_once(u: &mut User, step: &StepPlan) -> Attempt {
+async fn exec_once(u: &mut Session, step: &StepPlan, http: &HttpAction) -> Attempt {
     let plan = &u.shared.plan;
-    let ctx = step.templated.then(|| u.vars.ctx(plan));
-    let (req, requested) = match build_request(u, step, ctx.as_ref()) {
+    let ctx = http.templated.then(|| u.vars.ctx(plan));
+    let (req, requested) = match build_request(u, step, http, ctx.as_ref()) {
         Ok(r) => r,
-        Err(e) => return Attempt::Failed(check(e)),
+        Err(e) => return Attempt::Failed(check(e.to_string())),
     };
     u.buf.clear();
-    let assemble = !step.captures.is_empty() || !step.json_paths.is_empty() || step.body_contains.is_some();
-    if step.stream {
+    let assemble = step.checks.read_body();
+    if step.llm.stream {
         u.sse.reset(assemble);
     }
     let reading = Reading {
         buf: Some(&mut u.buf),
-        keep: step.keep_body,
-        sink: step.stream.then_some(&mut u.sse),
+        keep: http.keep_body,
+        sink: step.llm.stream.then_some(&mut u.sse),
         model_header: plan.model_header.as_ref(),
-        expect: step.expect_status.as_deref(),
-        max_body: step.max_body,
+        expect: step.checks.expect_status.as_deref(),
+        max_body: http.max_body,
     };
-    let ex = match u.client.exchange(req, step.timeout, reading).await {
+    let ex = match u.client.exchange(req, http.timeout, reading).await {
         Ok(ex) => ex,
         Err(f) => return Attempt::Failed(Fail { kind: f.kind, message: f.message, bytes: f.bytes }),
     };
     if ex.retry_after.invalid {
         u.local.rec.borrow_mut().steps[step.id].retry_after_invalid += 1;
     }
-    let status_ok = match &step.expect_status {
+    let status_ok = match &step.checks.expect_status {
         Some(codes) => codes.contains(&ex.status),
         None => is_success(ex.status),
     };
@@ -125,25 +131,25 @@ async fn exec_once(u: &mut User, step: &StepPlan) -> Attempt {
             message: format!("unexpected status {}{not_followed}{}", ex.status, excerpt(&u.buf)),
             bytes: ex.bytes,
         };
-        let retryable = step.retry.as_ref().is_some_and(|r| r.on.contains(&ex.status));
+        let retryable = step.flow.retry.as_ref().is_some_and(|r| r.on.contains(&ex.status));
         return if retryable { Attempt::Retry(fail, ex.retry_after.wait) } else { Attempt::Failed(fail) };
     }
-    if step.stream && assemble {
+    if step.llm.stream && assemble {
         u.json_buf.clear();
         u.sse.assembled_json(&mut u.json_buf);
         std::mem::swap(&mut u.buf, &mut u.json_buf);
     }
-    if let Err(message) = judge(u, step, ctx.as_ref()) {
-        return Attempt::Failed(Fail { kind: ErrorKind::Check, message, bytes: ex.bytes });
+    if let Err(e) = judge(u, step, ctx.as_ref()) {
+        return Attempt::Failed(Fail { kind: ErrorKind::Check, message: e.to_string(), bytes: ex.bytes });
     }
-    let cost = if step.llm { measure_llm(u, step, &ex, requested.as_deref()) } else { 0.0 };
+    let cost = if step.llm.chat { measure_llm(u, step, &ex, requested.as_deref()) } else { 0.0 };
     Attempt::Done { latency: ex.latency, ttfb: ex.ttfb, bytes: ex.bytes, cost }
 }
 
 /// `expect` checks and captures on the body (for streams: the assembled message).
-fn judge(u: &mut User, step: &StepPlan, ctx: Option<&Ctx>) -> Result<(), String> {
+fn judge(u: &mut Session, step: &StepPlan, ctx: Option<&Ctx>) -> Result<(), EngineError> {
     let plan = &u.shared.plan;
-    if let Some(needle) = &step.body_contains {
+    if let Some(needle) = &step.checks.body_contains {
         let empty;
         let c = match ctx {
             Some(c) => c,
@@ -152,27 +158,32 @@ fn judge(u: &mut User, step: &StepPlan, ctx: Option<&Ctx>) -> Result<(), String>
                 &empty
             }
         };
-        let needle = plan.templates.render(needle, c).map_err(|e| format!("template: {e}"))?;
+        let needle = plan.templates.render(needle, c).map_err(|e| EngineError::Step(format!("template: {e}")))?;
         if !contains(&u.buf, needle.as_bytes()) {
-            return Err(format!("body does not contain `{needle}`"));
+            return Err(EngineError::Step(format!("body does not contain `{needle}`")));
         }
     }
-    if step.json_paths.is_empty() && step.captures.is_empty() {
+    if step.checks.json_paths.is_empty() && step.checks.captures.is_empty() {
         return Ok(());
     }
     let json: serde_json::Value = serde_json::from_slice(&u.buf)
-        .map_err(|e| format!("response is not JSON ({e}), so JSON paths cannot be checked"))?;
-    for (src, path) in &step.json_paths {
+        .map_err(|e| EngineError::Step(format!("response is not JSON ({e}), so JSON paths cannot be checked")))?;
+    for (src, path) in &step.checks.json_paths {
         if path.query(&json).is_empty() {
-            return Err(format!("JSON path `{src}` matched nothing"));
+            return Err(EngineError::Step(format!("JSON path `{src}` matched nothing")));
         }
     }
-    for cap in &step.captures {
+    for cap in &step.checks.captures {
         let value = match &cap.source {
             CaptureSource::Path(src, path) => match path.query(&json).first() {
                 Some(serde_json::Value::String(s)) => Value::from(s.as_str()),
                 Some(v) => Value::from(minijinja::value::Serde(v)),
-                None => return Err(format!("capture `{}`: JSON path `{src}` matched nothing", cap.name)),
+                None => {
+                    return Err(EngineError::Step(format!(
+                        "capture `{}`: JSON path `{src}` matched nothing",
+                        cap.name
+                    )));
+                }
             },
             CaptureSource::Value(node) => value_capture(u, &cap.name, node)?,
         };
@@ -181,21 +192,22 @@ fn judge(u: &mut User, step: &StepPlan, ctx: Option<&Ctx>) -> Result<(), String>
     Ok(())
 }
 
-fn value_capture(u: &mut User, name: &str, node: &super::plan::JsonNode) -> Result<Value, String> {
+fn value_capture(u: &mut Session, name: &str, node: &super::plan::JsonNode) -> Result<Value, EngineError> {
     let plan = &u.shared.plan;
     let c = u.vars.ctx(plan);
-    let render = |t: &Text| plan.templates.render(t, &c).map(|s| s.into_owned()).map_err(|e| e.to_string());
-    let v = render_json(node, &render).map_err(|e| format!("capture `{name}`: {e}"))?;
+    let render =
+        |t: &Text| plan.templates.render(t, &c).map(|s| s.into_owned()).map_err(|e| EngineError::Step(e.to_string()));
+    let v = render_json(node, &render).map_err(|e| EngineError::Step(format!("capture `{name}`: {e}")))?;
     Ok(Value::from(minijinja::value::Serde(&v)))
 }
 
 /// A `delay` step: wait (unless the run stops), then set its value captures. Returns false on a stop.
-pub(super) async fn run_delay(u: &mut User, step: &StepPlan, bounds: (Duration, Duration)) -> bool {
+pub(super) async fn run_delay(u: &mut Session, step: &StepPlan, bounds: (Duration, Duration)) -> bool {
     let d = pick(&mut u.vars.rng, bounds);
     if !pause(&u.shared.stop.graceful, d).await {
         return false;
     }
-    for cap in &step.captures {
+    for cap in &step.checks.captures {
         if let CaptureSource::Value(node) = &cap.source {
             // Validation allows only templates over known variables here; one that still fails (a variable
             // undefined at run time) leaves the capture unset, as a failed path capture would.
@@ -208,13 +220,13 @@ pub(super) async fn run_delay(u: &mut User, step: &StepPlan, bounds: (Duration, 
 }
 
 /// Tokens, served model, fallback and cost of an LLM response; records them and returns the cost.
-fn measure_llm(u: &mut User, step: &StepPlan, ex: &Exchange, requested: Option<&str>) -> f64 {
+fn measure_llm(u: &mut Session, step: &StepPlan, ex: &Exchange, requested: Option<&str>) -> f64 {
     let plan = &u.shared.plan;
-    let requested = requested.or(step.model.as_deref()).unwrap_or("");
+    let requested = requested.or(step.llm.model.as_deref()).unwrap_or("");
     let header_model = ex.served_model.as_ref().and_then(|v| v.to_str().ok());
     let mut sample = LlmSample { latency: ex.latency, ..Default::default() };
     let body_model: Option<Cow<'_, str>>;
-    if step.stream {
+    if step.llm.stream {
         let s = u.sse.summary();
         let (tokens, source) = s.output_tokens();
         sample.ttft = s.ttft;
@@ -244,48 +256,57 @@ fn measure_llm(u: &mut User, step: &StepPlan, ex: &Exchange, requested: Option<&
     sample.cost
 }
 
-fn build_request(u: &User, step: &StepPlan, ctx: Option<&Ctx>) -> Result<(Request, Option<String>), String> {
+fn build_request(
+    u: &Session,
+    step: &StepPlan,
+    http: &HttpAction,
+    ctx: Option<&Ctx>,
+) -> Result<(Request, Option<String>), EngineError> {
     let plan = &u.shared.plan;
-    let render = |t: &Text| -> Result<String, String> {
+    let render = |t: &Text| -> Result<String, EngineError> {
         match ctx {
-            Some(c) => plan.templates.render(t, c).map(|s| s.into_owned()).map_err(|e| format!("template: {e}")),
-            None => Err("template without context".to_string()),
+            Some(c) => plan
+                .templates
+                .render(t, c)
+                .map(|s| s.into_owned())
+                .map_err(|e| EngineError::Step(format!("template: {e}"))),
+            None => Err(EngineError::Step("template without context".to_string())),
         }
     };
     let text = |t: &Text| match t {
         Text::Static(s) => Ok(s.clone()),
         t => render(t),
     };
-    let uri = match &step.url {
+    let uri = match &http.url {
         UrlPlan::Static(u) => u.clone(),
         UrlPlan::Dynamic { prefix, path } => {
             let query =
-                step.query.iter().map(|(k, v)| Ok((k.clone(), text(v)?))).collect::<Result<Vec<_>, String>>()?;
-            origin_form(prefix, &text(path)?, query)?
+                http.query.iter().map(|(k, v)| Ok((k.clone(), text(v)?))).collect::<Result<Vec<_>, EngineError>>()?;
+            origin_form(prefix, &text(path)?, query).map_err(|e| EngineError::Step(e.to_string()))?
         }
     };
     let mut requested = None;
-    let body = match &step.body {
+    let body = match &http.body {
         BodyPlan::Empty => Bytes::new(),
         BodyPlan::Fixed(b) => b.clone(),
         BodyPlan::Text(t) => Bytes::from(render(t)?),
         BodyPlan::Json(node) => {
             let v = render_json(node, &render)?;
-            if step.llm {
+            if step.llm.chat {
                 requested = v.get("model").and_then(|m| m.as_str()).map(String::from);
             }
-            Bytes::from(serde_json::to_vec(&v).map_err(|e| e.to_string())?)
+            Bytes::from(serde_json::to_vec(&v).map_err(|e| EngineError::Step(e.to_string()))?)
         }
     };
     let mut req = Request::new(Full::new(body));
-    *req.method_mut() = step.method.clone();
+    *req.method_mut() = http.method.clone();
     *req.uri_mut() = uri;
-    *req.headers_mut() = step.headers.clone();
-    for (name, t) in &step.dyn_headers {
+    *req.headers_mut() = http.headers.clone();
+    for (name, t) in &http.dyn_headers {
         let rendered = render(t)?;
         crate::redact::remember_header(name.as_str(), &rendered);
-        let mut v =
-            HeaderValue::from_str(&rendered).map_err(|_| format!("header `{name}` rendered to an invalid value"))?;
+        let mut v = HeaderValue::from_str(&rendered)
+            .map_err(|_| EngineError::Step(format!("header `{name}` rendered to an invalid value")))?;
         v.set_sensitive(true);
         req.headers_mut().insert(name.clone(), v);
     }

@@ -8,8 +8,9 @@ use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::LocalSet;
 
-use super::open::{OpenShare, dispatch};
-use super::vu::{Local, Shared, UserSlot, run_user};
+use super::load::closed::{UserSlot, run_user};
+use super::load::open::{OpenShare, dispatch};
+use super::shared::{Local, Shared};
 use crate::metrics::Recorder;
 
 pub struct Snapshot {
@@ -110,16 +111,6 @@ fn final_snapshot(worker: usize, shared: &Shared, rec: Recorder) -> Snapshot {
     Snapshot { worker, second, rec, users: 0, in_flight: 0, done: true, cpu: thread_cpu_time(), panics: Vec::new() }
 }
 
-/// The text of a panic payload (`panic!` gives a `&str` or a `String`).
-pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    let text = payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("a panic without a message");
-    format!("a worker panicked: {text}")
-}
-
 /// CPU time consumed by the calling thread: the generator's own cost, excluding an embedded mock's threads.
 fn thread_cpu_time() -> Duration {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
@@ -129,17 +120,4 @@ fn thread_cpu_time() -> Duration {
         return Duration::ZERO;
     }
     Duration::new(u64::try_from(ts.tv_sec).unwrap_or(0), u32::try_from(ts.tv_nsec).unwrap_or(0))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn panic_payloads_become_messages() {
-        let caught = std::panic::catch_unwind(|| panic!("boom {}", 7)).unwrap_err();
-        assert_eq!(panic_message(caught.as_ref()), "a worker panicked: boom 7");
-        let caught = std::panic::catch_unwind(|| std::panic::panic_any(3u8)).unwrap_err();
-        assert_eq!(panic_message(caught.as_ref()), "a worker panicked: a panic without a message");
-    }
 }

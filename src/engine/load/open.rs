@@ -13,8 +13,9 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Exp};
 use tokio::time::Instant;
 
-use super::vu::{Local, Shared, User};
-use super::{Arrival, OpenLoad};
+use super::super::session::Session;
+use super::super::shared::{Local, Shared};
+use super::{Arrival, OpenLoad, Pacer};
 use crate::metrics::record;
 
 /// This worker's part of the open load: its share of the rate and of `max_in_flight`.
@@ -73,6 +74,8 @@ struct Schedule {
     profile: Profile,
     poisson: Option<(Exp<f64>, SmallRng)>,
     next: Instant,
+    /// No arrival after `next` (the rate ended at zero).
+    last: bool,
 }
 
 impl Schedule {
@@ -94,6 +97,7 @@ impl Schedule {
             profile: Profile::new(&share.load, share.workers as f64),
             poisson,
             next: start,
+            last: false,
         };
         s.advance().then_some(s)
     }
@@ -116,10 +120,27 @@ impl Schedule {
     }
 }
 
+/// One share per worker (at most one worker per iteration allowed in flight).
+pub fn shares(load: &OpenLoad, workers: usize) -> Vec<OpenShare> {
+    let workers = workers.clamp(1, load.max_in_flight.max(1) as usize);
+    (0..workers).map(|worker| OpenShare { worker, workers, load: load.clone() }).collect()
+}
+
+impl Pacer for Schedule {
+    fn next_start(&mut self) -> Option<Instant> {
+        if self.last {
+            return None;
+        }
+        let due = self.next;
+        self.last = !self.advance();
+        Some(due)
+    }
+}
+
 pub async fn dispatch(shared: Arc<Shared>, local: Rc<Local>, share: OpenShare) {
     let Some(mut schedule) = Schedule::new(&share, shared.start, shared.seed) else { return };
     let max_local = (share.load.max_in_flight as usize).div_ceil(share.workers).max(1);
-    let idle: Rc<RefCell<Vec<User>>> = Rc::new(RefCell::new(Vec::new()));
+    let idle: Rc<RefCell<Vec<Session>>> = Rc::new(RefCell::new(Vec::new()));
     let created = Rc::new(Cell::new(0usize));
     let weights: Vec<u32> = shared.plan.classes.iter().map(|c| c.weight).collect();
     let total_weight: u32 = weights.iter().sum();
@@ -127,18 +148,17 @@ pub async fn dispatch(shared: Arc<Shared>, local: Rc<Local>, share: OpenShare) {
     let mut running = tokio::task::JoinSet::new();
     let mut iteration = 0u64;
     let mut late = 0u32;
-    let mut ended = false;
-    while !ended {
+    while let Some(intended) = schedule.next_start() {
         // Arrivals due before the end are started even if the generator runs late (their lag is recorded);
         // waiting for a future one gives way to a stop.
-        if shared.deadline.is_some_and(|d| schedule.next >= d) {
+        if shared.deadline.is_some_and(|d| intended >= d) {
             break;
         }
-        if schedule.next > Instant::now() {
+        if intended > Instant::now() {
             tokio::select! {
                 biased;
                 _ = shared.stop.graceful.cancelled() => break,
-                _ = tokio::time::sleep_until(schedule.next) => {}
+                _ = tokio::time::sleep_until(intended) => {}
             }
         } else {
             // Running late, arrivals never sleep: give the started iterations, the snapshot tick and a stop
@@ -151,8 +171,6 @@ pub async fn dispatch(shared: Arc<Shared>, local: Rc<Local>, share: OpenShare) {
                 }
             }
         }
-        let intended = schedule.next;
-        ended = !schedule.advance();
         local.rec.borrow_mut().arrivals += 1;
         let class = pick_class(&weights, total_weight, &mut pick_rng);
         let position = idle.borrow().iter().position(|u| u.class == class);
@@ -162,7 +180,7 @@ pub async fn dispatch(shared: Arc<Shared>, local: Rc<Local>, share: OpenShare) {
             None if created.get() < max_local => {
                 created.set(created.get() + 1);
                 let id = (share.worker + created.get() * share.workers) as u64;
-                Some(User::new(&shared, &local, class, id))
+                Some(Session::new(&shared, &local, class, id))
             }
             None => None,
         };
@@ -182,8 +200,7 @@ pub async fn dispatch(shared: Arc<Shared>, local: Rc<Local>, share: OpenShare) {
                 let lag = Instant::now().saturating_duration_since(intended);
                 record(&mut local.rec.borrow_mut().lag, u64::try_from(lag.as_micros()).unwrap_or(u64::MAX).max(1));
                 local.users.set(local.users.get() + 1);
-                let ready = user.started || user.start(class).await;
-                user.started = ready;
+                let ready = user.ensure_started().await;
                 if ready {
                     user.iterate(class, n, lag).await;
                 }
@@ -208,7 +225,7 @@ pub async fn dispatch(shared: Arc<Shared>, local: Rc<Local>, share: OpenShare) {
     }
     // Users that set up (registered, logged in) tear down as in the closed model, all at once: the graceful
     // stop's window bounds them.
-    let users: Vec<User> = std::mem::take(&mut *idle.borrow_mut());
+    let users: Vec<Session> = std::mem::take(&mut *idle.borrow_mut());
     for mut u in users.into_iter().filter(|u| u.started) {
         running.spawn_local(async move { u.finish().await });
     }
@@ -268,6 +285,21 @@ mod tests {
         let down = Profile::new(&load(10.0, &[(0.0, 2)]), 1.0);
         assert!(down.time_at(10.0).is_some());
         assert_eq!(down.time_at(10.5), None);
+    }
+
+    #[test]
+    fn constant_arrivals_of_all_workers_interleave() {
+        let start = Instant::now();
+        let mut due: Vec<Duration> = (0..2)
+            .flat_map(|worker| {
+                let share = OpenShare { worker, workers: 2, load: load(10.0, &[]) };
+                let mut s = Schedule::new(&share, start, 1).expect("arrivals");
+                (0..3).filter_map(|_| s.next_start()).map(|t| t - start).collect::<Vec<_>>()
+            })
+            .collect();
+        due.sort();
+        let ms: Vec<u128> = due.iter().map(|d| d.as_millis()).collect();
+        assert_eq!(ms, [0, 100, 200, 300, 400, 500]);
     }
 
     #[tokio::test]

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::engine::EngineError;
 use crate::limits;
 
 /// Reach `target` users by the end of `duration` (linearly from the previous stage's target; the first
@@ -16,25 +17,27 @@ pub struct Stage {
 
 /// Goose's test-plan string: `"10,1m;10,5m;0,30s"` = ramp to 10 users over 1 minute, hold 5 minutes, ramp
 /// to 0 over 30 seconds.
-pub fn parse_plan(s: &str) -> Result<Vec<Stage>, String> {
-    let bad = |part: &str| format!("`{part}` is not `USERS,DURATION` (e.g. \"10,1m;10,5m;0,30s\")");
+pub fn parse_plan(s: &str) -> Result<Vec<Stage>, EngineError> {
+    let bad =
+        |part: &str| EngineError::Stages(format!("`{part}` is not `USERS,DURATION` (e.g. \"10,1m;10,5m;0,30s\")"));
     let stages = s
         .split(';')
         .map(str::trim)
         .filter(|p| !p.is_empty())
         .map(|part| {
             let (u, d) = part.split_once(',').ok_or_else(|| bad(part))?;
-            let target = limits::STAGE_USERS.parse_u32(u).map_err(|e| format!("`{part}`: users {e}"))?;
+            let target =
+                limits::STAGE_USERS.parse_u32(u).map_err(|e| EngineError::Stages(format!("`{part}`: users {e}")))?;
             let duration = humantime::parse_duration(d.trim()).map_err(|_| bad(part))?;
-            limits::duration(duration).map_err(|e| format!("`{part}`: duration {e}"))?;
+            limits::duration(duration).map_err(|e| EngineError::Stages(format!("`{part}`: duration {e}")))?;
             Ok(Stage { target, duration })
         })
-        .collect::<Result<Vec<_>, String>>()?;
+        .collect::<Result<Vec<_>, EngineError>>()?;
     if stages.is_empty() {
-        return Err("an empty test plan: give at least one `USERS,DURATION` stage".into());
+        return Err(EngineError::Stages("an empty test plan: give at least one `USERS,DURATION` stage".into()));
     }
     let total = stages.iter().fold(Duration::ZERO, |t, s| t.saturating_add(s.duration));
-    limits::positive_duration(total).map_err(|e| format!("the plan's total duration {e}"))?;
+    limits::positive_duration(total).map_err(|e| EngineError::Stages(format!("the plan's total duration {e}")))?;
     Ok(stages)
 }
 
@@ -103,12 +106,12 @@ mod tests {
         assert!(parse_plan("").is_err());
         assert!(parse_plan("x,1m").is_err());
         assert_eq!(
-            parse_plan("4294967296,1m").unwrap_err(),
+            parse_plan("4294967296,1m").unwrap_err().to_string(),
             "`4294967296,1m`: users must be a whole number from 0 to 100000, got 4294967296"
         );
-        assert!(parse_plan("1e20,1m").unwrap_err().contains("from 0 to 100000"));
-        assert!(parse_plan("10,31days").unwrap_err().contains("at most 30d"));
-        assert!(parse_plan("10,0s").unwrap_err().contains("total duration"));
+        assert!(parse_plan("1e20,1m").unwrap_err().to_string().contains("from 0 to 100000"));
+        assert!(parse_plan("10,31days").unwrap_err().to_string().contains("at most 30d"));
+        assert!(parse_plan("10,0s").unwrap_err().to_string().contains("total duration"));
     }
 
     #[test]

@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use super::{Arrival, ClosedLoad, EngineResult, EngineSpec, LoadModel, Observer, OpenLoad, StopReason, run};
+use super::super::{EngineError, EngineResult, EngineSpec, Observer, StopReason, run};
+use super::{Arrival, ClosedLoad, LoadModel, OpenLoad};
 use crate::metrics::Recorder;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +93,7 @@ pub fn run_levels(
     mut spec: impl FnMut(LoadModel) -> EngineSpec,
     observer: &mut dyn Observer,
     slo: &dyn Fn(&EngineResult) -> Option<String>,
-) -> Result<(EngineResult, Vec<LevelOutcome>), String> {
+) -> Result<(EngineResult, Vec<LevelOutcome>), EngineError> {
     let mut merged: Option<EngineResult> = None;
     let mut outcomes = Vec::new();
     for &level in &levels.values {
@@ -111,7 +112,7 @@ pub fn run_levels(
             break;
         }
     }
-    merged.map(|m| (m, outcomes)).ok_or_else(|| "no level to run".to_string())
+    merged.map(|m| (m, outcomes)).ok_or_else(|| EngineError::Start("no level to run".to_string()))
 }
 
 impl EngineResult {
