@@ -2,49 +2,9 @@
 //! is tolerated (a relative share AND an absolute floor, both of which must be exceeded). Built-in rules cover
 //! what every run has; the scenario's `[regression]` table overrides or extends them.
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
-use crate::scenario::{Amount, RegressionEntry, RegressionTable};
+use super::table::{Amount, RegressionEntry, RegressionTable};
+use crate::result::{Rule, RuleSet};
 use crate::slo::{self, Agg, Kind, Selector};
-
-/// Confidence of the noise test unless the scenario says otherwise.
-pub const DEFAULT_CONFIDENCE: f64 = 0.99;
-
-/// How one metric (with an optional selector) is compared.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Rule {
-    /// `metric{selector}`, as in thresholds.
-    pub key: String,
-    /// Statistics compared, in threshold grammar: `p(95)`, `med`, `avg`, `rate`, `value`.
-    pub stats: Vec<String>,
-    /// Worsening tolerated relative to the baseline (0.1 = 10 %).
-    pub relative: f64,
-    /// Worsening tolerated in the metric's unit (ms for latencies, a fraction for error rates, /s for rates).
-    pub absolute: f64,
-}
-
-/// The rules of one comparison, as the scenario set them (stored in `result.json` so `compare` can reuse them).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RuleSet {
-    /// Confidence level of the noise test (0.99: a difference is real when chance explains it less than 1 %
-    /// of the time).
-    pub confidence: f64,
-    /// Whether the built-in rules apply to metrics the scenario does not mention.
-    pub defaults: bool,
-    /// The scenario's own rules.
-    pub rules: Vec<Rule>,
-    /// Metrics switched off (`ttft = false`).
-    pub off: Vec<String>,
-}
-
-impl Default for RuleSet {
-    fn default() -> Self {
-        RuleSet { confidence: DEFAULT_CONFIDENCE, defaults: true, rules: Vec::new(), off: Vec::new() }
-    }
-}
 
 /// One parsed `[regression]` entry.
 #[derive(Debug, Clone, PartialEq)]

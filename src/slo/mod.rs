@@ -6,7 +6,7 @@ mod eval;
 use std::fmt;
 use std::time::Duration;
 
-pub use eval::{Measurements, Verdict, evaluate};
+pub use eval::{Measurements, evaluate};
 
 /// Metric names a threshold may use, with what kind of value each holds.
 pub const METRICS: &[(&str, Kind)] = &[
