@@ -1,6 +1,7 @@
 //! Two results, compared metric by metric: the value on each side with its standard error, the difference, the
 //! worsening the rule tolerates, and a verdict that separates a real change from noise.
 
+use super::error::CompareError;
 use super::rules::{Shape, Target, higher_is_worse, targets};
 use super::stats::{batch_se, mean_se, proportion_se, quantile_se, z_for};
 use crate::metrics::{Hist, SeriesPoint, decode_histogram, new_hist};
@@ -15,7 +16,7 @@ struct Est {
 }
 
 /// Compares `cur` with `base` under `set`; an error means a histogram in one of them is corrupt.
-pub fn compare(base: &RunReport, base_file: &str, cur: &RunReport, set: &RuleSet) -> Result<Comparison, String> {
+pub fn compare(base: &RunReport, base_file: &str, cur: &RunReport, set: &RuleSet) -> Result<Comparison, CompareError> {
     let steps: Vec<(&str, &str)> = union(
         base.steps.iter().map(|s| (s.user.as_str(), s.name.as_str())),
         cur.steps.iter().map(|s| (s.user.as_str(), s.name.as_str())),
@@ -29,8 +30,9 @@ pub fn compare(base: &RunReport, base_file: &str, cur: &RunReport, set: &RuleSet
     let mut rows = Vec::new();
     for t in targets(set, &shape) {
         for agg in &t.aggs {
-            let b = estimate(base, &t, *agg).map_err(|e| format!("baseline `{base_file}`: {e}"))?;
-            let c = estimate(cur, &t, *agg).map_err(|e| format!("this run: {e}"))?;
+            let b = estimate(base, &t, *agg)
+                .map_err(|detail| CompareError::Baseline { file: base_file.to_string(), detail })?;
+            let c = estimate(cur, &t, *agg).map_err(|detail| CompareError::Current { detail })?;
             if b.is_none() && c.is_none() {
                 continue;
             }

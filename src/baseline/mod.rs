@@ -2,6 +2,7 @@
 //! under those rules, noise statistics included. Runs no load and renders nothing.
 
 mod compare;
+mod error;
 mod rules;
 mod stats;
 mod table;
@@ -9,6 +10,7 @@ mod table;
 use std::path::Path;
 
 pub use compare::compare;
+pub use error::{CompareError, RuleError};
 pub use rules::{COMPARABLE, Entry, parse_entry, rule_set};
 pub use table::{Amount, Percent, RegressionEntry, RegressionTable, RuleSpec};
 

@@ -2,6 +2,7 @@
 //! is tolerated (a relative share AND an absolute floor, both of which must be exceeded). Built-in rules cover
 //! what every run has; the scenario's `[regression]` table overrides or extends them.
 
+use super::error::RuleError;
 use super::table::{Amount, RegressionEntry, RegressionTable};
 use crate::result::{Rule, RuleSet};
 use crate::slo::{self, Agg, Kind, Selector};
@@ -49,7 +50,7 @@ impl Rule {
         self.key.split('{').next().unwrap_or(&self.key).trim()
     }
 
-    pub fn selector(&self) -> Result<Selector, String> {
+    pub fn selector(&self) -> Result<Selector, slo::ParseError> {
         slo::parse_key(&self.key).map(|(_, s)| s)
     }
 
@@ -59,7 +60,11 @@ impl Rule {
 }
 
 /// Parses one `[regression]` entry; the message names the key and the fix.
-pub fn parse_entry(key: &str, entry: &RegressionEntry) -> Result<Entry, String> {
+pub fn parse_entry(key: &str, entry: &RegressionEntry) -> Result<Entry, RuleError> {
+    entry_of(key, entry).map_err(RuleError)
+}
+
+fn entry_of(key: &str, entry: &RegressionEntry) -> Result<Entry, String> {
     match (key, entry) {
         ("confidence", RegressionEntry::Number(c)) if *c > 0.5 && *c < 1.0 => Ok(Entry::Confidence(*c)),
         ("confidence", _) => Err("[regression] `confidence` must be a number between 0.5 and 1, e.g. 0.99".into()),
@@ -171,7 +176,7 @@ pub const COMPARABLE: &[&str] = &[
 ];
 
 /// The scenario's `[regression]` table as a rule set.
-pub fn rule_set(table: &RegressionTable) -> Result<RuleSet, String> {
+pub fn rule_set(table: &RegressionTable) -> Result<RuleSet, RuleError> {
     let mut set = RuleSet::default();
     for (key, entry) in table {
         match parse_entry(key, entry)? {
