@@ -10,13 +10,14 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, LogNormal};
-use run_load_test::baseline::{RuleSet, compare};
+use run_load_test::baseline::compare;
 use run_load_test::metrics::{
     Cumulative, ErrorKind, ErrorSummary, FlowSummary, LlmSample, LlmStats, SeriesPoint, StepStats, latency_summary,
     request_summary,
 };
-use run_load_test::report::{
-    GeneratorInfo, Histograms, LevelReport, LevelsReport, LoadInfo, MachineInfo, ReportFormat, RunReport, RunStatus,
+use run_load_test::report::ReportFormat;
+use run_load_test::result::{
+    GeneratorInfo, Histograms, LevelReport, LevelsReport, LoadInfo, MachineInfo, RuleSet, RunReport, RunStatus,
     SCHEMA_VERSION, ScenarioInfo, StepReport, TargetInfo, ToolInfo,
 };
 

@@ -10,13 +10,13 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::baseline::RuleSet;
 use crate::engine::{
     Arrival, BreakLimits, ClosedLoad, LevelKind, Levels, LoadModel, OpenLoad, RateStage, TagFilter, parse_plan,
     stages_peak, stages_total,
 };
 use crate::limits;
 use crate::mock::{Alias, MockConfig};
+use crate::result::RuleSet;
 pub use crate::scenario::ArrivalKind;
 use crate::scenario::feeder::Feeder;
 use crate::scenario::{self, LoadedScenario, ScenarioError};

@@ -12,5 +12,6 @@ pub mod metrics;
 pub mod mock;
 pub mod redact;
 pub mod report;
+pub mod result;
 pub mod scenario;
 pub mod slo;

@@ -81,7 +81,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
             Ok(Outcome::Passed)
         }
         Command::Schema => {
-            report::print_out(&report::json_schema());
+            report::print_out(&run_load_test::result::json_schema());
             Ok(Outcome::Passed)
         }
     }

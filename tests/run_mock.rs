@@ -18,7 +18,7 @@ fn committed_schema_is_current() {
     let raw = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema/result.schema.json")).unwrap();
     assert_eq!(
         raw,
-        run_load_test::report::json_schema(),
+        run_load_test::result::json_schema(),
         "regenerate: cargo run -- schema > schema/result.schema.json"
     );
 }

@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use super::Outcome;
-use crate::baseline::{self, RuleSet};
+use crate::baseline;
 use crate::config::GateOutputs;
-use crate::report::{self, ReportFormat, RunReport, RunStatus};
+use crate::report::{self, ReportFormat};
+use crate::result::{self, RuleSet, RunReport, RunStatus};
 use crate::scenario;
 
 /// Whether a finished report fails the gate: a threshold or a regression.
@@ -94,8 +95,8 @@ pub fn print_warnings(r: &RunReport) {
 pub fn compare(current: &Path, scenario_file: Option<&Path>, o: &GateOutputs, quiet: bool) -> Result<Outcome> {
     let base_path = o.baseline.as_deref().map(result_path).unwrap_or_default();
     let cur_path = result_path(current);
-    let base = baseline::load(&base_path).map_err(anyhow::Error::msg)?;
-    let mut cur = baseline::read_result(&cur_path, "result").map_err(anyhow::Error::msg)?;
+    let base = baseline::load(&base_path)?;
+    let mut cur = result::read_result(&cur_path, "result")?;
     let rules: RuleSet = match scenario_file {
         Some(p) => {
             let s = scenario::load(p)?;

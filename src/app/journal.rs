@@ -7,11 +7,12 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use super::assemble::{self, RunDescription};
 use super::live::IntervalSink;
-use crate::engine::{EngineResult, Plan, Progress, StopReason};
+use crate::engine::{Plan, Progress};
 use crate::metrics::{Recorder, series_point};
-use crate::report::{self, JOURNAL, JournalWriter, RunReport, RunStatus};
+use crate::report::{self, JOURNAL, JournalWriter};
+use crate::result::assemble::{self, RunDescription, RunOutput, Stop};
+use crate::result::{RunReport, RunStatus};
 
 /// Bumped on any incompatible change of the journal's lines.
 const VERSION: u32 = 1;
@@ -90,18 +91,17 @@ pub fn rebuild(dir: &Path) -> Result<RunReport, String> {
     }
     let started_at = humantime::parse_rfc3339_weak(&h.started_at)
         .map_err(|e| format!("{}:1: started_at `{}`: {e}", path.display(), h.started_at))?;
-    let result = EngineResult {
-        total,
-        series,
+    let output = RunOutput {
+        total: &total,
+        series: &series,
         started_at,
         // A journal is input like any file: a corrupt time must not panic.
         elapsed: Duration::try_from_secs_f64(elapsed).unwrap_or(Duration::ZERO),
-        stop: StopReason::DurationElapsed,
+        stop: Stop::DurationElapsed,
         cpu: Duration::ZERO,
         workers: 1,
-        panics: Vec::new(),
     };
-    let mut rep = assemble::build(&h.run, &result);
+    let mut rep = assemble::build(&h.run, &output);
     rep.status = RunStatus::Interrupted;
     rep.stop_reason = "killed".into();
     rep.rebuilt = Some(format!(
@@ -119,18 +119,18 @@ mod tests {
 
     fn description() -> RunDescription {
         let r = crate::report::fixture::one_step("s", "U", "chat", &StepStats::default(), 1.0);
-        let label = |m: &str| assemble::StepLabel {
+        let label = |m: &str, is_request: bool| assemble::StepLabel {
             user: "U".into(),
             name: m.into(),
             method: m.into(),
             path: "/".into(),
-            delay: m == "DELAY",
+            is_request,
         };
         RunDescription {
             scenario: r.scenario,
             target: r.target,
             load: r.load,
-            steps: vec![label("POST"), label("DELAY")],
+            steps: vec![label("POST", true), label("DELAY", false)],
             flows: vec!["U".into()],
             regression: None,
         }

@@ -67,7 +67,7 @@ impl Observer for LiveGate<'_> {
         }
         let verdicts = slo::evaluate(self.thresholds, &measurements(self.plan, totals, p.elapsed));
         // Nothing measured yet is not a failure mid-run: the first TTFT may simply not have arrived.
-        let failing = |v: &slo::Verdict| v.observed.is_some() && !v.pass;
+        let failing = |v: &crate::result::Verdict| v.observed.is_some() && !v.pass;
         if let Some(d) = self.display.as_mut() {
             d.update(p, Some((verdicts.iter().filter(|v| failing(v)).count(), verdicts.len())));
         }

@@ -21,7 +21,8 @@ use crate::config::{RunConfig, Target};
 use crate::engine::{self, Endpoint, EngineSpec, LoadModel, Signal, StopReason};
 use crate::mock::{self, MockConfig};
 use crate::redact;
-use crate::report::{self, ListRow, ProgressDisplay, ReportFormat, RunReport};
+use crate::report::{self, ListRow, ProgressDisplay, ReportFormat};
+use crate::result::RunReport;
 use crate::scenario;
 
 /// How a command ended; `main` maps it to the exit code.

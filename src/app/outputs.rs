@@ -8,10 +8,10 @@ use std::time::{Duration, SystemTime};
 use anyhow::Result;
 
 use super::live::IntervalSink;
-use crate::baseline;
 use crate::engine::{Plan, Progress};
 use crate::metrics::{Recorder, StepStats, series_point};
 use crate::report::{self, HlogWriter, LivePoint, LiveStep, NdjsonWriter, ReportFormat};
+use crate::result;
 
 /// Delay steps send nothing: they have no row in the report, so none in live outputs either.
 fn request_steps(plan: &Plan) -> impl Iterator<Item = usize> + '_ {
@@ -101,7 +101,7 @@ pub fn rerender(source: &Path, formats: &[ReportFormat], out: Option<&Path>) -> 
         }
         report::print_note(&format!("wrote {}", written.display()));
     }
-    let r = baseline::read_result(&path, "result").map_err(anyhow::Error::msg)?;
+    let r = result::read_result(&path, "result")?;
     if formats.is_empty() {
         report::print_out(&ReportFormat::Table.render(&r));
         return Ok(());

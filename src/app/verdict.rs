@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::engine::{EngineResult, Progress, StepInfo, StopReason};
 use crate::metrics::{ErrorKind, Recorder};
-use crate::report::{Failure, RunReport, RunStatus};
+use crate::result::{Failure, RunReport, RunStatus};
 
 /// Fail fast is judged from this point of a run on: two full one-second intervals, so a target that is still
 /// binding its port when a CI job starts the load (refused for the first instants) is not stopped on a blip,

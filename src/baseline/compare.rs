@@ -1,91 +1,12 @@
 //! Two results, compared metric by metric: the value on each side with its standard error, the difference, the
 //! worsening the rule tolerates, and a verdict that separates a real change from noise.
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
-use super::rules::{RuleSet, Shape, Target, higher_is_worse, targets};
+use super::error::CompareError;
+use super::rules::{Shape, Target, higher_is_worse, targets};
 use super::stats::{batch_se, mean_se, proportion_se, quantile_se, z_for};
 use crate::metrics::{Hist, SeriesPoint, decode_histogram, new_hist};
-use crate::report::RunReport;
+use crate::result::{BaselineRef, Change, Comparison, Delta, LoadInfo, RuleSet, RunReport, RunStatus};
 use crate::slo::{Agg, Kind, Selector, kind_of};
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Comparison {
-    pub baseline: BaselineRef,
-    /// Confidence level of the noise test.
-    pub confidence: f64,
-    pub rows: Vec<Delta>,
-    /// Set-up differences between the two runs that make the numbers less comparable.
-    pub warnings: Vec<String>,
-}
-
-/// Which stored result the run was compared with.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct BaselineRef {
-    pub file: String,
-    pub started_at: String,
-    pub tool_version: String,
-    pub scenario_hash: String,
-    pub target: String,
-    /// The baseline's latency histogram of all successful requests (as `histograms.latency` of its result), so
-    /// that the HTML report can overlay the two distributions.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub latency_histogram: String,
-}
-
-/// One statistic of one metric on both sides.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Delta {
-    /// `metric{selector}`.
-    pub metric: String,
-    /// `p(95)`, `avg`, `rate`, `value`...
-    pub stat: String,
-    /// `ms`, `/s`, or empty (a fraction for rates of errors, a count otherwise).
-    pub unit: String,
-    pub baseline: Option<f64>,
-    pub current: Option<f64>,
-    /// current − baseline.
-    pub delta: Option<f64>,
-    /// (current − baseline) / baseline × 100.
-    pub delta_pct: Option<f64>,
-    /// Worsening tolerated: the larger of the relative share of the baseline and the absolute floor.
-    pub allowed: f64,
-    /// Half-width of the confidence interval of the difference: changes smaller than this are noise.
-    pub noise: Option<f64>,
-    pub higher_is_worse: bool,
-    pub verdict: Change,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Change {
-    /// Within the tolerance.
-    Ok,
-    /// Worse beyond the tolerance and beyond noise: fails the gate.
-    Regression,
-    /// Better beyond the tolerance and beyond noise.
-    Improved,
-    /// Beyond the tolerance, but within what chance explains at the confidence level: not a failure.
-    Noise,
-    /// Measured in the baseline, not in this run.
-    Missing,
-    /// Measured in this run, not in the baseline.
-    New,
-}
-
-impl Comparison {
-    pub fn regressions(&self) -> impl Iterator<Item = &Delta> {
-        self.rows.iter().filter(|d| d.verdict == Change::Regression)
-    }
-
-    pub fn failed(&self) -> bool {
-        self.regressions().next().is_some()
-    }
-}
 
 /// A statistic with its standard error, in the metric's display unit.
 #[derive(Debug, Clone, Copy)]
@@ -95,7 +16,7 @@ struct Est {
 }
 
 /// Compares `cur` with `base` under `set`; an error means a histogram in one of them is corrupt.
-pub fn compare(base: &RunReport, base_file: &str, cur: &RunReport, set: &RuleSet) -> Result<Comparison, String> {
+pub fn compare(base: &RunReport, base_file: &str, cur: &RunReport, set: &RuleSet) -> Result<Comparison, CompareError> {
     let steps: Vec<(&str, &str)> = union(
         base.steps.iter().map(|s| (s.user.as_str(), s.name.as_str())),
         cur.steps.iter().map(|s| (s.user.as_str(), s.name.as_str())),
@@ -109,8 +30,9 @@ pub fn compare(base: &RunReport, base_file: &str, cur: &RunReport, set: &RuleSet
     let mut rows = Vec::new();
     for t in targets(set, &shape) {
         for agg in &t.aggs {
-            let b = estimate(base, &t, *agg).map_err(|e| format!("baseline `{base_file}`: {e}"))?;
-            let c = estimate(cur, &t, *agg).map_err(|e| format!("this run: {e}"))?;
+            let b = estimate(base, &t, *agg)
+                .map_err(|detail| CompareError::Baseline { file: base_file.to_string(), detail })?;
+            let c = estimate(cur, &t, *agg).map_err(|detail| CompareError::Current { detail })?;
             if b.is_none() && c.is_none() {
                 continue;
             }
@@ -337,7 +259,7 @@ fn warnings(base: &RunReport, cur: &RunReport) -> Vec<String> {
     }
     let (bl, cl) = (&base.load, &cur.load);
     if (bl.model.as_str(), bl.users, bl.rate) != (cl.model.as_str(), cl.users, cl.rate) {
-        let shape = |l: &crate::report::LoadInfo| match (l.users, l.rate) {
+        let shape = |l: &LoadInfo| match (l.users, l.rate) {
             (_, Some(r)) => format!("{} model at {r}/s", l.model),
             (Some(u), _) => format!("{} model with {u} users", l.model),
             _ => l.model.clone(),
@@ -359,7 +281,7 @@ fn warnings(base: &RunReport, cur: &RunReport) -> Vec<String> {
         ));
     }
     for (who, r) in [("baseline", base), ("current", cur)] {
-        if r.status != crate::report::RunStatus::Completed {
+        if r.status != RunStatus::Completed {
             w.push(format!("the {who} run did not complete (it was interrupted or aborted): its numbers are partial"));
         }
     }

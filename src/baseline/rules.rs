@@ -2,49 +2,10 @@
 //! is tolerated (a relative share AND an absolute floor, both of which must be exceeded). Built-in rules cover
 //! what every run has; the scenario's `[regression]` table overrides or extends them.
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
-use crate::scenario::{Amount, RegressionEntry, RegressionTable};
+use super::error::RuleError;
+use super::table::{Amount, RegressionEntry, RegressionTable};
+use crate::result::{Rule, RuleSet};
 use crate::slo::{self, Agg, Kind, Selector};
-
-/// Confidence of the noise test unless the scenario says otherwise.
-pub const DEFAULT_CONFIDENCE: f64 = 0.99;
-
-/// How one metric (with an optional selector) is compared.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Rule {
-    /// `metric{selector}`, as in thresholds.
-    pub key: String,
-    /// Statistics compared, in threshold grammar: `p(95)`, `med`, `avg`, `rate`, `value`.
-    pub stats: Vec<String>,
-    /// Worsening tolerated relative to the baseline (0.1 = 10 %).
-    pub relative: f64,
-    /// Worsening tolerated in the metric's unit (ms for latencies, a fraction for error rates, /s for rates).
-    pub absolute: f64,
-}
-
-/// The rules of one comparison, as the scenario set them (stored in `result.json` so `compare` can reuse them).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RuleSet {
-    /// Confidence level of the noise test (0.99: a difference is real when chance explains it less than 1 %
-    /// of the time).
-    pub confidence: f64,
-    /// Whether the built-in rules apply to metrics the scenario does not mention.
-    pub defaults: bool,
-    /// The scenario's own rules.
-    pub rules: Vec<Rule>,
-    /// Metrics switched off (`ttft = false`).
-    pub off: Vec<String>,
-}
-
-impl Default for RuleSet {
-    fn default() -> Self {
-        RuleSet { confidence: DEFAULT_CONFIDENCE, defaults: true, rules: Vec::new(), off: Vec::new() }
-    }
-}
 
 /// One parsed `[regression]` entry.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,7 +50,7 @@ impl Rule {
         self.key.split('{').next().unwrap_or(&self.key).trim()
     }
 
-    pub fn selector(&self) -> Result<Selector, String> {
+    pub fn selector(&self) -> Result<Selector, slo::ParseError> {
         slo::parse_key(&self.key).map(|(_, s)| s)
     }
 
@@ -99,7 +60,11 @@ impl Rule {
 }
 
 /// Parses one `[regression]` entry; the message names the key and the fix.
-pub fn parse_entry(key: &str, entry: &RegressionEntry) -> Result<Entry, String> {
+pub fn parse_entry(key: &str, entry: &RegressionEntry) -> Result<Entry, RuleError> {
+    entry_of(key, entry).map_err(RuleError)
+}
+
+fn entry_of(key: &str, entry: &RegressionEntry) -> Result<Entry, String> {
     match (key, entry) {
         ("confidence", RegressionEntry::Number(c)) if *c > 0.5 && *c < 1.0 => Ok(Entry::Confidence(*c)),
         ("confidence", _) => Err("[regression] `confidence` must be a number between 0.5 and 1, e.g. 0.99".into()),
@@ -211,7 +176,7 @@ pub const COMPARABLE: &[&str] = &[
 ];
 
 /// The scenario's `[regression]` table as a rule set.
-pub fn rule_set(table: &RegressionTable) -> Result<RuleSet, String> {
+pub fn rule_set(table: &RegressionTable) -> Result<RuleSet, RuleError> {
     let mut set = RuleSet::default();
     for (key, entry) in table {
         match parse_entry(key, entry)? {

@@ -4,8 +4,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::metrics::{ErrorKind, SeriesPoint, StepStats, decode_histogram, latency_summary};
-use crate::report::{MachineInfo, RunReport, RunStatus, TargetInfo};
-use crate::scenario::RegressionTable;
+use crate::result::{Change, Comparison, MachineInfo, RuleSet, RunReport, RunStatus, TargetInfo, parse_result};
 
 /// A one-step run of `n` requests whose latencies spread evenly over `base_ms` ± 10 %, `errors` failed, 10 s.
 fn run(base_ms: f64, n: u64, errors: u64) -> RunReport {
@@ -171,7 +170,7 @@ fn bad_rules_name_the_key_and_the_fix() {
         ("latency = 3", "must be a rule"),
     ] {
         let d: Doc = toml::from_str(&format!("[regression]\n{text}\n")).unwrap();
-        let e = rule_set(&d.regression).unwrap_err();
+        let e = rule_set(&d.regression).unwrap_err().to_string();
         assert!(e.contains(needle), "{text}: {e}");
     }
 }
@@ -237,10 +236,10 @@ fn corrupt_files_are_clear_errors() {
         ("other.json", "{\"hello\": 1}", "not a run-load-test result"),
         ("hist.json", bad_hist.as_str(), "step `chat` latency histogram is corrupt"),
     ] {
-        let e = load(&write(name, text)).unwrap_err();
+        let e = load(&write(name, text)).unwrap_err().to_string();
         assert!(e.contains(needle) && e.contains("--save-baseline") && !e.contains('\n'), "{name}: {e}");
     }
-    let e = load(&dir.path().join("missing.json")).unwrap_err();
+    let e = load(&dir.path().join("missing.json")).unwrap_err().to_string();
     assert!(e.contains("missing.json") && e.contains("cannot read"), "{e}");
 }
 
@@ -248,12 +247,12 @@ proptest! {
     /// Any `[regression]` entry parses or is refused with a message naming its key; never a panic.
     #[test]
     fn regression_entries_never_panic(key in "[a-z_{}:,]{0,24}", rel in "\\PC{0,8}", abs in "\\PC{0,8}", stat in "\\PC{0,8}") {
-        let entry = crate::scenario::RegressionEntry::Rule(crate::scenario::RuleSpec {
+        let entry = RegressionEntry::Rule(RuleSpec {
             stats: Some(vec![stat]),
-            relative: rel.parse().ok().map(crate::scenario::Percent),
-            absolute: Some(crate::scenario::Amount::Text(abs)),
+            relative: rel.parse().ok().map(Percent),
+            absolute: Some(Amount::Text(abs)),
         });
-        if let Err(e) = parse_entry(&key, &entry) {
+        if let Err(e) = parse_entry(&key, &entry).map_err(|e| e.to_string()) {
             prop_assert!(e.contains("[regression]"));
         }
     }
@@ -275,7 +274,7 @@ proptest! {
     /// The result reader on arbitrary text: a report or one line naming the file, never a panic.
     #[test]
     fn arbitrary_result_text_never_panics(text in "\\PC{0,400}") {
-        if let Err(e) = parse_result(std::path::Path::new("r.json"), "result", &text) {
+        if let Err(e) = parse_result(std::path::Path::new("r.json"), "result", &text).map_err(|e| e.to_string()) {
             prop_assert!(e.starts_with("result r.json") && !e.contains('\n'), "{}", e);
         }
     }
@@ -287,7 +286,7 @@ proptest! {
         let at = (0..=at % text.len()).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
         let end = (at + cut..=text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(text.len());
         let mutated = format!("{}{}{}", &text[..at], insert, &text[end..]);
-        if let Err(e) = parse_result(std::path::Path::new("b.json"), "baseline", &mutated) {
+        if let Err(e) = parse_result(std::path::Path::new("b.json"), "baseline", &mutated).map_err(|e| e.to_string()) {
             prop_assert!(e.starts_with("baseline b.json") && !e.contains('\n'), "{}", e);
         }
     }

@@ -17,8 +17,8 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use super::RunReport;
 use crate::metrics::{Hist, RequestSummary, SeriesPoint, decode_histogram};
+use crate::result::RunReport;
 
 /// Locust's `PERCENTILES_TO_REPORT`, with their column names (`get_readable_percentiles`).
 const PERCENTILES: [(f64, &str); 11] = [
@@ -254,7 +254,7 @@ mod tests {
         let first = crate::metrics::series_point(0.0, 1.0, &total, &total, 3, 1);
         let empty = crate::metrics::series_point(1.0, 0.5, &StepStats::default(), &total, 0, 0);
         let r = serde_json::json!({
-            "schema_version": super::super::SCHEMA_VERSION,
+            "schema_version": crate::result::SCHEMA_VERSION,
             "tool": { "name": "run-load-test", "version": "0" },
             "scenario": { "name": "s", "description": "", "file": "s.toml", "hash": "sha256:0", "tags": [] },
             "target": { "url": "http://127.0.0.1:1", "embedded_mock": true },

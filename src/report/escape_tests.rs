@@ -1,7 +1,8 @@
 //! Server text in every renderer: control characters and escape sequences come out as visible text, never raw.
 
 use crate::metrics::{ErrorKind, ErrorSummary, StepStats};
-use crate::report::{ReportFormat, RunReport};
+use crate::report::ReportFormat;
+use crate::result::RunReport;
 
 /// An SGR color, an OSC title with BEL, an 8-bit CSI, DEL, a bidi override and a newline.
 const HOSTILE: &str = "boom \x1b[31mred\x1b]0;pwned\x07 \u{9b}2J \x7f \u{202e}evil\nline two";

@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use super::{
+use crate::metrics::{SeriesPoint, StepStats, request_summary};
+use crate::result::{
     GeneratorInfo, Histograms, LoadInfo, RunReport, RunStatus, SCHEMA_VERSION, ScenarioInfo, StepReport, TargetInfo,
     ToolInfo,
 };
-use crate::metrics::{SeriesPoint, StepStats, request_summary};
 
 /// A closed-model run of 10 users against the embedded mock, `secs` long, whose one step (`user` › `step`)
 /// measured `stats`; totals and histograms are that step's.

@@ -3,11 +3,9 @@
 
 use std::fmt::Write;
 
-use super::RunReport;
 use super::rows::Grid;
 use super::table::{right_align, table};
-use crate::baseline::{Change, Comparison, Delta};
-use crate::slo::Verdict;
+use crate::result::{Change, Comparison, Delta, RunReport, Verdict};
 
 /// A number in its unit, with the precision its size deserves; fractions (error rates) as percentages.
 pub fn fmt_value(v: f64, unit: &str) -> String {

@@ -6,8 +6,7 @@ use std::time::Duration;
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::gate::{describe_regression, fmt_allowed, fmt_delta, fmt_observed, verdict_word};
-use super::{RunReport, RunStatus};
-use crate::baseline::Change;
+use crate::result::{Change, RunReport, RunStatus};
 
 fn failure(message: String) -> TestCaseStatus {
     let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);

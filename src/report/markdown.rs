@@ -4,8 +4,7 @@
 use std::fmt::Write;
 
 use super::gate::{fmt_observed, fmt_value};
-use super::{RunReport, RunStatus};
-use crate::baseline::Change;
+use crate::result::{Change, RunReport, RunStatus};
 
 /// Table cells must not break the table: one line, pipes escaped, control characters as text.
 fn cell(s: &str) -> String {

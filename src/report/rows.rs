@@ -1,9 +1,9 @@
 //! The tables both the terminal summary and `report.html` show, as plain rows: one place decides the columns,
 //! the numbers and their wording; each renderer only lays them out.
 
-use super::RunReport;
 use super::table::{fmt_cost, fmt_ms, fmt_rate, opt_ms};
 use crate::metrics::LatencySummary;
+use crate::result::RunReport;
 
 pub struct Grid {
     pub head: Vec<&'static str>,

@@ -5,8 +5,9 @@ use std::fmt::Write;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{CellAlignment, ContentArrangement, Table};
 
-use super::{RunReport, RunStatus, rows};
+use super::rows;
 use crate::metrics::RequestSummary;
+use crate::result::{RunReport, RunStatus};
 
 pub(super) fn table(header: Vec<&str>) -> Table {
     let mut t = Table::new();

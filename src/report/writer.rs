@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{ReportFormat, RunReport};
+use super::ReportFormat;
+use crate::result::RunReport;
 
 pub fn prepare_dir(dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("--out: cannot create `{}`: {e}", dir.display()))?;

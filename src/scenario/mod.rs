@@ -17,9 +17,11 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
+use crate::baseline::RegressionTable;
+
 pub use bytesize::{ByteSize, MAX_MAX_BODY, MIN_MAX_BODY};
 pub use env::{EnvError, expand_env, secret_values};
-pub use gates::{Amount, Percent, RegressionEntry, RegressionTable, RuleSpec, ThresholdEntry};
+pub use gates::ThresholdEntry;
 pub use load::{LoadedScenario, ScenarioError, list_dir, load, locate_scenario, parse};
 pub use template::{Ctx, TemplateSet, Text};
 pub use validate::condition_template;

@@ -2,11 +2,9 @@
 
 use std::time::Duration;
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
 use super::{Agg, Kind, Threshold};
 use crate::metrics::{FlowStats, Hist, StepStats, new_hist};
+use crate::result::Verdict;
 
 /// What a run measured, in the shape thresholds select from.
 pub struct Measurements<'a> {
@@ -17,19 +15,6 @@ pub struct Measurements<'a> {
     pub elapsed: Duration,
     pub arrivals: u64,
     pub dropped: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Verdict {
-    /// `metric{selector}: expression`, as written.
-    pub threshold: String,
-    /// What was measured (ms for latencies); absent when nothing was measured, which fails the threshold.
-    pub observed: Option<f64>,
-    pub unit: String,
-    pub pass: bool,
-    /// This threshold had `abort_on_fail` and stopped the run early.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub aborted_run: bool,
 }
 
 pub fn evaluate(thresholds: &[Threshold], m: &Measurements<'_>) -> Vec<Verdict> {

@@ -6,7 +6,7 @@ mod eval;
 use std::fmt;
 use std::time::Duration;
 
-pub use eval::{Measurements, Verdict, evaluate};
+pub use eval::{Measurements, evaluate};
 
 /// Metric names a threshold may use, with what kind of value each holds.
 pub const METRICS: &[(&str, Kind)] = &[
@@ -121,12 +121,21 @@ pub struct Threshold {
     pub delay_abort_eval: Duration,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A threshold, selector or value that does not parse; the message says what and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
 pub struct ParseError(pub String);
 
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+// The selector and value parsers build their messages as text; `?` turns them into the error.
+impl From<String> for ParseError {
+    fn from(m: String) -> Self {
+        ParseError(m)
+    }
+}
+
+impl From<&str> for ParseError {
+    fn from(m: &str) -> Self {
+        ParseError(m.to_string())
     }
 }
 
@@ -166,7 +175,7 @@ pub fn parse(key: &str, expr: &str) -> Result<Threshold, ParseError> {
             }
         )));
     }
-    let value = parse_value(rhs.trim(), kind == Kind::Duration && agg != Agg::Count).map_err(err)?;
+    let value = parse_value(rhs.trim(), kind == Kind::Duration && agg != Agg::Count).map_err(|m| err(m.0))?;
     Ok(Threshold {
         metric: metric.to_string(),
         kind,
@@ -180,7 +189,7 @@ pub fn parse(key: &str, expr: &str) -> Result<Threshold, ParseError> {
     })
 }
 
-pub(crate) fn parse_key(key: &str) -> Result<(&str, Selector), String> {
+pub(crate) fn parse_key(key: &str) -> Result<(&str, Selector), ParseError> {
     let (metric, sel) = match key.split_once('{') {
         Some((m, rest)) => (m.trim(), rest.strip_suffix('}').ok_or("the selector must end with `}`")?),
         None => (key.trim(), ""),
@@ -194,7 +203,7 @@ pub(crate) fn parse_key(key: &str) -> Result<(&str, Selector), String> {
             "user" => s.user = v,
             "model" => s.model = v,
             "kind" => s.kind = v,
-            other => return Err(format!("unknown selector key `{other}`; use step, user, model or kind")),
+            other => return Err(format!("unknown selector key `{other}`; use step, user, model or kind").into()),
         }
     }
     Ok((metric, s))
@@ -220,8 +229,9 @@ pub(crate) fn parse_agg(s: &str) -> Option<Agg> {
 }
 
 /// A number, or for durations a number with a unit (bare numbers are milliseconds, as in k6).
-pub(crate) fn parse_value(s: &str, duration: bool) -> Result<f64, String> {
-    let bad = || format!("`{s}` is not a number{}", if duration { " or a duration like 500ms, 2s" } else { "" });
+pub(crate) fn parse_value(s: &str, duration: bool) -> Result<f64, ParseError> {
+    let bad =
+        || ParseError(format!("`{s}` is not a number{}", if duration { " or a duration like 500ms, 2s" } else { "" }));
     if let Ok(v) = s.parse::<f64>() {
         return if v.is_finite() { Ok(v) } else { Err(bad()) };
     }

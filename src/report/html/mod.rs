@@ -13,9 +13,9 @@ use std::fmt::Write;
 use plotters::style::RGBColor;
 
 use super::table::{load_shape, status_text, target_text};
-use super::{RunReport, RunStatus};
 use crate::metrics::{Hist, SeriesPoint, decode_histogram, new_hist};
 use crate::report::gate::fmt_value;
+use crate::result::{Histograms, RunReport, RunStatus};
 use plots::{BLUE, GREEN, GREY, Line, ORANGE, PURPLE, RED};
 
 /// Escapes text for HTML content and quoted attribute values.
@@ -319,7 +319,7 @@ fn over_time(r: &RunReport, out: &mut String) {
 }
 
 /// The merged histogram of one metric over the steps that have it; `Err` names a corrupt one.
-fn merged(r: &RunReport, what: &str, pick: fn(&super::Histograms) -> &str) -> Result<Hist, String> {
+fn merged(r: &RunReport, what: &str, pick: fn(&Histograms) -> &str) -> Result<Hist, String> {
     let mut h = new_hist();
     for s in &r.steps {
         let e = pick(&s.histograms);

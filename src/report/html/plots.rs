@@ -8,7 +8,7 @@ use plotters::coord::ranged1d::Ranged;
 use plotters::prelude::*;
 
 use crate::metrics::Hist;
-use crate::report::LevelsReport;
+use crate::result::LevelsReport;
 
 /// One drawn series; its legend is HTML under the plot.
 pub struct Line {

@@ -3,10 +3,10 @@
 use std::fmt::Write;
 
 use super::esc;
-use crate::baseline::{Change, Comparison};
 use crate::report::gate::{comparison_conclusion, comparison_rows, fmt_observed, fmt_value};
+use crate::report::rows;
 use crate::report::table::{fmt_cost, fmt_ms, opt_ms, stats_row};
-use crate::report::{RunReport, rows};
+use crate::result::{Change, Comparison, RunReport};
 
 /// One table row: its cells (plain text, escaped when written) and a class for the whole row.
 pub struct Row {

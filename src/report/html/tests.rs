@@ -5,7 +5,8 @@ use scraper::{Html, Selector};
 use super::plots::{downsample, percentile_label};
 use super::*;
 use crate::metrics::{ErrorKind, ErrorSummary, LlmSample, LlmStats, SeriesPoint, StepStats};
-use crate::report::{LevelReport, LevelsReport, ReportFormat};
+use crate::report::ReportFormat;
+use crate::result::{LevelReport, LevelsReport};
 
 /// A streamed chat step of `n` requests, latencies over `base_ms` × (1 … 2), a few failures.
 fn step(base_ms: f64, n: u64) -> StepStats {
@@ -91,7 +92,7 @@ fn with_levels(mut r: RunReport) -> RunReport {
 fn compared(r: RunReport) -> RunReport {
     let base = report("s", 8.0);
     let mut cur = r;
-    let c = crate::baseline::compare(&base, "baselines/s.json", &cur, &crate::baseline::RuleSet::default()).unwrap();
+    let c = crate::baseline::compare(&base, "baselines/s.json", &cur, &crate::result::RuleSet::default()).unwrap();
     cur.comparison = Some(c);
     cur
 }
@@ -172,7 +173,7 @@ fn the_page_is_self_contained() {
 fn text_from_the_report_is_escaped() {
     let mut r = report("<script>alert(1)</script>", 10.0);
     r.steps[0].name = "<img src=x onerror=alert(2)>".into();
-    r.thresholds.push(crate::slo::Verdict {
+    r.thresholds.push(crate::result::Verdict {
         threshold: "latency{step:<b>} : p(95) < 1ms".into(),
         observed: Some(12.0),
         unit: "ms".into(),
@@ -210,7 +211,7 @@ fn sections_carry_the_summary_models_errors_and_gates() {
 #[test]
 fn a_run_without_requests_still_renders() {
     let mut r = report("empty", 10.0);
-    let empty = crate::report::Histograms::of(&StepStats::default());
+    let empty = crate::result::Histograms::of(&StepStats::default());
     r.histograms = empty.clone();
     r.steps[0].histograms = empty;
     r.series.clear();

@@ -1,0 +1,16 @@
+//! The result of a run as `result.json` stores it: `RunReport` and its parts, `SCHEMA_VERSION` and the JSON
+//! Schema, the verdict and comparison types, reading any stored result back (`read`), and building a report from
+//! what a run measured (`assemble`). Imports only `metrics`; renders and prints nothing, so renderers, `slo`,
+//! `baseline`, `app` and a shard merge can all use it.
+
+pub mod assemble;
+mod read;
+mod report;
+mod verdict;
+
+pub use read::{ReadError, StoredFile, parse_result, read_result};
+pub use report::{
+    Failure, GeneratorInfo, Histograms, LevelReport, LevelsReport, LoadInfo, MachineInfo, OpenSummary, RunReport,
+    RunStatus, SCHEMA_VERSION, ScenarioInfo, StepReport, TargetInfo, ToolInfo, json_schema,
+};
+pub use verdict::{BaselineRef, Change, Comparison, DEFAULT_CONFIDENCE, Delta, Rule, RuleSet, Verdict};
