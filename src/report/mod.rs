@@ -17,6 +17,8 @@ mod markdown;
 mod progress;
 pub mod prometheus;
 mod rows;
+#[cfg(test)]
+mod snapshot_tests;
 mod table;
 mod writer;
 
