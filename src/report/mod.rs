@@ -8,6 +8,7 @@ mod csv;
 mod escape_tests;
 #[cfg(test)]
 pub(crate) mod fixture;
+mod format;
 mod gate;
 mod html;
 mod journal;
@@ -25,7 +26,8 @@ mod writer;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use gate::{describe_regression, fmt_observed, render_comparison};
+pub use format::fmt_observed;
+pub use gate::{describe_regression, render_comparison};
 pub use journal::{JOURNAL, JournalWriter, read_journal, remove_journal};
 pub use live::{HlogWriter, LivePoint, LiveStep, NdjsonWriter};
 pub use progress::ProgressDisplay;

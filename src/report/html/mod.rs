@@ -12,10 +12,10 @@ use std::fmt::Write;
 
 use plotters::style::RGBColor;
 
-use super::table::{load_shape, status_text, target_text};
+use super::rows::{load_shape, status_text, target_text};
 use super::{RunReport, RunStatus};
 use crate::metrics::{Hist, SeriesPoint, decode_histogram, new_hist};
-use crate::report::gate::fmt_value;
+use crate::report::format::{fmt_secs, fmt_value, fmt_whole};
 use plots::{BLUE, GREEN, GREY, Line, ORANGE, PURPLE, RED};
 
 /// Escapes text for HTML content and quoted attribute values.
@@ -166,10 +166,10 @@ fn header(r: &RunReport, out: &mut String) {
     }
     let _ = writeln!(
         out,
-        "<p class=\"meta\">target {} · {} · ran {:.1}s · {}</p>",
+        "<p class=\"meta\">target {} · {} · ran {} · {}</p>",
         esc(&target_text(r)),
         esc(&load_shape(r)),
-        r.duration_s,
+        fmt_secs(r.duration_s),
         esc(status_text(r))
     );
     let _ = writeln!(
@@ -203,7 +203,7 @@ fn kpis(r: &RunReport, out: &mut String) {
         if let Some(ttft) = &l.ttft {
             cards.push((fmt_value(ttft.p95_ms, "ms"), "TTFT p95"));
         }
-        cards.push((format!("{:.0}", l.output_tokens_per_s), "output tok/s"));
+        cards.push((fmt_whole(l.output_tokens_per_s), "output tok/s"));
         if l.cost_usd > 0.0 {
             cards.push((fmt_value(l.cost_usd, "USD"), "cost"));
         }

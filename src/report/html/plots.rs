@@ -9,6 +9,7 @@ use plotters::prelude::*;
 
 use crate::metrics::Hist;
 use crate::report::LevelsReport;
+use crate::report::format::fmt_tick;
 
 /// One drawn series; its legend is HTML under the plot.
 pub struct Line {
@@ -52,20 +53,6 @@ const DESC: u32 = 17;
 
 fn err(e: impl std::fmt::Display) -> String {
     format!("cannot draw the plot: {e}")
-}
-
-/// A tick label with the precision its size deserves: 0.25, 2.5, 25, 250.
-pub fn fmt_tick(v: f64) -> String {
-    let s = if v == 0.0 {
-        return "0".into();
-    } else if v.abs() >= 100.0 {
-        format!("{v:.0}")
-    } else if v.abs() >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
-    };
-    if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
 }
 
 /// The top of a y axis: a little above the largest value, 1 when there is nothing.

@@ -4,8 +4,9 @@ use std::fmt::Write;
 
 use super::esc;
 use crate::baseline::{Change, Comparison};
-use crate::report::gate::{comparison_conclusion, comparison_rows, fmt_observed, fmt_value};
-use crate::report::table::{fmt_cost, fmt_ms, opt_ms, stats_row};
+use crate::report::format::{fmt_cost, fmt_ms, fmt_observed, fmt_share, fmt_value, opt_ms};
+use crate::report::gate::{comparison_conclusion, comparison_rows};
+use crate::report::rows::stats_row;
 use crate::report::{RunReport, rows};
 
 /// One table row: its cells (plain text, escaped when written) and a class for the whole row.
@@ -154,7 +155,7 @@ pub fn models(r: &RunReport, out: &mut String) {
             Row::plain(vec![
                 m.model.clone(),
                 m.responses.to_string(),
-                format!("{:.1}%", m.share * 100.0),
+                fmt_share(m.share),
                 m.fallbacks.to_string(),
                 m.output_tokens.to_string(),
                 opt_ms(m.latency.as_ref(), |x| x.mean_ms),
