@@ -28,11 +28,11 @@ use serde::{Deserialize, Serialize};
 
 pub use format::fmt_observed;
 pub use gate::{describe_regression, render_comparison};
-pub use journal::{JOURNAL, JournalWriter, read_journal, remove_journal};
+pub use journal::{JOURNAL, JournalError, JournalWriter, read_journal, remove_journal};
 pub use live::{HlogWriter, LivePoint, LiveStep, NdjsonWriter};
 pub use progress::ProgressDisplay;
 pub use table::{ListRow, render_list, render_summary};
-pub use writer::{check_writable, prepare_dir, write_file, write_formats, write_outputs};
+pub use writer::{WriteError, check_writable, prepare_dir, write_file, write_formats, write_outputs};
 
 use crate::metrics::{ErrorSummary, FlowSummary, LatencySummary, RequestSummary, SeriesPoint};
 // Everything printed goes through `printable`: secrets masked, and control characters from a server made

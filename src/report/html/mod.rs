@@ -16,7 +16,7 @@ use super::rows::{load_shape, status_text, target_text};
 use super::{RunReport, RunStatus};
 use crate::metrics::{Hist, SeriesPoint, decode_histogram, new_hist};
 use crate::report::format::{fmt_secs, fmt_value, fmt_whole};
-use plots::{BLUE, GREEN, GREY, Line, ORANGE, PURPLE, RED};
+use plots::{BLUE, GREEN, GREY, Line, ORANGE, PURPLE, PlotError, RED};
 
 /// Escapes text for HTML content and quoted attribute values.
 pub fn esc(s: &str) -> String {
@@ -246,7 +246,7 @@ fn legend_of(lines: &[Line]) -> Vec<(&str, RGBColor, bool)> {
 }
 
 /// A plot in a figure with its caption and an HTML legend (colour, dashed, label).
-fn figure(out: &mut String, caption: &str, svg: Result<String, String>, legend: &[(&str, RGBColor, bool)]) {
+fn figure(out: &mut String, caption: &str, svg: Result<String, PlotError>, legend: &[(&str, RGBColor, bool)]) {
     let _ = write!(out, "<figure>\n<figcaption>{}</figcaption>\n", esc(caption));
     match svg {
         Ok(svg) => {
@@ -270,7 +270,7 @@ fn figure(out: &mut String, caption: &str, svg: Result<String, String>, legend: 
             out.push_str("</div>\n");
         }
         Err(e) => {
-            let _ = writeln!(out, "<p class=\"note\">{}</p>", esc(&e));
+            let _ = writeln!(out, "<p class=\"note\">{}</p>", esc(&e.to_string()));
         }
     }
     out.push_str("</figure>\n");
@@ -319,15 +319,16 @@ fn over_time(r: &RunReport, out: &mut String) {
 }
 
 /// The merged histogram of one metric over the steps that have it; `Err` names a corrupt one.
-fn merged(r: &RunReport, what: &str, pick: fn(&super::Histograms) -> &str) -> Result<Hist, String> {
+fn merged(r: &RunReport, what: &str, pick: fn(&super::Histograms) -> &str) -> Result<Hist, PlotError> {
     let mut h = new_hist();
     for s in &r.steps {
         let e = pick(&s.histograms);
         if e.is_empty() {
             continue;
         }
-        let x = decode_histogram(e).map_err(|err| format!("step `{}` {what} histogram: {err}", s.name))?;
-        h.add(&x).map_err(|err| format!("step `{}` {what} histogram: {err:?}", s.name))?;
+        let corrupt = |reason: String| PlotError::Histogram { step: s.name.clone(), what: what.into(), reason };
+        let x = decode_histogram(e).map_err(|err| corrupt(err.to_string()))?;
+        h.add(&x).map_err(|err| corrupt(format!("{err:?}")))?;
     }
     Ok(h)
 }
@@ -359,7 +360,7 @@ fn distributions(r: &RunReport, out: &mut String) {
             &legend_of(&lines),
         );
     }
-    let streams: Vec<(&str, &str, Result<Hist, String>)> = vec![
+    let streams: Vec<(&str, &str, Result<Hist, PlotError>)> = vec![
         ("Time to first token (TTFT) by percentile", "TTFT", merged(r, "ttft", |h| &h.ttft)),
         ("Inter-chunk latency (ICL) by percentile", "ICL", merged(r, "icl", |h| &h.icl)),
     ];
