@@ -49,6 +49,8 @@ fn report() -> RunReport {
     let mut r = base(12.0);
     r.scenario.description = "chat through the gateway".into();
     r.load.spawn_rate = Some(5.0);
+    r.generator.bottleneck = Some("generator CPU saturated (97%)".into());
+    r.generator.interrupted_requests = 2;
     r.errors = vec![ErrorSummary {
         user: "ChatUser".into(),
         step: "chat".into(),
