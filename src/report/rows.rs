@@ -1,8 +1,8 @@
 //! The tables both the terminal summary and `report.html` show, as plain rows, and the phrases of their header
 //! (target, load shape, status): one place decides the columns and the words; each renderer only lays them out.
 
-use super::format::{fmt_cost, fmt_count_share, fmt_rate, fmt_tenths, fmt_value, opt_ms};
-use super::{RunReport, RunStatus};
+use super::format::{fmt_cost, fmt_count_share, fmt_rate, fmt_tenths, fmt_value, fmt_whole, opt_ms};
+use super::{GeneratorInfo, RunReport, RunStatus};
 use crate::metrics::{LatencySummary, RequestSummary};
 
 pub struct Grid {
@@ -147,6 +147,32 @@ pub fn status_text(r: &RunReport) -> &'static str {
 /// What was loaded, for the header.
 pub fn target_text(r: &RunReport) -> String {
     if r.target.embedded_mock { format!("embedded mock gateway ({})", r.target.url) } else { r.target.url.clone() }
+}
+
+/// How hard the load generator worked, in one phrase: workers, CPU, efficiency.
+pub fn generator_text(g: &GeneratorInfo) -> String {
+    format!(
+        "generator: {} worker threads, {:.2} CPU-s ({}% of available), {} requests per CPU-second",
+        g.workers,
+        g.cpu_s,
+        fmt_whole(g.cpu_utilization * 100.0),
+        fmt_whole(g.requests_per_cpu_s)
+    )
+}
+
+/// Why the numbers may describe the generator rather than the target.
+pub fn bottleneck_text(bottleneck: &str) -> String {
+    format!("{bottleneck}: the numbers may describe the generator, not the target")
+}
+
+/// The requests cut at the hard stop, when there were any.
+pub fn interrupted_text(g: &GeneratorInfo) -> Option<String> {
+    (g.interrupted_requests > 0).then(|| {
+        format!(
+            "{} requests still running at the hard stop are counted as `interrupted` failures",
+            g.interrupted_requests
+        )
+    })
 }
 
 /// What the LLM metric abbreviations mean, under their table.

@@ -6,7 +6,7 @@ use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{CellAlignment, ContentArrangement, Table};
 
 use super::RunReport;
-use super::format::{fmt_cost, fmt_ms, fmt_secs, fmt_share, opt_ms};
+use super::format::{fmt_cost, fmt_ms, fmt_secs, fmt_share, fmt_tenths, fmt_value, opt_ms};
 use super::rows::{self, load_shape, stats_row, status_text, target_text};
 
 pub(super) fn table(header: Vec<&str>) -> Table {
@@ -86,8 +86,13 @@ pub fn render_summary(r: &RunReport) -> String {
     if let Some(l) = &r.totals.llm {
         let _ = writeln!(
             out,
-            "LLM: {} responses ({} streamed), {} output tokens ({:.1} tok/s), {} fallbacks, total cost ${:.4}",
-            l.responses, l.streamed, l.output_tokens, l.output_tokens_per_s, l.fallbacks, l.cost_usd
+            "LLM: {} responses ({} streamed), {} output tokens ({} tok/s), {} fallbacks, total cost {}",
+            l.responses,
+            l.streamed,
+            l.output_tokens,
+            fmt_tenths(l.output_tokens_per_s),
+            l.fallbacks,
+            fmt_value(l.cost_usd, "USD")
         );
     }
     if r.totals.retries > 0 {
@@ -103,21 +108,12 @@ pub fn render_summary(r: &RunReport) -> String {
     let g = &r.generator;
     let _ = writeln!(
         out,
-        "generator: {} worker threads, {:.2} CPU-s ({:.0}% of available), {:.0} requests per CPU-second{}",
-        g.workers,
-        g.cpu_s,
-        g.cpu_utilization * 100.0,
-        g.requests_per_cpu_s,
-        g.bottleneck
-            .as_ref()
-            .map_or(String::new(), |b| format!(" — {b}: the numbers may describe the generator, not the target"))
+        "{}{}",
+        rows::generator_text(g),
+        g.bottleneck.as_ref().map_or(String::new(), |b| format!(" — {}", rows::bottleneck_text(b)))
     );
-    if g.interrupted_requests > 0 {
-        let _ = writeln!(
-            out,
-            "{} requests still running at the hard stop are counted as `interrupted` failures",
-            g.interrupted_requests
-        );
+    if let Some(cut) = rows::interrupted_text(g) {
+        let _ = writeln!(out, "{cut}");
     }
     out
 }

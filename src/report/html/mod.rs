@@ -383,21 +383,12 @@ fn distributions(r: &RunReport, out: &mut String) {
 
 fn footer(r: &RunReport, out: &mut String) {
     let g = &r.generator;
-    let mut parts = vec![format!(
-        "generator: {} worker threads, {:.2} CPU-s ({:.0}% of available), {:.0} requests per CPU-second",
-        g.workers,
-        g.cpu_s,
-        g.cpu_utilization * 100.0,
-        g.requests_per_cpu_s
-    )];
+    let mut parts = vec![super::rows::generator_text(g)];
     if let Some(b) = &g.bottleneck {
-        parts.push(format!("{b}: the numbers may describe the generator, not the target"));
+        parts.push(super::rows::bottleneck_text(b));
     }
-    if g.interrupted_requests > 0 {
-        parts.push(format!(
-            "{} requests still running at the hard stop are counted as `interrupted` failures",
-            g.interrupted_requests
-        ));
+    if let Some(cut) = super::rows::interrupted_text(g) {
+        parts.push(cut);
     }
     if r.totals.retries > 0 {
         parts.push(format!("{} attempts were retried after a retryable status", r.totals.retries));

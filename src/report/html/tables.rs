@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use super::esc;
 use crate::baseline::{Change, Comparison};
-use crate::report::format::{fmt_cost, fmt_ms, fmt_observed, fmt_share, fmt_value, opt_ms};
+use crate::report::format::{fmt_cost, fmt_ms, fmt_observed, fmt_share, fmt_tenths, fmt_value, opt_ms};
 use crate::report::gate::{comparison_conclusion, comparison_rows};
 use crate::report::rows::stats_row;
 use crate::report::{RunReport, rows};
@@ -169,14 +169,14 @@ pub fn models(r: &RunReport, out: &mut String) {
     }
     let _ = writeln!(
         out,
-        "<p class=\"note\">{} responses ({} streamed), {} input and {} output tokens ({:.1} tok/s), {} fallbacks ({:.1}%), total cost {}</p>",
+        "<p class=\"note\">{} responses ({} streamed), {} input and {} output tokens ({} tok/s), {} fallbacks ({}), total cost {}</p>",
         l.responses,
         l.streamed,
         l.input_tokens,
         l.output_tokens,
-        l.output_tokens_per_s,
+        fmt_tenths(l.output_tokens_per_s),
         l.fallbacks,
-        l.fallback_rate * 100.0,
+        fmt_share(l.fallback_rate),
         esc(&fmt_value(l.cost_usd, "USD"))
     );
 }
