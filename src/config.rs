@@ -367,7 +367,7 @@ impl RunConfig {
         for spec in &s.feeders {
             let f = Feeder::load(spec, base_dir).map_err(|message| {
                 let at = loaded.source.find(&format!("\"{}\"", spec.name));
-                ScenarioError::at(&loaded.path, &loaded.source, at, message)
+                ScenarioError::at(&loaded.path, &loaded.source, at, message.to_string())
             })?;
             feeders.push(f);
         }

@@ -60,7 +60,7 @@ impl IntervalSink for JournalSink {
     }
 
     fn finish(&mut self) -> Result<(), String> {
-        self.writer.finish()
+        self.writer.finish().map_err(String::from)
     }
 }
 

@@ -210,7 +210,7 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
             Some(p)
         }
         Err(e) => {
-            failed_writes.push(e);
+            failed_writes.push(e.to_string());
             None
         }
     };

@@ -52,7 +52,7 @@ impl IntervalSink for NdjsonSink {
     }
 
     fn finish(&mut self) -> Result<(), String> {
-        self.writer.finish()
+        self.writer.finish().map_err(String::from)
     }
 }
 
@@ -82,7 +82,7 @@ impl IntervalSink for HlogSink {
     }
 
     fn finish(&mut self) -> Result<(), String> {
-        self.writer.finish()
+        self.writer.finish().map_err(String::from)
     }
 }
 
@@ -131,7 +131,7 @@ fn journal_is_newer(result: &Path, journal: &Path) -> bool {
     }
 }
 
-fn note_written(written: Result<Vec<std::path::PathBuf>, String>) -> Result<()> {
+fn note_written(written: Result<Vec<std::path::PathBuf>, report::WriteError>) -> Result<()> {
     for p in written.map_err(anyhow::Error::msg)? {
         report::print_note(&format!("wrote {}", p.display()));
     }

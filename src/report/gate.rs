@@ -1,41 +1,13 @@
 //! How gates read: the threshold verdicts and the baseline comparison as terminal tables, and the wording shared
-//! by every renderer (a value in its unit, a regression in one sentence).
+//! by every renderer (a verdict in one word, a regression in one sentence; numbers are worded by `format`).
 
 use std::fmt::Write;
 
+use super::format::{fmt_allowed, fmt_delta, fmt_observed, fmt_side, fmt_value};
 use super::rows::Grid;
 use super::table::{right_align, table};
-use crate::result::{Change, Comparison, Delta, RunReport, Verdict};
-
-/// A number in its unit, with the precision its size deserves; fractions (error rates) as percentages.
-pub fn fmt_value(v: f64, unit: &str) -> String {
-    match unit {
-        "ms" if v.abs() < 10.0 => format!("{v:.2} ms"),
-        "ms" if v.abs() < 1000.0 => format!("{v:.1} ms"),
-        "ms" => format!("{v:.0} ms"),
-        "/s" => format!("{v:.1}/s"),
-        "%" => format!("{:.2}%", v * 100.0),
-        "USD" => format!("${v:.4}"),
-        _ if v.fract() == 0.0 && v.abs() < 1e15 => format!("{v:.0}"),
-        _ => format!("{v:.3}"),
-    }
-}
-
-/// Error rates and other fractions are shown as percentages.
-pub(super) fn delta_unit(d: &Delta) -> &str {
-    if d.stat == "rate" { "%" } else { &d.unit }
-}
-
-pub fn fmt_observed(v: &Verdict) -> String {
-    match v.observed {
-        Some(o) if v.unit.is_empty() && v.threshold.contains("rate") && o <= 1.0 => {
-            let plain = format!("{o:.4}");
-            plain.trim_end_matches('0').trim_end_matches('.').to_string()
-        }
-        Some(o) => fmt_value(o, &v.unit),
-        None => "no data".into(),
-    }
-}
+use crate::result::RunReport;
+use crate::result::{Change, Comparison, Delta};
 
 pub fn verdict_word(c: Change) -> &'static str {
     match c {
@@ -48,39 +20,15 @@ pub fn verdict_word(c: Change) -> &'static str {
     }
 }
 
-/// `+12.3 ms (+11.6%)`.
-pub fn fmt_delta(d: &Delta) -> String {
-    let u = delta_unit(d);
-    match d.delta {
-        Some(x) => {
-            // A change too small to show is no change: never "-0.00 ms".
-            let shown = fmt_value(x.abs(), u);
-            let zero = shown.trim_start_matches(['0', '.']).chars().next().is_none_or(|c| !c.is_ascii_digit());
-            let sign = if zero || x >= 0.0 { "+" } else { "-" };
-            let pct = d.delta_pct.map_or(String::new(), |p| format!(" ({p:+.1}%)"));
-            format!("{sign}{shown}{pct}")
-        }
-        None => "-".into(),
-    }
-}
-
-/// The tolerance and the noise band: `±10.6 ms · noise ±0.4 ms`.
-pub fn fmt_allowed(d: &Delta) -> String {
-    let u = delta_unit(d);
-    let noise = d.noise.map_or(String::new(), |n| format!(" · noise ±{}", fmt_value(n, u)));
-    format!("{}{noise}", fmt_value(d.allowed, u))
-}
-
 /// One sentence naming the metric and the numbers, for logs and JUnit messages.
 pub fn describe_regression(d: &Delta) -> String {
-    let u = delta_unit(d);
-    let side = |v: Option<f64>| v.map_or("-".to_string(), |v| fmt_value(v, u));
+    let u = super::format::delta_unit(d);
     format!(
         "{} {} regressed: {} → {}, {}; tolerated {}, noise ±{}",
         d.metric,
         d.stat,
-        side(d.baseline),
-        side(d.current),
+        fmt_side(d, d.baseline),
+        fmt_side(d, d.current),
         fmt_delta(d),
         fmt_value(d.allowed, u),
         fmt_value(d.noise.unwrap_or(0.0), u)
@@ -128,13 +76,11 @@ pub(super) fn comparison_rows(c: &Comparison) -> Grid {
         .rows
         .iter()
         .map(|d| {
-            let u = delta_unit(d);
-            let side = |v: Option<f64>| v.map_or("-".to_string(), |v| fmt_value(v, u));
             vec![
                 d.metric.clone(),
                 d.stat.clone(),
-                side(d.baseline),
-                side(d.current),
+                fmt_side(d, d.baseline),
+                fmt_side(d, d.current),
                 fmt_delta(d),
                 fmt_allowed(d),
                 verdict_word(d.verdict).into(),

@@ -10,19 +10,47 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::WriteError;
+
 pub const JOURNAL: &str = "journal.ndjson";
+
+/// A journal that cannot be read back: unreadable, empty, or a bad line other than a torn last one. The cause
+/// is part of the message, not a `source()`, so `{:#}` does not print it twice.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("cannot read `{}`: {error}", .path.display())]
+    Unreadable { path: PathBuf, error: std::io::Error },
+    #[error("`{}` is empty: the run died before it started", .path.display())]
+    Empty { path: PathBuf },
+    #[error("{}:1: not a run journal: {error}", .path.display())]
+    NotAJournal { path: PathBuf, error: serde_json::Error },
+    /// `line` counts from 1.
+    #[error("{}:{line}: {error}", .path.display())]
+    BadLine { path: PathBuf, line: usize, error: serde_json::Error },
+}
+
+// Until `app/` returns its own error there, `?` keeps working in its functions whose error is a `String`.
+impl From<JournalError> for String {
+    fn from(e: JournalError) -> String {
+        e.to_string()
+    }
+}
 
 pub struct JournalWriter {
     path: PathBuf,
     file: File,
-    error: Option<String>,
+    error: Option<WriteError>,
 }
 
 impl JournalWriter {
     /// Creates (truncates) `dir/journal.ndjson` with its header line.
-    pub fn create(dir: &Path, header: &impl Serialize) -> Result<Self, String> {
+    pub fn create(dir: &Path, header: &impl Serialize) -> Result<Self, WriteError> {
         let path = dir.join(JOURNAL);
-        let file = File::create(&path).map_err(|e| format!("--out: cannot write `{}`: {e}", path.display()))?;
+        let file = File::create(&path).map_err(|error| WriteError::Write {
+            flag: Some("--out"),
+            path: path.clone(),
+            error,
+        })?;
         let mut w = JournalWriter { path, file, error: None };
         w.append(header);
         match w.error.take() {
@@ -44,12 +72,12 @@ impl JournalWriter {
             // Unbuffered: once this returns the line is the kernel's, and survives the process.
             self.file.write_all(&buf)
         });
-        if let Err(e) = written {
-            self.error = Some(format!("cannot write `{}`: {e}", self.path.display()));
+        if let Err(error) = written {
+            self.error = Some(WriteError::Write { flag: None, path: self.path.clone(), error });
         }
     }
 
-    pub fn finish(&mut self) -> Result<(), String> {
+    pub fn finish(&mut self) -> Result<(), WriteError> {
         self.error.take().map_or(Ok(()), Err)
     }
 }
@@ -61,14 +89,14 @@ pub fn remove_journal(dir: &Path) {
 
 /// Reads a journal: its header and every complete line after it. A last line cut short by the kill is left
 /// out; any other bad line is an error naming it.
-pub fn read_journal<H: DeserializeOwned, L: DeserializeOwned>(path: &Path) -> Result<(H, Vec<L>), String> {
-    let unreadable = |e: std::io::Error| format!("cannot read `{}`: {e}", path.display());
+pub fn read_journal<H: DeserializeOwned, L: DeserializeOwned>(path: &Path) -> Result<(H, Vec<L>), JournalError> {
+    let unreadable = |error| JournalError::Unreadable { path: path.to_path_buf(), error };
     let file = File::open(path).map_err(unreadable)?;
     let mut lines = BufReader::new(file).lines().enumerate().peekable();
     let header = match lines.next() {
         Some((_, l)) => serde_json::from_str(&l.map_err(unreadable)?)
-            .map_err(|e| format!("{}:1: not a run journal: {e}", path.display()))?,
-        None => return Err(format!("`{}` is empty: the run died before it started", path.display())),
+            .map_err(|error| JournalError::NotAJournal { path: path.to_path_buf(), error })?,
+        None => return Err(JournalError::Empty { path: path.to_path_buf() }),
     };
     let mut out = Vec::new();
     while let Some((i, line)) = lines.next() {
@@ -76,7 +104,7 @@ pub fn read_journal<H: DeserializeOwned, L: DeserializeOwned>(path: &Path) -> Re
         match serde_json::from_str(&line) {
             Ok(l) => out.push(l),
             Err(_) if lines.peek().is_none() => break,
-            Err(e) => return Err(format!("{}:{}: {e}", path.display(), i + 1)),
+            Err(error) => return Err(JournalError::BadLine { path: path.to_path_buf(), line: i + 1, error }),
         }
     }
     Ok((header, out))
@@ -99,7 +127,7 @@ mod tests {
         let (h, l): (String, Vec<u32>) = read_journal(&path).unwrap();
         assert_eq!((h.as_str(), l), ("head", vec![1, 2]));
         f.write_all(b"\n3\n").unwrap();
-        let e = read_journal::<String, u32>(&path).unwrap_err();
+        let e = read_journal::<String, u32>(&path).unwrap_err().to_string();
         assert!(e.ends_with(":4: expected value at line 1 column 2") || e.contains(":4:"), "{e}");
         remove_journal(dir.path());
         assert!(!path.exists());

@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
-use super::gate::{describe_regression, fmt_allowed, fmt_delta, fmt_observed, verdict_word};
-use crate::result::{Change, RunReport, RunStatus};
+use super::format::{fmt_allowed, fmt_delta, fmt_observed, fmt_secs};
+use super::gate::{describe_regression, verdict_word};
+use crate::result::Change;
+use crate::result::{RunReport, RunStatus};
 
 fn failure(message: String) -> TestCaseStatus {
     let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
@@ -32,8 +34,11 @@ pub fn render(r: &RunReport) -> String {
     };
     let mut case = TestCase::new("run completed", status);
     case.set_classname(format!("{name}.run")).set_system_out(format!(
-        "{} requests, {} failures, {:.1} req/s over {:.1}s",
-        r.totals.requests, r.totals.failures, r.totals.rps, r.duration_s
+        "{} requests, {} failures, {:.1} req/s over {}",
+        r.totals.requests,
+        r.totals.failures,
+        r.totals.rps,
+        fmt_secs(r.duration_s)
     ));
     run.add_test_case(case);
     report.add_test_suite(run);

@@ -12,6 +12,7 @@ use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::serialization::interval_log::IntervalLogWriterBuilder;
 use serde::Serialize;
 
+use super::WriteError;
 use crate::metrics::{Hist, SeriesPoint};
 
 /// One line of `--ndjson`: the second as a series point, plus each step's counts in it.
@@ -35,16 +36,24 @@ pub struct LiveStep<'a> {
 pub struct NdjsonWriter {
     path: PathBuf,
     file: File,
-    error: Option<String>,
+    error: Option<WriteError>,
 }
+
+const NDJSON: Option<&str> = Some("--ndjson");
+const HLOG: Option<&str> = Some("--format hlog");
 
 impl NdjsonWriter {
     /// Creates (truncates) the file now, before any load, so a bad path is an error in the first second.
-    pub fn create(path: &Path) -> Result<Self, String> {
+    pub fn create(path: &Path) -> Result<Self, WriteError> {
         if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| format!("--ndjson: cannot create `{}`: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(|error| WriteError::CreateDir {
+                flag: NDJSON,
+                path: dir.to_path_buf(),
+                error,
+            })?;
         }
-        let file = File::create(path).map_err(|e| format!("--ndjson: cannot write `{}`: {e}", path.display()))?;
+        let file =
+            File::create(path).map_err(|error| WriteError::Write { flag: NDJSON, path: path.to_path_buf(), error })?;
         Ok(NdjsonWriter { path: path.to_path_buf(), file, error: None })
     }
 
@@ -57,15 +66,19 @@ impl NdjsonWriter {
         let mut buf = crate::redact::json(&json).into_owned().into_bytes();
         buf.push(b'\n');
         // One write per line, unbuffered: a reader never sees half a line, and never waits for a buffer.
-        if let Err(e) = self.file.write_all(&buf) {
-            self.error = Some(format!("--ndjson: cannot write `{}`: {e}", self.path.display()));
+        if let Err(error) = self.file.write_all(&buf) {
+            self.error = Some(WriteError::Write { flag: NDJSON, path: self.path.clone(), error });
         }
     }
 
-    pub fn finish(&mut self) -> Result<(), String> {
+    pub fn finish(&mut self) -> Result<(), WriteError> {
         match self.error.take() {
             Some(e) => Err(e),
-            None => self.file.sync_data().map_err(|e| format!("--ndjson: cannot write `{}`: {e}", self.path.display())),
+            None => self.file.sync_data().map_err(|error| WriteError::Write {
+                flag: NDJSON,
+                path: self.path.clone(),
+                error,
+            }),
         }
     }
 }
@@ -77,7 +90,7 @@ pub struct HlogWriter {
     dir: PathBuf,
     files: Vec<BufWriter<File>>,
     serializer: V2DeflateSerializer,
-    error: Option<String>,
+    error: Option<WriteError>,
 }
 
 /// A file-name-safe form of a user class or step name.
@@ -88,8 +101,8 @@ fn file_stem(s: &str) -> String {
 impl HlogWriter {
     /// Creates `dir` and one log per `(user, step)` with its header; `start` is the run's start (the logs'
     /// StartTime and BaseTime: interval timestamps are seconds from it).
-    pub fn create(dir: &Path, steps: &[(&str, &str)], start: SystemTime) -> Result<Self, String> {
-        let fail = |p: &Path, e: std::io::Error| format!("--format hlog: cannot write `{}`: {e}", p.display());
+    pub fn create(dir: &Path, steps: &[(&str, &str)], start: SystemTime) -> Result<Self, WriteError> {
+        let fail = |p: &Path, error| WriteError::Write { flag: HLOG, path: p.to_path_buf(), error };
         std::fs::create_dir_all(dir).map_err(|e| fail(dir, e))?;
         let mut names: Vec<String> = Vec::new();
         let mut files = Vec::new();
@@ -138,17 +151,16 @@ impl HlogWriter {
             // the interval line, so the borrow of the file lasts one call instead of the whole run.
             let written = IntervalLogWriterBuilder::new()
                 .begin_log_with(w, &mut self.serializer)
-                .map_err(|e| e.to_string())
-                .and_then(|mut log| log.write_histogram(h, start, length, None).map_err(|e| e.to_string()))
-                .and_then(|()| w.flush().map_err(|e| e.to_string()));
-            if let Err(e) = written {
-                self.error = Some(format!("--format hlog: cannot write in `{}`: {e}", self.dir.display()));
+                .and_then(|mut log| log.write_histogram(h, start, length, None).map_err(std::io::Error::other))
+                .and_then(|()| w.flush());
+            if let Err(error) = written {
+                self.error = Some(WriteError::WriteIn { flag: HLOG, path: self.dir.clone(), error });
                 return;
             }
         }
     }
 
-    pub fn finish(&mut self) -> Result<(), String> {
+    pub fn finish(&mut self) -> Result<(), WriteError> {
         match self.error.take() {
             Some(e) => Err(e),
             None => Ok(()),
@@ -224,7 +236,7 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert_eq!((lines[0]["requests"].as_u64(), lines[0]["steps"][0]["name"].as_str()), (Some(3), Some("a")));
         assert_eq!(lines[1]["elapsed_s"].as_f64(), Some(2.0));
-        let refused = NdjsonWriter::create(dir.path()).err().unwrap_or_default();
+        let refused = NdjsonWriter::create(dir.path()).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(refused.starts_with("--ndjson"), "a directory is refused: {refused}");
     }
 }

@@ -3,8 +3,9 @@
 
 use std::fmt::Write;
 
-use super::gate::{fmt_observed, fmt_value};
-use crate::result::{Change, RunReport, RunStatus};
+use super::format::{fmt_observed, fmt_secs, fmt_value};
+use crate::result::Change;
+use crate::result::{RunReport, RunStatus};
 
 /// Table cells must not break the table: one line, pipes escaped, control characters as text.
 fn cell(s: &str) -> String {
@@ -28,12 +29,12 @@ pub fn render(r: &RunReport) -> String {
     let target = if r.target.embedded_mock { "embedded mock gateway".to_string() } else { cell(&r.target.url) };
     let _ = writeln!(
         out,
-        "{} model · {target} · {:.1}s · {} requests · {:.1} req/s · {:.2}% failed\n",
+        "{} model · {target} · {} · {} requests · {:.1} req/s · {} failed\n",
         r.load.model,
-        r.duration_s,
+        fmt_secs(r.duration_s),
         r.totals.requests,
         r.totals.rps,
-        r.totals.failure_rate * 100.0
+        fmt_value(r.totals.failure_rate, "%")
     );
     let _ = writeln!(out, "| Step | Requests | Failures | p50 | p95 | p99 |");
     let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");

@@ -8,6 +8,7 @@ mod csv;
 mod escape_tests;
 #[cfg(test)]
 pub(crate) mod fixture;
+mod format;
 mod gate;
 mod html;
 mod journal;
@@ -17,15 +18,18 @@ mod markdown;
 mod progress;
 pub mod prometheus;
 mod rows;
+#[cfg(test)]
+mod snapshot_tests;
 mod table;
 mod writer;
 
-pub use gate::{describe_regression, fmt_observed, render_comparison};
-pub use journal::{JOURNAL, JournalWriter, read_journal, remove_journal};
+pub use format::fmt_observed;
+pub use gate::{describe_regression, render_comparison};
+pub use journal::{JOURNAL, JournalError, JournalWriter, read_journal, remove_journal};
 pub use live::{HlogWriter, LivePoint, LiveStep, NdjsonWriter};
 pub use progress::ProgressDisplay;
 pub use table::{ListRow, render_list, render_summary};
-pub use writer::{check_writable, prepare_dir, write_file, write_formats, write_outputs};
+pub use writer::{WriteError, check_writable, prepare_dir, write_file, write_formats, write_outputs};
 
 // Everything printed goes through `printable`: secrets masked, and control characters from a server made
 // visible text, so an echoed escape sequence cannot drive the terminal.

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::table::fmt_ms;
+use super::format::fmt_ms;
 use crate::engine::Progress;
 
 pub struct ProgressDisplay {

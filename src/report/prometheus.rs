@@ -264,6 +264,13 @@ mod tests {
         Exposition::new("react", Arc::new(Mutex::new(live))).render().unwrap()
     }
 
+    /// The whole exposition of two seconds, so a renamed metric, label or bucket shows up as a diff.
+    #[test]
+    fn exposition_snapshot() {
+        let (live, _) = two_seconds();
+        insta::assert_snapshot!(render(live));
+    }
+
     #[test]
     fn names_labels_and_counts_follow_the_conventions() {
         let (live, _) = two_seconds();

@@ -1,9 +1,9 @@
-//! The tables both the terminal summary and `report.html` show, as plain rows: one place decides the columns,
-//! the numbers and their wording; each renderer only lays them out.
+//! The tables both the terminal summary and `report.html` show, as plain rows, and the phrases of their header
+//! (target, load shape, status): one place decides the columns and the words; each renderer only lays them out.
 
-use super::table::{fmt_cost, fmt_ms, fmt_rate, opt_ms};
-use crate::metrics::LatencySummary;
-use crate::result::RunReport;
+use super::format::{fmt_cost, fmt_count_share, fmt_rate, fmt_tenths, fmt_value, fmt_whole, opt_ms};
+use crate::metrics::{LatencySummary, RequestSummary};
+use crate::result::{GeneratorInfo, RunReport, RunStatus};
 
 pub struct Grid {
     pub head: Vec<&'static str>,
@@ -17,7 +17,7 @@ pub fn flows(r: &RunReport) -> Grid {
         .iter()
         .map(|fl| {
             let l = fl.latency.as_ref();
-            let g = |get: fn(&LatencySummary) -> f64| l.map_or("-".to_string(), |l| fmt_ms(get(l)));
+            let g = |get: fn(&LatencySummary) -> f64| opt_ms(l, get);
             vec![
                 fl.user.clone(),
                 fl.completed.to_string(),
@@ -28,7 +28,7 @@ pub fn flows(r: &RunReport) -> Grid {
                 g(|l| l.p95_ms),
                 g(|l| l.p99_ms),
                 g(|l| l.max_ms),
-                format!("{:.1}", fl.steps_mean),
+                fmt_tenths(fl.steps_mean),
                 fl.steps_max.to_string(),
                 fmt_cost(fl.cost_per_flow_usd),
             ]
@@ -68,8 +68,8 @@ pub fn llm_steps(r: &RunReport) -> Grid {
                 opt_ms(l.tpot.as_ref(), |x| x.p50_ms),
                 opt_ms(l.ntpot.as_ref(), |x| x.p50_ms),
                 l.output_tokens.to_string(),
-                format!("{:.1}", l.output_tokens_per_s),
-                format!("{} ({:.1}%)", l.fallbacks, l.fallback_rate * 100.0),
+                fmt_tenths(l.output_tokens_per_s),
+                fmt_count_share(l.fallbacks, l.fallback_rate),
                 fmt_cost(l.cost_usd),
             ]
         })
@@ -91,6 +91,90 @@ pub fn llm_steps(r: &RunReport) -> Grid {
     Grid { head, rows }
 }
 
+/// One row of the requests table: a step or the aggregate, counts then latency then rates.
+pub fn stats_row(kind: &str, name: &str, s: &RequestSummary) -> Vec<String> {
+    let l = s.latency.as_ref();
+    let f = |g: fn(&LatencySummary) -> f64| opt_ms(l, g);
+    vec![
+        kind.to_string(),
+        name.to_string(),
+        s.requests.to_string(),
+        fmt_count_share(s.failures, s.failure_rate),
+        f(|l| l.mean_ms),
+        f(|l| l.min_ms),
+        f(|l| l.p50_ms),
+        f(|l| l.p90_ms),
+        f(|l| l.p95_ms),
+        f(|l| l.p99_ms),
+        f(|l| l.max_ms),
+        fmt_rate(s.rps),
+        fmt_rate(s.failures_per_s),
+    ]
+}
+
+/// Which load model ran, in one phrase: `closed model: 20 users, spawn 40/s`.
+pub fn load_shape(r: &RunReport) -> String {
+    let l = &r.load;
+    match (&r.open, l.users, l.spawn_rate) {
+        (Some(o), _, _) => format!(
+            "open model: {}/s {} arrivals (at most {} in flight), achieved {:.1}/s, {} dropped",
+            o.target_rate,
+            l.arrival.as_deref().unwrap_or("constant"),
+            l.max_in_flight.unwrap_or(0),
+            o.achieved_rate,
+            o.dropped
+        ),
+        (None, Some(u), _) if !l.stages.is_empty() => {
+            let plan: Vec<String> = l.stages.iter().map(|(t, d)| format!("{t},{d}s")).collect();
+            format!("closed model: ramping to {u} users ({})", plan.join(";"))
+        }
+        (None, Some(u), Some(rate)) => format!("closed model: {u} users, spawn {rate}/s"),
+        (None, Some(u), None) => format!("closed model: {u} users"),
+        (None, None, _) => "closed model".to_string(),
+    }
+}
+
+/// How the run ended, for the header.
+pub fn status_text(r: &RunReport) -> &'static str {
+    match r.status {
+        RunStatus::Completed => "completed",
+        RunStatus::Interrupted => "INTERRUPTED (partial results)",
+        RunStatus::Aborted => "ABORTED by a threshold (partial results)",
+        RunStatus::Failed => "FAILED: it measured nothing valid",
+    }
+}
+
+/// What was loaded, for the header.
+pub fn target_text(r: &RunReport) -> String {
+    if r.target.embedded_mock { format!("embedded mock gateway ({})", r.target.url) } else { r.target.url.clone() }
+}
+
+/// How hard the load generator worked, in one phrase: workers, CPU, efficiency.
+pub fn generator_text(g: &GeneratorInfo) -> String {
+    format!(
+        "generator: {} worker threads, {:.2} CPU-s ({}% of available), {} requests per CPU-second",
+        g.workers,
+        g.cpu_s,
+        fmt_whole(g.cpu_utilization * 100.0),
+        fmt_whole(g.requests_per_cpu_s)
+    )
+}
+
+/// Why the numbers may describe the generator rather than the target.
+pub fn bottleneck_text(bottleneck: &str) -> String {
+    format!("{bottleneck}: the numbers may describe the generator, not the target")
+}
+
+/// The requests cut at the hard stop, when there were any.
+pub fn interrupted_text(g: &GeneratorInfo) -> Option<String> {
+    (g.interrupted_requests > 0).then(|| {
+        format!(
+            "{} requests still running at the hard stop are counted as `interrupted` failures",
+            g.interrupted_requests
+        )
+    })
+}
+
 /// What the LLM metric abbreviations mean, under their table.
 pub const LLM_LEGEND: &str = "TTFT: first token (content, reasoning or tool call) · TTFO: first visible answer · \
     ICL: gap between chunks · TPOT: (latency−TTFT)/(tokens−1) · NTPOT: latency/tokens";
@@ -110,7 +194,7 @@ pub fn levels(r: &RunReport) -> Option<(Grid, Vec<bool>)> {
                 format!("{} {unit}", row.level),
                 fmt_rate(s.rps),
                 s.requests.to_string(),
-                format!("{:.2}%", row.success_rate * 100.0),
+                fmt_value(row.success_rate, "%"),
                 opt_ms(lat, |x| x.p50_ms),
                 opt_ms(lat, |x| x.p95_ms),
                 opt_ms(lat, |x| x.p99_ms),

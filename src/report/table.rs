@@ -5,9 +5,9 @@ use std::fmt::Write;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{CellAlignment, ContentArrangement, Table};
 
-use super::rows;
-use crate::metrics::RequestSummary;
-use crate::result::{RunReport, RunStatus};
+use super::format::{fmt_cost, fmt_ms, fmt_secs, fmt_share, fmt_tenths, fmt_value, opt_ms};
+use super::rows::{self, load_shape, stats_row, status_text, target_text};
+use crate::result::RunReport;
 
 pub(super) fn table(header: Vec<&str>) -> Table {
     let mut t = Table::new();
@@ -32,83 +32,13 @@ pub(super) fn right_align(t: &mut Table, from: usize) {
     }
 }
 
-/// Milliseconds with precision that matches their size: 0.42, 9.87, 93.2, 1180.
-pub fn fmt_ms(v: f64) -> String {
-    if v < 10.0 {
-        format!("{v:.2}")
-    } else if v < 100.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.0}")
-    }
-}
-
-pub(super) fn fmt_rate(v: f64) -> String {
-    if v < 100.0 { format!("{v:.2}") } else { format!("{v:.1}") }
-}
-
-pub(super) fn stats_row(kind: &str, name: &str, s: &RequestSummary) -> Vec<String> {
-    let l = s.latency.as_ref();
-    let f = |g: fn(&crate::metrics::LatencySummary) -> f64| l.map_or("-".to_string(), |l| fmt_ms(g(l)));
-    vec![
-        kind.to_string(),
-        name.to_string(),
-        s.requests.to_string(),
-        format!("{} ({:.1}%)", s.failures, s.failure_rate * 100.0),
-        f(|l| l.mean_ms),
-        f(|l| l.min_ms),
-        f(|l| l.p50_ms),
-        f(|l| l.p90_ms),
-        f(|l| l.p95_ms),
-        f(|l| l.p99_ms),
-        f(|l| l.max_ms),
-        fmt_rate(s.rps),
-        fmt_rate(s.failures_per_s),
-    ]
-}
-
-/// Which load model ran, in one phrase: `closed model: 20 users, spawn 40/s`.
-pub(super) fn load_shape(r: &RunReport) -> String {
-    let l = &r.load;
-    match (&r.open, l.users, l.spawn_rate) {
-        (Some(o), _, _) => format!(
-            "open model: {}/s {} arrivals (at most {} in flight), achieved {:.1}/s, {} dropped",
-            o.target_rate,
-            l.arrival.as_deref().unwrap_or("constant"),
-            l.max_in_flight.unwrap_or(0),
-            o.achieved_rate,
-            o.dropped
-        ),
-        (None, Some(u), _) if !l.stages.is_empty() => {
-            let plan: Vec<String> = l.stages.iter().map(|(t, d)| format!("{t},{d}s")).collect();
-            format!("closed model: ramping to {u} users ({})", plan.join(";"))
-        }
-        (None, Some(u), Some(rate)) => format!("closed model: {u} users, spawn {rate}/s"),
-        (None, Some(u), None) => format!("closed model: {u} users"),
-        (None, None, _) => "closed model".to_string(),
-    }
-}
-
-pub(super) fn status_text(r: &RunReport) -> &'static str {
-    match r.status {
-        RunStatus::Completed => "completed",
-        RunStatus::Interrupted => "INTERRUPTED (partial results)",
-        RunStatus::Aborted => "ABORTED by a threshold (partial results)",
-        RunStatus::Failed => "FAILED: it measured nothing valid",
-    }
-}
-
-pub(super) fn target_text(r: &RunReport) -> String {
-    if r.target.embedded_mock { format!("embedded mock gateway ({})", r.target.url) } else { r.target.url.clone() }
-}
-
 pub fn render_summary(r: &RunReport) -> String {
     let mut out = String::new();
     let target = target_text(r);
     let shape = load_shape(r);
     let status = status_text(r);
     let _ = writeln!(out, "scenario {} · target {target}", r.scenario.name);
-    let _ = writeln!(out, "{shape} · ran {:.1}s · {status}", r.duration_s);
+    let _ = writeln!(out, "{shape} · ran {} · {status}", fmt_secs(r.duration_s));
     if let Some(f) = &r.failure {
         let _ = writeln!(out, "{}: {}", f.kind, f.message);
     }
@@ -156,8 +86,13 @@ pub fn render_summary(r: &RunReport) -> String {
     if let Some(l) = &r.totals.llm {
         let _ = writeln!(
             out,
-            "LLM: {} responses ({} streamed), {} output tokens ({:.1} tok/s), {} fallbacks, total cost ${:.4}",
-            l.responses, l.streamed, l.output_tokens, l.output_tokens_per_s, l.fallbacks, l.cost_usd
+            "LLM: {} responses ({} streamed), {} output tokens ({} tok/s), {} fallbacks, total cost {}",
+            l.responses,
+            l.streamed,
+            l.output_tokens,
+            fmt_tenths(l.output_tokens_per_s),
+            l.fallbacks,
+            fmt_value(l.cost_usd, "USD")
         );
     }
     if r.totals.retries > 0 {
@@ -173,21 +108,12 @@ pub fn render_summary(r: &RunReport) -> String {
     let g = &r.generator;
     let _ = writeln!(
         out,
-        "generator: {} worker threads, {:.2} CPU-s ({:.0}% of available), {:.0} requests per CPU-second{}",
-        g.workers,
-        g.cpu_s,
-        g.cpu_utilization * 100.0,
-        g.requests_per_cpu_s,
-        g.bottleneck
-            .as_ref()
-            .map_or(String::new(), |b| format!(" — {b}: the numbers may describe the generator, not the target"))
+        "{}{}",
+        rows::generator_text(g),
+        g.bottleneck.as_ref().map_or(String::new(), |b| format!(" — {}", rows::bottleneck_text(b)))
     );
-    if g.interrupted_requests > 0 {
-        let _ = writeln!(
-            out,
-            "{} requests still running at the hard stop are counted as `interrupted` failures",
-            g.interrupted_requests
-        );
+    if let Some(cut) = rows::interrupted_text(g) {
+        let _ = writeln!(out, "{cut}");
     }
     out
 }
@@ -229,23 +155,6 @@ pub fn render_list(rows: &[ListRow]) -> String {
     format!("{t}\n")
 }
 
-pub(super) fn fmt_cost(usd: f64) -> String {
-    if usd == 0.0 {
-        "-".to_string()
-    } else if usd < 0.01 {
-        format!("{usd:.6}")
-    } else {
-        format!("{usd:.4}")
-    }
-}
-
-pub(super) fn opt_ms(
-    l: Option<&crate::metrics::LatencySummary>,
-    get: fn(&crate::metrics::LatencySummary) -> f64,
-) -> String {
-    l.map_or("-".to_string(), |l| fmt_ms(get(l)))
-}
-
 /// Streaming and token metrics per LLM step, then the served-model distribution.
 fn render_llm(r: &RunReport, out: &mut String) {
     let grid = rows::llm_steps(r);
@@ -265,7 +174,7 @@ fn render_llm(r: &RunReport, out: &mut String) {
                 format!("{} › {}", s.user, s.name),
                 crate::redact::escape_line(&model.model).into_owned(),
                 model.responses.to_string(),
-                format!("{:.1}%", model.share * 100.0),
+                fmt_share(model.share),
                 model.fallbacks.to_string(),
                 opt_ms(model.latency.as_ref(), |x| x.mean_ms),
                 opt_ms(model.latency.as_ref(), |x| x.p95_ms),

@@ -39,15 +39,20 @@ fn parse_bytes(s: &str) -> Option<u64> {
     n.checked_mul(mult)
 }
 
-fn ranged(n: u64) -> Result<ByteSize, String> {
+/// A `max_body` outside the range the client accepts (`n` bytes).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "`max_body` must be from {} to {}, got {n} bytes; set e.g. `max_body = \"1MiB\"`",
+    human_bytes(MIN_MAX_BODY),
+    human_bytes(MAX_MAX_BODY)
+)]
+pub struct OutOfRange {
+    n: u64,
+}
+
+fn ranged(n: u64) -> Result<ByteSize, OutOfRange> {
     let ok = usize::try_from(n).ok().filter(|n| (MIN_MAX_BODY..=MAX_MAX_BODY).contains(n));
-    ok.map(ByteSize).ok_or_else(|| {
-        format!(
-            "`max_body` must be from {} to {}, got {n} bytes; set e.g. `max_body = \"1MiB\"`",
-            human_bytes(MIN_MAX_BODY),
-            human_bytes(MAX_MAX_BODY)
-        )
-    })
+    ok.map(ByteSize).ok_or(OutOfRange { n })
 }
 
 impl<'de> Deserialize<'de> for ByteSize {

@@ -21,6 +21,54 @@ use rand::rngs::SmallRng;
 use rand_distr::StandardNormal;
 use serde::Deserialize;
 
+/// A feeder that does not load: which one, and what is wrong with it (one line, with the fix).
+#[derive(Debug, thiserror::Error)]
+#[error("feeder `{feeder}`: {problem}")]
+pub struct FeederError {
+    /// The feeder's name, control characters escaped.
+    pub feeder: String,
+    pub problem: FeederProblem,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FeederProblem {
+    #[error("set either `file` or `synthetic`, not both; use two feeders if you need both")]
+    BothSources,
+    #[error("set `file = \"data.csv\"` (or a .jsonl file) or `synthetic = {{ mean_tokens = 200 }}`")]
+    NoSource,
+    #[error("`order` applies only to file feeders; remove it from this synthetic feeder")]
+    OrderOnSynthetic,
+    #[error(
+        "`name` must be an identifier (ASCII letters, digits and _, not starting with a digit), e.g. `prompts`, \
+         so templates can write {{{{ name.field }}}}"
+    )]
+    NotAnIdentifier,
+    #[error("`{0}` is a built-in template variable; pick another feeder name")]
+    BuiltinName(String),
+    #[error("`{0}` is a template keyword; pick another feeder name")]
+    TemplateKeyword(String),
+    #[error("`mean_tokens` must be between 1 and {MAX_TOKENS_LIMIT}, got {0}")]
+    MeanTokens(u32),
+    #[error("`stddev_tokens` must be a finite number >= 0, got {0}")]
+    StddevTokens(f64),
+    #[error("`max_tokens` must be at most {MAX_TOKENS_LIMIT}, got {0}")]
+    MaxTokens(u32),
+    #[error("need min_tokens <= mean_tokens <= max_tokens, got {min} <= {mean} <= {max}; adjust the bounds")]
+    TokenBounds { min: u32, mean: u32, max: u32 },
+    #[error("`file` is empty; give the path of a .csv or .jsonl file")]
+    EmptyPath,
+    /// `file` is the path as written, control characters escaped (so is `resolved`).
+    #[error("{file}: unknown file type; use .csv (header row = column names) or .jsonl (one JSON object per line)")]
+    UnknownType { file: String },
+    #[error("{file}: cannot read it ({error}; looked at {resolved}); paths are relative to the scenario file")]
+    Unreadable { file: String, resolved: String, error: std::io::Error },
+    #[error("{file}:{line}: not valid UTF-8; save the file as UTF-8")]
+    NotUtf8 { file: String, line: usize },
+    /// A row or line that does not parse; `line` (1-based) when one applies, `message` with the fix.
+    #[error("{file}{}: {message}", .line.map_or(String::new(), |l| format!(":{l}")))]
+    Parse { file: String, line: Option<u64>, message: String },
+}
+
 /// Template variables the engine always defines; a feeder with one of these names would shadow it.
 /// Kept here rather than imported so this module stays free of crate-internal dependencies.
 const BUILTIN_NAMES: &[&str] = &["user_id", "iteration", "random_id", "uuid", "timestamp_ms", "scenario"];
@@ -128,20 +176,14 @@ impl Feeder {
     /// Errors are one line naming the feeder and, for file problems, `file:line` and the fix, e.g.
     /// "feeder `prompts`: data/p.csv:7: row has 3 fields, the header has 2; ...". A file without rows is an
     /// error. Rows are parsed once here; nothing is re-read later.
-    pub fn load(spec: &FeederSpec, base_dir: &Path) -> Result<Feeder, String> {
-        let fail = |msg: String| format!("feeder `{}`: {msg}", one_line(&spec.name));
+    pub fn load(spec: &FeederSpec, base_dir: &Path) -> Result<Feeder, FeederError> {
+        let fail = |problem| FeederError { feeder: one_line(&spec.name), problem };
         check_name(&spec.name).map_err(fail)?;
         let source = match (&spec.file, &spec.synthetic) {
-            (Some(_), Some(_)) => {
-                Err("set either `file` or `synthetic`, not both; use two feeders if you need both".to_string())
-            }
-            (None, None) => {
-                Err("set `file = \"data.csv\"` (or a .jsonl file) or `synthetic = { mean_tokens = 200 }`".to_string())
-            }
+            (Some(_), Some(_)) => Err(FeederProblem::BothSources),
+            (None, None) => Err(FeederProblem::NoSource),
             (Some(file), None) => load_file(file, spec.order.unwrap_or(Order::Sequential), base_dir),
-            (None, Some(_)) if spec.order.is_some() => {
-                Err("`order` applies only to file feeders; remove it from this synthetic feeder".to_string())
-            }
+            (None, Some(_)) if spec.order.is_some() => Err(FeederProblem::OrderOnSynthetic),
             (None, Some(syn)) => Synthetic::new(syn).map(Source::Synthetic),
         }
         .map_err(fail)?;
@@ -201,25 +243,23 @@ impl Feeder {
 }
 
 impl Synthetic {
-    fn new(spec: &SyntheticSpec) -> Result<Synthetic, String> {
+    fn new(spec: &SyntheticSpec) -> Result<Synthetic, FeederProblem> {
         let mean = spec.mean_tokens;
         if !(1..=MAX_TOKENS_LIMIT).contains(&mean) {
-            return Err(format!("`mean_tokens` must be between 1 and {MAX_TOKENS_LIMIT}, got {mean}"));
+            return Err(FeederProblem::MeanTokens(mean));
         }
         let stddev = spec.stddev_tokens.unwrap_or(0.0);
         if !stddev.is_finite() || stddev < 0.0 {
-            return Err(format!("`stddev_tokens` must be a finite number >= 0, got {stddev}"));
+            return Err(FeederProblem::StddevTokens(stddev));
         }
         // Default 1 is always <= mean (checked above); an explicit bound is checked below.
         let min = spec.min_tokens.unwrap_or(1);
         let max = spec.max_tokens.unwrap_or_else(|| mean.saturating_mul(2).min(MAX_TOKENS_LIMIT));
         if max > MAX_TOKENS_LIMIT {
-            return Err(format!("`max_tokens` must be at most {MAX_TOKENS_LIMIT}, got {max}"));
+            return Err(FeederProblem::MaxTokens(max));
         }
         if !(min <= mean && mean <= max) {
-            return Err(format!(
-                "need min_tokens <= mean_tokens <= max_tokens, got {min} <= {mean} <= {max}; adjust the bounds"
-            ));
+            return Err(FeederProblem::TokenBounds { min, mean, max });
         }
         let salt = spec.salt.unwrap_or(true);
         Ok(Synthetic { mean: f64::from(mean), stddev, min, max, salt, nonce: rand::random() })
@@ -252,9 +292,9 @@ type ParseError = (Option<u64>, String);
 /// Column names and prebuilt rows, as both file parsers return them.
 type Parsed = Result<(Vec<Arc<str>>, Vec<Value>), ParseError>;
 
-fn load_file(file: &str, order: Order, base_dir: &Path) -> Result<Source, String> {
+fn load_file(file: &str, order: Order, base_dir: &Path) -> Result<Source, FeederProblem> {
     if file.trim().is_empty() {
-        return Err("`file` is empty; give the path of a .csv or .jsonl file".to_string());
+        return Err(FeederProblem::EmptyPath);
     }
     let shown = one_line(file);
     let path = base_dir.join(file);
@@ -262,26 +302,21 @@ fn load_file(file: &str, order: Order, base_dir: &Path) -> Result<Source, String
     let parse: fn(&str) -> Parsed = match extension.as_deref() {
         Some("csv") => parse_csv,
         Some("jsonl" | "ndjson") => parse_jsonl,
-        _ => {
-            return Err(format!(
-                "{shown}: unknown file type; use .csv (header row = column names) or .jsonl (one JSON object per line)"
-            ));
-        }
+        _ => return Err(FeederProblem::UnknownType { file: shown }),
     };
-    let bytes = std::fs::read(&path).map_err(|e| {
-        let resolved = one_line(&path.display().to_string());
-        format!("{shown}: cannot read it ({e}; looked at {resolved}); paths are relative to the scenario file")
+    let bytes = std::fs::read(&path).map_err(|error| FeederProblem::Unreadable {
+        file: shown.clone(),
+        resolved: one_line(&path.display().to_string()),
+        error,
     })?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        let line = line_of(e.as_bytes(), e.utf8_error().valid_up_to());
-        format!("{shown}:{line}: not valid UTF-8; save the file as UTF-8")
+    let text = String::from_utf8(bytes).map_err(|e| FeederProblem::NotUtf8 {
+        file: shown.clone(),
+        line: line_of(e.as_bytes(), e.utf8_error().valid_up_to()),
     })?;
     // Spreadsheet exports often start with a byte-order mark, which would otherwise join the first column's name.
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-    let (fields, rows) = parse(text).map_err(|(line, msg)| match line {
-        Some(line) => format!("{shown}:{line}: {msg}"),
-        None => format!("{shown}: {msg}"),
-    })?;
+    let (fields, rows) =
+        parse(text).map_err(|(line, message)| FeederProblem::Parse { file: shown.clone(), line, message })?;
     Ok(Source::Rows { fields, rows, order, cursor: AtomicUsize::new(0) })
 }
 
@@ -398,21 +433,17 @@ fn json_to_text(value: serde_json::Value) -> Value {
     }
 }
 
-fn check_name(name: &str) -> Result<(), String> {
+fn check_name(name: &str) -> Result<(), FeederProblem> {
     let mut chars = name.chars();
     let starts_well = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
     if !starts_well || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(
-            "`name` must be an identifier (ASCII letters, digits and _, not starting with a digit), e.g. `prompts`, \
-             so templates can write {{ name.field }}"
-                .to_string(),
-        );
+        return Err(FeederProblem::NotAnIdentifier);
     }
     if BUILTIN_NAMES.contains(&name) {
-        return Err(format!("`{name}` is a built-in template variable; pick another feeder name"));
+        return Err(FeederProblem::BuiltinName(name.to_string()));
     }
     if TEMPLATE_WORDS.contains(&name) {
-        return Err(format!("`{name}` is a template keyword; pick another feeder name"));
+        return Err(FeederProblem::TemplateKeyword(name.to_string()));
     }
     Ok(())
 }

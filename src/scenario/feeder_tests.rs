@@ -41,7 +41,7 @@ fn get(row: &Value, key: &str) -> String {
 }
 
 fn load_err(spec: &FeederSpec, dir: &Path) -> String {
-    let err = Feeder::load(spec, dir).unwrap_err();
+    let err = Feeder::load(spec, dir).unwrap_err().to_string();
     assert!(!err.contains('\n'), "error must be one line: {err}");
     err
 }
@@ -334,9 +334,26 @@ fn arbitrary_bytes_never_panic() {
                             assert!(feeder.pick(user, &mut r).get_attr(&feeder.fields()[0]).is_ok());
                         }
                     }
-                    Err(err) => assert!(err.starts_with("feeder `f`: ") && !err.contains('\n'), "{err}"),
+                    Err(err) => {
+                        assert!(err.to_string().starts_with("feeder `f`: ") && !err.to_string().contains('\n'), "{err}")
+                    }
                 }
             }
         }
     }
+}
+
+#[test]
+fn messages_with_braces_read_as_before() {
+    let d = Path::new(".");
+    let none = FeederSpec { file: None, ..file_spec("p", "x.csv", None) };
+    assert_eq!(
+        load_err(&none, d),
+        "feeder `p`: set `file = \"data.csv\"` (or a .jsonl file) or `synthetic = { mean_tokens = 200 }`"
+    );
+    assert_eq!(
+        load_err(&file_spec("1p", "x.csv", None), d),
+        "feeder `1p`: `name` must be an identifier (ASCII letters, digits and _, not starting with a digit), e.g. \
+         `prompts`, so templates can write {{ name.field }}"
+    );
 }

@@ -5,13 +5,46 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use super::load::ScenarioError;
-use super::{BUILTIN_VARS, Scenario, Step, TemplateSet, ThresholdEntry, env};
+use super::{BUILTIN_VARS, Scenario, Step, TemplateSet, ThresholdEntry, UserClass, env};
 
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 
 pub(super) fn validate(s: &Scenario, path: &Path, src: &str) -> Result<(), ScenarioError> {
-    let err = |offset: Option<usize>, msg: String| ScenarioError::at(path, src, offset, msg);
     super::ranges::check(s, path, src)?;
+    check_load_model(s, path, src)?;
+    check_aliases_and_pricing(s, path, src)?;
+    let err = |offset: Option<usize>, msg: String| ScenarioError::at(path, src, offset, msg);
+    if s.users.is_empty() {
+        return Err(err(None, "no user classes: add a `[[user]]` table with at least one `[[user.step]]`".into()));
+    }
+    for (key, _) in s.defaults.headers.iter().chain(&s.vars) {
+        check_env(key, path, src, None)?;
+    }
+    for v in s.defaults.headers.values().chain(s.vars.values()) {
+        check_env(v, path, src, None)?;
+    }
+    let mut templates = TemplateSet::new();
+    let mut class_names = HashSet::new();
+    let mut all_steps = HashSet::new();
+    for user in &s.users {
+        let uname = user.name.get_ref();
+        if uname.trim().is_empty() || !class_names.insert(uname.as_str()) {
+            return Err(err(
+                Some(user.name.span().start),
+                format!("user class name `{uname}` is empty or used twice; give each [[user]] a unique name"),
+            ));
+        }
+        check_user(s, user, &mut all_steps, &mut templates, path, src)?;
+    }
+    for (key, exprs) in &s.thresholds {
+        check_thresholds(key, exprs, &all_steps, &class_names, path, src)?;
+    }
+    check_regression(s, &all_steps, &class_names, path, src)
+}
+
+/// The `[load]` keys that belong to one load model only, and the breaking-point levels.
+fn check_load_model(s: &Scenario, path: &Path, src: &str) -> Result<(), ScenarioError> {
+    let err = |offset: Option<usize>, msg: String| ScenarioError::at(path, src, offset, msg);
     let load = &s.load;
     if load.rate.is_some() {
         if let Some(u) = &load.users {
@@ -55,6 +88,11 @@ pub(super) fn validate(s: &Scenario, path: &Path, src: &str) -> Result<(), Scena
             ));
         }
     }
+    Ok(())
+}
+
+fn check_aliases_and_pricing(s: &Scenario, path: &Path, src: &str) -> Result<(), ScenarioError> {
+    let err = |offset: Option<usize>, msg: String| ScenarioError::at(path, src, offset, msg);
     for (alias, tiers) in &s.aliases {
         if tiers.is_empty() {
             return Err(err(
@@ -71,84 +109,86 @@ pub(super) fn validate(s: &Scenario, path: &Path, src: &str) -> Result<(), Scena
             ));
         }
     }
-    if s.users.is_empty() {
-        return Err(err(None, "no user classes: add a `[[user]]` table with at least one `[[user.step]]`".into()));
-    }
-    for (key, _) in s.defaults.headers.iter().chain(&s.vars) {
-        check_env(key, path, src, None)?;
-    }
-    for v in s.defaults.headers.values().chain(s.vars.values()) {
-        check_env(v, path, src, None)?;
-    }
-    let mut templates = TemplateSet::new();
-    let mut class_names = HashSet::new();
-    let mut all_steps = HashSet::new();
-    for user in &s.users {
-        let uname = user.name.get_ref();
-        let uoff = Some(user.name.span().start);
-        if uname.trim().is_empty() || !class_names.insert(uname.as_str()) {
+    Ok(())
+}
+
+/// One user class: weight, steps, unique step names (added to `all_steps`), and every step's templates with the
+/// variables known where it runs.
+fn check_user(
+    s: &Scenario,
+    user: &UserClass,
+    all_steps: &mut HashSet<String>,
+    templates: &mut TemplateSet,
+    path: &Path,
+    src: &str,
+) -> Result<(), ScenarioError> {
+    let err = |offset: Option<usize>, msg: String| ScenarioError::at(path, src, offset, msg);
+    let uname = user.name.get_ref();
+    let uoff = Some(user.name.span().start);
+    if let Some(w) = &user.weight {
+        if *w.get_ref() < 1 {
             return Err(err(
-                uoff,
-                format!("user class name `{uname}` is empty or used twice; give each [[user]] a unique name"),
+                Some(w.span().start),
+                format!("`weight` of user `{uname}` must be at least 1, got {}", w.get_ref()),
             ));
         }
-        if let Some(w) = &user.weight {
-            if *w.get_ref() < 1 {
-                return Err(err(
-                    Some(w.span().start),
-                    format!("`weight` of user `{uname}` must be at least 1, got {}", w.get_ref()),
-                ));
-            }
-        }
-        if user.steps.is_empty() {
-            return Err(err(uoff, format!("user `{uname}` has no steps: add a `[[user.step]]` below it")));
-        }
-        let mut base: HashSet<String> = BUILTIN_VARS.iter().map(|v| v.to_string()).collect();
-        base.extend(s.vars.keys().cloned());
-        base.extend(s.feeders.iter().map(|f| f.name.clone()));
-        let mut step_names = HashSet::new();
-        let all_in_class = user.on_start.iter().chain(&user.steps).chain(&user.on_stop);
-        for step in all_in_class {
-            let sname = step.name.get_ref();
-            if !step_names.insert(sname.as_str()) {
-                return Err(err(
-                    Some(step.name.span().start),
-                    format!("step name `{sname}` is used twice in user `{uname}`; step names must be unique"),
-                ));
-            }
-            all_steps.insert(sname.clone());
-        }
-        // on_start captures (a login token) are known to every later step.
-        let mut known = base;
-        for step in &user.on_start {
-            no_loop(step, path, src)?;
-            check_step(step, uname, &known, &mut templates, path, src)?;
-            known.extend(step.capture.keys().cloned());
-        }
-        let ranges = loop_ranges(&user.steps, path, src)?;
-        let mut so_far = known.clone();
-        for (i, step) in user.steps.iter().enumerate() {
-            // Inside a loop, what a later step of the loop captured is known on the next pass.
-            let mut here = so_far.clone();
-            for &(from, to) in ranges.iter().filter(|(f, t)| (*f..=*t).contains(&i)) {
-                here.extend(user.steps[from..=to].iter().flat_map(|s| s.capture.keys().cloned()));
-            }
-            check_step(step, uname, &here, &mut templates, path, src)?;
-            so_far.extend(step.capture.keys().cloned());
-        }
-        for step in &user.on_stop {
-            no_loop(step, path, src)?;
-            check_step(step, uname, &so_far, &mut templates, path, src)?;
-            so_far.extend(step.capture.keys().cloned());
-        }
-        let known = so_far;
-        for t in s.defaults.headers.values() {
-            check_template(t, "[defaults] headers", uname, &known, &mut templates, path, src, 0)?;
-        }
     }
-    for (key, exprs) in &s.thresholds {
-        check_thresholds(key, exprs, &all_steps, &class_names, path, src)?;
+    if user.steps.is_empty() {
+        return Err(err(uoff, format!("user `{uname}` has no steps: add a `[[user.step]]` below it")));
     }
+    let mut base: HashSet<String> = BUILTIN_VARS.iter().map(|v| v.to_string()).collect();
+    base.extend(s.vars.keys().cloned());
+    base.extend(s.feeders.iter().map(|f| f.name.clone()));
+    let mut step_names = HashSet::new();
+    let all_in_class = user.on_start.iter().chain(&user.steps).chain(&user.on_stop);
+    for step in all_in_class {
+        let sname = step.name.get_ref();
+        if !step_names.insert(sname.as_str()) {
+            return Err(err(
+                Some(step.name.span().start),
+                format!("step name `{sname}` is used twice in user `{uname}`; step names must be unique"),
+            ));
+        }
+        all_steps.insert(sname.clone());
+    }
+    // on_start captures (a login token) are known to every later step.
+    let mut known = base;
+    for step in &user.on_start {
+        no_loop(step, path, src)?;
+        check_step(step, uname, &known, templates, path, src)?;
+        known.extend(step.capture.keys().cloned());
+    }
+    let ranges = loop_ranges(&user.steps, path, src)?;
+    let mut so_far = known.clone();
+    for (i, step) in user.steps.iter().enumerate() {
+        // Inside a loop, what a later step of the loop captured is known on the next pass.
+        let mut here = so_far.clone();
+        for &(from, to) in ranges.iter().filter(|(f, t)| (*f..=*t).contains(&i)) {
+            here.extend(user.steps[from..=to].iter().flat_map(|s| s.capture.keys().cloned()));
+        }
+        check_step(step, uname, &here, templates, path, src)?;
+        so_far.extend(step.capture.keys().cloned());
+    }
+    for step in &user.on_stop {
+        no_loop(step, path, src)?;
+        check_step(step, uname, &so_far, templates, path, src)?;
+        so_far.extend(step.capture.keys().cloned());
+    }
+    let known = so_far;
+    for t in s.defaults.headers.values() {
+        check_template(t, "[defaults] headers", uname, &known, templates, path, src, 0)?;
+    }
+    Ok(())
+}
+
+/// `[regression]` entries parse, and a selector names a step or user class the scenario defines.
+fn check_regression(
+    s: &Scenario,
+    all_steps: &HashSet<String>,
+    class_names: &HashSet<&str>,
+    path: &Path,
+    src: &str,
+) -> Result<(), ScenarioError> {
     for (key, entry) in &s.regression {
         let at = key_offset(src, "[regression]", key);
         let rule = crate::baseline::parse_entry(key, entry).map_err(|m| ScenarioError::at(path, src, at, m))?;

@@ -12,11 +12,11 @@ use std::fmt::Write;
 
 use plotters::style::RGBColor;
 
-use super::table::{load_shape, status_text, target_text};
+use super::rows::{load_shape, status_text, target_text};
 use crate::metrics::{Hist, SeriesPoint, decode_histogram, new_hist};
-use crate::report::gate::fmt_value;
-use crate::result::{Histograms, RunReport, RunStatus};
-use plots::{BLUE, GREEN, GREY, Line, ORANGE, PURPLE, RED};
+use crate::report::format::{fmt_secs, fmt_value, fmt_whole};
+use crate::result::{RunReport, RunStatus};
+use plots::{BLUE, GREEN, GREY, Line, ORANGE, PURPLE, PlotError, RED};
 
 /// Escapes text for HTML content and quoted attribute values.
 pub fn esc(s: &str) -> String {
@@ -166,10 +166,10 @@ fn header(r: &RunReport, out: &mut String) {
     }
     let _ = writeln!(
         out,
-        "<p class=\"meta\">target {} · {} · ran {:.1}s · {}</p>",
+        "<p class=\"meta\">target {} · {} · ran {} · {}</p>",
         esc(&target_text(r)),
         esc(&load_shape(r)),
-        r.duration_s,
+        fmt_secs(r.duration_s),
         esc(status_text(r))
     );
     let _ = writeln!(
@@ -203,7 +203,7 @@ fn kpis(r: &RunReport, out: &mut String) {
         if let Some(ttft) = &l.ttft {
             cards.push((fmt_value(ttft.p95_ms, "ms"), "TTFT p95"));
         }
-        cards.push((format!("{:.0}", l.output_tokens_per_s), "output tok/s"));
+        cards.push((fmt_whole(l.output_tokens_per_s), "output tok/s"));
         if l.cost_usd > 0.0 {
             cards.push((fmt_value(l.cost_usd, "USD"), "cost"));
         }
@@ -246,7 +246,7 @@ fn legend_of(lines: &[Line]) -> Vec<(&str, RGBColor, bool)> {
 }
 
 /// A plot in a figure with its caption and an HTML legend (colour, dashed, label).
-fn figure(out: &mut String, caption: &str, svg: Result<String, String>, legend: &[(&str, RGBColor, bool)]) {
+fn figure(out: &mut String, caption: &str, svg: Result<String, PlotError>, legend: &[(&str, RGBColor, bool)]) {
     let _ = write!(out, "<figure>\n<figcaption>{}</figcaption>\n", esc(caption));
     match svg {
         Ok(svg) => {
@@ -270,7 +270,7 @@ fn figure(out: &mut String, caption: &str, svg: Result<String, String>, legend: 
             out.push_str("</div>\n");
         }
         Err(e) => {
-            let _ = writeln!(out, "<p class=\"note\">{}</p>", esc(&e));
+            let _ = writeln!(out, "<p class=\"note\">{}</p>", esc(&e.to_string()));
         }
     }
     out.push_str("</figure>\n");
@@ -319,15 +319,16 @@ fn over_time(r: &RunReport, out: &mut String) {
 }
 
 /// The merged histogram of one metric over the steps that have it; `Err` names a corrupt one.
-fn merged(r: &RunReport, what: &str, pick: fn(&Histograms) -> &str) -> Result<Hist, String> {
+fn merged(r: &RunReport, what: &str, pick: fn(&crate::result::Histograms) -> &str) -> Result<Hist, PlotError> {
     let mut h = new_hist();
     for s in &r.steps {
         let e = pick(&s.histograms);
         if e.is_empty() {
             continue;
         }
-        let x = decode_histogram(e).map_err(|err| format!("step `{}` {what} histogram: {err}", s.name))?;
-        h.add(&x).map_err(|err| format!("step `{}` {what} histogram: {err:?}", s.name))?;
+        let corrupt = |reason: String| PlotError::Histogram { step: s.name.clone(), what: what.into(), reason };
+        let x = decode_histogram(e).map_err(|err| corrupt(err.to_string()))?;
+        h.add(&x).map_err(|err| corrupt(format!("{err:?}")))?;
     }
     Ok(h)
 }
@@ -359,7 +360,7 @@ fn distributions(r: &RunReport, out: &mut String) {
             &legend_of(&lines),
         );
     }
-    let streams: Vec<(&str, &str, Result<Hist, String>)> = vec![
+    let streams: Vec<(&str, &str, Result<Hist, PlotError>)> = vec![
         ("Time to first token (TTFT) by percentile", "TTFT", merged(r, "ttft", |h| &h.ttft)),
         ("Inter-chunk latency (ICL) by percentile", "ICL", merged(r, "icl", |h| &h.icl)),
     ];
@@ -382,21 +383,12 @@ fn distributions(r: &RunReport, out: &mut String) {
 
 fn footer(r: &RunReport, out: &mut String) {
     let g = &r.generator;
-    let mut parts = vec![format!(
-        "generator: {} worker threads, {:.2} CPU-s ({:.0}% of available), {:.0} requests per CPU-second",
-        g.workers,
-        g.cpu_s,
-        g.cpu_utilization * 100.0,
-        g.requests_per_cpu_s
-    )];
+    let mut parts = vec![super::rows::generator_text(g)];
     if let Some(b) = &g.bottleneck {
-        parts.push(format!("{b}: the numbers may describe the generator, not the target"));
+        parts.push(super::rows::bottleneck_text(b));
     }
-    if g.interrupted_requests > 0 {
-        parts.push(format!(
-            "{} requests still running at the hard stop are counted as `interrupted` failures",
-            g.interrupted_requests
-        ));
+    if let Some(cut) = super::rows::interrupted_text(g) {
+        parts.push(cut);
     }
     if r.totals.retries > 0 {
         parts.push(format!("{} attempts were retried after a retryable status", r.totals.retries));

@@ -8,6 +8,7 @@ use plotters::coord::ranged1d::Ranged;
 use plotters::prelude::*;
 
 use crate::metrics::Hist;
+use crate::report::format::fmt_tick;
 use crate::result::LevelsReport;
 
 /// One drawn series; its legend is HTML under the plot.
@@ -50,22 +51,21 @@ pub const HALF: (u32, u32) = (520, 310);
 const LABEL: u32 = 16;
 const DESC: u32 = 17;
 
-fn err(e: impl std::fmt::Display) -> String {
-    format!("cannot draw the plot: {e}")
+/// Why a figure has no plot; shown in its place, the rest of the page is still written.
+#[derive(Debug, thiserror::Error)]
+pub enum PlotError {
+    /// plotters failed (its error is generic over the backend, so it is kept as text).
+    #[error("cannot draw the plot: {0}")]
+    Draw(String),
+    #[error("no level ran")]
+    NoLevels,
+    /// A stored histogram that does not decode or merge.
+    #[error("step `{step}` {what} histogram: {reason}")]
+    Histogram { step: String, what: String, reason: String },
 }
 
-/// A tick label with the precision its size deserves: 0.25, 2.5, 25, 250.
-pub fn fmt_tick(v: f64) -> String {
-    let s = if v == 0.0 {
-        return "0".into();
-    } else if v.abs() >= 100.0 {
-        format!("{v:.0}")
-    } else if v.abs() >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
-    };
-    if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
+fn err(e: impl std::fmt::Display) -> PlotError {
+    PlotError::Draw(e.to_string())
 }
 
 /// The top of a y axis: a little above the largest value, 1 when there is nothing.
@@ -118,7 +118,7 @@ fn draw_lines<'a, DB: DrawingBackend + 'a>(
         Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
     >,
     lines: &[(&Line, Segments)],
-) -> Result<(), String> {
+) -> Result<(), PlotError> {
     for (l, segments) in lines {
         let st = style(l);
         for seg in segments {
@@ -134,7 +134,7 @@ fn draw_lines<'a, DB: DrawingBackend + 'a>(
     Ok(())
 }
 
-fn canvas(svg: &mut String, size: (u32, u32)) -> Result<DrawingArea<SVGBackend<'_>, Shift>, String> {
+fn canvas(svg: &mut String, size: (u32, u32)) -> Result<DrawingArea<SVGBackend<'_>, Shift>, PlotError> {
     let root = SVGBackend::with_string(svg, size).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     Ok(root)
@@ -161,7 +161,7 @@ fn house_style<'m, 'a, 'b, X: Ranged, Y: Ranged, DB: DrawingBackend>(
         .light_line_style(TRANSPARENT)
 }
 
-fn xy_chart(size: (u32, u32), a: Axes<'_>, segs: &[(&Line, Segments)]) -> Result<String, String> {
+fn xy_chart(size: (u32, u32), a: Axes<'_>, segs: &[(&Line, Segments)]) -> Result<String, PlotError> {
     let max = segs.iter().flat_map(|(_, s)| s.iter().flatten()).map(|p| p.1).fold(0.0, f64::max);
     let mut svg = String::new();
     {
@@ -189,7 +189,7 @@ fn xy_chart(size: (u32, u32), a: Axes<'_>, segs: &[(&Line, Segments)]) -> Result
 }
 
 /// A time-series plot: x = seconds from the start (minutes for runs longer than 5 minutes).
-pub fn time_chart(y_desc: &str, size: (u32, u32), span_s: f64, lines: &[Line]) -> Result<String, String> {
+pub fn time_chart(y_desc: &str, size: (u32, u32), span_s: f64, lines: &[Line]) -> Result<String, PlotError> {
     let (unit, x_desc) = if span_s > 300.0 { (60.0, "elapsed (min)") } else { (1.0, "elapsed (s)") };
     let scaled: Vec<(&Line, Segments)> = lines
         .iter()
@@ -243,7 +243,7 @@ pub fn percentile_span(hists: &[&Hist]) -> f64 {
 }
 
 /// The latency distribution as HdrHistogram plots it: value by percentile, on a log axis of 1 − q.
-pub fn percentile_chart(y_desc: &str, size: (u32, u32), x_max: f64, lines: &[Line]) -> Result<String, String> {
+pub fn percentile_chart(y_desc: &str, size: (u32, u32), x_max: f64, lines: &[Line]) -> Result<String, PlotError> {
     let segs: Vec<(&Line, Segments)> = lines.iter().map(|l| (l, downsample(&l.points, l.points.len()))).collect();
     let axes = Axes {
         x_max,
@@ -258,12 +258,12 @@ pub fn percentile_chart(y_desc: &str, size: (u32, u32), x_max: f64, lines: &[Lin
 
 /// The breaking-point curve: p95 latency (left axis) and error rate (right axis) by load level; the first
 /// level that broke is marked with a vertical line.
-pub fn levels_chart(l: &LevelsReport) -> Result<String, String> {
+pub fn levels_chart(l: &LevelsReport) -> Result<String, PlotError> {
     let unit = if l.kind == "users" { "users" } else { "arrivals/s" };
     let xs: Vec<f64> = l.levels.iter().map(|x| x.level).collect();
     let (lo, hi) = xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
     if !lo.is_finite() {
-        return Err("no level ran".into());
+        return Err(PlotError::NoLevels);
     }
     let pad = ((hi - lo) * 0.05).max(0.5);
     let (x0, x1) = ((lo - pad).max(0.0), hi + pad);

@@ -3,10 +3,12 @@
 use std::fmt::Write;
 
 use super::esc;
-use crate::report::gate::{comparison_conclusion, comparison_rows, fmt_observed, fmt_value};
+use crate::report::format::{fmt_cost, fmt_ms, fmt_observed, fmt_share, fmt_tenths, fmt_value, opt_ms};
+use crate::report::gate::{comparison_conclusion, comparison_rows};
 use crate::report::rows;
-use crate::report::table::{fmt_cost, fmt_ms, opt_ms, stats_row};
-use crate::result::{Change, Comparison, RunReport};
+use crate::report::rows::stats_row;
+use crate::result::RunReport;
+use crate::result::{Change, Comparison};
 
 /// One table row: its cells (plain text, escaped when written) and a class for the whole row.
 pub struct Row {
@@ -154,7 +156,7 @@ pub fn models(r: &RunReport, out: &mut String) {
             Row::plain(vec![
                 m.model.clone(),
                 m.responses.to_string(),
-                format!("{:.1}%", m.share * 100.0),
+                fmt_share(m.share),
                 m.fallbacks.to_string(),
                 m.output_tokens.to_string(),
                 opt_ms(m.latency.as_ref(), |x| x.mean_ms),
@@ -168,14 +170,14 @@ pub fn models(r: &RunReport, out: &mut String) {
     }
     let _ = writeln!(
         out,
-        "<p class=\"note\">{} responses ({} streamed), {} input and {} output tokens ({:.1} tok/s), {} fallbacks ({:.1}%), total cost {}</p>",
+        "<p class=\"note\">{} responses ({} streamed), {} input and {} output tokens ({} tok/s), {} fallbacks ({}), total cost {}</p>",
         l.responses,
         l.streamed,
         l.input_tokens,
         l.output_tokens,
-        l.output_tokens_per_s,
+        fmt_tenths(l.output_tokens_per_s),
         l.fallbacks,
-        l.fallback_rate * 100.0,
+        fmt_share(l.fallback_rate),
         esc(&fmt_value(l.cost_usd, "USD"))
     );
 }
