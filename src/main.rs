@@ -2,15 +2,13 @@
 //! 2 usage/scenario/runtime error, 3 nothing valid measured or the report not written, 128+n stopped by signal n).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-mod cli;
-
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{ArrivalArg, Cli, Command, CompareArgs, MockArgs, ReportArgs, RunArgs};
 use run_load_test::app::{self, Outcome};
-use run_load_test::config::{self, ArrivalKind, GateOutputs, Overrides, RunConfig};
+use run_load_test::cli::{self, Cli, Command, CompareArgs, MockArgs, ReportArgs};
+use run_load_test::config::{self, GateOutputs, RunConfig};
 use run_load_test::mock::MockConfig;
 use run_load_test::scenario;
 use run_load_test::{redact, report};
@@ -59,7 +57,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Run(args) => {
             // Before the scenario and its data files are read: a signal during setup stops the run, with a report.
             app::handle_signals()?;
-            let cfg = RunConfig::resolve(overrides(*args))?;
+            let cfg = RunConfig::resolve(*args)?;
             Ok(app::run(cfg)?.1)
         }
         Command::Mock(a) => {
@@ -76,7 +74,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         }
         Command::Report(a) => {
             let ReportArgs { result, formats, out } = a;
-            let formats = config::report_formats(&formats)?;
+            let formats = config::report_formats(&formats);
             app::rerender(&result, &formats, out.as_deref())?;
             Ok(Outcome::Passed)
         }
@@ -84,84 +82,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
             report::print_out(&report::json_schema());
             Ok(Outcome::Passed)
         }
-    }
-}
-
-fn overrides(a: RunArgs) -> Overrides {
-    let RunArgs {
-        scenario,
-        target,
-        users,
-        spawn_rate,
-        duration,
-        iterations,
-        rate,
-        arrival,
-        max_in_flight,
-        iterations_per_user,
-        thresholds,
-        stages,
-        sweep,
-        hold,
-        tags,
-        exclude_tags,
-        out,
-        seed,
-        timeout,
-        graceful_stop,
-        workers,
-        insecure,
-        quiet,
-        scenarios_dir,
-        baseline,
-        save_baseline,
-        junit,
-        summary_md,
-        mock_settings,
-        formats,
-        ndjson,
-        metrics_addr,
-        pushgateway,
-        no_fail_fast,
-    } = a;
-    Overrides {
-        scenario,
-        scenarios_dir,
-        target,
-        users,
-        spawn_rate,
-        duration,
-        iterations,
-        rate,
-        arrival: arrival.map(|a| match a {
-            ArrivalArg::Constant => ArrivalKind::Constant,
-            ArrivalArg::Poisson => ArrivalKind::Poisson,
-        }),
-        max_in_flight,
-        iterations_per_user,
-        thresholds,
-        stages,
-        sweep,
-        hold,
-        tags,
-        exclude_tags,
-        out,
-        seed,
-        timeout,
-        graceful_stop,
-        workers,
-        insecure,
-        quiet,
-        baseline,
-        save_baseline,
-        junit,
-        summary_md,
-        mock_settings,
-        formats,
-        ndjson,
-        metrics_addr,
-        pushgateway,
-        no_fail_fast,
     }
 }
 
