@@ -2,6 +2,7 @@
 //! CI on SLOs. Data flows cli → config → engine (client, mock) → metrics → report; see DESIGN.md.
 
 pub mod app;
+pub mod background;
 pub mod baseline;
 pub mod cli;
 pub mod client;
