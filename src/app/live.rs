@@ -26,7 +26,7 @@ pub fn measurements<'a>(plan: &'a Plan, rec: &'a Recorder, elapsed: Duration) ->
 pub trait IntervalSink {
     fn interval(&mut self, plan: &Plan, progress: &Progress, interval: &Recorder, totals: &Recorder);
     /// After the last interval: flush, close, push. An error is reported, the run's report is still written.
-    fn finish(&mut self) -> Result<(), String> {
+    fn finish(&mut self) -> anyhow::Result<()> {
         Ok(())
     }
 }

@@ -127,11 +127,11 @@ impl IntervalSink for PromSink {
         live.absorb(progress.users, progress.in_flight, interval);
     }
 
-    fn finish(&mut self) -> Result<(), String> {
+    fn finish(&mut self) -> Result<()> {
         let Some(push) = &self.push else { return Ok(()) };
-        let fail = |e: String| format!("--pushgateway: cannot push to {}: {e}", push.url);
-        let body = self.exposition.render().map_err(|e| fail(e.to_string()))?;
-        push_text(push, body).map_err(fail)?;
+        let fail = || format!("--pushgateway: cannot push to {}", push.url);
+        let body = self.exposition.render().map_err(|e| anyhow::anyhow!("{e}")).with_context(fail)?;
+        push_text(push, body).with_context(fail)?;
         if !self.quiet {
             report::print_note(&format!("pushed the final metrics to {}{}", push.url, push.path));
         }
@@ -140,25 +140,25 @@ impl IntervalSink for PromSink {
 }
 
 /// PUT replaces the whole group, so the Pushgateway holds exactly this run's final values.
-fn push_text(push: &Push, body: String) -> Result<(), String> {
+fn push_text(push: &Push, body: String) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start a runtime: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("cannot start a runtime: {e}"))?;
     rt.block_on(async {
         let mut c = push.client.build();
         let req = http::Request::put(format!("{}{}", push.client.prefix(), push.path))
             .header(http::header::HOST, push.client.host_header().clone())
             .header(http::header::CONTENT_TYPE, CONTENT_TYPE)
             .body(http_body_util::Full::new(Bytes::from(body)))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut answer = Vec::new();
         let reading = Reading { buf: Some(&mut answer), keep: true, ..Default::default() };
-        let ex = c.exchange(req, PUSH_TIMEOUT, reading).await.map_err(|f| f.message)?;
+        let ex = c.exchange(req, PUSH_TIMEOUT, reading).await.map_err(|f| anyhow::anyhow!("{}", f.message))?;
         if !(200..300).contains(&ex.status) {
             let text = String::from_utf8_lossy(&answer);
             let text: String = text.trim().chars().take(300).collect();
-            return Err(format!("HTTP {}: {text}", ex.status));
+            anyhow::bail!("HTTP {}: {text}", ex.status);
         }
         Ok(())
     })

@@ -65,7 +65,7 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
     redact::install(urls.into_iter().flatten().flat_map(|u| redact::url_secrets(u)).collect());
     report::prepare_dir(&cfg.out_dir).map_err(anyhow::Error::msg)?;
     // Every output path is tried now: an unwritable one is exit 2 in the first second, not after the run.
-    gate::check_paths(&cfg.outputs).map_err(anyhow::Error::msg)?;
+    gate::check_paths(&cfg.outputs)?;
     // Read before any load is sent: a missing or corrupt baseline is exit 2 in the first second.
     let baseline = cfg.outputs.baseline.as_deref().map(baseline::load).transpose().map_err(anyhow::Error::msg)?;
     let mock = match &cfg.target {
@@ -134,18 +134,18 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
     };
     // Live files are opened now, so a bad path is an error before any load is sent.
     if let Some(path) = &cfg.files.ndjson {
-        gate.sinks.push(Box::new(outputs::NdjsonSink::create(path).map_err(anyhow::Error::msg)?));
+        gate.sinks.push(Box::new(outputs::NdjsonSink::create(path)?));
     }
     if cfg.files.hlog {
         let dir = cfg.out_dir.join("hlog");
-        let sink = outputs::HlogSink::create(&dir, &plan, std::time::SystemTime::now()).map_err(anyhow::Error::msg)?;
+        let sink = outputs::HlogSink::create(&dir, &plan, std::time::SystemTime::now())?;
         gate.sinks.push(Box::new(sink));
     }
     if let Some(p) = metrics_server::PromSink::start(&s.name, &plan, &cfg.prometheus, cfg.insecure, cfg.quiet)? {
         gate.sinks.push(Box::new(p));
     }
     // Last, so a bad path of another live file leaves no journal of a run that never started.
-    gate.sinks.push(Box::new(journal::JournalSink::create(&cfg.out_dir, &description).map_err(anyhow::Error::msg)?));
+    gate.sinks.push(Box::new(journal::JournalSink::create(&cfg.out_dir, &description)?));
     // A breaking-point search breaks a level on a failed threshold as on its own limits.
     let slo = |r: &engine::EngineResult| {
         let verdicts = crate::slo::evaluate(&cfg.thresholds, &live::measurements(&plan, &r.total, r.elapsed));
@@ -164,7 +164,7 @@ pub fn run(mut cfg: RunConfig) -> Result<(RunReport, Outcome)> {
     }
     for s in gate.sinks.iter_mut() {
         if let Err(e) = s.finish() {
-            report::print_error(&e);
+            report::print_error(&format!("{e:#}"));
         }
     }
     // Only what actually stopped the run counts: the last ticks come after it ended.
