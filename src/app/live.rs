@@ -39,7 +39,7 @@ pub struct LiveGate<'a> {
     pub aborted_by: Option<String>,
     /// Stops a run whose first requests all fail the same non-transient way (its line says why).
     pub fail_fast: FailFast,
-    pub sinks: Vec<Box<dyn IntervalSink + 'a>>,
+    pub sinks: Vec<Box<dyn IntervalSink>>,
 }
 
 impl Observer for LiveGate<'_> {
