@@ -10,7 +10,7 @@ use crate::engine::{
     stages_total,
 };
 use crate::limits;
-use crate::scenario::{ArrivalKind, LoadedScenario};
+use crate::scenario::{ArrivalKind, LoadKeys, LoadedScenario, ModelConflict};
 
 /// The flags that shape the load, their numbers already read against `limits`.
 #[derive(Debug, Default)]
@@ -37,18 +37,41 @@ pub(super) fn model(f: &LoadFlags, loaded: &LoadedScenario) -> Result<LoadModel,
     } else {
         None
     });
-    if f.users.is_some() && f.rate.is_some() {
-        return Err(flag("--rate", "give --users (closed model) or --rate (open model), not both"));
-    }
     let toml_rate = s.load.rate.as_ref().map(|r| *r.get_ref());
     let open_rate = match (f.users, f.rate) {
         (Some(_), _) => None,
         (None, Some(r)) => Some(r),
         (None, None) => toml_rate,
     };
+    check_model(f, open_rate.is_some())?;
     match open_rate {
         Some(rate) => open(f, loaded, rate, duration, iterations).map(LoadModel::Open),
         None => closed(f, loaded, duration, iterations).map(LoadModel::Closed),
+    }
+}
+
+/// The flags within the chosen model, by the rules the scenario's `[load]` keys follow. `--max-in-flight`
+/// with the closed model has never been refused (it is unused there), so it is not checked here either.
+fn check_model(f: &LoadFlags, open: bool) -> Result<(), ConfigError> {
+    let keys = LoadKeys {
+        // `--users` with `--rate` conflict; `--users` with the scenario's `rate` picks the closed model.
+        users: f.users.is_some(),
+        rate: if f.users.is_some() { f.rate.is_some() } else { open },
+        spawn_rate: f.spawn_rate.is_some(),
+        iterations_per_user: f.iterations_per_user.is_some(),
+        max_in_flight: false,
+    };
+    match keys.conflict() {
+        None | Some(ModelConflict::MaxInFlightWithoutRate) => Ok(()),
+        Some(ModelConflict::UsersAndRate) => {
+            Err(flag("--rate", "give --users (closed model) or --rate (open model), not both"))
+        }
+        Some(ModelConflict::SpawnRateWithRate) => {
+            Err(flag("--spawn-rate", "applies to the closed model (--users); the open model starts at --rate"))
+        }
+        Some(ModelConflict::IterationsPerUserWithRate) => {
+            Err(flag("--iterations-per-user", "applies to the closed model (--users), not to --rate"))
+        }
     }
 }
 
@@ -60,9 +83,6 @@ fn open(
     iterations: Option<u64>,
 ) -> Result<OpenLoad, ConfigError> {
     let s = &loaded.scenario;
-    if f.iterations_per_user.is_some() {
-        return Err(flag("--iterations-per-user", "applies to the closed model (--users), not to --rate"));
-    }
     // The file's stages ramp the file's rate; a rate from the command line is held flat.
     let stages: Vec<RateStage> = if f.rate.is_none() {
         s.load.stages.iter().map(|st| RateStage { target: *st.target.get_ref(), duration: st.duration.0 }).collect()
@@ -70,9 +90,6 @@ fn open(
         Vec::new()
     };
     let total: Duration = stages.iter().map(|s| s.duration).sum();
-    if f.spawn_rate.is_some() {
-        return Err(flag("--spawn-rate", "applies to the closed model (--users); the open model starts at --rate"));
-    }
     Ok(OpenLoad {
         rate,
         arrival: match f.arrival.or(s.load.arrival) {
