@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::baseline::RuleSet;
-use crate::cli::{ArrivalArg, RunArgs};
+use crate::cli::{ArrivalArg, MockArgs, RunArgs};
 use crate::engine::{Levels, LoadModel, TagFilter};
 use crate::limits::{self, RangeError};
 use crate::mock::{Alias, MockConfig};
@@ -99,6 +99,9 @@ pub enum ConfigError {
     /// A number flag out of its range, worded as clap words a bad value (`invalid value '0' for '--users <N>'`).
     #[error("invalid value '{value}' for '{flag}': {range}")]
     Value { flag: String, value: String, range: RangeError },
+    /// The `mock` command's settings, as the mock words what it cannot serve.
+    #[error("{0}")]
+    Mock(String),
 }
 
 fn flag(flag: &'static str, message: impl Into<String>) -> ConfigError {
@@ -323,6 +326,37 @@ pub fn apply_mock_settings(m: &mut MockConfig, settings: &[String]) -> Result<()
     let parsed: crate::mock::MockSettings = toml::from_str(&doc)
         .map_err(|e| flag("--mock", format!("{}; the keys are those of the [mock] table", e.message())))?;
     m.apply(&parsed).map_err(|e| flag("--mock", e))
+}
+
+/// `mock`: the scenario's mock (`--scenario`) or the defaults, then each flag given over it.
+pub fn mock_from_args(a: MockArgs) -> Result<MockConfig, ConfigError> {
+    let MockArgs {
+        port: _,
+        host: _,
+        output_tokens,
+        first_token_delay,
+        token_delay,
+        error_rate,
+        error_status,
+        seed,
+        scenario,
+        scenarios_dir,
+    } = a;
+    let seed = seed.unwrap_or(0);
+    let mut m = match scenario {
+        Some(name) => {
+            let path = scenario::locate_scenario(&name, &scenarios_dir)?;
+            mock_config(&scenario::load(&path)?, seed)?
+        }
+        None => MockConfig { seed, ..MockConfig::default() },
+    };
+    m.output_tokens = output_tokens.unwrap_or(m.output_tokens);
+    m.first_token_delay = first_token_delay.unwrap_or(m.first_token_delay);
+    m.token_delay = token_delay.unwrap_or(m.token_delay);
+    m.error_rate = error_rate.unwrap_or(m.error_rate);
+    m.error_status = error_status.unwrap_or(m.error_status);
+    m.validate().map_err(ConfigError::Mock)?;
+    Ok(m)
 }
 
 /// The embedded mock for a scenario: defaults, then the scenario's `[aliases]`, then its `[mock]` table.

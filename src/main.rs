@@ -7,9 +7,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use run_load_test::app::{self, Outcome};
-use run_load_test::cli::{self, Cli, Command, CompareArgs, MockArgs, ReportArgs};
+use run_load_test::cli::{self, Cli, Command, CompareArgs, ReportArgs};
 use run_load_test::config::{self, GateOutputs, RunConfig};
-use run_load_test::mock::MockConfig;
 use run_load_test::scenario;
 use run_load_test::{redact, report};
 
@@ -63,7 +62,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Mock(a) => {
             let addr = format!("{}:{}", a.host, a.port);
             let addr = addr.parse().map_err(|_| anyhow::anyhow!("--host: `{}` is not an IP address", a.host))?;
-            app::serve_mock(mock_config(a)?, addr)?;
+            app::serve_mock(config::mock_from_args(a)?, addr)?;
             Ok(Outcome::Passed)
         }
         Command::Compare(a) => {
@@ -83,34 +82,4 @@ fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
             Ok(Outcome::Passed)
         }
     }
-}
-
-fn mock_config(a: MockArgs) -> anyhow::Result<MockConfig> {
-    let MockArgs {
-        port: _,
-        host: _,
-        output_tokens,
-        first_token_delay,
-        token_delay,
-        error_rate,
-        error_status,
-        seed,
-        scenario,
-        scenarios_dir,
-    } = a;
-    let seed = seed.unwrap_or(0);
-    let mut m = match scenario {
-        Some(name) => {
-            let path = scenario::locate_scenario(&name, &scenarios_dir)?;
-            config::mock_config(&scenario::load(&path)?, seed)?
-        }
-        None => MockConfig { seed, ..MockConfig::default() },
-    };
-    m.output_tokens = output_tokens.unwrap_or(m.output_tokens);
-    m.first_token_delay = first_token_delay.unwrap_or(m.first_token_delay);
-    m.token_delay = token_delay.unwrap_or(m.token_delay);
-    m.error_rate = error_rate.unwrap_or(m.error_rate);
-    m.error_status = error_status.unwrap_or(m.error_status);
-    m.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(m)
 }
