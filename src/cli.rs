@@ -39,6 +39,14 @@ pub enum Command {
     Schema,
 }
 
+/// `--scenarios-dir`, shared by every command that finds a scenario by name.
+#[derive(Debug, Clone, Args)]
+pub struct ScenariosDir {
+    /// Directory holding the scenario files
+    #[arg(long = "scenarios-dir", id = "scenarios_dir", default_value = "scenarios", value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
 #[derive(Debug, Args)]
 pub struct CompareArgs {
     /// The baseline: a result.json (or a report directory holding one)
@@ -57,9 +65,8 @@ pub struct CompareArgs {
     /// Only errors; the exit code tells the verdict
     #[arg(short, long)]
     pub quiet: bool,
-    /// Directory holding the scenario files
-    #[arg(long, default_value = "scenarios", value_name = "DIR")]
-    pub scenarios_dir: PathBuf,
+    #[command(flatten)]
+    pub scenarios: ScenariosDir,
 }
 
 #[derive(Debug, Args)]
@@ -77,9 +84,8 @@ pub struct ReportArgs {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Directory holding the scenario files
-    #[arg(long, default_value = "scenarios", value_name = "DIR")]
-    pub scenarios_dir: PathBuf,
+    #[command(flatten)]
+    pub scenarios: ScenariosDir,
 }
 
 #[derive(Debug, Args)]
@@ -153,9 +159,8 @@ pub struct RunArgs {
     /// No progress display and no summary table; only errors
     #[arg(short, long)]
     pub quiet: bool,
-    /// Directory holding the scenario files
-    #[arg(long, default_value = "scenarios", value_name = "DIR")]
-    pub scenarios_dir: PathBuf,
+    #[command(flatten)]
+    pub scenarios: ScenariosDir,
     /// Compare the run with a stored result (exit 1 on a regression beyond tolerance and noise)
     #[arg(long, value_name = "PATH")]
     pub baseline: Option<PathBuf>,
@@ -308,9 +313,8 @@ pub struct MockArgs {
     /// Take aliases and the [mock] table from this scenario (name or path); flags override it
     #[arg(long, value_name = "SCENARIO")]
     pub scenario: Option<String>,
-    /// Directory holding the scenario files
-    #[arg(long, default_value = "scenarios", value_name = "DIR")]
-    pub scenarios_dir: std::path::PathBuf,
+    #[command(flatten)]
+    pub scenarios: ScenariosDir,
 }
 
 /// A flag value clap's parser refused; clap prints it after `invalid value '..' for '--flag <V>': `.

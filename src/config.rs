@@ -136,7 +136,7 @@ impl RunConfig {
             workers,
             insecure,
             quiet,
-            scenarios_dir,
+            scenarios,
             baseline,
             save_baseline,
             junit,
@@ -167,7 +167,7 @@ impl RunConfig {
         };
         let workers = flags::number("workers", workers, |t| limits::WORKERS.parse(t).map(|w| w as usize))?;
         flags::check_durations(duration, hold, timeout, graceful_stop)?;
-        let loaded = scenario::load(&scenario::locate_scenario(&scenario, &scenarios_dir)?)?;
+        let loaded = scenario::load(&scenario::locate_scenario(&scenario, &scenarios.dir)?)?;
         let load = load::model(&load_flags, &loaded)?;
         let levels = load::levels(&load_flags, sweep.as_deref(), &load, &loaded)?;
         let thresholds = gates(&loaded, &thresholds)?;
@@ -340,12 +340,12 @@ pub fn mock_from_args(a: MockArgs) -> Result<MockConfig, ConfigError> {
         error_status,
         seed,
         scenario,
-        scenarios_dir,
+        scenarios,
     } = a;
     let seed = seed.unwrap_or(0);
     let mut m = match scenario {
         Some(name) => {
-            let path = scenario::locate_scenario(&name, &scenarios_dir)?;
+            let path = scenario::locate_scenario(&name, &scenarios.dir)?;
             mock_config(&scenario::load(&path)?, seed)?
         }
         None => MockConfig { seed, ..MockConfig::default() },

@@ -49,7 +49,7 @@ fn main() -> ExitCode {
 fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::List(a) => {
-            let rows = app::list(&a.scenarios_dir)?;
+            let rows = app::list(&a.scenarios.dir)?;
             report::print_out(&report::render_list(&rows));
             Ok(Outcome::Passed)
         }
@@ -66,8 +66,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
             Ok(Outcome::Passed)
         }
         Command::Compare(a) => {
-            let CompareArgs { baseline, current, scenario, junit, summary_md, quiet, scenarios_dir } = a;
-            let rules = scenario.map(|s| scenario::locate_scenario(&s, &scenarios_dir)).transpose()?;
+            let CompareArgs { baseline, current, scenario, junit, summary_md, quiet, scenarios } = a;
+            let rules = scenario.map(|s| scenario::locate_scenario(&s, &scenarios.dir)).transpose()?;
             let outputs = GateOutputs { baseline: Some(baseline), save_baseline: None, junit, summary_md };
             Ok(app::compare(&current, rules.as_deref(), &outputs, quiet)?)
         }
