@@ -1,12 +1,14 @@
-//! Command-line surface: clap derive types and value parsers only. Knows no core type; `main.rs` maps these
-//! into `config::Overrides` so the core never sees clap.
+//! Command-line surface: clap derive types and value parsers, each flag defined once. A leaf: imports nothing
+//! of the crate. Ranges are not checked here: numbers keep the text as typed ([`NumberArg`]) and
+//! `config::resolve` reads them against the one `limits` table it also reads the scenario with.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
-use run_load_test::limits;
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -37,6 +39,14 @@ pub enum Command {
     Schema,
 }
 
+/// `--scenarios-dir`, shared by every command that finds a scenario by name.
+#[derive(Debug, Clone, Args)]
+pub struct ScenariosDir {
+    /// Directory holding the scenario files
+    #[arg(long = "scenarios-dir", id = "scenarios_dir", default_value = "scenarios", value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
 #[derive(Debug, Args)]
 pub struct CompareArgs {
     /// The baseline: a result.json (or a report directory holding one)
@@ -55,9 +65,8 @@ pub struct CompareArgs {
     /// Only errors; the exit code tells the verdict
     #[arg(short, long)]
     pub quiet: bool,
-    /// Directory holding the scenario files
-    #[arg(long, default_value = "scenarios", value_name = "DIR")]
-    pub scenarios_dir: PathBuf,
+    #[command(flatten)]
+    pub scenarios: ScenariosDir,
 }
 
 #[derive(Debug, Args)]
@@ -66,8 +75,8 @@ pub struct ReportArgs {
     pub result: PathBuf,
     /// Formats to render: json, csv (Locust's three files), md, junit; repeatable or comma-separated.
     /// Without it the summary table is printed
-    #[arg(short, long = "format", value_delimiter = ',', value_name = "FORMAT,..")]
-    pub formats: Vec<String>,
+    #[arg(short, long = "format", value_delimiter = ',', value_name = "FORMAT,..", value_parser = FormatParser { run: false })]
+    pub formats: Vec<FormatArg>,
     /// Write the files here (default: print to stdout; csv goes beside the result)
     #[arg(short, long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -75,9 +84,8 @@ pub struct ReportArgs {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Directory holding the scenario files
-    #[arg(long, default_value = "scenarios", value_name = "DIR")]
-    pub scenarios_dir: PathBuf,
+    #[command(flatten)]
+    pub scenarios: ScenariosDir,
 }
 
 #[derive(Debug, Args)]
@@ -88,30 +96,30 @@ pub struct RunArgs {
     #[arg(long, value_name = "URL")]
     pub target: Option<String>,
     /// Number of concurrent virtual users (1-100000)
-    #[arg(short, long, value_name = "N", value_parser = parse_users, allow_negative_numbers = true)]
-    pub users: Option<u32>,
+    #[arg(short, long, value_name = "N", allow_negative_numbers = true)]
+    pub users: Option<NumberArg>,
     /// Users started per second until all are running (0.001-100000)
-    #[arg(short = 'r', long, value_name = "PER_SEC", value_parser = parse_spawn_rate, allow_negative_numbers = true)]
-    pub spawn_rate: Option<f64>,
+    #[arg(short = 'r', long, value_name = "PER_SEC", allow_negative_numbers = true)]
+    pub spawn_rate: Option<NumberArg>,
     /// How long to run, e.g. 30s, 5m, 1h30m (at most 30 days)
     #[arg(short, long, value_parser = parse_duration, value_name = "DURATION", allow_negative_numbers = true)]
     pub duration: Option<Duration>,
     /// Stop after this many user iterations (flows) in total, shared by all users (1-10^12)
-    #[arg(short, long, value_name = "N", value_parser = parse_iterations, allow_negative_numbers = true)]
-    pub iterations: Option<u64>,
+    #[arg(short, long, value_name = "N", allow_negative_numbers = true)]
+    pub iterations: Option<NumberArg>,
     /// Closed model: each user stops after this many iterations
-    #[arg(long, value_name = "N", value_parser = parse_iterations, allow_negative_numbers = true)]
-    pub iterations_per_user: Option<u64>,
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub iterations_per_user: Option<NumberArg>,
     /// Open model: start this many iterations per second whatever the target does, instead of --users
     /// (0.001-1000000)
-    #[arg(long, value_name = "PER_SEC", value_parser = parse_rate, allow_negative_numbers = true)]
-    pub rate: Option<f64>,
+    #[arg(long, value_name = "PER_SEC", allow_negative_numbers = true)]
+    pub rate: Option<NumberArg>,
     /// Open model: how arrivals are spaced
     #[arg(long, value_enum, value_name = "KIND")]
     pub arrival: Option<ArrivalArg>,
     /// Open model: iterations running at once at most; further arrivals are dropped and counted (1-100000)
-    #[arg(long, value_name = "N", value_parser = parse_max_in_flight, allow_negative_numbers = true)]
-    pub max_in_flight: Option<u32>,
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub max_in_flight: Option<NumberArg>,
     /// Ramping users as a goose test plan: "10,1m;10,5m;0,30s" (ramp to 10 over 1m, hold 5m, down over 30s)
     #[arg(long, value_name = "PLAN")]
     pub stages: Option<String>,
@@ -143,17 +151,16 @@ pub struct RunArgs {
     #[arg(long, value_parser = parse_duration, value_name = "DURATION", allow_negative_numbers = true)]
     pub graceful_stop: Option<Duration>,
     /// Generator worker threads (default: available cores; 1-1024)
-    #[arg(long, value_name = "N", value_parser = parse_workers, allow_negative_numbers = true)]
-    pub workers: Option<usize>,
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub workers: Option<NumberArg>,
     /// Skip TLS certificate verification (for self-signed test gateways)
     #[arg(long)]
     pub insecure: bool,
     /// No progress display and no summary table; only errors
     #[arg(short, long)]
     pub quiet: bool,
-    /// Directory holding the scenario files
-    #[arg(long, default_value = "scenarios", value_name = "DIR")]
-    pub scenarios_dir: PathBuf,
+    #[command(flatten)]
+    pub scenarios: ScenariosDir,
     /// Compare the run with a stored result (exit 1 on a regression beyond tolerance and noise)
     #[arg(long, value_name = "PATH")]
     pub baseline: Option<PathBuf>,
@@ -171,8 +178,8 @@ pub struct RunArgs {
     pub mock_settings: Vec<String>,
     /// Report files besides result.json: json, csv (Locust's stats.csv, stats_history.csv, failures.csv), md,
     /// junit, hlog (HdrHistogram interval logs per step); repeatable or comma-separated [default: json,csv]
-    #[arg(long = "format", value_delimiter = ',', value_name = "FORMAT,..")]
-    pub formats: Vec<String>,
+    #[arg(long = "format", value_delimiter = ',', value_name = "FORMAT,..", value_parser = FormatParser { run: true })]
+    pub formats: Vec<FormatArg>,
     /// Append one JSON object per second to this file while the run goes on (for `tail -f`)
     #[arg(long, value_name = "PATH")]
     pub ndjson: Option<PathBuf>,
@@ -194,6 +201,87 @@ pub enum ArrivalArg {
     Constant,
     /// Exponential gaps (a Poisson process), as independent clients arrive
     Poisson,
+}
+
+/// A number flag as typed (`10`, `1e3`, `-1`): `config::resolve` reads it against its range in `limits`, so
+/// a flag and the scenario key it overrides share one rule and one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberArg(pub String);
+
+impl FromStr for NumberArg {
+    type Err = Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Infallible> {
+        Ok(NumberArg(s.to_string()))
+    }
+}
+
+impl From<&str> for NumberArg {
+    fn from(s: &str) -> Self {
+        NumberArg(s.to_string())
+    }
+}
+
+/// `--format`: the report files a command writes. `hlog` is recorded during `run` only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    Json,
+    Csv,
+    Html,
+    #[value(alias = "markdown")]
+    Md,
+    Junit,
+    Hlog,
+}
+
+/// Parses `--format` names without case, with the messages the flag always had (`--format: unknown format
+/// ...`), which clap's own enum parser would word differently.
+#[derive(Debug, Clone, Copy)]
+struct FormatParser {
+    /// `run` may name `hlog`; `report` cannot make it from a stored result.
+    run: bool,
+}
+
+impl clap::builder::TypedValueParser for FormatParser {
+    type Value = FormatArg;
+
+    fn parse_ref(
+        &self,
+        _cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<FormatArg, clap::Error> {
+        let text = value.to_string_lossy();
+        let name = text.trim();
+        // A blank entry (`json,,csv`) names nothing; result.json is always written, so it stands for json.
+        if name.is_empty() {
+            return Ok(FormatArg::Json);
+        }
+        let invalid = |message: String| clap::Error::raw(clap::error::ErrorKind::ValueValidation, message + "\n");
+        match FormatArg::from_str(name, true) {
+            Ok(FormatArg::Hlog) if !self.run => Err(invalid(
+                "--format: `hlog` is recorded second by second during `run --format hlog`; a stored result cannot make it"
+                    .into(),
+            )),
+            Ok(f) => Ok(f),
+            Err(_) => {
+                let names: Vec<String> = FormatArg::value_variants()
+                    .iter()
+                    .filter(|f| **f != FormatArg::Hlog)
+                    .filter_map(|f| f.to_possible_value().map(|v| v.get_name().to_string()))
+                    .collect();
+                let hlog = if self.run { " or hlog" } else { "" };
+                Err(invalid(format!("--format: unknown format `{name}`; use {}{hlog}", names.join(", "))))
+            }
+        }
+    }
+}
+
+/// How `run` names a flag in a message about its value: `--users <N>`, as clap's own value errors do.
+pub fn run_flag(id: &str) -> String {
+    let mut cmd = RunArgs::augment_args(clap::Command::new("run"));
+    cmd.build();
+    cmd.get_arguments().find(|a| a.get_id() == id).map_or_else(|| format!("--{id}"), |a| a.to_string())
 }
 
 #[derive(Debug, Args)]
@@ -225,45 +313,25 @@ pub struct MockArgs {
     /// Take aliases and the [mock] table from this scenario (name or path); flags override it
     #[arg(long, value_name = "SCENARIO")]
     pub scenario: Option<String>,
-    /// Directory holding the scenario files
-    #[arg(long, default_value = "scenarios", value_name = "DIR")]
-    pub scenarios_dir: std::path::PathBuf,
+    #[command(flatten)]
+    pub scenarios: ScenariosDir,
 }
+
+/// A flag value clap's parser refused; clap prints it after `invalid value '..' for '--flag <V>': `.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ValueError(String);
 
 /// Accepts humantime forms ("30s", "1m30s", "250ms") and a bare number of seconds ("30").
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, ValueError> {
     let t = s.trim();
     if let Ok(secs) = t.parse::<f64>() {
-        return Duration::try_from_secs_f64(secs)
-            .map_err(|_| format!("invalid duration `{s}`: must be a number of seconds from 0 to 2592000 (30 days)"));
+        return Duration::try_from_secs_f64(secs).map_err(|_| {
+            ValueError(format!("invalid duration `{s}`: must be a number of seconds from 0 to 2592000 (30 days)"))
+        });
     }
-    humantime::parse_duration(t).map_err(|e| format!("invalid duration `{s}` ({e}); use e.g. 500ms, 30s, 5m"))
-}
-
-// Numbers within `run_load_test::limits` (the README's table): the message names the range, `main` prints it
-// as one line.
-fn parse_users(s: &str) -> Result<u32, String> {
-    limits::USERS.parse_u32(s).map_err(|e| e.to_string())
-}
-
-fn parse_spawn_rate(s: &str) -> Result<f64, String> {
-    limits::SPAWN_RATE.parse(s).map_err(|e| e.to_string())
-}
-
-fn parse_iterations(s: &str) -> Result<u64, String> {
-    limits::ITERATIONS.parse(s).map_err(|e| e.to_string())
-}
-
-fn parse_rate(s: &str) -> Result<f64, String> {
-    limits::RATE.parse(s).map_err(|e| e.to_string())
-}
-
-fn parse_max_in_flight(s: &str) -> Result<u32, String> {
-    limits::MAX_IN_FLIGHT.parse_u32(s).map_err(|e| e.to_string())
-}
-
-fn parse_workers(s: &str) -> Result<usize, String> {
-    limits::WORKERS.parse(s).map(|w| w as usize).map_err(|e| e.to_string())
+    humantime::parse_duration(t)
+        .map_err(|e| ValueError(format!("invalid duration `{s}` ({e}); use e.g. 500ms, 30s, 5m")))
 }
 
 /// A bad value as one line (`invalid value '0' for '--users <N>': must be ...`), without clap's usage hint;
@@ -283,14 +351,15 @@ pub fn value_error(e: &clap::Error) -> Option<String> {
 
 /// `--metrics-addr`: `9464` and `localhost:9464` mean loopback; any other address must be written as an IP, so
 /// that serving beyond this machine is always a deliberate choice and never the result of a name lookup.
-pub fn parse_metrics_addr(s: &str) -> Result<SocketAddr, String> {
+pub fn parse_metrics_addr(s: &str) -> Result<SocketAddr, ValueError> {
     let t = s.trim();
     let port = t.parse::<u16>().ok().or_else(|| t.strip_prefix("localhost:").and_then(|p| p.parse().ok()));
     if let Some(port) = port {
         return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
     }
-    t.parse::<SocketAddr>()
-        .map_err(|_| format!("`{s}` is not PORT or IP:PORT, e.g. 127.0.0.1:9464 (0.0.0.0:9464 serves beyond loopback)"))
+    t.parse::<SocketAddr>().map_err(|_| {
+        ValueError(format!("`{s}` is not PORT or IP:PORT, e.g. 127.0.0.1:9464 (0.0.0.0:9464 serves beyond loopback)"))
+    })
 }
 
 #[cfg(test)]
@@ -311,44 +380,45 @@ mod tests {
         assert_eq!(parse_metrics_addr("0.0.0.0:9464"), Ok(SocketAddr::from(([0, 0, 0, 0], 9464))));
         assert_eq!(parse_metrics_addr("[::1]:9464").map(|a| a.port()), Ok(9464));
         for bad in ["gateway.internal:9464", "127.0.0.1", "localhost", ":9464", "99999"] {
-            let e = parse_metrics_addr(bad).unwrap_err();
+            let e = parse_metrics_addr(bad).unwrap_err().to_string();
             assert!(e.starts_with(&format!("`{bad}` is not PORT or IP:PORT")), "{e}");
         }
     }
 
     #[test]
-    fn numeric_flags_are_one_line_errors_naming_flag_and_range() {
+    fn bad_values_clap_refuses_are_one_line_errors() {
         let err = |args: &[&str]| {
             let mut argv = vec!["run-load-test", "run", "stress"];
             argv.extend_from_slice(args);
             let e = Cli::try_parse_from(argv).unwrap_err();
             value_error(&e).unwrap_or_else(|| panic!("{args:?} is not a value error: {e}"))
         };
-        assert_eq!(
-            err(&["--users", "4294967296"]),
-            "invalid value '4294967296' for '--users <N>': must be a whole number from 1 to 100000, got 4294967296"
-        );
-        assert!(err(&["--users", "-1"]).contains("'--users <N>': must be a whole number from 1 to 100000, got -1"));
-        assert!(err(&["--users", "0.5"]).contains("got 0.5"));
-        assert!(err(&["--rate", "1e-300"]).contains("'--rate <PER_SEC>': must be a number from 0.001 to 1000000"));
-        assert!(err(&["--rate", "1e12"]).contains("got 1000000000000"));
-        assert!(err(&["--rate", "nan"]).contains("--rate"));
-        assert!(err(&["--spawn-rate", "1e-300"]).contains("'--spawn-rate <PER_SEC>': must be a number from 0.001"));
-        assert!(err(&["--max-in-flight", "1e11"]).contains("from 1 to 100000"));
-        assert!(err(&["--iterations", "0"]).contains("--iterations"));
-        assert!(err(&["--iterations-per-user", "1e13"]).contains("--iterations-per-user"));
-        assert!(err(&["--workers", "100000"]).contains("from 1 to 1024"));
         assert!(err(&["--duration", "-5"]).contains("--duration"));
         assert_eq!(
             err(&["--arrival", "burst"]),
             "invalid value 'burst' for '--arrival <KIND>' [possible values: constant, poisson]"
         );
-        for e in [err(&["--users", "x"]), err(&["--duration", "soon"])] {
-            assert_eq!(e.lines().count(), 1, "{e}");
-        }
-        let ok = Cli::try_parse_from(["run-load-test", "run", "stress", "--users", "1e3", "--rate", "0.5"]).unwrap();
-        let Command::Run(args) = ok.command else { panic!("run") };
-        assert_eq!((args.users, args.rate), (Some(1000), Some(0.5)));
+        assert_eq!(err(&["--duration", "soon"]).lines().count(), 1);
+    }
+
+    #[test]
+    fn format_names_ignore_case_and_blanks() {
+        let formats = |list: &str| {
+            let Command::Run(a) = Cli::try_parse_from(["run-load-test", "run", "s", "--format", list]).unwrap().command
+            else {
+                panic!("run")
+            };
+            a.formats
+        };
+        assert_eq!(formats("JSON,markdown"), [FormatArg::Json, FormatArg::Md]);
+        assert_eq!(formats("csv,,hlog"), [FormatArg::Csv, FormatArg::Json, FormatArg::Hlog]);
+    }
+
+    #[test]
+    fn run_flags_are_named_as_clap_names_them() {
+        assert_eq!(run_flag("users"), "--users <N>");
+        assert_eq!(run_flag("spawn_rate"), "--spawn-rate <PER_SEC>");
+        assert_eq!(run_flag("iterations_per_user"), "--iterations-per-user <N>");
     }
 
     #[test]

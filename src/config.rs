@@ -1,7 +1,8 @@
-//! `RunConfig::resolve`: merges command-line overrides, the scenario file and defaults (CLI > TOML > defaults)
-//! into one validated configuration. Reads files; writes nothing.
+//! `RunConfig::resolve`: merges the run flags (`cli::RunArgs`), the scenario file and defaults (CLI > TOML >
+//! defaults) into one validated configuration. Reads files; writes nothing.
 
 mod flags;
+mod load;
 mod outputs;
 
 pub use outputs::{OutputFiles, report_formats};
@@ -10,16 +11,13 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::engine::{
-    Arrival, BreakLimits, ClosedLoad, LevelKind, Levels, LoadModel, OpenLoad, RateStage, TagFilter, parse_plan,
-    stages_peak, stages_total,
-};
-use crate::limits;
+use crate::cli::{ArrivalArg, MockArgs, RunArgs};
+use crate::engine::{Levels, LoadModel, TagFilter};
+use crate::limits::{self, RangeError};
 use crate::mock::{Alias, MockConfig};
 use crate::result::RuleSet;
-pub use crate::scenario::ArrivalKind;
 use crate::scenario::feeder::Feeder;
-use crate::scenario::{self, LoadedScenario, ScenarioError};
+use crate::scenario::{self, ArrivalKind, LoadedScenario, ScenarioError};
 use crate::slo::Threshold;
 
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
@@ -32,56 +30,6 @@ fn split_threshold(s: &str) -> Option<(&str, &str)> {
     let from = s.find('}').unwrap_or(0);
     let colon = from + s.get(from..)?.find(':')?;
     Some((s[..colon].trim(), s[colon + 1..].trim()))
-}
-
-/// Everything the command line can say about a run, free of clap types.
-#[derive(Debug, Clone, Default)]
-pub struct Overrides {
-    pub scenario: String,
-    pub scenarios_dir: PathBuf,
-    pub target: Option<String>,
-    pub users: Option<u32>,
-    pub spawn_rate: Option<f64>,
-    pub duration: Option<Duration>,
-    pub iterations: Option<u64>,
-    pub rate: Option<f64>,
-    pub arrival: Option<ArrivalKind>,
-    pub max_in_flight: Option<u32>,
-    pub iterations_per_user: Option<u64>,
-    /// `metric{selector}: expression` gates added to the scenario's `[thresholds]`.
-    pub thresholds: Vec<String>,
-    /// Goose test plan `"10,1m;10,5m;0,30s"`: ramping users.
-    pub stages: Option<String>,
-    /// `users=5,10,20` or `rate=10,50,100`: run each level for `hold`, without stopping at a break.
-    pub sweep: Option<String>,
-    pub hold: Option<Duration>,
-    pub tags: Vec<String>,
-    pub exclude_tags: Vec<String>,
-    pub out: Option<PathBuf>,
-    pub seed: Option<u64>,
-    pub timeout: Option<Duration>,
-    pub graceful_stop: Option<Duration>,
-    pub workers: Option<usize>,
-    pub insecure: bool,
-    pub quiet: bool,
-    /// Compare the run with this stored result.
-    pub baseline: Option<PathBuf>,
-    /// Store this run as a baseline: `Some(None)` for `baselines/<scenario>.json`.
-    pub save_baseline: Option<Option<PathBuf>>,
-    pub junit: Option<PathBuf>,
-    pub summary_md: Option<PathBuf>,
-    /// `key=value` settings of the embedded mock on top of the scenario's `[mock]` table.
-    pub mock_settings: Vec<String>,
-    /// `--format` names (`json`, `csv`, `md`, `junit`, `hlog`); empty for the defaults.
-    pub formats: Vec<String>,
-    /// One JSON object per second, written while the run goes on.
-    pub ndjson: Option<PathBuf>,
-    /// Serve the Prometheus exposition here during the run.
-    pub metrics_addr: Option<SocketAddr>,
-    /// Push the final values to this Pushgateway.
-    pub pushgateway: Option<String>,
-    /// `--no-fail-fast`: run the whole load even when every first request fails the same way.
-    pub no_fail_fast: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -148,6 +96,12 @@ pub enum ConfigError {
     Scenario(#[from] ScenarioError),
     #[error("{flag}: {message}")]
     Flag { flag: &'static str, message: String },
+    /// A number flag out of its range, worded as clap words a bad value (`invalid value '0' for '--users <N>'`).
+    #[error("invalid value '{value}' for '{flag}': {range}")]
+    Value { flag: String, value: String, range: RangeError },
+    /// The `mock` command's settings, as the mock words what it cannot serve.
+    #[error("{0}")]
+    Mock(String),
 }
 
 fn flag(flag: &'static str, message: impl Into<String>) -> ConfigError {
@@ -155,22 +109,22 @@ fn flag(flag: &'static str, message: impl Into<String>) -> ConfigError {
 }
 
 impl RunConfig {
-    pub fn resolve(o: Overrides) -> Result<RunConfig, ConfigError> {
-        flags::check(&o)?;
-        let Overrides {
+    /// The run flags over the scenario over the defaults, in named steps. `args` is destructured whole, so a
+    /// flag added to `RunArgs` and not read here fails to compile instead of being silently ignored.
+    pub fn resolve(args: RunArgs) -> Result<RunConfig, ConfigError> {
+        let RunArgs {
             scenario,
-            scenarios_dir,
             target,
             users,
             spawn_rate,
             duration,
             iterations,
+            iterations_per_user,
             rate,
             arrival,
             max_in_flight,
-            iterations_per_user,
-            thresholds,
             stages,
+            thresholds,
             sweep,
             hold,
             tags,
@@ -182,6 +136,7 @@ impl RunConfig {
             workers,
             insecure,
             quiet,
+            scenarios,
             baseline,
             save_baseline,
             junit,
@@ -192,187 +147,51 @@ impl RunConfig {
             metrics_addr,
             pushgateway,
             no_fail_fast,
-        } = o;
-        let path = scenario::locate_scenario(&scenario, &scenarios_dir)?;
-        let loaded = scenario::load(&path)?;
-        let s = &loaded.scenario;
-
-        let cli_duration = duration;
-        let toml_users = flags::scenario_count(&loaded, &s.load.users, limits::USERS)?.map(|u| u as u32);
-        let toml_iterations = flags::scenario_count(&loaded, &s.load.iterations, limits::ITERATIONS)?;
-        let iterations = iterations.or(toml_iterations);
-        let duration = duration.or(s.load.duration.as_ref().map(|d| d.get_ref().0)).or(if iterations.is_none() {
-            Some(DEFAULT_DURATION)
-        } else {
-            None
-        });
-        if users.is_some() && rate.is_some() {
-            return Err(flag("--rate", "give --users (closed model) or --rate (open model), not both"));
-        }
-        let toml_rate = s.load.rate.as_ref().map(|r| *r.get_ref());
-        // The command line picks the model when it names one; otherwise the scenario does.
-        let rate_flag = rate;
-        let open_rate = match (users, rate) {
-            (Some(_), _) => None,
-            (None, Some(r)) => Some(r),
-            (None, None) => toml_rate,
+        } = args;
+        let load_flags = load::LoadFlags {
+            users: flags::number("users", users, |t| limits::USERS.parse_u32(t))?,
+            spawn_rate: flags::number("spawn_rate", spawn_rate, |t| limits::SPAWN_RATE.parse(t))?,
+            iterations: flags::number("iterations", iterations, |t| limits::ITERATIONS.parse(t))?,
+            iterations_per_user: flags::number("iterations_per_user", iterations_per_user, |t| {
+                limits::ITERATIONS.parse(t)
+            })?,
+            rate: flags::number("rate", rate, |t| limits::RATE.parse(t))?,
+            max_in_flight: flags::number("max_in_flight", max_in_flight, |t| limits::MAX_IN_FLIGHT.parse_u32(t))?,
+            arrival: arrival.map(|a| match a {
+                ArrivalArg::Constant => ArrivalKind::Constant,
+                ArrivalArg::Poisson => ArrivalKind::Poisson,
+            }),
+            duration,
+            stages,
+            hold,
         };
-        let load = match open_rate {
-            Some(rate) => {
-                // The file's stages ramp the file's rate; a rate from the command line is held flat.
-                if iterations_per_user.is_some() {
-                    return Err(flag("--iterations-per-user", "applies to the closed model (--users), not to --rate"));
-                }
-                let rate_from_file = rate_flag.is_none();
-                let rate_stages: Vec<RateStage> = if rate_from_file {
-                    s.load
-                        .stages
-                        .iter()
-                        .map(|st| RateStage { target: *st.target.get_ref(), duration: st.duration.0 })
-                        .collect()
-                } else {
-                    Vec::new()
-                };
-                let rate_total: Duration = rate_stages.iter().map(|s| s.duration).sum();
-                if spawn_rate.is_some() {
-                    return Err(flag(
-                        "--spawn-rate",
-                        "applies to the closed model (--users); the open model starts at --rate",
-                    ));
-                }
-                LoadModel::Open(OpenLoad {
-                    rate,
-                    arrival: match arrival.or(s.load.arrival) {
-                        Some(ArrivalKind::Poisson) => Arrival::Poisson,
-                        Some(ArrivalKind::Constant) | None => Arrival::Constant,
-                    },
-                    max_in_flight: match max_in_flight {
-                        Some(m) => m,
-                        None => flags::scenario_count(&loaded, &s.load.max_in_flight, limits::MAX_IN_FLIGHT)?
-                            .map_or(DEFAULT_MAX_IN_FLIGHT, |m| m as u32),
-                    },
-                    duration: if rate_stages.is_empty() { duration } else { cli_duration.or(Some(rate_total)) },
-                    iterations,
-                    stages: rate_stages,
-                })
-            }
-            None => {
-                // Stages from the command line, else from the file unless --users overrides it.
-                let stages = match stages {
-                    Some(plan) => parse_plan(&plan).map_err(|e| flag("--stages", e.to_string()))?,
-                    None if users.is_none() => flags::user_stages(&loaded)?,
-                    None => Vec::new(),
-                };
-                let peak = (!stages.is_empty()).then(|| stages_peak(&stages));
-                if peak == Some(0) {
-                    return Err(flag("--stages", "the plan never starts a user: give a stage a target of at least 1"));
-                }
-                LoadModel::Closed(ClosedLoad {
-                    users: peak.or(users).or(toml_users).unwrap_or(1),
-                    spawn_rate: spawn_rate.or(s.load.spawn_rate.as_ref().map(|r| *r.get_ref())),
-                    duration: if stages.is_empty() { duration } else { cli_duration.or(Some(stages_total(&stages))) },
-                    iterations,
-                    stages,
-                    iterations_per_user: match iterations_per_user {
-                        Some(i) => Some(i),
-                        None => flags::scenario_count(&loaded, &s.load.iterations_per_user, limits::ITERATIONS)?,
-                    },
-                })
-            }
-        };
-
-        let (base_arrival, base_in_flight) = match &load {
-            LoadModel::Open(o) => (o.arrival, o.max_in_flight),
-            LoadModel::Closed(_) => (Arrival::Constant, DEFAULT_MAX_IN_FLIGHT),
-        };
-        let levels = match (sweep, &s.load.breaking_point) {
-            (Some(spec), _) => {
-                Some(flags::parse_sweep(&spec, hold.unwrap_or(DEFAULT_HOLD), base_arrival, base_in_flight)?)
-            }
-            (None, Some(bp)) => {
-                let b = bp.get_ref();
-                let (kind, values) = match (&b.users, &b.rate) {
-                    (Some(u), _) => (LevelKind::Users, u.iter().map(|&x| f64::from(x)).collect()),
-                    (None, Some(r)) => (LevelKind::Rate, r.clone()),
-                    (None, None) => (LevelKind::Users, Vec::new()),
-                };
-                Some(Levels {
-                    kind,
-                    values,
-                    hold: hold.unwrap_or(b.hold.0),
-                    limits: Some(BreakLimits {
-                        max_error_rate: b.max_error_rate.unwrap_or(0.01),
-                        max_p95: b.max_p95.map(|d| d.0),
-                    }),
-                    arrival: base_arrival,
-                    max_in_flight: base_in_flight,
-                    min_sustainable: b.min_sustainable,
-                })
-            }
-            (None, None) => None,
-        };
-
-        let mut gates = Vec::new();
-        for (key, entries) in &s.thresholds {
-            for e in entries {
-                // Validated when the scenario loaded, so this cannot fail; mapped anyway rather than unwrapped.
-                let mut t = crate::slo::parse(key, &e.expr).map_err(|e| flag("[thresholds]", e.to_string()))?;
-                t.abort_on_fail = e.abort_on_fail;
-                t.delay_abort_eval = e.delay_abort_eval.map_or(Duration::ZERO, |d| d.0);
-                gates.push(t);
-            }
-        }
-        let regression = crate::baseline::rule_set(&s.regression).map_err(|e| flag("[regression]", e))?;
-        for t in &thresholds {
-            let (key, expr) = split_threshold(t).ok_or_else(|| {
-                flag("--threshold", format!("`{t}` is not `METRIC: EXPR`, e.g. 'latency{{step:chat}}: p(95) < 500ms'"))
-            })?;
-            gates.push(crate::slo::parse(key, expr).map_err(|e| flag("--threshold", e.to_string()))?);
-        }
-
+        let workers = flags::number("workers", workers, |t| limits::WORKERS.parse(t).map(|w| w as usize))?;
+        flags::check_durations(duration, hold, timeout, graceful_stop)?;
+        let loaded = scenario::load(&scenario::locate_scenario(&scenario, &scenarios.dir)?)?;
+        let load = load::model(&load_flags, &loaded)?;
+        let levels = load::levels(&load_flags, sweep.as_deref(), &load, &loaded)?;
+        let thresholds = gates(&loaded, &thresholds)?;
+        let regression = crate::baseline::rule_set(&loaded.scenario.regression).map_err(|e| flag("[regression]", e))?;
         let seed = seed.unwrap_or_else(|| {
             SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
         });
-        let target = match target {
-            Some(_) if !mock_settings.is_empty() => {
-                return Err(flag("--mock", "sets the embedded mock, which does not run with --target; drop one"));
-            }
-            Some(t) => Target::Url(check_url("--target", &t)?),
-            None => {
-                let mut m = mock_config(&loaded, seed)?;
-                apply_mock_settings(&mut m, &mock_settings)?;
-                Target::EmbeddedMock(Box::new(m))
-            }
-        };
-        let outputs = GateOutputs {
-            // A report directory stands for the result.json in it.
-            baseline: baseline.map(|p| if p.is_dir() { p.join("result.json") } else { p }),
-            save_baseline: save_baseline.map(|p| p.unwrap_or_else(|| crate::baseline::default_path(&loaded.name))),
-            junit: output_file("--junit", junit)?,
-            summary_md: output_file("--summary-md", summary_md)?,
-        };
-        if let Some(p) = &outputs.save_baseline {
-            output_file("--save-baseline", Some(p.clone()))?;
-        }
+        let target = resolve_target(target.as_deref(), &mock_settings, &loaded, seed)?;
+        let outputs = gate_outputs(&loaded, baseline, save_baseline, junit, summary_md)?;
         let files = outputs::resolve(&formats, ndjson)?;
         // Both sources were range-checked: the flag above, the scenario's when it loaded.
-        let timeout = timeout.or(s.defaults.timeout.map(|d| d.0)).unwrap_or(DEFAULT_TIMEOUT);
+        let timeout = timeout.or(loaded.scenario.defaults.timeout.map(|d| d.0)).unwrap_or(DEFAULT_TIMEOUT);
         let graceful_stop = graceful_stop.unwrap_or_else(|| timeout.min(Duration::from_secs(10)));
         let out_dir = out.unwrap_or_else(|| default_out_dir(&loaded.name));
         if out_dir.is_file() {
             return Err(flag("--out", format!("`{}` is a file; give a directory", out_dir.display())));
         }
-        let base_dir = loaded.path.parent().unwrap_or(Path::new("."));
-        let mut feeders = Vec::new();
-        for spec in &s.feeders {
-            let f = Feeder::load(spec, base_dir).map_err(|message| {
-                let at = loaded.source.find(&format!("\"{}\"", spec.name));
-                ScenarioError::at(&loaded.path, &loaded.source, at, message.to_string())
-            })?;
-            feeders.push(f);
-        }
+        let feeders = feeders(&loaded)?;
         let workers = workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        let fail_fast = !no_fail_fast && s.load.fail_fast.unwrap_or(true);
+        let fail_fast = !no_fail_fast && loaded.scenario.load.fail_fast.unwrap_or(true);
+        let prometheus = PrometheusOutputs {
+            metrics_addr,
+            pushgateway: pushgateway.as_deref().map(|u| check_url("--pushgateway", u)).transpose()?,
+        };
         Ok(RunConfig {
             scenario: loaded,
             target,
@@ -387,18 +206,93 @@ impl RunConfig {
             tags: TagFilter { include: tags, exclude: exclude_tags },
             feeders,
             levels,
-            thresholds: gates,
+            thresholds,
             regression,
             outputs,
             mock_settings,
             files,
-            prometheus: PrometheusOutputs {
-                metrics_addr,
-                pushgateway: pushgateway.as_deref().map(|u| check_url("--pushgateway", u)).transpose()?,
-            },
+            prometheus,
             fail_fast,
         })
     }
+}
+
+/// The scenario's `[thresholds]`, then the `--threshold` ones.
+fn gates(loaded: &LoadedScenario, flags: &[String]) -> Result<Vec<Threshold>, ConfigError> {
+    let mut gates = Vec::new();
+    for (key, entries) in &loaded.scenario.thresholds {
+        for e in entries {
+            // Validated when the scenario loaded, so this cannot fail; mapped anyway rather than unwrapped.
+            let mut t = crate::slo::parse(key, &e.expr).map_err(|e| flag("[thresholds]", e.to_string()))?;
+            t.abort_on_fail = e.abort_on_fail;
+            t.delay_abort_eval = e.delay_abort_eval.map_or(Duration::ZERO, |d| d.0);
+            gates.push(t);
+        }
+    }
+    for t in flags {
+        let (key, expr) = split_threshold(t).ok_or_else(|| {
+            flag("--threshold", format!("`{t}` is not `METRIC: EXPR`, e.g. 'latency{{step:chat}}: p(95) < 500ms'"))
+        })?;
+        gates.push(crate::slo::parse(key, expr).map_err(|e| flag("--threshold", e.to_string()))?);
+    }
+    Ok(gates)
+}
+
+/// `--target`, or the embedded mock set by the scenario and `--mock`.
+fn resolve_target(
+    url: Option<&str>,
+    mock_settings: &[String],
+    loaded: &LoadedScenario,
+    seed: u64,
+) -> Result<Target, ConfigError> {
+    match url {
+        Some(_) if !mock_settings.is_empty() => {
+            Err(flag("--mock", "sets the embedded mock, which does not run with --target; drop one"))
+        }
+        Some(t) => Ok(Target::Url(check_url("--target", t)?)),
+        None => {
+            let mut m = mock_config(loaded, seed)?;
+            apply_mock_settings(&mut m, mock_settings)?;
+            Ok(Target::EmbeddedMock(Box::new(m)))
+        }
+    }
+}
+
+/// Where the run is compared, stored and reported for CI; the files are refused now if they are directories.
+fn gate_outputs(
+    loaded: &LoadedScenario,
+    baseline: Option<PathBuf>,
+    save_baseline: Option<Option<PathBuf>>,
+    junit: Option<PathBuf>,
+    summary_md: Option<PathBuf>,
+) -> Result<GateOutputs, ConfigError> {
+    let outputs = GateOutputs {
+        // A report directory stands for the result.json in it.
+        baseline: baseline.map(|p| if p.is_dir() { p.join("result.json") } else { p }),
+        save_baseline: save_baseline.map(|p| p.unwrap_or_else(|| crate::baseline::default_path(&loaded.name))),
+        junit: output_file("--junit", junit)?,
+        summary_md: output_file("--summary-md", summary_md)?,
+    };
+    if let Some(p) = &outputs.save_baseline {
+        output_file("--save-baseline", Some(p.clone()))?;
+    }
+    Ok(outputs)
+}
+
+/// The scenario's feeders, loaded once here (files relative to the scenario).
+fn feeders(loaded: &LoadedScenario) -> Result<Vec<Feeder>, ScenarioError> {
+    let base_dir = loaded.path.parent().unwrap_or(Path::new("."));
+    loaded
+        .scenario
+        .feeders
+        .iter()
+        .map(|spec| {
+            Feeder::load(spec, base_dir).map_err(|message| {
+                let at = loaded.source.find(&format!("\"{}\"", spec.name));
+                ScenarioError::at(&loaded.path, &loaded.source, at, message.to_string())
+            })
+        })
+        .collect()
 }
 
 /// A file the run will write: refused now if it is a directory, rather than after the run.
@@ -434,6 +328,37 @@ pub fn apply_mock_settings(m: &mut MockConfig, settings: &[String]) -> Result<()
     m.apply(&parsed).map_err(|e| flag("--mock", e))
 }
 
+/// `mock`: the scenario's mock (`--scenario`) or the defaults, then each flag given over it.
+pub fn mock_from_args(a: MockArgs) -> Result<MockConfig, ConfigError> {
+    let MockArgs {
+        port: _,
+        host: _,
+        output_tokens,
+        first_token_delay,
+        token_delay,
+        error_rate,
+        error_status,
+        seed,
+        scenario,
+        scenarios,
+    } = a;
+    let seed = seed.unwrap_or(0);
+    let mut m = match scenario {
+        Some(name) => {
+            let path = scenario::locate_scenario(&name, &scenarios.dir)?;
+            mock_config(&scenario::load(&path)?, seed)?
+        }
+        None => MockConfig { seed, ..MockConfig::default() },
+    };
+    m.output_tokens = output_tokens.unwrap_or(m.output_tokens);
+    m.first_token_delay = first_token_delay.unwrap_or(m.first_token_delay);
+    m.token_delay = token_delay.unwrap_or(m.token_delay);
+    m.error_rate = error_rate.unwrap_or(m.error_rate);
+    m.error_status = error_status.unwrap_or(m.error_status);
+    m.validate().map_err(ConfigError::Mock)?;
+    Ok(m)
+}
+
 /// The embedded mock for a scenario: defaults, then the scenario's `[aliases]`, then its `[mock]` table.
 pub fn mock_config(loaded: &LoadedScenario, seed: u64) -> Result<MockConfig, ScenarioError> {
     let s = &loaded.scenario;
@@ -444,7 +369,7 @@ pub fn mock_config(loaded: &LoadedScenario, seed: u64) -> Result<MockConfig, Sce
     }
     m.apply(&s.mock).map_err(|message| {
         let at = loaded.source.find("[mock]");
-        ScenarioError::at(&loaded.path, &loaded.source, at, message)
+        ScenarioError::at(&loaded.path, &loaded.source, at, message.to_string())
     })?;
     Ok(m)
 }

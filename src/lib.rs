@@ -6,7 +6,9 @@
 // #![cfg_attr(not(test), warn(clippy::too_many_lines))]
 
 pub mod app;
+pub mod background;
 pub mod baseline;
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod engine;

@@ -4,16 +4,13 @@
 // TODO(issue 11): uncomment with the same line in lib.rs (functions under 120 lines, clippy.toml).
 // #![cfg_attr(not(test), warn(clippy::too_many_lines))]
 
-mod cli;
-
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{ArrivalArg, Cli, Command, CompareArgs, MockArgs, ReportArgs, RunArgs};
 use run_load_test::app::{self, Outcome};
-use run_load_test::config::{self, ArrivalKind, GateOutputs, Overrides, RunConfig};
-use run_load_test::mock::MockConfig;
+use run_load_test::cli::{self, Cli, Command, CompareArgs, ReportArgs};
+use run_load_test::config::{self, GateOutputs, RunConfig};
 use run_load_test::scenario;
 use run_load_test::{redact, report};
 
@@ -54,31 +51,31 @@ fn main() -> ExitCode {
 fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::List(a) => {
-            let rows = app::list(&a.scenarios_dir)?;
+            let rows = app::list(&a.scenarios.dir)?;
             report::print_out(&report::render_list(&rows));
             Ok(Outcome::Passed)
         }
         Command::Run(args) => {
             // Before the scenario and its data files are read: a signal during setup stops the run, with a report.
             app::handle_signals()?;
-            let cfg = RunConfig::resolve(overrides(*args))?;
+            let cfg = RunConfig::resolve(*args)?;
             Ok(app::run(cfg)?.1)
         }
         Command::Mock(a) => {
             let addr = format!("{}:{}", a.host, a.port);
             let addr = addr.parse().map_err(|_| anyhow::anyhow!("--host: `{}` is not an IP address", a.host))?;
-            app::serve_mock(mock_config(a)?, addr)?;
+            app::serve_mock(config::mock_from_args(a)?, addr)?;
             Ok(Outcome::Passed)
         }
         Command::Compare(a) => {
-            let CompareArgs { baseline, current, scenario, junit, summary_md, quiet, scenarios_dir } = a;
-            let rules = scenario.map(|s| scenario::locate_scenario(&s, &scenarios_dir)).transpose()?;
+            let CompareArgs { baseline, current, scenario, junit, summary_md, quiet, scenarios } = a;
+            let rules = scenario.map(|s| scenario::locate_scenario(&s, &scenarios.dir)).transpose()?;
             let outputs = GateOutputs { baseline: Some(baseline), save_baseline: None, junit, summary_md };
             Ok(app::compare(&current, rules.as_deref(), &outputs, quiet)?)
         }
         Command::Report(a) => {
             let ReportArgs { result, formats, out } = a;
-            let formats = config::report_formats(&formats)?;
+            let formats = config::report_formats(&formats);
             app::rerender(&result, &formats, out.as_deref())?;
             Ok(Outcome::Passed)
         }
@@ -87,112 +84,4 @@ fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
             Ok(Outcome::Passed)
         }
     }
-}
-
-fn overrides(a: RunArgs) -> Overrides {
-    let RunArgs {
-        scenario,
-        target,
-        users,
-        spawn_rate,
-        duration,
-        iterations,
-        rate,
-        arrival,
-        max_in_flight,
-        iterations_per_user,
-        thresholds,
-        stages,
-        sweep,
-        hold,
-        tags,
-        exclude_tags,
-        out,
-        seed,
-        timeout,
-        graceful_stop,
-        workers,
-        insecure,
-        quiet,
-        scenarios_dir,
-        baseline,
-        save_baseline,
-        junit,
-        summary_md,
-        mock_settings,
-        formats,
-        ndjson,
-        metrics_addr,
-        pushgateway,
-        no_fail_fast,
-    } = a;
-    Overrides {
-        scenario,
-        scenarios_dir,
-        target,
-        users,
-        spawn_rate,
-        duration,
-        iterations,
-        rate,
-        arrival: arrival.map(|a| match a {
-            ArrivalArg::Constant => ArrivalKind::Constant,
-            ArrivalArg::Poisson => ArrivalKind::Poisson,
-        }),
-        max_in_flight,
-        iterations_per_user,
-        thresholds,
-        stages,
-        sweep,
-        hold,
-        tags,
-        exclude_tags,
-        out,
-        seed,
-        timeout,
-        graceful_stop,
-        workers,
-        insecure,
-        quiet,
-        baseline,
-        save_baseline,
-        junit,
-        summary_md,
-        mock_settings,
-        formats,
-        ndjson,
-        metrics_addr,
-        pushgateway,
-        no_fail_fast,
-    }
-}
-
-fn mock_config(a: MockArgs) -> anyhow::Result<MockConfig> {
-    let MockArgs {
-        port: _,
-        host: _,
-        output_tokens,
-        first_token_delay,
-        token_delay,
-        error_rate,
-        error_status,
-        seed,
-        scenario,
-        scenarios_dir,
-    } = a;
-    let seed = seed.unwrap_or(0);
-    let mut m = match scenario {
-        Some(name) => {
-            let path = scenario::locate_scenario(&name, &scenarios_dir)?;
-            config::mock_config(&scenario::load(&path)?, seed)?
-        }
-        None => MockConfig { seed, ..MockConfig::default() },
-    };
-    m.output_tokens = output_tokens.unwrap_or(m.output_tokens);
-    m.first_token_delay = first_token_delay.unwrap_or(m.first_token_delay);
-    m.token_delay = token_delay.unwrap_or(m.token_delay);
-    m.error_rate = error_rate.unwrap_or(m.error_rate);
-    m.error_status = error_status.unwrap_or(m.error_status);
-    m.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(m)
 }

@@ -18,11 +18,11 @@ pub fn failed(r: &RunReport) -> bool {
 }
 
 /// Tries where `--junit`, `--summary-md` and `--save-baseline` will be written, before any load is sent.
-pub fn check_paths(o: &GateOutputs) -> Result<(), String> {
+pub fn check_paths(o: &GateOutputs) -> Result<()> {
     for (flag, path) in [("--junit", &o.junit), ("--summary-md", &o.summary_md), ("--save-baseline", &o.save_baseline)]
     {
         if let Some(p) = path {
-            report::check_writable(p).map_err(|e| format!("{flag}: {e}"))?;
+            report::check_writable(p).map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
         }
     }
     Ok(())

@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use anyhow::{Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
 use super::live::IntervalSink;
@@ -45,10 +46,11 @@ pub struct JournalSink {
 
 impl JournalSink {
     /// Starts `dir/journal.ndjson` with the run's description.
-    pub fn create(dir: &Path, run: &RunDescription) -> Result<Self, String> {
+    pub fn create(dir: &Path, run: &RunDescription) -> Result<Self> {
         let started_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
         let header = Header { journal: VERSION, started_at, run: run.clone() };
-        Ok(JournalSink { writer: JournalWriter::create(dir, &header)?, t: 0.0 })
+        let writer = JournalWriter::create(dir, &header).map_err(anyhow::Error::msg)?;
+        Ok(JournalSink { writer, t: 0.0 })
     }
 }
 
@@ -59,22 +61,18 @@ impl IntervalSink for JournalSink {
         self.t += p.interval_s;
     }
 
-    fn finish(&mut self) -> Result<(), String> {
-        self.writer.finish().map_err(String::from)
+    fn finish(&mut self) -> Result<()> {
+        self.writer.finish().map_err(anyhow::Error::msg)
     }
 }
 
 /// The report of a run that died before writing it, from its journal in `dir`: every second the journal holds,
 /// `status: interrupted`, `stop_reason: killed`, and `rebuilt` saying so.
-pub fn rebuild(dir: &Path) -> Result<RunReport, String> {
+pub fn rebuild(dir: &Path) -> Result<RunReport> {
     let path = dir.join(JOURNAL);
-    let (h, seconds): (Header, Vec<Second<Recorder>>) = report::read_journal(&path)?;
+    let (h, seconds): (Header, Vec<Second<Recorder>>) = report::read_journal(&path).map_err(anyhow::Error::msg)?;
     if h.journal != VERSION {
-        return Err(format!(
-            "{}: journal version {} is not {VERSION}; rebuild it with the same version",
-            path.display(),
-            h.journal
-        ));
+        bail!("{}: journal version {} is not {VERSION}; rebuild it with the same version", path.display(), h.journal);
     }
     let (steps, flows) = (h.run.steps.len(), h.run.flows.len());
     let mut total = Recorder::new(steps, flows);
@@ -82,7 +80,7 @@ pub fn rebuild(dir: &Path) -> Result<RunReport, String> {
     let mut elapsed = 0.0f64;
     for (i, s) in seconds.iter().enumerate() {
         if s.rec.steps.len() != steps || s.rec.flows.len() != flows {
-            return Err(format!("{}:{}: the second does not match the run's steps", path.display(), i + 2));
+            bail!("{}:{}: the second does not match the run's steps", path.display(), i + 2);
         }
         let t = s.rec.total();
         total.add(&s.rec);
@@ -90,7 +88,7 @@ pub fn rebuild(dir: &Path) -> Result<RunReport, String> {
         elapsed = elapsed.max(s.t + s.d);
     }
     let started_at = humantime::parse_rfc3339_weak(&h.started_at)
-        .map_err(|e| format!("{}:1: started_at `{}`: {e}", path.display(), h.started_at))?;
+        .map_err(|e| anyhow!("{}:1: started_at `{}`: {e}", path.display(), h.started_at))?;
     let output = RunOutput {
         total: &total,
         series: &series,
@@ -177,7 +175,7 @@ mod tests {
         let path = dir.path().join(JOURNAL);
         let text = std::fs::read_to_string(&path).unwrap() + &second(0.0, &[5], 0) + "\n";
         std::fs::write(&path, text).unwrap();
-        let e = rebuild(dir.path()).unwrap_err();
+        let e = rebuild(dir.path()).unwrap_err().to_string();
         assert!(e.contains("journal.ndjson:2: the second does not match"), "{e}");
     }
 }

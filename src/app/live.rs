@@ -26,7 +26,7 @@ pub fn measurements<'a>(plan: &'a Plan, rec: &'a Recorder, elapsed: Duration) ->
 pub trait IntervalSink {
     fn interval(&mut self, plan: &Plan, progress: &Progress, interval: &Recorder, totals: &Recorder);
     /// After the last interval: flush, close, push. An error is reported, the run's report is still written.
-    fn finish(&mut self) -> Result<(), String> {
+    fn finish(&mut self) -> anyhow::Result<()> {
         Ok(())
     }
 }
@@ -39,7 +39,7 @@ pub struct LiveGate<'a> {
     pub aborted_by: Option<String>,
     /// Stops a run whose first requests all fail the same non-transient way (its line says why).
     pub fail_fast: FailFast,
-    pub sinks: Vec<Box<dyn IntervalSink + 'a>>,
+    pub sinks: Vec<Box<dyn IntervalSink>>,
 }
 
 impl Observer for LiveGate<'_> {

@@ -8,7 +8,6 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -19,10 +18,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
 use bytes::Bytes;
-use futures_util::FutureExt;
-use tokio::sync::oneshot;
 
 use super::live::IntervalSink;
+use crate::background;
 use crate::client::{ClientFactory, Reading};
 use crate::config::PrometheusOutputs;
 use crate::engine::{Plan, Progress};
@@ -45,7 +43,7 @@ pub struct PromSink {
     exposition: Arc<Exposition>,
     /// Held for its `Drop`: serving stops when the sink is dropped, after the report is written, so a scrape
     /// in the run's last second still works.
-    _server: Option<MetricsServer>,
+    _server: Option<background::Server>,
     push: Option<Push>,
     quiet: bool,
 }
@@ -85,7 +83,7 @@ impl PromSink {
                     } else {
                         " (beyond loopback: anyone who can reach this host can read it)"
                     };
-                    report::print_note(&format!("Prometheus metrics: http://{}/metrics{reach}", server.addr));
+                    report::print_note(&format!("Prometheus metrics: http://{}/metrics{reach}", server.addr()));
                 }
                 Some(server)
             }
@@ -129,11 +127,11 @@ impl IntervalSink for PromSink {
         live.absorb(progress.users, progress.in_flight, interval);
     }
 
-    fn finish(&mut self) -> Result<(), String> {
+    fn finish(&mut self) -> Result<()> {
         let Some(push) = &self.push else { return Ok(()) };
-        let fail = |e: String| format!("--pushgateway: cannot push to {}: {e}", push.url);
-        let body = self.exposition.render().map_err(|e| fail(e.to_string()))?;
-        push_text(push, body).map_err(fail)?;
+        let fail = || format!("--pushgateway: cannot push to {}", push.url);
+        let body = self.exposition.render().map_err(|e| anyhow::anyhow!("{e}")).with_context(fail)?;
+        push_text(push, body).with_context(fail)?;
         if !self.quiet {
             report::print_note(&format!("pushed the final metrics to {}{}", push.url, push.path));
         }
@@ -142,104 +140,42 @@ impl IntervalSink for PromSink {
 }
 
 /// PUT replaces the whole group, so the Pushgateway holds exactly this run's final values.
-fn push_text(push: &Push, body: String) -> Result<(), String> {
+fn push_text(push: &Push, body: String) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start a runtime: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("cannot start a runtime: {e}"))?;
     rt.block_on(async {
         let mut c = push.client.build();
         let req = http::Request::put(format!("{}{}", push.client.prefix(), push.path))
             .header(http::header::HOST, push.client.host_header().clone())
             .header(http::header::CONTENT_TYPE, CONTENT_TYPE)
             .body(http_body_util::Full::new(Bytes::from(body)))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut answer = Vec::new();
         let reading = Reading { buf: Some(&mut answer), keep: true, ..Default::default() };
-        let ex = c.exchange(req, PUSH_TIMEOUT, reading).await.map_err(|f| f.message)?;
+        let ex = c.exchange(req, PUSH_TIMEOUT, reading).await.map_err(|f| anyhow::anyhow!("{}", f.message))?;
         if !(200..300).contains(&ex.status) {
             let text = String::from_utf8_lossy(&answer);
             let text: String = text.trim().chars().take(300).collect();
-            return Err(format!("HTTP {}: {text}", ex.status));
+            anyhow::bail!("HTTP {}: {text}", ex.status);
         }
         Ok(())
     })
 }
 
 /// The `/metrics` endpoint on its own OS thread with a one-thread runtime; dropping it stops serving.
-struct MetricsServer {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Drop for MetricsServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            // An error only means the server already stopped on its own.
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn spawn(addr: SocketAddr, exposition: Arc<Exposition>) -> std::io::Result<MetricsServer> {
-    let listener = std::net::TcpListener::bind(addr)?;
-    listener.set_nonblocking(true)?;
-    let addr = listener.local_addr()?;
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<std::io::Result<()>>(1);
-    // The runtime is built on the server thread: dropping one inside an async context panics, and the caller
-    // may be in one.
-    let thread = std::thread::Builder::new().name("metrics-server".into()).spawn(move || {
-        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(rt) => rt,
-            Err(e) => {
-                let _ = ready_tx.send(Err(e));
-                return;
-            }
-        };
-        rt.block_on(async move {
-            let listener = match tokio::net::TcpListener::from_std(listener) {
-                Ok(l) => l,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                    return;
-                }
-            };
-            let _ = ready_tx.send(Ok(()));
-            let stop = async move {
-                let _ = stop_rx.await;
-            }
-            .shared();
-            let grace_over = {
-                let stop = stop.clone();
-                async move {
-                    stop.await;
-                    tokio::time::sleep(SHUTDOWN_GRACE).await;
-                }
-            };
-            let app = Router::new().route("/metrics", get(metrics)).with_state(exposition);
-            // Either outcome ends the thread; an accept-loop error has no one to report to.
-            tokio::select! {
-                _ = axum::serve(listener, app).with_graceful_shutdown(stop) => {}
-                () = grace_over => {}
-            }
-        });
-    })?;
-    match ready_rx.recv() {
-        Ok(Ok(())) => Ok(MetricsServer { addr, stop: Some(stop_tx), thread: Some(thread) }),
-        Ok(Err(e)) => {
-            let _ = thread.join();
-            Err(e)
-        }
-        Err(_) => {
-            let _ = thread.join();
-            Err(std::io::Error::other("the metrics server thread ended before it started serving"))
-        }
-    }
+fn spawn(addr: SocketAddr, exposition: Arc<Exposition>) -> std::io::Result<background::Server> {
+    let options = background::Options {
+        thread: "metrics-server",
+        workers: None,
+        grace: SHUTDOWN_GRACE,
+        what: "the metrics server",
+    };
+    background::spawn(addr, options, move |listener, stop| {
+        let app = Router::new().route("/metrics", get(metrics)).with_state(exposition);
+        axum::serve(listener, app).with_graceful_shutdown(stop).into_future()
+    })
 }
 
 async fn metrics(State(exposition): State<Arc<Exposition>>) -> Response {

@@ -28,8 +28,9 @@ pub struct NdjsonSink {
 }
 
 impl NdjsonSink {
-    pub fn create(path: &Path) -> Result<Self, String> {
-        Ok(NdjsonSink { writer: NdjsonWriter::create(path)?, elapsed_s: 0.0, all: StepStats::default() })
+    pub fn create(path: &Path) -> Result<Self> {
+        let writer = NdjsonWriter::create(path).map_err(anyhow::Error::msg)?;
+        Ok(NdjsonSink { writer, elapsed_s: 0.0, all: StepStats::default() })
     }
 }
 
@@ -51,8 +52,8 @@ impl IntervalSink for NdjsonSink {
         self.writer.write(&LivePoint { elapsed_s: self.elapsed_s, point: &point, steps });
     }
 
-    fn finish(&mut self) -> Result<(), String> {
-        self.writer.finish().map_err(String::from)
+    fn finish(&mut self) -> Result<()> {
+        self.writer.finish().map_err(anyhow::Error::msg)
     }
 }
 
@@ -65,11 +66,12 @@ pub struct HlogSink {
 
 impl HlogSink {
     /// `start`: the run's start, the logs' time base.
-    pub fn create(dir: &Path, plan: &Plan, start: SystemTime) -> Result<Self, String> {
+    pub fn create(dir: &Path, plan: &Plan, start: SystemTime) -> Result<Self> {
         let steps: Vec<usize> = request_steps(plan).collect();
         let names: Vec<(&str, &str)> =
             steps.iter().map(|&i| (plan.steps[i].user.as_str(), plan.steps[i].name.as_str())).collect();
-        Ok(HlogSink { writer: HlogWriter::create(dir, &names, start)?, steps, elapsed: Duration::ZERO })
+        let writer = HlogWriter::create(dir, &names, start).map_err(anyhow::Error::msg)?;
+        Ok(HlogSink { writer, steps, elapsed: Duration::ZERO })
     }
 }
 
@@ -81,8 +83,8 @@ impl IntervalSink for HlogSink {
         self.elapsed += length;
     }
 
-    fn finish(&mut self) -> Result<(), String> {
-        self.writer.finish().map_err(String::from)
+    fn finish(&mut self) -> Result<()> {
+        self.writer.finish().map_err(anyhow::Error::msg)
     }
 }
 
@@ -94,7 +96,7 @@ pub fn rerender(source: &Path, formats: &[ReportFormat], out: Option<&Path>) -> 
     let path = if source.is_dir() { source.join("result.json") } else { source.to_path_buf() };
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     if journal_is_newer(&path, &dir.join(report::JOURNAL)) {
-        let r = super::journal::rebuild(dir).map_err(anyhow::Error::msg)?;
+        let r = super::journal::rebuild(dir)?;
         let written = report::write_outputs(&r, dir, &[]).map_err(anyhow::Error::msg)?;
         if let Some(note) = &r.rebuilt {
             report::print_note(note);

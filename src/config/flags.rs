@@ -1,46 +1,44 @@
-//! Range checks of the numbers given on the command line (the same table as the scenario's, `crate::limits`),
-//! and the conversion of range-checked scenario numbers to the engine's types, which never clamps.
+//! Range checks of the numbers given on the command line (the same table as the scenario's, `crate::limits`;
+//! clap only keeps their text), and the conversion of range-checked scenario numbers to the engine's types,
+//! which never clamps.
 
 use std::time::Duration;
 
 use toml::Spanned;
 
-use super::{ConfigError, Overrides, flag};
+use super::{ConfigError, flag};
+use crate::cli::{self, NumberArg};
 use crate::engine::{Arrival, LevelKind, Levels, Stage};
 use crate::limits::{self, Count, RangeError};
 use crate::scenario::{LoadedScenario, ScenarioError};
 
-/// Every numeric flag within its range; `main`'s parsers already refuse most, this guards library callers.
-pub(super) fn check(o: &Overrides) -> Result<(), ConfigError> {
+/// A number flag read against its range; the error names the flag as clap does (`'--users <N>'`).
+pub(super) fn number<T>(
+    id: &str,
+    v: Option<NumberArg>,
+    parse: impl Fn(&str) -> Result<T, RangeError>,
+) -> Result<Option<T>, ConfigError> {
+    let Some(NumberArg(text)) = v else { return Ok(None) };
+    match parse(&text) {
+        Ok(n) => Ok(Some(n)),
+        Err(range) => Err(ConfigError::Value { flag: cli::run_flag(id), value: text, range }),
+    }
+}
+
+/// The duration flags within their ranges (clap's parser reads any duration up to 30 days, zero included).
+pub(super) fn check_durations(
+    duration: Option<Duration>,
+    hold: Option<Duration>,
+    timeout: Option<Duration>,
+    graceful_stop: Option<Duration>,
+) -> Result<(), ConfigError> {
     let named = |name: &'static str| move |e: RangeError| flag(name, e.to_string());
-    if let Some(u) = o.users {
-        limits::USERS.check(u64::from(u)).map_err(named("--users"))?;
-    }
-    if let Some(r) = o.spawn_rate {
-        limits::SPAWN_RATE.check(r).map_err(named("--spawn-rate"))?;
-    }
-    if let Some(i) = o.iterations {
-        limits::ITERATIONS.check(i).map_err(named("--iterations"))?;
-    }
-    if let Some(i) = o.iterations_per_user {
-        limits::ITERATIONS.check(i).map_err(named("--iterations-per-user"))?;
-    }
-    if let Some(r) = o.rate {
-        limits::RATE.check(r).map_err(named("--rate"))?;
-    }
-    if let Some(m) = o.max_in_flight {
-        limits::MAX_IN_FLIGHT.check(u64::from(m)).map_err(named("--max-in-flight"))?;
-    }
-    if let Some(w) = o.workers {
-        limits::WORKERS.check(w as u64).map_err(named("--workers"))?;
-    }
-    let durations = [("--duration", o.duration), ("--hold", o.hold), ("--timeout", o.timeout)];
-    for (name, d) in durations {
+    for (name, d) in [("--duration", duration), ("--hold", hold), ("--timeout", timeout)] {
         if let Some(d) = d {
             limits::positive_duration(d).map_err(named(name))?;
         }
     }
-    if let Some(d) = o.graceful_stop {
+    if let Some(d) = graceful_stop {
         limits::duration(d).map_err(named("--graceful-stop"))?;
     }
     Ok(())

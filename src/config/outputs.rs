@@ -1,13 +1,10 @@
-//! Which report files a run writes: `--format` names and `--ndjson`, checked before any load is sent.
+//! Which report files a run writes: the `--format` values and `--ndjson`, checked before any load is sent.
 
 use std::path::PathBuf;
 
 use super::{ConfigError, flag};
+use crate::cli::FormatArg;
 use crate::report::ReportFormat;
-
-/// The name of the live HdrHistogram interval logs in `--format` (written during `run`, not rendered from a
-/// report, so `report` cannot make them).
-pub const HLOG: &str = "hlog";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutputFiles {
@@ -19,43 +16,38 @@ pub struct OutputFiles {
     pub ndjson: Option<PathBuf>,
 }
 
-/// The renderers named, in order and without repeats, and whether `hlog` was among them (only `run`
-/// can write it).
-fn parse(names: &[String], run: bool) -> Result<(Vec<ReportFormat>, bool), ConfigError> {
+/// The renderer a `--format` name stands for; `None` for `hlog`, which is recorded during the run.
+fn renderer(f: FormatArg) -> Option<ReportFormat> {
+    Some(match f {
+        FormatArg::Json => ReportFormat::Json,
+        FormatArg::Csv => ReportFormat::Csv,
+        FormatArg::Html => ReportFormat::Html,
+        FormatArg::Md => ReportFormat::Markdown,
+        FormatArg::Junit => ReportFormat::Junit,
+        FormatArg::Hlog => return None,
+    })
+}
+
+/// The renderers named, in order and without repeats.
+fn renderers(names: &[FormatArg]) -> Vec<ReportFormat> {
     let mut out = Vec::new();
-    let mut hlog = false;
-    for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
-        if name.eq_ignore_ascii_case(HLOG) {
-            if !run {
-                return Err(flag(
-                    "--format",
-                    "`hlog` is recorded second by second during `run --format hlog`; a stored result cannot make it",
-                ));
-            }
-            hlog = true;
-            continue;
-        }
-        let f = ReportFormat::from_name(name).ok_or_else(|| {
-            let hlog = if run { format!(" or {HLOG}") } else { String::new() };
-            flag("--format", format!("unknown format `{name}`; use {}{hlog}", ReportFormat::names()))
-        })?;
+    for f in names.iter().copied().filter_map(renderer) {
         if !out.contains(&f) {
             out.push(f);
         }
     }
-    Ok((out, hlog))
+    out
 }
 
-/// `report --format json,csv --format md`: the renderers named.
-pub fn report_formats(names: &[String]) -> Result<Vec<ReportFormat>, ConfigError> {
-    parse(names, false).map(|(f, _)| f)
+/// `report --format json,csv --format md`: the renderers named (clap refused `hlog` and unknown names).
+pub fn report_formats(names: &[FormatArg]) -> Vec<ReportFormat> {
+    renderers(names)
 }
 
 /// `run --format` and `--ndjson`: without `--format` the defaults; with it, what it names, `result.json` always.
-pub fn resolve(names: &[String], ndjson: Option<PathBuf>) -> Result<OutputFiles, ConfigError> {
-    let (named, hlog) = parse(names, true)?;
+pub fn resolve(names: &[FormatArg], ndjson: Option<PathBuf>) -> Result<OutputFiles, ConfigError> {
     let mut formats = vec![ReportFormat::Json];
-    let chosen = if names.is_empty() { ReportFormat::DEFAULT.to_vec() } else { named };
+    let chosen = if names.is_empty() { ReportFormat::DEFAULT.to_vec() } else { renderers(names) };
     formats.extend(chosen.into_iter().filter(|f| *f != ReportFormat::Json));
     let ndjson = match ndjson {
         Some(p) if p.is_dir() => {
@@ -63,15 +55,31 @@ pub fn resolve(names: &[String], ndjson: Option<PathBuf>) -> Result<OutputFiles,
         }
         other => other,
     };
-    Ok(OutputFiles { formats, hlog, ndjson })
+    Ok(OutputFiles { formats, hlog: names.contains(&FormatArg::Hlog), ndjson })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::{Cli, Command, value_error};
+    use clap::Parser;
 
-    fn names(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
+    /// `--format` values as `run` parses them.
+    fn names(list: &[&str]) -> Vec<FormatArg> {
+        let joined = list.join(",");
+        match Cli::try_parse_from(["run-load-test", "run", "s", "--format", &joined]).unwrap().command {
+            Command::Run(a) => a.formats,
+            _ => unreachable!("run"),
+        }
+    }
+
+    /// The one-line error of `command --format list`.
+    fn refused(command: &str, list: &[&str]) -> String {
+        let mut argv = vec!["run-load-test", command, "s"];
+        for name in list {
+            argv.extend(["--format", name]);
+        }
+        value_error(&Cli::try_parse_from(argv).unwrap_err()).unwrap()
     }
 
     #[test]
@@ -92,11 +100,11 @@ mod tests {
 
     #[test]
     fn bad_names_name_the_flag() {
-        let e = resolve(&names(&["json", "pdf"]), None).unwrap_err().to_string();
+        let e = refused("run", &["json", "pdf"]);
         assert_eq!(e, "--format: unknown format `pdf`; use json, csv, html, md, junit or hlog");
-        let e = report_formats(&names(&["hlog"])).unwrap_err().to_string();
+        let e = refused("report", &["hlog"]);
         assert!(e.starts_with("--format: `hlog`"), "{e}");
-        let e = report_formats(&names(&["xml"])).unwrap_err().to_string();
+        let e = refused("report", &["xml"]);
         assert_eq!(e, "--format: unknown format `xml`; use json, csv, html, md, junit");
         let dir = tempfile::tempdir().unwrap();
         let e = resolve(&[], Some(dir.path().to_path_buf())).unwrap_err().to_string();

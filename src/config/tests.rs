@@ -1,6 +1,7 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::cli::{Cli, Command, NumberArg, value_error};
 
 fn scenario_file(dir: &Path, body: &str) -> PathBuf {
     let p = dir.join("s.toml");
@@ -11,8 +12,18 @@ fn scenario_file(dir: &Path, body: &str) -> PathBuf {
 const BASE: &str =
     "[load]\nusers = 4\nduration = \"20s\"\n[[user]]\nname = \"U\"\n[[user.step]]\nname = \"a\"\nget = \"/health\"\n";
 
-fn overrides(p: &Path) -> Overrides {
-    Overrides { scenario: p.display().to_string(), scenarios_dir: "scenarios".into(), ..Default::default() }
+/// `run <p>` with no other flag, as the command line gives it.
+fn overrides(p: &Path) -> RunArgs {
+    use clap::Parser;
+    match crate::cli::Cli::try_parse_from(["run-load-test", "run", &p.display().to_string()]).unwrap().command {
+        crate::cli::Command::Run(a) => *a,
+        _ => unreachable!("run"),
+    }
+}
+
+/// A number flag's text.
+fn n(v: impl ToString) -> Option<NumberArg> {
+    Some(NumberArg(v.to_string()))
 }
 
 fn closed(cfg: &RunConfig) -> (u32, Option<Duration>) {
@@ -34,11 +45,11 @@ fn the_model_follows_the_command_line_then_the_file() {
         }
         LoadModel::Closed(_) => panic!("rate in the file means open"),
     }
-    let cfg = RunConfig::resolve(Overrides { users: Some(3), ..overrides(&p) }).unwrap();
+    let cfg = RunConfig::resolve(RunArgs { users: n(3), ..overrides(&p) }).unwrap();
     assert_eq!(closed(&cfg).0, 3, "--users on the command line means closed");
-    let e = RunConfig::resolve(Overrides { users: Some(3), rate: Some(5.0), ..overrides(&p) }).unwrap_err();
+    let e = RunConfig::resolve(RunArgs { users: n(3), rate: n(5.0), ..overrides(&p) }).unwrap_err();
     assert!(e.to_string().starts_with("--rate"), "{e}");
-    let e = RunConfig::resolve(Overrides { spawn_rate: Some(2.0), ..overrides(&p) }).unwrap_err();
+    let e = RunConfig::resolve(RunArgs { spawn_rate: n(2.0), ..overrides(&p) }).unwrap_err();
     assert!(e.to_string().starts_with("--spawn-rate"), "{e}");
 }
 
@@ -49,8 +60,8 @@ fn cli_beats_toml_beats_defaults() {
     let cfg = RunConfig::resolve(overrides(&p)).unwrap();
     assert_eq!(closed(&cfg), (4, Some(Duration::from_secs(20))));
     assert_eq!(cfg.timeout, DEFAULT_TIMEOUT);
-    let cfg = RunConfig::resolve(Overrides { users: Some(9), duration: Some(Duration::from_secs(3)), ..overrides(&p) })
-        .unwrap();
+    let cfg =
+        RunConfig::resolve(RunArgs { users: n(9), duration: Some(Duration::from_secs(3)), ..overrides(&p) }).unwrap();
     assert_eq!(closed(&cfg), (9, Some(Duration::from_secs(3))));
     assert!(matches!(cfg.target, Target::EmbeddedMock(_)));
 }
@@ -59,7 +70,7 @@ fn cli_beats_toml_beats_defaults() {
 fn iterations_alone_means_no_default_duration() {
     let dir = tempfile::tempdir().unwrap();
     let p = scenario_file(dir.path(), "[[user]]\nname = \"U\"\n[[user.step]]\nname = \"a\"\nget = \"/\"\n");
-    let cfg = RunConfig::resolve(Overrides { iterations: Some(5), ..overrides(&p) }).unwrap();
+    let cfg = RunConfig::resolve(RunArgs { iterations: n(5), ..overrides(&p) }).unwrap();
     assert_eq!((cfg.load.duration(), cfg.load.iterations(), closed(&cfg).0), (None, Some(5), 1));
 }
 
@@ -67,13 +78,13 @@ fn iterations_alone_means_no_default_duration() {
 fn bad_flags_name_the_flag() {
     let dir = tempfile::tempdir().unwrap();
     let p = scenario_file(dir.path(), BASE);
-    let e = RunConfig::resolve(Overrides { users: Some(0), ..overrides(&p) }).unwrap_err();
-    assert!(e.to_string().starts_with("--users"), "{e}");
-    let e = RunConfig::resolve(Overrides { target: Some("ftp://x".into()), ..overrides(&p) }).unwrap_err();
+    let e = RunConfig::resolve(RunArgs { users: n(0), ..overrides(&p) }).unwrap_err();
+    assert!(e.to_string().starts_with("invalid value '0' for '--users <N>': must be a whole number"), "{e}");
+    let e = RunConfig::resolve(RunArgs { target: Some("ftp://x".into()), ..overrides(&p) }).unwrap_err();
     assert!(e.to_string().starts_with("--target"), "{e}");
-    let e = RunConfig::resolve(Overrides { pushgateway: Some("pg:9091".into()), ..overrides(&p) }).unwrap_err();
+    let e = RunConfig::resolve(RunArgs { pushgateway: Some("pg:9091".into()), ..overrides(&p) }).unwrap_err();
     assert!(e.to_string().starts_with("--pushgateway"), "{e}");
-    let cfg = RunConfig::resolve(Overrides { pushgateway: Some("http://pg:9091/".into()), ..overrides(&p) });
+    let cfg = RunConfig::resolve(RunArgs { pushgateway: Some("http://pg:9091/".into()), ..overrides(&p) });
     assert_eq!(cfg.unwrap().prometheus.pushgateway.as_deref(), Some("http://pg:9091"), "no trailing slash");
 }
 
@@ -101,8 +112,10 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let p = scenario_file(dir.path(), BASE);
         let duration = secs.map(Duration::from_secs);
-        let o = Overrides {
-            users, rate, spawn_rate, max_in_flight, iterations, duration, workers, sweep,
+        let o = RunArgs {
+            users: users.and_then(n), rate: rate.and_then(n), spawn_rate: spawn_rate.and_then(n),
+            max_in_flight: max_in_flight.and_then(n), iterations: iterations.and_then(n), workers: workers.and_then(n),
+            duration, sweep,
             timeout: duration, hold: duration, graceful_stop: duration,
             ..overrides(&p)
         };
@@ -123,7 +136,8 @@ proptest! {
             }
             Err(e) => {
                 let e = e.to_string();
-                prop_assert!(e.starts_with("--"), "{}", e);
+                // A number out of range is worded as clap words a bad value: `invalid value '0' for '--users <N>'`.
+                prop_assert!(e.starts_with("--") || (e.starts_with("invalid value '") && e.contains("' for '--")), "{}", e);
                 prop_assert_eq!(e.lines().count(), 1, "{}", e);
             }
         }
@@ -151,9 +165,9 @@ fn the_scenario_timeout_is_blamed_on_the_file_and_the_flag_on_the_flag() {
     let e = RunConfig::resolve(overrides(&p)).unwrap_err().to_string();
     assert!(e.contains("s.toml:2:1: `[defaults] timeout` must be longer than zero"), "{e}");
     let p = scenario_file(dir.path(), BASE);
-    let e = RunConfig::resolve(Overrides { timeout: Some(Duration::ZERO), ..overrides(&p) }).unwrap_err();
+    let e = RunConfig::resolve(RunArgs { timeout: Some(Duration::ZERO), ..overrides(&p) }).unwrap_err();
     assert_eq!(e.to_string(), "--timeout: must be longer than zero and at most 30d, got 0s");
-    let e = RunConfig::resolve(Overrides { stages: Some("0,10s".into()), ..overrides(&p) }).unwrap_err();
+    let e = RunConfig::resolve(RunArgs { stages: Some("0,10s".into()), ..overrides(&p) }).unwrap_err();
     assert!(e.to_string().starts_with("--stages: the plan never starts a user"), "{e}");
 }
 
@@ -207,14 +221,57 @@ fn fail_fast_is_on_unless_the_scenario_or_the_flag_turns_it_off() {
     let dir = tempfile::tempdir().unwrap();
     let p = scenario_file(dir.path(), BASE);
     assert!(RunConfig::resolve(overrides(&p)).unwrap().fail_fast, "on by default");
-    assert!(!RunConfig::resolve(Overrides { no_fail_fast: true, ..overrides(&p) }).unwrap().fail_fast);
+    assert!(!RunConfig::resolve(RunArgs { no_fail_fast: true, ..overrides(&p) }).unwrap().fail_fast);
     let off = scenario_file(dir.path(), &BASE.replace("[load]\n", "[load]\nfail_fast = false\n"));
     assert!(!RunConfig::resolve(overrides(&off)).unwrap().fail_fast);
     let on = scenario_file(dir.path(), &BASE.replace("[load]\n", "[load]\nfail_fast = true\n"));
-    assert!(
-        !RunConfig::resolve(Overrides { no_fail_fast: true, ..overrides(&on) }).unwrap().fail_fast,
-        "the flag wins"
-    );
+    assert!(!RunConfig::resolve(RunArgs { no_fail_fast: true, ..overrides(&on) }).unwrap().fail_fast, "the flag wins");
     let bad = scenario_file(dir.path(), &BASE.replace("[load]\n", "[load]\nfail_fast = \"yes\"\n"));
     assert!(RunConfig::resolve(overrides(&bad)).is_err(), "a boolean");
+}
+
+/// `run stress ARGS` as `main` reports it: clap's one-line value error, else the error of `resolve`.
+fn flag_error(args: &[&str]) -> String {
+    use clap::Parser;
+    let mut argv = vec!["run-load-test", "run", "stress"];
+    argv.extend_from_slice(args);
+    match Cli::try_parse_from(argv) {
+        Err(e) => value_error(&e).unwrap_or_else(|| panic!("{args:?} is not a value error: {e}")),
+        Ok(Cli { command: Command::Run(a) }) => RunConfig::resolve(*a).unwrap_err().to_string(),
+        Ok(_) => unreachable!("run"),
+    }
+}
+
+#[test]
+fn numeric_flags_are_one_line_errors_naming_flag_and_range() {
+    let err = flag_error;
+    assert_eq!(
+        err(&["--users", "4294967296"]),
+        "invalid value '4294967296' for '--users <N>': must be a whole number from 1 to 100000, got 4294967296"
+    );
+    assert!(err(&["--users", "-1"]).contains("'--users <N>': must be a whole number from 1 to 100000, got -1"));
+    assert!(err(&["--users", "0.5"]).contains("got 0.5"));
+    assert!(err(&["--rate", "1e-300"]).contains("'--rate <PER_SEC>': must be a number from 0.001 to 1000000"));
+    assert!(err(&["--rate", "1e12"]).contains("got 1000000000000"));
+    assert!(err(&["--rate", "nan"]).contains("--rate"));
+    assert!(err(&["--spawn-rate", "1e-300"]).contains("'--spawn-rate <PER_SEC>': must be a number from 0.001"));
+    assert!(err(&["--max-in-flight", "1e11"]).contains("from 1 to 100000"));
+    assert!(err(&["--iterations", "0"]).contains("--iterations"));
+    assert!(err(&["--iterations-per-user", "1e13"]).contains("--iterations-per-user"));
+    assert!(err(&["--workers", "100000"]).contains("from 1 to 1024"));
+    assert!(err(&["--duration", "-5"]).contains("--duration"));
+    assert_eq!(
+        err(&["--arrival", "burst"]),
+        "invalid value 'burst' for '--arrival <KIND>' [possible values: constant, poisson]"
+    );
+    for e in [err(&["--users", "x"]), err(&["--duration", "soon"])] {
+        assert_eq!(e.lines().count(), 1, "{e}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let p = scenario_file(dir.path(), BASE);
+    let cfg = RunConfig::resolve(RunArgs { users: n("1e3"), ..overrides(&p) }).unwrap();
+    assert_eq!(closed(&cfg).0, 1000);
+    let cfg = RunConfig::resolve(RunArgs { rate: n("0.5"), ..overrides(&p) }).unwrap();
+    let LoadModel::Open(o) = &cfg.load else { panic!("open") };
+    assert_eq!(o.rate, 0.5);
 }

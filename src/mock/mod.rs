@@ -5,9 +5,9 @@
 //! register/login with bearer tokens; a simulated tool endpoint; deterministic fault injection; and
 //! `GET /mock/stats`, counters a load test can check its own counts against.
 //!
-//! It owns its HTTP routes, its response synthesis and its own runtime thread. It must not depend on the
-//! engine (or any other part of the crate): it stands in for an external service and is only ever
-//! reached over HTTP. Every decision is a pure function of the seed and a request index, so two runs with
+//! It owns its HTTP routes and its response synthesis; its thread and runtime come from the leaf
+//! `background`. It must not depend on the engine (or any other part of the crate but that leaf): it stands
+//! in for an external service and is only ever reached over HTTP. Every decision is a pure function of the seed and a request index, so two runs with
 //! the same seed fail the same requests the same way.
 
 mod auth;
@@ -27,7 +27,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use axum::Router;
@@ -38,57 +37,33 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
-use futures_util::FutureExt;
-use tokio::sync::oneshot;
+
+use crate::background;
 
 pub use config::{Alias, MockConfig, ModelLatency, RateLimit};
 pub use settings::{LatencySettings, MockSettings};
 
 /// A mock running on its own OS thread with its own multi-thread tokio runtime (2 worker threads), so the
 /// load generator's threads measure only themselves. Dropping it (or calling shutdown) stops it gracefully.
+#[derive(Debug)]
 pub struct MockServer {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    server: background::Server,
 }
 
 impl MockServer {
     /// The bound address (with the real port when `spawn` was given port 0).
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// `http://IP:PORT`, without a trailing slash.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.addr())
     }
 
     /// Stop serving and join the thread. In-flight responses get up to [`SHUTDOWN_GRACE`] to finish.
-    pub fn shutdown(mut self) {
-        self.stop_and_join();
-    }
-
-    fn stop_and_join(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            // An error only means the server already stopped on its own.
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            // A panicked mock thread has nothing left to clean up; the caller's run goes on regardless.
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for MockServer {
-    fn drop(&mut self) {
-        self.stop_and_join();
-    }
-}
-
-impl std::fmt::Debug for MockServer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MockServer").field("addr", &self.addr).finish_non_exhaustive()
+    pub fn shutdown(self) {
+        self.server.shutdown();
     }
 }
 
@@ -99,66 +74,10 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Bind `addr` (e.g. 127.0.0.1:0 for a free port) and serve on a background thread. Binds before returning, so
 /// the address is usable at once; a bind failure is returned as an io::Error.
 pub fn spawn(config: MockConfig, addr: SocketAddr) -> std::io::Result<MockServer> {
-    let listener = std::net::TcpListener::bind(addr)?;
-    listener.set_nonblocking(true)?;
-    let addr = listener.local_addr()?;
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<std::io::Result<()>>(1);
-
-    // The runtime is built on the mock thread, never here: dropping a runtime (say, after a failed start)
-    // panics inside an async context, and the caller is usually one.
-    let thread = std::thread::Builder::new().name("mock-gateway".into()).spawn(move || {
-        let runtime = match tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("mock-gateway-worker")
-            .enable_all()
-            .build()
-        {
-            Ok(runtime) => runtime,
-            Err(e) => {
-                let _ = ready_tx.send(Err(e));
-                return;
-            }
-        };
-        runtime.block_on(async move {
-            let listener = match tokio::net::TcpListener::from_std(listener) {
-                Ok(listener) => listener,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                    return;
-                }
-            };
-            let _ = ready_tx.send(Ok(()));
-            let stop = async move {
-                let _ = stop_rx.await;
-            }
-            .shared();
-            let grace_over = {
-                let stop = stop.clone();
-                async move {
-                    stop.await;
-                    tokio::time::sleep(SHUTDOWN_GRACE).await;
-                }
-            };
-            // Either outcome ends the thread; an accept-loop error has no one to report to.
-            tokio::select! {
-                _ = serve(listener, config, stop) => {}
-                () = grace_over => {}
-            }
-        });
-    })?;
-
-    match ready_rx.recv() {
-        Ok(Ok(())) => Ok(MockServer { addr, stop: Some(stop_tx), thread: Some(thread) }),
-        Ok(Err(e)) => {
-            let _ = thread.join();
-            Err(e)
-        }
-        Err(_) => {
-            let _ = thread.join();
-            Err(std::io::Error::other("mock gateway thread ended before it started serving"))
-        }
-    }
+    let options =
+        background::Options { thread: "mock-gateway", workers: Some(2), grace: SHUTDOWN_GRACE, what: "mock gateway" };
+    let server = background::spawn(addr, options, move |listener, stop| serve(listener, config, stop))?;
+    Ok(MockServer { server })
 }
 
 /// Serve on an existing listener until `shutdown` resolves (used by the `run-load-test mock` subcommand, which

@@ -6,6 +6,7 @@ mod env;
 pub mod feeder;
 mod gates;
 mod load;
+mod model;
 mod ranges;
 mod template;
 mod validate;
@@ -23,6 +24,7 @@ pub use bytesize::{ByteSize, MAX_MAX_BODY, MIN_MAX_BODY};
 pub use env::{EnvError, expand_env, secret_values};
 pub use gates::ThresholdEntry;
 pub use load::{LoadedScenario, ScenarioError, list_dir, load, locate_scenario, parse};
+pub use model::{LoadKeys, ModelConflict};
 pub use template::{Ctx, TemplateSet, Text};
 pub use validate::condition_template;
 

@@ -5,9 +5,41 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use super::load::ScenarioError;
-use super::{BUILTIN_VARS, Scenario, Step, TemplateSet, ThresholdEntry, UserClass, env};
+use super::model::{LoadKeys, ModelConflict};
+use super::{BUILTIN_VARS, Load, Scenario, Step, TemplateSet, ThresholdEntry, UserClass, env};
 
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+
+/// The keys of `[load]` within one model (the rules `--users` and `--rate` follow too), the error at the key
+/// that does not belong.
+fn check_model(load: &Load, err: &impl Fn(Option<usize>, String) -> ScenarioError) -> Result<(), ScenarioError> {
+    let keys = LoadKeys {
+        users: load.users.is_some(),
+        rate: load.rate.is_some(),
+        spawn_rate: load.spawn_rate.is_some(),
+        iterations_per_user: load.iterations_per_user.is_some(),
+        max_in_flight: load.max_in_flight.is_some(),
+    };
+    let Some(conflict) = keys.conflict() else { return Ok(()) };
+    let (at, message) = match conflict {
+        ModelConflict::UsersAndRate => (
+            load.users.as_ref().map(|u| u.span().start),
+            "`users` (closed model) and `rate` (open model) exclude each other; keep one",
+        ),
+        ModelConflict::SpawnRateWithRate => (
+            load.spawn_rate.as_ref().map(|r| r.span().start),
+            "`spawn_rate` applies to the closed model (`users`), not to `rate`",
+        ),
+        ModelConflict::MaxInFlightWithoutRate => {
+            (load.max_in_flight.as_ref().map(|m| m.span().start), "`max_in_flight` goes with `rate` (the open model)")
+        }
+        ModelConflict::IterationsPerUserWithRate => (
+            load.iterations_per_user.as_ref().map(|i| i.span().start),
+            "`iterations_per_user` goes with `users` (the closed model), not with `rate`",
+        ),
+    };
+    Err(err(at, message.into()))
+}
 
 pub(super) fn validate(s: &Scenario, path: &Path, src: &str) -> Result<(), ScenarioError> {
     super::ranges::check(s, path, src)?;
@@ -46,25 +78,7 @@ pub(super) fn validate(s: &Scenario, path: &Path, src: &str) -> Result<(), Scena
 fn check_load_model(s: &Scenario, path: &Path, src: &str) -> Result<(), ScenarioError> {
     let err = |offset: Option<usize>, msg: String| ScenarioError::at(path, src, offset, msg);
     let load = &s.load;
-    if load.rate.is_some() {
-        if let Some(u) = &load.users {
-            return Err(err(
-                Some(u.span().start),
-                "`users` (closed model) and `rate` (open model) exclude each other; keep one".into(),
-            ));
-        }
-        if let Some(sr) = &load.spawn_rate {
-            return Err(err(
-                Some(sr.span().start),
-                "`spawn_rate` applies to the closed model (`users`), not to `rate`".into(),
-            ));
-        }
-    }
-    if let Some(m) = &load.max_in_flight {
-        if load.rate.is_none() {
-            return Err(err(Some(m.span().start), "`max_in_flight` goes with `rate` (the open model)".into()));
-        }
-    }
+    check_model(load, &err)?;
     if let Some(bp) = &load.breaking_point {
         let b = bp.get_ref();
         let at = Some(bp.span().start);
@@ -80,17 +94,10 @@ fn check_load_model(s: &Scenario, path: &Path, src: &str) -> Result<(), Scenario
             ));
         }
     }
-    if let Some(i) = &load.iterations_per_user {
-        if load.rate.is_some() {
-            return Err(err(
-                Some(i.span().start),
-                "`iterations_per_user` goes with `users` (the closed model), not with `rate`".into(),
-            ));
-        }
-    }
     Ok(())
 }
 
+/// Every alias has a tier; every price is a non-negative number.
 fn check_aliases_and_pricing(s: &Scenario, path: &Path, src: &str) -> Result<(), ScenarioError> {
     let err = |offset: Option<usize>, msg: String| ScenarioError::at(path, src, offset, msg);
     for (alias, tiers) in &s.aliases {

@@ -1,0 +1,285 @@
+//! The `run` command in four steps: prepare (outputs tried, baseline read, target and plan ready), execute (the
+//! engine with its live sinks), judge (report, thresholds, comparison) and publish (files, summary, outcome).
+//! Each step's side effects come in the order the user sees them: nothing is sent before every input and
+//! output path has been checked, and nothing a run measured is lost to a failed write.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use super::assemble;
+use super::live::IntervalSink;
+use super::{Outcome, fetch_mock_stats, gate, handle_signals, journal, live, metrics_server, outputs, verdict};
+use crate::baseline;
+use crate::client::ClientFactory;
+use crate::config::{RunConfig, Target};
+use crate::engine::{self, Endpoint, EngineResult, EngineSpec, LevelOutcome, LoadModel, Plan, StopReason};
+use crate::mock::{self, MockServer};
+use crate::redact;
+use crate::report::{self, ProgressDisplay, ReportFormat};
+use crate::result::RunReport;
+use crate::result::assemble::RunDescription;
+use crate::scenario;
+
+/// Runs a resolved configuration end to end and returns the report with the outcome.
+pub fn run(cfg: RunConfig) -> Result<(RunReport, Outcome)> {
+    // First (if the caller did not already), so a signal during setup stops the run instead of the process.
+    handle_signals()?;
+    let mut run = prepare(cfg)?;
+    let executed = execute(&run)?;
+    let rep = judge(&mut run, &executed)?;
+    let outcome = publish(&run.cfg, &rep, executed.result.stop);
+    // The live sinks (the `/metrics` endpoint) stop only now, after the report.
+    drop(executed);
+    Ok((rep, outcome))
+}
+
+/// Everything a run needs before its first request.
+struct Prepared {
+    cfg: RunConfig,
+    baseline: Option<RunReport>,
+    mock: Option<MockServer>,
+    client: ClientFactory,
+    plan: Arc<Plan>,
+    secrets: Vec<String>,
+    description: RunDescription,
+}
+
+/// What the engine measured, and what stopped it early.
+struct Executed {
+    result: EngineResult,
+    /// One per level of a sweep or a breaking-point search.
+    outcomes: Option<Vec<LevelOutcome>>,
+    /// The `abort_on_fail` threshold that stopped the run, as written.
+    aborted_by: Option<String>,
+    /// The line of a run stopped because its first requests all failed the same way.
+    fail_fast: Option<String>,
+    /// Finished, but held until the report is written: the `/metrics` endpoint serves until then, so a scrape
+    /// in the run's last second still works.
+    _sinks: Vec<Box<dyn IntervalSink>>,
+}
+
+/// Checks every input and output, starts the embedded mock when there is no target, compiles the plan.
+fn prepare(mut cfg: RunConfig) -> Result<Prepared> {
+    let urls = [
+        Some(&cfg.target).and_then(|t| if let Target::Url(u) = t { Some(u) } else { None }),
+        cfg.prometheus.pushgateway.as_ref(),
+    ];
+    redact::install(urls.into_iter().flatten().flat_map(|u| redact::url_secrets(u)).collect());
+    report::prepare_dir(&cfg.out_dir).map_err(anyhow::Error::msg)?;
+    // Every output path is tried now: an unwritable one is exit 2 in the first second, not after the run.
+    gate::check_paths(&cfg.outputs)?;
+    // Read before any load is sent: a missing or corrupt baseline is exit 2 in the first second.
+    let baseline = cfg.outputs.baseline.as_deref().map(baseline::load).transpose().map_err(anyhow::Error::msg)?;
+    let mock = match &cfg.target {
+        Target::EmbeddedMock(m) => Some(
+            mock::spawn((**m).clone(), ([127, 0, 0, 1], 0).into()).context("cannot start the embedded mock gateway")?,
+        ),
+        Target::Url(_) => None,
+    };
+    let base_url = match (&cfg.target, &mock) {
+        (Target::Url(u), _) => u.clone(),
+        (_, Some(m)) => m.base_url(),
+        (Target::EmbeddedMock(_), None) => anyhow::bail!("the embedded mock did not start"),
+    };
+    let client = ClientFactory::new(&base_url, cfg.insecure, cfg.timeout.min(Duration::from_secs(10)))
+        .map_err(|e| anyhow::anyhow!("--target: {e}"))?;
+    let endpoint = Endpoint { prefix: client.prefix(), host: client.host_header() };
+    let feeders = std::mem::take(&mut cfg.feeders);
+    let s = &cfg.scenario;
+    let plan = engine::compile(&s.scenario, &s.name, endpoint, cfg.timeout, &cfg.tags, feeders)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", s.path.display()))?;
+    let plan = Arc::new(plan);
+    let secrets = scenario::secret_values([s.source.as_str()]);
+    // Before any load is sent: what a server may echo is masked from its first answer on.
+    redact::install(secrets.iter().cloned().chain(plan_secrets(&plan)).collect());
+    let description = assemble::describe(&cfg, &plan, &base_url);
+    if !cfg.quiet {
+        print_start(&cfg, mock.is_some(), &base_url);
+    }
+    Ok(Prepared { cfg, baseline, mock, client, plan, secrets, description })
+}
+
+/// `running `stress` against ...: closed model, 10 users, 30s`.
+fn print_start(cfg: &RunConfig, mock: bool, base_url: &str) {
+    let target =
+        if mock { format!("embedded mock gateway at {base_url}") } else { crate::config::display_target(base_url) };
+    let shape = match &cfg.load {
+        LoadModel::Closed(c) => format!("closed model, {} users", c.users),
+        LoadModel::Open(o) => format!("open model, {}/s arrivals (at most {} in flight)", o.rate, o.max_in_flight),
+    };
+    let length = match (cfg.load.duration(), cfg.load.iterations()) {
+        (Some(d), Some(i)) => format!("{} or {i} iterations", humantime::format_duration(d)),
+        (Some(d), None) => humantime::format_duration(d).to_string(),
+        (None, Some(i)) => format!("{i} iterations"),
+        (None, None) => "until stopped".into(),
+    };
+    report::print_note(&format!("running `{}` against {target}: {shape}, {length}", cfg.scenario.name));
+}
+
+/// The values of the plan's credential headers (templated ones are added once rendered, by the engine).
+fn plan_secrets(plan: &Plan) -> Vec<String> {
+    let steps = plan.classes.iter().flat_map(|c| c.steps.iter().chain(&c.on_start).chain(&c.on_stop));
+    let headers = steps.filter_map(|s| s.http()).flat_map(|h| h.headers.iter());
+    headers.filter_map(|(k, v)| Some(redact::header_secrets(k.as_str(), v.to_str().ok()?))).flatten().collect()
+}
+
+/// Opens the live sinks and runs the engine (once, or level by level).
+fn execute(run: &Prepared) -> Result<Executed> {
+    let Prepared { cfg, plan, client, secrets, description, .. } = run;
+    let spec = |load: LoadModel| EngineSpec {
+        plan: plan.clone(),
+        load,
+        seed: cfg.seed,
+        workers: cfg.workers,
+        graceful_stop: cfg.graceful_stop,
+        client: client.clone(),
+        secrets: secrets.clone(),
+    };
+    let planned = match &cfg.levels {
+        Some(l) => Some(l.hold * l.values.len() as u32),
+        None => cfg.load.duration(),
+    };
+    let mut gate = live::LiveGate {
+        display: (!cfg.quiet).then(|| ProgressDisplay::new(planned)),
+        plan,
+        thresholds: &cfg.thresholds,
+        aborted_by: None,
+        fail_fast: verdict::FailFast::new(cfg.fail_fast),
+        sinks: Vec::new(),
+    };
+    // Live files are opened now, so a bad path is an error before any load is sent.
+    if let Some(path) = &cfg.files.ndjson {
+        gate.sinks.push(Box::new(outputs::NdjsonSink::create(path)?));
+    }
+    if cfg.files.hlog {
+        let dir = cfg.out_dir.join("hlog");
+        gate.sinks.push(Box::new(outputs::HlogSink::create(&dir, plan, std::time::SystemTime::now())?));
+    }
+    let name = &cfg.scenario.name;
+    if let Some(p) = metrics_server::PromSink::start(name, plan, &cfg.prometheus, cfg.insecure, cfg.quiet)? {
+        gate.sinks.push(Box::new(p));
+    }
+    // Last, so a bad path of another live file leaves no journal of a run that never started.
+    gate.sinks.push(Box::new(journal::JournalSink::create(&cfg.out_dir, description)?));
+    // A breaking-point search breaks a level on a failed threshold as on its own limits.
+    let slo = |r: &EngineResult| {
+        let verdicts = crate::slo::evaluate(&cfg.thresholds, &live::measurements(plan, &r.total, r.elapsed));
+        let failed = verdicts.into_iter().find(|v| v.observed.is_some() && !v.pass)?;
+        Some(format!("threshold `{}`: observed {}", failed.threshold, report::fmt_observed(&failed)))
+    };
+    let (result, outcomes) = match &cfg.levels {
+        Some(levels) => {
+            let (r, o) = engine::run_levels(levels, spec, &mut gate, &slo).map_err(anyhow::Error::msg)?;
+            (r, Some(o))
+        }
+        None => (engine::run(spec(cfg.load.clone()), &mut gate).map_err(anyhow::Error::msg)?, None),
+    };
+    if let Some(d) = &gate.display {
+        d.finish();
+    }
+    for s in gate.sinks.iter_mut() {
+        if let Err(e) = s.finish() {
+            report::print_error(&format!("{e:#}"));
+        }
+    }
+    // Only what actually stopped the run counts: the last ticks come after it ended.
+    let aborted_by = gate.aborted_by.take().filter(|_| result.stop == StopReason::Aborted);
+    let fail_fast =
+        gate.fail_fast.stopped.take().filter(|_| result.stop == StopReason::Aborted && aborted_by.is_none());
+    Ok(Executed { result, outcomes, aborted_by, fail_fast, _sinks: std::mem::take(&mut gate.sinks) })
+}
+
+/// The report with its verdicts: thresholds, levels, the embedded mock's counters, the baseline comparison.
+/// Stops the embedded mock.
+fn judge(run: &mut Prepared, x: &Executed) -> Result<RunReport> {
+    let Prepared { cfg, plan, .. } = run;
+    let mut rep = assemble::build(&run.description, &x.result);
+    verdict::mark(&mut rep, &plan.steps, &x.result, x.fail_fast.clone());
+    if !cfg.thresholds.is_empty() {
+        // A breaking-point search is meant to break: its thresholds are judged at the last level that held
+        // (the first level when none did), not over the broken ones.
+        let judged = match (&cfg.levels, &x.outcomes) {
+            (Some(l), Some(o)) if l.limits.is_some() && !o.is_empty() => {
+                let at = o.iter().take_while(|x| x.broken.is_none()).last().unwrap_or(&o[0]);
+                live::measurements(plan, &at.total, at.elapsed)
+            }
+            _ => live::measurements(plan, &x.result.total, x.result.elapsed),
+        };
+        rep.thresholds = crate::slo::evaluate(&cfg.thresholds, &judged);
+        for v in rep.thresholds.iter_mut() {
+            v.aborted_run = x.aborted_by.as_deref() == Some(v.threshold.as_str());
+        }
+    }
+    if let (Some(levels), Some(outcomes)) = (&cfg.levels, &x.outcomes) {
+        rep.levels = Some(assemble::levels_report(levels, outcomes));
+    }
+    if let Some(m) = run.mock.take() {
+        rep.mock_stats = fetch_mock_stats(&run.client);
+        m.shutdown();
+    }
+    if let (Some(b), Some(path)) = (&run.baseline, &cfg.outputs.baseline) {
+        let c = baseline::compare(b, &path.display().to_string(), &rep, &cfg.regression).map_err(anyhow::Error::msg)?;
+        rep.comparison = Some(c);
+    }
+    Ok(rep)
+}
+
+/// Writes the report files, the CI files and the baseline, prints the summary and the reasons, and decides the
+/// outcome. A report that cannot be written (a full disk) must not hide the verdict: the CI files and the
+/// baseline are still tried, the summary and the verdict printed, then what failed, and the exit code says so.
+fn publish(cfg: &RunConfig, rep: &RunReport, stop: StopReason) -> Outcome {
+    let mut failed_writes = Vec::new();
+    let path = match report::write_outputs(rep, &cfg.out_dir, &cfg.files.formats) {
+        Ok(p) => {
+            // The report holds everything the journal did; it was only there in case the process died.
+            report::remove_journal(&cfg.out_dir);
+            Some(p)
+        }
+        Err(e) => {
+            failed_writes.push(e.to_string());
+            None
+        }
+    };
+    if let Err(e) = gate::write_ci_outputs(rep, &cfg.outputs) {
+        failed_writes.push(format!("{e:#}"));
+    }
+    if cfg.quiet {
+        gate::print_warnings(rep);
+    } else {
+        report::print_out(&ReportFormat::Table.render(rep));
+        if let Some(p) = &path {
+            report::print_note(&format!("report: {}", p.display()));
+        }
+    }
+    if let Some(to) = &cfg.outputs.save_baseline {
+        if let Err(e) = gate::save_baseline(rep, to, cfg.quiet) {
+            failed_writes.push(format!("{e:#}"));
+        }
+    }
+    let below_floor = rep
+        .levels
+        .as_ref()
+        .and_then(|l| l.min_sustainable.map(|min| l.last_ok.is_none_or(|ok| ok < min)))
+        .unwrap_or(false);
+    let gate_failed = below_floor || gate::failed(rep);
+    let interrupted = matches!(stop, StopReason::Interrupted(_));
+    if gate_failed && !interrupted && rep.failure.is_none() {
+        gate::print_failures(rep, below_floor);
+    }
+    // Printed even with --quiet, and whatever the exit code: a red CI job says why it measured nothing.
+    if let Some(f) = &rep.failure {
+        report::print_note(&f.message);
+    }
+    for e in &failed_writes {
+        report::print_error(e);
+    }
+    // Precedence: a signal, then nothing valid measured or the report not written (3), then a failed gate (1).
+    match stop {
+        StopReason::Interrupted(s) => Outcome::Interrupted(s),
+        _ if rep.failure.is_some() || !failed_writes.is_empty() => Outcome::NothingValid,
+        _ if gate_failed => Outcome::GateFailed,
+        _ => Outcome::Passed,
+    }
+}
