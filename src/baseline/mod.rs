@@ -2,14 +2,17 @@
 //! comparison of a run with it under the scenario's regression rules. Runs no load and renders nothing.
 
 mod compare;
+mod error;
 mod rules;
 mod stats;
 
 use std::path::Path;
 
-pub use compare::{BaselineRef, Change, Comparison, Delta, compare};
-pub use rules::{COMPARABLE, DEFAULT_CONFIDENCE, Entry, Rule, RuleSet, parse_entry, rule_set};
+pub use compare::{BaselineRef, Change, Comparison, Delta, compare, stored_histogram};
+pub use error::{CompareError, RuleError};
+pub use rules::{DEFAULT_CONFIDENCE, Entry, Rule, RuleSet, parse_entry, rule_set};
 
+use crate::metrics::catalog::{Metric, StoredStepHistograms};
 use crate::metrics::decode_histogram;
 use crate::report::{RunReport, SCHEMA_VERSION};
 
@@ -70,17 +73,9 @@ fn check_histograms(r: &RunReport) -> Result<(), String> {
         ("the total ttfb histogram".into(), r.histograms.ttfb.as_str()),
     ];
     for s in &r.steps {
-        let h = &s.histograms;
-        for (what, e) in [
-            ("latency", &h.latency),
-            ("ttfb", &h.ttfb),
-            ("ttft", &h.ttft),
-            ("ttfo", &h.ttfo),
-            ("icl", &h.icl),
-            ("tpot", &h.tpot),
-            ("ntpot", &h.ntpot),
-        ] {
-            all.push((format!("step `{}` {what} histogram", s.name), e.as_str()));
+        for m in Metric::step_histograms() {
+            let e = s.histograms.encoded(m).unwrap_or_default();
+            all.push((format!("step `{}` {m} histogram", s.name), e));
         }
     }
     for f in &r.flows {

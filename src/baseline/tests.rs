@@ -172,7 +172,7 @@ fn bad_rules_name_the_key_and_the_fix() {
     ] {
         let d: Doc = toml::from_str(&format!("[regression]\n{text}\n")).unwrap();
         let e = rule_set(&d.regression).unwrap_err();
-        assert!(e.contains(needle), "{text}: {e}");
+        assert!(e.to_string().contains(needle), "{text}: {e}");
     }
 }
 
@@ -254,7 +254,7 @@ proptest! {
             absolute: Some(crate::scenario::Amount::Text(abs)),
         });
         if let Err(e) = parse_entry(&key, &entry) {
-            prop_assert!(e.contains("[regression]"));
+            prop_assert!(e.to_string().contains("[regression]"));
         }
     }
 

@@ -14,8 +14,10 @@ use plotters::style::RGBColor;
 
 use super::table::{load_shape, status_text, target_text};
 use super::{RunReport, RunStatus};
+use crate::metrics::catalog::Metric;
 use crate::metrics::{Hist, SeriesPoint, decode_histogram, new_hist};
 use crate::report::gate::fmt_value;
+use crate::slo::Selector;
 use plots::{BLUE, GREEN, GREY, Line, ORANGE, PURPLE, RED};
 
 /// Escapes text for HTML content and quoted attribute values.
@@ -319,17 +321,8 @@ fn over_time(r: &RunReport, out: &mut String) {
 }
 
 /// The merged histogram of one metric over the steps that have it; `Err` names a corrupt one.
-fn merged(r: &RunReport, what: &str, pick: fn(&super::Histograms) -> &str) -> Result<Hist, String> {
-    let mut h = new_hist();
-    for s in &r.steps {
-        let e = pick(&s.histograms);
-        if e.is_empty() {
-            continue;
-        }
-        let x = decode_histogram(e).map_err(|err| format!("step `{}` {what} histogram: {err}", s.name))?;
-        h.add(&x).map_err(|err| format!("step `{}` {what} histogram: {err:?}", s.name))?;
-    }
-    Ok(h)
+fn merged(r: &RunReport, m: Metric) -> Result<Hist, String> {
+    crate::baseline::stored_histogram(r, m, &Selector::default()).map_err(|e| e.to_string())
 }
 
 fn distributions(r: &RunReport, out: &mut String) {
@@ -360,8 +353,8 @@ fn distributions(r: &RunReport, out: &mut String) {
         );
     }
     let streams: Vec<(&str, &str, Result<Hist, String>)> = vec![
-        ("Time to first token (TTFT) by percentile", "TTFT", merged(r, "ttft", |h| &h.ttft)),
-        ("Inter-chunk latency (ICL) by percentile", "ICL", merged(r, "icl", |h| &h.icl)),
+        ("Time to first token (TTFT) by percentile", "TTFT", merged(r, Metric::Ttft)),
+        ("Inter-chunk latency (ICL) by percentile", "ICL", merged(r, Metric::Icl)),
     ];
     let present: Vec<_> = streams.into_iter().filter(|(_, _, h)| h.as_ref().map_or(true, |h| !h.is_empty())).collect();
     if present.is_empty() {
