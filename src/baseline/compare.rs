@@ -2,11 +2,12 @@
 //! worsening the rule tolerates, and a verdict that separates a real change from noise.
 
 use super::error::CompareError;
-use super::rules::{Shape, Target, higher_is_worse, targets};
+use super::rules::{Shape, Target, targets};
 use super::stats::{batch_se, mean_se, proportion_se, quantile_se, z_for};
-use crate::metrics::{Hist, SeriesPoint, decode_histogram, new_hist};
+use crate::metrics::catalog::{Metric, Source, StoredStepHistograms};
+use crate::metrics::{CorruptHistogram, Hist, SeriesPoint, merged_encoded, new_hist};
 use crate::result::{BaselineRef, Change, Comparison, Delta, LoadInfo, RuleSet, RunReport, RunStatus};
-use crate::slo::{Agg, Kind, Selector, kind_of};
+use crate::slo::{Agg, Selector};
 
 /// A statistic with its standard error, in the metric's display unit.
 #[derive(Debug, Clone, Copy)]
@@ -31,8 +32,8 @@ pub fn compare(base: &RunReport, base_file: &str, cur: &RunReport, set: &RuleSet
     for t in targets(set, &shape) {
         for agg in &t.aggs {
             let b = estimate(base, &t, *agg)
-                .map_err(|detail| CompareError::Baseline { file: base_file.to_string(), detail })?;
-            let c = estimate(cur, &t, *agg).map_err(|detail| CompareError::Current { detail })?;
+                .map_err(|e| CompareError::Baseline { file: base_file.to_string(), detail: e.to_string() })?;
+            let c = estimate(cur, &t, *agg).map_err(|e| CompareError::Current { detail: e.to_string() })?;
             if b.is_none() && c.is_none() {
                 continue;
             }
@@ -65,7 +66,7 @@ fn union<'a, T: PartialEq + Copy + 'a>(a: impl Iterator<Item = T>, b: impl Itera
 }
 
 fn judge(t: &Target, agg: Agg, b: Option<Est>, c: Option<Est>, z: f64) -> Delta {
-    let worse_up = higher_is_worse(&t.metric);
+    let worse_up = t.metric.higher_is_worse();
     let allowed = |base: f64| (t.relative * base.abs()).max(t.absolute);
     let (delta, noise, verdict, allowed) = match (b, c) {
         (Some(b), Some(c)) => {
@@ -89,7 +90,7 @@ fn judge(t: &Target, agg: Agg, b: Option<Est>, c: Option<Est>, z: f64) -> Delta 
     Delta {
         metric: t.key.clone(),
         stat: agg.to_string(),
-        unit: unit(&t.metric).to_string(),
+        unit: t.metric.unit().to_string(),
         baseline: base,
         current: c.map(|e| e.value),
         delta,
@@ -101,72 +102,57 @@ fn judge(t: &Target, agg: Agg, b: Option<Est>, c: Option<Est>, z: f64) -> Delta 
     }
 }
 
-fn unit(metric: &str) -> &'static str {
-    match kind_of(metric) {
-        Some(Kind::Duration) => "ms",
-        Some(Kind::Value) => "/s",
-        _ => "",
-    }
-}
-
 fn selects(sel: &Selector, user: &str, step: &str) -> bool {
     sel.user.as_deref().is_none_or(|u| u == user) && sel.step.as_deref().is_none_or(|s| s == step)
 }
 
-fn merge<'a>(encoded: impl Iterator<Item = (String, &'a str)>) -> Result<Hist, String> {
-    let mut h = new_hist();
-    for (what, e) in encoded {
-        if e.is_empty() {
-            continue;
-        }
-        let x = decode_histogram(e).map_err(|err| format!("{what} histogram: {err}"))?;
-        if !x.is_empty() {
-            h.add(&x).map_err(|err| format!("{what} histogram: {err:?}"))?;
-        }
+/// Names a stored histogram in messages: step `chat` ttft.
+struct Named<'a>(&'static str, &'a str, Metric);
+
+impl std::fmt::Display for Named<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} `{}` {}", self.0, self.1, self.2)
     }
-    Ok(h)
 }
 
-/// The metric's histogram over the selected steps or user classes.
-fn histogram(r: &RunReport, metric: &str, sel: &Selector) -> Result<Hist, String> {
-    if metric == "flow_latency" || metric == "steps_per_flow" {
-        let flows = r.flows.iter().filter(|f| sel.user.as_deref().is_none_or(|u| u == f.user));
-        return merge(flows.map(|f| {
-            let e = if metric == "flow_latency" { &f.latency_histogram } else { &f.steps_histogram };
-            (format!("flow `{}` {metric}", f.user), e.as_str())
-        }));
+/// The metric's histogram over the selected steps or user classes of a stored result: the one path that selects
+/// and decodes stored histograms. Empty for a metric that is not a histogram.
+pub fn stored_histogram(r: &RunReport, metric: Metric, sel: &Selector) -> Result<Hist, CorruptHistogram> {
+    match metric.source() {
+        Source::FlowHistogram => {
+            let flows = r.flows.iter().filter(|f| sel.user.as_deref().is_none_or(|u| u == f.user));
+            merged_encoded(
+                flows.filter_map(|f| Some((Named("flow", &f.user, metric), metric.stored_flow_histogram(f)?))),
+            )
+        }
+        Source::StepHistogram => {
+            let steps = r.steps.iter().filter(|s| selects(sel, &s.user, &s.name));
+            merged_encoded(steps.filter_map(|s| Some((Named("step", &s.name, metric), s.histograms.encoded(metric)?))))
+        }
+        Source::Failures(_)
+        | Source::Dropped
+        | Source::Requests
+        | Source::Rps
+        | Source::OutputTokensPerS
+        | Source::Cost => Ok(new_hist()),
     }
-    let steps = r.steps.iter().filter(|s| selects(sel, &s.user, &s.name));
-    merge(steps.map(|s| {
-        let h = &s.histograms;
-        let e = match metric {
-            "latency" => &h.latency,
-            "ttfb" => &h.ttfb,
-            "ttft" => &h.ttft,
-            "ttfo" => &h.ttfo,
-            "icl" => &h.icl,
-            "tpot" => &h.tpot,
-            _ => &h.ntpot,
-        };
-        (format!("step `{}` {metric}", s.name), e.as_str())
-    }))
 }
 
-fn estimate(r: &RunReport, t: &Target, agg: Agg) -> Result<Option<Est>, String> {
+fn estimate(r: &RunReport, t: &Target, agg: Agg) -> Result<Option<Est>, CorruptHistogram> {
     let secs = r.duration_s.max(1e-9);
     let sel = &t.selector;
     let steps = || r.steps.iter().filter(|s| selects(sel, &s.user, &s.name));
-    Ok(match (t.metric.as_str(), kind_of(&t.metric)) {
-        ("errors" | "rate_limited", _) => {
-            let kind = if t.metric == "rate_limited" { Some("rate_limited") } else { sel.kind.as_deref() };
+    Ok(match t.metric.source() {
+        Source::Failures(only) => {
+            let kind = only.or(sel.kind.as_deref());
             let (n, x) = steps().fold((0, 0), |(n, x), s| {
                 let hits = kind.map_or(s.stats.failures, |k| s.stats.errors.get(k).copied().unwrap_or(0));
                 (n + s.stats.requests, x + hits)
             });
             ratio(x, n)
         }
-        ("dropped", _) => r.open.as_ref().and_then(|o| ratio(o.dropped, o.arrivals)),
-        ("rps", _) => {
+        Source::Dropped => r.open.as_ref().and_then(|o| ratio(o.dropped, o.arrivals)),
+        Source::Rps => {
             let n: u64 = steps().map(|s| s.stats.requests).sum();
             let steady = steady_seconds(r, |p| Some(p.rps));
             match batch_se(&steady).filter(|_| *sel == Selector::default()) {
@@ -176,7 +162,7 @@ fn estimate(r: &RunReport, t: &Target, agg: Agg) -> Result<Option<Est>, String> 
                 None => (n > 0).then(|| Est { value: n as f64 / secs, se: (n as f64).sqrt() / secs }),
             }
         }
-        ("output_tokens_per_s", _) => {
+        Source::OutputTokensPerS => {
             let (tokens, responses) = steps()
                 .filter_map(|s| s.stats.llm.as_ref())
                 .fold((0u64, 0u64), |(t, n), l| (t + l.output_tokens, n + l.responses));
@@ -185,12 +171,14 @@ fn estimate(r: &RunReport, t: &Target, agg: Agg) -> Result<Option<Est>, String> 
                 Est { value, se: value / (responses as f64).sqrt() }
             })
         }
-        (metric, kind) => {
-            let h = histogram(r, metric, sel)?;
+        // Not comparable (they depend on the run's length): a stored rule naming one compares nothing.
+        Source::Requests | Source::Cost => None,
+        Source::StepHistogram | Source::FlowHistogram => {
+            let h = stored_histogram(r, t.metric, sel)?;
             if h.is_empty() {
                 return Ok(None);
             }
-            let scale = if kind == Some(Kind::Duration) { 1000.0 } else { 1.0 };
+            let scale = t.metric.display_scale();
             let q = match agg {
                 Agg::Percentile(p) => Some(p / 100.0),
                 Agg::Med => Some(0.5),
@@ -199,7 +187,7 @@ fn estimate(r: &RunReport, t: &Target, agg: Agg) -> Result<Option<Est>, String> 
             let (value, se) = match (agg, q) {
                 (_, Some(q)) => {
                     let mut se = quantile_se(&h, q) / scale;
-                    if metric == "latency" && *sel == Selector::default() {
+                    if t.metric == Metric::Latency && *sel == Selector::default() {
                         se = se.max(series_se(r, q).unwrap_or(0.0));
                     }
                     (h.value_at_quantile(q) as f64 / scale, se)

@@ -9,9 +9,9 @@ mod table;
 
 use std::path::Path;
 
-pub use compare::compare;
+pub use compare::{compare, stored_histogram};
 pub use error::{CompareError, RuleError};
-pub use rules::{COMPARABLE, Entry, parse_entry, rule_set};
+pub use rules::{Entry, parse_entry, rule_set};
 pub use table::{Amount, Percent, RegressionEntry, RegressionTable, RuleSpec};
 
 use crate::result::{ReadError, RunReport, read_result};

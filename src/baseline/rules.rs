@@ -4,6 +4,7 @@
 
 use super::error::RuleError;
 use super::table::{Amount, RegressionEntry, RegressionTable};
+use crate::metrics::catalog::{Comparable, Metric};
 use crate::result::{Rule, RuleSet};
 use crate::slo::{self, Agg, Kind, Selector};
 
@@ -14,35 +15,6 @@ pub enum Entry {
     Defaults(bool),
     Rule(Rule),
     Off(String),
-}
-
-/// Higher values are worse for every comparable metric except throughput.
-pub fn higher_is_worse(metric: &str) -> bool {
-    !matches!(metric, "rps" | "output_tokens_per_s")
-}
-
-/// The tolerance a metric gets when a rule does not set one: (relative, absolute).
-pub fn default_tolerance(metric: &str) -> (f64, f64) {
-    match metric {
-        "flow_latency" => (0.10, 5.0),
-        "icl" | "tpot" | "ntpot" | "steps_per_flow" => (0.10, 0.5),
-        "errors" | "rate_limited" | "dropped" => (0.50, 0.01),
-        "rps" | "output_tokens_per_s" => (0.10, 1.0),
-        // The first token waits on scheduling on both sides of the wire: a few ms of jitter is not a regression.
-        "ttft" | "ttfo" => (0.10, 5.0),
-        _ => (0.10, 2.0),
-    }
-}
-
-/// The statistics a metric is compared on when a rule does not list them.
-pub fn default_stats(metric: &str) -> Vec<String> {
-    let s: &[&str] = match slo::kind_of(metric) {
-        Some(Kind::Ratio) => &["rate"],
-        Some(Kind::Value) => &["value"],
-        _ if metric == "tpot" || metric == "icl" || metric == "ntpot" => &["p(50)"],
-        _ => &["p(50)", "p(95)"],
-    };
-    s.iter().map(|x| x.to_string()).collect()
 }
 
 impl Rule {
@@ -75,26 +47,30 @@ fn entry_of(key: &str, entry: &RegressionEntry) -> Result<Entry, String> {
             Ok(Entry::Off(key.to_string()))
         }
         (_, RegressionEntry::Flag(true)) => {
-            let (metric, _) = check_metric(key)?;
-            let (relative, absolute) = default_tolerance(metric);
-            Ok(Entry::Rule(Rule { key: key.trim().to_string(), stats: default_stats(metric), relative, absolute }))
+            let (_, c) = check_metric(key)?;
+            Ok(Entry::Rule(Rule {
+                key: key.trim().to_string(),
+                stats: owned(c.stats),
+                relative: c.relative,
+                absolute: c.absolute,
+            }))
         }
         (_, RegressionEntry::Number(_)) => Err(format!(
             "[regression] `{key}` must be a rule such as {{ relative = \"10%\", absolute = \"5ms\" }}, or false"
         )),
         (_, RegressionEntry::Rule(spec)) => {
-            let (metric, kind) = check_metric(key)?;
+            let (metric, c) = check_metric(key)?;
             let stats = match &spec.stats {
                 Some(s) if s.is_empty() => return Err(format!("[regression] `{key}`: `stats` is empty")),
                 Some(s) => s.iter().map(|x| x.trim().to_string()).collect(),
-                None => default_stats(metric),
+                None => owned(c.stats),
             };
             for s in &stats {
-                check_stat(key, kind, s)?;
+                check_stat(key, metric, s)?;
             }
-            let (rel, abs) = default_tolerance(metric);
+            let kind = metric.kind();
             let absolute = match &spec.absolute {
-                None => abs,
+                None => c.absolute,
                 Some(Amount::Number(n)) if n.is_finite() && *n >= 0.0 => *n,
                 Some(Amount::Text(t)) if kind == Kind::Duration => slo::parse_value(t.trim(), true)
                     .ok()
@@ -112,68 +88,49 @@ fn entry_of(key: &str, entry: &RegressionEntry) -> Result<Entry, String> {
             Ok(Entry::Rule(Rule {
                 key: key.trim().to_string(),
                 stats,
-                relative: spec.relative.map_or(rel, |p| p.0 / 100.0),
+                relative: spec.relative.map_or(c.relative, |p| p.0 / 100.0),
                 absolute,
             }))
         }
     }
 }
 
-fn check_metric(key: &str) -> Result<(&str, Kind), String> {
-    let (metric, sel) = slo::parse_key(key).map_err(|e| format!("[regression] `{key}`: {e}"))?;
-    let kind = slo::kind_of(metric).ok_or_else(|| {
-        format!("[regression] `{key}`: unknown metric `{metric}`; compare one of: {}", COMPARABLE.join(", "))
+fn owned(stats: &[&str]) -> Vec<String> {
+    stats.iter().map(|x| x.to_string()).collect()
+}
+
+/// The names of the metrics a rule may compare, for messages.
+fn comparable_names() -> String {
+    let names: Vec<&str> = Metric::ALL.iter().filter(|m| m.comparable().is_some()).map(|m| m.name()).collect();
+    names.join(", ")
+}
+
+fn check_metric(key: &str) -> Result<(Metric, Comparable), String> {
+    let (name, sel) = slo::parse_key(key).map_err(|e| format!("[regression] `{key}`: {e}"))?;
+    let metric = Metric::from_name(name).ok_or_else(|| {
+        format!("[regression] `{key}`: unknown metric `{name}`; compare one of: {}", comparable_names())
     })?;
-    if !COMPARABLE.contains(&metric) {
+    let Some(c) = metric.comparable() else {
         return Err(format!(
-            "[regression] `{key}`: `{metric}` depends on the run's length and cannot be compared; compare one of: {}",
-            COMPARABLE.join(", ")
+            "[regression] `{key}`: `{name}` depends on the run's length and cannot be compared; compare one of: {}",
+            comparable_names()
         ));
-    }
+    };
     if sel.model.is_some() {
         return Err(format!("[regression] `{key}`: the `model` selector is not stored in baselines; use step or user"));
     }
-    if sel.kind.is_some() && !matches!(metric, "errors") {
+    if sel.kind.is_some() && metric != Metric::Errors {
         return Err(format!("[regression] `{key}`: the `kind` selector applies to `errors` only"));
     }
-    Ok((metric, kind))
+    Ok((metric, c))
 }
 
-fn check_stat(key: &str, kind: Kind, stat: &str) -> Result<(), String> {
-    let ok = matches!(
-        (kind, slo::parse_agg(stat)),
-        (Kind::Duration | Kind::Count, Some(Agg::Percentile(_) | Agg::Med | Agg::Avg | Agg::Min | Agg::Max))
-            | (Kind::Ratio, Some(Agg::Rate))
-            | (Kind::Value, Some(Agg::Value | Agg::Avg))
-    );
-    if ok {
+fn check_stat(key: &str, metric: Metric, stat: &str) -> Result<(), String> {
+    if slo::parse_agg(stat).is_some_and(|a| metric.compare_allows(a)) {
         return Ok(());
     }
-    let fix = match kind {
-        Kind::Duration | Kind::Count => "use p(N), med, avg, min or max",
-        Kind::Ratio => "use rate",
-        Kind::Value => "use value",
-    };
-    Err(format!("[regression] `{key}`: cannot compare `{stat}`; {fix}"))
+    Err(format!("[regression] `{key}`: cannot compare `{stat}`; {}", metric.compare_stats_hint()))
 }
-
-/// Metrics with a meaning independent of the run's length.
-pub const COMPARABLE: &[&str] = &[
-    "latency",
-    "ttfb",
-    "ttft",
-    "ttfo",
-    "icl",
-    "tpot",
-    "ntpot",
-    "flow_latency",
-    "steps_per_flow",
-    "errors",
-    "rate_limited",
-    "dropped",
-    "rps",
-    "output_tokens_per_s",
-];
 
 /// The scenario's `[regression]` table as a rule set.
 pub fn rule_set(table: &RegressionTable) -> Result<RuleSet, RuleError> {
@@ -193,7 +150,7 @@ pub fn rule_set(table: &RegressionTable) -> Result<RuleSet, RuleError> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Target {
     pub key: String,
-    pub metric: String,
+    pub metric: Metric,
     pub selector: Selector,
     pub aggs: Vec<Agg>,
     pub relative: f64,
@@ -213,14 +170,18 @@ pub fn targets(set: &RuleSet, shape: &Shape<'_>) -> Vec<Target> {
     let mut out: Vec<Target> = Vec::new();
     if set.defaults {
         for (key, stats, tol) in builtin(shape) {
-            let metric = key.split('{').next().unwrap_or(&key).to_string();
-            if set.off.iter().any(|o| o == &metric || o == &key) {
+            let Ok((name, selector)) = slo::parse_key(&key) else { continue };
+            let Some(metric) = Metric::from_name(name) else { continue };
+            if set.off.iter().any(|o| o == name || o == &key) {
                 continue;
             }
-            let Ok((_, selector)) = slo::parse_key(&key) else { continue };
-            let (relative, absolute) = tol.unwrap_or_else(|| default_tolerance(&metric));
+            let (relative, absolute) = match (tol, metric.comparable()) {
+                (Some(t), _) => t,
+                (None, Some(c)) => (c.relative, c.absolute),
+                (None, None) => continue,
+            };
             // A rule on the bare metric sets how every built-in row of that metric is compared.
-            let over = set.rules.iter().find(|r| r.key == metric && selector != Selector::default());
+            let over = set.rules.iter().find(|r| r.key == name && selector != Selector::default());
             let (aggs, relative, absolute) = match over {
                 Some(r) => (r.aggs(), r.relative, r.absolute),
                 None => (stats.iter().filter_map(|s| slo::parse_agg(s)).collect(), relative, absolute),
@@ -230,15 +191,9 @@ pub fn targets(set: &RuleSet, shape: &Shape<'_>) -> Vec<Target> {
     }
     for r in &set.rules {
         let Ok(selector) = r.selector() else { continue };
-        let metric = r.metric().to_string();
-        let t = Target {
-            key: r.key.clone(),
-            metric: metric.clone(),
-            selector,
-            aggs: r.aggs(),
-            relative: r.relative,
-            absolute: r.absolute,
-        };
+        let Some(metric) = Metric::from_name(r.metric()) else { continue };
+        let t =
+            Target { key: r.key.clone(), metric, selector, aggs: r.aggs(), relative: r.relative, absolute: r.absolute };
         // A rule replaces every built-in row with the same metric and selector (the built-in p(99) row too).
         out.retain(|o| !(o.metric == t.metric && o.selector == t.selector));
         out.push(t);

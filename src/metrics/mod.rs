@@ -2,6 +2,7 @@
 //! plain summary types built from them. Synchronous: no I/O, no printing, no clock reads.
 
 mod buckets;
+pub mod catalog;
 mod llm;
 mod summary;
 
@@ -14,8 +15,9 @@ use serde::{Deserialize, Serialize};
 pub use buckets::{Buckets, DURATION_BOUNDS_US};
 pub use llm::{LlmSample, LlmStats, MAX_MODELS, ModelStats, OTHER_MODEL, served_model_label};
 pub use summary::{
-    Cumulative, ErrorSummary, FlowSummary, LatencySummary, LlmSummary, ModelSummary, RequestSummary, SeriesPoint,
-    decode_histogram, encode_histogram, encode_nonempty, latency_summary, llm_summary, request_summary, series_point,
+    Cumulative, DecodeError, ErrorSummary, FlowSummary, LatencySummary, LlmSummary, ModelSummary, RequestSummary,
+    SeriesPoint, decode_histogram, encode_histogram, encode_nonempty, latency_summary, llm_summary, request_summary,
+    series_point,
 };
 
 pub type Hist = Histogram<u64>;
@@ -244,11 +246,43 @@ impl StepStats {
     }
 }
 
-fn add_hist(into: &mut Hist, from: &Hist) {
+/// Adds `from` into `into`: the one histogram merge, for live and decoded histograms alike.
+pub fn add_hist(into: &mut Hist, from: &Hist) {
     // Both histograms auto-resize, so addition cannot run out of range; a failure would mean a bug.
     if !from.is_empty() {
         let _ = into.add(from);
     }
+}
+
+/// `hists` merged into a fresh histogram.
+pub fn merged<'a>(hists: impl IntoIterator<Item = &'a Hist>) -> Hist {
+    let mut h = new_hist();
+    hists.into_iter().for_each(|x| add_hist(&mut h, x));
+    h
+}
+
+/// A stored histogram that does not decode; `what` names it (`step `chat` ttft`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what} histogram: {reason}")]
+pub struct CorruptHistogram {
+    pub what: String,
+    pub reason: DecodeError,
+}
+
+/// Stored (encoded) histograms decoded and merged; empty strings are histograms that measured nothing. Each comes
+/// with what names it in the error, formatted only if it is corrupt.
+pub fn merged_encoded<'a, W: fmt::Display>(
+    encoded: impl IntoIterator<Item = (W, &'a str)>,
+) -> Result<Hist, CorruptHistogram> {
+    let mut h = new_hist();
+    for (what, e) in encoded {
+        if e.is_empty() {
+            continue;
+        }
+        let x = decode_histogram(e).map_err(|reason| CorruptHistogram { what: what.to_string(), reason })?;
+        add_hist(&mut h, &x);
+    }
+    Ok(h)
 }
 
 /// One user class's iterations (flows): a flow completes when every step ran and none failed.

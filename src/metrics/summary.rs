@@ -377,7 +377,18 @@ pub fn encode_nonempty(h: &Hist) -> String {
     if h.is_empty() { String::new() } else { encode_histogram(h) }
 }
 
-pub fn decode_histogram(s: &str) -> Result<Hist, String> {
-    let bytes = base64::engine::general_purpose::STANDARD.decode(s.trim()).map_err(|e| format!("not base64: {e}"))?;
-    Deserializer::new().deserialize(&mut bytes.as_slice()).map_err(|e| format!("not an HdrHistogram: {e:?}"))
+/// Why a stored histogram does not decode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("not base64: {0}")]
+    NotBase64(String),
+    #[error("not an HdrHistogram: {0}")]
+    NotHistogram(String),
+}
+
+pub fn decode_histogram(s: &str) -> Result<Hist, DecodeError> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(s.trim())
+        .map_err(|e| DecodeError::NotBase64(e.to_string()))?;
+    Deserializer::new().deserialize(&mut bytes.as_slice()).map_err(|e| DecodeError::NotHistogram(format!("{e:?}")))
 }

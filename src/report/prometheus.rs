@@ -156,7 +156,7 @@ impl Collector for LiveCollector {
         encode_histograms(&mut enc, "request_duration", help, live.steps.iter().map(|s| (s, &s.latency)))?;
         let help = "Time to first token of streamed LLM responses.";
         let streamed = live.steps.iter().filter(|s| s.ttft.count() > 0).map(|s| (s, &s.ttft));
-        encode_histograms(&mut enc, "ttft", help, streamed)?;
+        encode_histograms(&mut enc, crate::metrics::catalog::Metric::Ttft.name(), help, streamed)?;
         {
             let help = "Output (completion) tokens of LLM responses.";
             let mut m = enc.encode_descriptor("output_tokens", help, None, MetricType::Counter)?;

@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::report::{RunReport, SCHEMA_VERSION};
+use crate::metrics::catalog::{Metric, StoredStepHistograms};
 use crate::metrics::decode_histogram;
 
 /// Which file failed to read, as messages name it: `baseline baselines/chat.json`.
@@ -131,17 +132,9 @@ fn check_histograms(r: &RunReport) -> Result<(), (String, String)> {
         ("the total ttfb histogram".into(), r.histograms.ttfb.as_str()),
     ];
     for s in &r.steps {
-        let h = &s.histograms;
-        for (what, e) in [
-            ("latency", &h.latency),
-            ("ttfb", &h.ttfb),
-            ("ttft", &h.ttft),
-            ("ttfo", &h.ttfo),
-            ("icl", &h.icl),
-            ("tpot", &h.tpot),
-            ("ntpot", &h.ntpot),
-        ] {
-            all.push((format!("step `{}` {what} histogram", s.name), e.as_str()));
+        for m in Metric::step_histograms() {
+            let e = s.histograms.encoded(m).unwrap_or_default();
+            all.push((format!("step `{}` {m} histogram", s.name), e));
         }
     }
     for f in &r.flows {

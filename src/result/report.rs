@@ -214,6 +214,30 @@ impl Histograms {
     }
 }
 
+impl crate::metrics::catalog::StoredStepHistograms for Histograms {
+    fn encoded(&self, m: crate::metrics::catalog::Metric) -> Option<&str> {
+        use crate::metrics::catalog::Metric as M;
+        Some(match m {
+            M::Latency => &self.latency,
+            M::Ttfb => &self.ttfb,
+            M::Ttft => &self.ttft,
+            M::Ttfo => &self.ttfo,
+            M::Icl => &self.icl,
+            M::Tpot => &self.tpot,
+            M::Ntpot => &self.ntpot,
+            M::FlowLatency
+            | M::StepsPerFlow
+            | M::Errors
+            | M::RateLimited
+            | M::Dropped
+            | M::Requests
+            | M::Rps
+            | M::OutputTokensPerS
+            | M::Cost => return None,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OpenSummary {

@@ -3,75 +3,11 @@
 
 mod eval;
 
-use std::fmt;
 use std::time::Duration;
 
 pub use eval::{Measurements, evaluate};
 
-/// Metric names a threshold may use, with what kind of value each holds.
-pub const METRICS: &[(&str, Kind)] = &[
-    ("latency", Kind::Duration),
-    ("ttfb", Kind::Duration),
-    ("ttft", Kind::Duration),
-    ("ttfo", Kind::Duration),
-    ("icl", Kind::Duration),
-    ("tpot", Kind::Duration),
-    ("ntpot", Kind::Duration),
-    ("flow_latency", Kind::Duration),
-    ("steps_per_flow", Kind::Count),
-    ("errors", Kind::Ratio),
-    ("rate_limited", Kind::Ratio),
-    ("dropped", Kind::Ratio),
-    ("requests", Kind::Ratio),
-    ("rps", Kind::Value),
-    ("output_tokens_per_s", Kind::Value),
-    ("cost", Kind::Value),
-];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// A latency distribution, in milliseconds.
-    Duration,
-    /// A distribution of counts.
-    Count,
-    /// Events out of a total: `rate` (fraction, or per second for `requests`) and `count`.
-    Ratio,
-    /// One number for the run.
-    Value,
-}
-
-/// The statistic a threshold or comparison applies, in k6's spelling (`p(95)`, `avg`, ...).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Agg {
-    Percentile(f64),
-    Avg,
-    Min,
-    Max,
-    Med,
-    Rate,
-    Count,
-    Value,
-}
-
-impl fmt::Display for Agg {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Agg::Percentile(p) => write!(f, "p({p})"),
-            Agg::Avg => f.write_str("avg"),
-            Agg::Min => f.write_str("min"),
-            Agg::Max => f.write_str("max"),
-            Agg::Med => f.write_str("med"),
-            Agg::Rate => f.write_str("rate"),
-            Agg::Count => f.write_str("count"),
-            Agg::Value => f.write_str("value"),
-        }
-    }
-}
-
-/// What kind of value a metric name holds, or `None` for an unknown name.
-pub fn kind_of(metric: &str) -> Option<Kind> {
-    METRICS.iter().find(|(n, _)| *n == metric).map(|(_, k)| *k)
-}
+pub use crate::metrics::catalog::{Agg, Kind, Metric};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -107,8 +43,7 @@ pub struct Selector {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Threshold {
-    pub metric: String,
-    pub kind: Kind,
+    pub metric: Metric,
     pub selector: Selector,
     pub agg: Agg,
     pub op: Op,
@@ -143,8 +78,8 @@ impl From<&str> for ParseError {
 pub fn parse(key: &str, expr: &str) -> Result<Threshold, ParseError> {
     let err = |m: String| ParseError(format!("threshold `{key}`: `{expr}`: {m}"));
     let (metric, selector) = parse_key(key).map_err(|m| ParseError(format!("threshold `{key}`: {m}")))?;
-    let kind = kind_of(metric).ok_or_else(|| {
-        let known: Vec<&str> = METRICS.iter().map(|(n, _)| *n).collect();
+    let metric = Metric::from_name(metric).ok_or_else(|| {
+        let known: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
         ParseError(format!("threshold `{key}`: unknown metric `{metric}`; known: {}", known.join(", ")))
     })?;
     let e = expr.trim();
@@ -157,28 +92,12 @@ pub fn parse(key: &str, expr: &str) -> Result<Threshold, ParseError> {
     let agg = parse_agg(lhs.trim()).ok_or_else(|| {
         err(format!("unknown aggregation `{}`; use p(N), avg, min, max, med, rate, count or value", lhs.trim()))
     })?;
-    let allowed = match kind {
-        Kind::Duration | Kind::Count => {
-            matches!(agg, Agg::Percentile(_) | Agg::Avg | Agg::Min | Agg::Max | Agg::Med | Agg::Count)
-        }
-        Kind::Ratio => matches!(agg, Agg::Rate | Agg::Count),
-        Kind::Value => matches!(agg, Agg::Value | Agg::Avg),
-    };
-    if !allowed {
-        return Err(err(format!(
-            "`{metric}` has no `{}`; {}",
-            lhs.trim(),
-            match kind {
-                Kind::Duration | Kind::Count => "use p(N), avg, min, max, med or count",
-                Kind::Ratio => "use rate or count",
-                Kind::Value => "use value",
-            }
-        )));
+    if !metric.threshold_allows(agg) {
+        return Err(err(format!("`{metric}` has no `{}`; {}", lhs.trim(), metric.threshold_stats_hint())));
     }
-    let value = parse_value(rhs.trim(), kind == Kind::Duration && agg != Agg::Count).map_err(|m| err(m.0))?;
+    let value = parse_value(rhs.trim(), metric.kind() == Kind::Duration && agg != Agg::Count).map_err(|m| err(m.0))?;
     Ok(Threshold {
-        metric: metric.to_string(),
-        kind,
+        metric,
         selector,
         agg,
         op,

@@ -13,9 +13,11 @@ use std::fmt::Write;
 use plotters::style::RGBColor;
 
 use super::rows::{load_shape, status_text, target_text};
+use crate::metrics::catalog::Metric;
 use crate::metrics::{Hist, SeriesPoint, decode_histogram, new_hist};
 use crate::report::format::{fmt_secs, fmt_value, fmt_whole};
 use crate::result::{RunReport, RunStatus};
+use crate::slo::Selector;
 use plots::{BLUE, GREEN, GREY, Line, ORANGE, PURPLE, PlotError, RED};
 
 /// Escapes text for HTML content and quoted attribute values.
@@ -319,18 +321,8 @@ fn over_time(r: &RunReport, out: &mut String) {
 }
 
 /// The merged histogram of one metric over the steps that have it; `Err` names a corrupt one.
-fn merged(r: &RunReport, what: &str, pick: fn(&crate::result::Histograms) -> &str) -> Result<Hist, PlotError> {
-    let mut h = new_hist();
-    for s in &r.steps {
-        let e = pick(&s.histograms);
-        if e.is_empty() {
-            continue;
-        }
-        let corrupt = |reason: String| PlotError::Histogram { step: s.name.clone(), what: what.into(), reason };
-        let x = decode_histogram(e).map_err(|err| corrupt(err.to_string()))?;
-        h.add(&x).map_err(|err| corrupt(format!("{err:?}")))?;
-    }
-    Ok(h)
+fn merged(r: &RunReport, m: Metric) -> Result<Hist, PlotError> {
+    Ok(crate::baseline::stored_histogram(r, m, &Selector::default())?)
 }
 
 fn distributions(r: &RunReport, out: &mut String) {
@@ -361,8 +353,8 @@ fn distributions(r: &RunReport, out: &mut String) {
         );
     }
     let streams: Vec<(&str, &str, Result<Hist, PlotError>)> = vec![
-        ("Time to first token (TTFT) by percentile", "TTFT", merged(r, "ttft", |h| &h.ttft)),
-        ("Inter-chunk latency (ICL) by percentile", "ICL", merged(r, "icl", |h| &h.icl)),
+        ("Time to first token (TTFT) by percentile", "TTFT", merged(r, Metric::Ttft)),
+        ("Inter-chunk latency (ICL) by percentile", "ICL", merged(r, Metric::Icl)),
     ];
     let present: Vec<_> = streams.into_iter().filter(|(_, _, h)| h.as_ref().map_or(true, |h| !h.is_empty())).collect();
     if present.is_empty() {

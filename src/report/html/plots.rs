@@ -60,8 +60,8 @@ pub enum PlotError {
     #[error("no level ran")]
     NoLevels,
     /// A stored histogram that does not decode or merge.
-    #[error("step `{step}` {what} histogram: {reason}")]
-    Histogram { step: String, what: String, reason: String },
+    #[error(transparent)]
+    Histogram(#[from] crate::metrics::CorruptHistogram),
 }
 
 fn err(e: impl std::fmt::Display) -> PlotError {
