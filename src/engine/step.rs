@@ -240,6 +240,7 @@ fn measure_llm(u: &mut User, step: &StepPlan, ex: &Exchange, requested: Option<&
         let (tokens, source) = s.output_tokens();
         sample.ttft = s.ttft;
         sample.ttfo = s.ttfo;
+        sample.last_token = s.last_token_at;
         sample.gaps_us = u.sse.gaps_us();
         sample.output_tokens = tokens;
         sample.from_usage = source == crate::client::TokenSource::Usage;
