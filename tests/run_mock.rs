@@ -183,3 +183,36 @@ fn thresholds_gate_the_exit_code() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("--threshold"));
 }
+
+/// Streamed chat with a threshold and a regression rule on `stream_tail`; the built-in rules are off so that a
+/// loaded machine cannot fail the second run on latency.
+const TAIL: &str = "[load]\nusers = 2\niterations = 20\n\
+    [mock]\noutput_tokens = 4\nfirst_token_delay = \"2ms\"\ntoken_delay = \"1ms\"\n\
+    [[user]]\nname = \"U\"\n[[user.step]]\nname = \"chat\"\npost = \"/v1/chat/completions\"\nstream = true\n\
+    json = { model = \"m\", messages = [{ role = \"user\", content = \"hi\" }], stream = true }\n\
+    [thresholds]\n\"stream_tail\" = [\"p(95) < 5s\"]\n\
+    [regression]\ndefaults = false\n\"stream_tail{step:chat}\" = { relative = \"50%\", absolute = \"1s\" }\n";
+
+#[test]
+fn a_streamed_run_measures_the_stream_tail_and_gates_on_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "tail.toml", TAIL);
+    let base = dir.path().join("base.json");
+    let first = run_report(&p, &dir.path().join("first"), &["--seed", "3", "--save-baseline", base.to_str().unwrap()]);
+    validate_against_schema(&first);
+    let h = first["steps"][0]["histograms"]["stream_tail"].as_str().unwrap_or_default();
+    assert!(h.len() > 10, "a streamed step stores its stream_tail histogram: {:#}", first["steps"][0]["histograms"]);
+    let r = run_report(&p, &dir.path().join("second"), &["--seed", "3", "--baseline", base.to_str().unwrap()]);
+    let v = &r["thresholds"][0];
+    assert_eq!(v["threshold"], "stream_tail: p(95) < 5s");
+    assert_eq!((v["pass"].as_bool(), v["unit"].as_str()), (Some(true), Some("ms")), "{v}");
+    assert!(v["observed"].as_f64().is_some_and(|o| o >= 0.0), "{v}");
+    let rows = r["comparison"]["rows"].as_array().unwrap();
+    let stats: Vec<(&str, &str)> =
+        rows.iter().map(|d| (d["metric"].as_str().unwrap(), d["stat"].as_str().unwrap())).collect();
+    assert_eq!(stats, [("stream_tail{step:chat}", "p(50)"), ("stream_tail{step:chat}", "p(95)")], "{rows:#?}");
+    for d in rows {
+        assert!(d["baseline"].is_number() && d["current"].is_number(), "{d}");
+        assert_eq!((d["unit"].as_str(), d["verdict"].as_str()), (Some("ms"), Some("ok")), "{d}");
+    }
+}

@@ -300,3 +300,16 @@ proptest! {
         prop_assert_eq!(serde_json::to_string(&back).unwrap(), text);
     }
 }
+
+#[test]
+fn a_stream_tail_rule_parses_with_its_defaults() {
+    let set = rules(
+        "[regression]\nstream_tail = {}\n\"stream_tail{step:chat}\" = { stats = [\"p(99)\"], absolute = \"3ms\" }",
+    );
+    let r = &set.rules;
+    assert_eq!(
+        (r[0].key.as_str(), r[0].stats.clone(), r[0].relative, r[0].absolute),
+        ("stream_tail", vec!["p(50)".to_string(), "p(95)".to_string()], 0.10, 2.0)
+    );
+    assert_eq!((r[1].stats.clone(), r[1].absolute), (vec!["p(99)".to_string()], 3.0));
+}

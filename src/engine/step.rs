@@ -231,6 +231,7 @@ fn measure_llm(u: &mut Session, step: &StepPlan, ex: &Exchange, requested: Optio
         let (tokens, source) = s.output_tokens();
         sample.ttft = s.ttft;
         sample.ttfo = s.ttfo;
+        sample.last_token = s.last_token_at;
         sample.gaps_us = u.sse.gaps_us();
         sample.output_tokens = tokens;
         sample.from_usage = source == TokenSource::Usage;

@@ -33,6 +33,7 @@ metrics![
     Icl,
     Tpot,
     Ntpot,
+    StreamTail,
     FlowLatency,
     StepsPerFlow,
     Errors,
@@ -152,6 +153,9 @@ impl Metric {
             Metric::Icl => ("icl", Duration, Source::StepHistogram, "ms", true, compare(0.10, 0.5, P50)),
             Metric::Tpot => ("tpot", Duration, Source::StepHistogram, "ms", true, compare(0.10, 0.5, P50)),
             Metric::Ntpot => ("ntpot", Duration, Source::StepHistogram, "ms", true, compare(0.10, 0.5, P50)),
+            Metric::StreamTail => {
+                ("stream_tail", Duration, Source::StepHistogram, "ms", true, compare(0.10, 2.0, P50_P95))
+            }
             Metric::FlowLatency => {
                 ("flow_latency", Duration, Source::FlowHistogram, "ms", true, compare(0.10, 5.0, P50_P95))
             }
@@ -271,6 +275,7 @@ impl Metric {
             Metric::Icl => llm.map(|l| &l.icl),
             Metric::Tpot => llm.map(|l| &l.tpot),
             Metric::Ntpot => llm.map(|l| &l.ntpot),
+            Metric::StreamTail => llm.map(|l| &l.stream_tail),
             Metric::FlowLatency
             | Metric::StepsPerFlow
             | Metric::Errors
@@ -295,6 +300,7 @@ impl Metric {
             | Metric::Icl
             | Metric::Tpot
             | Metric::Ntpot
+            | Metric::StreamTail
             | Metric::Errors
             | Metric::RateLimited
             | Metric::Dropped
@@ -318,6 +324,7 @@ impl Metric {
             | Metric::Icl
             | Metric::Tpot
             | Metric::Ntpot
+            | Metric::StreamTail
             | Metric::Errors
             | Metric::RateLimited
             | Metric::Dropped

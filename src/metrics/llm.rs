@@ -16,6 +16,8 @@ pub struct LlmSample<'a> {
     pub ttft: Option<Duration>,
     /// Streams only: first visible answer content.
     pub ttfo: Option<Duration>,
+    /// Streams only: the last chunk carrying a generated token.
+    pub last_token: Option<Duration>,
     /// Streams only: gaps between token-carrying chunks, µs.
     pub gaps_us: &'a [u64],
     pub output_tokens: u64,
@@ -79,6 +81,9 @@ pub struct LlmStats {
     pub tpot: Hist,
     #[serde(with = "super::hist_serde")]
     pub ntpot: Hist,
+    /// Streams: last generated token → end of the stream (usage chunk, `[DONE]`, a gateway's buffering).
+    #[serde(with = "super::hist_serde", default = "new_hist")]
+    pub stream_tail: Hist,
     pub output_tokens: u64,
     pub input_tokens: u64,
     pub reasoning_tokens: u64,
@@ -102,6 +107,7 @@ impl Default for LlmStats {
             icl: new_hist(),
             tpot: new_hist(),
             ntpot: new_hist(),
+            stream_tail: new_hist(),
             output_tokens: 0,
             input_tokens: 0,
             reasoning_tokens: 0,
@@ -130,6 +136,9 @@ impl LlmStats {
                 let decode = s.latency.saturating_sub(ttft);
                 record(&mut self.tpot, micros(decode) / (s.output_tokens - 1));
             }
+        }
+        if let Some(last) = s.last_token {
+            record(&mut self.stream_tail, micros(s.latency.saturating_sub(last)));
         }
         if let Some(ttfo) = s.ttfo {
             record(&mut self.ttfo, micros(ttfo));
@@ -185,6 +194,7 @@ impl LlmStats {
             (&mut self.icl, &o.icl),
             (&mut self.tpot, &o.tpot),
             (&mut self.ntpot, &o.ntpot),
+            (&mut self.stream_tail, &o.stream_tail),
         ] {
             add_hist(a, b);
         }

@@ -195,6 +195,8 @@ pub struct Histograms {
     pub tpot: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub ntpot: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub stream_tail: String,
 }
 
 impl Histograms {
@@ -210,6 +212,7 @@ impl Histograms {
             icl: llm(|l| &l.icl),
             tpot: llm(|l| &l.tpot),
             ntpot: llm(|l| &l.ntpot),
+            stream_tail: llm(|l| &l.stream_tail),
         }
     }
 }
@@ -225,6 +228,7 @@ impl crate::metrics::catalog::StoredStepHistograms for Histograms {
             M::Icl => &self.icl,
             M::Tpot => &self.tpot,
             M::Ntpot => &self.ntpot,
+            M::StreamTail => &self.stream_tail,
             M::FlowLatency
             | M::StepsPerFlow
             | M::Errors

@@ -93,3 +93,28 @@ fn evaluation_selects_and_judges() {
     assert!((v[2].observed.unwrap() - 1.0 / 7.0).abs() < 1e-9);
     assert_eq!(v[6].observed, None, "no TTFT was measured: the threshold fails rather than passes on nothing");
 }
+
+#[test]
+fn stream_tail_is_the_time_after_the_last_token() {
+    let mut s = StepStats::default();
+    let gaps = [];
+    s.record_llm(&crate::metrics::LlmSample {
+        latency: Duration::from_millis(100),
+        ttft: Some(Duration::from_millis(10)),
+        last_token: Some(Duration::from_millis(70)),
+        gaps_us: &gaps,
+        output_tokens: 4,
+        ..Default::default()
+    });
+    let m = Measurements {
+        steps: vec![("U", "chat", &s)],
+        flows: vec![],
+        elapsed: Duration::from_secs(1),
+        arrivals: 0,
+        dropped: 0,
+    };
+    let t = parse("stream_tail{step:chat}", "p(95) < 50ms").unwrap();
+    let v = evaluate(&[t, parse("stream_tail", "max < 10ms").unwrap()], &m);
+    assert!((v[0].observed.unwrap() - 30.0).abs() < 0.1, "{v:#?}");
+    assert_eq!((v[0].pass, v[1].pass, v[0].unit.as_str()), (true, false, "ms"));
+}
