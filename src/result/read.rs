@@ -4,7 +4,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use super::report::{RunReport, SCHEMA_VERSION};
+use super::report::{OLDEST_SCHEMA, RunReport, SCHEMA_VERSION};
 use crate::metrics::catalog::{Metric, StoredStepHistograms};
 use crate::metrics::decode_histogram;
 
@@ -55,7 +55,7 @@ pub enum ReadError {
     NotAResult { file: StoredFile },
     /// Written by another version of the tool, with another result schema.
     #[error(
-        "{file}: written by {} run-load-test (result schema {found}; this one reads {SCHEMA_VERSION}); {}",
+        "{file}: written by {} run-load-test (result schema {found}; this one reads {OLDEST_SCHEMA} to {SCHEMA_VERSION}); {}",
         newer_or_older(.found),
         .file.fix()
     )]
@@ -116,7 +116,7 @@ pub fn parse_result(path: &Path, role: &str, text: &str) -> Result<RunReport, Re
         .get("schema_version")
         .and_then(serde_json::Value::as_u64)
         .ok_or_else(|| ReadError::NotAResult { file: file() })?;
-    if found != u64::from(SCHEMA_VERSION) {
+    if !(u64::from(OLDEST_SCHEMA)..=u64::from(SCHEMA_VERSION)).contains(&found) {
         return Err(ReadError::Version { file: file(), found });
     }
     let report: RunReport =
@@ -165,6 +165,21 @@ mod tests {
         assert!(matches!(e, ReadError::NotJson { .. }) && e.is_corrupt(), "{e:?}");
         let e = parse_result(&p, "result", "{\"schema_version\": 7}").unwrap_err();
         assert!(matches!(e, ReadError::Version { found: 7, .. }), "{e:?}");
-        assert!(e.to_string().contains("written by a newer run-load-test (result schema 7; this one reads 1)"), "{e}");
+        assert!(
+            e.to_string().contains("written by a newer run-load-test (result schema 7; this one reads 1 to 2)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_schema_1_baseline_still_reads_and_schema_0_does_not() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/baselines/smoke.json"));
+        let text = std::fs::read_to_string(path).unwrap();
+        assert!(text.contains("\"schema_version\": 1"), "the committed baseline was written with schema 1");
+        let r = parse_result(path, "baseline", &text).unwrap();
+        assert!(r.steps.iter().all(|s| s.histograms.stream_tail.is_empty()));
+        let e = parse_result(path, "baseline", &text.replacen("\"schema_version\": 1", "\"schema_version\": 0", 1));
+        let e = e.unwrap_err().to_string();
+        assert!(e.contains("written by an older run-load-test (result schema 0; this one reads 1 to 2)"), "{e}");
     }
 }

@@ -7,8 +7,13 @@ use serde::{Deserialize, Serialize};
 use super::verdict::{Comparison, RuleSet, Verdict};
 use crate::metrics::{ErrorSummary, FlowSummary, LatencySummary, RequestSummary, SeriesPoint};
 
-/// Bumped on any incompatible change of `result.json`.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Bumped on any change of `result.json` an older reader could not take (every struct denies unknown fields, so
+/// a new field counts). 2: step histograms gained `stream_tail`.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The oldest schema this version still reads: each version since only added optional fields, so an older
+/// baseline stays usable.
+pub const OLDEST_SCHEMA: u32 = 1;
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
