@@ -7,11 +7,10 @@ use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HOST, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
 use serde_json_path::JsonPath;
 
-use std::collections::BTreeMap;
-
 use crate::client::DEFAULT_MAX_BODY;
+use crate::llm::pricing::Attribution;
 use crate::scenario::feeder::Feeder;
-use crate::scenario::{Capture, OnFailure, Price, Scenario, Step, TemplateSet, Text, condition_template, expand_env};
+use crate::scenario::{Capture, OnFailure, Scenario, Step, TemplateSet, Text, condition_template, expand_env};
 
 use super::error::EngineError;
 pub use super::json_body::JsonNode;
@@ -45,30 +44,12 @@ pub struct Plan {
     pub steps: Vec<StepInfo>,
     /// `[vars]`, env-expanded.
     pub vars: Vec<(String, String)>,
-    /// alias → tiers, for fallback detection.
-    pub aliases: BTreeMap<String, Vec<String>>,
-    pub pricing: BTreeMap<String, Price>,
+    /// Aliases and prices: fallback detection and cost.
+    pub attribution: Attribution,
     /// Header that names the served model, if the gateway sends one.
     pub model_header: Option<HeaderName>,
     /// One row of each is drawn per iteration, as `{{ feeder_name.column }}`.
     pub feeders: Vec<Feeder>,
-}
-
-impl Plan {
-    /// USD for one response served by `model` (the requested model when the served one is unknown).
-    pub fn cost(&self, model: &str, input_tokens: u64, output_tokens: u64) -> f64 {
-        self.pricing
-            .get(model)
-            .map_or(0.0, |p| (input_tokens as f64 * p.input + output_tokens as f64 * p.output) / 1_000_000.0)
-    }
-
-    /// Whether `served` is a fallback for a request that asked for `requested`.
-    pub fn is_fallback(&self, requested: &str, served: &str) -> bool {
-        match self.aliases.get(requested).and_then(|t| t.first()) {
-            Some(first) => !served.is_empty() && served != first,
-            None => false,
-        }
-    }
 }
 
 pub struct ClassPlan {
@@ -331,8 +312,7 @@ pub fn compile(
         classes,
         steps,
         vars,
-        aliases: s.aliases.clone(),
-        pricing: s.pricing.clone(),
+        attribution: Attribution { aliases: s.aliases.clone(), pricing: s.pricing.clone() },
         model_header,
         feeders,
     })

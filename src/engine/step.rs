@@ -250,9 +250,9 @@ fn measure_llm(u: &mut Session, step: &StepPlan, ex: &Exchange, requested: Optio
     }
     let served = header_model.or(body_model.as_deref()).unwrap_or("");
     sample.model = served;
-    sample.fallback = plan.is_fallback(requested, served);
+    sample.fallback = plan.attribution.is_fallback(requested, served);
     let priced = if served.is_empty() { requested } else { served };
-    sample.cost = plan.cost(priced, sample.input_tokens, sample.output_tokens);
+    sample.cost = plan.attribution.cost(priced, sample.input_tokens, sample.output_tokens);
     u.local.rec.borrow_mut().steps[step.id].record_llm(&sample);
     sample.cost
 }

@@ -64,17 +64,10 @@ pub struct Scenario {
     pub aliases: BTreeMap<String, Vec<String>>,
     /// USD per million tokens by served model: `"gpt-4o" = { input = 2.5, output = 10.0 }`.
     #[serde(default)]
-    pub pricing: BTreeMap<String, Price>,
+    pub pricing: BTreeMap<String, crate::llm::pricing::Price>,
     /// Data for templates: rows from CSV/JSONL files or synthetic prompts, one draw per iteration.
     #[serde(default, rename = "feeder")]
     pub feeders: Vec<feeder::FeederSpec>,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Price {
-    pub input: f64,
-    pub output: f64,
 }
 
 #[derive(Debug, Default, Deserialize)]
