@@ -226,7 +226,8 @@ fn corrupt_files_are_clear_errors() {
         p
     };
     let good = crate::report::ReportFormat::Json.render(&run(10.0, 50, 0));
-    let newer = good.replacen("\"schema_version\": 1", "\"schema_version\": 9", 1);
+    let current = format!("\"schema_version\": {}", crate::result::SCHEMA_VERSION);
+    let newer = good.replacen(&current, "\"schema_version\": 9", 1);
     let mut bad_hist = run(10.0, 50, 0);
     bad_hist.steps[0].histograms.latency = "bm90IGEgaGlzdG9ncmFt".into();
     let bad_hist = crate::report::ReportFormat::Json.render(&bad_hist);
