@@ -85,7 +85,7 @@ fn prepare(mut cfg: RunConfig) -> Result<Prepared> {
     };
     let client = ClientFactory::new(&base_url, cfg.insecure, cfg.timeout.min(Duration::from_secs(10)))
         .map_err(|e| anyhow::anyhow!("--target: {e}"))?;
-    let endpoint = Endpoint { prefix: client.prefix(), host: client.host_header() };
+    let endpoint = Endpoint::of(&client);
     let feeders = std::mem::take(&mut cfg.feeders);
     let s = &cfg.scenario;
     let plan = engine::compile(&s.scenario, &s.name, endpoint, cfg.timeout, &cfg.tags, feeders)

@@ -1,7 +1,8 @@
 //! HTTP/1.1 exchanges on hyper directly: each virtual user owns its keep-alive connection (as a browser or a
 //! Locust user does), timeouts cover the whole exchange, bodies are read frame by frame without buffering
 //! unless a check needs them, and every failure is classified. Knows nothing of reports, scenarios or what a body
-//! means: bodies go to a [`BodySink`] the caller picks, and [`Transport`] is the seam another protocol plugs into.
+//! means: bodies go to a [`BodySink`] the caller picks, and [`Transport`] with [`TransportFactory`] is the seam
+//! another protocol plugs into.
 //!
 //! hyper is used without a pooled client: a per-user connection needs no pool, no locks and no URL re-parsing,
 //! which is what makes the generator cheap per request (see scripts/bench.sh).
@@ -54,6 +55,21 @@ pub trait Transport {
         timeout: Duration,
         reading: Reading<'_, S>,
     ) -> impl Future<Output = Result<Exchange, Failure>>;
+}
+
+/// Makes the transports of a run, one per user, and says where their requests go. The engine holds only this
+/// (and what it builds), so another protocol plugs in by implementing both traits; [`ClientFactory`] is HTTP/1.1's.
+pub trait TransportFactory {
+    type Transport: Transport + 'static;
+
+    /// A transport for one user; it connects on its first request, not here.
+    fn build(&self) -> Self::Transport;
+
+    /// The base URL's path (no trailing slash), which every request path starts with.
+    fn prefix(&self) -> &str;
+
+    /// The target's authority (`host[:port]`), sent as the `Host` header (`:authority` in HTTP/2).
+    fn host_header(&self) -> &HeaderValue;
 }
 
 /// Where requests go: parsed once from the base URL.
@@ -357,6 +373,22 @@ impl HttpClient {
             s.end().map_err(|e| sink_failure(e, *bytes))?;
         }
         Ok(Exchange { status, ttfb, latency: start.elapsed(), bytes: *bytes, retry_after, served_model })
+    }
+}
+
+impl TransportFactory for ClientFactory {
+    type Transport = HttpClient;
+
+    fn build(&self) -> HttpClient {
+        ClientFactory::build(self)
+    }
+
+    fn prefix(&self) -> &str {
+        ClientFactory::prefix(self)
+    }
+
+    fn host_header(&self) -> &HeaderValue {
+        ClientFactory::host_header(self)
     }
 }
 

@@ -15,6 +15,9 @@ mod step;
 mod vu;
 mod worker;
 
+#[cfg(test)]
+mod transport_tests;
+
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, SystemTime};
@@ -29,21 +32,23 @@ pub use load::{Arrival, ClosedLoad, LoadModel, OpenLoad, RateStage};
 pub use plan::{Endpoint, Plan, StepInfo, TagFilter, compile};
 pub use signals::Signal;
 
-use crate::client::ClientFactory;
+use crate::client::TransportFactory;
 use crate::metrics::{Recorder, SeriesPoint};
 use shared::{Shared, Stop};
 
 /// Later than any run ends (runs last at most `limits::MAX_DURATION`), yet far from overflowing a clock.
 pub(crate) const NEVER: Duration = Duration::from_secs(10 * 365 * 86_400);
 
-pub struct EngineSpec {
+/// One run of the engine. `F` makes the users' transports (`client::ClientFactory` for HTTP/1.1): the engine
+/// reaches the target only through it, so it names no protocol.
+pub struct EngineSpec<F> {
     pub plan: Arc<Plan>,
     pub load: LoadModel,
     pub seed: u64,
     pub workers: usize,
     pub graceful_stop: Duration,
     /// Connections to the target; the plan was compiled for its endpoint.
-    pub client: ClientFactory,
+    pub client: F,
     /// Values that must never appear in recorded messages (added to the process-wide `redact`).
     pub secrets: Vec<String>,
 }
@@ -95,7 +100,10 @@ const JOIN_BOUND: Duration = Duration::from_secs(3);
 /// After a stop signal, users get at most this long (or `graceful_stop`, if shorter) to finish their step.
 const SIGNAL_GRACE: Duration = Duration::from_secs(2);
 
-pub fn run(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineResult, EngineError> {
+pub fn run<F>(spec: EngineSpec<F>, observer: &mut dyn Observer) -> Result<EngineResult, EngineError>
+where
+    F: TransportFactory + Clone + Send + 'static,
+{
     crate::client::raise_fd_limit();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -104,7 +112,10 @@ pub fn run(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineResult
     rt.block_on(drive(spec, observer))
 }
 
-async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineResult, EngineError> {
+async fn drive<F>(spec: EngineSpec<F>, observer: &mut dyn Observer) -> Result<EngineResult, EngineError>
+where
+    F: TransportFactory + Clone + Send + 'static,
+{
     let EngineSpec { plan, load, seed, workers, graceful_stop, client: factory, secrets } = spec;
     crate::redact::install(secrets);
     let jobs = jobs(&load, &plan, workers);
@@ -116,7 +127,6 @@ async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineRe
     let stop = Stop::default();
     let shared = Arc::new(Shared {
         plan,
-        factory,
         stop: stop.clone(),
         iterations_left: load.iterations().map(AtomicU64::new),
         seed,
@@ -134,7 +144,7 @@ async fn drive(spec: EngineSpec, observer: &mut dyn Observer) -> Result<EngineRe
         stop.hard.cancel();
     }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let handles = spawn_workers(jobs, shared, tx)?;
+    let handles = spawn_workers(jobs, shared, &factory, tx)?;
 
     let mut agg = aggregate::Aggregator::new(workers, n_steps, n_flows, start, load.duration());
     let far = start + NEVER;
@@ -229,15 +239,16 @@ fn jobs(load: &LoadModel, plan: &Plan, workers: usize) -> Vec<worker::Job> {
 
 /// Starts one thread per job; the run keeps no handle on `shared` or the sender, so the channel closes when
 /// the last worker is done.
-fn spawn_workers(
+fn spawn_workers<F: TransportFactory + Clone + Send + 'static>(
     jobs: Vec<worker::Job>,
     shared: Arc<Shared>,
+    factory: &F,
     tx: tokio::sync::mpsc::UnboundedSender<worker::Snapshot>,
 ) -> Result<Vec<std::thread::JoinHandle<()>>, EngineError> {
     let mut handles = Vec::new();
     for (w, job) in jobs.into_iter().enumerate() {
         handles.push(
-            worker::spawn(w, shared.clone(), job, tx.clone())
+            worker::spawn(w, shared.clone(), factory.clone(), job, tx.clone())
                 .map_err(|e| EngineError::Start(format!("cannot start a worker thread: {e}")))?,
         );
     }

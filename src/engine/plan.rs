@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HOST, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
 use serde_json_path::JsonPath;
 
-use crate::client::DEFAULT_MAX_BODY;
+use crate::client::{DEFAULT_MAX_BODY, TransportFactory};
 use crate::llm::pricing::Attribution;
 use crate::scenario::feeder::Feeder;
 use crate::scenario::{Capture, OnFailure, Scenario, Step, TemplateSet, Text, condition_template, expand_env};
@@ -70,10 +70,17 @@ pub enum UrlPlan {
     Dynamic { prefix: String, path: Text },
 }
 
-/// Where the plan's requests go: the base URL's path prefix and the `Host` header (from `ClientFactory`).
+/// Where the plan's requests go: the base URL's path prefix and the `Host` header.
 pub struct Endpoint<'a> {
     pub prefix: &'a str,
     pub host: &'a HeaderValue,
+}
+
+impl<'a> Endpoint<'a> {
+    /// Where the transports `factory` builds send their requests: the plan is compiled for that target.
+    pub fn of<F: TransportFactory>(factory: &'a F) -> Endpoint<'a> {
+        Endpoint { prefix: factory.prefix(), host: factory.host_header() }
+    }
 }
 
 pub enum BodyPlan {

@@ -1,6 +1,9 @@
-//! One virtual user's state, reused for all of its requests: its connection, buffers and stream parser, and
-//! the variables its templates see (captures, feeder rows, its random stream and the built-ins). Built-ins
-//! that cost something (a formatted UUID, a random id, the clock) are made lazily, at most once per step.
+//! One virtual user's state, reused for all of its requests: its transport (any [`Transport`]: the user loop
+//! knows no protocol), buffers and stream parser, and the variables its templates see (captures, feeder rows,
+//! its random stream and the built-ins). Built-ins that cost something (a formatted UUID, a random id, the
+//! clock) are made lazily, at most once per step.
+//!
+//! [`Transport`]: crate::client::Transport
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -14,7 +17,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::plan::Plan;
 use super::shared::{Local, Shared};
-use crate::client::HttpClient;
 use crate::llm::sse::SseParser;
 use crate::scenario::{Ctx, Text};
 
@@ -113,14 +115,15 @@ impl Vars {
     }
 }
 
-/// One virtual user, reused for all of its requests.
-pub(super) struct Session {
+/// One virtual user, reused for all of its requests; `T` is its [`Transport`](crate::client::Transport)
+/// (static dispatch: one copy of the user loop per protocol, no box per request).
+pub(super) struct Session<T> {
     pub shared: Arc<Shared>,
     pub local: Rc<Local>,
     /// Its class, and whether its `on_start` ran (open model pools reuse users).
     pub class: usize,
     pub started: bool,
-    pub client: HttpClient,
+    pub client: T,
     pub vars: Vars,
     pub buf: Vec<u8>,
     pub json_buf: Vec<u8>,
@@ -129,14 +132,14 @@ pub(super) struct Session {
     pub loops: Vec<u32>,
 }
 
-impl Session {
-    pub(super) fn new(shared: &Arc<Shared>, local: &Rc<Local>, class: usize, id: u64) -> Session {
+impl<T> Session<T> {
+    pub(super) fn new(shared: &Arc<Shared>, local: &Rc<Local>, client: T, class: usize, id: u64) -> Session<T> {
         Session {
             shared: shared.clone(),
             local: local.clone(),
             class,
             started: false,
-            client: shared.factory.build(),
+            client,
             vars: Vars::new(id, user_rng(shared.seed, id)),
             buf: Vec::new(),
             json_buf: Vec::new(),

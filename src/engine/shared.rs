@@ -9,7 +9,6 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::plan::Plan;
-use crate::client::ClientFactory;
 use crate::metrics::Recorder;
 
 /// Stop in two stages: `graceful` ends iterations at the next step boundary, `hard` aborts the users (each
@@ -23,7 +22,6 @@ pub struct Stop {
 /// What every worker thread shares, read-only except the iteration budget (one atomic per iteration).
 pub struct Shared {
     pub plan: Arc<Plan>,
-    pub factory: ClientFactory,
     pub stop: Stop,
     pub iterations_left: Option<AtomicU64>,
     pub seed: u64,

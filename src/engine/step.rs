@@ -14,7 +14,7 @@ use super::error::EngineError;
 use super::json_body::render_json;
 use super::plan::{BodyPlan, CaptureSource, HttpAction, StepPlan, UrlPlan, origin_form};
 use super::session::{Session, pause, pick};
-use crate::client::{Exchange, Reading, Request, is_success, status_kind};
+use crate::client::{Exchange, Reading, Request, Transport, is_success, status_kind};
 use crate::llm::sse::TokenSource;
 use crate::llm::usage::read_completion;
 use crate::metrics::{ErrorKind, LlmSample};
@@ -43,8 +43,8 @@ enum Attempt {
 }
 
 /// Runs the step (with its retries) and records it; returns whether it succeeded and what it cost.
-pub(super) async fn run_step(
-    u: &mut Session,
+pub(super) async fn run_step<T: Transport>(
+    u: &mut Session<T>,
     step: &StepPlan,
     http: &HttpAction,
     lag: Option<Duration>,
@@ -93,7 +93,7 @@ fn retry_wait(rng: &mut rand::rngs::SmallRng, advised: Duration, max_wait: Durat
     advised.saturating_add(pick(rng, (Duration::ZERO, advised / 10))).min(max_wait)
 }
 
-async fn exec_once(u: &mut Session, step: &StepPlan, http: &HttpAction) -> Attempt {
+async fn exec_once<T: Transport>(u: &mut Session<T>, step: &StepPlan, http: &HttpAction) -> Attempt {
     let plan = &u.shared.plan;
     let ctx = http.templated.then(|| u.vars.ctx(plan));
     let (req, requested) = match build_request(u, step, http, ctx.as_ref()) {
@@ -147,7 +147,7 @@ async fn exec_once(u: &mut Session, step: &StepPlan, http: &HttpAction) -> Attem
 }
 
 /// `expect` checks and captures on the body (for streams: the assembled message).
-fn judge(u: &mut Session, step: &StepPlan, ctx: Option<&Ctx>) -> Result<(), EngineError> {
+fn judge<T>(u: &mut Session<T>, step: &StepPlan, ctx: Option<&Ctx>) -> Result<(), EngineError> {
     let plan = &u.shared.plan;
     if let Some(needle) = &step.checks.body_contains {
         let empty;
@@ -192,7 +192,7 @@ fn judge(u: &mut Session, step: &StepPlan, ctx: Option<&Ctx>) -> Result<(), Engi
     Ok(())
 }
 
-fn value_capture(u: &mut Session, name: &str, node: &super::plan::JsonNode) -> Result<Value, EngineError> {
+fn value_capture<T>(u: &mut Session<T>, name: &str, node: &super::plan::JsonNode) -> Result<Value, EngineError> {
     let plan = &u.shared.plan;
     let c = u.vars.ctx(plan);
     let render =
@@ -202,7 +202,7 @@ fn value_capture(u: &mut Session, name: &str, node: &super::plan::JsonNode) -> R
 }
 
 /// A `delay` step: wait (unless the run stops), then set its value captures. Returns false on a stop.
-pub(super) async fn run_delay(u: &mut Session, step: &StepPlan, bounds: (Duration, Duration)) -> bool {
+pub(super) async fn run_delay<T>(u: &mut Session<T>, step: &StepPlan, bounds: (Duration, Duration)) -> bool {
     let d = pick(&mut u.vars.rng, bounds);
     if !pause(&u.shared.stop.graceful, d).await {
         return false;
@@ -220,7 +220,7 @@ pub(super) async fn run_delay(u: &mut Session, step: &StepPlan, bounds: (Duratio
 }
 
 /// Tokens, served model, fallback and cost of an LLM response; records them and returns the cost.
-fn measure_llm(u: &mut Session, step: &StepPlan, ex: &Exchange, requested: Option<&str>) -> f64 {
+fn measure_llm<T>(u: &mut Session<T>, step: &StepPlan, ex: &Exchange, requested: Option<&str>) -> f64 {
     let plan = &u.shared.plan;
     let requested = requested.or(step.llm.model.as_deref()).unwrap_or("");
     let header_model = ex.served_model.as_ref().and_then(|v| v.to_str().ok());
@@ -257,8 +257,8 @@ fn measure_llm(u: &mut Session, step: &StepPlan, ex: &Exchange, requested: Optio
     sample.cost
 }
 
-fn build_request(
-    u: &Session,
+fn build_request<T>(
+    u: &Session<T>,
     step: &StepPlan,
     http: &HttpAction,
     ctx: Option<&Ctx>,

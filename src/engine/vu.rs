@@ -9,9 +9,15 @@ use tokio::time::Instant;
 use super::plan::{Action, ClassPlan, HttpAction, StepPlan};
 use super::session::{Session, pause, pick};
 use super::step::{run_delay, run_step};
+use crate::client::Transport;
 
 /// Runs a step, marked as running for as long as it does (a hard stop drops this future mid-way).
-async fn tracked_step(u: &mut Session, step: &StepPlan, http: &HttpAction, lag: Option<Duration>) -> (bool, f64) {
+async fn tracked_step<T: Transport>(
+    u: &mut Session<T>,
+    step: &StepPlan,
+    http: &HttpAction,
+    lag: Option<Duration>,
+) -> (bool, f64) {
     let local = u.local.clone();
     let running = local.running.get(step.id);
     if let Some(c) = running {
@@ -24,7 +30,7 @@ async fn tracked_step(u: &mut Session, step: &StepPlan, http: &HttpAction, lag: 
     r
 }
 
-impl Session {
+impl<T: Transport> Session<T> {
     /// Runs the class's `on_start` steps; false when one failed (the user cannot work).
     async fn start(&mut self, class: usize) -> bool {
         let shared = self.shared.clone();
@@ -72,7 +78,7 @@ fn test_panic_hook(iteration: u64) {
 }
 
 /// on_start / on_stop: each step once, in order, stopping at a failure that aborts.
-async fn run_sequence(u: &mut Session, steps: &[StepPlan]) -> bool {
+async fn run_sequence<T: Transport>(u: &mut Session<T>, steps: &[StepPlan]) -> bool {
     for step in steps {
         u.vars.begin_step();
         if let Some(w) = &step.flow.when {
@@ -98,7 +104,7 @@ async fn run_sequence(u: &mut Session, steps: &[StepPlan]) -> bool {
 }
 
 /// Runs one flow (following `when` and `loop`); false when a stop cut it short.
-async fn run_iteration(u: &mut Session, class: &ClassPlan, class_idx: usize, lag: Duration) -> bool {
+async fn run_iteration<T: Transport>(u: &mut Session<T>, class: &ClassPlan, class_idx: usize, lag: Duration) -> bool {
     // The flow began when it was scheduled to (open model), not when the generator got round to it.
     let flow_start = Instant::now() - lag;
     let mut lag = Some(lag).filter(|_| u.shared.open);

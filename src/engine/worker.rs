@@ -11,6 +11,7 @@ use tokio::task::LocalSet;
 use super::load::closed::{UserSlot, run_user};
 use super::load::open::{OpenShare, dispatch};
 use super::shared::{Local, Shared};
+use crate::client::TransportFactory;
 use crate::metrics::Recorder;
 
 pub struct Snapshot {
@@ -34,9 +35,10 @@ pub enum Job {
     Open(OpenShare),
 }
 
-pub fn spawn(
+pub fn spawn<F: TransportFactory + Send + 'static>(
     worker: usize,
     shared: Arc<Shared>,
+    factory: F,
     job: Job,
     tx: UnboundedSender<Snapshot>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
@@ -53,17 +55,18 @@ pub fn spawn(
         let steps = shared.plan.steps.len();
         let flows = shared.plan.classes.len();
         let local = Rc::new(Local::new(steps, flows));
+        let factory = Rc::new(factory);
         let set = LocalSet::new();
         set.block_on(&rt, async {
             let mut tasks = tokio::task::JoinSet::new();
             match job {
                 Job::Closed(users) => {
                     for slot in users {
-                        tasks.spawn_local(run_user(shared.clone(), local.clone(), slot));
+                        tasks.spawn_local(run_user(shared.clone(), local.clone(), factory.clone(), slot));
                     }
                 }
                 Job::Open(share) => {
-                    tasks.spawn_local(dispatch(shared.clone(), local.clone(), share));
+                    tasks.spawn_local(dispatch(shared.clone(), local.clone(), factory.clone(), share));
                 }
             }
             let hard = shared.stop.hard.clone();

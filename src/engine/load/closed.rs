@@ -13,6 +13,7 @@ use super::super::plan::Plan;
 use super::super::session::{Session, pause, pick};
 use super::super::shared::{Local, Shared};
 use super::{ClosedLoad, Pacer, stages};
+use crate::client::TransportFactory;
 
 pub struct UserSlot {
     pub id: u64,
@@ -89,10 +90,11 @@ impl Pacer for Windows<'_> {
 }
 
 /// Closed model: one user, running in its windows (from its spawn time to the end of the run, or as a
-/// ramping profile says), on_start before its first iteration and on_stop after its last.
-pub async fn run_user(shared: Arc<Shared>, local: Rc<Local>, slot: UserSlot) {
+/// ramping profile says), on_start before its first iteration and on_stop after its last. Its transport is
+/// built from `factory` when its first window opens.
+pub async fn run_user<F: TransportFactory>(shared: Arc<Shared>, local: Rc<Local>, factory: Rc<F>, slot: UserSlot) {
     let class = &shared.plan.classes[slot.class];
-    let mut user: Option<Session> = None;
+    let mut user: Option<Session<F::Transport>> = None;
     let mut iteration = 0;
     let mut pacer = Windows::new(shared.start, &slot.windows);
     while let Some(at) = pacer.next_start() {
@@ -100,7 +102,7 @@ pub async fn run_user(shared: Arc<Shared>, local: Rc<Local>, slot: UserSlot) {
         if !pause(&shared.stop.graceful, wait).await {
             break;
         }
-        let u = user.get_or_insert_with(|| Session::new(&shared, &local, slot.class, slot.id));
+        let u = user.get_or_insert_with(|| Session::new(&shared, &local, factory.build(), slot.class, slot.id));
         // A user whose setup (register, login) failed cannot do its work; its failures are already recorded.
         if !u.ensure_started().await {
             break;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::super::{EngineError, EngineResult, EngineSpec, Observer, StopReason, run};
 use super::{Arrival, ClosedLoad, LoadModel, OpenLoad};
+use crate::client::TransportFactory;
 use crate::metrics::Recorder;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,9 +89,9 @@ impl Levels {
 /// Runs the levels in order with `spec(load)` building each level's engine spec; returns the merged result
 /// (one continuous time series) and each level's own numbers. In a breaking-point search, `slo` may break a
 /// level too (the scenario's thresholds, judged by the caller: the engine judges no SLO).
-pub fn run_levels(
+pub fn run_levels<F: TransportFactory + Clone + Send + 'static>(
     levels: &Levels,
-    mut spec: impl FnMut(LoadModel) -> EngineSpec,
+    mut spec: impl FnMut(LoadModel) -> EngineSpec<F>,
     observer: &mut dyn Observer,
     slo: &dyn Fn(&EngineResult) -> Option<String>,
 ) -> Result<(EngineResult, Vec<LevelOutcome>), EngineError> {

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use super::super::session::Session;
 use super::super::shared::{Local, Shared};
 use super::{Arrival, OpenLoad, Pacer};
+use crate::client::TransportFactory;
 use crate::metrics::record;
 
 /// This worker's part of the open load: its share of the rate and of `max_in_flight`.
@@ -137,10 +138,12 @@ impl Pacer for Schedule {
     }
 }
 
-pub async fn dispatch(shared: Arc<Shared>, local: Rc<Local>, share: OpenShare) {
+/// Runs this worker's arrivals until the schedule, the iteration budget or a stop ends them; new users get a
+/// transport from `factory`.
+pub async fn dispatch<F: TransportFactory>(shared: Arc<Shared>, local: Rc<Local>, factory: Rc<F>, share: OpenShare) {
     let Some(mut schedule) = Schedule::new(&share, shared.start, shared.seed) else { return };
     let max_local = (share.load.max_in_flight as usize).div_ceil(share.workers).max(1);
-    let idle: Rc<RefCell<Vec<Session>>> = Rc::new(RefCell::new(Vec::new()));
+    let idle: Rc<RefCell<Vec<Session<F::Transport>>>> = Rc::new(RefCell::new(Vec::new()));
     let created = Rc::new(Cell::new(0usize));
     let weights: Vec<u32> = shared.plan.classes.iter().map(|c| c.weight).collect();
     let total_weight: u32 = weights.iter().sum();
@@ -180,7 +183,7 @@ pub async fn dispatch(shared: Arc<Shared>, local: Rc<Local>, share: OpenShare) {
             None if created.get() < max_local => {
                 created.set(created.get() + 1);
                 let id = (share.worker + created.get() * share.workers) as u64;
-                Some(Session::new(&shared, &local, class, id))
+                Some(Session::new(&shared, &local, factory.build(), class, id))
             }
             None => None,
         };
@@ -225,7 +228,7 @@ pub async fn dispatch(shared: Arc<Shared>, local: Rc<Local>, share: OpenShare) {
     }
     // Users that set up (registered, logged in) tear down as in the closed model, all at once: the graceful
     // stop's window bounds them.
-    let users: Vec<Session> = std::mem::take(&mut *idle.borrow_mut());
+    let users: Vec<Session<F::Transport>> = std::mem::take(&mut *idle.borrow_mut());
     for mut u in users.into_iter().filter(|u| u.started) {
         running.spawn_local(async move { u.finish().await });
     }

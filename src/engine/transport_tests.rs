@@ -1,0 +1,199 @@
+//! The transport seam is real: the engine runs users over a transport that is not HTTP/1.1 (canned answers, no
+//! socket), records what they did, and never learns the difference.
+
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::HeaderValue;
+
+use super::load::{ClosedLoad, LoadModel};
+use super::plan::{Endpoint, Plan, TagFilter, compile};
+use super::session::Session;
+use super::shared::{Local, Shared, Stop};
+use super::{Control, EngineSpec, Observer, Progress, StopReason, run};
+use crate::client::{BodySink, Exchange, Failure, Reading, Request, RetryAdvice, Transport, TransportFactory};
+use crate::metrics::{ErrorKind, Recorder};
+
+/// What the fake transport saw of one request: method, origin-form URI, `Host` and `x-token` headers.
+type Sent = (String, String, Option<HeaderValue>, Option<HeaderValue>);
+
+/// Answers every request with `status` and `body`, as a transport must: the body goes where `Reading` says.
+struct Canned {
+    status: u16,
+    body: &'static [u8],
+    sent: Arc<Mutex<Vec<Sent>>>,
+}
+
+impl Transport for Canned {
+    async fn exchange<S: BodySink>(
+        &mut self,
+        req: Request,
+        _timeout: Duration,
+        reading: Reading<'_, S>,
+    ) -> Result<Exchange, Failure> {
+        let h = req.headers();
+        let seen = (req.method().to_string(), req.uri().to_string(), h.get("host").cloned(), h.get("x-token").cloned());
+        self.sent.lock().expect("not poisoned").push(seen);
+        let expected = reading.expect.map_or((200..300).contains(&self.status), |c| c.contains(&self.status));
+        if let Some(buf) = reading.buf.filter(|_| reading.keep || !expected) {
+            buf.extend_from_slice(self.body);
+        }
+        let ms = Duration::from_millis;
+        Ok(Exchange {
+            status: self.status,
+            ttfb: ms(1),
+            latency: ms(2),
+            bytes: self.body.len() as u64,
+            retry_after: RetryAdvice::default(),
+            served_model: None,
+        })
+    }
+}
+
+#[derive(Clone)]
+struct CannedFactory {
+    status: u16,
+    body: &'static [u8],
+    host: HeaderValue,
+    sent: Arc<Mutex<Vec<Sent>>>,
+}
+
+impl CannedFactory {
+    fn new(status: u16, body: &'static [u8]) -> CannedFactory {
+        let host = HeaderValue::from_static("api.test:8443");
+        CannedFactory { status, body, host, sent: Arc::default() }
+    }
+
+    fn sent(&self) -> Vec<Sent> {
+        self.sent.lock().expect("not poisoned").clone()
+    }
+}
+
+impl TransportFactory for CannedFactory {
+    type Transport = Canned;
+
+    fn build(&self) -> Canned {
+        Canned { status: self.status, body: self.body, sent: self.sent.clone() }
+    }
+
+    fn prefix(&self) -> &str {
+        "/base"
+    }
+
+    fn host_header(&self) -> &HeaderValue {
+        &self.host
+    }
+}
+
+/// Login, then a call authenticated with the captured token: the capture only works if the body the
+/// transport delivered reached the checks.
+const SCENARIO: &str = r#"
+name = "seam"
+
+[[user]]
+name = "U"
+
+  [[user.step]]
+  name = "login"
+  post = "/login"
+  json = { user = "{{ user_id }}" }
+  capture = { token = "$.token" }
+
+  [[user.step]]
+  name = "me"
+  get = "/me"
+  headers = { x-token = "{{ token }}" }
+"#;
+
+fn plan(factory: &CannedFactory) -> Arc<Plan> {
+    let loaded = crate::scenario::parse("seam.toml".as_ref(), SCENARIO.to_string()).expect("a valid scenario");
+    let endpoint = Endpoint::of(factory);
+    let plan = compile(&loaded.scenario, &loaded.name, endpoint, Duration::from_secs(5), &TagFilter::default(), vec![])
+        .expect("it compiles");
+    Arc::new(plan)
+}
+
+fn shared(plan: Arc<Plan>) -> Arc<Shared> {
+    Arc::new(Shared {
+        plan,
+        stop: Stop::default(),
+        iterations_left: None,
+        seed: 1,
+        start: tokio::time::Instant::now(),
+        open: false,
+        deadline: None,
+    })
+}
+
+/// One user iteration over the fake transport; returns the worker's recorder.
+async fn one_iteration(factory: &CannedFactory) -> Recorder {
+    let plan = plan(factory);
+    let local = Rc::new(Local::new(plan.steps.len(), plan.classes.len()));
+    let mut user = Session::new(&shared(plan), &local, factory.build(), 0, 7);
+    assert!(user.iterate(0, 0, Duration::ZERO).await, "not stopped");
+    local.rec.borrow().clone()
+}
+
+#[tokio::test]
+async fn a_user_iterates_over_any_transport() {
+    let factory = CannedFactory::new(200, br#"{"token":"t-1"}"#);
+    let rec = one_iteration(&factory).await;
+    let host = Some(HeaderValue::from_static("api.test:8443"));
+    let token = Some(HeaderValue::from_static("t-1"));
+    assert_eq!(
+        factory.sent(),
+        [("POST".into(), "/base/login".into(), host.clone(), None), ("GET".into(), "/base/me".into(), host, token),]
+    );
+    for step in &rec.steps {
+        assert_eq!((step.requests, step.failures, step.bytes), (1, 0, 15));
+        assert_eq!(step.latency.max(), 2000, "the transport's latency, in µs");
+    }
+    assert_eq!((rec.flows[0].completed, rec.flows[0].failed), (1, 0));
+}
+
+#[tokio::test]
+async fn a_status_the_step_does_not_expect_fails_it_whatever_the_transport() {
+    let factory = CannedFactory::new(503, b"busy");
+    let rec = one_iteration(&factory).await;
+    let login = &rec.steps[0];
+    assert_eq!((login.requests, login.failures), (1, 1));
+    assert_eq!(login.errors[0].kind, ErrorKind::Status(503));
+    assert_eq!(login.errors[0].sample, "unexpected status 503: busy");
+    assert_eq!((rec.flows[0].completed, rec.flows[0].failed), (0, 1));
+}
+
+struct Quiet;
+
+impl Observer for Quiet {
+    fn tick(&mut self, _: &Progress, _: &Recorder, _: &Recorder) -> Control {
+        Control::Continue
+    }
+}
+
+#[test]
+fn the_engine_runs_a_load_over_any_transport() {
+    let factory = CannedFactory::new(200, br#"{"token":"t-1"}"#);
+    let load = ClosedLoad {
+        users: 2,
+        spawn_rate: None,
+        duration: None,
+        iterations: Some(3),
+        stages: Vec::new(),
+        iterations_per_user: None,
+    };
+    let spec = EngineSpec {
+        plan: plan(&factory),
+        load: LoadModel::Closed(load),
+        seed: 1,
+        workers: 2,
+        graceful_stop: Duration::from_secs(1),
+        client: factory.clone(),
+        secrets: Vec::new(),
+    };
+    let result = run(spec, &mut Quiet).expect("the run starts");
+    assert_eq!(result.stop, StopReason::IterationsDone);
+    let total = result.total.total();
+    assert_eq!((total.requests, total.failures), (6, 0), "3 iterations of 2 steps");
+    assert_eq!(factory.sent().len(), 6);
+}
