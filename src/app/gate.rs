@@ -32,7 +32,7 @@ pub fn check_paths(o: &GateOutputs) -> Result<()> {
 pub fn write_ci_outputs(r: &RunReport, o: &GateOutputs) -> Result<()> {
     for (path, format) in [(&o.junit, ReportFormat::Junit), (&o.summary_md, ReportFormat::Markdown)] {
         if let Some(p) = path {
-            report::write_file(p, &format.render(r)).map_err(anyhow::Error::msg)?;
+            report::write_file(p, &format.render(r))?;
         }
     }
     Ok(())
@@ -48,7 +48,7 @@ pub fn save_baseline(r: &RunReport, to: &Path, quiet: bool) -> Result<()> {
     let mut b = r.clone();
     // A baseline is the run itself, not its comparison with an older baseline.
     b.comparison = None;
-    report::write_file(to, &ReportFormat::Json.render(&b)).map_err(anyhow::Error::msg)?;
+    report::write_file(to, &ReportFormat::Json.render(&b))?;
     if !quiet {
         report::print_note(&format!("baseline saved: {}", to.display()));
     }
@@ -104,7 +104,7 @@ pub fn compare(current: &Path, scenario_file: Option<&Path>, o: &GateOutputs, qu
         }
         None => cur.regression.clone().unwrap_or_default(),
     };
-    let c = baseline::compare(&base, &base_path.display().to_string(), &cur, &rules).map_err(anyhow::Error::msg)?;
+    let c = baseline::compare(&base, &base_path.display().to_string(), &cur, &rules)?;
     cur.comparison = Some(c);
     write_ci_outputs(&cur, o)?;
     if quiet {

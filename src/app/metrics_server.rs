@@ -130,7 +130,7 @@ impl IntervalSink for PromSink {
     fn finish(&mut self) -> Result<()> {
         let Some(push) = &self.push else { return Ok(()) };
         let fail = || format!("--pushgateway: cannot push to {}", push.url);
-        let body = self.exposition.render().map_err(|e| anyhow::anyhow!("{e}")).with_context(fail)?;
+        let body = self.exposition.render().with_context(fail)?;
         push_text(push, body).with_context(fail)?;
         if !self.quiet {
             report::print_note(&format!("pushed the final metrics to {}{}", push.url, push.path));
