@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use super::Outcome;
 use crate::baseline;
@@ -22,7 +22,7 @@ pub fn check_paths(o: &GateOutputs) -> Result<()> {
     for (flag, path) in [("--junit", &o.junit), ("--summary-md", &o.summary_md), ("--save-baseline", &o.save_baseline)]
     {
         if let Some(p) = path {
-            report::check_writable(p).map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
+            report::check_writable(p).context(flag)?;
         }
     }
     Ok(())
@@ -100,7 +100,7 @@ pub fn compare(current: &Path, scenario_file: Option<&Path>, o: &GateOutputs, qu
     let rules: RuleSet = match scenario_file {
         Some(p) => {
             let s = scenario::load(p)?;
-            baseline::rule_set(&s.scenario.regression).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+            baseline::rule_set(&s.scenario.regression).with_context(|| p.display().to_string())?
         }
         None => cur.regression.clone().unwrap_or_default(),
     };

@@ -91,8 +91,7 @@ impl PromSink {
         };
         let push = match pushgateway {
             Some(url) => {
-                let client = ClientFactory::new(url, insecure, PUSH_TIMEOUT)
-                    .map_err(|e| anyhow::anyhow!("--pushgateway: {e}"))?;
+                let client = ClientFactory::new(url, insecure, PUSH_TIMEOUT).context("--pushgateway")?;
                 let path =
                     if client.prefix().contains("/metrics/job/") { String::new() } else { grouping_path(scenario) };
                 Some(Push { client, url: url.clone(), path })

@@ -83,13 +83,13 @@ fn prepare(mut cfg: RunConfig) -> Result<Prepared> {
         (_, Some(m)) => m.base_url(),
         (Target::EmbeddedMock(_), None) => anyhow::bail!("the embedded mock did not start"),
     };
-    let client = ClientFactory::new(&base_url, cfg.insecure, cfg.timeout.min(Duration::from_secs(10)))
-        .map_err(|e| anyhow::anyhow!("--target: {e}"))?;
+    let client =
+        ClientFactory::new(&base_url, cfg.insecure, cfg.timeout.min(Duration::from_secs(10))).context("--target")?;
     let endpoint = Endpoint { prefix: client.prefix(), host: client.host_header() };
     let feeders = std::mem::take(&mut cfg.feeders);
     let s = &cfg.scenario;
     let plan = engine::compile(&s.scenario, &s.name, endpoint, cfg.timeout, &cfg.tags, feeders)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", s.path.display()))?;
+        .with_context(|| s.path.display().to_string())?;
     let plan = Arc::new(plan);
     let secrets = scenario::secret_values([s.source.as_str()]);
     // Before any load is sent: what a server may echo is masked from its first answer on.
