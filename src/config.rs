@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use crate::cli::{ArrivalArg, MockArgs, RunArgs};
 use crate::engine::{Levels, LoadModel, TagFilter};
 use crate::limits::{self, RangeError};
-use crate::mock::{Alias, MockConfig};
+use crate::mock::{Alias, MockConfig, MockConfigError};
 use crate::result::RuleSet;
 use crate::scenario::feeder::Feeder;
 use crate::scenario::{self, ArrivalKind, LoadedScenario, ScenarioError};
@@ -101,7 +101,7 @@ pub enum ConfigError {
     Value { flag: String, value: String, range: RangeError },
     /// The `mock` command's settings, as the mock words what it cannot serve.
     #[error("{0}")]
-    Mock(String),
+    Mock(MockConfigError),
 }
 
 fn flag(flag: &'static str, message: impl Into<String>) -> ConfigError {
@@ -171,7 +171,8 @@ impl RunConfig {
         let load = load::model(&load_flags, &loaded)?;
         let levels = load::levels(&load_flags, sweep.as_deref(), &load, &loaded)?;
         let thresholds = gates(&loaded, &thresholds)?;
-        let regression = crate::baseline::rule_set(&loaded.scenario.regression).map_err(|e| flag("[regression]", e))?;
+        let regression =
+            crate::baseline::rule_set(&loaded.scenario.regression).map_err(|e| flag("[regression]", e.to_string()))?;
         let seed = seed.unwrap_or_else(|| {
             SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
         });
@@ -325,7 +326,7 @@ pub fn apply_mock_settings(m: &mut MockConfig, settings: &[String]) -> Result<()
     }
     let parsed: crate::mock::MockSettings = toml::from_str(&doc)
         .map_err(|e| flag("--mock", format!("{}; the keys are those of the [mock] table", e.message())))?;
-    m.apply(&parsed).map_err(|e| flag("--mock", e))
+    m.apply(&parsed).map_err(|e| flag("--mock", e.to_string()))
 }
 
 /// `mock`: the scenario's mock (`--scenario`) or the defaults, then each flag given over it.

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use super::Outcome;
 use crate::baseline;
@@ -22,7 +22,7 @@ pub fn check_paths(o: &GateOutputs) -> Result<()> {
     for (flag, path) in [("--junit", &o.junit), ("--summary-md", &o.summary_md), ("--save-baseline", &o.save_baseline)]
     {
         if let Some(p) = path {
-            report::check_writable(p).map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
+            report::check_writable(p).context(flag)?;
         }
     }
     Ok(())
@@ -32,7 +32,7 @@ pub fn check_paths(o: &GateOutputs) -> Result<()> {
 pub fn write_ci_outputs(r: &RunReport, o: &GateOutputs) -> Result<()> {
     for (path, format) in [(&o.junit, ReportFormat::Junit), (&o.summary_md, ReportFormat::Markdown)] {
         if let Some(p) = path {
-            report::write_file(p, &format.render(r)).map_err(anyhow::Error::msg)?;
+            report::write_file(p, &format.render(r))?;
         }
     }
     Ok(())
@@ -48,7 +48,7 @@ pub fn save_baseline(r: &RunReport, to: &Path, quiet: bool) -> Result<()> {
     let mut b = r.clone();
     // A baseline is the run itself, not its comparison with an older baseline.
     b.comparison = None;
-    report::write_file(to, &ReportFormat::Json.render(&b)).map_err(anyhow::Error::msg)?;
+    report::write_file(to, &ReportFormat::Json.render(&b))?;
     if !quiet {
         report::print_note(&format!("baseline saved: {}", to.display()));
     }
@@ -100,11 +100,11 @@ pub fn compare(current: &Path, scenario_file: Option<&Path>, o: &GateOutputs, qu
     let rules: RuleSet = match scenario_file {
         Some(p) => {
             let s = scenario::load(p)?;
-            baseline::rule_set(&s.scenario.regression).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+            baseline::rule_set(&s.scenario.regression).with_context(|| p.display().to_string())?
         }
         None => cur.regression.clone().unwrap_or_default(),
     };
-    let c = baseline::compare(&base, &base_path.display().to_string(), &cur, &rules).map_err(anyhow::Error::msg)?;
+    let c = baseline::compare(&base, &base_path.display().to_string(), &cur, &rules)?;
     cur.comparison = Some(c);
     write_ci_outputs(&cur, o)?;
     if quiet {

@@ -49,7 +49,7 @@ impl JournalSink {
     pub fn create(dir: &Path, run: &RunDescription) -> Result<Self> {
         let started_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
         let header = Header { journal: VERSION, started_at, run: run.clone() };
-        let writer = JournalWriter::create(dir, &header).map_err(anyhow::Error::msg)?;
+        let writer = JournalWriter::create(dir, &header)?;
         Ok(JournalSink { writer, t: 0.0 })
     }
 }
@@ -62,7 +62,7 @@ impl IntervalSink for JournalSink {
     }
 
     fn finish(&mut self) -> Result<()> {
-        self.writer.finish().map_err(anyhow::Error::msg)
+        Ok(self.writer.finish()?)
     }
 }
 
@@ -70,7 +70,7 @@ impl IntervalSink for JournalSink {
 /// `status: interrupted`, `stop_reason: killed`, and `rebuilt` saying so.
 pub fn rebuild(dir: &Path) -> Result<RunReport> {
     let path = dir.join(JOURNAL);
-    let (h, seconds): (Header, Vec<Second<Recorder>>) = report::read_journal(&path).map_err(anyhow::Error::msg)?;
+    let (h, seconds): (Header, Vec<Second<Recorder>>) = report::read_journal(&path)?;
     if h.journal != VERSION {
         bail!("{}: journal version {} is not {VERSION}; rebuild it with the same version", path.display(), h.journal);
     }

@@ -91,8 +91,7 @@ impl PromSink {
         };
         let push = match pushgateway {
             Some(url) => {
-                let client = ClientFactory::new(url, insecure, PUSH_TIMEOUT)
-                    .map_err(|e| anyhow::anyhow!("--pushgateway: {e}"))?;
+                let client = ClientFactory::new(url, insecure, PUSH_TIMEOUT).context("--pushgateway")?;
                 let path =
                     if client.prefix().contains("/metrics/job/") { String::new() } else { grouping_path(scenario) };
                 Some(Push { client, url: url.clone(), path })
@@ -130,7 +129,7 @@ impl IntervalSink for PromSink {
     fn finish(&mut self) -> Result<()> {
         let Some(push) = &self.push else { return Ok(()) };
         let fail = || format!("--pushgateway: cannot push to {}", push.url);
-        let body = self.exposition.render().map_err(|e| anyhow::anyhow!("{e}")).with_context(fail)?;
+        let body = self.exposition.render().with_context(fail)?;
         push_text(push, body).with_context(fail)?;
         if !self.quiet {
             report::print_note(&format!("pushed the final metrics to {}{}", push.url, push.path));

@@ -48,7 +48,7 @@ impl Outcome {
 
 /// SIGINT, SIGTERM and SIGHUP stop a run from now on instead of killing the process (see `engine::signals`).
 pub fn handle_signals() -> Result<()> {
-    engine::signals::install().map_err(anyhow::Error::msg)
+    Ok(engine::signals::install()?)
 }
 
 pub use gate::compare;

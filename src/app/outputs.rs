@@ -29,7 +29,7 @@ pub struct NdjsonSink {
 
 impl NdjsonSink {
     pub fn create(path: &Path) -> Result<Self> {
-        let writer = NdjsonWriter::create(path).map_err(anyhow::Error::msg)?;
+        let writer = NdjsonWriter::create(path)?;
         Ok(NdjsonSink { writer, elapsed_s: 0.0, all: StepStats::default() })
     }
 }
@@ -53,7 +53,7 @@ impl IntervalSink for NdjsonSink {
     }
 
     fn finish(&mut self) -> Result<()> {
-        self.writer.finish().map_err(anyhow::Error::msg)
+        Ok(self.writer.finish()?)
     }
 }
 
@@ -70,7 +70,7 @@ impl HlogSink {
         let steps: Vec<usize> = request_steps(plan).collect();
         let names: Vec<(&str, &str)> =
             steps.iter().map(|&i| (plan.steps[i].user.as_str(), plan.steps[i].name.as_str())).collect();
-        let writer = HlogWriter::create(dir, &names, start).map_err(anyhow::Error::msg)?;
+        let writer = HlogWriter::create(dir, &names, start)?;
         Ok(HlogSink { writer, steps, elapsed: Duration::ZERO })
     }
 }
@@ -84,7 +84,7 @@ impl IntervalSink for HlogSink {
     }
 
     fn finish(&mut self) -> Result<()> {
-        self.writer.finish().map_err(anyhow::Error::msg)
+        Ok(self.writer.finish()?)
     }
 }
 
@@ -97,7 +97,7 @@ pub fn rerender(source: &Path, formats: &[ReportFormat], out: Option<&Path>) -> 
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     if journal_is_newer(&path, &dir.join(report::JOURNAL)) {
         let r = super::journal::rebuild(dir)?;
-        let written = report::write_outputs(&r, dir, &[]).map_err(anyhow::Error::msg)?;
+        let written = report::write_outputs(&r, dir, &[])?;
         if let Some(note) = &r.rebuilt {
             report::print_note(note);
         }
@@ -109,7 +109,7 @@ pub fn rerender(source: &Path, formats: &[ReportFormat], out: Option<&Path>) -> 
         return Ok(());
     }
     if let Some(dir) = out {
-        report::prepare_dir(dir).map_err(anyhow::Error::msg)?;
+        report::prepare_dir(dir)?;
     }
     let beside = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     for &f in formats {
@@ -134,7 +134,7 @@ fn journal_is_newer(result: &Path, journal: &Path) -> bool {
 }
 
 fn note_written(written: Result<Vec<std::path::PathBuf>, report::WriteError>) -> Result<()> {
-    for p in written.map_err(anyhow::Error::msg)? {
+    for p in written? {
         report::print_note(&format!("wrote {}", p.display()));
     }
     Ok(())

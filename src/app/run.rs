@@ -67,11 +67,11 @@ fn prepare(mut cfg: RunConfig) -> Result<Prepared> {
         cfg.prometheus.pushgateway.as_ref(),
     ];
     redact::install(urls.into_iter().flatten().flat_map(|u| redact::url_secrets(u)).collect());
-    report::prepare_dir(&cfg.out_dir).map_err(anyhow::Error::msg)?;
+    report::prepare_dir(&cfg.out_dir)?;
     // Every output path is tried now: an unwritable one is exit 2 in the first second, not after the run.
     gate::check_paths(&cfg.outputs)?;
     // Read before any load is sent: a missing or corrupt baseline is exit 2 in the first second.
-    let baseline = cfg.outputs.baseline.as_deref().map(baseline::load).transpose().map_err(anyhow::Error::msg)?;
+    let baseline = cfg.outputs.baseline.as_deref().map(baseline::load).transpose()?;
     let mock = match &cfg.target {
         Target::EmbeddedMock(m) => Some(
             mock::spawn((**m).clone(), ([127, 0, 0, 1], 0).into()).context("cannot start the embedded mock gateway")?,
@@ -83,13 +83,13 @@ fn prepare(mut cfg: RunConfig) -> Result<Prepared> {
         (_, Some(m)) => m.base_url(),
         (Target::EmbeddedMock(_), None) => anyhow::bail!("the embedded mock did not start"),
     };
-    let client = ClientFactory::new(&base_url, cfg.insecure, cfg.timeout.min(Duration::from_secs(10)))
-        .map_err(|e| anyhow::anyhow!("--target: {e}"))?;
+    let client =
+        ClientFactory::new(&base_url, cfg.insecure, cfg.timeout.min(Duration::from_secs(10))).context("--target")?;
     let endpoint = Endpoint::of(&client);
     let feeders = std::mem::take(&mut cfg.feeders);
     let s = &cfg.scenario;
     let plan = engine::compile(&s.scenario, &s.name, endpoint, cfg.timeout, &cfg.tags, feeders)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", s.path.display()))?;
+        .with_context(|| s.path.display().to_string())?;
     let plan = Arc::new(plan);
     let secrets = scenario::secret_values([s.source.as_str()]);
     // Before any load is sent: what a server may echo is masked from its first answer on.
@@ -171,10 +171,10 @@ fn execute(run: &Prepared) -> Result<Executed> {
     };
     let (result, outcomes) = match &cfg.levels {
         Some(levels) => {
-            let (r, o) = engine::run_levels(levels, spec, &mut gate, &slo).map_err(anyhow::Error::msg)?;
+            let (r, o) = engine::run_levels(levels, spec, &mut gate, &slo)?;
             (r, Some(o))
         }
-        None => (engine::run(spec(cfg.load.clone()), &mut gate).map_err(anyhow::Error::msg)?, None),
+        None => (engine::run(spec(cfg.load.clone()), &mut gate)?, None),
     };
     if let Some(d) = &gate.display {
         d.finish();
@@ -220,7 +220,7 @@ fn judge(run: &mut Prepared, x: &Executed) -> Result<RunReport> {
         m.shutdown();
     }
     if let (Some(b), Some(path)) = (&run.baseline, &cfg.outputs.baseline) {
-        let c = baseline::compare(b, &path.display().to_string(), &rep, &cfg.regression).map_err(anyhow::Error::msg)?;
+        let c = baseline::compare(b, &path.display().to_string(), &rep, &cfg.regression)?;
         rep.comparison = Some(c);
     }
     Ok(rep)

@@ -7,13 +7,6 @@
 #[error("{0}")]
 pub struct RuleError(pub String);
 
-/// Callers that place the message in their own error (a scenario's line and column, a flag) take it as text.
-impl From<RuleError> for String {
-    fn from(e: RuleError) -> String {
-        e.0
-    }
-}
-
 /// A comparison that could not be made: a histogram of one of the two results does not decode.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CompareError {

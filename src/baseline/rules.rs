@@ -33,15 +33,13 @@ impl Rule {
 
 /// Parses one `[regression]` entry; the message names the key and the fix.
 pub fn parse_entry(key: &str, entry: &RegressionEntry) -> Result<Entry, RuleError> {
-    entry_of(key, entry).map_err(RuleError)
-}
-
-fn entry_of(key: &str, entry: &RegressionEntry) -> Result<Entry, String> {
     match (key, entry) {
         ("confidence", RegressionEntry::Number(c)) if *c > 0.5 && *c < 1.0 => Ok(Entry::Confidence(*c)),
-        ("confidence", _) => Err("[regression] `confidence` must be a number between 0.5 and 1, e.g. 0.99".into()),
+        ("confidence", _) => {
+            Err(RuleError("[regression] `confidence` must be a number between 0.5 and 1, e.g. 0.99".into()))
+        }
         ("defaults", RegressionEntry::Flag(b)) => Ok(Entry::Defaults(*b)),
-        ("defaults", _) => Err("[regression] `defaults` must be true or false".into()),
+        ("defaults", _) => Err(RuleError("[regression] `defaults` must be true or false".into())),
         (_, RegressionEntry::Flag(false)) => {
             check_metric(key)?;
             Ok(Entry::Off(key.to_string()))
@@ -55,13 +53,13 @@ fn entry_of(key: &str, entry: &RegressionEntry) -> Result<Entry, String> {
                 absolute: c.absolute,
             }))
         }
-        (_, RegressionEntry::Number(_)) => Err(format!(
+        (_, RegressionEntry::Number(_)) => Err(RuleError(format!(
             "[regression] `{key}` must be a rule such as {{ relative = \"10%\", absolute = \"5ms\" }}, or false"
-        )),
+        ))),
         (_, RegressionEntry::Rule(spec)) => {
             let (metric, c) = check_metric(key)?;
             let stats = match &spec.stats {
-                Some(s) if s.is_empty() => return Err(format!("[regression] `{key}`: `stats` is empty")),
+                Some(s) if s.is_empty() => return Err(RuleError(format!("[regression] `{key}`: `stats` is empty"))),
                 Some(s) => s.iter().map(|x| x.trim().to_string()).collect(),
                 None => owned(c.stats),
             };
@@ -72,17 +70,18 @@ fn entry_of(key: &str, entry: &RegressionEntry) -> Result<Entry, String> {
             let absolute = match &spec.absolute {
                 None => c.absolute,
                 Some(Amount::Number(n)) if n.is_finite() && *n >= 0.0 => *n,
-                Some(Amount::Text(t)) if kind == Kind::Duration => slo::parse_value(t.trim(), true)
-                    .ok()
-                    .filter(|v| *v >= 0.0)
-                    .ok_or_else(|| format!("[regression] `{key}`: absolute `{t}` is not a duration like \"5ms\""))?,
+                Some(Amount::Text(t)) if kind == Kind::Duration => {
+                    slo::parse_value(t.trim(), true).ok().filter(|v| *v >= 0.0).ok_or_else(|| {
+                        RuleError(format!("[regression] `{key}`: absolute `{t}` is not a duration like \"5ms\""))
+                    })?
+                }
                 Some(Amount::Text(t)) => {
-                    return Err(format!(
+                    return Err(RuleError(format!(
                         "[regression] `{key}`: absolute `{t}` must be a number of 0 or more (no unit)"
-                    ));
+                    )));
                 }
                 Some(Amount::Number(n)) => {
-                    return Err(format!("[regression] `{key}`: absolute {n} must be a number of 0 or more"));
+                    return Err(RuleError(format!("[regression] `{key}`: absolute {n} must be a number of 0 or more")));
                 }
             };
             Ok(Entry::Rule(Rule {
@@ -105,31 +104,33 @@ fn comparable_names() -> String {
     names.join(", ")
 }
 
-fn check_metric(key: &str) -> Result<(Metric, Comparable), String> {
-    let (name, sel) = slo::parse_key(key).map_err(|e| format!("[regression] `{key}`: {e}"))?;
+fn check_metric(key: &str) -> Result<(Metric, Comparable), RuleError> {
+    let (name, sel) = slo::parse_key(key).map_err(|e| RuleError(format!("[regression] `{key}`: {e}")))?;
     let metric = Metric::from_name(name).ok_or_else(|| {
-        format!("[regression] `{key}`: unknown metric `{name}`; compare one of: {}", comparable_names())
+        RuleError(format!("[regression] `{key}`: unknown metric `{name}`; compare one of: {}", comparable_names()))
     })?;
     let Some(c) = metric.comparable() else {
-        return Err(format!(
+        return Err(RuleError(format!(
             "[regression] `{key}`: `{name}` depends on the run's length and cannot be compared; compare one of: {}",
             comparable_names()
-        ));
+        )));
     };
     if sel.model.is_some() {
-        return Err(format!("[regression] `{key}`: the `model` selector is not stored in baselines; use step or user"));
+        return Err(RuleError(format!(
+            "[regression] `{key}`: the `model` selector is not stored in baselines; use step or user"
+        )));
     }
     if sel.kind.is_some() && metric != Metric::Errors {
-        return Err(format!("[regression] `{key}`: the `kind` selector applies to `errors` only"));
+        return Err(RuleError(format!("[regression] `{key}`: the `kind` selector applies to `errors` only")));
     }
     Ok((metric, c))
 }
 
-fn check_stat(key: &str, metric: Metric, stat: &str) -> Result<(), String> {
+fn check_stat(key: &str, metric: Metric, stat: &str) -> Result<(), RuleError> {
     if slo::parse_agg(stat).is_some_and(|a| metric.compare_allows(a)) {
         return Ok(());
     }
-    Err(format!("[regression] `{key}`: cannot compare `{stat}`; {}", metric.compare_stats_hint()))
+    Err(RuleError(format!("[regression] `{key}`: cannot compare `{stat}`; {}", metric.compare_stats_hint())))
 }
 
 /// The scenario's `[regression]` table as a rule set.

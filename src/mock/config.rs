@@ -136,10 +136,32 @@ fn default_aliases() -> Vec<Alias> {
 /// `Instant` cannot overflow.
 const MAX_DELAY: Duration = Duration::from_secs(24 * 60 * 60);
 
+/// A mock setting the server cannot serve; the message names the `[mock]` key and the accepted range.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum MockConfigError {
+    #[error("[mock] {key} must be between 0 and 1, got {rate}")]
+    Rate { key: &'static str, rate: f64 },
+    #[error(
+        "[mock] stall_rate + reset_rate + malformed_rate + midstream_error_rate + no_done_rate must not exceed 1 \
+         (the faults are exclusive), got {0}"
+    )]
+    FaultSum(f64),
+    #[error("[mock] error_status must be an HTTP status in 100..=599, got {0}")]
+    ErrorStatus(u16),
+    #[error("[mock] {key} must be at most 24h, got {}", humantime::format_duration(*.delay))]
+    Delay { key: &'static str, delay: Duration },
+    #[error("[mock] rate_limit.requests_per_second must be greater than 0, got {0}")]
+    RateLimitRps(f64),
+    #[error("[mock] rate_limit.burst must be at least 1, got 0")]
+    RateLimitBurst,
+    #[error("[mock] aliases.{0} must list at least one tier")]
+    EmptyAlias(String),
+}
+
 impl MockConfig {
     /// Overlay the fields `s` gives, then check the result as a whole (the fault rates' sum involves fields
     /// that may come from either side). On error `self` is left as it was.
-    pub fn apply(&mut self, s: &MockSettings) -> Result<(), String> {
+    pub fn apply(&mut self, s: &MockSettings) -> Result<(), MockConfigError> {
         let mut c = self.clone();
         set(&mut c.output_tokens, s.output_tokens);
         set(&mut c.first_token_delay, s.first_token_delay);
@@ -187,7 +209,7 @@ impl MockConfig {
 
     /// Checks what the server relies on; `spawn` and `serve` do not call it, so a config built in code is
     /// served as given (out-of-range values are then clamped where they are used).
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), MockConfigError> {
         let rates = [
             ("error_rate", self.error_rate),
             ("tier_failure_rate", self.tier_failure_rate),
@@ -199,18 +221,15 @@ impl MockConfig {
         ];
         for (key, rate) in rates {
             if !(0.0..=1.0).contains(&rate) {
-                return Err(format!("[mock] {key} must be between 0 and 1, got {rate}"));
+                return Err(MockConfigError::Rate { key, rate });
             }
         }
         let faults: f64 = rates[2..].iter().map(|(_, r)| r).sum();
         if faults > 1.0 + 1e-9 {
-            return Err(format!(
-                "[mock] stall_rate + reset_rate + malformed_rate + midstream_error_rate + no_done_rate must not \
-                 exceed 1 (the faults are exclusive), got {faults}"
-            ));
+            return Err(MockConfigError::FaultSum(faults));
         }
         if !(100..=599).contains(&self.error_status) {
-            return Err(format!("[mock] error_status must be an HTTP status in 100..=599, got {}", self.error_status));
+            return Err(MockConfigError::ErrorStatus(self.error_status));
         }
         let mut delays = vec![
             ("first_token_delay", self.first_token_delay),
@@ -222,20 +241,20 @@ impl MockConfig {
         delays.extend(self.model_latency.iter().flat_map(|m| {
             [("model_latency.first_token_delay", m.first_token_delay), ("model_latency.token_delay", m.token_delay)]
         }));
-        if let Some((key, d)) = delays.into_iter().find(|(_, d)| *d > MAX_DELAY) {
-            return Err(format!("[mock] {key} must be at most 24h, got {}", humantime::format_duration(d)));
+        if let Some((key, delay)) = delays.into_iter().find(|(_, d)| *d > MAX_DELAY) {
+            return Err(MockConfigError::Delay { key, delay });
         }
         if let Some(limit) = self.rate_limit {
             let rps = limit.requests_per_second;
             if !(rps.is_finite() && rps > 0.0) {
-                return Err(format!("[mock] rate_limit.requests_per_second must be greater than 0, got {rps}"));
+                return Err(MockConfigError::RateLimitRps(rps));
             }
             if limit.burst < 1 {
-                return Err("[mock] rate_limit.burst must be at least 1, got 0".to_owned());
+                return Err(MockConfigError::RateLimitBurst);
             }
         }
         if let Some(alias) = self.aliases.iter().find(|a| a.tiers.is_empty()) {
-            return Err(format!("[mock] aliases.{} must list at least one tier", alias.name));
+            return Err(MockConfigError::EmptyAlias(alias.name.clone()));
         }
         Ok(())
     }

@@ -40,7 +40,7 @@ use axum::serve::ListenerExt;
 
 use crate::background;
 
-pub use config::{Alias, MockConfig, ModelLatency, RateLimit};
+pub use config::{Alias, MockConfig, MockConfigError, ModelLatency, RateLimit};
 pub use settings::{LatencySettings, MockSettings};
 
 /// A mock running on its own OS thread with its own multi-thread tokio runtime (2 worker threads), so the

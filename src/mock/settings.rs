@@ -191,7 +191,7 @@ mod tests {
         for (toml_text, key) in cases {
             let s: MockSettings = toml::from_str(toml_text).unwrap();
             let mut c = MockConfig::default();
-            let err = c.apply(&s).unwrap_err();
+            let err = c.apply(&s).unwrap_err().to_string();
             assert!(err.contains(key) && !err.contains('\n'), "{toml_text}: {err}");
             assert_eq!(c, MockConfig::default());
         }

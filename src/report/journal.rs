@@ -29,13 +29,6 @@ pub enum JournalError {
     BadLine { path: PathBuf, line: usize, error: serde_json::Error },
 }
 
-// Until `app/` returns its own error there, `?` keeps working in its functions whose error is a `String`.
-impl From<JournalError> for String {
-    fn from(e: JournalError) -> String {
-        e.to_string()
-    }
-}
-
 pub struct JournalWriter {
     path: PathBuf,
     file: File,

@@ -27,14 +27,6 @@ fn prefix(flag: Option<&'static str>) -> String {
     flag.map_or(String::new(), |f| format!("{f}: "))
 }
 
-// Until every caller in `app/` returns `anyhow` (or its own error), `?` keeps working in its functions whose
-// error is a `String`.
-impl From<WriteError> for String {
-    fn from(e: WriteError) -> String {
-        e.to_string()
-    }
-}
-
 pub fn prepare_dir(dir: &Path) -> Result<(), WriteError> {
     std::fs::create_dir_all(dir).map_err(|error| WriteError::CreateDir {
         flag: Some("--out"),

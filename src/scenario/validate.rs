@@ -198,7 +198,8 @@ fn check_regression(
 ) -> Result<(), ScenarioError> {
     for (key, entry) in &s.regression {
         let at = key_offset(src, "[regression]", key);
-        let rule = crate::baseline::parse_entry(key, entry).map_err(|m| ScenarioError::at(path, src, at, m))?;
+        let rule =
+            crate::baseline::parse_entry(key, entry).map_err(|m| ScenarioError::at(path, src, at, m.to_string()))?;
         let crate::baseline::Entry::Rule(rule) = rule else { continue };
         let Ok(sel) = rule.selector() else { continue };
         let unknown = match (&sel.step, &sel.user) {
