@@ -11,16 +11,18 @@ use serde_json::Value;
 
 use crate::common::*;
 
-/// A short streamed chat run, in the shape of scenarios/smoke.toml: 10 ms to the first token, then 7 more tokens
-/// 5 ms apart, so a request takes about 47 ms and TPOT is about 5 ms.
+/// A short streamed chat run, in the shape of scenarios/smoke.toml: 40 ms to the first token, then 7 more tokens
+/// 20 ms apart, so a request takes about 180 ms and TPOT is about 20 ms. The pace is 4x smoke's so that a busy
+/// machine's scheduling delays (a few ms, at times tens) stay small next to the tolerances of the built-in rules
+/// (+10 %): an unchanged run must not read as a regression because the machine got busier since the baseline.
 const CHAT: &str = r#"name = "gates"
 [load]
 users = 4
 duration = "3s"
 [mock]
 output_tokens = 8
-first_token_delay = "10ms"
-token_delay = "5ms"
+first_token_delay = "40ms"
+token_delay = "20ms"
 [[user]]
 name = "ChatUser"
   [[user.step]]
@@ -31,12 +33,12 @@ name = "ChatUser"
   expect = { status = 200 }
 "#;
 
-/// The injected slowdown: 30 % more time between tokens (5 ms → 6.5 ms), about +23 % end to end.
-const SLOWER: &str = "token_delay=6.5ms";
+/// The injected slowdown: 30 % more time between tokens (20 ms → 26 ms), about +23 % end to end.
+const SLOWER: &str = "token_delay=26ms";
 
-/// A slowdown no noise can hide or fake (5 ms → 25 ms between tokens, about 4x end to end), for the test in which
+/// A slowdown no noise can hide or fake (20 ms → 100 ms between tokens, about 4x end to end), for the test in which
 /// rules must flip a verdict whatever the machine's load.
-const MUCH_SLOWER: &str = "token_delay=25ms";
+const MUCH_SLOWER: &str = "token_delay=100ms";
 
 /// Lets even `MUCH_SLOWER` through on a busy machine: TPOT not compared, latency allowed +5000 %, every other
 /// time metric +5000 % and 10 s, throughput -99 % and 10^6/s, errors +100 % (in a closed model fewer requests per
@@ -256,10 +258,10 @@ fn a_slowdown_regresses_against_the_baseline_and_an_unchanged_run_does_not() {
     for want in ["tpot p(50)", "latency p(50)"] {
         assert!(bad.iter().any(|b| b == want), "{want} regressed: {:#?}", rows(&r));
     }
-    // The mock really slowed down: 5 ms → 6.5 ms between tokens.
+    // The mock really slowed down: 20 ms → 26 ms between tokens.
     let tpot = row(&r, "tpot", "p(50)");
     let (b, c) = (tpot["baseline"].as_f64().unwrap(), tpot["current"].as_f64().unwrap());
-    assert!((4.5..6.0).contains(&b) && (6.0..7.5).contains(&c), "tpot {b} → {c}");
+    assert!((18.0..24.0).contains(&b) && (24.0..30.0).contains(&c), "tpot {b} → {c}");
     assert!(tpot["delta_pct"].as_f64().unwrap() > 15.0 && tpot["higher_is_worse"] == true, "{tpot}");
     // One `gate:` line per regressed row, naming it; nothing else fails.
     let gates = gate_lines(&s.run);
