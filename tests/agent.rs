@@ -30,14 +30,36 @@ fn streaming_metrics_match_the_mocks_timing() {
     assert_eq!(u(&l["streamed"]), 20);
     assert_eq!(u(&l["output_tokens"]), 200, "10 tokens x 20 responses, as the mock sent");
     assert_eq!(u(&l["tokens_from_usage"]), 20, "include_usage is requested for streams");
-    let ttft = f(&l["ttft"]["p50_ms"]);
-    assert!((50.0..65.0).contains(&ttft), "TTFT p50 {ttft} ms vs configured 50 ms");
-    let tpot = f(&l["tpot"]["p50_ms"]);
-    assert!((9.5..13.0).contains(&tpot), "TPOT p50 {tpot} ms vs configured 10 ms");
-    let icl = f(&l["icl"]["p50_ms"]);
-    assert!((9.5..13.0).contains(&icl), "ICL p50 {icl} ms vs configured 10 ms");
+    // The mock sends token k at `first token + k x 10 ms` or, when it runs late, as soon as it can (a late token
+    // is followed by a shorter gap), so a busy machine moves single gaps both ways. The bounds are therefore on
+    // means, which add up exactly per request, and the only slack is the run's own measured lateness:
+    // - no token before its deadline: TTFT >= 50 ms and TTFT + 9 gaps (the last token) >= 50 + 9 x 10 ms;
+    // - no token after the response ended: TTFT + 9 gaps <= latency;
+    // - so the mean gap is 10 ms, give or take the first token's lateness (TTFT - 50) and the response's
+    //   (latency - 140) spread over the 9 gaps: on an idle machine within a few tenths of a millisecond.
+    // EPS covers the histograms' 3 significant digits.
+    const EPS: f64 = 0.5;
+    let latency = f(&step(&r, "s")["stats"]["latency"]["mean_ms"]);
+    let ttft_p50 = f(&l["ttft"]["p50_ms"]);
+    assert!(f(&l["ttft"]["min_ms"]) >= 50.0 - EPS, "TTFT {} ms vs configured 50 ms", l["ttft"]);
+    assert_eq!(u(&l["icl"]["count"]), 180, "9 gaps between 10 tokens x 20 responses: {}", l["icl"]);
+    let (ttft, icl, tpot) = (f(&l["ttft"]["mean_ms"]), f(&l["icl"]["mean_ms"]), f(&l["tpot"]["mean_ms"]));
+    let last_token = ttft + 9.0 * icl;
+    assert!(
+        last_token >= 140.0 - EPS && last_token <= latency + EPS,
+        "TTFT {ttft} + 9 x ICL {icl} = {last_token} ms: after the last deadline (140 ms), before the end ({latency} ms)"
+    );
+    let (low, high) = (10.0 - (ttft - 50.0) / 9.0, 10.0 + (latency - 140.0) / 9.0);
+    for (name, v) in [("ICL", icl), ("TPOT", tpot)] {
+        assert!(
+            v >= low - EPS && v <= high + EPS,
+            "{name} mean {v} ms vs configured 10 ms, within this run's lateness: {low}..{high}"
+        );
+    }
+    assert!((9.0 * tpot - (latency - ttft)).abs() < 2.0 * EPS, "TPOT is (latency - TTFT) / 9: {tpot} ms");
+    assert!(icl <= tpot + EPS, "the chunks after the last token only add to TPOT: ICL {icl}, TPOT {tpot}");
     let ttfo = f(&l["ttfo"]["p50_ms"]);
-    assert!((ttfo - ttft).abs() < 2.0, "no reasoning: TTFO equals TTFT ({ttfo} vs {ttft})");
+    assert!((ttfo - ttft_p50).abs() < 2.0, "no reasoning: TTFO equals TTFT ({ttfo} vs {ttft_p50})");
 }
 
 #[test]
@@ -230,10 +252,22 @@ fn shipped_agent_scenarios_run_against_the_mock() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("o");
         let o = run(&["run", name, "--duration", "2s", "--quiet", "--seed", "1", "--out", out.to_str().unwrap()]);
-        assert_eq!(o.status.code(), Some(0), "{name}: {}", text(&o.stderr));
         let r = read_report(&out);
         assert!(u(&r["totals"]["requests"]) > 0, "{name}");
         assert_eq!(u(&r["totals"]["failures"]), 0, "{name}: {}", r["errors"]);
+        // The shipped SLOs on time (react's TTFT p99 < 800 ms...) are about a real gateway; a loaded machine may
+        // miss them against the mock, and then exit 1 is the right answer. Every other threshold must pass.
+        let failed: Vec<&str> = r["thresholds"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name}: thresholds judged: {}", r["thresholds"]))
+            .iter()
+            .filter(|t| t["pass"] != true)
+            .map(|t| t["threshold"].as_str().unwrap_or_default())
+            .collect();
+        let timing = |t: &str| ["latency", "ttft", "flow_latency"].contains(&t.split(['{', ':']).next().unwrap_or(t));
+        assert!(failed.iter().all(|t| timing(t)), "{name}: only a time SLO may fail: {failed:?}");
+        let code = if failed.is_empty() { 0 } else { 1 };
+        assert_eq!(o.status.code(), Some(code), "{name}: {failed:?}: {}", text(&o.stderr));
     }
 }
 

@@ -84,18 +84,19 @@ fn arrivals_beyond_max_in_flight_are_dropped_and_counted() {
 /// handful of samples), while the open model keeps arriving and every arrival in the pause is counted late.
 /// Bounds are fractions of the pause, not of a request's normal time, so a busy machine cannot cross them: the
 /// closed model's pause samples (one or two per user) stay under 1 % as long as a user makes more than 100
-/// requests in the 2 s outside the pause (checked), and its p99 stays a normal request, far below the pause.
+/// requests outside the pause (checked), and its p99 stays a normal request, below half the pause. The closed run
+/// lasts 8 s so that even a starved machine (tens of ms per request) makes those samples in the 7 s around it.
 #[test]
 fn a_pause_shows_in_the_open_models_p99_but_hides_in_the_closed_one() {
     let mock = "first_token_delay = \"1ms\"\noutage_after = \"1s\"\noutage = \"1s\"";
     let open = run_with("rate = 100.0\nmax_in_flight = 500\nduration = \"3s\"", mock, &["--seed", "3"]);
-    let closed = run_with("users = 2\nduration = \"3s\"", mock, &["--seed", "3"]);
+    let closed = run_with("users = 2\nduration = \"8s\"", mock, &["--seed", "3"]);
     let open_p99 = f(&open["totals"]["latency"]["p99_ms"]);
     let closed_p99 = f(&closed["totals"]["latency"]["p99_ms"]);
     let closed_requests = u(&closed["totals"]["requests"]);
     assert!(closed_requests > 2 * 2 * 100, "enough closed-model samples for the pause to hide: {closed_requests}");
     assert!(open_p99 > 400.0, "open-model p99 {open_p99} ms reflects the 1 s pause");
-    assert!(closed_p99 < 250.0, "closed-model p99 {closed_p99} ms does not (coordinated omission)");
+    assert!(closed_p99 < 500.0, "closed-model p99 {closed_p99} ms does not (coordinated omission)");
     assert!(closed_p99 * 2.0 < open_p99, "closed p99 {closed_p99} ms, open p99 {open_p99} ms");
     let closed_max = f(&closed["totals"]["latency"]["max_ms"]);
     assert!(closed_max > 500.0, "the closed users did wait through it: max {closed_max} ms");
@@ -184,10 +185,27 @@ fn a_ramping_rate_follows_its_stages() {
     let load = "rate = 0.0\nmax_in_flight = 200\nstages = [{ target = 100, duration = \"2s\" }, { target = 100, duration = \"1s\" }]";
     let r = run_with(load, "first_token_delay = \"2ms\"", &["--seed", "7"]);
     let arrivals = u(&r["open"]["arrivals"]);
-    assert!((198..=202).contains(&arrivals), "the integral of the profile is 200 arrivals: {arrivals}");
+    // As in `open_model_keeps_the_target_rate`, only the tail can be lost to a starved generator: a pending
+    // arrival per worker plus the arrivals (at most 100/s) of the longest schedule lag the run measured.
+    let workers = u(&r["generator"]["workers"]);
+    let lag_s = (f(&r["open"]["schedule_lag"]["max_ms"]) / 1000.0).max(0.05);
+    let slack = workers + (100.0 * lag_s).ceil() as u64;
+    assert!(
+        arrivals <= 202 && arrivals + slack >= 198,
+        "the integral of the profile is 200 arrivals (slack {slack}): {arrivals}"
+    );
     let series: Vec<u64> = r["series"].as_array().unwrap().iter().map(|p| u(&p["requests"])).collect();
-    assert!(series[0] < series[1], "the rate ramps up: {series:?}");
-    assert!((20..=30).contains(&series[0]), "the first second of a 0->100/s ramp over 2 s holds 25: {series:?}");
+    // A late arrival moves to a later second, never an earlier one: the first second holds at most the 25 due in
+    // it (+5 for the series' own rounding) and loses at most what the lag shifts out of its end (at most 50/s).
+    let shifted = workers + (50.0 * lag_s).ceil() as u64;
+    assert!(
+        series[0] <= 30 && series[0] + shifted >= 20,
+        "the first second of a 0->100/s ramp over 2 s holds 25 (slack {shifted}): {series:?}"
+    );
+    // A stall may shift the second second's arrivals into the third, so the ramp is the first second against the
+    // busiest later one.
+    let later = series[1..].iter().copied().max().unwrap_or(0);
+    assert!(series[0] < later, "the rate ramps up: {series:?}");
 }
 
 #[test]

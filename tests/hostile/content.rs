@@ -6,7 +6,9 @@ use super::*;
 
 fn sse(mode: Mode, code: i32, kinds: &[&str]) -> Outcome {
     let server = Hostile::start(mode);
-    let o = run_against(SSE, &server.url(), &["--quiet"]);
+    // Only the modes that never finish a line or a stream need the short timeout to end their requests.
+    let run = if matches!(mode, Mode::EndlessSse | Mode::HugeSseLine) { run_against } else { run_patient };
+    let o = run(SSE, &server.url(), &["--quiet"]);
     expect(&o, code, kinds, SANE_RSS_KIB);
     o
 }
@@ -88,7 +90,7 @@ fn sse_endless_stream() {
 #[test]
 fn gigabyte_body() {
     let server = Hostile::start(Mode::GigabyteBody);
-    let o = run_against(CHAT, &server.url(), &["--quiet"]);
+    let o = run_patient(CHAT, &server.url(), &["--quiet"]);
     let k = expect(&o, 3, &["body"], TIGHT_RSS_KIB);
     let r = o.report();
     let msg = r["errors"][0]["message"].as_str().unwrap_or_default();
@@ -100,7 +102,7 @@ fn gigabyte_body() {
 fn gigabyte_body_under_a_json_check() {
     let server = Hostile::start(Mode::GigabyteBody);
     let scenario = format!("{HTTP}expect = {{ json_path = [\"$.pad\"] }}\n");
-    let o = run_against(&scenario, &server.url(), &["--quiet"]);
+    let o = run_patient(&scenario, &server.url(), &["--quiet"]);
     expect(&o, 3, &["body"], TIGHT_RSS_KIB);
 }
 
@@ -108,7 +110,7 @@ fn gigabyte_body_under_a_json_check() {
 #[test]
 fn gigabyte_error_body() {
     let server = Hostile::start(Mode::GigabyteErrorBody);
-    let o = run_against(HTTP, &server.url(), &["--quiet"]);
+    let o = run_patient(HTTP, &server.url(), &["--quiet"]);
     expect(&o, 3, &["status:500"], TIGHT_RSS_KIB);
 }
 
@@ -117,7 +119,7 @@ fn gigabyte_error_body() {
 #[test]
 fn new_model_name_per_response() {
     let server = Hostile::start(Mode::NewModelEachResponse);
-    let o = run_against(CHAT, &server.url(), &["--quiet"]);
+    let o = run_patient(CHAT, &server.url(), &["--quiet"]);
     expect(&o, 0, &[], TIGHT_RSS_KIB);
     let r = o.report();
     let models = r["totals"]["llm"]["models"].as_array().expect("served models");
@@ -171,7 +173,7 @@ fn ansi_escapes_are_escaped() {
     let junit = dir.path().join("junit.xml");
     let extra =
         ["--format", "json,csv,md,junit", "--summary-md", md.to_str().unwrap(), "--junit", junit.to_str().unwrap()];
-    let o = run_against(CHAT, &server.url(), &extra);
+    let o = run_patient(CHAT, &server.url(), &extra);
     let k = expect(&o, 0, &["status:500"], SANE_RSS_KIB);
     assert!(k["status:500"] > 0);
     let mut outputs =
