@@ -45,6 +45,13 @@ metrics![
     Cost,
 ];
 
+/// The histograms a user class keeps, live and stored.
+#[derive(Debug, Clone, Copy)]
+enum FlowField {
+    Latency,
+    Steps,
+}
+
 /// What kind of value a metric holds, which decides the statistics it supports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -288,11 +295,11 @@ impl Metric {
         }
     }
 
-    /// A user class's live histogram of this metric; `None` when it is not a per-flow histogram.
-    pub fn flow_histogram(self, f: &FlowStats) -> Option<&Hist> {
+    /// Which histogram of a user class holds this metric, if any: the one list both accessors below read.
+    fn flow_field(self) -> Option<FlowField> {
         match self {
-            Metric::FlowLatency => Some(&f.latency),
-            Metric::StepsPerFlow => Some(&f.steps),
+            Metric::FlowLatency => Some(FlowField::Latency),
+            Metric::StepsPerFlow => Some(FlowField::Steps),
             Metric::Latency
             | Metric::Ttfb
             | Metric::Ttft
@@ -311,28 +318,21 @@ impl Metric {
         }
     }
 
+    /// A user class's live histogram of this metric; `None` when it is not a per-flow histogram.
+    pub fn flow_histogram(self, f: &FlowStats) -> Option<&Hist> {
+        self.flow_field().map(|field| match field {
+            FlowField::Latency => &f.latency,
+            FlowField::Steps => &f.steps,
+        })
+    }
+
     /// A stored user class's encoded histogram of this metric (`""` when none completed); `None` when it is not a
     /// per-flow histogram.
     pub fn stored_flow_histogram(self, f: &FlowSummary) -> Option<&str> {
-        match self {
-            Metric::FlowLatency => Some(&f.latency_histogram),
-            Metric::StepsPerFlow => Some(&f.steps_histogram),
-            Metric::Latency
-            | Metric::Ttfb
-            | Metric::Ttft
-            | Metric::Ttfo
-            | Metric::Icl
-            | Metric::Tpot
-            | Metric::Ntpot
-            | Metric::StreamTail
-            | Metric::Errors
-            | Metric::RateLimited
-            | Metric::Dropped
-            | Metric::Requests
-            | Metric::Rps
-            | Metric::OutputTokensPerS
-            | Metric::Cost => None,
-        }
+        self.flow_field().map(|field| match field {
+            FlowField::Latency => f.latency_histogram.as_str(),
+            FlowField::Steps => f.steps_histogram.as_str(),
+        })
     }
 
     /// The per-step histogram metrics, in catalog order: what a stored step keeps serialized.

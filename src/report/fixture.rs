@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::metrics::{SeriesPoint, StepStats, request_summary};
+use crate::metrics::{ErrorKind, LlmSample, LlmStats, SeriesPoint, StepStats, request_summary};
 use crate::result::{
     GeneratorInfo, Histograms, LoadInfo, RunReport, RunStatus, SCHEMA_VERSION, ScenarioInfo, StepReport, TargetInfo,
     ToolInfo,
@@ -80,4 +80,33 @@ pub(crate) fn one_step(scenario: &str, user: &str, step: &str, stats: &StepStats
         mock_stats: None,
         rebuilt: None,
     }
+}
+
+/// A streamed chat step of `n` requests, latencies over `base_ms` × (1 … 2), every fifth served by `fallback`,
+/// and three 503 failures saying `error` (the HTML tests pass markup here to check it is escaped).
+pub(crate) fn llm_step(base_ms: f64, n: u64, fallback: &'static str, error: &str) -> StepStats {
+    let mut s = StepStats::default();
+    let mut llm = LlmStats::default();
+    for i in 0..n {
+        let ms = base_ms * (1.0 + ((i * 7919) % n) as f64 / n as f64);
+        let lat = Duration::from_secs_f64(ms / 1000.0);
+        s.record_ok(lat, Duration::from_millis(2), 500);
+        llm.record(&LlmSample {
+            latency: lat,
+            ttft: Some(lat / 4),
+            ttfo: Some(lat / 3),
+            gaps_us: &[900, 1100, 1000 + i % 400],
+            output_tokens: 16,
+            input_tokens: 20,
+            model: if i % 5 == 0 { fallback } else { "tier-1" },
+            fallback: i % 5 == 0,
+            cost: 0.0001,
+            ..LlmSample::default()
+        });
+    }
+    for _ in 0..3 {
+        s.record_err(ErrorKind::Status(503), 0, || error.into());
+    }
+    s.llm = Some(Box::new(llm));
+    s
 }

@@ -2,45 +2,22 @@
 //! comparison): a change of wording, precision or layout shows up as a diff in `snapshots/`. The report is built
 //! from fixed numbers only, and the tool version is pinned, so a release does not change a snapshot.
 
-use std::time::Duration;
-
 use crate::baseline::compare;
-use crate::metrics::{ErrorKind, ErrorSummary, FlowSummary, LlmSample, LlmStats, StepStats};
+use crate::metrics::{ErrorSummary, FlowSummary};
 use crate::report::ReportFormat;
+use crate::report::fixture::llm_step;
 use crate::result::RuleSet;
 use crate::result::RunReport;
 use crate::result::Verdict;
 
-/// A streamed chat step of `n` requests, latencies over `base_ms` × (1 … 2), a few failures.
-fn step(base_ms: f64, n: u64) -> StepStats {
-    let mut s = StepStats::default();
-    let mut llm = LlmStats::default();
-    for i in 0..n {
-        let ms = base_ms * (1.0 + ((i * 7919) % n) as f64 / n as f64);
-        let lat = Duration::from_secs_f64(ms / 1000.0);
-        s.record_ok(lat, Duration::from_millis(2), 500);
-        llm.record(&LlmSample {
-            latency: lat,
-            ttft: Some(lat / 4),
-            ttfo: Some(lat / 3),
-            gaps_us: &[900, 1100, 1000 + i % 400],
-            output_tokens: 16,
-            input_tokens: 20,
-            model: if i % 5 == 0 { "fallback-model" } else { "tier-1" },
-            fallback: i % 5 == 0,
-            cost: 0.0001,
-            ..LlmSample::default()
-        });
-    }
-    for _ in 0..3 {
-        s.record_err(ErrorKind::Status(503), 0, || "503 Service Unavailable".into());
-    }
-    s.llm = Some(Box::new(llm));
-    s
-}
-
 fn base(base_ms: f64) -> RunReport {
-    let mut r = crate::report::fixture::one_step("chat-gate", "ChatUser", "chat", &step(base_ms, 400), 20.0);
+    let mut r = crate::report::fixture::one_step(
+        "chat-gate",
+        "ChatUser",
+        "chat",
+        &llm_step(base_ms, 400, "fallback-model", "503 Service Unavailable"),
+        20.0,
+    );
     // Pinned so that a release (a new version) changes no snapshot.
     r.tool.version = "0.0.0-snapshot".into();
     r

@@ -1,44 +1,15 @@
-use std::time::Duration;
-
 use scraper::{Html, Selector};
 
 use super::plots::{downsample, percentile_label};
 use super::*;
-use crate::metrics::{ErrorKind, ErrorSummary, LlmSample, LlmStats, SeriesPoint, StepStats};
+use crate::metrics::{ErrorSummary, SeriesPoint, StepStats};
 use crate::report::ReportFormat;
+use crate::report::fixture::llm_step;
 use crate::result::{LevelReport, LevelsReport};
-
-/// A streamed chat step of `n` requests, latencies over `base_ms` × (1 … 2), a few failures.
-fn step(base_ms: f64, n: u64) -> StepStats {
-    let mut s = StepStats::default();
-    let mut llm = LlmStats::default();
-    for i in 0..n {
-        let ms = base_ms * (1.0 + ((i * 7919) % n) as f64 / n as f64);
-        let lat = Duration::from_secs_f64(ms / 1000.0);
-        s.record_ok(lat, Duration::from_millis(2), 500);
-        llm.record(&LlmSample {
-            latency: lat,
-            ttft: Some(lat / 4),
-            ttfo: Some(lat / 3),
-            gaps_us: &[900, 1100, 1000 + i % 400],
-            output_tokens: 16,
-            input_tokens: 20,
-            model: if i % 5 == 0 { "fallback-<b>" } else { "tier-1" },
-            fallback: i % 5 == 0,
-            cost: 0.0001,
-            ..LlmSample::default()
-        });
-    }
-    for _ in 0..3 {
-        s.record_err(ErrorKind::Status(503), 0, || "503 <Service Unavailable>".into());
-    }
-    s.llm = Some(Box::new(llm));
-    s
-}
 
 fn report(name: &str, base_ms: f64) -> RunReport {
     let secs = 30.0;
-    let s = step(base_ms, 600);
+    let s = llm_step(base_ms, 600, "fallback-<b>", "503 <Service Unavailable>");
     let series = (0..30)
         .map(|t| SeriesPoint {
             t_s: t as f64,
