@@ -15,7 +15,6 @@ use super::json_body::render_json;
 use super::plan::{BodyPlan, CaptureSource, HttpAction, StepPlan, UrlPlan, origin_form};
 use super::session::{Session, pause, pick};
 use crate::client::{Exchange, Reading, Request, Transport, is_success, status_kind};
-use crate::llm::sse::TokenSource;
 use crate::llm::usage::read_completion;
 use crate::metrics::{ErrorKind, LlmSample};
 use crate::scenario::{Ctx, Text};
@@ -224,24 +223,15 @@ fn measure_llm<T>(u: &mut Session<T>, step: &StepPlan, ex: &Exchange, requested:
     let plan = &u.shared.plan;
     let requested = requested.or(step.llm.model.as_deref()).unwrap_or("");
     let header_model = ex.served_model.as_ref().and_then(|v| v.to_str().ok());
-    let mut sample = LlmSample { latency: ex.latency, ..Default::default() };
+    let mut sample;
     let body_model: Option<Cow<'_, str>>;
     if step.llm.stream {
-        let s = u.sse.summary();
-        let (tokens, source) = s.output_tokens();
-        sample.ttft = s.ttft;
-        sample.ttfo = s.ttfo;
-        sample.last_token = s.last_token_at;
-        sample.gaps_us = u.sse.gaps_us();
-        sample.output_tokens = tokens;
-        sample.from_usage = source == TokenSource::Usage;
-        if let Some(us) = &s.usage {
-            sample.input_tokens = us.prompt_tokens;
-            sample.reasoning_tokens = us.reasoning_tokens;
-        }
-        body_model = (!s.model.is_empty()).then_some(Cow::Borrowed(s.model.as_str()));
+        sample = u.sse.llm_sample(ex.latency);
+        let model = &u.sse.summary().model;
+        body_model = (!model.is_empty()).then_some(Cow::Borrowed(model.as_str()));
     } else {
         let Some(completion) = read_completion(&u.buf) else { return 0.0 };
+        sample = LlmSample { latency: ex.latency, ..LlmSample::default() };
         sample.output_tokens = completion.usage.completion_tokens;
         sample.input_tokens = completion.usage.prompt_tokens;
         sample.reasoning_tokens = completion.usage.reasoning_tokens;

@@ -18,7 +18,7 @@ use http::HeaderMap;
 use http::header::CONTENT_TYPE;
 
 use crate::client::{BodySink, SinkError};
-use crate::metrics::ErrorKind;
+use crate::metrics::{ErrorKind, LlmSample};
 
 /// Largest event accepted by a parser not told otherwise (`begin` sets the step's `max_body`): nothing
 /// legitimate comes close, so a bigger one is a broken or hostile server.
@@ -108,6 +108,8 @@ pub struct StreamSummary {
     pub ttft: Option<Duration>,
     /// First chunk with non-empty delta.content (the visible answer; reasoning and tool calls excluded).
     pub ttfo: Option<Duration>,
+    /// The last chunk carrying a generated token (same rule as `ttft`): where TPOT's decode interval ends and
+    /// `stream_tail` begins. A finish-reason-only chunk, the `usage` chunk and `[DONE]` come after it.
     pub last_token_at: Option<Duration>,
     /// Chunks that carried at least one generated token (content, reasoning or tool-call delta).
     pub token_chunks: u32,
@@ -228,6 +230,28 @@ impl SseParser {
     /// Gaps between consecutive token-carrying chunks, in microseconds, for this response (reused buffer).
     pub fn gaps_us(&self) -> &[u64] {
         &self.acc.gaps_us
+    }
+
+    /// The stream's part of an LLM sample (timings, tokens and where the count came from), for a response that
+    /// took `latency` to its end; the caller adds the served model, fallback and cost. One mapping, so the engine
+    /// and the tests of the metric definitions measure the same thing.
+    pub fn llm_sample(&self, latency: Duration) -> LlmSample<'_> {
+        let s = &self.acc.summary;
+        let (output_tokens, source) = s.output_tokens();
+        let usage = s.usage.unwrap_or_default();
+        LlmSample {
+            latency,
+            ttft: s.ttft,
+            ttfo: s.ttfo,
+            last_token: s.last_token_at,
+            gaps_us: &self.acc.gaps_us,
+            token_chunks: u64::from(s.token_chunks),
+            output_tokens,
+            input_tokens: usage.prompt_tokens,
+            reasoning_tokens: usage.reasoning_tokens,
+            from_usage: source == TokenSource::Usage,
+            ..LlmSample::default()
+        }
     }
 
     /// With `assemble`: a JSON document shaped like a non-streaming chat completion

@@ -11,6 +11,7 @@ use super::{Hist, add_hist, micros, new_hist, record};
 /// One LLM response as measured by the client.
 #[derive(Debug, Clone, Default)]
 pub struct LlmSample<'a> {
+    /// Send → the end of the response (for streams: the end of the stream, after `usage` and `[DONE]`).
     pub latency: Duration,
     /// Streams only: first generated token (content, reasoning or tool call).
     pub ttft: Option<Duration>,
@@ -20,6 +21,9 @@ pub struct LlmSample<'a> {
     pub last_token: Option<Duration>,
     /// Streams only: gaps between token-carrying chunks, µs.
     pub gaps_us: &'a [u64],
+    /// Streams only: chunks that carried a generated token.
+    pub token_chunks: u64,
+    /// `usage.completion_tokens` when sent, else `token_chunks`: the one count every per-token figure divides by.
     pub output_tokens: u64,
     pub input_tokens: u64,
     pub reasoning_tokens: u64,
@@ -71,14 +75,19 @@ pub struct ModelStats {
 pub struct LlmStats {
     pub responses: u64,
     pub streamed: u64,
+    /// Streams: send → first generated token (content, reasoning or tool call).
     #[serde(with = "super::hist_serde")]
     pub ttft: Hist,
+    /// Streams: send → first visible answer content.
     #[serde(with = "super::hist_serde")]
     pub ttfo: Hist,
+    /// Streams: gaps between token-carrying chunks (what vLLM calls ITL, AIPerf ICL).
     #[serde(with = "super::hist_serde")]
     pub icl: Hist,
+    /// Streams: (last token − first token) / (output tokens − 1); see `tpot_us`.
     #[serde(with = "super::hist_serde")]
     pub tpot: Hist,
+    /// latency / output tokens, streamed or not.
     #[serde(with = "super::hist_serde")]
     pub ntpot: Hist,
     /// Streams: last generated token → end of the stream (usage chunk, `[DONE]`, a gateway's buffering).
@@ -120,6 +129,19 @@ impl Default for LlmStats {
     }
 }
 
+/// (last token − first token) / (output tokens − 1), µs: the time per token after the first, ending at the last
+/// token so that what a gateway sends after the answer (`usage`, `[DONE]`) is `stream_tail`, not decode time.
+/// None for a stream of fewer than two output tokens, and for one whose tokens all came in one chunk: there is no
+/// interval between tokens to divide, and 0 would read as infinitely fast.
+fn tpot_us(s: &LlmSample<'_>) -> Option<u64> {
+    let (first, last) = (s.ttft?, s.last_token?);
+    if s.output_tokens < 2 || s.token_chunks < 2 {
+        return None;
+    }
+    let decode = u64::try_from(last.saturating_sub(first).as_micros()).unwrap_or(u64::MAX);
+    Some((decode / (s.output_tokens - 1)).max(1))
+}
+
 impl LlmStats {
     pub fn record(&mut self, s: &LlmSample<'_>) {
         self.responses += 1;
@@ -132,10 +154,9 @@ impl LlmStats {
         if let Some(ttft) = s.ttft {
             self.streamed += 1;
             record(&mut self.ttft, micros(ttft));
-            if s.output_tokens > 1 {
-                let decode = s.latency.saturating_sub(ttft);
-                record(&mut self.tpot, micros(decode) / (s.output_tokens - 1));
-            }
+        }
+        if let Some(per_token) = tpot_us(s) {
+            record(&mut self.tpot, per_token);
         }
         if let Some(last) = s.last_token {
             record(&mut self.stream_tail, micros(s.latency.saturating_sub(last)));
@@ -220,3 +241,7 @@ impl LlmStats {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "llm_tests.rs"]
+mod tests;

@@ -91,12 +91,16 @@ pub struct LlmSummary {
     pub ttft: Option<LatencySummary>,
     /// Send → first visible answer content; streams only.
     pub ttfo: Option<LatencySummary>,
-    /// Gaps between token-carrying chunks (inter-chunk latency); streams only.
+    /// Gaps between token-carrying chunks (inter-chunk latency; vLLM's ITL, AIPerf's ICL); streams only.
     pub icl: Option<LatencySummary>,
-    /// (latency − ttft) / (output_tokens − 1); streams with at least 2 output tokens.
+    /// (last token − first token) / (output_tokens − 1); streams with at least 2 output tokens in at least 2
+    /// chunks (vLLM's TPOT, AIPerf's ITL).
     pub tpot: Option<LatencySummary>,
     /// latency / output_tokens; every response with output tokens.
     pub ntpot: Option<LatencySummary>,
+    /// Last token → end of the stream (the `usage` chunk, `[DONE]`, a gateway's buffering); streams only.
+    #[serde(default)]
+    pub stream_tail: Option<LatencySummary>,
     pub output_tokens: u64,
     pub input_tokens: u64,
     pub reasoning_tokens: u64,
@@ -158,6 +162,7 @@ pub fn llm_summary(l: &LlmStats, elapsed: Duration) -> LlmSummary {
         icl: latency_summary(&l.icl),
         tpot: latency_summary(&l.tpot),
         ntpot: latency_summary(&l.ntpot),
+        stream_tail: latency_summary(&l.stream_tail),
         output_tokens: l.output_tokens,
         input_tokens: l.input_tokens,
         reasoning_tokens: l.reasoning_tokens,

@@ -95,7 +95,10 @@ pub(crate) fn llm_step(base_ms: f64, n: u64, fallback: &'static str, error: &str
             latency: lat,
             ttft: Some(lat / 4),
             ttfo: Some(lat / 3),
+            // The last tenth of each stream is its tail (usage chunk, [DONE]).
+            last_token: Some(lat * 9 / 10),
             gaps_us: &[900, 1100, 1000 + i % 400],
+            token_chunks: 4,
             output_tokens: 16,
             input_tokens: 20,
             model: if i % 5 == 0 { fallback } else { "tier-1" },

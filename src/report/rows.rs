@@ -66,6 +66,7 @@ pub fn llm_steps(r: &RunReport) -> Grid {
                 opt_ms(l.ttfo.as_ref(), |x| x.p50_ms),
                 opt_ms(l.icl.as_ref(), |x| x.p95_ms),
                 opt_ms(l.tpot.as_ref(), |x| x.p50_ms),
+                opt_ms(l.stream_tail.as_ref(), |x| x.p95_ms),
                 opt_ms(l.ntpot.as_ref(), |x| x.p50_ms),
                 l.output_tokens.to_string(),
                 fmt_tenths(l.output_tokens_per_s),
@@ -82,6 +83,7 @@ pub fn llm_steps(r: &RunReport) -> Grid {
         "TTFO p50",
         "ICL p95",
         "TPOT p50",
+        "Tail p95",
         "NTPOT p50",
         "Out tok",
         "tok/s",
@@ -177,7 +179,8 @@ pub fn interrupted_text(g: &GeneratorInfo) -> Option<String> {
 
 /// What the LLM metric abbreviations mean, under their table.
 pub const LLM_LEGEND: &str = "TTFT: first token (content, reasoning or tool call) · TTFO: first visible answer · \
-    ICL: gap between chunks · TPOT: (latency−TTFT)/(tokens−1) · NTPOT: latency/tokens";
+    ICL: gap between chunks · TPOT: (last token−first token)/(tokens−1) · Tail: last token → end of stream · \
+    NTPOT: latency/tokens";
 
 /// The per-level table of a breaking-point search or sweep; the second value marks the levels that broke.
 pub fn levels(r: &RunReport) -> Option<(Grid, Vec<bool>)> {

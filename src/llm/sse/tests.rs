@@ -509,3 +509,47 @@ proptest! {
         prop_assert_eq!(&whole.3, &split.3);
     }
 }
+
+/// The definitions end to end from the wire: a role chunk, one reasoning token, nine content tokens 20 ms apart,
+/// then a gateway that sends the finish chunk, `usage` and `[DONE]` 100 ms after the last token.
+#[test]
+fn a_late_tail_leaves_tpot_at_the_token_spacing() {
+    let usage = event(&json!({"id": "chatcmpl-1", "choices": [],
+        "usage": {"prompt_tokens": 7, "completion_tokens": 10, "completion_tokens_details": {"reasoning_tokens": 1}}}));
+    let mut frames: Vec<(String, Duration)> = vec![(delta(json!({"role": "assistant", "content": ""})), ms(40))];
+    frames.push((delta(json!({"reasoning_content": "hm"})), ms(50)));
+    frames.extend((1..10).map(|i| (content("t"), ms(50 + 20 * i))));
+    frames.push((finish("stop") + &usage + DONE, ms(330)));
+    let mut p = SseParser::new();
+    p.reset(false);
+    let frames: Vec<(&[u8], Duration)> = frames.iter().map(|(f, at)| (f.as_bytes(), *at)).collect();
+    run(&mut p, &frames).unwrap();
+    let sample = p.llm_sample(ms(331));
+    assert_eq!((sample.ttft, sample.ttfo, sample.last_token), (Some(ms(50)), Some(ms(70)), Some(ms(230))));
+    assert_eq!((sample.output_tokens, sample.token_chunks, sample.from_usage), (10, 10, true));
+    assert_eq!((sample.input_tokens, sample.reasoning_tokens), (7, 1));
+    let mut l = crate::metrics::LlmStats::default();
+    l.record(&sample);
+    let ms_at = |h: &hdrhistogram::Histogram<u64>| h.value_at_quantile(0.5) as f64 / 1000.0;
+    assert!((ms_at(&l.tpot) - 20.0).abs() < 0.02, "tpot {}", ms_at(&l.tpot));
+    assert!((ms_at(&l.stream_tail) - 101.0).abs() < 0.11, "stream_tail {}", ms_at(&l.stream_tail));
+    assert!((ms_at(&l.icl) - 20.0).abs() < 0.02 && l.icl.len() == 9, "9 gaps of 20 ms");
+}
+
+/// A tool call's opening chunk (id and name) counts as a token, as the first argument piece does.
+#[test]
+fn a_tool_call_stream_times_its_deltas() {
+    let call = |args: Value| delta(json!({"tool_calls": [{"index": 0, "function": {"arguments": args}}]}));
+    let open = delta(json!({"tool_calls": [{"index": 0, "id": "c1", "type": "function",
+        "function": {"name": "f", "arguments": ""}}]}));
+    let frames = [(open, ms(30)), (call(json!("{\"a\"")), ms(30)), (call(json!(":1}")), ms(45))];
+    let mut p = SseParser::new();
+    p.reset(false);
+    let mut frames: Vec<(String, Duration)> = frames.into();
+    frames.push((finish("tool_calls") + DONE, ms(46)));
+    let frames: Vec<(&[u8], Duration)> = frames.iter().map(|(f, at)| (f.as_bytes(), *at)).collect();
+    run(&mut p, &frames).unwrap();
+    let s = p.llm_sample(ms(47));
+    assert_eq!((s.ttft, s.ttfo, s.last_token, s.token_chunks), (Some(ms(30)), None, Some(ms(45)), 3));
+    assert_eq!((s.output_tokens, s.from_usage), (3, false));
+}
