@@ -24,10 +24,10 @@ fn f(v: &Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
 
-/// Counts, not timing: the schedule fixes the arrivals (200/s for 5 s) however busy the machine is, and every
-/// arrival runs once. Only the tail can be lost to a starved generator: arrivals whose dispatch or first poll
-/// comes after the stop. That slack is derived from the run itself: a pending arrival per worker plus the
-/// arrivals of the longest schedule lag measured (at least 50 ms). max_in_flight leaves room, so none is dropped.
+/// Counts, not timing: the schedule fixes the arrivals (200/s for 5 s) however busy the machine is, and each is
+/// counted once, run or dropped. max_in_flight leaves room, so only a starved generator drops any: the tail it
+/// had not started (dispatched and first polled) when the run ended. That slack is derived from the run itself:
+/// a pending arrival per worker plus the arrivals of the longest schedule lag measured (at least 50 ms).
 #[test]
 fn open_model_keeps_the_target_rate() {
     let r = run_with(
@@ -41,15 +41,19 @@ fn open_model_keeps_the_target_rate() {
     let workers = u(&r["generator"]["workers"]);
     let lag_s = (f(&o["schedule_lag"]["max_ms"]) / 1000.0).max(0.05);
     let slack = workers + (200.0 * lag_s).ceil() as u64;
-    assert!(arrivals <= 1001 && arrivals + slack >= 1000, "200/s for 5 s is 1000 arrivals (slack {slack}): {arrivals}");
-    assert_eq!(u(&o["dropped"]), 0);
+    // Exact whatever the machine: an arrival due before the end counts even when the stop kept it from starting.
+    // Only the float rounding of the last arrival's time can move one across the end.
+    assert!((999..=1001).contains(&arrivals), "200/s for 5 s is 1000 arrivals: {arrivals}");
+    let dropped = u(&o["dropped"]);
+    assert!(dropped <= slack, "only a starved generator's unstarted tail is dropped (slack {slack}): {dropped}");
     let achieved = f(&o["achieved_rate"]);
-    assert!((achieved - arrivals as f64 / 5.0).abs() < 1e-6, "achieved {achieved}/s is the arrivals over the duration");
+    let ran = (arrivals - dropped) as f64 / 5.0;
+    assert!((achieved - ran).abs() < 1e-6, "achieved {achieved}/s is the arrivals not dropped over the duration");
     // Requests cut at the stop may or may not be among `requests` (as `interrupted` failures): bound both ways.
     let (requests, cut) = (u(&r["totals"]["requests"]), u(&r["generator"]["interrupted_requests"]));
     assert!(
-        requests <= arrivals && requests + cut + slack >= arrivals,
-        "every arrival ran once: {requests} (+{cut} cut) of {arrivals} (slack {slack})"
+        requests + dropped <= arrivals && requests + cut + dropped >= arrivals,
+        "every arrival ran once or was dropped: {requests} (+{cut} cut, {dropped} dropped) of {arrivals}"
     );
     assert!(r["totals"]["latency_uncorrected"]["p50_ms"].is_number(), "the uncorrected histogram is kept");
 }
@@ -100,7 +104,13 @@ fn a_pause_shows_in_the_open_models_p99_but_hides_in_the_closed_one() {
     assert!(closed_p99 * 2.0 < open_p99, "closed p99 {closed_p99} ms, open p99 {open_p99} ms");
     let closed_max = f(&closed["totals"]["latency"]["max_ms"]);
     assert!(closed_max > 500.0, "the closed users did wait through it: max {closed_max} ms");
-    assert_eq!(u(&open["open"]["dropped"]), 0);
+    // The ~100 arrivals of the pause all fit under max_in_flight, so none is dropped for that; a starved generator
+    // may still drop the tail it had not started at the end: a pending arrival per worker plus the arrivals (100/s)
+    // of the longest schedule lag measured (at least 50 ms), as in `open_model_keeps_the_target_rate`.
+    let o = &open["open"];
+    let lag_s = (f(&o["schedule_lag"]["max_ms"]) / 1000.0).max(0.05);
+    let slack = u(&open["generator"]["workers"]) + (100.0 * lag_s).ceil() as u64;
+    assert!(u(&o["dropped"]) <= slack, "no arrival dropped for max_in_flight (slack {slack}): {o}");
 }
 
 #[test]
@@ -185,15 +195,11 @@ fn a_ramping_rate_follows_its_stages() {
     let load = "rate = 0.0\nmax_in_flight = 200\nstages = [{ target = 100, duration = \"2s\" }, { target = 100, duration = \"1s\" }]";
     let r = run_with(load, "first_token_delay = \"2ms\"", &["--seed", "7"]);
     let arrivals = u(&r["open"]["arrivals"]);
-    // As in `open_model_keeps_the_target_rate`, only the tail can be lost to a starved generator: a pending
-    // arrival per worker plus the arrivals (at most 100/s) of the longest schedule lag the run measured.
+    // Exact, as in `open_model_keeps_the_target_rate`: arrivals a starved generator had not started at the end
+    // count too (as dropped); only the rounding of the arrival times at the ends moves the count.
+    assert!((198..=202).contains(&arrivals), "the integral of the profile is 200 arrivals: {arrivals}");
     let workers = u(&r["generator"]["workers"]);
     let lag_s = (f(&r["open"]["schedule_lag"]["max_ms"]) / 1000.0).max(0.05);
-    let slack = workers + (100.0 * lag_s).ceil() as u64;
-    assert!(
-        arrivals <= 202 && arrivals + slack >= 198,
-        "the integral of the profile is 200 arrivals (slack {slack}): {arrivals}"
-    );
     let series: Vec<u64> = r["series"].as_array().unwrap().iter().map(|p| u(&p["requests"])).collect();
     // A late arrival moves to a later second, never an earlier one: the first second holds at most the 25 due in
     // it (+5 for the series' own rounding) and loses at most what the lag shifts out of its end (at most 50/s).

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use http::HeaderValue;
 
-use super::load::{ClosedLoad, LoadModel};
+use super::load::{Arrival, ClosedLoad, LoadModel, OpenLoad};
 use super::plan::{Endpoint, Plan, TagFilter, compile};
 use super::session::Session;
 use super::shared::{Local, Shared, Stop};
@@ -23,6 +23,8 @@ struct Canned {
     status: u16,
     body: &'static [u8],
     sent: Arc<Mutex<Vec<Sent>>>,
+    /// Blocks the worker thread this long per request: a generator that cannot keep up, whatever the machine.
+    block: Duration,
 }
 
 impl Transport for Canned {
@@ -35,6 +37,7 @@ impl Transport for Canned {
         let h = req.headers();
         let seen = (req.method().to_string(), req.uri().to_string(), h.get("host").cloned(), h.get("x-token").cloned());
         self.sent.lock().expect("not poisoned").push(seen);
+        std::thread::sleep(self.block);
         let expected = reading.expect.map_or((200..300).contains(&self.status), |c| c.contains(&self.status));
         if let Some(buf) = reading.buf.filter(|_| reading.keep || !expected) {
             buf.extend_from_slice(self.body);
@@ -57,12 +60,13 @@ struct CannedFactory {
     body: &'static [u8],
     host: HeaderValue,
     sent: Arc<Mutex<Vec<Sent>>>,
+    block: Duration,
 }
 
 impl CannedFactory {
     fn new(status: u16, body: &'static [u8]) -> CannedFactory {
         let host = HeaderValue::from_static("api.test:8443");
-        CannedFactory { status, body, host, sent: Arc::default() }
+        CannedFactory { status, body, host, sent: Arc::default(), block: Duration::ZERO }
     }
 
     fn sent(&self) -> Vec<Sent> {
@@ -74,7 +78,7 @@ impl TransportFactory for CannedFactory {
     type Transport = Canned;
 
     fn build(&self) -> Canned {
-        Canned { status: self.status, body: self.body, sent: self.sent.clone() }
+        Canned { status: self.status, body: self.body, sent: self.sent.clone(), block: self.block }
     }
 
     fn prefix(&self) -> &str {
@@ -196,4 +200,46 @@ fn the_engine_runs_a_load_over_any_transport() {
     let total = result.total.total();
     assert_eq!((total.requests, total.failures), (6, 0), "3 iterations of 2 steps");
     assert_eq!(factory.sent().len(), 6);
+}
+
+/// A generator that falls behind its open-model schedule (each request blocks its thread 2 ms, so one worker
+/// starts at most ~250 two-step iterations a second against 2,000 scheduled) is stopped at the run's end with
+/// most arrivals due but unstarted: they count as arrivals and as dropped, so the report shows the whole
+/// schedule, and every arrival is either started or dropped. Before, they vanished: ~257 arrivals of 2,000.
+#[test]
+fn arrivals_a_stopped_generator_never_started_are_dropped_not_lost() {
+    let mut factory = CannedFactory::new(200, br#"{"token":"t-1"}"#);
+    factory.block = Duration::from_millis(2);
+    let load = OpenLoad {
+        rate: 2000.0,
+        arrival: Arrival::Constant,
+        max_in_flight: 100_000,
+        duration: Some(Duration::from_secs(1)),
+        iterations: None,
+        stages: Vec::new(),
+    };
+    let spec = EngineSpec {
+        plan: plan(&factory),
+        load: LoadModel::Open(load),
+        seed: 1,
+        workers: 1,
+        graceful_stop: Duration::from_secs(5),
+        client: factory.clone(),
+        secrets: Vec::new(),
+    };
+    let result = run(spec, &mut Quiet).expect("the run starts");
+    let t = &result.total;
+    let started: u64 = t.flows.iter().map(|f| f.completed + f.failed).sum();
+    // Constant spacing puts 2,000 arrivals in the second; the last may fall either side of its end.
+    assert!((1999..=2001).contains(&t.arrivals), "the whole schedule is accounted for: {} arrivals", t.arrivals);
+    assert!(t.dropped > 0 && started < 1000, "the generator fell behind: {started} started, {} dropped", t.dropped);
+    // An iteration the stop cut between its steps ran requests but is no flow: at most one batch of arrivals
+    // (the dispatcher yields every 64) can be in that state; every other arrival is a flow or dropped.
+    let cut = t.arrivals.checked_sub(started + t.dropped).expect("no arrival counted twice");
+    assert!(
+        cut <= 64,
+        "every arrival is started or dropped: {} arrivals, {started} flows, {} dropped",
+        t.arrivals,
+        t.dropped
+    );
 }

@@ -151,6 +151,8 @@ pub async fn dispatch<F: TransportFactory>(shared: Arc<Shared>, local: Rc<Local>
     let mut running = tokio::task::JoinSet::new();
     let mut iteration = 0u64;
     let mut late = 0u32;
+    // The arrival in hand when a stop came: due arrivals the stop kept from starting are counted below.
+    let mut stopped_at: Option<Instant> = None;
     while let Some(intended) = schedule.next_start() {
         // Arrivals due before the end are started even if the generator runs late (their lag is recorded);
         // waiting for a future one gives way to a stop.
@@ -160,7 +162,10 @@ pub async fn dispatch<F: TransportFactory>(shared: Arc<Shared>, local: Rc<Local>
         if intended > Instant::now() {
             tokio::select! {
                 biased;
-                _ = shared.stop.graceful.cancelled() => break,
+                _ = shared.stop.graceful.cancelled() => {
+                    stopped_at = Some(intended);
+                    break;
+                }
                 _ = tokio::time::sleep_until(intended) => {}
             }
         } else {
@@ -170,6 +175,7 @@ pub async fn dispatch<F: TransportFactory>(shared: Arc<Shared>, local: Rc<Local>
             if late % 64 == 0 {
                 tokio::task::yield_now().await;
                 if shared.stop.graceful.is_cancelled() {
+                    stopped_at = Some(intended);
                     break;
                 }
             }
@@ -200,6 +206,12 @@ pub async fn dispatch<F: TransportFactory>(shared: Arc<Shared>, local: Rc<Local>
         {
             let (idle, created, local) = (idle.clone(), created.clone(), local.clone());
             running.spawn_local(async move {
+                // Started too late to run at all: a stop came between its spawn and its first poll.
+                if user.shared.stop.graceful.is_cancelled() {
+                    local.rec.borrow_mut().dropped += 1;
+                    idle.borrow_mut().push(user);
+                    return;
+                }
                 let lag = Instant::now().saturating_duration_since(intended);
                 record(&mut local.rec.borrow_mut().lag, u64::try_from(lag.as_micros()).unwrap_or(u64::MAX).max(1));
                 local.users.set(local.users.get() + 1);
@@ -221,6 +233,9 @@ pub async fn dispatch<F: TransportFactory>(shared: Arc<Shared>, local: Rc<Local>
             local.reap(done);
         }
     }
+    if let Some(first) = stopped_at {
+        count_missed(&mut schedule, first, shared.deadline, &local);
+    }
     // A graceful stop lets running iterations end their current step; a hard stop aborts this task and, with
     // it, the set.
     while let Some(done) = running.join_next().await {
@@ -235,6 +250,24 @@ pub async fn dispatch<F: TransportFactory>(shared: Arc<Shared>, local: Rc<Local>
     while let Some(done) = running.join_next().await {
         local.reap(done);
     }
+}
+
+/// A generator that fell behind and was stopped (the run's end, a signal) leaves arrivals that were already due
+/// unstarted: the schedule promised them, so they count as arrivals and as dropped, never vanish from the
+/// report. `first` is the arrival in hand when the stop came; later ones count up to the earlier of the run's
+/// end and now.
+fn count_missed(schedule: &mut Schedule, first: Instant, deadline: Option<Instant>, local: &Local) {
+    let now = Instant::now();
+    let cutoff = deadline.map_or(now, |d| d.min(now));
+    let mut missed = 0u64;
+    let mut next = Some(first);
+    while next.is_some_and(|t| t < cutoff) {
+        missed += 1;
+        next = schedule.next_start();
+    }
+    let mut rec = local.rec.borrow_mut();
+    rec.arrivals += missed;
+    rec.dropped += missed;
 }
 
 fn pick_class(weights: &[u32], total: u32, rng: &mut SmallRng) -> usize {
