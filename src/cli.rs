@@ -176,6 +176,9 @@ pub struct RunArgs {
     /// Set the embedded mock like its [mock] table, e.g. --mock token_delay=12ms (repeatable)
     #[arg(long = "mock", value_name = "KEY=VALUE")]
     pub mock_settings: Vec<String>,
+    /// Override a variable of the scenario's [vars], e.g. --var model=gpt-4o-mini (repeatable)
+    #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
     /// Report files besides result.json: json, csv (Locust's stats.csv, stats_history.csv, failures.csv), md,
     /// junit, hlog (HdrHistogram interval logs per step); repeatable or comma-separated [default: json,csv]
     #[arg(long = "format", value_delimiter = ',', value_name = "FORMAT,..", value_parser = FormatParser { run: true })]
@@ -332,6 +335,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, ValueError> {
     }
     humantime::parse_duration(t)
         .map_err(|e| ValueError(format!("invalid duration `{s}` ({e}); use e.g. 500ms, 30s, 5m")))
+}
+
+/// `--var KEY=VALUE`: the value is taken as written (it may itself contain `=`); whether the scenario declares
+/// KEY is checked once the scenario is read.
+pub fn parse_var(s: &str) -> Result<(String, String), ValueError> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(ValueError(format!("`{s}` is not KEY=VALUE; write e.g. --var model=gpt-4o-mini"))),
+    }
 }
 
 /// A bad value as one line (`invalid value '0' for '--users <N>': must be ...`), without clap's usage hint;

@@ -16,4 +16,5 @@ mod prometheus;
 mod run_mock;
 mod secrets;
 mod signals;
+mod vars;
 mod verdicts;
