@@ -427,6 +427,19 @@ mod tests {
     }
 
     #[test]
+    fn vars_are_key_value_pairs_in_order() {
+        let argv = ["run-load-test", "run", "s", "--var", "model=gpt-4o-mini", "--var", " q =a=b", "--var", "e="];
+        let Command::Run(a) = Cli::try_parse_from(argv).unwrap().command else { panic!("run") };
+        let pairs: Vec<(&str, &str)> = a.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(pairs, [("model", "gpt-4o-mini"), ("q", "a=b"), ("e", "")]);
+        for bad in ["model", "=x"] {
+            let e = Cli::try_parse_from(["run-load-test", "run", "s", "--var", bad]).unwrap_err();
+            let line = value_error(&e).unwrap();
+            assert!(line.contains("--var <KEY=VALUE>") && line.contains("not KEY=VALUE"), "{line}");
+        }
+    }
+
+    #[test]
     fn run_flags_are_named_as_clap_names_them() {
         assert_eq!(run_flag("users"), "--users <N>");
         assert_eq!(run_flag("spawn_rate"), "--spawn-rate <PER_SEC>");
