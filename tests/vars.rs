@@ -297,3 +297,21 @@ fn list_marks_mock_only_scenarios() {
     assert!(row("faults").contains("mock-only"), "{out}");
     assert!(!row("anywhere").contains("mock-only") && row("anywhere").contains("any"), "{out}");
 }
+
+#[test]
+fn a_mock_only_scenario_run_against_a_target_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "faults.toml",
+        "mock_only = true\n[[user]]\nname = \"U\"\n[[user.step]]\nname = \"a\"\nget = \"/health\"\n",
+    );
+    let server = recorder();
+    let target = format!("http://127.0.0.1:{}", server.port);
+    let out = dir.path().join("o");
+    let o =
+        run(&["run", p.to_str().unwrap(), "--target", &target, "--iterations", "1", "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("marked mock_only"), "{}", text(&o.stderr));
+    assert_eq!(server.seen.lock().unwrap().len(), 1, "it still runs: the author may know better");
+}
