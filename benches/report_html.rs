@@ -142,6 +142,7 @@ fn synthetic(median_ms: f64, seed: u64) -> RunReport {
             file: "scenarios/soak.toml".into(),
             hash: "sha256:0".into(),
             tags: vec![],
+            vars: Default::default(),
         },
         target: TargetInfo { url: "http://127.0.0.1:8000".into(), embedded_mock: false, mock_overrides: vec![] },
         load: LoadInfo {

@@ -176,6 +176,9 @@ pub struct RunArgs {
     /// Set the embedded mock like its [mock] table, e.g. --mock token_delay=12ms (repeatable)
     #[arg(long = "mock", value_name = "KEY=VALUE")]
     pub mock_settings: Vec<String>,
+    /// Override a variable of the scenario's [vars], e.g. --var model=gpt-4o-mini (repeatable)
+    #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
     /// Report files besides result.json: json, csv (Locust's stats.csv, stats_history.csv, failures.csv), md,
     /// junit, hlog (HdrHistogram interval logs per step); repeatable or comma-separated [default: json,csv]
     #[arg(long = "format", value_delimiter = ',', value_name = "FORMAT,..", value_parser = FormatParser { run: true })]
@@ -334,6 +337,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, ValueError> {
         .map_err(|e| ValueError(format!("invalid duration `{s}` ({e}); use e.g. 500ms, 30s, 5m")))
 }
 
+/// `--var KEY=VALUE`: the value is taken as written (it may itself contain `=`); whether the scenario declares
+/// KEY is checked once the scenario is read.
+pub fn parse_var(s: &str) -> Result<(String, String), ValueError> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(ValueError(format!("`{s}` is not KEY=VALUE; write e.g. --var model=gpt-4o-mini"))),
+    }
+}
+
 /// A bad value as one line (`invalid value '0' for '--users <N>': must be ...`), without clap's usage hint;
 /// `None` for other errors (help, version, unknown flags), which clap prints as it likes.
 pub fn value_error(e: &clap::Error) -> Option<String> {
@@ -412,6 +424,19 @@ mod tests {
         };
         assert_eq!(formats("JSON,markdown"), [FormatArg::Json, FormatArg::Md]);
         assert_eq!(formats("csv,,hlog"), [FormatArg::Csv, FormatArg::Json, FormatArg::Hlog]);
+    }
+
+    #[test]
+    fn vars_are_key_value_pairs_in_order() {
+        let argv = ["run-load-test", "run", "s", "--var", "model=gpt-4o-mini", "--var", " q =a=b", "--var", "e="];
+        let Command::Run(a) = Cli::try_parse_from(argv).unwrap().command else { panic!("run") };
+        let pairs: Vec<(&str, &str)> = a.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(pairs, [("model", "gpt-4o-mini"), ("q", "a=b"), ("e", "")]);
+        for bad in ["model", "=x"] {
+            let e = Cli::try_parse_from(["run-load-test", "run", "s", "--var", bad]).unwrap_err();
+            let line = value_error(&e).unwrap();
+            assert!(line.contains("--var <KEY=VALUE>") && line.contains("not KEY=VALUE"), "{line}");
+        }
     }
 
     #[test]

@@ -102,6 +102,27 @@ pub enum ConfigError {
     /// The `mock` command's settings, as the mock words what it cannot serve.
     #[error("{0}")]
     Mock(MockConfigError),
+    /// `--var` names no variable of the scenario, or a derived `[vars]` value does not render.
+    #[error(transparent)]
+    Vars(#[from] scenario::VarError),
+}
+
+/// The scenario as one run against one target sends it (`run` and `try` alike): `[mock] vars` when the
+/// embedded mock is the target, `--var` over `[vars]`, derived vars rendered; then the key rule: a header's
+/// unset `${env:NAME}` without a fallback is refused against a real target (before any load, naming the
+/// variable and its line) and gets the stand-in key against the embedded mock.
+pub fn bind_scenario(
+    loaded: &mut LoadedScenario,
+    vars: &[(String, String)],
+    real_target: bool,
+) -> Result<(), ConfigError> {
+    scenario::resolve_vars(loaded, vars, !real_target)?;
+    if real_target {
+        loaded.check_header_keys()?;
+    } else {
+        loaded.stand_in_header_keys();
+    }
+    Ok(())
 }
 
 fn flag(flag: &'static str, message: impl Into<String>) -> ConfigError {
@@ -147,6 +168,7 @@ impl RunConfig {
             metrics_addr,
             pushgateway,
             no_fail_fast,
+            vars,
         } = args;
         let load_flags = load::LoadFlags {
             users: flags::number("users", users, |t| limits::USERS.parse_u32(t))?,
@@ -167,7 +189,7 @@ impl RunConfig {
         };
         let workers = flags::number("workers", workers, |t| limits::WORKERS.parse(t).map(|w| w as usize))?;
         flags::check_durations(duration, hold, timeout, graceful_stop)?;
-        let loaded = scenario::load(&scenario::locate_scenario(&scenario, &scenarios.dir)?)?;
+        let mut loaded = scenario::load(&scenario::locate_scenario(&scenario, &scenarios.dir)?)?;
         let load = load::model(&load_flags, &loaded)?;
         let levels = load::levels(&load_flags, sweep.as_deref(), &load, &loaded)?;
         let thresholds = gates(&loaded, &thresholds)?;
@@ -177,6 +199,7 @@ impl RunConfig {
             SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
         });
         let target = resolve_target(target.as_deref(), &mock_settings, &loaded, seed)?;
+        bind_scenario(&mut loaded, &vars, matches!(target, Target::Url(_)))?;
         let outputs = gate_outputs(&loaded, baseline, save_baseline, junit, summary_md)?;
         let files = outputs::resolve(&formats, ndjson)?;
         // Both sources were range-checked: the flag above, the scenario's when it loaded.
@@ -326,6 +349,9 @@ pub fn apply_mock_settings(m: &mut MockConfig, settings: &[String]) -> Result<()
     }
     let parsed: crate::mock::MockSettings = toml::from_str(&doc)
         .map_err(|e| flag("--mock", format!("{}; the keys are those of the [mock] table", e.message())))?;
+    if parsed.vars.is_some() {
+        return Err(flag("--mock", "`vars` sets the scenario's [vars]; use --var KEY=VALUE"));
+    }
     m.apply(&parsed).map_err(|e| flag("--mock", e.to_string()))
 }
 

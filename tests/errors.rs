@@ -80,9 +80,11 @@ fn invalid_json_path() {
     assert!(e.contains("bad.toml:6:") && e.contains("JSON path"), "{e}");
 }
 
+/// Outside headers an unset variable is refused whatever the target (a header's key variable is refused
+/// against a real target only: see tests/vars.rs).
 #[test]
 fn missing_environment_variable() {
-    let e = broken(&format!("{STEP}headers = {{ authorization = \"Bearer ${{env:RLT_TEST_SURELY_UNSET}}\" }}\n"));
+    let e = broken(&format!("{STEP}query = {{ key = \"${{env:RLT_TEST_SURELY_UNSET}}\" }}\n"));
     assert!(e.contains("bad.toml:6:") && e.contains("RLT_TEST_SURELY_UNSET"), "{e}");
 }
 

@@ -79,7 +79,8 @@ fn a_target_dying_mid_run_still_yields_a_report() {
 }
 
 /// The agent scenarios need nothing of the embedded mock: against a standalone gateway (here the mock served on
-/// its own with the scenario's settings) they run unchanged with `--target`.
+/// its own with the scenario's settings) they run unchanged with `--target` and the key (a real target gets no
+/// stand-in key).
 #[test]
 fn agent_scenarios_run_unchanged_against_a_separate_gateway() {
     for name in ["switchover", "react"] {
@@ -94,7 +95,11 @@ fn agent_scenarios_run_unchanged_against_a_separate_gateway() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("o");
         let target = format!("http://127.0.0.1:{port}");
-        let o = run(&["run", name, "--target", &target, "--duration", "2s", "--quiet", "--out", out.to_str().unwrap()]);
+        let args = ["run", name, "--target", &target, "--duration", "2s", "--quiet", "--out", out.to_str().unwrap()];
+        let o = {
+            let _shared = untimed();
+            bin().args(args).env("GATEWAY_API_KEY", "sk-lifecycle-test").output().unwrap()
+        };
         let _ = gw.kill();
         let _ = gw.wait();
         assert_eq!(o.status.code(), Some(0), "{name}: {}", text(&o.stderr));

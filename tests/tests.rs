@@ -17,4 +17,5 @@ mod run_mock;
 mod secrets;
 mod signals;
 mod streaming;
+mod vars;
 mod verdicts;

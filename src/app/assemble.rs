@@ -20,6 +20,7 @@ pub fn describe(cfg: &RunConfig, plan: &Plan, base_url: &str) -> RunDescription 
             file: s.path.display().to_string(),
             hash: s.hash.clone(),
             tags: s.scenario.tags.clone(),
+            vars: s.scenario.vars.clone(),
         },
         target: TargetInfo {
             url: display_target(base_url),

@@ -83,6 +83,7 @@ pub fn list(dir: &Path) -> Result<Vec<ListRow>> {
                     duration,
                     tags: l.scenario.tags.join(", "),
                     thresholds: l.scenario.thresholds.values().map(Vec::len).sum(),
+                    mock_only: l.scenario.mock_only,
                     error: None,
                 }
             }
@@ -93,6 +94,7 @@ pub fn list(dir: &Path) -> Result<Vec<ListRow>> {
                 duration: String::new(),
                 tags: String::new(),
                 thresholds: 0,
+                mock_only: false,
                 error: Some(e.to_string()),
             },
         })

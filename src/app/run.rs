@@ -116,6 +116,12 @@ fn print_start(cfg: &RunConfig, mock: bool, base_url: &str) {
         (None, None) => "until stopped".into(),
     };
     report::print_note(&format!("running `{}` against {target}: {shape}, {length}", cfg.scenario.name));
+    if !mock && cfg.scenario.scenario.mock_only {
+        report::print_note(&format!(
+            "`{}` is marked mock_only: it shows a behaviour of the embedded mock, which --target replaces",
+            cfg.scenario.name
+        ));
+    }
 }
 
 /// The values of the plan's credential headers (templated ones are added once rendered, by the engine).

@@ -231,6 +231,13 @@ fn warnings(base: &RunReport, cur: &RunReport) -> Vec<String> {
     } else if base.scenario.hash != cur.scenario.hash {
         w.push(format!("the scenario file changed since the baseline was recorded ({})", base.started_at));
     }
+    // A result written before vars were recorded has none: unknown, not different.
+    let recorded = !base.scenario.vars.is_empty() && !cur.scenario.vars.is_empty();
+    if recorded && base.scenario.vars != cur.scenario.vars {
+        let show =
+            |r: &RunReport| r.scenario.vars.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
+        w.push(format!("the scenario's [vars] were {} in the baseline, {} in this run", show(base), show(cur)));
+    }
     let both_mock = base.target.embedded_mock && cur.target.embedded_mock;
     let same_target = both_mock || base.target.url == cur.target.url;
     if both_mock && base.target.mock_overrides != cur.target.mock_overrides {

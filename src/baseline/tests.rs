@@ -202,6 +202,18 @@ fn runs_of_other_length_or_mock_settings_are_flagged() {
 }
 
 #[test]
+fn runs_with_other_vars_are_flagged_and_old_results_without_vars_are_not() {
+    let mut b = run(100.0, 100, 0);
+    let mut c = run(100.0, 100, 0);
+    c.scenario.vars.insert("model".into(), "gpt-4o-mini".into());
+    assert!(compare(&b, "b", &c, &RuleSet::default()).unwrap().warnings.is_empty(), "the baseline recorded none");
+    b.scenario.vars.insert("model".into(), "mock_agent".into());
+    let w = compare(&b, "b", &c, &RuleSet::default()).unwrap().warnings;
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].contains("model=mock_agent") && w[0].contains("model=gpt-4o-mini"), "{w:?}");
+}
+
+#[test]
 fn a_baseline_round_trips_with_identical_percentiles() {
     let r = run(87.3, 5000, 3);
     let dir = tempfile::tempdir().unwrap();

@@ -21,19 +21,28 @@ fn whole_expression(s: &str) -> Option<&str> {
     (!inner.contains("{{") && !inner.contains("}}") && !inner.trim().is_empty()).then_some(inner.trim())
 }
 
+/// `expand` reads `${env:...}`; `key` renders an object key that names `[vars]` (keys are fixed per run).
 pub fn json_node(
     t: &mut TemplateSet,
     v: &Value,
     expand: &dyn Fn(&str) -> Result<String, EngineError>,
+    key: &dyn Fn(&str) -> Result<String, EngineError>,
 ) -> Result<JsonNode, EngineError> {
     Ok(match v {
         Value::String(s) => {
             let s = expand(s)?;
             match whole_expression(&s) {
-                Some(expr) => JsonNode::Raw(
-                    t.compile(&format!("{{{{ ({expr}) | strict_json }}}}"))
-                        .map_err(|e| format!("template `{s}`: {e}"))?,
-                ),
+                Some(expr) => match t
+                    .compile(&format!("{{{{ ({expr}) | strict_json }}}}"))
+                    .map_err(|e| format!("template `{s}`: {e}"))?
+                {
+                    // Folded from [vars]: JSON already, fixed for the run.
+                    Text::Static(json) => JsonNode::Fixed(
+                        serde_json::from_str(&json)
+                            .map_err(|e| format!("template `{s}` did not produce JSON ({e})"))?,
+                    ),
+                    tmpl => JsonNode::Raw(tmpl),
+                },
                 None => match t.compile(&s).map_err(|e| format!("template `{s}`: {e}"))? {
                     Text::Static(s) => JsonNode::Fixed(Value::String(s)),
                     tmpl => JsonNode::Str(tmpl),
@@ -41,7 +50,7 @@ pub fn json_node(
             }
         }
         Value::Array(a) => {
-            let items = a.iter().map(|x| json_node(t, x, expand)).collect::<Result<Vec<_>, _>>()?;
+            let items = a.iter().map(|x| json_node(t, x, expand, key)).collect::<Result<Vec<_>, _>>()?;
             if items.iter().all(|n| matches!(n, JsonNode::Fixed(_))) {
                 JsonNode::Fixed(Value::Array(items.into_iter().filter_map(fixed).collect()))
             } else {
@@ -51,7 +60,7 @@ pub fn json_node(
         Value::Object(o) => {
             let items = o
                 .iter()
-                .map(|(k, x)| Ok((k.clone(), json_node(t, x, expand)?)))
+                .map(|(k, x)| Ok((key(k)?, json_node(t, x, expand, key)?)))
                 .collect::<Result<Vec<_>, EngineError>>()?;
             if items.iter().all(|(_, n)| matches!(n, JsonNode::Fixed(_))) {
                 JsonNode::Fixed(Value::Object(
@@ -63,6 +72,20 @@ pub fn json_node(
         }
         other => JsonNode::Fixed(other.clone()),
     })
+}
+
+/// The `model` of a body when it is fixed for the run (literal, or folded from `[vars]`); a templated one is
+/// read at send time.
+pub fn fixed_model(node: &JsonNode) -> Option<String> {
+    let model = match node {
+        JsonNode::Fixed(v) => v.get("model"),
+        JsonNode::Object(items) => items.iter().find(|(k, _)| k == "model").and_then(|(_, n)| match n {
+            JsonNode::Fixed(m) => Some(m),
+            _ => None,
+        }),
+        _ => None,
+    };
+    model.and_then(Value::as_str).map(String::from)
 }
 
 fn fixed(n: JsonNode) -> Option<Value> {
@@ -97,10 +120,35 @@ mod tests {
     use crate::scenario::Ctx;
 
     #[test]
+    fn vars_fold_into_a_fixed_body_and_name_its_model() {
+        let mut t = TemplateSet::new();
+        t.set_constants([("model", "gpt-4o-mini"), ("field", "email")]);
+        let body = serde_json::json!({"model": "{{ model }}", "{{ field }}": "x-{{ model }}", "n": 1});
+        let keys = |k: &str| {
+            crate::scenario::render_with_vars(k, &[("field".into(), "email".into())])
+                .map_err(|e| EngineError::Plan(e.to_string()))
+        };
+        let node = json_node(&mut t, &body, &|s| Ok(s.to_string()), &keys).unwrap();
+        let JsonNode::Fixed(v) = &node else { panic!("not folded") };
+        assert_eq!(v, &serde_json::json!({"model": "gpt-4o-mini", "email": "x-gpt-4o-mini", "n": 1}));
+        assert_eq!(fixed_model(&node).as_deref(), Some("gpt-4o-mini"));
+        // A per-request value keeps the body templated; the model stays known.
+        let node = json_node(
+            &mut t,
+            &serde_json::json!({"model": "{{ model }}", "u": "{{ user_id }}"}),
+            &|s| Ok(s.to_string()),
+            &keys,
+        )
+        .unwrap();
+        assert!(matches!(node, JsonNode::Object(_)));
+        assert_eq!(fixed_model(&node).as_deref(), Some("gpt-4o-mini"));
+    }
+
+    #[test]
     fn whole_leaf_expressions_keep_their_json_type() {
         let mut t = TemplateSet::new();
         let body = serde_json::json!({"messages": "{{ history }}", "n": "{{ count }}", "s": "id-{{ count }}", "k": 1});
-        let node = json_node(&mut t, &body, &|s| Ok(s.to_string())).unwrap();
+        let node = json_node(&mut t, &body, &|s| Ok(s.to_string()), &|s| Ok(s.to_string())).unwrap();
         let ctx = Ctx::new([
             (
                 "history",

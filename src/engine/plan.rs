@@ -14,7 +14,7 @@ use crate::scenario::{Capture, OnFailure, Scenario, Step, TemplateSet, Text, con
 
 use super::error::EngineError;
 pub use super::json_body::JsonNode;
-use super::json_body::json_node;
+use super::json_body::{fixed_model, json_node};
 
 /// Where a step was declared, for reports. `path` is the unexpanded text, so secrets never reach a report.
 #[derive(Debug, Clone)]
@@ -231,7 +231,9 @@ pub fn compile(
     filter: &TagFilter,
     feeders: Vec<Feeder>,
 ) -> Result<Plan, EngineError> {
+    let vars = s.vars.iter().map(|(k, v)| Ok((k.clone(), expand(v)?))).collect::<Result<Vec<_>, EngineError>>()?;
     let mut templates = TemplateSet::new();
+    templates.set_constants(constant_vars(s, &vars));
     let mut classes = Vec::new();
     let mut steps = Vec::new();
     let base = endpoint.prefix.trim_end_matches('/').to_string();
@@ -276,7 +278,7 @@ pub fn compile(
                     headers: &default_headers,
                     dyn_headers: &default_dyn,
                 };
-                out.push(compile_step(step, t, ctx)?);
+                out.push(compile_step(step, t, ctx, &vars)?);
             }
             Ok(out)
         };
@@ -308,7 +310,6 @@ pub fn compile(
             filter.include, filter.exclude
         )));
     }
-    let vars = s.vars.iter().map(|(k, v)| Ok((k.clone(), expand(v)?))).collect::<Result<Vec<_>, EngineError>>()?;
     let model_header = match &s.defaults.served_model_header {
         Some(h) => Some(HeaderName::from_bytes(h.as_bytes()).map_err(|_| format!("invalid header name `{h}`"))?),
         None => None,
@@ -323,6 +324,24 @@ pub fn compile(
         model_header,
         feeders,
     })
+}
+
+/// `[vars]` no capture or feeder of the scenario shadows: fixed for the whole run.
+fn constant_vars<'a>(s: &Scenario, vars: &'a [(String, String)]) -> impl Iterator<Item = (&'a str, &'a str)> {
+    let mut shadowed: std::collections::HashSet<&str> = s.feeders.iter().map(|f| f.name.as_str()).collect();
+    for u in &s.users {
+        for step in u.on_start.iter().chain(&u.steps).chain(&u.on_stop) {
+            shadowed.extend(step.capture.keys().map(String::as_str));
+        }
+    }
+    let shadowed: Vec<String> = shadowed.into_iter().map(String::from).collect();
+    vars.iter().filter(move |(k, _)| !shadowed.contains(k)).map(|(k, v)| (k.as_str(), v.as_str()))
+}
+
+/// A JSON path or JSON key that may name `[vars]`, rendered with the run's values.
+fn with_vars(text: &str, vars: &[(String, String)], what: &str) -> Result<String, EngineError> {
+    crate::scenario::render_with_vars(text, vars)
+        .map_err(|e| EngineError::Plan(format!("{what} `{text}`: only [vars] can fill it here ({e})")))
 }
 
 /// Loop targets are names in the scenario; after tag filtering they become indexes of the kept steps.
@@ -384,14 +403,19 @@ fn header(
     Ok(())
 }
 
-fn compile_step(step: &Step, t: &mut TemplateSet, c: StepCtx<'_>) -> Result<StepPlan, EngineError> {
+fn compile_step(
+    step: &Step,
+    t: &mut TemplateSet,
+    c: StepCtx<'_>,
+    vars: &[(String, String)],
+) -> Result<StepPlan, EngineError> {
     let sname = step.name.get_ref();
     let mut llm = LlmPlan::default();
     let mut action = match &step.delay {
         Some(d) => Action::Delay(DelayAction { bounds: d.bounds() }),
-        None => Action::Http(compile_http(step, t, &c, &mut llm)?),
+        None => Action::Http(compile_http(step, t, &c, &mut llm, vars)?),
     };
-    let checks = compile_checks(step, t)?;
+    let checks = compile_checks(step, t, vars)?;
     let when = step
         .when
         .as_deref()
@@ -427,6 +451,7 @@ fn compile_http(
     t: &mut TemplateSet,
     c: &StepCtx<'_>,
     llm: &mut LlmPlan,
+    vars: &[(String, String)],
 ) -> Result<HttpAction, EngineError> {
     let sname = step.name.get_ref();
     let Some((method, route)) = step.route() else {
@@ -464,12 +489,13 @@ fn compile_http(
             if step.stream {
                 request_usage_in_stream(&mut value);
             }
-            llm.model =
-                value.get("model").and_then(|m| m.as_str()).filter(|m| !TemplateSet::is_template(m)).map(String::from);
             if !headers.contains_key(CONTENT_TYPE) {
                 headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             }
-            match json_node(t, &value, &expand)? {
+            let keys = |k: &str| with_vars(k, vars, &format!("step `{sname}`: JSON key"));
+            let node = json_node(t, &value, &expand, &keys)?;
+            llm.model = fixed_model(&node);
+            match node {
                 JsonNode::Fixed(v) => BodyPlan::Fixed(Bytes::from(serde_json::to_vec(&v).map_err(|e| e.to_string())?)),
                 node => BodyPlan::Json(node),
             }
@@ -498,29 +524,30 @@ fn compile_http(
     })
 }
 
-fn compile_checks(step: &Step, t: &mut TemplateSet) -> Result<Checks, EngineError> {
+fn compile_checks(step: &Step, t: &mut TemplateSet, vars: &[(String, String)]) -> Result<Checks, EngineError> {
     let sname = step.name.get_ref();
     let body_contains = step.expect.body_contains.as_deref().map(|s| compile_text(t, s)).transpose()?;
-    let parse = |p: &str| JsonPath::parse(p).map_err(|e| format!("step `{sname}`: JSON path `{p}`: {e}"));
-    let json_paths =
-        step.expect.json_path.iter().map(|p| Ok((p.clone(), parse(p)?))).collect::<Result<Vec<_>, String>>()?;
+    let parse = |p: &str| -> Result<(String, JsonPath), EngineError> {
+        let p = with_vars(p, vars, &format!("step `{sname}`: JSON path"))?;
+        let parsed = JsonPath::parse(&p).map_err(|e| format!("step `{sname}`: JSON path `{p}`: {e}"))?;
+        Ok((p, parsed))
+    };
+    let json_paths = step.expect.json_path.iter().map(|p| parse(p)).collect::<Result<Vec<_>, EngineError>>()?;
     let mut captures = Vec::new();
     // Path captures first, then values built from them (a tool message made from the tool's answer).
     for (name, cap) in &step.capture {
         if let Some(p) = cap.path() {
             let append = matches!(cap, Capture::Spec(s) if s.append);
-            captures.push(CapturePlan {
-                name: name.clone(),
-                source: CaptureSource::Path(p.to_string(), parse(p)?),
-                append,
-            });
+            let (p, parsed) = parse(p)?;
+            captures.push(CapturePlan { name: name.clone(), source: CaptureSource::Path(p, parsed), append });
         }
     }
     for (name, cap) in &step.capture {
         if let Capture::Spec(spec) = cap {
             if let Some(v) = &spec.value {
                 let v = serde_json::to_value(v).map_err(|e| format!("step `{sname}`: capture `{name}`: {e}"))?;
-                let source = CaptureSource::Value(json_node(t, &v, &expand)?);
+                let keys = |k: &str| with_vars(k, vars, &format!("step `{sname}`: capture `{name}` key"));
+                let source = CaptureSource::Value(json_node(t, &v, &expand, &keys)?);
                 captures.push(CapturePlan { name: name.clone(), source, append: spec.append });
             }
         }

@@ -243,3 +243,27 @@ fn arrivals_a_stopped_generator_never_started_are_dropped_not_lost() {
         t.dropped
     );
 }
+
+/// Every shipped scenario's chat model comes from `[vars]`; a request that needs nothing else per request is
+/// still built once (fixed body, no render), and its model is known to the plan.
+#[test]
+fn shipped_chat_steps_fold_their_vars_into_fixed_requests() {
+    let factory = CannedFactory::new(200, b"{}");
+    for (file, model) in [("stress", "gpt-x"), ("smoke", "gpt-x"), ("switchover", "gpt-x")] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("scenarios/{file}.toml"));
+        let mut loaded = crate::scenario::load(&path).expect("a shipped scenario loads");
+        crate::scenario::resolve_vars(&mut loaded, &[("model".into(), model.into())], false).unwrap();
+        loaded.stand_in_header_keys();
+        let endpoint = Endpoint::of(&factory);
+        let plan =
+            compile(&loaded.scenario, &loaded.name, endpoint, Duration::from_secs(5), &TagFilter::default(), vec![])
+                .expect("it compiles");
+        let step = &plan.classes[0].steps[0];
+        let http = step.http().expect("a request");
+        assert!(!http.templated, "{file}: rendered per request");
+        let crate::engine::plan::BodyPlan::Fixed(body) = &http.body else { panic!("{file}: body not fixed") };
+        let body: serde_json::Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(body["model"], model, "{file}");
+        assert_eq!(step.llm.model.as_deref(), Some(model), "{file}");
+    }
+}

@@ -47,6 +47,9 @@ pub struct MockSettings {
     pub aliases: Option<BTreeMap<String, Vec<String>>>,
     /// `model = { first_token_delay = "20ms", token_delay = "5ms" }`.
     pub model_latency: Option<BTreeMap<String, LatencySettings>>,
+    /// Values of the scenario's `[vars]` when the embedded mock is the target (`coding_model = "coding_agent"`
+    /// picks the mock's alias with fallback tiers); read by `config`, the mock itself has no use for them.
+    pub vars: Option<BTreeMap<String, String>>,
 }
 
 /// One entry of `[mock.model_latency]`; a missing delay keeps the global one.

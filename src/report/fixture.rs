@@ -23,6 +23,7 @@ pub(crate) fn one_step(scenario: &str, user: &str, step: &str, stats: &StepStats
             file: "s.toml".into(),
             hash: "sha256:1".into(),
             tags: vec![],
+            vars: Default::default(),
         },
         target: TargetInfo { url: "http://127.0.0.1:1".into(), embedded_mock: true, mock_overrides: vec![] },
         load: LoadInfo {

@@ -126,12 +126,14 @@ pub struct ListRow {
     pub duration: String,
     pub tags: String,
     pub thresholds: usize,
+    /// Only makes sense against the embedded mock (`mock_only = true`).
+    pub mock_only: bool,
     /// The scenario's one-line error, if it does not load.
     pub error: Option<String>,
 }
 
 pub fn render_list(rows: &[ListRow]) -> String {
-    let mut t = table(vec!["Scenario", "Description", "Load", "Duration", "Tags", "Thresholds"]);
+    let mut t = table(vec!["Scenario", "Description", "Load", "Duration", "Tags", "Thresholds", "Target"]);
     for r in rows {
         match &r.error {
             None => t.add_row(vec![
@@ -141,10 +143,12 @@ pub fn render_list(rows: &[ListRow]) -> String {
                 r.duration.clone(),
                 r.tags.clone(),
                 r.thresholds.to_string(),
+                if r.mock_only { "mock-only" } else { "any" }.to_string(),
             ]),
             Some(e) => t.add_row(vec![
                 r.name.clone(),
                 format!("ERROR: {e}"),
+                String::new(),
                 String::new(),
                 String::new(),
                 String::new(),

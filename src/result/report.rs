@@ -89,6 +89,9 @@ pub struct ScenarioInfo {
     /// `sha256:<hex>` of the scenario file.
     pub hash: String,
     pub tags: Vec<String>,
+    /// The `[vars]` the run used (`--var` and `[mock] vars` applied; `${env:...}` unexpanded, so no secret).
+    #[serde(default)]
+    pub vars: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

@@ -72,6 +72,19 @@ pub(crate) fn missing_vars(s: &str) -> Vec<String> {
     refs(s).filter(|r| r.fallback.is_none() && std::env::var(r.name).is_err()).map(|r| r.name.to_string()).collect()
 }
 
+/// `s` with every unset `${env:NAME}` that has no fallback replaced by `stand_in`.
+pub(crate) fn with_stand_in(s: &str, stand_in: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut last = 0;
+    for r in refs(s).filter(|r| r.fallback.is_none() && std::env::var(r.name).is_err()) {
+        out.push_str(&s[last..r.start]);
+        out.push_str(stand_in);
+        last = r.end;
+    }
+    out.push_str(&s[last..]);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

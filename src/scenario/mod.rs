@@ -10,6 +10,7 @@ mod model;
 mod ranges;
 mod template;
 mod validate;
+mod vars;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -27,6 +28,7 @@ pub use load::{LoadedScenario, ScenarioError, list_dir, load, locate_scenario, p
 pub use model::{LoadKeys, ModelConflict};
 pub use template::{Ctx, TemplateSet, Text};
 pub use validate::condition_template;
+pub use vars::{STAND_IN_KEY, VarError, render_with_vars, resolve_vars};
 
 /// Variables every template may use without a capture or `[vars]` entry.
 pub const BUILTIN_VARS: &[&str] = &["user_id", "iteration", "random_id", "uuid", "timestamp_ms", "scenario"];
@@ -39,6 +41,10 @@ pub struct Scenario {
     pub description: String,
     #[serde(default)]
     pub tags: Vec<String>,
+    /// The scenario only makes sense against the embedded mock (its point is a fault the mock injects);
+    /// `list` marks it.
+    #[serde(default)]
+    pub mock_only: bool,
     #[serde(default)]
     pub load: Load,
     #[serde(default)]

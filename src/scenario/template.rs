@@ -157,6 +157,9 @@ fn strict_json(v: Value) -> Result<String, minijinja::Error> {
 pub struct TemplateSet {
     env: Environment<'static>,
     next: usize,
+    /// Variables fixed for the whole run (`[vars]` no capture shadows): a template that reads only these is
+    /// rendered once when compiled, so `"{{ model }}"` costs nothing per request.
+    constants: Option<(Ctx, HashSet<String>)>,
 }
 
 impl Default for TemplateSet {
@@ -175,7 +178,14 @@ impl TemplateSet {
             env.set_syntax(syntax);
         }
         env.add_filter("strict_json", strict_json);
-        TemplateSet { env, next: 0 }
+        TemplateSet { env, next: 0, constants: None }
+    }
+
+    /// Templates compiled from now on that read only these variables become static text.
+    pub fn set_constants<'a>(&mut self, vars: impl IntoIterator<Item = (&'a str, &'a str)>) {
+        let pairs: Vec<(&str, &str)> = vars.into_iter().collect();
+        let names = pairs.iter().map(|(k, _)| k.to_string()).collect();
+        self.constants = Some((Ctx::new(pairs.into_iter().map(|(k, v)| (k, Value::from(v)))), names));
     }
 
     pub fn is_template(source: &str) -> bool {
@@ -189,7 +199,17 @@ impl TemplateSet {
         let name = format!("t{}", self.next);
         self.next += 1;
         self.env.add_template_owned(name.clone(), source.to_string())?;
-        Ok(Text::Template(name))
+        let text = Text::Template(name);
+        if let Some((ctx, names)) = &self.constants {
+            let vars = self.variables(&text);
+            if !vars.is_empty() && vars.is_subset(names) {
+                // A failure here is left to the request, which reports it as every render failure is.
+                if let Ok(out) = self.render(&text, ctx) {
+                    return Ok(Text::Static(out.into_owned()));
+                }
+            }
+        }
+        Ok(text)
     }
 
     /// Top-level variable names a text reads from its context (global functions such as `range` excluded).

@@ -52,9 +52,11 @@ pub(super) fn validate(s: &Scenario, path: &Path, src: &str) -> Result<(), Scena
     for (key, _) in s.defaults.headers.iter().chain(&s.vars) {
         check_env(key, path, src, None)?;
     }
-    for v in s.defaults.headers.values().chain(s.vars.values()) {
+    // A header's key variable is checked against the target (`LoadedScenario::check_header_keys`).
+    for v in s.vars.values() {
         check_env(v, path, src, None)?;
     }
+    check_vars(s, path, src)?;
     let mut templates = TemplateSet::new();
     let mut class_names = HashSet::new();
     let mut all_steps = HashSet::new();
@@ -263,6 +265,11 @@ fn check_step(
     }
     let paths = step.capture.values().filter_map(|c| c.path()).chain(step.expect.json_path.iter().map(String::as_str));
     for p in paths {
+        // A path from [vars] (`"{{ token_path }}"`) is parsed once the run's vars are known.
+        if TemplateSet::is_template(p) {
+            check_template(p, sname, user, known, templates, path, src, soff)?;
+            continue;
+        }
         if let Err(e) = serde_json_path::JsonPath::parse(p) {
             let off = src.get(soff..).and_then(|s| s.find(p)).map_or(soff, |i| soff + i);
             return Err(ScenarioError::at(
@@ -280,6 +287,17 @@ fn check_step(
         check_env(text, path, src, Some(soff))?;
         check_template(text, sname, user, known, templates, path, src, soff)?;
     }
+    for text in step.headers.values() {
+        check_template(text, sname, user, known, templates, path, src, soff)?;
+    }
+    if let Some(j) = &step.json {
+        let mut keys = Vec::new();
+        collect_keys(j, &mut keys);
+        // Only [vars] can fill a key (the plan renders keys once); that is checked when the plan is built.
+        for key in keys.into_iter().filter(|k| TemplateSet::is_template(k)) {
+            check_template(key, sname, user, known, templates, path, src, soff)?;
+        }
+    }
     Ok(())
 }
 
@@ -289,7 +307,6 @@ fn step_texts(step: &Step) -> Vec<&str> {
     if let Some((_, route)) = step.route() {
         out.push(route);
     }
-    out.extend(step.headers.values().map(String::as_str));
     out.extend(step.query.values().map(String::as_str));
     out.extend(step.body.as_deref());
     out.extend(step.expect.body_contains.as_deref());
@@ -344,6 +361,49 @@ fn collect_strings<'a>(v: &'a toml::Value, out: &mut Vec<&'a str>) {
         toml::Value::Table(t) => t.values().for_each(|x| collect_strings(x, out)),
         _ => {}
     }
+}
+
+/// JSON object keys, which may name a `[vars]` variable (a login API's field names).
+fn collect_keys<'a>(v: &'a toml::Value, out: &mut Vec<&'a str>) {
+    match v {
+        toml::Value::Array(a) => a.iter().for_each(|x| collect_keys(x, out)),
+        toml::Value::Table(t) => t.iter().for_each(|(k, x)| {
+            out.push(k);
+            collect_keys(x, out)
+        }),
+        _ => {}
+    }
+}
+
+/// Derived `[vars]` name plain ones only; `[mock] vars` set declared ones; both as the line to fix.
+fn check_vars(s: &Scenario, path: &Path, src: &str) -> Result<(), ScenarioError> {
+    let plain = super::vars::plain_names(s);
+    let mut templates = TemplateSet::new();
+    for (key, value) in s.vars.iter().filter(|(_, v)| super::vars::is_derived(v)) {
+        let at = key_offset(src, "[vars]", key);
+        let err = |m: String| ScenarioError::at(path, src, at, format!("[vars] {key}: {m}"));
+        let text = templates.compile(value).map_err(|e| err(e.to_string()))?;
+        let mut unknown: Vec<String> = templates.variables(&text).into_iter().filter(|v| !plain.contains(v)).collect();
+        unknown.sort();
+        if let Some(v) = unknown.first() {
+            let mut names: Vec<&String> = plain.iter().collect();
+            names.sort();
+            return Err(err(format!(
+                "`{value}` may refer only to [vars] that are not templates themselves ({}); `{v}` is not one",
+                names.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", ")
+            )));
+        }
+    }
+    for key in s.mock.vars.iter().flat_map(|m| m.keys()) {
+        if !s.vars.contains_key(key) {
+            let at = src.find("[mock]");
+            let msg = format!(
+                "[mock] vars sets `{key}`, which [vars] does not declare; declare it there with the value a real target gets"
+            );
+            return Err(ScenarioError::at(path, src, at, msg));
+        }
+    }
+    Ok(())
 }
 
 fn check_env(text: &str, path: &Path, src: &str, from: Option<usize>) -> Result<(), ScenarioError> {
