@@ -27,10 +27,32 @@ pub struct LlmSample<'a> {
     pub from_usage: bool,
     /// The model that served the response (`model` field or the configured header); empty if unknown.
     pub model: &'a str,
-    /// The response came from a tier other than the first of the requested alias.
+    /// The gateway (or the scenario's `[aliases]`) says another model or target than the requested one served.
     pub fallback: bool,
+    /// USD: the gateway's figure when it gave one, else `[pricing]`'s; 0 when neither (see `unpriced`).
     pub cost: f64,
+    /// The gateway reported it.
+    pub gateway: GatewaySample,
 }
+
+/// What the gateway said about one response, reduced to what is counted.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GatewaySample {
+    /// Retries it made before this answer.
+    pub retries: u64,
+    pub cache_hit: bool,
+    /// The target that served (0 = the primary), when it said.
+    pub target: Option<u32>,
+    /// Its own time, when it said.
+    pub overhead: Option<Duration>,
+    /// `cost` came from the gateway (headers or `usage.cost`), not `[pricing]`.
+    pub cost_reported: bool,
+    /// Tokens were served but neither the gateway nor `[pricing]` gave a price: `cost` is not known.
+    pub unpriced: bool,
+}
+
+/// Target indexes counted apart; a higher index is counted in the last slot.
+pub const MAX_TARGETS: usize = 16;
 
 /// Distinct served-model labels kept per step; responses from any further model are counted under
 /// [`OTHER_MODEL`]. Names come from the server, so without a cap one answering with a new name per response makes
@@ -65,6 +87,12 @@ pub struct ModelStats {
     pub cost: f64,
     #[serde(with = "super::hist_serde")]
     pub latency: Hist,
+    #[serde(default)]
+    pub gateway_retries: u64,
+    #[serde(default)]
+    pub cache_hits: u64,
+    #[serde(default)]
+    pub unpriced: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -91,10 +119,93 @@ pub struct LlmStats {
     pub from_usage: u64,
     pub fallbacks: u64,
     pub cost: f64,
+    /// What gateways said: retries, cache hits, cost, overhead, which target served.
+    #[serde(default)]
+    pub gateway: GatewayStats,
     /// At most [`MAX_MODELS`] named entries, then one [`OTHER_MODEL`].
     pub models: Vec<ModelStats>,
     /// Responses counted under [`OTHER_MODEL`] because the step had seen [`MAX_MODELS`] served models already.
     pub models_other: u64,
+}
+
+/// A step's gateway attribution: what the gateway reported, beside what was priced from `[pricing]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GatewayStats {
+    /// Retries the gateway made, over all responses.
+    pub retries: u64,
+    pub cache_hits: u64,
+    /// Responses whose cost the gateway reported, and its sum.
+    pub cost_reported: u64,
+    pub reported_cost: f64,
+    /// Responses priced from `[pricing]`, and their sum.
+    pub priced: u64,
+    pub priced_cost: f64,
+    /// Responses with tokens that nothing priced.
+    pub unpriced: u64,
+    /// The gateway's own time per response, µs.
+    #[serde(with = "super::hist_serde")]
+    pub overhead: Hist,
+    /// Responses by the target index that served them (the last slot counts every index beyond).
+    pub targets: Vec<u64>,
+}
+
+impl Default for GatewayStats {
+    fn default() -> Self {
+        GatewayStats {
+            retries: 0,
+            cache_hits: 0,
+            cost_reported: 0,
+            reported_cost: 0.0,
+            priced: 0,
+            priced_cost: 0.0,
+            unpriced: 0,
+            overhead: new_hist(),
+            targets: Vec::new(),
+        }
+    }
+}
+
+impl GatewayStats {
+    fn record(&mut self, g: &GatewaySample, cost: f64) {
+        self.retries += g.retries;
+        self.cache_hits += u64::from(g.cache_hit);
+        if g.cost_reported {
+            self.cost_reported += 1;
+            self.reported_cost += cost;
+        } else if g.unpriced {
+            self.unpriced += 1;
+        } else {
+            self.priced += 1;
+            self.priced_cost += cost;
+        }
+        if let Some(d) = g.overhead {
+            record(&mut self.overhead, micros(d).max(1));
+        }
+        if let Some(t) = g.target {
+            let i = (t as usize).min(MAX_TARGETS - 1);
+            if self.targets.len() <= i {
+                self.targets.resize(i + 1, 0);
+            }
+            self.targets[i] += 1;
+        }
+    }
+
+    fn add(&mut self, o: &GatewayStats) {
+        self.retries += o.retries;
+        self.cache_hits += o.cache_hits;
+        self.cost_reported += o.cost_reported;
+        self.reported_cost += o.reported_cost;
+        self.priced += o.priced;
+        self.priced_cost += o.priced_cost;
+        self.unpriced += o.unpriced;
+        add_hist(&mut self.overhead, &o.overhead);
+        if self.targets.len() < o.targets.len() {
+            self.targets.resize(o.targets.len().min(MAX_TARGETS), 0);
+        }
+        for (i, n) in o.targets.iter().enumerate() {
+            self.targets[i.min(MAX_TARGETS - 1)] += n;
+        }
+    }
 }
 
 impl Default for LlmStats {
@@ -114,6 +225,7 @@ impl Default for LlmStats {
             from_usage: 0,
             fallbacks: 0,
             cost: 0.0,
+            gateway: GatewayStats::default(),
             models: Vec::new(),
             models_other: 0,
         }
@@ -129,6 +241,7 @@ impl LlmStats {
         self.from_usage += u64::from(s.from_usage);
         self.fallbacks += u64::from(s.fallback);
         self.cost += s.cost;
+        self.gateway.record(&s.gateway, s.cost);
         if let Some(ttft) = s.ttft {
             self.streamed += 1;
             record(&mut self.ttft, micros(ttft));
@@ -157,6 +270,9 @@ impl LlmStats {
             m.fallbacks += u64::from(s.fallback);
             m.output_tokens += s.output_tokens;
             m.cost += s.cost;
+            m.gateway_retries += s.gateway.retries;
+            m.cache_hits += u64::from(s.gateway.cache_hit);
+            m.unpriced += u64::from(s.gateway.unpriced);
             record(&mut m.latency, micros(s.latency));
             if m.model == OTHER_MODEL && label != OTHER_MODEL {
                 self.models_other += 1;
@@ -181,6 +297,9 @@ impl LlmStats {
             output_tokens: 0,
             cost: 0.0,
             latency: new_hist(),
+            gateway_retries: 0,
+            cache_hits: 0,
+            unpriced: 0,
         });
         self.models.len() - 1
     }
@@ -204,6 +323,7 @@ impl LlmStats {
         self.from_usage += o.from_usage;
         self.fallbacks += o.fallbacks;
         self.cost += o.cost;
+        self.gateway.add(&o.gateway);
         self.models_other += o.models_other;
         // Two workers may each have seen 64 different names: the merge keeps the cap too.
         for m in &o.models {
@@ -216,6 +336,9 @@ impl LlmStats {
             x.fallbacks += m.fallbacks;
             x.output_tokens += m.output_tokens;
             x.cost += m.cost;
+            x.gateway_retries += m.gateway_retries;
+            x.cache_hits += m.cache_hits;
+            x.unpriced += m.unpriced;
             add_hist(&mut x.latency, &m.latency);
         }
     }

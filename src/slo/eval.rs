@@ -71,6 +71,14 @@ fn observe(t: &Threshold, m: &Measurements<'_>) -> Option<f64> {
         Source::OutputTokensPerS => {
             Some(selected(t, m).filter_map(|s| s.llm.as_ref()).map(|l| l.output_tokens).sum::<u64>() as f64 / secs)
         }
+        Source::Fallbacks | Source::GatewayRetries => {
+            let (mut responses, mut hits) = (0u64, 0u64);
+            for l in selected(t, m).filter_map(|s| s.llm.as_ref()) {
+                responses += l.responses;
+                hits += if t.metric.source() == Source::Fallbacks { l.fallbacks } else { l.gateway.retries };
+            }
+            ratio(t.agg, hits, responses)
+        }
         Source::Cost => Some(selected(t, m).filter_map(|s| s.llm.as_ref()).map(|l| l.cost).sum()),
         Source::StepHistogram => {
             let model = t.selector.model.as_deref();
