@@ -54,7 +54,7 @@ fn serve(stream: TcpStream, litellm_count: &AtomicU64) {
                  x-litellm-overhead-duration-ms: 4\r\n"
             }
         } else {
-            ""
+            "x-served-model: tier-b\r\n"
         };
         let head = format!(
             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{headers}\r\n",
@@ -110,9 +110,13 @@ name = "U"
 "#;
 
 fn run(thresholds: &[&str]) -> (std::process::Output, Value, String) {
+    run_scenario(SCENARIO, thresholds)
+}
+
+fn run_scenario(scenario: &str, thresholds: &[&str]) -> (std::process::Output, Value, String) {
     let (url, _) = gateway();
     let dir = tempfile::tempdir().expect("tempdir");
-    let p = write(dir.path(), "gw.toml", SCENARIO);
+    let p = write(dir.path(), "gw.toml", scenario);
     let out = dir.path().join("out");
     let mut args = vec!["run", p.to_str().unwrap(), "--target", &url, "--out", out.to_str().unwrap(), "--quiet"];
     for t in thresholds {
@@ -167,4 +171,34 @@ fn thresholds_on_fallback_rate_and_gateway_retries_fail_the_gate() {
     assert_eq!((v[1]["pass"].as_bool(), observed(1)), (Some(false), 10.0), "{v:?}");
     // Over both steps: 5 fallbacks of 40 responses.
     assert_eq!((v[2]["pass"].as_bool(), observed(2)), (Some(true), 0.125), "{v:?}");
+}
+
+#[test]
+fn the_older_served_model_header_key_still_names_the_served_model() {
+    let scenario =
+        SCENARIO.replace("[gateway]\nkind = \"auto\"\n", "[defaults]\nserved_model_header = \"x-served-model\"\n");
+    let (o, r, _) = run_scenario(&scenario, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let models = step(&r, "unknown")["stats"]["llm"]["models"].to_string();
+    assert!(models.contains("\"tier-b\""), "{models}");
+}
+
+#[test]
+fn a_bad_gateway_table_is_exit_2_naming_the_key_and_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (table, needle) in [
+        ("[gateway]\nkind = \"kong\"\n", "kong"),
+        ("[gateway]\nmodel_heder = \"x-m\"\n", "model_heder"),
+        ("[gateway]\ncost_header = \"x cost\"\n", "cost_header"),
+        ("[gateway]\nmodel_header = \"x-a\"\n[defaults]\nserved_model_header = \"x-b\"\n", "served_model_header"),
+    ] {
+        let body = SCENARIO.replace("[gateway]\nkind = \"auto\"\n", table);
+        let p = write(dir.path(), "bad.toml", &body);
+        let _shared = untimed();
+        let o = bin().args(["run", p.to_str().unwrap(), "--quiet"]).output().expect("spawn");
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{table}: {err}");
+        assert!(err.contains(needle) && err.contains("bad.toml:"), "{table}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    }
 }
