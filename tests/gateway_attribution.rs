@@ -45,11 +45,11 @@ fn serve(stream: TcpStream, litellm_count: &AtomicU64) {
         let headers = if path.ends_with("/litellm/chat/completions") {
             let n = litellm_count.fetch_add(1, Ordering::SeqCst);
             if n % 4 == 3 {
-                "x-litellm-model-group: gpt-4o-fallback\r\nx-litellm-attempted-fallbacks: 1\r\n\
+                "x-litellm-model-group: gpt-4o-fallback\r\nx-litellm-model-id: dep-b\r\nx-litellm-attempted-fallbacks: 1\r\n\
                  x-litellm-attempted-retries: 2\r\nx-litellm-response-cost: 0.003\r\n\
                  x-litellm-overhead-duration-ms: 40\r\n"
             } else {
-                "x-litellm-model-group: gpt-4o-mini\r\nx-litellm-attempted-fallbacks: 0\r\n\
+                "x-litellm-model-group: gpt-4o-mini\r\nx-litellm-model-id: dep-a\r\nx-litellm-attempted-fallbacks: 0\r\n\
                  x-litellm-attempted-retries: 0\r\nx-litellm-response-cost: 0.001\r\n\
                  x-litellm-overhead-duration-ms: 4\r\n"
             }
@@ -142,7 +142,10 @@ fn fallbacks_retries_and_cost_come_from_the_gateway_per_step_and_per_model() {
     assert_eq!(u(&l["gateway_retries"]), 10, "two retries per fallback: {l}");
     assert_eq!(u(&l["cost_reported_responses"]), 20);
     assert!((l["cost_usd"].as_f64().unwrap() - (15.0 * 0.001 + 5.0 * 0.003)).abs() < 1e-9, "{l}");
-    assert_eq!(u(&l["targets"][1]), 5, "{l}");
+    assert_eq!((u(&l["targets"][0]), u(&l["targets"][1])), (15, 5), "{l}");
+    let deployments = &l["deployments"];
+    assert_eq!((&deployments[0]["deployment"], u(&deployments[0]["responses"])), (&"dep-a".into(), 15), "{l}");
+    assert_eq!((&deployments[1]["deployment"], u(&deployments[1]["responses"])), (&"dep-b".into(), 5), "{l}");
     let overhead = &l["gateway_overhead"];
     assert!(overhead["max_ms"].as_f64().unwrap() >= 39.0 && overhead["p50_ms"].as_f64().unwrap() < 5.0, "{l}");
     let models = l["models"].as_array().unwrap();

@@ -183,8 +183,8 @@ pub struct Exchange {
     pub captured: Captured,
 }
 
-/// Most response headers one exchange keeps (a gateway's attribution headers).
-pub const MAX_CAPTURED: usize = 16;
+/// Most response headers one exchange keeps: a gateway's attribution headers (LiteLLM 7, Portkey 4, a scenario's 8).
+pub const MAX_CAPTURED: usize = 20;
 
 /// The values of the headers a caller asked for, by position: refcounted slices of the response head, so
 /// keeping them copies nothing and allocates nothing.

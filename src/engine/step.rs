@@ -225,7 +225,8 @@ fn measure_llm<T>(u: &mut Session<T>, step: &StepPlan, ex: &Exchange, requested:
     let requested = requested.or(step.llm.model.as_deref()).unwrap_or("");
     let mut sample = LlmSample { latency: ex.latency, ..Default::default() };
     let body_model: Option<Cow<'_, str>>;
-    let mut body_cost = None;
+    let body_cost;
+    let mut body_provider: Option<Cow<'_, str>> = None;
     if step.llm.stream {
         let s = u.sse.summary();
         let (tokens, source) = s.output_tokens();
@@ -239,6 +240,7 @@ fn measure_llm<T>(u: &mut Session<T>, step: &StepPlan, ex: &Exchange, requested:
             sample.input_tokens = us.prompt_tokens;
             sample.reasoning_tokens = us.reasoning_tokens;
         }
+        body_cost = s.usage_cost;
         body_model = (!s.model.is_empty()).then_some(Cow::Borrowed(s.model.as_str()));
     } else {
         let Some(completion) = read_completion(&u.buf) else { return 0.0 };
@@ -247,11 +249,13 @@ fn measure_llm<T>(u: &mut Session<T>, step: &StepPlan, ex: &Exchange, requested:
         sample.reasoning_tokens = completion.usage.reasoning_tokens;
         sample.from_usage = true;
         body_cost = completion.cost;
+        body_provider = completion.provider;
         body_model = completion.model;
     }
     let gw = plan.gateway.parse(&ex.captured, body_cost);
     let served = gw.model.or(body_model.as_deref()).unwrap_or("");
     sample.model = served;
+    sample.deployment = gw.deployment.or(body_provider.as_deref()).unwrap_or("");
     // The gateway's word wins; the alias table speaks only when the gateway said nothing about it.
     sample.fallback = gw.fallback.unwrap_or_else(|| plan.attribution.is_fallback(requested, served));
     let priced = if served.is_empty() { requested } else { served };

@@ -33,6 +33,8 @@ pub struct LlmSample<'a> {
     pub cost: f64,
     /// The gateway reported it.
     pub gateway: GatewaySample,
+    /// The deployment (upstream, provider) the gateway names; empty if it named none.
+    pub deployment: &'a str,
 }
 
 /// What the gateway said about one response, reduced to what is counted.
@@ -147,6 +149,9 @@ pub struct GatewayStats {
     pub overhead: Hist,
     /// Responses by the target index that served them (the last slot counts every index beyond).
     pub targets: Vec<u64>,
+    /// Responses by the deployment the gateway named: at most [`MAX_MODELS`] labels, then [`OTHER_MODEL`].
+    #[serde(default)]
+    pub deployments: Vec<(String, u64)>,
 }
 
 impl Default for GatewayStats {
@@ -161,6 +166,7 @@ impl Default for GatewayStats {
             unpriced: 0,
             overhead: new_hist(),
             targets: Vec::new(),
+            deployments: Vec::new(),
         }
     }
 }
@@ -190,6 +196,21 @@ impl GatewayStats {
         }
     }
 
+    /// Counts `n` responses of a deployment; a name is allocated only the first time it is seen.
+    fn count_deployment(&mut self, raw: &str, n: u64) {
+        let label = served_model_label(raw);
+        if let Some(d) = self.deployments.iter_mut().find(|(d, _)| *d == label) {
+            d.1 += n;
+            return;
+        }
+        let named = self.deployments.iter().filter(|(d, _)| d != OTHER_MODEL).count();
+        let name = if named < MAX_MODELS { label.as_ref() } else { OTHER_MODEL };
+        match self.deployments.iter_mut().find(|(d, _)| d == name) {
+            Some(d) => d.1 += n,
+            None => self.deployments.push((name.to_string(), n)),
+        }
+    }
+
     fn add(&mut self, o: &GatewayStats) {
         self.retries += o.retries;
         self.cache_hits += o.cache_hits;
@@ -204,6 +225,9 @@ impl GatewayStats {
         }
         for (i, n) in o.targets.iter().enumerate() {
             self.targets[i.min(MAX_TARGETS - 1)] += n;
+        }
+        for (d, n) in &o.deployments {
+            self.count_deployment(d, *n);
         }
     }
 }
@@ -242,6 +266,9 @@ impl LlmStats {
         self.fallbacks += u64::from(s.fallback);
         self.cost += s.cost;
         self.gateway.record(&s.gateway, s.cost);
+        if !s.deployment.is_empty() {
+            self.gateway.count_deployment(s.deployment, 1);
+        }
         if let Some(ttft) = s.ttft {
             self.streamed += 1;
             record(&mut self.ttft, micros(ttft));

@@ -18,9 +18,9 @@ pub use llm::{
     served_model_label,
 };
 pub use summary::{
-    Cumulative, DecodeError, ErrorSummary, FlowSummary, LatencySummary, LlmSummary, ModelSummary, RequestSummary,
-    SeriesPoint, decode_histogram, encode_histogram, encode_nonempty, latency_summary, llm_summary, request_summary,
-    series_point,
+    Cumulative, DecodeError, DeploymentSummary, ErrorSummary, FlowSummary, LatencySummary, LlmSummary, ModelSummary,
+    RequestSummary, SeriesPoint, decode_histogram, encode_histogram, encode_nonempty, latency_summary, llm_summary,
+    request_summary, series_point,
 };
 
 pub type Hist = Histogram<u64>;

@@ -137,6 +137,10 @@ pub struct LlmSummary {
     /// any higher index).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<u64>,
+    /// Responses by the deployment the gateway named (LiteLLM `x-litellm-model-id`, Portkey `x-portkey-provider`,
+    /// OpenRouter's `provider`), most first: at most 64 names, then `other`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deployments: Vec<DeploymentSummary>,
     /// Served-model distribution: at most 64 names per step, then `other`.
     pub models: Vec<ModelSummary>,
     /// Responses counted under `other` because 64 distinct served models had been seen already.
@@ -150,6 +154,12 @@ fn is_zero(n: &u64) -> bool {
 
 fn is_zero_f(n: &f64) -> bool {
     *n == 0.0
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DeploymentSummary {
+    pub deployment: String,
+    pub responses: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -217,6 +227,19 @@ pub fn llm_summary(l: &LlmStats, elapsed: Duration) -> LlmSummary {
         unpriced_responses: l.gateway.unpriced,
         gateway_overhead: latency_summary(&l.gateway.overhead),
         targets: l.gateway.targets.clone(),
+        deployments: {
+            let mut d: Vec<DeploymentSummary> = l
+                .gateway
+                .deployments
+                .iter()
+                .map(|(deployment, responses)| DeploymentSummary {
+                    deployment: deployment.clone(),
+                    responses: *responses,
+                })
+                .collect();
+            d.sort_by(|a, b| b.responses.cmp(&a.responses).then_with(|| a.deployment.cmp(&b.deployment)));
+            d
+        },
         models,
         models_other: l.models_other,
     }

@@ -254,6 +254,17 @@ fn gateway_spoke(l: &LlmSummary) -> bool {
         || l.gateway_overhead.is_some()
         || !l.targets.is_empty()
         || l.unpriced_responses > 0
+        || !l.deployments.is_empty()
+}
+
+/// The three busiest deployments, `name: n`, and how many more there were.
+fn deployments(l: &LlmSummary) -> String {
+    let mut parts: Vec<String> =
+        l.deployments.iter().take(3).map(|d| format!("{}: {}", d.deployment, d.responses)).collect();
+    if l.deployments.len() > 3 {
+        parts.push(format!("+{} more", l.deployments.len() - 3));
+    }
+    if parts.is_empty() { "-".to_string() } else { parts.join(", ") }
 }
 
 /// What the gateway reported per LLM step: fallbacks and the targets that served, its retries, cache hits,
@@ -270,6 +281,7 @@ pub fn gateway(r: &RunReport) -> Option<Grid> {
                 format!("{} › {}", s.user, s.name),
                 fmt_count_share(l.fallbacks, l.fallback_rate),
                 if targets.is_empty() { "-".to_string() } else { targets.join(", ") },
+                deployments(l),
                 l.gateway_retries.to_string(),
                 l.cache_hits.to_string(),
                 opt_ms(l.gateway_overhead.as_ref(), |x| x.p50_ms),
@@ -284,6 +296,7 @@ pub fn gateway(r: &RunReport) -> Option<Grid> {
         "Gateway step",
         "Fallback",
         "Served by target",
+        "Deployments",
         "GW retries",
         "Cache hits",
         "Overhead p50",

@@ -228,3 +228,23 @@ fn the_capture_list_is_bounded_and_has_no_duplicates() {
     assert!(n <= MAX_CAPTURED && n == LITELLM.len() + PORTKEY.len(), "{n}");
     assert!(spec(GatewayKind::Openrouter).names().is_empty(), "OpenRouter's attribution is in the body");
 }
+
+#[test]
+fn openrouters_streamed_usage_cost_reaches_the_gateway_info() {
+    use crate::llm::sse::SseParser;
+    let body = include_bytes!("../../../tests/fixtures/gateways/openrouter_stream.sse");
+    let mut p = SseParser::new();
+    p.reset(false);
+    p.feed(body, Duration::from_millis(5)).expect("a valid stream");
+    p.finish().expect("it ends with [DONE]");
+    let s = p.summary();
+    assert_eq!((s.usage_cost, s.model.as_str()), (Some(0.0000025), "openai/gpt-4o-mini"));
+    let spec = spec(GatewayKind::Openrouter);
+    let c = captured(&spec, &HeaderMap::new());
+    assert_eq!(spec.parse(&c, s.usage_cost).cost, Some(0.0000025));
+    let mut odd = SseParser::new();
+    odd.reset(false);
+    let chunk = b"data: {\"choices\":[],\"usage\":{\"completion_tokens\":2,\"cost\":\"n/a\"}}\n\ndata: [DONE]\n\n";
+    odd.feed(chunk, Duration::from_millis(1)).expect("a cost that is not a number does not break the stream");
+    assert_eq!(odd.summary().usage_cost, None);
+}
