@@ -165,8 +165,13 @@ fn fallbacks_retries_and_cost_come_from_the_gateway_per_step_and_per_model() {
 
 #[test]
 fn thresholds_on_fallback_rate_and_gateway_retries_fail_the_gate() {
-    let (o, r, _) =
-        run(&["fallback_rate{step:litellm}: rate < 0.1", "gateway_retries: count < 5", "fallback_rate: rate < 0.5"]);
+    let (o, r, _) = run(&[
+        "fallback_rate{step:litellm}: rate < 0.1",
+        "gateway_retries: count < 5",
+        "fallback_rate: rate < 0.5",
+        "gateway_retries{model:gpt-4o-fallback}: rate <= 2",
+        "fallback_rate{model:gpt-4o-mini}: count == 0",
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
     let v = r["thresholds"].as_array().unwrap();
     let observed = |i: usize| v[i]["observed"].as_f64().unwrap();
@@ -174,6 +179,9 @@ fn thresholds_on_fallback_rate_and_gateway_retries_fail_the_gate() {
     assert_eq!((v[1]["pass"].as_bool(), observed(1)), (Some(false), 10.0), "{v:?}");
     // Over both steps: 5 fallbacks of 40 responses.
     assert_eq!((v[2]["pass"].as_bool(), observed(2)), (Some(true), 0.125), "{v:?}");
+    // Per served model: the fallback model's 5 responses had 10 retries; the primary never fell back.
+    assert_eq!((v[3]["pass"].as_bool(), observed(3)), (Some(true), 2.0), "{v:?}");
+    assert_eq!((v[4]["pass"].as_bool(), observed(4)), (Some(true), 0.0), "{v:?}");
 }
 
 #[test]
