@@ -118,13 +118,24 @@ fn run_scenario(scenario: &str, thresholds: &[&str]) -> (std::process::Output, V
     let dir = tempfile::tempdir().expect("tempdir");
     let p = write(dir.path(), "gw.toml", scenario);
     let out = dir.path().join("out");
-    let mut args = vec!["run", p.to_str().unwrap(), "--target", &url, "--out", out.to_str().unwrap(), "--quiet"];
+    let md = dir.path().join("summary.md");
+    let mut args = vec![
+        "run",
+        p.to_str().unwrap(),
+        "--target",
+        &url,
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+        "--summary-md",
+        md.to_str().unwrap(),
+    ];
     for t in thresholds {
         args.extend(["--threshold", t]);
     }
     let _shared = untimed();
     let o = bin().args(&args).output().expect("spawn run-load-test");
-    let md = std::fs::read_to_string(out.join("summary.md")).unwrap_or_default();
+    let md = std::fs::read_to_string(&md).unwrap_or_default();
     (o, read_report(&out), md)
 }
 
@@ -134,8 +145,14 @@ fn step<'a>(r: &'a Value, name: &str) -> &'a Value {
 
 #[test]
 fn fallbacks_retries_and_cost_come_from_the_gateway_per_step_and_per_model() {
-    let (o, r, _) = run(&[]);
+    let (o, r, md) = run(&[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(
+        md.contains("#### Gateway")
+            && md.contains("| U › litellm | 5 (25.0%) | #0: 15, #1: 5 | dep-a: 15, dep-b: 5 | 10 |"),
+        "{md}"
+    );
+    assert!(md.contains("20 of 20 LLM responses had tokens but no price"), "{md}");
     let l = &step(&r, "litellm")["stats"]["llm"];
     assert_eq!(u(&l["responses"]), 20, "{l}");
     assert_eq!(u(&l["fallbacks"]), 5, "every fourth response fell back: {l}");
@@ -212,4 +229,18 @@ fn a_bad_gateway_table_is_exit_2_naming_the_key_and_line() {
         assert!(err.contains(needle) && err.contains("bad.toml:"), "{table}: {err}");
         assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
     }
+}
+
+#[test]
+fn a_named_gateway_whose_headers_never_come_is_a_warning() {
+    let scenario = SCENARIO.replace("kind = \"auto\"", "kind = \"portkey\"");
+    let (o, r, md) = run_scenario(&scenario, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let warnings = step(&r, "litellm")["stats"]["warnings"].to_string();
+    assert!(
+        warnings.contains("kind = \\\"portkey\\\", but none of the 20 LLM responses carried its headers"),
+        "{warnings}"
+    );
+    assert!(md.contains("none of the 20 LLM responses carried its headers"), "the Markdown summary says it too: {md}");
+    assert_eq!(u(&step(&r, "litellm")["stats"]["llm"]["fallbacks"]), 0, "LiteLLM's headers are not read as Portkey's");
 }

@@ -275,6 +275,8 @@ fn measure_llm<T>(u: &mut Session<T>, step: &StepPlan, ex: &Exchange, requested:
         overhead: gw.overhead,
         cost_reported: reported,
         unpriced,
+        attributed: gw.attributed,
+        expected: plan.gateway.expected(),
     };
     u.local.rec.borrow_mut().steps[step.id].record_llm(&sample);
     sample.cost

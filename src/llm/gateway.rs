@@ -181,6 +181,18 @@ impl GatewaySpec {
         &self.names
     }
 
+    /// The kind's name when the scenario named one (not `auto`): a run where no response carried its headers
+    /// says so.
+    pub fn expected(&self) -> Option<&'static str> {
+        match self.kind {
+            GatewayKind::Auto => None,
+            GatewayKind::Litellm => Some("litellm"),
+            GatewayKind::Portkey => Some("portkey"),
+            GatewayKind::Openrouter => Some("openrouter"),
+            GatewayKind::Generic => Some("generic"),
+        }
+    }
+
     /// Whether the body's `usage.cost` counts as the gateway's cost.
     pub fn reads_body_cost(&self) -> bool {
         matches!(self.kind, GatewayKind::Auto | GatewayKind::Openrouter)
@@ -208,6 +220,7 @@ impl GatewaySpec {
         if info.cost.is_none() && self.reads_body_cost() {
             info.cost = body_cost.and_then(cost);
         }
+        info.attributed = info.family.is_some() || info.cost.is_some();
         info
     }
 }
@@ -228,6 +241,8 @@ pub struct GatewayInfo<'a> {
     /// USD, as the gateway computed it.
     pub cost: Option<f64>,
     pub overhead: Option<Duration>,
+    /// Any of its headers (or a body `usage.cost`) was there.
+    pub attributed: bool,
 }
 
 fn apply<'a>(info: &mut GatewayInfo<'a>, field: Field, v: &'a HeaderValue) {

@@ -51,6 +51,10 @@ pub struct GatewaySample {
     pub cost_reported: bool,
     /// Tokens were served but neither the gateway nor `[pricing]` gave a price: `cost` is not known.
     pub unpriced: bool,
+    /// Any of the gateway's headers (or a body `usage.cost`) came with the response.
+    pub attributed: bool,
+    /// The `[gateway] kind` the scenario named (not `auto`).
+    pub expected: Option<&'static str>,
 }
 
 /// Target indexes counted apart; a higher index is counted in the last slot.
@@ -133,6 +137,12 @@ pub struct LlmStats {
 /// A step's gateway attribution: what the gateway reported, beside what was priced from `[pricing]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GatewayStats {
+    /// Responses that carried any of the gateway's headers (or a body `usage.cost`).
+    #[serde(default)]
+    pub attributed: u64,
+    /// The `[gateway] kind` the scenario named, if not `auto`.
+    #[serde(default)]
+    pub expected: Option<Cow<'static, str>>,
     /// Retries the gateway made, over all responses.
     pub retries: u64,
     pub cache_hits: u64,
@@ -157,6 +167,8 @@ pub struct GatewayStats {
 impl Default for GatewayStats {
     fn default() -> Self {
         GatewayStats {
+            attributed: 0,
+            expected: None,
             retries: 0,
             cache_hits: 0,
             cost_reported: 0,
@@ -173,6 +185,10 @@ impl Default for GatewayStats {
 
 impl GatewayStats {
     fn record(&mut self, g: &GatewaySample, cost: f64) {
+        self.attributed += u64::from(g.attributed);
+        if self.expected.is_none() {
+            self.expected = g.expected.map(Cow::Borrowed);
+        }
         self.retries += g.retries;
         self.cache_hits += u64::from(g.cache_hit);
         if g.cost_reported {
@@ -212,6 +228,10 @@ impl GatewayStats {
     }
 
     fn add(&mut self, o: &GatewayStats) {
+        self.attributed += o.attributed;
+        if self.expected.is_none() {
+            self.expected.clone_from(&o.expected);
+        }
         self.retries += o.retries;
         self.cache_hits += o.cache_hits;
         self.cost_reported += o.cost_reported;

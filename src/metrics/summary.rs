@@ -110,6 +110,9 @@ pub struct LlmSummary {
     pub fallback_rate: f64,
     /// USD: the gateway's figure where it reported one, else `[pricing]` × usage.
     pub cost_usd: f64,
+    /// Responses that carried any of the gateway's headers (or a body `usage.cost`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub gateway_responses: u64,
     /// Retries the gateway reported making (LiteLLM `x-litellm-attempted-retries`, Portkey
     /// `x-portkey-retry-attempt-count`, or the scenario's `retries_header`).
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -218,6 +221,7 @@ pub fn llm_summary(l: &LlmStats, elapsed: Duration) -> LlmSummary {
         fallbacks: l.fallbacks,
         fallback_rate: l.fallbacks as f64 / n,
         cost_usd: l.cost,
+        gateway_responses: l.gateway.attributed,
         gateway_retries: l.gateway.retries,
         cache_hits: l.gateway.cache_hits,
         cost_reported_responses: l.gateway.cost_reported,
@@ -273,6 +277,14 @@ fn warnings(s: &StepStats) -> Vec<String> {
             "the server named more than {MAX_MODELS} distinct served models: {} responses are counted as `{OTHER_MODEL}`",
             l.models_other
         ));
+    }
+    if let Some(l) = s.llm.as_ref().filter(|l| l.responses > 0 && l.gateway.attributed == 0) {
+        if let Some(kind) = &l.gateway.expected {
+            out.push(format!(
+                "[gateway] kind = \"{kind}\", but none of the {} LLM responses carried its headers: fallbacks, retries and the gateway's cost are unknown (is the request going through it?)",
+                l.responses
+            ));
+        }
     }
     if let Some(l) = s.llm.as_ref().filter(|l| l.gateway.unpriced > 0) {
         out.push(format!(

@@ -195,6 +195,8 @@ fn gateway_numbers_add_up_per_step_per_model_and_across_workers() {
             overhead: Some(Duration::from_millis(2)),
             cost_reported: reported,
             unpriced,
+            attributed: true,
+            expected: Some("litellm"),
         },
         ..LlmSample::default()
     };
@@ -206,6 +208,7 @@ fn gateway_numbers_add_up_per_step_per_model_and_across_workers() {
     a.add(&b);
     let g = &a.gateway;
     assert_eq!((g.retries, g.cache_hits, g.cost_reported, g.priced, g.unpriced), (4, 1, 1, 1, 1));
+    assert_eq!((g.attributed, g.expected.as_deref()), (3, Some("litellm")));
     assert_eq!((g.reported_cost, g.priced_cost), (0.5, 0.25), "an unpriced response adds to neither");
     assert_eq!(g.overhead.len(), 3);
     assert_eq!(g.targets.len(), MAX_TARGETS, "an absurd index lands in the last slot");

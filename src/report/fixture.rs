@@ -109,6 +109,8 @@ pub(crate) fn llm_step(base_ms: f64, n: u64, fallback: &'static str, error: &str
                 overhead: Some(Duration::from_micros(2000 + (i % 3) * 500)),
                 cost_reported: i % 5 == 0,
                 unpriced: false,
+                attributed: true,
+                expected: None,
             },
             ..LlmSample::default()
         });
