@@ -248,3 +248,20 @@ fn openrouters_streamed_usage_cost_reaches_the_gateway_info() {
     odd.feed(chunk, Duration::from_millis(1)).expect("a cost that is not a number does not break the stream");
     assert_eq!(odd.summary().usage_cost, None);
 }
+
+/// As the open-source Portkey gateway 1.15.2 answered a `strategy: fallback` config whose first target failed and
+/// whose second served after one retry (issue 12's observed facts).
+#[test]
+fn portkey_fallback_from_its_observed_headers() {
+    let h = head(include_str!("../../../tests/fixtures/gateways/portkey_fallback.http"));
+    let s = spec(GatewayKind::Auto);
+    let c = captured(&s, &h);
+    let g = s.parse(&c, None);
+    assert_eq!((g.family, g.target, g.fallback, g.retries), (Some(Family::Portkey), Some(1), Some(true), Some(1)));
+    assert_eq!((g.cache_hit, g.deployment, g.model, g.cost), (Some(false), Some("openai"), None, None));
+    // The mock's own served-model header, passed through, is read when the scenario names it.
+    let named = GatewaySpec::new(&GatewayConfig { model_header: Some("x-served-model".into()), ..Default::default() });
+    let named = named.unwrap();
+    let c = captured(&named, &h);
+    assert_eq!(named.parse(&c, None).model, Some("tier_b"));
+}
