@@ -134,6 +134,8 @@ pub fn stored_histogram(r: &RunReport, metric: Metric, sel: &Selector) -> Result
         | Source::Requests
         | Source::Rps
         | Source::OutputTokensPerS
+        | Source::Fallbacks
+        | Source::GatewayRetries
         | Source::Cost => Ok(new_hist()),
     }
 }
@@ -152,6 +154,17 @@ fn estimate(r: &RunReport, t: &Target, agg: Agg) -> Result<Option<Est>, CorruptH
             ratio(x, n)
         }
         Source::Dropped => r.open.as_ref().and_then(|o| ratio(o.dropped, o.arrivals)),
+        Source::Fallbacks | Source::GatewayRetries => {
+            let fallbacks = t.metric.source() == Source::Fallbacks;
+            let (n, x) = steps().filter_map(|s| s.stats.llm.as_ref()).fold((0, 0), |(n, x), l| {
+                (n + l.responses, x + if fallbacks { l.fallbacks } else { l.gateway_retries })
+            });
+            match fallbacks {
+                true => ratio(x, n),
+                // Retries per response may exceed 1: a count's (Poisson) error, not a proportion's.
+                false => (n > 0).then(|| Est { value: x as f64 / n as f64, se: (x.max(1) as f64).sqrt() / n as f64 }),
+            }
+        }
         Source::Rps => {
             let n: u64 = steps().map(|s| s.stats.requests).sum();
             let steady = steady_seconds(r, |p| Some(p.rps));

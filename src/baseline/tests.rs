@@ -326,3 +326,42 @@ fn a_stream_tail_rule_parses_with_its_defaults() {
     );
     assert_eq!((r[1].stats.clone(), r[1].absolute), (vec!["p(99)".to_string()], 3.0));
 }
+
+/// `run` with an LLM step whose gateway fell back `fallbacks` times, retried `retries` times and reported an
+/// overhead of `overhead_ms` per response.
+fn gateway_run(fallbacks: u64, retries: u64, overhead_ms: u64) -> RunReport {
+    use crate::metrics::{GatewaySample, LlmSample, LlmStats, llm_summary};
+    let mut r = run(100.0, 2000, 0);
+    let mut l = LlmStats::default();
+    for i in 0..2000u64 {
+        l.record(&LlmSample {
+            latency: Duration::from_millis(100),
+            output_tokens: 5,
+            model: "m",
+            fallback: i < fallbacks,
+            gateway: GatewaySample {
+                retries: u64::from(i < retries),
+                overhead: Some(Duration::from_millis(overhead_ms + i % 3)),
+                ..GatewaySample::default()
+            },
+            ..LlmSample::default()
+        });
+    }
+    r.steps[0].stats.llm = Some(llm_summary(&l, Duration::from_secs(10)));
+    r.steps[0].histograms.gateway_overhead = crate::metrics::encode_nonempty(&l.gateway.overhead);
+    r
+}
+
+#[test]
+fn fallback_rate_gateway_retries_and_overhead_compare_with_a_baseline() {
+    let set = rules("[regression]\nfallback_rate = {}\ngateway_retries = {}\ngateway_overhead = {}");
+    let base = gateway_run(20, 20, 5);
+    let same = compare(&base, "b", &gateway_run(20, 20, 5), &set).unwrap();
+    for (m, stat) in [("fallback_rate", "rate"), ("gateway_retries", "rate"), ("gateway_overhead", "p(50)")] {
+        assert_eq!(verdict(&same, m, stat), Change::Ok, "{m}");
+    }
+    let worse = compare(&base, "b", &gateway_run(400, 600, 20), &set).unwrap();
+    for (m, stat) in [("fallback_rate", "rate"), ("gateway_retries", "rate"), ("gateway_overhead", "p(95)")] {
+        assert_eq!(verdict(&worse, m, stat), Change::Regression, "{m}: 1 % → 20 %, 1 % → 30 %, 5 → 20 ms");
+    }
+}

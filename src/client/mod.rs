@@ -179,8 +179,32 @@ pub struct Exchange {
     pub bytes: u64,
     /// Advised wait of a 429/503 response.
     pub retry_after: RetryAdvice,
-    /// Value of the configured served-model header.
-    pub served_model: Option<HeaderValue>,
+    /// Values of the headers `Reading::capture` named, in its order.
+    pub captured: Captured,
+}
+
+/// Most response headers one exchange keeps: a gateway's attribution headers (LiteLLM 7, Portkey 4, a scenario's 8).
+pub const MAX_CAPTURED: usize = 20;
+
+/// The values of the headers a caller asked for, by position: refcounted slices of the response head, so
+/// keeping them copies nothing and allocates nothing.
+#[derive(Debug, Clone, Default)]
+pub struct Captured([Option<HeaderValue>; MAX_CAPTURED]);
+
+impl Captured {
+    /// Keeps the value of each of `names` (at most [`MAX_CAPTURED`]) that `headers` carries.
+    pub fn from_headers(headers: &http::HeaderMap, names: &[HeaderName]) -> Captured {
+        let mut c = Captured::default();
+        for (slot, name) in c.0.iter_mut().zip(names) {
+            *slot = headers.get(name).cloned();
+        }
+        c
+    }
+
+    /// The value of the `i`-th name asked for, if the response had it.
+    pub fn get(&self, i: usize) -> Option<&HeaderValue> {
+        self.0.get(i)?.as_ref()
+    }
 }
 
 #[derive(Debug)]
@@ -213,8 +237,8 @@ pub struct Reading<'a, S = Discard> {
     /// Reads the body of an expected, non-error status as it arrives (an SSE parser), instead of `keep`; raw
     /// bytes are then kept only for error statuses.
     pub sink: Option<&'a mut S>,
-    /// Response header naming the served model.
-    pub model_header: Option<&'a HeaderName>,
+    /// Response headers to keep in [`Exchange::captured`] (a gateway's attribution headers).
+    pub capture: &'a [HeaderName],
     /// Statuses the step expects (`None`: any 2xx). The body of any other is read only for an excerpt.
     pub expect: Option<&'a [u16]>,
     /// Most body bytes buffered, and the largest SSE line or event accepted.
@@ -223,7 +247,7 @@ pub struct Reading<'a, S = Discard> {
 
 impl Default for Reading<'_> {
     fn default() -> Self {
-        Reading { buf: None, keep: false, sink: None, model_header: None, expect: None, max_body: DEFAULT_MAX_BODY }
+        Reading { buf: None, keep: false, sink: None, capture: &[], expect: None, max_body: DEFAULT_MAX_BODY }
     }
 }
 
@@ -302,7 +326,7 @@ impl HttpClient {
         reading: Reading<'_, S>,
         bytes: &mut u64,
     ) -> Result<Exchange, Failure> {
-        let Reading { buf, keep, sink, model_header, expect, max_body } = reading;
+        let Reading { buf, keep, sink, capture, expect, max_body } = reading;
         let sender = self.ready_sender().await?;
         let resp = sender.send_request(req).await.map_err(|e| Failure {
             kind: if is_protocol(&e) { ErrorKind::Protocol } else { ErrorKind::Connect },
@@ -317,7 +341,7 @@ impl HttpClient {
         } else {
             RetryAdvice::default()
         };
-        let served_model = model_header.and_then(|h| headers.get(h)).cloned();
+        let captured = Captured::from_headers(headers, capture);
         let expected = expect.map_or(is_success(status), |codes| codes.contains(&status));
         let fail = |kind, message: String, bytes| Failure { kind, message, bytes };
         let body_kind = sink.as_deref().map_or(ErrorKind::Body, BodySink::failure_kind);
@@ -372,7 +396,7 @@ impl HttpClient {
         if let Route::Sink(s) = route {
             s.end().map_err(|e| sink_failure(e, *bytes))?;
         }
-        Ok(Exchange { status, ttfb, latency: start.elapsed(), bytes: *bytes, retry_after, served_model })
+        Ok(Exchange { status, ttfb, latency: start.elapsed(), bytes: *bytes, retry_after, captured })
     }
 }
 

@@ -8,6 +8,7 @@ use http::header::{CONTENT_TYPE, HOST, HeaderMap, HeaderName, HeaderValue, USER_
 use serde_json_path::JsonPath;
 
 use crate::client::{DEFAULT_MAX_BODY, TransportFactory};
+use crate::llm::gateway::GatewaySpec;
 use crate::llm::pricing::Attribution;
 use crate::scenario::feeder::Feeder;
 use crate::scenario::{Capture, OnFailure, Scenario, Step, TemplateSet, Text, condition_template, expand_env};
@@ -46,8 +47,8 @@ pub struct Plan {
     pub vars: Vec<(String, String)>,
     /// Aliases and prices: fallback detection and cost.
     pub attribution: Attribution,
-    /// Header that names the served model, if the gateway sends one.
-    pub model_header: Option<HeaderName>,
+    /// Which response headers (and body fields) say what the gateway did.
+    pub gateway: GatewaySpec,
     /// One row of each is drawn per iteration, as `{{ feeder_name.column }}`.
     pub feeders: Vec<Feeder>,
 }
@@ -310,10 +311,9 @@ pub fn compile(
             filter.include, filter.exclude
         )));
     }
-    let model_header = match &s.defaults.served_model_header {
-        Some(h) => Some(HeaderName::from_bytes(h.as_bytes()).map_err(|_| format!("invalid header name `{h}`"))?),
-        None => None,
-    };
+    let mut gateway = s.gateway.clone();
+    gateway.model_header = gateway.model_header.or_else(|| s.defaults.served_model_header.clone());
+    let gateway = GatewaySpec::new(&gateway).map_err(|e| EngineError::Plan(e.to_string()))?;
     Ok(Plan {
         scenario: name.to_string(),
         templates,
@@ -321,7 +321,7 @@ pub fn compile(
         steps,
         vars,
         attribution: Attribution { aliases: s.aliases.clone(), pricing: s.pricing.clone() },
-        model_header,
+        gateway,
         feeders,
     })
 }

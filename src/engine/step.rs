@@ -16,7 +16,7 @@ use super::plan::{BodyPlan, CaptureSource, HttpAction, StepPlan, UrlPlan, origin
 use super::session::{Session, pause, pick};
 use crate::client::{Exchange, Reading, Request, Transport, is_success, status_kind};
 use crate::llm::usage::read_completion;
-use crate::metrics::{ErrorKind, LlmSample};
+use crate::metrics::{ErrorKind, GatewaySample, LlmSample};
 use crate::scenario::{Ctx, Text};
 
 struct Fail {
@@ -108,7 +108,7 @@ async fn exec_once<T: Transport>(u: &mut Session<T>, step: &StepPlan, http: &Htt
         buf: Some(&mut u.buf),
         keep: http.keep_body,
         sink: step.llm.stream.then_some(&mut u.sse),
-        model_header: plan.model_header.as_ref(),
+        capture: if step.llm.chat { plan.gateway.names() } else { &[] },
         expect: step.checks.expect_status.as_deref(),
         max_body: http.max_body,
     };
@@ -222,12 +222,14 @@ pub(super) async fn run_delay<T>(u: &mut Session<T>, step: &StepPlan, bounds: (D
 fn measure_llm<T>(u: &mut Session<T>, step: &StepPlan, ex: &Exchange, requested: Option<&str>) -> f64 {
     let plan = &u.shared.plan;
     let requested = requested.or(step.llm.model.as_deref()).unwrap_or("");
-    let header_model = ex.served_model.as_ref().and_then(|v| v.to_str().ok());
     let mut sample;
     let body_model: Option<Cow<'_, str>>;
+    let body_cost;
+    let mut body_provider: Option<Cow<'_, str>> = None;
     if step.llm.stream {
         sample = u.sse.llm_sample(ex.latency);
         let model = &u.sse.summary().model;
+        body_cost = u.sse.summary().usage_cost;
         body_model = (!model.is_empty()).then_some(Cow::Borrowed(model.as_str()));
     } else {
         let Some(completion) = read_completion(&u.buf) else { return 0.0 };
@@ -236,13 +238,36 @@ fn measure_llm<T>(u: &mut Session<T>, step: &StepPlan, ex: &Exchange, requested:
         sample.input_tokens = completion.usage.prompt_tokens;
         sample.reasoning_tokens = completion.usage.reasoning_tokens;
         sample.from_usage = true;
+        body_cost = completion.cost;
+        body_provider = completion.provider;
         body_model = completion.model;
     }
-    let served = header_model.or(body_model.as_deref()).unwrap_or("");
+    let gw = plan.gateway.parse(&ex.captured, body_cost);
+    let served = gw.model.or(body_model.as_deref()).unwrap_or("");
     sample.model = served;
-    sample.fallback = plan.attribution.is_fallback(requested, served);
+    sample.deployment = gw.deployment.or(body_provider.as_deref()).unwrap_or("");
+    // The gateway's word wins; the alias table speaks only when the gateway said nothing about it.
+    sample.fallback = gw.fallback.unwrap_or_else(|| plan.attribution.is_fallback(requested, served));
     let priced = if served.is_empty() { requested } else { served };
-    sample.cost = plan.attribution.cost(priced, sample.input_tokens, sample.output_tokens);
+    let tokens = sample.input_tokens + sample.output_tokens;
+    let (cost, reported, unpriced) = match gw.cost {
+        Some(c) => (c, true, false),
+        None => match plan.attribution.cost(priced, sample.input_tokens, sample.output_tokens) {
+            Some(c) => (c, false, false),
+            None => (0.0, false, tokens > 0),
+        },
+    };
+    sample.cost = cost;
+    sample.gateway = GatewaySample {
+        retries: gw.retries.map_or(0, u64::from),
+        cache_hit: gw.cache_hit == Some(true),
+        target: gw.target,
+        overhead: gw.overhead,
+        cost_reported: reported,
+        unpriced,
+        attributed: gw.attributed,
+        expected: plan.gateway.expected(),
+    };
     u.local.rec.borrow_mut().steps[step.id].record_llm(&sample);
     sample.cost
 }

@@ -49,7 +49,7 @@ impl Transport for Canned {
             latency: ms(2),
             bytes: self.body.len() as u64,
             retry_after: RetryAdvice::default(),
-            served_model: None,
+            captured: Default::default(),
         })
     }
 }

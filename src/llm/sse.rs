@@ -115,6 +115,8 @@ pub struct StreamSummary {
     pub token_chunks: u32,
     /// From the last chunk with a `usage` object carrying `completion_tokens` (stream_options.include_usage).
     pub usage: Option<Usage>,
+    /// `usage.cost` of the last chunk that had one (OpenRouter: USD).
+    pub usage_cost: Option<f64>,
     /// The `model` field of the first chunk that had one (the served model), kept in a reused String.
     pub model: String,
     /// Of choice 0, the last one sent.

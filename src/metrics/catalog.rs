@@ -34,11 +34,14 @@ metrics![
     Tpot,
     Ntpot,
     StreamTail,
+    GatewayOverhead,
     FlowLatency,
     StepsPerFlow,
     Errors,
     RateLimited,
     Dropped,
+    FallbackRate,
+    GatewayRetries,
     Requests,
     Rps,
     OutputTokensPerS,
@@ -113,6 +116,10 @@ pub enum Source {
     OutputTokensPerS,
     /// USD of LLM responses.
     Cost,
+    /// LLM responses the gateway (or `[aliases]`) called a fallback, out of LLM responses.
+    Fallbacks,
+    /// Retries the gateway reported, per LLM response.
+    GatewayRetries,
 }
 
 /// How a metric is compared with a baseline when a rule does not say: it has a meaning independent of the run's
@@ -163,6 +170,10 @@ impl Metric {
             Metric::StreamTail => {
                 ("stream_tail", Duration, Source::StepHistogram, "ms", true, compare(0.10, 2.0, P50_P95))
             }
+            // The gateway's own time is a few ms; its jitter is of the same order.
+            Metric::GatewayOverhead => {
+                ("gateway_overhead", Duration, Source::StepHistogram, "ms", true, compare(0.10, 2.0, P50_P95))
+            }
             Metric::FlowLatency => {
                 ("flow_latency", Duration, Source::FlowHistogram, "ms", true, compare(0.10, 5.0, P50_P95))
             }
@@ -174,6 +185,10 @@ impl Metric {
                 ("rate_limited", Ratio, Source::Failures(Some("rate_limited")), "", true, compare(0.50, 0.01, RATE))
             }
             Metric::Dropped => ("dropped", Ratio, Source::Dropped, "", true, compare(0.50, 0.01, RATE)),
+            Metric::FallbackRate => ("fallback_rate", Ratio, Source::Fallbacks, "", true, compare(0.50, 0.01, RATE)),
+            Metric::GatewayRetries => {
+                ("gateway_retries", Ratio, Source::GatewayRetries, "", true, compare(0.50, 0.01, RATE))
+            }
             // Both depend on the run's length: not comparable.
             Metric::Requests => ("requests", Ratio, Source::Requests, "/s", true, None),
             Metric::Cost => ("cost", Value, Source::Cost, "USD", true, None),
@@ -283,11 +298,14 @@ impl Metric {
             Metric::Tpot => llm.map(|l| &l.tpot),
             Metric::Ntpot => llm.map(|l| &l.ntpot),
             Metric::StreamTail => llm.map(|l| &l.stream_tail),
+            Metric::GatewayOverhead => llm.map(|l| &l.gateway.overhead),
             Metric::FlowLatency
             | Metric::StepsPerFlow
             | Metric::Errors
             | Metric::RateLimited
             | Metric::Dropped
+            | Metric::FallbackRate
+            | Metric::GatewayRetries
             | Metric::Requests
             | Metric::Rps
             | Metric::OutputTokensPerS
@@ -308,9 +326,12 @@ impl Metric {
             | Metric::Tpot
             | Metric::Ntpot
             | Metric::StreamTail
+            | Metric::GatewayOverhead
             | Metric::Errors
             | Metric::RateLimited
             | Metric::Dropped
+            | Metric::FallbackRate
+            | Metric::GatewayRetries
             | Metric::Requests
             | Metric::Rps
             | Metric::OutputTokensPerS

@@ -31,10 +31,38 @@ pub struct LlmSample<'a> {
     pub from_usage: bool,
     /// The model that served the response (`model` field or the configured header); empty if unknown.
     pub model: &'a str,
-    /// The response came from a tier other than the first of the requested alias.
+    /// The gateway (or the scenario's `[aliases]`) says another model or target than the requested one served.
     pub fallback: bool,
+    /// USD: the gateway's figure when it gave one, else `[pricing]`'s; 0 when neither (see `unpriced`).
     pub cost: f64,
+    /// The gateway reported it.
+    pub gateway: GatewaySample,
+    /// The deployment (upstream, provider) the gateway names; empty if it named none.
+    pub deployment: &'a str,
 }
+
+/// What the gateway said about one response, reduced to what is counted.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GatewaySample {
+    /// Retries it made before this answer.
+    pub retries: u64,
+    pub cache_hit: bool,
+    /// The target that served (0 = the primary), when it said.
+    pub target: Option<u32>,
+    /// Its own time, when it said.
+    pub overhead: Option<Duration>,
+    /// `cost` came from the gateway (headers or `usage.cost`), not `[pricing]`.
+    pub cost_reported: bool,
+    /// Tokens were served but neither the gateway nor `[pricing]` gave a price: `cost` is not known.
+    pub unpriced: bool,
+    /// Any of the gateway's headers (or a body `usage.cost`) came with the response.
+    pub attributed: bool,
+    /// The `[gateway] kind` the scenario named (not `auto`).
+    pub expected: Option<&'static str>,
+}
+
+/// Target indexes counted apart; a higher index is counted in the last slot.
+pub const MAX_TARGETS: usize = 16;
 
 /// Distinct served-model labels kept per step; responses from any further model are counted under
 /// [`OTHER_MODEL`]. Names come from the server, so without a cap one answering with a new name per response makes
@@ -69,6 +97,12 @@ pub struct ModelStats {
     pub cost: f64,
     #[serde(with = "super::hist_serde")]
     pub latency: Hist,
+    #[serde(default)]
+    pub gateway_retries: u64,
+    #[serde(default)]
+    pub cache_hits: u64,
+    #[serde(default)]
+    pub unpriced: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -100,10 +134,131 @@ pub struct LlmStats {
     pub from_usage: u64,
     pub fallbacks: u64,
     pub cost: f64,
+    /// What gateways said: retries, cache hits, cost, overhead, which target served.
+    #[serde(default)]
+    pub gateway: GatewayStats,
     /// At most [`MAX_MODELS`] named entries, then one [`OTHER_MODEL`].
     pub models: Vec<ModelStats>,
     /// Responses counted under [`OTHER_MODEL`] because the step had seen [`MAX_MODELS`] served models already.
     pub models_other: u64,
+}
+
+/// A step's gateway attribution: what the gateway reported, beside what was priced from `[pricing]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GatewayStats {
+    /// Responses that carried any of the gateway's headers (or a body `usage.cost`).
+    #[serde(default)]
+    pub attributed: u64,
+    /// The `[gateway] kind` the scenario named, if not `auto`.
+    #[serde(default)]
+    pub expected: Option<Cow<'static, str>>,
+    /// Retries the gateway made, over all responses.
+    pub retries: u64,
+    pub cache_hits: u64,
+    /// Responses whose cost the gateway reported, and its sum.
+    pub cost_reported: u64,
+    pub reported_cost: f64,
+    /// Responses priced from `[pricing]`, and their sum.
+    pub priced: u64,
+    pub priced_cost: f64,
+    /// Responses with tokens that nothing priced.
+    pub unpriced: u64,
+    /// The gateway's own time per response, µs.
+    #[serde(with = "super::hist_serde")]
+    pub overhead: Hist,
+    /// Responses by the target index that served them (the last slot counts every index beyond).
+    pub targets: Vec<u64>,
+    /// Responses by the deployment the gateway named: at most [`MAX_MODELS`] labels, then [`OTHER_MODEL`].
+    #[serde(default)]
+    pub deployments: Vec<(String, u64)>,
+}
+
+impl Default for GatewayStats {
+    fn default() -> Self {
+        GatewayStats {
+            attributed: 0,
+            expected: None,
+            retries: 0,
+            cache_hits: 0,
+            cost_reported: 0,
+            reported_cost: 0.0,
+            priced: 0,
+            priced_cost: 0.0,
+            unpriced: 0,
+            overhead: new_hist(),
+            targets: Vec::new(),
+            deployments: Vec::new(),
+        }
+    }
+}
+
+impl GatewayStats {
+    fn record(&mut self, g: &GatewaySample, cost: f64) {
+        self.attributed += u64::from(g.attributed);
+        if self.expected.is_none() {
+            self.expected = g.expected.map(Cow::Borrowed);
+        }
+        self.retries += g.retries;
+        self.cache_hits += u64::from(g.cache_hit);
+        if g.cost_reported {
+            self.cost_reported += 1;
+            self.reported_cost += cost;
+        } else if g.unpriced {
+            self.unpriced += 1;
+        } else {
+            self.priced += 1;
+            self.priced_cost += cost;
+        }
+        if let Some(d) = g.overhead {
+            record(&mut self.overhead, micros(d).max(1));
+        }
+        if let Some(t) = g.target {
+            let i = (t as usize).min(MAX_TARGETS - 1);
+            if self.targets.len() <= i {
+                self.targets.resize(i + 1, 0);
+            }
+            self.targets[i] += 1;
+        }
+    }
+
+    /// Counts `n` responses of a deployment; a name is allocated only the first time it is seen.
+    fn count_deployment(&mut self, raw: &str, n: u64) {
+        let label = served_model_label(raw);
+        if let Some(d) = self.deployments.iter_mut().find(|(d, _)| *d == label) {
+            d.1 += n;
+            return;
+        }
+        let named = self.deployments.iter().filter(|(d, _)| d != OTHER_MODEL).count();
+        let name = if named < MAX_MODELS { label.as_ref() } else { OTHER_MODEL };
+        match self.deployments.iter_mut().find(|(d, _)| d == name) {
+            Some(d) => d.1 += n,
+            None => self.deployments.push((name.to_string(), n)),
+        }
+    }
+
+    fn add(&mut self, o: &GatewayStats) {
+        self.attributed += o.attributed;
+        if self.expected.is_none() {
+            self.expected.clone_from(&o.expected);
+        }
+        self.retries += o.retries;
+        self.cache_hits += o.cache_hits;
+        self.cost_reported += o.cost_reported;
+        self.reported_cost += o.reported_cost;
+        self.priced += o.priced;
+        self.priced_cost += o.priced_cost;
+        self.unpriced += o.unpriced;
+        add_hist(&mut self.overhead, &o.overhead);
+        if self.targets.len() < o.targets.len() {
+            self.targets.resize(o.targets.len().min(MAX_TARGETS), 0);
+        }
+        for (i, n) in o.targets.iter().enumerate() {
+            self.targets[i.min(MAX_TARGETS - 1)] += n;
+        }
+        for (d, n) in &o.deployments {
+            self.count_deployment(d, *n);
+        }
+    }
 }
 
 impl Default for LlmStats {
@@ -123,6 +278,7 @@ impl Default for LlmStats {
             from_usage: 0,
             fallbacks: 0,
             cost: 0.0,
+            gateway: GatewayStats::default(),
             models: Vec::new(),
             models_other: 0,
         }
@@ -151,6 +307,10 @@ impl LlmStats {
         self.from_usage += u64::from(s.from_usage);
         self.fallbacks += u64::from(s.fallback);
         self.cost += s.cost;
+        self.gateway.record(&s.gateway, s.cost);
+        if !s.deployment.is_empty() {
+            self.gateway.count_deployment(s.deployment, 1);
+        }
         if let Some(ttft) = s.ttft {
             self.streamed += 1;
             record(&mut self.ttft, micros(ttft));
@@ -178,6 +338,9 @@ impl LlmStats {
             m.fallbacks += u64::from(s.fallback);
             m.output_tokens += s.output_tokens;
             m.cost += s.cost;
+            m.gateway_retries += s.gateway.retries;
+            m.cache_hits += u64::from(s.gateway.cache_hit);
+            m.unpriced += u64::from(s.gateway.unpriced);
             record(&mut m.latency, micros(s.latency));
             if m.model == OTHER_MODEL && label != OTHER_MODEL {
                 self.models_other += 1;
@@ -202,6 +365,9 @@ impl LlmStats {
             output_tokens: 0,
             cost: 0.0,
             latency: new_hist(),
+            gateway_retries: 0,
+            cache_hits: 0,
+            unpriced: 0,
         });
         self.models.len() - 1
     }
@@ -225,6 +391,7 @@ impl LlmStats {
         self.from_usage += o.from_usage;
         self.fallbacks += o.fallbacks;
         self.cost += o.cost;
+        self.gateway.add(&o.gateway);
         self.models_other += o.models_other;
         // Two workers may each have seen 64 different names: the merge keeps the cap too.
         for m in &o.models {
@@ -237,6 +404,9 @@ impl LlmStats {
             x.fallbacks += m.fallbacks;
             x.output_tokens += m.output_tokens;
             x.cost += m.cost;
+            x.gateway_retries += m.gateway_retries;
+            x.cache_hits += m.cache_hits;
+            x.unpriced += m.unpriced;
             add_hist(&mut x.latency, &m.latency);
         }
     }

@@ -13,11 +13,14 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 pub use buckets::{Buckets, DURATION_BOUNDS_US};
-pub use llm::{LlmSample, LlmStats, MAX_MODELS, ModelStats, OTHER_MODEL, served_model_label};
+pub use llm::{
+    GatewaySample, GatewayStats, LlmSample, LlmStats, MAX_MODELS, MAX_TARGETS, ModelStats, OTHER_MODEL,
+    served_model_label,
+};
 pub use summary::{
-    Cumulative, DecodeError, ErrorSummary, FlowSummary, LatencySummary, LlmSummary, ModelSummary, RequestSummary,
-    SeriesPoint, decode_histogram, encode_histogram, encode_nonempty, latency_summary, llm_summary, request_summary,
-    series_point,
+    Cumulative, DecodeError, DeploymentSummary, ErrorSummary, FlowSummary, LatencySummary, LlmSummary, ModelSummary,
+    RequestSummary, SeriesPoint, decode_histogram, encode_histogram, encode_nonempty, latency_summary, llm_summary,
+    request_summary, series_point,
 };
 
 pub type Hist = Histogram<u64>;

@@ -109,11 +109,45 @@ pub struct LlmSummary {
     /// Responses whose token counts came from `usage`; the others were counted as chunks.
     pub tokens_from_usage: u64,
     pub tokens_from_chunks: u64,
-    /// Responses served by a tier other than the first of the requested alias.
+    /// Responses the gateway (or the scenario's `[aliases]`) reported as a fallback.
     pub fallbacks: u64,
     pub fallback_rate: f64,
-    /// USD, from `[pricing]` × usage.
+    /// USD: the gateway's figure where it reported one, else `[pricing]` × usage.
     pub cost_usd: f64,
+    /// Responses that carried any of the gateway's headers (or a body `usage.cost`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub gateway_responses: u64,
+    /// Retries the gateway reported making (LiteLLM `x-litellm-attempted-retries`, Portkey
+    /// `x-portkey-retry-attempt-count`, or the scenario's `retries_header`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub gateway_retries: u64,
+    /// Responses the gateway served from its cache.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cache_hits: u64,
+    /// Responses whose cost the gateway reported, and its USD sum.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cost_reported_responses: u64,
+    #[serde(default, skip_serializing_if = "is_zero_f")]
+    pub reported_cost_usd: f64,
+    /// Responses priced from `[pricing]`, and their USD sum.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub priced_responses: u64,
+    #[serde(default, skip_serializing_if = "is_zero_f")]
+    pub priced_cost_usd: f64,
+    /// Responses with tokens that neither the gateway nor `[pricing]` priced: `cost_usd` leaves them out.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unpriced_responses: u64,
+    /// The gateway's own overhead per response, as it reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_overhead: Option<LatencySummary>,
+    /// Responses by the index of the gateway target that served them (0 = primary; the last entry also counts
+    /// any higher index).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<u64>,
+    /// Responses by the deployment the gateway named (LiteLLM `x-litellm-model-id`, Portkey `x-portkey-provider`,
+    /// OpenRouter's `provider`), most first: at most 64 names, then `other`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deployments: Vec<DeploymentSummary>,
     /// Served-model distribution: at most 64 names per step, then `other`.
     pub models: Vec<ModelSummary>,
     /// Responses counted under `other` because 64 distinct served models had been seen already.
@@ -123,6 +157,16 @@ pub struct LlmSummary {
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+fn is_zero_f(n: &f64) -> bool {
+    *n == 0.0
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DeploymentSummary {
+    pub deployment: String,
+    pub responses: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -135,6 +179,13 @@ pub struct ModelSummary {
     pub output_tokens: u64,
     pub cost_usd: f64,
     pub latency: Option<LatencySummary>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub gateway_retries: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cache_hits: u64,
+    /// Responses with tokens that nothing priced.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unpriced_responses: u64,
 }
 
 pub fn llm_summary(l: &LlmStats, elapsed: Duration) -> LlmSummary {
@@ -151,6 +202,9 @@ pub fn llm_summary(l: &LlmStats, elapsed: Duration) -> LlmSummary {
             output_tokens: m.output_tokens,
             cost_usd: m.cost,
             latency: latency_summary(&m.latency),
+            gateway_retries: m.gateway_retries,
+            cache_hits: m.cache_hits,
+            unpriced_responses: m.unpriced,
         })
         .collect();
     models.sort_by(|a, b| b.responses.cmp(&a.responses).then_with(|| a.model.cmp(&b.model)));
@@ -172,6 +226,29 @@ pub fn llm_summary(l: &LlmStats, elapsed: Duration) -> LlmSummary {
         fallbacks: l.fallbacks,
         fallback_rate: l.fallbacks as f64 / n,
         cost_usd: l.cost,
+        gateway_responses: l.gateway.attributed,
+        gateway_retries: l.gateway.retries,
+        cache_hits: l.gateway.cache_hits,
+        cost_reported_responses: l.gateway.cost_reported,
+        reported_cost_usd: l.gateway.reported_cost,
+        priced_responses: l.gateway.priced,
+        priced_cost_usd: l.gateway.priced_cost,
+        unpriced_responses: l.gateway.unpriced,
+        gateway_overhead: latency_summary(&l.gateway.overhead),
+        targets: l.gateway.targets.clone(),
+        deployments: {
+            let mut d: Vec<DeploymentSummary> = l
+                .gateway
+                .deployments
+                .iter()
+                .map(|(deployment, responses)| DeploymentSummary {
+                    deployment: deployment.clone(),
+                    responses: *responses,
+                })
+                .collect();
+            d.sort_by(|a, b| b.responses.cmp(&a.responses).then_with(|| a.deployment.cmp(&b.deployment)));
+            d
+        },
         models,
         models_other: l.models_other,
     }
@@ -204,6 +281,20 @@ fn warnings(s: &StepStats) -> Vec<String> {
         out.push(format!(
             "the server named more than {MAX_MODELS} distinct served models: {} responses are counted as `{OTHER_MODEL}`",
             l.models_other
+        ));
+    }
+    if let Some(l) = s.llm.as_ref().filter(|l| l.responses > 0 && l.gateway.attributed == 0) {
+        if let Some(kind) = &l.gateway.expected {
+            out.push(format!(
+                "[gateway] kind = \"{kind}\", but none of the {} LLM responses carried its headers: fallbacks, retries and the gateway's cost are unknown (is the request going through it?)",
+                l.responses
+            ));
+        }
+    }
+    if let Some(l) = s.llm.as_ref().filter(|l| l.gateway.unpriced > 0) {
+        out.push(format!(
+            "{} of {} LLM responses had tokens but no price (the gateway reported no cost and [pricing] has no entry for the served model): the cost shown leaves them out",
+            l.gateway.unpriced, l.responses
         ));
     }
     if let Some(e) = s.errors.iter().find(|e| e.kind == ErrorKind::STATUS_OTHER) {

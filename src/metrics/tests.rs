@@ -179,3 +179,40 @@ fn unexpected_statuses_are_capped_at_64_then_status_other() {
     s.add(&other);
     assert_eq!(s.errors.iter().filter(|e| matches!(e.kind, ErrorKind::Status(_))).count(), MAX_STATUS_KINDS + 1);
 }
+
+#[test]
+fn gateway_numbers_add_up_per_step_per_model_and_across_workers() {
+    use super::{GatewaySample, LlmSample, LlmStats, MAX_TARGETS};
+    let sample = |model, target, retries, reported, unpriced| LlmSample {
+        latency: Duration::from_millis(10),
+        output_tokens: 3,
+        model,
+        cost: if reported { 0.5 } else { 0.25 },
+        gateway: GatewaySample {
+            retries,
+            cache_hit: retries == 0,
+            target: Some(target),
+            overhead: Some(Duration::from_millis(2)),
+            cost_reported: reported,
+            unpriced,
+            attributed: true,
+            expected: Some("litellm"),
+        },
+        ..LlmSample::default()
+    };
+    let mut a = LlmStats::default();
+    a.record(&sample("m1", 0, 0, true, false));
+    a.record(&sample("m2", 4_000_000, 3, false, false));
+    let mut b = LlmStats::default();
+    b.record(&sample("m2", 1, 1, false, true));
+    a.add(&b);
+    let g = &a.gateway;
+    assert_eq!((g.retries, g.cache_hits, g.cost_reported, g.priced, g.unpriced), (4, 1, 1, 1, 1));
+    assert_eq!((g.attributed, g.expected.as_deref()), (3, Some("litellm")));
+    assert_eq!((g.reported_cost, g.priced_cost), (0.5, 0.25), "an unpriced response adds to neither");
+    assert_eq!(g.overhead.len(), 3);
+    assert_eq!(g.targets.len(), MAX_TARGETS, "an absurd index lands in the last slot");
+    assert_eq!((g.targets[0], g.targets[1], g.targets[MAX_TARGETS - 1]), (1, 1, 1));
+    let m2 = a.models.iter().find(|m| m.model == "m2").unwrap();
+    assert_eq!((m2.requests, m2.gateway_retries, m2.unpriced), (2, 4, 1));
+}

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::metrics::{ErrorKind, LlmSample, LlmStats, SeriesPoint, StepStats, request_summary};
+use crate::metrics::{ErrorKind, GatewaySample, LlmSample, LlmStats, SeriesPoint, StepStats, request_summary};
 use crate::result::{
     GeneratorInfo, Histograms, LoadInfo, RunReport, RunStatus, SCHEMA_VERSION, ScenarioInfo, StepReport, TargetInfo,
     ToolInfo,
@@ -105,6 +105,17 @@ pub(crate) fn llm_step(base_ms: f64, n: u64, fallback: &'static str, error: &str
             model: if i % 5 == 0 { fallback } else { "tier-1" },
             fallback: i % 5 == 0,
             cost: 0.0001,
+            // The gateway served every fifth from its second target after a retry, and priced those itself.
+            gateway: GatewaySample {
+                retries: u64::from(i % 5 == 0),
+                cache_hit: i % 10 == 1,
+                target: Some(u32::from(i % 5 == 0)),
+                overhead: Some(Duration::from_micros(2000 + (i % 3) * 500)),
+                cost_reported: i % 5 == 0,
+                unpriced: false,
+                attributed: true,
+                expected: None,
+            },
             ..LlmSample::default()
         });
     }

@@ -28,6 +28,24 @@ pub fn fmt_rate(v: f64) -> String {
 }
 
 /// A cost in USD as a table cell: `-` for nothing, more digits for fractions of a cent.
+/// A cost that may leave out responses nothing priced: `unpriced` rather than a `-` that reads as $0.
+pub fn fmt_priced(usd: f64, unpriced: u64) -> String {
+    match (unpriced, usd == 0.0) {
+        (0, _) => fmt_cost(usd),
+        (n, true) => format!("unpriced ({n})"),
+        (n, false) => format!("{} + {n} unpriced", fmt_cost(usd)),
+    }
+}
+
+/// ` (N responses unpriced)` after a total cost that leaves them out; empty when none.
+pub fn unpriced_note(unpriced: u64) -> String {
+    if unpriced == 0 {
+        String::new()
+    } else {
+        format!(" ({unpriced} responses unpriced: no gateway cost, no [pricing])")
+    }
+}
+
 pub fn fmt_cost(usd: f64) -> String {
     if usd == 0.0 {
         "-".to_string()

@@ -58,6 +58,14 @@ pub fn render(r: &RunReport) -> String {
             q(|l| l.p99_ms)
         );
     }
+    if let Some(g) = super::rows::gateway(r) {
+        let _ =
+            writeln!(out, "\n#### Gateway\n\n| {} |\n|---|{}", g.head.join(" | "), "---:|".repeat(g.head.len() - 1));
+        for row in &g.rows {
+            let cells: Vec<String> = row.iter().map(|c| cell(c)).collect();
+            let _ = writeln!(out, "| {} |", cells.join(" | "));
+        }
+    }
     for s in &r.steps {
         for w in &s.stats.warnings {
             let _ = writeln!(out, "\n> ⚠️ `{}`: {}", cell(&s.name), cell(w));

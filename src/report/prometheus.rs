@@ -13,7 +13,9 @@
 //! - `run_load_test_request_duration_seconds`: latency of successful requests (open model: from the intended
 //!   start), so its `_count` equals `requests_total{outcome="ok"}`.
 //! - `run_load_test_ttft_seconds`: time to first token of streamed responses; only for steps that streamed.
-//! - `run_load_test_output_tokens_total`, `run_load_test_cost_usd_total`: zero for steps without LLM responses.
+//! - `run_load_test_output_tokens_total`, `run_load_test_cost_usd_total`, `run_load_test_llm_fallbacks_total`,
+//!   `run_load_test_gateway_retries_total`: zero for steps without LLM responses.
+//! - `run_load_test_gateway_overhead_seconds`: the overhead the gateway reported; only for steps where it did.
 //! - `run_load_test_users`, `run_load_test_in_flight`: the last second's running users and requests in flight.
 
 use std::borrow::Cow;
@@ -40,6 +42,9 @@ pub struct LiveMetrics {
     in_flight: u64,
 }
 
+/// A per-step counter: its name, help, and where its value is.
+type Counter = (&'static str, &'static str, fn(&StepSeries) -> u64);
+
 #[derive(Debug)]
 struct StepSeries {
     user: String,
@@ -50,6 +55,9 @@ struct StepSeries {
     ttft: Buckets,
     output_tokens: u64,
     cost: f64,
+    fallbacks: u64,
+    gateway_retries: u64,
+    gateway_overhead: Buckets,
 }
 
 impl LiveMetrics {
@@ -66,6 +74,9 @@ impl LiveMetrics {
                 ttft: Buckets::durations(),
                 output_tokens: 0,
                 cost: 0.0,
+                fallbacks: 0,
+                gateway_retries: 0,
+                gateway_overhead: Buckets::durations(),
             })
             .collect();
         LiveMetrics { steps, users: 0, in_flight: 0 }
@@ -85,6 +96,9 @@ impl LiveMetrics {
                 s.ttft.add(&l.ttft);
                 s.output_tokens += l.output_tokens;
                 s.cost += l.cost;
+                s.fallbacks += l.fallbacks;
+                s.gateway_retries += l.gateway.retries;
+                s.gateway_overhead.add(&l.gateway.overhead);
             }
         }
     }
@@ -166,13 +180,27 @@ impl Collector for LiveCollector {
             }
         }
         {
-            let help = "Cost of LLM responses in US dollars, from the scenario's price table.";
+            let help = "Cost of LLM responses in US dollars: the gateway's figure, else the scenario's price table.";
             let mut m = enc.encode_descriptor("cost_usd", help, None, MetricType::Counter)?;
             for s in &live.steps {
                 let labels = [("user", s.user.as_str()), ("step", s.step.as_str())];
                 m.encode_family(&labels)?.encode_counter::<NoLabelSet, _, f64>(&s.cost, None)?;
             }
         }
+        let counters: [Counter; 2] = [
+            ("llm_fallbacks", "LLM responses the gateway (or [aliases]) reported as a fallback.", |s| s.fallbacks),
+            ("gateway_retries", "Retries the gateway reported making for LLM responses.", |s| s.gateway_retries),
+        ];
+        for (name, help, get) in counters {
+            let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for s in &live.steps {
+                let labels = [("user", s.user.as_str()), ("step", s.step.as_str())];
+                m.encode_family(&labels)?.encode_counter::<NoLabelSet, _, u64>(&get(s), None)?;
+            }
+        }
+        let help = "The overhead the gateway reported for each LLM response.";
+        let reported = live.steps.iter().filter(|s| s.gateway_overhead.count() > 0).map(|s| (s, &s.gateway_overhead));
+        encode_histograms(&mut enc, crate::metrics::catalog::Metric::GatewayOverhead.name(), help, reported)?;
         let help = "Virtual users running (open model: iterations running) in the last second.";
         enc.encode_descriptor("users", help, None, MetricType::Gauge)?.encode_gauge(&live.users)?;
         let help = "Requests in flight at the end of the last second.";

@@ -1,7 +1,8 @@
 //! The tables both the terminal summary and `report.html` show, as plain rows, and the phrases of their header
 //! (target, load shape, status): one place decides the columns and the words; each renderer only lays them out.
 
-use super::format::{fmt_cost, fmt_count_share, fmt_rate, fmt_tenths, fmt_value, fmt_whole, opt_ms};
+use super::format::{fmt_cost, fmt_count_share, fmt_priced, fmt_rate, fmt_tenths, fmt_value, fmt_whole, opt_ms};
+use crate::metrics::LlmSummary;
 use crate::metrics::{LatencySummary, RequestSummary};
 use crate::result::{GeneratorInfo, RunReport, RunStatus};
 
@@ -71,7 +72,7 @@ pub fn llm_steps(r: &RunReport) -> Grid {
                 l.output_tokens.to_string(),
                 fmt_tenths(l.output_tokens_per_s),
                 fmt_count_share(l.fallbacks, l.fallback_rate),
-                fmt_cost(l.cost_usd),
+                fmt_priced(l.cost_usd, l.unpriced_responses),
             ]
         })
         .collect();
@@ -246,4 +247,66 @@ pub fn errors(r: &RunReport, max_chars: usize) -> Grid {
         })
         .collect();
     Grid { head: vec!["# occurrences", "Kind", "Step", "First message"], rows }
+}
+
+/// Whether the gateway said anything about a step's responses (else its table row would be all dashes).
+fn gateway_spoke(l: &LlmSummary) -> bool {
+    l.gateway_retries > 0
+        || l.cache_hits > 0
+        || l.cost_reported_responses > 0
+        || l.gateway_overhead.is_some()
+        || !l.targets.is_empty()
+        || l.unpriced_responses > 0
+        || !l.deployments.is_empty()
+}
+
+/// The three busiest deployments, `name: n`, and how many more there were.
+fn deployments(l: &LlmSummary) -> String {
+    let mut parts: Vec<String> =
+        l.deployments.iter().take(3).map(|d| format!("{}: {}", d.deployment, d.responses)).collect();
+    if l.deployments.len() > 3 {
+        parts.push(format!("+{} more", l.deployments.len() - 3));
+    }
+    if parts.is_empty() { "-".to_string() } else { parts.join(", ") }
+}
+
+/// What the gateway reported per LLM step: fallbacks and the targets that served, its retries, cache hits,
+/// overhead, and its cost beside the `[pricing]` one. `None` when no step has any of it.
+pub fn gateway(r: &RunReport) -> Option<Grid> {
+    let rows: Vec<Vec<String>> = r
+        .steps
+        .iter()
+        .filter_map(|s| s.stats.llm.as_ref().filter(|l| gateway_spoke(l)).map(|l| (s, l)))
+        .map(|(s, l)| {
+            let targets: Vec<String> =
+                l.targets.iter().enumerate().filter(|(_, n)| **n > 0).map(|(i, n)| format!("#{i}: {n}")).collect();
+            vec![
+                format!("{} › {}", s.user, s.name),
+                fmt_count_share(l.fallbacks, l.fallback_rate),
+                if targets.is_empty() { "-".to_string() } else { targets.join(", ") },
+                deployments(l),
+                l.gateway_retries.to_string(),
+                l.cache_hits.to_string(),
+                opt_ms(l.gateway_overhead.as_ref(), |x| x.p50_ms),
+                opt_ms(l.gateway_overhead.as_ref(), |x| x.p95_ms),
+                fmt_cost(l.reported_cost_usd),
+                fmt_cost(l.priced_cost_usd),
+                l.unpriced_responses.to_string(),
+            ]
+        })
+        .collect();
+    let head = vec![
+        "Gateway step",
+        "Fallback",
+        "Served by target",
+        "Deployments",
+        "GW retries",
+        "Cache hits",
+        "Overhead p50",
+        "Overhead p95",
+        "Reported $",
+        "Priced $",
+        "Unpriced",
+    ];
+    (!rows.is_empty()).then_some(Grid { head, rows })
 }

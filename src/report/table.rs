@@ -5,7 +5,7 @@ use std::fmt::Write;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{CellAlignment, ContentArrangement, Table};
 
-use super::format::{fmt_cost, fmt_ms, fmt_secs, fmt_share, fmt_tenths, fmt_value, opt_ms};
+use super::format::{fmt_ms, fmt_priced, fmt_secs, fmt_share, fmt_tenths, fmt_value, opt_ms, unpriced_note};
 use super::rows::{self, load_shape, stats_row, status_text, target_text};
 use crate::result::RunReport;
 
@@ -86,13 +86,14 @@ pub fn render_summary(r: &RunReport) -> String {
     if let Some(l) = &r.totals.llm {
         let _ = writeln!(
             out,
-            "LLM: {} responses ({} streamed), {} output tokens ({} tok/s), {} fallbacks, total cost {}",
+            "LLM: {} responses ({} streamed), {} output tokens ({} tok/s), {} fallbacks, total cost {}{}",
             l.responses,
             l.streamed,
             l.output_tokens,
             fmt_tenths(l.output_tokens_per_s),
             l.fallbacks,
-            fmt_value(l.cost_usd, "USD")
+            fmt_value(l.cost_usd, "USD"),
+            unpriced_note(l.unpriced_responses)
         );
     }
     if r.totals.retries > 0 {
@@ -169,7 +170,8 @@ fn render_llm(r: &RunReport, out: &mut String) {
     let mut t = grid_table(grid);
     right_align(&mut t, 1);
     let _ = writeln!(out, "{t}");
-    let mut m = table(vec!["LLM step", "Served model", "Resp", "Share", "Fallbacks", "Avg", "p95", "Cost $"]);
+    let mut m =
+        table(vec!["LLM step", "Served model", "Resp", "Share", "Fallbacks", "GW retries", "Avg", "p95", "Cost $"]);
     let mut any = false;
     for (s, l) in &llm_steps {
         for model in &l.models {
@@ -180,15 +182,21 @@ fn render_llm(r: &RunReport, out: &mut String) {
                 model.responses.to_string(),
                 fmt_share(model.share),
                 model.fallbacks.to_string(),
+                model.gateway_retries.to_string(),
                 opt_ms(model.latency.as_ref(), |x| x.mean_ms),
                 opt_ms(model.latency.as_ref(), |x| x.p95_ms),
-                fmt_cost(model.cost_usd),
+                fmt_priced(model.cost_usd, model.unpriced_responses),
             ]);
         }
     }
     if any {
         right_align(&mut m, 2);
         let _ = writeln!(out, "{m}");
+    }
+    if let Some(g) = rows::gateway(r) {
+        let mut g = grid_table(g);
+        right_align(&mut g, 1);
+        let _ = writeln!(out, "{g}");
     }
     let _ = writeln!(out, "{}", rows::LLM_LEGEND);
 }

@@ -205,6 +205,9 @@ pub struct Histograms {
     pub ntpot: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub stream_tail: String,
+    /// The overhead the gateway reported per response (absent when it reported none).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub gateway_overhead: String,
 }
 
 impl Histograms {
@@ -221,6 +224,7 @@ impl Histograms {
             tpot: llm(|l| &l.tpot),
             ntpot: llm(|l| &l.ntpot),
             stream_tail: llm(|l| &l.stream_tail),
+            gateway_overhead: llm(|l| &l.gateway.overhead),
         }
     }
 }
@@ -237,11 +241,14 @@ impl crate::metrics::catalog::StoredStepHistograms for Histograms {
             M::Tpot => &self.tpot,
             M::Ntpot => &self.ntpot,
             M::StreamTail => &self.stream_tail,
+            M::GatewayOverhead => &self.gateway_overhead,
             M::FlowLatency
             | M::StepsPerFlow
             | M::Errors
             | M::RateLimited
             | M::Dropped
+            | M::FallbackRate
+            | M::GatewayRetries
             | M::Requests
             | M::Rps
             | M::OutputTokensPerS

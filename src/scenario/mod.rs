@@ -71,6 +71,9 @@ pub struct Scenario {
     /// USD per million tokens by served model: `"gpt-4o" = { input = 2.5, output = 10.0 }`.
     #[serde(default)]
     pub pricing: BTreeMap<String, crate::llm::pricing::Price>,
+    /// Which gateway's response headers say what it did (served model, fallback, retries, cache, cost, overhead).
+    #[serde(default)]
+    pub gateway: crate::llm::gateway::GatewayConfig,
     /// Data for templates: rows from CSV/JSONL files or synthetic prompts, one draw per iteration.
     #[serde(default, rename = "feeder")]
     pub feeders: Vec<feeder::FeederSpec>,
@@ -136,7 +139,7 @@ pub struct Defaults {
     pub headers: BTreeMap<String, String>,
     pub timeout: Option<DurationValue>,
     pub think_time: Option<ThinkTime>,
-    /// Response header naming the served model (else the response's `model` field is used).
+    /// Older spelling of `[gateway] model_header`, still read (a scenario may not give both).
     pub served_model_header: Option<String>,
     /// Most bytes of a response body held in memory (checks, captures, LLM answers; SSE lines and events):
     /// beyond it the request fails with `body` (`stream` for SSE). Default 1 MiB.

@@ -118,6 +118,15 @@ fn check_aliases_and_pricing(s: &Scenario, path: &Path, src: &str) -> Result<(),
             ));
         }
     }
+    if s.defaults.served_model_header.is_some() && s.gateway.model_header.is_some() {
+        return Err(err(
+            src.find("served_model_header"),
+            "[defaults] served_model_header is the older spelling of [gateway] model_header: keep only the latter"
+                .to_string(),
+        ));
+    }
+    crate::llm::gateway::GatewaySpec::new(&s.gateway)
+        .map_err(|e| err(src.find(e.value.as_str()).or_else(|| src.find("[gateway]")), e.to_string()))?;
     Ok(())
 }
 

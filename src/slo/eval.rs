@@ -71,6 +71,25 @@ fn observe(t: &Threshold, m: &Measurements<'_>) -> Option<f64> {
         Source::OutputTokensPerS => {
             Some(selected(t, m).filter_map(|s| s.llm.as_ref()).map(|l| l.output_tokens).sum::<u64>() as f64 / secs)
         }
+        Source::Fallbacks | Source::GatewayRetries => {
+            let fallbacks = t.metric.source() == Source::Fallbacks;
+            let model = t.selector.model.as_deref();
+            let (mut responses, mut hits) = (0u64, 0u64);
+            for l in selected(t, m).filter_map(|s| s.llm.as_ref()) {
+                // `{model:X}`: the responses that model served.
+                let (n, f, r) = match model {
+                    None => (l.responses, l.fallbacks, l.gateway.retries),
+                    Some(x) => l
+                        .models
+                        .iter()
+                        .find(|e| e.model == x)
+                        .map_or((0, 0, 0), |e| (e.requests, e.fallbacks, e.gateway_retries)),
+                };
+                responses += n;
+                hits += if fallbacks { f } else { r };
+            }
+            ratio(t.agg, hits, responses)
+        }
         Source::Cost => Some(selected(t, m).filter_map(|s| s.llm.as_ref()).map(|l| l.cost).sum()),
         Source::StepHistogram => {
             let model = t.selector.model.as_deref();

@@ -121,6 +121,7 @@ impl Accumulator {
             self.id.push_str(id.as_str());
         }
         if let Some(u) = &chunk.usage.value {
+            self.summary.usage_cost = u.cost.as_ref().and_then(serde_json::Value::as_f64).or(self.summary.usage_cost);
             if let Some(completion_tokens) = u.completion_tokens {
                 self.summary.usage = Some(Usage {
                     prompt_tokens: u.prompt_tokens.unwrap_or(0),

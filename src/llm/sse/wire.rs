@@ -222,6 +222,9 @@ pub(super) struct UsageWire {
     pub prompt_tokens: Option<u64>,
     pub completion_tokens: Option<u64>,
     pub completion_tokens_details: Option<UsageDetails>,
+    /// OpenRouter's USD figure; anything but a number is ignored rather than failing the stream.
+    #[serde(default)]
+    pub cost: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]

@@ -3,7 +3,9 @@
 use std::fmt::Write;
 
 use super::esc;
-use crate::report::format::{fmt_cost, fmt_ms, fmt_observed, fmt_share, fmt_tenths, fmt_value, opt_ms};
+use crate::report::format::{
+    fmt_ms, fmt_observed, fmt_priced, fmt_share, fmt_tenths, fmt_value, opt_ms, unpriced_note,
+};
 use crate::report::gate::{comparison_conclusion, comparison_rows};
 use crate::report::rows;
 use crate::report::rows::stats_row;
@@ -158,19 +160,21 @@ pub fn models(r: &RunReport, out: &mut String) {
                 m.responses.to_string(),
                 fmt_share(m.share),
                 m.fallbacks.to_string(),
+                m.gateway_retries.to_string(),
                 m.output_tokens.to_string(),
                 opt_ms(m.latency.as_ref(), |x| x.mean_ms),
                 opt_ms(m.latency.as_ref(), |x| x.p95_ms),
-                fmt_cost(m.cost_usd),
+                fmt_priced(m.cost_usd, m.unpriced_responses),
             ])
         })
         .collect();
     if !rows.is_empty() {
-        table(out, &["Served model", "Resp", "Share", "Fallbacks", "Out tok", "Avg", "p95", "Cost $"], &rows, 1, &[]);
+        let head = ["Served model", "Resp", "Share", "Fallbacks", "GW retries", "Out tok", "Avg", "p95", "Cost $"];
+        table(out, &head, &rows, 1, &[]);
     }
     let _ = writeln!(
         out,
-        "<p class=\"note\">{} responses ({} streamed), {} input and {} output tokens ({} tok/s), {} fallbacks ({}), total cost {}</p>",
+        "<p class=\"note\">{} responses ({} streamed), {} input and {} output tokens ({} tok/s), {} fallbacks ({}), total cost {}{}</p>",
         l.responses,
         l.streamed,
         l.input_tokens,
@@ -178,8 +182,12 @@ pub fn models(r: &RunReport, out: &mut String) {
         fmt_tenths(l.output_tokens_per_s),
         l.fallbacks,
         fmt_share(l.fallback_rate),
-        esc(&fmt_value(l.cost_usd, "USD"))
+        esc(&fmt_value(l.cost_usd, "USD")),
+        esc(&unpriced_note(l.unpriced_responses))
     );
+    if let Some(g) = rows::gateway(r) {
+        table(out, &g.head, &plain(g.rows), 1, &[]);
+    }
 }
 
 /// One row per user class: its iterations as flows.
