@@ -401,6 +401,24 @@ pub fn header_secrets(name: &str, value: &str) -> Vec<String> {
     out
 }
 
+/// A header value as debug output (`try`, `--http-debug`) shows it: a credential header's value masked whole but
+/// for its scheme (`Bearer ***`), or said to be empty, which is what a forgotten key looks like; any other value
+/// with the run's secrets masked and control characters escaped.
+pub fn shown_header(name: &str, value: &str) -> String {
+    if !is_sensitive_header(name) {
+        return escape_line(&text(value)).into_owned();
+    }
+    let v = value.trim();
+    match v.split_once(' ') {
+        _ if v.is_empty() => "(empty)".to_string(),
+        Some((scheme, cred)) if scheme.chars().all(|c| c.is_ascii_alphabetic()) => {
+            let cred = if cred.trim().is_empty() { "(empty)" } else { MASK };
+            format!("{scheme} {cred}")
+        }
+        _ => MASK.to_string(),
+    }
+}
+
 /// `text` for a JSON document (a report file, an NDJSON line): string values only, keys kept.
 pub fn json(doc: &str) -> Cow<'_, str> {
     global().json(doc)

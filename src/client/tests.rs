@@ -138,7 +138,7 @@ async fn against(acts: Vec<Act>, keep: bool, sse: bool, max_body: usize) -> (Res
     let mut buf = Vec::new();
     let mut parser = SseParser::new();
     let sink = sse.then_some(&mut parser);
-    let reading = Reading { buf: Some(&mut buf), keep, sink, max_body, model_header: None, expect: None };
+    let reading = Reading { buf: Some(&mut buf), keep, sink, max_body, model_header: None, expect: None, tap: None };
     let r = client.exchange(get("/", factory.host_header()), Duration::from_secs(20), reading).await;
     (r, buf)
 }
