@@ -3,10 +3,14 @@
 //! it was sent and received, secrets masked. Exit 0 when every exchange passed, 1 when one failed.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 
 use super::Outcome;
+
+/// How often the printed exchanges catch up with the trial.
+const POLL: Duration = Duration::from_millis(50);
 use super::run::{connect, origin, plan_secrets};
 use crate::config::{Target, TryConfig};
 use crate::engine::{self, Endpoint, ExchangeLog, TagFilter, TrialSpec};
@@ -35,15 +39,32 @@ pub fn try_scenario(mut cfg: TryConfig) -> Result<Outcome> {
     ));
     let log = Arc::new(ExchangeLog::new(plan.steps.len(), None));
     let spec = TrialSpec { plan, client, seed: cfg.seed, secrets, log: log.clone() };
-    let result = engine::trial(spec)?;
+    // The trial runs on its own thread so each exchange is printed as it ends: a slow model's answer is seen
+    // when it comes, not after the last class.
+    let trial = std::thread::Builder::new()
+        .name("rlt-try".into())
+        .spawn(move || engine::trial(spec))
+        .context("cannot start the trial thread")?;
+    let origin = origin(&base_url);
+    let mut exchanges = Vec::new();
+    loop {
+        let finished = trial.is_finished();
+        for x in log.take() {
+            report::print_out(&report::render_exchange(&x, &origin));
+            report::print_out("\n");
+            exchanges.push(x);
+        }
+        if finished {
+            break;
+        }
+        std::thread::sleep(POLL);
+    }
+    let result = match trial.join() {
+        Ok(r) => r?,
+        Err(p) => anyhow::bail!("the trial stopped: {}", engine::panic_message(p.as_ref())),
+    };
     if let Some(m) = mock {
         m.shutdown();
-    }
-    let exchanges = log.take();
-    let origin = origin(&base_url);
-    for x in &exchanges {
-        report::print_out(&report::render_exchange(x, &origin));
-        report::print_out("\n");
     }
     report::print_out(&report::render_try_summary(&result.classes, &exchanges));
     let failed = exchanges.iter().any(|x| x.failure.is_some()) || result.classes.iter().any(|c| !c.started);

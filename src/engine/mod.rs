@@ -33,6 +33,7 @@ pub use load::levels::{BreakLimits, LevelKind, LevelOutcome, Levels, run_levels}
 pub use load::stages::{Stage, parse_plan, peak as stages_peak, total as stages_total};
 pub use load::{Arrival, ClosedLoad, LoadModel, OpenLoad, RateStage};
 pub use plan::{Endpoint, Plan, StepInfo, TagFilter, compile};
+pub use shared::panic_message;
 pub use signals::Signal;
 pub use trial::{ClassTrial, MAX_RETRY_WAIT, TrialResult, TrialSpec, trial};
 

@@ -23,7 +23,12 @@ pub fn render_exchange(c: &Captured, origin: &str) -> String {
     let mut out = String::new();
     let retry = if c.attempt > 1 { format!(" (retry {})", c.attempt - 1) } else { String::new() };
     let _ = writeln!(out, "── {} › {}{retry}", line(&c.user), line(&c.step));
-    let _ = writeln!(out, "> {} {origin}{}", c.method, line(&c.uri));
+    if c.method.is_empty() {
+        // The request could not be built (a template failed): the failure below says why.
+        let _ = writeln!(out, "> (no request sent)");
+    } else {
+        let _ = writeln!(out, "> {} {origin}{}", c.method, line(&c.uri));
+    }
     for (name, value) in &c.request_headers {
         let _ = writeln!(out, "> {name}: {}", clip(&redact::shown_header(name, value)));
     }
@@ -236,7 +241,10 @@ mod tests {
             ..Default::default()
         };
         let text = render_exchange(&c, "http://h");
-        assert!(text.contains("< (no response)"), "{text}");
+        assert!(text.contains("> GET http://h/\n< (no response)"), "{text}");
+        let unbuilt =
+            Captured { failure: Some((ErrorKind::Check, "template: undefined".into())), ..Default::default() };
+        assert!(render_exchange(&unbuilt, "http://h").contains("> (no request sent)\n< (no response)"));
         assert!(text.contains("= FAILED (connect): connect: refused"), "{text}");
     }
 
