@@ -341,3 +341,36 @@ fn limits_read_in_human_units() {
     assert_eq!(human_bytes(512 << 10), "512 KiB");
     assert_eq!(human_bytes(64_000), "64000 bytes");
 }
+
+#[tokio::test]
+async fn a_tap_copies_the_head_and_the_first_bytes_of_a_streamed_body() {
+    let mock = crate::mock::spawn(crate::mock::MockConfig::default(), ([127, 0, 0, 1], 0).into()).unwrap();
+    let factory = ClientFactory::new(&mock.base_url(), false, Duration::from_secs(1)).unwrap();
+    let mut client = factory.build();
+    let body = r#"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let req = http::Request::post("/v1/chat/completions")
+        .header(http::header::HOST, factory.host_header().clone())
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    let (mut buf, mut parser, mut tap) = (Vec::new(), SseParser::new(), Tap::default());
+    let (sink, max_body) = (Some(&mut parser), DEFAULT_MAX_BODY);
+    let reading = Reading {
+        buf: Some(&mut buf),
+        keep: false,
+        sink,
+        model_header: None,
+        expect: None,
+        max_body,
+        tap: Some(&mut tap),
+    };
+    let ex = client.exchange(req, Duration::from_secs(5), reading).await.unwrap();
+    assert_eq!(ex.status, 200);
+    assert!(tap.responded);
+    assert_eq!(tap.headers.get("content-type").map(|v| v.as_bytes()), Some(&b"text/event-stream"[..]));
+    assert!(tap.body.starts_with(b"data: {"), "{}", String::from_utf8_lossy(&tap.body));
+    assert_eq!(tap.body.len() as u64, ex.bytes.min(TAP_BODY_BYTES as u64));
+    assert!(parser.summary().done, "the sink still read the whole stream");
+    assert!(buf.is_empty(), "a tap keeps nothing in the step's buffer");
+    mock.shutdown();
+}
