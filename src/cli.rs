@@ -469,6 +469,16 @@ mod tests {
     }
 
     #[test]
+    fn vars_are_key_equals_value() {
+        assert_eq!(parse_var("model=gpt-4o-mini"), Ok(("model".into(), "gpt-4o-mini".into())));
+        assert_eq!(parse_var(" path = /v1/x=y"), Ok(("path".into(), " /v1/x=y".into())));
+        assert_eq!(parse_var("empty="), Ok(("empty".into(), String::new())));
+        for bad in ["novalue", "=x", "1st=x", "a-b=x", "a b=x"] {
+            assert!(parse_var(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn durations_parse() {
         assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));

@@ -409,12 +409,12 @@ pub fn shown_header(name: &str, value: &str) -> String {
         return escape_line(&text(value)).into_owned();
     }
     let v = value.trim();
+    // `Bearer ` with nothing after it arrives trimmed: a scheme alone is a forgotten credential.
+    let lone = ["bearer", "basic", "token"].iter().any(|s| v.eq_ignore_ascii_case(s));
     match v.split_once(' ') {
         _ if v.is_empty() => "(empty)".to_string(),
-        Some((scheme, cred)) if scheme.chars().all(|c| c.is_ascii_alphabetic()) => {
-            let cred = if cred.trim().is_empty() { "(empty)" } else { MASK };
-            format!("{scheme} {cred}")
-        }
+        _ if lone => format!("{v} (empty)"),
+        Some((scheme, _)) if scheme.chars().all(|c| c.is_ascii_alphabetic()) => format!("{scheme} {MASK}"),
         _ => MASK.to_string(),
     }
 }

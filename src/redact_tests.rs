@@ -244,3 +244,15 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn debug_output_shows_a_credential_header_by_its_scheme_only() {
+    assert_eq!(shown_header("authorization", "Bearer sk-live-0123456789"), "Bearer ***");
+    assert_eq!(shown_header("Authorization", "Basic dXNlcjpwYXNz"), "Basic ***");
+    assert_eq!(shown_header("authorization", "Bearer "), "Bearer (empty)");
+    assert_eq!(shown_header("x-api-key", ""), "(empty)");
+    assert_eq!(shown_header("x-api-key", "sk-0123456789"), "***");
+    assert_eq!(shown_header("cookie", "session=abc; theme=dark"), "***");
+    assert_eq!(shown_header("content-type", "application/json"), "application/json");
+    assert_eq!(shown_header("x-note", "a\nb\u{1b}"), "a\\nb\\x1b");
+}
