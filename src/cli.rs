@@ -28,6 +28,10 @@ pub enum Command {
     List(ListArgs),
     /// Run a scenario (a name in the scenarios directory, or a path to a .toml file)
     Run(Box<RunArgs>),
+    /// Send one iteration of each user class and print every request and response (secrets masked): exit 0
+    /// when every exchange passed its checks, 1 when one failed
+    #[command(name = "try")]
+    Try(TryArgs),
     /// Serve the mock OpenAI-compatible gateway in the foreground until Ctrl-C
     Mock(MockArgs),
     /// Compare two stored results (a baseline and a later run): exit 1 on a regression
@@ -196,6 +200,49 @@ pub struct RunArgs {
     /// 401, 403, 404); by default such a run stops after 2 s with exit code 3
     #[arg(long)]
     pub no_fail_fast: bool,
+    /// Write the first N exchanges of every step (request, response, checks; secrets masked) to
+    /// http-debug.log in the report folder: --http-debug or --http-debug=N [default N: 3; 1-1000]
+    #[arg(long, value_name = "N", num_args = 0..=1, require_equals = true, default_missing_value = "3")]
+    pub http_debug: Option<NumberArg>,
+}
+
+/// `try`: one iteration of each user class, every exchange printed.
+#[derive(Debug, Args)]
+pub struct TryArgs {
+    /// Scenario name (scenarios/<NAME>.toml) or path to a scenario file
+    pub scenario: String,
+    /// Base URL of the service under test; without it the embedded mock gateway is the target
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    /// Set a variable of the scenario's [vars], e.g. --var model=gpt-4o-mini (repeatable)
+    #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+    /// Per-request timeout, overriding the scenario's [defaults] timeout
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION", allow_negative_numbers = true)]
+    pub timeout: Option<Duration>,
+    /// Skip TLS certificate verification (for self-signed test gateways)
+    #[arg(long)]
+    pub insecure: bool,
+    /// Seed for every random choice (random ids, feeder rows, the embedded mock)
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Set the embedded mock like its [mock] table, e.g. --mock error_rate=1 (repeatable)
+    #[arg(long = "mock", value_name = "KEY=VALUE")]
+    pub mock_settings: Vec<String>,
+    #[command(flatten)]
+    pub scenarios: ScenariosDir,
+}
+
+/// `--var KEY=VALUE`: the key is a variable name (letters, digits, `_`), the value any text, `=` included.
+pub fn parse_var(s: &str) -> Result<(String, String), ValueError> {
+    let (k, v) =
+        s.split_once('=').ok_or_else(|| ValueError(format!("`{s}` is not KEY=VALUE, e.g. model=gpt-4o-mini")))?;
+    let k = k.trim();
+    let word = !k.is_empty() && !k.starts_with(|c: char| c.is_ascii_digit());
+    if !word || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(ValueError(format!("`{k}` is not a variable name (letters, digits and _), in `{s}`")));
+    }
+    Ok((k.to_string(), v.to_string()))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -337,15 +384,6 @@ pub fn parse_duration(s: &str) -> Result<Duration, ValueError> {
         .map_err(|e| ValueError(format!("invalid duration `{s}` ({e}); use e.g. 500ms, 30s, 5m")))
 }
 
-/// `--var KEY=VALUE`: the value is taken as written (it may itself contain `=`); whether the scenario declares
-/// KEY is checked once the scenario is read.
-pub fn parse_var(s: &str) -> Result<(String, String), ValueError> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
-        _ => Err(ValueError(format!("`{s}` is not KEY=VALUE; write e.g. --var model=gpt-4o-mini"))),
-    }
-}
-
 /// A bad value as one line (`invalid value '0' for '--users <N>': must be ...`), without clap's usage hint;
 /// `None` for other errors (help, version, unknown flags), which clap prints as it likes.
 pub fn value_error(e: &clap::Error) -> Option<String> {
@@ -444,6 +482,16 @@ mod tests {
         assert_eq!(run_flag("users"), "--users <N>");
         assert_eq!(run_flag("spawn_rate"), "--spawn-rate <PER_SEC>");
         assert_eq!(run_flag("iterations_per_user"), "--iterations-per-user <N>");
+    }
+
+    #[test]
+    fn vars_are_key_equals_value() {
+        assert_eq!(parse_var("model=gpt-4o-mini"), Ok(("model".into(), "gpt-4o-mini".into())));
+        assert_eq!(parse_var(" path = /v1/x=y"), Ok(("path".into(), " /v1/x=y".into())));
+        assert_eq!(parse_var("empty="), Ok(("empty".into(), String::new())));
+        for bad in ["novalue", "=x", "1st=x", "a-b=x", "a b=x"] {
+            assert!(parse_var(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

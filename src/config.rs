@@ -4,8 +4,10 @@
 mod flags;
 mod load;
 mod outputs;
+mod trial;
 
 pub use outputs::{OutputFiles, report_formats};
+pub use trial::TryConfig;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -72,6 +74,8 @@ pub struct RunConfig {
     /// Stop a run whose first requests all fail the same non-transient way (`[load] fail_fast`,
     /// `--no-fail-fast`).
     pub fail_fast: bool,
+    /// `--http-debug`: exchanges recorded per step into `http-debug.log`.
+    pub http_debug: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -169,6 +173,7 @@ impl RunConfig {
             pushgateway,
             no_fail_fast,
             vars,
+            http_debug,
         } = args;
         let load_flags = load::LoadFlags {
             users: flags::number("users", users, |t| limits::USERS.parse_u32(t))?,
@@ -188,6 +193,7 @@ impl RunConfig {
             hold,
         };
         let workers = flags::number("workers", workers, |t| limits::WORKERS.parse(t).map(|w| w as usize))?;
+        let http_debug = flags::number("http_debug", http_debug, |t| limits::HTTP_DEBUG.parse_u32(t))?;
         flags::check_durations(duration, hold, timeout, graceful_stop)?;
         let mut loaded = scenario::load(&scenario::locate_scenario(&scenario, &scenarios.dir)?)?;
         let load = load::model(&load_flags, &loaded)?;
@@ -237,6 +243,7 @@ impl RunConfig {
             files,
             prometheus,
             fail_fast,
+            http_debug,
         })
     }
 }

@@ -10,7 +10,7 @@ use clap::Parser;
 
 use run_load_test::app::{self, Outcome};
 use run_load_test::cli::{self, Cli, Command, CompareArgs, ReportArgs};
-use run_load_test::config::{self, GateOutputs, RunConfig};
+use run_load_test::config::{self, GateOutputs, RunConfig, TryConfig};
 use run_load_test::scenario;
 use run_load_test::{redact, report};
 
@@ -61,6 +61,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
             let cfg = RunConfig::resolve(*args)?;
             Ok(app::run(cfg)?.1)
         }
+        Command::Try(a) => Ok(app::try_scenario(TryConfig::resolve(a)?)?),
         Command::Mock(a) => {
             let addr = format!("{}:{}", a.host, a.port);
             let addr = addr.parse().map_err(|_| anyhow::anyhow!("--host: `{}` is not an IP address", a.host))?;

@@ -401,16 +401,38 @@ pub fn header_secrets(name: &str, value: &str) -> Vec<String> {
     out
 }
 
+/// A header value as debug output (`try`, `--http-debug`) shows it: a credential header's value masked whole but
+/// for its scheme (`Bearer ***`), or said to be empty, which is what a forgotten key looks like; any other value
+/// with the run's secrets masked and control characters escaped.
+pub fn shown_header(name: &str, value: &str) -> String {
+    if !is_sensitive_header(name) {
+        return escape_line(&text(value)).into_owned();
+    }
+    let v = value.trim();
+    // `Bearer ` with nothing after it arrives trimmed: a scheme alone is a forgotten credential.
+    let lone = ["bearer", "basic", "token"].iter().any(|s| v.eq_ignore_ascii_case(s));
+    match v.split_once(' ') {
+        _ if v.is_empty() => "(empty)".to_string(),
+        _ if lone => format!("{v} (empty)"),
+        Some((scheme, _)) if scheme.chars().all(|c| c.is_ascii_alphabetic()) => format!("{scheme} {MASK}"),
+        _ => MASK.to_string(),
+    }
+}
+
 /// `text` for a JSON document (a report file, an NDJSON line): string values only, keys kept.
 pub fn json(doc: &str) -> Cow<'_, str> {
     global().json(doc)
 }
 
-/// Whether a header's name says its value is a credential.
+/// Whether a header's name says its value is a credential: a word of the name (split at `-` and `_`) is or ends
+/// with one of the telltale words, or starts with `auth`. Whole words, so a gateway's routing headers
+/// (`x-portkey-config`, `x-portkey-provider`) stay readable while `x-portkey-api-key` is masked.
 fn is_sensitive_header(name: &str) -> bool {
-    const WORDS: [&str; 7] = ["key", "token", "secret", "auth", "cookie", "password", "session"];
-    let n = name.as_bytes();
-    WORDS.iter().any(|w| n.windows(w.len()).any(|x| x.eq_ignore_ascii_case(w.as_bytes())))
+    const WORDS: [&str; 6] = ["token", "secret", "cookie", "password", "session", "apikey"];
+    name.split(['-', '_']).any(|part| {
+        let p = part.to_ascii_lowercase();
+        p == "key" || p.starts_with("auth") || WORDS.iter().any(|w| p.ends_with(w))
+    })
 }
 
 /// A templated header once rendered, per request: cheap (no allocation, no write lock) once its value is known.

@@ -204,6 +204,12 @@ proptest! {
 fn a_templated_credential_header_is_remembered_once_rendered() {
     assert!(is_sensitive_header("X-Api-Key") && is_sensitive_header("proxy-authorization"));
     assert!(is_sensitive_header("x-session-token") && !is_sensitive_header("content-type"));
+    // Whole words: a gateway's routing headers stay readable, its key header does not.
+    assert!(!is_sensitive_header("x-portkey-config") && !is_sensitive_header("x-portkey-custom-host"));
+    assert!(
+        is_sensitive_header("x-portkey-api-key") && is_sensitive_header("apikey") && is_sensitive_header("api_key")
+    );
+    assert!(is_sensitive_header("Ocp-Apim-Subscription-Key") && is_sensitive_header("private-token"));
     remember_header("content-type", "application/json-templated-test");
     assert_eq!(text("application/json-templated-test"), "application/json-templated-test");
     remember_header("authorization", "Bearer captured-token-per-user-42");
@@ -243,4 +249,16 @@ proptest! {
             prop_assert!(leaks(v, &secret).is_none(), "{} leaked in the value {}", secret, v);
         }
     }
+}
+
+#[test]
+fn debug_output_shows_a_credential_header_by_its_scheme_only() {
+    assert_eq!(shown_header("authorization", "Bearer sk-live-0123456789"), "Bearer ***");
+    assert_eq!(shown_header("Authorization", "Basic dXNlcjpwYXNz"), "Basic ***");
+    assert_eq!(shown_header("authorization", "Bearer "), "Bearer (empty)");
+    assert_eq!(shown_header("x-api-key", ""), "(empty)");
+    assert_eq!(shown_header("x-api-key", "sk-0123456789"), "***");
+    assert_eq!(shown_header("cookie", "session=abc; theme=dark"), "***");
+    assert_eq!(shown_header("content-type", "application/json"), "application/json");
+    assert_eq!(shown_header("x-note", "a\nb\u{1b}"), "a\\nb\\x1b");
 }

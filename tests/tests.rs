@@ -5,6 +5,7 @@ mod agent;
 mod client_limits;
 mod common;
 mod errors;
+mod exchange_capture;
 mod gates;
 mod gateway_attribution;
 mod hostile;

@@ -8,6 +8,7 @@ mod live;
 mod metrics_server;
 mod outputs;
 mod run;
+mod trial;
 mod verdict;
 
 use std::path::Path;
@@ -54,6 +55,7 @@ pub fn handle_signals() -> Result<()> {
 pub use gate::compare;
 pub use outputs::rerender;
 pub use run::run;
+pub use trial::try_scenario;
 
 /// The rows of `run-load-test list`: every scenario file, or its one-line error.
 pub fn list(dir: &Path) -> Result<Vec<ListRow>> {

@@ -14,7 +14,7 @@ use super::{Outcome, fetch_mock_stats, gate, handle_signals, journal, live, metr
 use crate::baseline;
 use crate::client::ClientFactory;
 use crate::config::{RunConfig, Target};
-use crate::engine::{self, Endpoint, EngineResult, EngineSpec, LevelOutcome, LoadModel, Plan, StopReason};
+use crate::engine::{self, Endpoint, EngineResult, EngineSpec, ExchangeLog, LevelOutcome, LoadModel, Plan, StopReason};
 use crate::mock::{self, MockServer};
 use crate::redact;
 use crate::report::{self, ProgressDisplay, ReportFormat};
@@ -29,7 +29,7 @@ pub fn run(cfg: RunConfig) -> Result<(RunReport, Outcome)> {
     let mut run = prepare(cfg)?;
     let executed = execute(&run)?;
     let rep = judge(&mut run, &executed)?;
-    let outcome = publish(&run.cfg, &rep, executed.result.stop);
+    let outcome = publish(&run.cfg, &rep, executed.result.stop, executed.http_debug.as_deref());
     // The live sinks (the `/metrics` endpoint) stop only now, after the report.
     drop(executed);
     Ok((rep, outcome))
@@ -44,6 +44,8 @@ struct Prepared {
     plan: Arc<Plan>,
     secrets: Vec<String>,
     description: RunDescription,
+    /// `http://host:port` of the target, put before the paths in `http-debug.log`.
+    origin: String,
 }
 
 /// What the engine measured, and what stopped it early.
@@ -55,6 +57,8 @@ struct Executed {
     aborted_by: Option<String>,
     /// The line of a run stopped because its first requests all failed the same way.
     fail_fast: Option<String>,
+    /// `http-debug.log`, rendered (`--http-debug`).
+    http_debug: Option<String>,
     /// Finished, but held until the report is written: the `/metrics` endpoint serves until then, so a scrape
     /// in the run's last second still works.
     _sinks: Vec<Box<dyn IntervalSink>>,
@@ -72,19 +76,7 @@ fn prepare(mut cfg: RunConfig) -> Result<Prepared> {
     gate::check_paths(&cfg.outputs)?;
     // Read before any load is sent: a missing or corrupt baseline is exit 2 in the first second.
     let baseline = cfg.outputs.baseline.as_deref().map(baseline::load).transpose()?;
-    let mock = match &cfg.target {
-        Target::EmbeddedMock(m) => Some(
-            mock::spawn((**m).clone(), ([127, 0, 0, 1], 0).into()).context("cannot start the embedded mock gateway")?,
-        ),
-        Target::Url(_) => None,
-    };
-    let base_url = match (&cfg.target, &mock) {
-        (Target::Url(u), _) => u.clone(),
-        (_, Some(m)) => m.base_url(),
-        (Target::EmbeddedMock(_), None) => anyhow::bail!("the embedded mock did not start"),
-    };
-    let client =
-        ClientFactory::new(&base_url, cfg.insecure, cfg.timeout.min(Duration::from_secs(10))).context("--target")?;
+    let (mock, client, base_url) = connect(&cfg.target, cfg.insecure, cfg.timeout)?;
     let endpoint = Endpoint::of(&client);
     let feeders = std::mem::take(&mut cfg.feeders);
     let s = &cfg.scenario;
@@ -98,7 +90,35 @@ fn prepare(mut cfg: RunConfig) -> Result<Prepared> {
     if !cfg.quiet {
         print_start(&cfg, mock.is_some(), &base_url);
     }
-    Ok(Prepared { cfg, baseline, mock, client, plan, secrets, description })
+    let origin = origin(&base_url);
+    Ok(Prepared { cfg, baseline, mock, client, plan, secrets, description, origin })
+}
+
+/// The embedded mock when there is no `--target` (started on a loopback port), the client factory for the
+/// target, and its base URL.
+pub(super) fn connect(
+    target: &Target,
+    insecure: bool,
+    timeout: Duration,
+) -> Result<(Option<MockServer>, ClientFactory, String)> {
+    let mock = match target {
+        Target::EmbeddedMock(m) => Some(
+            mock::spawn((**m).clone(), ([127, 0, 0, 1], 0).into()).context("cannot start the embedded mock gateway")?,
+        ),
+        Target::Url(_) => None,
+    };
+    let base_url = match (target, &mock) {
+        (Target::Url(u), _) => u.clone(),
+        (_, Some(m)) => m.base_url(),
+        (Target::EmbeddedMock(_), None) => anyhow::bail!("the embedded mock did not start"),
+    };
+    let client = ClientFactory::new(&base_url, insecure, timeout.min(Duration::from_secs(10))).context("--target")?;
+    Ok((mock, client, base_url))
+}
+
+/// `http://host:port` of a base URL (its user and password left out), before the request paths it is shown with.
+pub(super) fn origin(base_url: &str) -> String {
+    url::Url::parse(base_url).map_or_else(|_| base_url.to_string(), |u| u.origin().ascii_serialization())
 }
 
 /// `running `stress` against ...: closed model, 10 users, 30s`.
@@ -125,7 +145,7 @@ fn print_start(cfg: &RunConfig, mock: bool, base_url: &str) {
 }
 
 /// The values of the plan's credential headers (templated ones are added once rendered, by the engine).
-fn plan_secrets(plan: &Plan) -> Vec<String> {
+pub(super) fn plan_secrets(plan: &Plan) -> Vec<String> {
     let steps = plan.classes.iter().flat_map(|c| c.steps.iter().chain(&c.on_start).chain(&c.on_stop));
     let headers = steps.filter_map(|s| s.http()).flat_map(|h| h.headers.iter());
     headers.filter_map(|(k, v)| Some(redact::header_secrets(k.as_str(), v.to_str().ok()?))).flatten().collect()
@@ -133,7 +153,9 @@ fn plan_secrets(plan: &Plan) -> Vec<String> {
 
 /// Opens the live sinks and runs the engine (once, or level by level).
 fn execute(run: &Prepared) -> Result<Executed> {
-    let Prepared { cfg, plan, client, secrets, description, .. } = run;
+    let Prepared { cfg, plan, client, secrets, description, origin, .. } = run;
+    // Shared by every level of a sweep: the first exchanges of each step, whichever level sent them.
+    let debug_log = cfg.http_debug.map(|n| Arc::new(ExchangeLog::new(plan.steps.len(), Some(n))));
     let spec = |load: LoadModel| EngineSpec {
         plan: plan.clone(),
         load,
@@ -142,6 +164,7 @@ fn execute(run: &Prepared) -> Result<Executed> {
         graceful_stop: cfg.graceful_stop,
         client: client.clone(),
         secrets: secrets.clone(),
+        capture: debug_log.clone(),
     };
     let planned = match &cfg.levels {
         Some(l) => Some(l.hold * l.values.len() as u32),
@@ -194,7 +217,8 @@ fn execute(run: &Prepared) -> Result<Executed> {
     let aborted_by = gate.aborted_by.take().filter(|_| result.stop == StopReason::Aborted);
     let fail_fast =
         gate.fail_fast.stopped.take().filter(|_| result.stop == StopReason::Aborted && aborted_by.is_none());
-    Ok(Executed { result, outcomes, aborted_by, fail_fast, _sinks: std::mem::take(&mut gate.sinks) })
+    let http_debug = cfg.http_debug.zip(debug_log).map(|(n, log)| report::render_http_debug(log.take(), origin, n));
+    Ok(Executed { result, outcomes, aborted_by, fail_fast, http_debug, _sinks: std::mem::take(&mut gate.sinks) })
 }
 
 /// The report with its verdicts: thresholds, levels, the embedded mock's counters, the baseline comparison.
@@ -235,8 +259,16 @@ fn judge(run: &mut Prepared, x: &Executed) -> Result<RunReport> {
 /// Writes the report files, the CI files and the baseline, prints the summary and the reasons, and decides the
 /// outcome. A report that cannot be written (a full disk) must not hide the verdict: the CI files and the
 /// baseline are still tried, the summary and the verdict printed, then what failed, and the exit code says so.
-fn publish(cfg: &RunConfig, rep: &RunReport, stop: StopReason) -> Outcome {
+fn publish(cfg: &RunConfig, rep: &RunReport, stop: StopReason, http_debug: Option<&str>) -> Outcome {
     let mut failed_writes = Vec::new();
+    if let Some(text) = http_debug {
+        let path = cfg.out_dir.join(report::HTTP_DEBUG_LOG);
+        match report::write_file(&path, text) {
+            Ok(()) if !cfg.quiet => report::print_note(&format!("http debug log: {}", path.display())),
+            Ok(()) => {}
+            Err(e) => failed_writes.push(e.to_string()),
+        }
+    }
     let path = match report::write_outputs(rep, &cfg.out_dir, &cfg.files.formats) {
         Ok(p) => {
             // The report holds everything the journal did; it was only there in case the process died.

@@ -8,6 +8,7 @@
 //! which is what makes the generator cheap per request (see scripts/bench.sh).
 
 mod body;
+mod tap;
 mod tls;
 
 use std::future::Future;
@@ -24,6 +25,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 pub use body::{BodySink, Discard, KeepBody, SinkError};
+pub use tap::{MESSAGE_EXCERPT_BYTES, TAP_BODY_BYTES, Tap, excerpt};
 
 use crate::metrics::ErrorKind;
 
@@ -243,11 +245,21 @@ pub struct Reading<'a, S = Discard> {
     pub expect: Option<&'a [u16]>,
     /// Most body bytes buffered, and the largest SSE line or event accepted.
     pub max_body: usize,
+    /// `try` and `--http-debug`: a copy of the response head and the body's first bytes goes here too.
+    pub tap: Option<&'a mut Tap>,
 }
 
 impl Default for Reading<'_> {
     fn default() -> Self {
-        Reading { buf: None, keep: false, sink: None, capture: &[], expect: None, max_body: DEFAULT_MAX_BODY }
+        Reading {
+            buf: None,
+            keep: false,
+            sink: None,
+            capture: &[],
+            expect: None,
+            max_body: DEFAULT_MAX_BODY,
+            tap: None,
+        }
     }
 }
 
@@ -326,7 +338,7 @@ impl HttpClient {
         reading: Reading<'_, S>,
         bytes: &mut u64,
     ) -> Result<Exchange, Failure> {
-        let Reading { buf, keep, sink, capture, expect, max_body } = reading;
+        let Reading { buf, keep, sink, capture, expect, max_body, mut tap } = reading;
         let sender = self.ready_sender().await?;
         let resp = sender.send_request(req).await.map_err(|e| Failure {
             kind: if is_protocol(&e) { ErrorKind::Protocol } else { ErrorKind::Connect },
@@ -336,6 +348,9 @@ impl HttpClient {
         let ttfb = start.elapsed();
         let status = resp.status().as_u16();
         let headers = resp.headers();
+        if let Some(t) = tap.as_deref_mut() {
+            t.head(headers);
+        }
         let retry_after = if status == 429 || status == 503 {
             retry_after(headers, SystemTime::now())
         } else {
@@ -345,12 +360,18 @@ impl HttpClient {
         let expected = expect.map_or(is_success(status), |codes| codes.contains(&status));
         let fail = |kind, message: String, bytes| Failure { kind, message, bytes };
         let body_kind = sink.as_deref().map_or(ErrorKind::Body, BodySink::failure_kind);
+        // A sink that refuses the body (a JSON answer where a stream was asked for) fails the exchange, with the
+        // body's first bytes read for the message: they usually say why.
+        let mut refused = None;
         let mut route = match (sink.filter(|_| expected && status < 400), buf) {
             (_, Some(b)) if !expected => Route::Excerpt(b),
-            (Some(s), _) => {
-                s.begin(headers, max_body).map_err(|e| sink_failure(e, 0))?;
-                Route::Sink(s)
-            }
+            (Some(s), b) => match s.begin(headers, max_body) {
+                Ok(()) => Route::Sink(s),
+                Err(e) => {
+                    refused = Some(e);
+                    b.map_or(Route::Discard, |b| Route::Excerpt(b))
+                }
+            },
             (None, Some(b)) if keep => Route::Keep(KeepBody::new(b, max_body)),
             _ => Route::Discard,
         };
@@ -368,16 +389,21 @@ impl HttpClient {
         let drain = resp.body().size_hint().exact().is_some_and(|n| n <= DRAIN_BYTES);
         let mut body = resp.into_body();
         let mut cut = false;
+        // The frame a stream ended on, moved (not copied) here: quoted if the sink then finds the stream broken.
+        let mut last = Bytes::new();
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| {
                 let kind = if is_protocol(&e) { ErrorKind::Protocol } else { body_kind };
                 fail(kind, format!("body cut short: {}", hyper_chain(&e)), *bytes)
             })?;
-            let Some(data) = frame.data_ref() else { continue };
+            let Ok(data) = frame.into_data() else { continue };
             *bytes += data.len() as u64;
+            if let Some(t) = tap.as_deref_mut() {
+                t.data(&data);
+            }
             match &mut route {
                 Route::Discard => {}
-                Route::Keep(k) => k.data(data, start).map_err(|e| sink_failure(e, *bytes))?,
+                Route::Keep(k) => k.data(&data, start).map_err(|e| sink_failure(e, *bytes))?,
                 Route::Excerpt(b) => {
                     let room = EXCERPT_BYTES.saturating_sub(b.len());
                     b.extend_from_slice(&data[..room.min(data.len())]);
@@ -386,15 +412,21 @@ impl HttpClient {
                         break;
                     }
                 }
-                Route::Sink(s) => s.data(data, start).map_err(|e| sink_failure(e, *bytes))?,
+                Route::Sink(s) => {
+                    s.data(&data, start).map_err(|e| quoted(sink_failure(e, *bytes), &data))?;
+                    last = data;
+                }
             }
         }
         if cut {
             // The rest of an error body is not worth reading (it may be 1 GB): this connection is given up.
             self.sender = None;
         }
-        if let Route::Sink(s) = route {
-            s.end().map_err(|e| sink_failure(e, *bytes))?;
+        match (route, refused) {
+            (Route::Sink(s), _) => s.end().map_err(|e| quoted(sink_failure(e, *bytes), &last))?,
+            (Route::Excerpt(b), Some(e)) => return Err(quoted(sink_failure(e, *bytes), b)),
+            (_, Some(e)) => return Err(sink_failure(e, *bytes)),
+            _ => {}
         }
         Ok(Exchange { status, ttfb, latency: start.elapsed(), bytes: *bytes, retry_after, captured })
     }
@@ -429,6 +461,12 @@ impl Transport for HttpClient {
 
 fn sink_failure(e: SinkError, bytes: u64) -> Failure {
     Failure { kind: e.kind, message: e.message, bytes }
+}
+
+/// A failure with the body bytes that caused it quoted (allocates only on this failure path).
+fn quoted(mut f: Failure, body: &[u8]) -> Failure {
+    f.message.push_str(&excerpt(body));
+    f
 }
 
 /// `retry-after-ms` (OpenAI, exact) before `Retry-After` (seconds or an HTTP date). Server input: a value too

@@ -138,7 +138,7 @@ async fn against(acts: Vec<Act>, keep: bool, sse: bool, max_body: usize) -> (Res
     let mut buf = Vec::new();
     let mut parser = SseParser::new();
     let sink = sse.then_some(&mut parser);
-    let reading = Reading { buf: Some(&mut buf), keep, sink, max_body, capture: &[], expect: None };
+    let reading = Reading { buf: Some(&mut buf), keep, sink, max_body, capture: &[], expect: None, tap: None };
     let r = client.exchange(get("/", factory.host_header()), Duration::from_secs(20), reading).await;
     (r, buf)
 }
@@ -340,4 +340,30 @@ fn limits_read_in_human_units() {
     assert_eq!(human_bytes(1 << 20), "1 MiB");
     assert_eq!(human_bytes(512 << 10), "512 KiB");
     assert_eq!(human_bytes(64_000), "64000 bytes");
+}
+
+#[tokio::test]
+async fn a_tap_copies_the_head_and_the_first_bytes_of_a_streamed_body() {
+    let mock = crate::mock::spawn(crate::mock::MockConfig::default(), ([127, 0, 0, 1], 0).into()).unwrap();
+    let factory = ClientFactory::new(&mock.base_url(), false, Duration::from_secs(1)).unwrap();
+    let mut client = factory.build();
+    let body = r#"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let req = http::Request::post("/v1/chat/completions")
+        .header(http::header::HOST, factory.host_header().clone())
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    let (mut buf, mut parser, mut tap) = (Vec::new(), SseParser::new(), Tap::default());
+    let (sink, max_body) = (Some(&mut parser), DEFAULT_MAX_BODY);
+    let reading =
+        Reading { buf: Some(&mut buf), keep: false, sink, capture: &[], expect: None, max_body, tap: Some(&mut tap) };
+    let ex = client.exchange(req, Duration::from_secs(5), reading).await.unwrap();
+    assert_eq!(ex.status, 200);
+    assert!(tap.responded);
+    assert_eq!(tap.headers.get("content-type").map(|v| v.as_bytes()), Some(&b"text/event-stream"[..]));
+    assert!(tap.body.starts_with(b"data: {"), "{}", String::from_utf8_lossy(&tap.body));
+    assert_eq!(tap.body.len() as u64, ex.bytes.min(TAP_BODY_BYTES as u64));
+    assert!(parser.summary().done, "the sink still read the whole stream");
+    assert!(buf.is_empty(), "a tap keeps nothing in the step's buffer");
+    mock.shutdown();
 }

@@ -4,6 +4,7 @@
 //! Formats nothing and judges nothing: progress goes to an `Observer`, results come back as data.
 
 mod aggregate;
+mod capture;
 mod error;
 mod json_body;
 pub mod load;
@@ -12,6 +13,7 @@ mod session;
 mod shared;
 pub(crate) mod signals;
 mod step;
+mod trial;
 mod vu;
 mod worker;
 
@@ -25,12 +27,15 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
 pub use aggregate::Progress;
+pub use capture::{Captured, CheckLine, ExchangeLog, REQUEST_BODY_BYTES};
 pub use error::EngineError;
 pub use load::levels::{BreakLimits, LevelKind, LevelOutcome, Levels, run_levels};
 pub use load::stages::{Stage, parse_plan, peak as stages_peak, total as stages_total};
 pub use load::{Arrival, ClosedLoad, LoadModel, OpenLoad, RateStage};
 pub use plan::{Endpoint, Plan, StepInfo, TagFilter, compile};
+pub use shared::panic_message;
 pub use signals::Signal;
+pub use trial::{ClassTrial, MAX_RETRY_WAIT, TrialResult, TrialSpec, trial};
 
 use crate::client::TransportFactory;
 use crate::metrics::{Recorder, SeriesPoint};
@@ -51,6 +56,8 @@ pub struct EngineSpec<F> {
     pub client: F,
     /// Values that must never appear in recorded messages (added to the process-wide `redact`).
     pub secrets: Vec<String>,
+    /// Records the first exchanges of each step in full (`run --http-debug`); shared across a sweep's levels.
+    pub capture: Option<Arc<ExchangeLog>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,7 +123,7 @@ async fn drive<F>(spec: EngineSpec<F>, observer: &mut dyn Observer) -> Result<En
 where
     F: TransportFactory + Clone + Send + 'static,
 {
-    let EngineSpec { plan, load, seed, workers, graceful_stop, client: factory, secrets } = spec;
+    let EngineSpec { plan, load, seed, workers, graceful_stop, client: factory, secrets, capture } = spec;
     crate::redact::install(secrets);
     let jobs = jobs(&load, &plan, workers);
     let workers = jobs.len();
@@ -133,6 +140,7 @@ where
         start,
         open: matches!(load, LoadModel::Open(_)),
         deadline: load.duration().and_then(|d| start.checked_add(d)),
+        capture,
     });
     // A signal during setup (or between a sweep's levels): the users start already stopped.
     let (pending, count) = signals::received();

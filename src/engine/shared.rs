@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::capture::ExchangeLog;
 use super::plan::Plan;
 use crate::metrics::Recorder;
 
@@ -30,6 +31,8 @@ pub struct Shared {
     pub open: bool,
     /// When a timed run ends (no arrival is scheduled from then on).
     pub deadline: Option<Instant>,
+    /// Where exchanges are recorded in full (`try`, `--http-debug`); `None` on an ordinary run.
+    pub capture: Option<Arc<ExchangeLog>>,
 }
 
 impl Shared {

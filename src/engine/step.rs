@@ -10,11 +10,12 @@ use http::HeaderValue;
 use http_body_util::Full;
 use minijinja::Value;
 
+use super::capture::{self, Captured, CheckLine};
 use super::error::EngineError;
 use super::json_body::render_json;
 use super::plan::{BodyPlan, CaptureSource, HttpAction, StepPlan, UrlPlan, origin_form};
 use super::session::{Session, pause, pick};
-use crate::client::{Exchange, Reading, Request, Transport, is_success, status_kind};
+use crate::client::{Exchange, Reading, Request, Transport, excerpt, is_success, status_kind};
 use crate::llm::usage::read_completion;
 use crate::metrics::{ErrorKind, GatewaySample, LlmSample};
 use crate::scenario::{Ctx, Text};
@@ -51,7 +52,7 @@ pub(super) async fn run_step<T: Transport>(
     let mut retries = 0;
     loop {
         u.local.in_flight.set(u.local.in_flight.get() + 1);
-        let attempt = exec_once(u, step, http).await;
+        let attempt = exec_once(u, step, http, retries + 1).await;
         u.local.in_flight.set(u.local.in_flight.get() - 1);
         let fail = match attempt {
             Attempt::Done { latency, ttfb, bytes, cost } => {
@@ -92,10 +93,33 @@ fn retry_wait(rng: &mut rand::rngs::SmallRng, advised: Duration, max_wait: Durat
     advised.saturating_add(pick(rng, (Duration::ZERO, advised / 10))).min(max_wait)
 }
 
-async fn exec_once<T: Transport>(u: &mut Session<T>, step: &StepPlan, http: &HttpAction) -> Attempt {
+/// One attempt; recorded in full when the run captures exchanges (`try`, `--http-debug`) and this one has a slot.
+async fn exec_once<T: Transport>(u: &mut Session<T>, step: &StepPlan, http: &HttpAction, attempt: u32) -> Attempt {
+    if !u.shared.capture.as_ref().is_some_and(|log| log.claim(step.id)) {
+        return exchange(u, step, http, None).await;
+    }
+    let user = u.shared.plan.classes.get(u.class).map(|c| c.name.clone()).unwrap_or_default();
+    let mut c = Box::new(Captured { user, step: step.name.clone(), step_id: step.id, attempt, ..Default::default() });
+    let outcome = exchange(u, step, http, Some(&mut c)).await;
+    c.failure = match &outcome {
+        Attempt::Done { .. } => None,
+        Attempt::Failed(f) | Attempt::Retry(f, _) => Some((f.kind, f.message.clone())),
+    };
+    if let Some(log) = &u.shared.capture {
+        log.push(*c);
+    }
+    outcome
+}
+
+async fn exchange<T: Transport>(
+    u: &mut Session<T>,
+    step: &StepPlan,
+    http: &HttpAction,
+    mut tap: Option<&mut Captured>,
+) -> Attempt {
     let plan = &u.shared.plan;
     let ctx = http.templated.then(|| u.vars.ctx(plan));
-    let (req, requested) = match build_request(u, step, http, ctx.as_ref()) {
+    let (req, requested) = match build_request(u, step, http, ctx.as_ref(), tap.as_deref_mut()) {
         Ok(r) => r,
         Err(e) => return Attempt::Failed(check(e.to_string())),
     };
@@ -111,10 +135,16 @@ async fn exec_once<T: Transport>(u: &mut Session<T>, step: &StepPlan, http: &Htt
         capture: if step.llm.chat { plan.gateway.names() } else { &[] },
         expect: step.checks.expect_status.as_deref(),
         max_body: http.max_body,
+        tap: tap.as_deref_mut().map(|c| &mut c.response),
     };
     let ex = match u.client.exchange(req, http.timeout, reading).await {
         Ok(ex) => ex,
-        Err(f) => return Attempt::Failed(Fail { kind: f.kind, message: f.message, bytes: f.bytes }),
+        Err(f) => {
+            if let Some(c) = tap.filter(|c| c.response.responded && step.llm.stream) {
+                c.stream = Some(u.sse.summary().clone());
+            }
+            return Attempt::Failed(Fail { kind: f.kind, message: f.message, bytes: f.bytes });
+        }
     };
     if ex.retry_after.invalid {
         u.local.rec.borrow_mut().steps[step.id].retry_after_invalid += 1;
@@ -123,6 +153,13 @@ async fn exec_once<T: Transport>(u: &mut Session<T>, step: &StepPlan, http: &Htt
         Some(codes) => codes.contains(&ex.status),
         None => is_success(ex.status),
     };
+    if let Some(c) = tap.as_deref_mut() {
+        (c.status, c.ttfb, c.latency, c.response_len) = (Some(ex.status), Some(ex.ttfb), Some(ex.latency), ex.bytes);
+        c.checks.push(status_check(step.checks.expect_status.as_deref(), ex.status, status_ok));
+        if step.llm.stream && status_ok {
+            c.stream = Some(u.sse.summary().clone());
+        }
+    }
     if !status_ok {
         let not_followed = if (300..400).contains(&ex.status) { " (redirects are not followed)" } else { "" };
         let fail = Fail {
@@ -138,15 +175,23 @@ async fn exec_once<T: Transport>(u: &mut Session<T>, step: &StepPlan, http: &Htt
         u.sse.assembled_json(&mut u.json_buf);
         std::mem::swap(&mut u.buf, &mut u.json_buf);
     }
-    if let Err(e) = judge(u, step, ctx.as_ref()) {
-        return Attempt::Failed(Fail { kind: ErrorKind::Check, message: e.to_string(), bytes: ex.bytes });
+    if let Err(e) = judge(u, step, ctx.as_ref(), tap) {
+        // The body that failed the check, quoted: what a failure message says first is what the user needs.
+        let message = format!("{e}{}", excerpt(&u.buf));
+        return Attempt::Failed(Fail { kind: ErrorKind::Check, message, bytes: ex.bytes });
     }
     let cost = if step.llm.chat { measure_llm(u, step, &ex, requested.as_deref()) } else { 0.0 };
     Attempt::Done { latency: ex.latency, ttfb: ex.ttfb, bytes: ex.bytes, cost }
 }
 
-/// `expect` checks and captures on the body (for streams: the assembled message).
-fn judge<T>(u: &mut Session<T>, step: &StepPlan, ctx: Option<&Ctx>) -> Result<(), EngineError> {
+/// `expect` checks and captures on the body (for streams: the assembled message). With a capture, each check
+/// and each variable set is noted in it.
+fn judge<T>(
+    u: &mut Session<T>,
+    step: &StepPlan,
+    ctx: Option<&Ctx>,
+    mut tap: Option<&mut Captured>,
+) -> Result<(), EngineError> {
     let plan = &u.shared.plan;
     if let Some(needle) = &step.checks.body_contains {
         let empty;
@@ -158,19 +203,27 @@ fn judge<T>(u: &mut Session<T>, step: &StepPlan, ctx: Option<&Ctx>) -> Result<()
             }
         };
         let needle = plan.templates.render(needle, c).map_err(|e| EngineError::Step(format!("template: {e}")))?;
+        let what = || format!("body contains `{needle}`");
         if !contains(&u.buf, needle.as_bytes()) {
+            note(&mut tap, || CheckLine::fail(what(), "not found in the body".into()));
             return Err(EngineError::Step(format!("body does not contain `{needle}`")));
         }
+        note(&mut tap, || CheckLine::pass(what()));
     }
     if step.checks.json_paths.is_empty() && step.checks.captures.is_empty() {
         return Ok(());
     }
-    let json: serde_json::Value = serde_json::from_slice(&u.buf)
-        .map_err(|e| EngineError::Step(format!("response is not JSON ({e}), so JSON paths cannot be checked")))?;
+    let json: serde_json::Value = serde_json::from_slice(&u.buf).map_err(|e| {
+        note(&mut tap, || CheckLine::fail("body is JSON".into(), e.to_string()));
+        EngineError::Step(format!("response is not JSON ({e}), so JSON paths cannot be checked"))
+    })?;
     for (src, path) in &step.checks.json_paths {
+        let what = || format!("JSON path `{src}` matches");
         if path.query(&json).is_empty() {
+            note(&mut tap, || CheckLine::fail(what(), "matched nothing".into()));
             return Err(EngineError::Step(format!("JSON path `{src}` matched nothing")));
         }
+        note(&mut tap, || CheckLine::pass(what()));
     }
     for cap in &step.checks.captures {
         let value = match &cap.source {
@@ -178,6 +231,8 @@ fn judge<T>(u: &mut Session<T>, step: &StepPlan, ctx: Option<&Ctx>) -> Result<()
                 Some(serde_json::Value::String(s)) => Value::from(s.as_str()),
                 Some(v) => Value::from(minijinja::value::Serde(v)),
                 None => {
+                    let what = || format!("capture `{}` from `{src}`", cap.name);
+                    note(&mut tap, || CheckLine::fail(what(), "matched nothing".into()));
                     return Err(EngineError::Step(format!(
                         "capture `{}`: JSON path `{src}` matched nothing",
                         cap.name
@@ -186,9 +241,31 @@ fn judge<T>(u: &mut Session<T>, step: &StepPlan, ctx: Option<&Ctx>) -> Result<()
             },
             CaptureSource::Value(node) => value_capture(u, &cap.name, node)?,
         };
+        if let Some(c) = tap.as_deref_mut() {
+            c.captures.push((cap.name.clone(), value.to_string()));
+        }
         u.vars.set(&cap.name, value, cap.append);
     }
     Ok(())
+}
+
+/// A check's outcome, into the capture if there is one; the line is only built then (a load run pays nothing).
+fn note(tap: &mut Option<&mut Captured>, line: impl FnOnce() -> CheckLine) {
+    if let Some(c) = tap.as_deref_mut() {
+        c.checks.push(line());
+    }
+}
+
+/// The status check as `try` shows it: `status 200`, `status 200|201`, or `status 2xx` without `expect.status`.
+fn status_check(expect: Option<&[u16]>, got: u16, passed: bool) -> CheckLine {
+    let what = match expect {
+        Some(codes) => {
+            let codes: Vec<String> = codes.iter().map(u16::to_string).collect();
+            format!("status {}", codes.join("|"))
+        }
+        None => "status 2xx".into(),
+    };
+    if passed { CheckLine::pass(what) } else { CheckLine::fail(what, format!("got {got}")) }
 }
 
 fn value_capture<T>(u: &mut Session<T>, name: &str, node: &super::plan::JsonNode) -> Result<Value, EngineError> {
@@ -277,6 +354,7 @@ fn build_request<T>(
     step: &StepPlan,
     http: &HttpAction,
     ctx: Option<&Ctx>,
+    tap: Option<&mut Captured>,
 ) -> Result<(Request, Option<String>), EngineError> {
     let plan = &u.shared.plan;
     let render = |t: &Text| -> Result<String, EngineError> {
@@ -314,7 +392,7 @@ fn build_request<T>(
             Bytes::from(serde_json::to_vec(&v).map_err(|e| EngineError::Step(e.to_string()))?)
         }
     };
-    let mut req = Request::new(Full::new(body));
+    let mut req = Request::new(Full::new(Bytes::new()));
     *req.method_mut() = http.method.clone();
     *req.uri_mut() = uri;
     *req.headers_mut() = http.headers.clone();
@@ -326,20 +404,15 @@ fn build_request<T>(
         v.set_sensitive(true);
         req.headers_mut().insert(name.clone(), v);
     }
+    if let Some(c) = tap {
+        capture::request(c, &req, &body);
+    }
+    *req.body_mut() = Full::new(body);
     Ok((req, requested))
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
-}
-
-fn excerpt(body: &[u8]) -> String {
-    if body.is_empty() {
-        return String::new();
-    }
-    let end = body.len().min(200);
-    let text = String::from_utf8_lossy(&body[..end]);
-    format!(": {}", text.replace(['\n', '\r'], " "))
 }
 
 #[cfg(test)]

@@ -42,6 +42,10 @@ impl Transport for Canned {
         if let Some(buf) = reading.buf.filter(|_| reading.keep || !expected) {
             buf.extend_from_slice(self.body);
         }
+        if let Some(tap) = reading.tap {
+            tap.head(&http::HeaderMap::new());
+            tap.data(self.body);
+        }
         let ms = Duration::from_millis;
         Ok(Exchange {
             status: self.status,
@@ -111,11 +115,14 @@ name = "U"
 "#;
 
 fn plan(factory: &CannedFactory) -> Arc<Plan> {
+    Arc::new(plan_owned(factory))
+}
+
+fn plan_owned(factory: &CannedFactory) -> Plan {
     let loaded = crate::scenario::parse("seam.toml".as_ref(), SCENARIO.to_string()).expect("a valid scenario");
     let endpoint = Endpoint::of(factory);
-    let plan = compile(&loaded.scenario, &loaded.name, endpoint, Duration::from_secs(5), &TagFilter::default(), vec![])
-        .expect("it compiles");
-    Arc::new(plan)
+    compile(&loaded.scenario, &loaded.name, endpoint, Duration::from_secs(5), &TagFilter::default(), vec![])
+        .expect("it compiles")
 }
 
 fn shared(plan: Arc<Plan>) -> Arc<Shared> {
@@ -127,6 +134,7 @@ fn shared(plan: Arc<Plan>) -> Arc<Shared> {
         start: tokio::time::Instant::now(),
         open: false,
         deadline: None,
+        capture: None,
     })
 }
 
@@ -194,6 +202,7 @@ fn the_engine_runs_a_load_over_any_transport() {
         graceful_stop: Duration::from_secs(1),
         client: factory.clone(),
         secrets: Vec::new(),
+        capture: None,
     };
     let result = run(spec, &mut Quiet).expect("the run starts");
     assert_eq!(result.stop, StopReason::IterationsDone);
@@ -226,6 +235,7 @@ fn arrivals_a_stopped_generator_never_started_are_dropped_not_lost() {
         graceful_stop: Duration::from_secs(5),
         client: factory.clone(),
         secrets: Vec::new(),
+        capture: None,
     };
     let result = run(spec, &mut Quiet).expect("the run starts");
     let t = &result.total;
@@ -266,4 +276,61 @@ fn shipped_chat_steps_fold_their_vars_into_fixed_requests() {
         assert_eq!(body["model"], model, "{file}");
         assert_eq!(step.llm.model.as_deref(), Some(model), "{file}");
     }
+}
+
+#[test]
+fn a_capture_keeps_the_first_exchanges_of_each_step_across_workers() {
+    let factory = CannedFactory::new(200, br#"{"token":"t-1"}"#);
+    let plan = plan(&factory);
+    let log = Arc::new(super::ExchangeLog::new(plan.steps.len(), Some(2)));
+    let load = ClosedLoad {
+        users: 4,
+        spawn_rate: None,
+        duration: None,
+        iterations: Some(20),
+        stages: Vec::new(),
+        iterations_per_user: None,
+    };
+    let spec = EngineSpec {
+        plan,
+        load: LoadModel::Closed(load),
+        seed: 1,
+        workers: 2,
+        graceful_stop: Duration::from_secs(1),
+        client: factory.clone(),
+        secrets: Vec::new(),
+        capture: Some(log.clone()),
+    };
+    run(spec, &mut Quiet).expect("the run starts");
+    assert_eq!(factory.sent().len(), 40);
+    let kept = log.take();
+    let per_step = |name: &str| kept.iter().filter(|c| c.step == name).count();
+    assert_eq!((kept.len(), per_step("login"), per_step("me")), (4, 2, 2));
+    let me = kept.iter().find(|c| c.step == "me").expect("a `me` exchange");
+    assert_eq!((me.method.as_str(), me.uri.as_str(), me.status), ("GET", "/base/me", Some(200)));
+    assert!(me.request_headers.contains(&("x-token".into(), "t-1".into())), "{:?}", me.request_headers);
+    assert_eq!(me.response.body, br#"{"token":"t-1"}"#);
+    assert_eq!(me.failure, None);
+    let login = kept.iter().find(|c| c.step == "login").expect("a `login` exchange");
+    assert_eq!(login.captures, [("token".to_string(), "t-1".to_string())]);
+    assert!(login.request_body.starts_with(br#"{"user":"#), "{:?}", String::from_utf8_lossy(&login.request_body));
+    assert_eq!(login.request_len, login.request_body.len());
+}
+
+#[test]
+fn a_trial_runs_each_class_once_and_records_every_check() {
+    let factory = CannedFactory::new(503, b"busy");
+    let plan = plan_owned(&factory);
+    let log = Arc::new(super::ExchangeLog::new(plan.steps.len(), None));
+    let spec = super::TrialSpec { plan, client: factory.clone(), seed: 1, secrets: vec![], log: log.clone() };
+    let result = super::trial(spec).expect("it runs");
+    assert_eq!(result.classes.len(), 1);
+    let kept = log.take();
+    assert_eq!(kept.len(), 1, "the failed login ends the iteration");
+    let login = &kept[0];
+    assert_eq!(login.failure, Some((ErrorKind::Status(503), "unexpected status 503: busy".to_string())));
+    assert_eq!(login.checks.len(), 1);
+    assert!(!login.checks[0].passed);
+    assert_eq!(login.checks[0].why.as_deref(), Some("got 503"));
+    assert_eq!(result.total.steps[0].failures, 1);
 }

@@ -6,6 +6,7 @@
 mod csv;
 #[cfg(test)]
 mod escape_tests;
+mod exchange;
 #[cfg(test)]
 pub(crate) mod fixture;
 mod format;
@@ -23,6 +24,7 @@ mod snapshot_tests;
 mod table;
 mod writer;
 
+pub use exchange::{HTTP_DEBUG_LOG, render_exchange, render_http_debug, render_try_summary};
 pub use format::fmt_observed;
 pub use gate::{describe_regression, render_comparison};
 pub use journal::{JOURNAL, JournalError, JournalWriter, read_journal, remove_journal};
