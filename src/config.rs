@@ -142,6 +142,7 @@ impl RunConfig {
             junit,
             summary_md,
             mock_settings,
+            headers,
             formats,
             ndjson,
             metrics_addr,
@@ -167,7 +168,8 @@ impl RunConfig {
         };
         let workers = flags::number("workers", workers, |t| limits::WORKERS.parse(t).map(|w| w as usize))?;
         flags::check_durations(duration, hold, timeout, graceful_stop)?;
-        let loaded = scenario::load(&scenario::locate_scenario(&scenario, &scenarios.dir)?)?;
+        let mut loaded = scenario::load(&scenario::locate_scenario(&scenario, &scenarios.dir)?)?;
+        flags::add_headers(&mut loaded, &headers)?;
         let load = load::model(&load_flags, &loaded)?;
         let levels = load::levels(&load_flags, sweep.as_deref(), &load, &loaded)?;
         let thresholds = gates(&loaded, &thresholds)?;
@@ -341,6 +343,7 @@ pub fn mock_from_args(a: MockArgs) -> Result<MockConfig, ConfigError> {
         error_status,
         seed,
         scenario,
+        settings,
         scenarios,
     } = a;
     let seed = seed.unwrap_or(0);
@@ -357,6 +360,10 @@ pub fn mock_from_args(a: MockArgs) -> Result<MockConfig, ConfigError> {
     m.error_rate = error_rate.unwrap_or(m.error_rate);
     m.error_status = error_status.unwrap_or(m.error_status);
     m.validate().map_err(ConfigError::Mock)?;
+    apply_mock_settings(&mut m, &settings).map_err(|e| match e {
+        ConfigError::Flag { flag: "--mock", message } => flag("--set", message),
+        other => other,
+    })?;
     Ok(m)
 }
 

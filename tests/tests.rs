@@ -6,6 +6,7 @@ mod client_limits;
 mod common;
 mod errors;
 mod gates;
+mod gateway_portkey;
 mod hostile;
 mod html;
 mod lifecycle;

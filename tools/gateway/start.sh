@@ -13,6 +13,11 @@ fi
 for tool in node npm; do
   command -v "$tool" >/dev/null 2>&1 || { echo "start.sh: $tool not found (install Node.js 18.18 or later)" >&2; exit 2; }
 done
+# `node --import` (the loopback preload) needs 18.18 or later.
+if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 18 || (a === 18 && b >= 18) ? 0 : 1)'; then
+  echo "start.sh: Node.js $(node --version) is too old; 18.18 or later is needed" >&2
+  exit 2
+fi
 
 stamp="$here/node_modules/.installed-from-lock"
 if [ ! -f "$stamp" ] || ! cmp -s "$here/package-lock.json" "$stamp"; then
