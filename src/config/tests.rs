@@ -315,3 +315,21 @@ fn header_flags_replace_or_add_default_headers_and_refuse_bad_ones_without_echoi
         assert!(!e.contains("secret") && !e.contains("sec\u{7}ret"), "the value leaked: {e}");
     }
 }
+
+#[test]
+fn mock_set_takes_any_mock_key_over_the_flags_and_names_itself_in_errors() {
+    use clap::Parser;
+    let mock = |args: &[&str]| {
+        let argv = ["run-load-test", "mock"].into_iter().chain(args.iter().copied());
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Mock(a) => mock_from_args(a),
+            _ => unreachable!("mock"),
+        }
+    };
+    let m = mock(&["--error-rate", "0.1", "--set", "retry_after=50ms", "--set", "error_rate=0.2"]).unwrap();
+    assert_eq!((m.retry_after, m.error_rate), (Duration::from_millis(50), 0.2));
+    let e = mock(&["--set", "retry_afte=50ms"]).unwrap_err().to_string();
+    assert!(e.starts_with("--set: ") && e.contains("retry_afte"), "{e}");
+    let e = mock(&["--set", "error_rate=2"]).unwrap_err().to_string();
+    assert!(e.starts_with("--set: [mock] error_rate must be between 0 and 1"), "{e}");
+}
