@@ -183,6 +183,10 @@ pub struct RunArgs {
     /// Override a variable of the scenario's [vars], e.g. --var model=gpt-4o-mini (repeatable)
     #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
     pub vars: Vec<(String, String)>,
+    /// Send this header with every request, over the scenario's [defaults] headers, e.g. a gateway's routing:
+    /// -H 'x-portkey-provider: openai' (repeatable; ${env:NAME} in the value reads the environment)
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
     /// Report files besides result.json: json, csv (Locust's stats.csv, stats_history.csv, failures.csv), md,
     /// junit, hlog (HdrHistogram interval logs per step); repeatable or comma-separated [default: json,csv]
     #[arg(long = "format", value_delimiter = ',', value_name = "FORMAT,..", value_parser = FormatParser { run: true })]
@@ -217,6 +221,9 @@ pub struct TryArgs {
     /// Set a variable of the scenario's [vars], e.g. --var model=gpt-4o-mini (repeatable)
     #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
     pub vars: Vec<(String, String)>,
+    /// Send this header with every request, over the scenario's [defaults] headers (repeatable), as `run -H`
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
     /// Per-request timeout, overriding the scenario's [defaults] timeout
     #[arg(long, value_parser = parse_duration, value_name = "DURATION", allow_negative_numbers = true)]
     pub timeout: Option<Duration>,
@@ -363,6 +370,10 @@ pub struct MockArgs {
     /// Take aliases and the [mock] table from this scenario (name or path); flags override it
     #[arg(long, value_name = "SCENARIO")]
     pub scenario: Option<String>,
+    /// Set any key of the [mock] table, over the scenario and the flags above, e.g. --set retry_after=100ms
+    /// (repeatable)
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub settings: Vec<String>,
     #[command(flatten)]
     pub scenarios: ScenariosDir,
 }

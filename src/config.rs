@@ -167,6 +167,7 @@ impl RunConfig {
             junit,
             summary_md,
             mock_settings,
+            headers,
             formats,
             ndjson,
             metrics_addr,
@@ -196,6 +197,7 @@ impl RunConfig {
         let http_debug = flags::number("http_debug", http_debug, |t| limits::HTTP_DEBUG.parse_u32(t))?;
         flags::check_durations(duration, hold, timeout, graceful_stop)?;
         let mut loaded = scenario::load(&scenario::locate_scenario(&scenario, &scenarios.dir)?)?;
+        flags::add_headers(&mut loaded, &headers)?;
         let load = load::model(&load_flags, &loaded)?;
         let levels = load::levels(&load_flags, sweep.as_deref(), &load, &loaded)?;
         let thresholds = gates(&loaded, &thresholds)?;
@@ -374,6 +376,7 @@ pub fn mock_from_args(a: MockArgs) -> Result<MockConfig, ConfigError> {
         error_status,
         seed,
         scenario,
+        settings,
         scenarios,
     } = a;
     let seed = seed.unwrap_or(0);
@@ -390,6 +393,10 @@ pub fn mock_from_args(a: MockArgs) -> Result<MockConfig, ConfigError> {
     m.error_rate = error_rate.unwrap_or(m.error_rate);
     m.error_status = error_status.unwrap_or(m.error_status);
     m.validate().map_err(ConfigError::Mock)?;
+    apply_mock_settings(&mut m, &settings).map_err(|e| match e {
+        ConfigError::Flag { flag: "--mock", message } => flag("--set", message),
+        other => other,
+    })?;
     Ok(m)
 }
 

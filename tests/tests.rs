@@ -8,6 +8,7 @@ mod errors;
 mod exchange_capture;
 mod gates;
 mod gateway_attribution;
+mod gateway_portkey;
 mod hostile;
 mod html;
 mod lifecycle;

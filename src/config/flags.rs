@@ -10,7 +10,7 @@ use super::{ConfigError, flag};
 use crate::cli::{self, NumberArg};
 use crate::engine::{Arrival, LevelKind, Levels, Stage};
 use crate::limits::{self, Count, RangeError};
-use crate::scenario::{LoadedScenario, ScenarioError};
+use crate::scenario::{LoadedScenario, ScenarioError, TemplateSet};
 
 /// A number flag read against its range; the error names the flag as clap does (`'--users <N>'`).
 pub(super) fn number<T>(
@@ -75,6 +75,33 @@ pub(super) fn user_stages(loaded: &LoadedScenario) -> Result<Vec<Stage>, Scenari
             Ok(Stage { target: target.map_err(at)?, duration: st.duration.0 })
         })
         .collect()
+}
+
+/// `--header 'NAME: VALUE'`: each replaces the scenario's `[defaults]` header of that name (in any case) or adds
+/// one, so a gateway's routing headers reach every request without editing the scenario. A step's own header
+/// of the same name still wins, as it does over `[defaults]`. Errors name the header, never its value (a key).
+pub(super) fn add_headers(loaded: &mut LoadedScenario, headers: &[String]) -> Result<(), ConfigError> {
+    for given in headers {
+        let Some((name, value)) = given.split_once(':') else {
+            return Err(flag("--header", "expected NAME: VALUE, e.g. -H 'x-portkey-provider: openai' (no `:` found)"));
+        };
+        let (name, value) = (name.trim(), value.trim());
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(flag("--header", format!("`{name}` is not a valid header name")));
+        }
+        if http::HeaderValue::from_str(value).is_err() {
+            return Err(flag("--header", format!("the value of `{name}` is not valid in an HTTP header")));
+        }
+        // The scenario's headers are templates; a flag's value is sent as given.
+        if TemplateSet::is_template(value) {
+            let message = format!("the value of `{name}` contains `{{{{` or `{{%`, which would be read as a template");
+            return Err(flag("--header", message));
+        }
+        let defaults = &mut loaded.scenario.defaults.headers;
+        defaults.retain(|k, _| !k.eq_ignore_ascii_case(name));
+        defaults.insert(name.to_ascii_lowercase(), value.to_string());
+    }
+    Ok(())
 }
 
 /// `users=5,10,20` or `rate=10,50`: increasing levels, each within the range of its kind.

@@ -275,3 +275,61 @@ fn numeric_flags_are_one_line_errors_naming_flag_and_range() {
     let LoadModel::Open(o) = &cfg.load else { panic!("open") };
     assert_eq!(o.rate, 0.5);
 }
+
+/// `run <p> ARGS..`, as the command line gives it.
+fn run_with(p: &Path, args: &[&str]) -> RunArgs {
+    use clap::Parser;
+    let path = p.display().to_string();
+    let argv = ["run-load-test", "run", path.as_str()].into_iter().chain(args.iter().copied());
+    match crate::cli::Cli::try_parse_from(argv).unwrap().command {
+        crate::cli::Command::Run(a) => *a,
+        _ => unreachable!("run"),
+    }
+}
+
+#[test]
+fn header_flags_replace_or_add_default_headers_and_refuse_bad_ones_without_echoing_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = scenario_file(dir.path(), &format!("[defaults]\nheaders = {{ Authorization = \"Bearer a\" }}\n{BASE}"));
+    let config = r#"x-portkey-config: {"strategy":{"mode":"fallback"},"targets":[{"provider":"openai"}]}"#;
+    let args = run_with(&p, &["-H", "authorization: Bearer b", "--header", "X-Portkey-Provider:openai", "-H", config]);
+    let cfg = RunConfig::resolve(args).unwrap();
+    let headers: Vec<(&str, &str)> =
+        cfg.scenario.scenario.defaults.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(
+        headers,
+        [
+            ("authorization", "Bearer b"),
+            ("x-portkey-config", r#"{"strategy":{"mode":"fallback"},"targets":[{"provider":"openai"}]}"#),
+            ("x-portkey-provider", "openai"),
+        ]
+    );
+    for (given, wanted) in [
+        ("no-colon-secret", "--header: expected NAME: VALUE"),
+        ("bad name: v", "--header: `bad name` is not a valid header name"),
+        ("x-key: sec\u{7}ret", "--header: the value of `x-key` is not valid in an HTTP header"),
+        ("x-key: {{ secret }}", "--header: the value of `x-key` contains `{{` or `{%`"),
+    ] {
+        let e = RunConfig::resolve(run_with(&p, &["-H", given])).unwrap_err().to_string();
+        assert!(e.starts_with(wanted), "{given}: {e}");
+        assert!(!e.contains("secret") && !e.contains("sec\u{7}ret"), "the value leaked: {e}");
+    }
+}
+
+#[test]
+fn mock_set_takes_any_mock_key_over_the_flags_and_names_itself_in_errors() {
+    use clap::Parser;
+    let mock = |args: &[&str]| {
+        let argv = ["run-load-test", "mock"].into_iter().chain(args.iter().copied());
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Mock(a) => mock_from_args(a),
+            _ => unreachable!("mock"),
+        }
+    };
+    let m = mock(&["--error-rate", "0.1", "--set", "retry_after=50ms", "--set", "error_rate=0.2"]).unwrap();
+    assert_eq!((m.retry_after, m.error_rate), (Duration::from_millis(50), 0.2));
+    let e = mock(&["--set", "retry_afte=50ms"]).unwrap_err().to_string();
+    assert!(e.starts_with("--set: ") && e.contains("retry_afte"), "{e}");
+    let e = mock(&["--set", "error_rate=2"]).unwrap_err().to_string();
+    assert!(e.starts_with("--set: [mock] error_rate must be between 0 and 1"), "{e}");
+}

@@ -21,9 +21,10 @@ pub struct TryConfig {
 
 impl TryConfig {
     pub fn resolve(args: TryArgs) -> Result<TryConfig, ConfigError> {
-        let TryArgs { scenario, target, vars, timeout, insecure, seed, mock_settings, scenarios } = args;
+        let TryArgs { scenario, target, vars, headers, timeout, insecure, seed, mock_settings, scenarios } = args;
         flags::check_durations(None, None, timeout, None)?;
         let mut loaded = scenario::load(&scenario::locate_scenario(&scenario, &scenarios.dir)?)?;
+        flags::add_headers(&mut loaded, &headers)?;
         // A fresh seed per try, as per run: ids drawn from it (a user name to register) must not repeat.
         let seed = seed.unwrap_or_else(|| {
             SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)

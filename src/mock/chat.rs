@@ -150,6 +150,13 @@ async fn respond(shared: &Shared, index: u64, headers: &HeaderMap, body: Result<
             let message = format!("all tiers of alias {} are unavailable", ask.model);
             return error_response(StatusCode::SERVICE_UNAVAILABLE, "server_error", &message);
         }
+        Route::TierDown { tier } => {
+            shared.stats.tier_down(tier);
+            // Finding the tier down costs what one hop of the alias's own fallback costs.
+            wait_until(later(start, config.fallback_penalty)).await;
+            let message = format!("model {tier} is unavailable (request {index})");
+            return error_response(StatusCode::SERVICE_UNAVAILABLE, "server_error", &message);
+        }
     };
     let mut response =
         answer(shared, index, &value, &ask, model, later(start, config.fallback_penalty.saturating_mul(hops))).await;
@@ -176,7 +183,11 @@ async fn answer(
         wait_until(later(routed_at, first_token_delay)).await;
         let status = StatusCode::from_u16(config.error_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let message = format!("Mock gateway injected a failure (request {index}).");
-        return error_response(status, error_kind(status), &message);
+        let mut response = error_response(status, error_kind(status), &message);
+        if !config.retry_after.is_zero() {
+            retry_after(&mut response, config.retry_after);
+        }
+        return response;
     }
     let fault = faults::fault(config, index, ask.stream);
     let stats = &shared.stats;
@@ -242,17 +253,24 @@ async fn answer(
     }
 }
 
-/// 429 with the wait in both the standard header (whole seconds, rounded up, at least 1) and OpenAI's
-/// `retry-after-ms`.
+/// 429 saying the wait (`retry_after`).
 fn rate_limited(wait: Duration) -> Response {
-    let ms = wait.as_nanos().div_ceil(1_000_000).min(u128::from(u64::MAX)) as u64;
-    let secs = ms.div_ceil(1000).max(1);
-    let message = format!("Rate limit reached for requests on this API key. Please try again in {ms}ms.");
+    let message = format!("Rate limit reached for requests on this API key. Please try again in {}ms.", whole_ms(wait));
     let mut response =
         error_with_code(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", &message, "rate_limit_exceeded");
-    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    response.headers_mut().insert(RETRY_AFTER_MS, HeaderValue::from(ms));
+    retry_after(&mut response, wait);
     response
+}
+
+/// Says `wait` in the standard header (whole seconds, rounded up, at least 1) and OpenAI's `retry-after-ms`.
+fn retry_after(response: &mut Response, wait: Duration) {
+    let ms = whole_ms(wait);
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(ms.div_ceil(1000).max(1)));
+    response.headers_mut().insert(RETRY_AFTER_MS, HeaderValue::from(ms));
+}
+
+fn whole_ms(wait: Duration) -> u64 {
+    wait.as_nanos().div_ceil(1_000_000).min(u128::from(u64::MAX)) as u64
 }
 
 /// The OpenAI error `type` for a status, so clients that branch on it see familiar values.

@@ -21,6 +21,9 @@ pub struct MockConfig {
     pub error_rate: f64,
     /// Status of injected failures.
     pub error_status: u16,
+    /// Injected failures carry `retry-after-ms` and `retry-after` saying this wait (zero: no such header), as
+    /// a provider's 429 or 503 does; a gateway that honours them retries after it.
+    pub retry_after: Duration,
     /// Seeds ids, token text and which requests fail.
     pub seed: u64,
     /// Model aliases the gateway routes, each to its tiers in order of preference. A requested model that
@@ -96,6 +99,7 @@ impl Default for MockConfig {
             token_delay: Duration::from_millis(10),
             error_rate: 0.0,
             error_status: 500,
+            retry_after: Duration::ZERO,
             seed: 0,
             aliases: default_aliases(),
             tier_failure_rate: 0.0,
@@ -168,6 +172,7 @@ impl MockConfig {
         set(&mut c.token_delay, s.token_delay);
         set(&mut c.error_rate, s.error_rate);
         set(&mut c.error_status, s.error_status);
+        set(&mut c.retry_after, s.retry_after);
         set(&mut c.reasoning_tokens, s.reasoning_tokens);
         set(&mut c.react_steps, s.react_steps);
         set(&mut c.tier_failure_rate, s.tier_failure_rate);
@@ -237,6 +242,7 @@ impl MockConfig {
             ("fallback_penalty", self.fallback_penalty),
             ("stall", self.stall),
             ("tool_latency", self.tool_latency),
+            ("retry_after", self.retry_after),
         ];
         delays.extend(self.model_latency.iter().flat_map(|m| {
             [("model_latency.first_token_delay", m.first_token_delay), ("model_latency.token_delay", m.token_delay)]

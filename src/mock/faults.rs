@@ -11,26 +11,51 @@ pub(super) enum Route<'a> {
     Served { model: &'a str, hops: u32, fallback: bool },
     /// Every tier of the alias was unavailable, after trying `hops` of them.
     AllFailed { hops: u32 },
+    /// A tier asked for by its own name (as a gateway in front of the mock does when it does the fallback
+    /// itself) is unavailable for this request; nothing falls back.
+    TierDown { tier: &'a str },
 }
 
 pub(super) fn route<'a>(config: &'a MockConfig, requested: &'a str, index: u64) -> Route<'a> {
     let Some(alias) = config.aliases.iter().find(|a| a.name == requested) else {
-        return Route::Served { model: requested, hops: 0, fallback: false };
+        return direct(config, requested, index);
     };
     let last = alias.tiers.len().saturating_sub(1);
     let mut hops = 0u32;
     for (position, tier) in alias.tiers.iter().enumerate() {
-        let forced = config.failing_tiers.iter().any(|t| t == tier);
-        // The last tier is the one the alias falls back to for good: only `failing_tiers` takes it down.
-        let drawn = position < last
-            && config.tier_failure_rate > 0.0
-            && unit(config.seed, TIER_DOMAIN.wrapping_add(position as u64), index) < config.tier_failure_rate;
-        if !(forced || drawn) {
+        if !tier_down(config, tier, position, last, index) {
             return Route::Served { model: tier, hops, fallback: position > 0 };
         }
         hops = hops.saturating_add(1);
     }
     Route::AllFailed { hops }
+}
+
+/// A model that is no alias: served under its own name unless it is a tier of an alias that is down for this
+/// request, by the same draw the alias's own routing would make, so the failures a gateway sees when it
+/// names the tiers itself are those the mock would have routed around.
+fn direct<'a>(config: &'a MockConfig, requested: &'a str, index: u64) -> Route<'a> {
+    let tier = config
+        .aliases
+        .iter()
+        .find_map(|a| a.tiers.iter().position(|t| t == requested).map(|p| (p, a.tiers.len().saturating_sub(1))));
+    match tier {
+        Some((position, last)) if tier_down(config, requested, position, last, index) => {
+            Route::TierDown { tier: requested }
+        }
+        None if config.failing_tiers.iter().any(|t| t == requested) => Route::TierDown { tier: requested },
+        _ => Route::Served { model: requested, hops: 0, fallback: false },
+    }
+}
+
+/// Whether the tier at `position` of an alias whose last tier is at `last` is unavailable for a request.
+fn tier_down(config: &MockConfig, tier: &str, position: usize, last: usize, index: u64) -> bool {
+    let forced = config.failing_tiers.iter().any(|t| t == tier);
+    // The last tier is the one the alias falls back to for good: only `failing_tiers` takes it down.
+    let drawn = position < last
+        && config.tier_failure_rate > 0.0
+        && unit(config.seed, TIER_DOMAIN.wrapping_add(position as u64), index) < config.tier_failure_rate;
+    forced || drawn
 }
 
 /// The response faults, mutually exclusive.
@@ -92,6 +117,27 @@ mod tests {
         // A rate never takes down the last tier.
         let c = MockConfig { tier_failure_rate: 1.0, ..MockConfig::default() };
         assert_eq!(coding(&c, 9), Route::Served { model: "coding_fallback", hops: 2, fallback: true });
+    }
+
+    #[test]
+    fn a_tier_named_directly_is_down_exactly_when_its_alias_would_skip_it() {
+        let c = MockConfig { tier_failure_rate: 0.3, seed: 5, ..MockConfig::default() };
+        let mut down = 0;
+        for i in 0..2_000 {
+            let skipped = !matches!(coding(&c, i), Route::Served { hops: 0, .. });
+            let direct = route(&c, "coding_tier_3", i);
+            assert_eq!(direct == Route::TierDown { tier: "coding_tier_3" }, skipped, "request {i}");
+            down += u32::from(skipped);
+            // The alias's last tier is its fallback for good; a model of no alias is always served.
+            assert!(matches!(route(&c, "coding_fallback", i), Route::Served { hops: 0, fallback: false, .. }));
+            assert!(matches!(route(&c, "gpt-x", i), Route::Served { model: "gpt-x", .. }));
+        }
+        assert!((450..750).contains(&down), "{down} of 2000 down at rate 0.3");
+        let forced = MockConfig { failing_tiers: vec!["coding_fallback".into(), "solo".into()], ..c };
+        assert_eq!(route(&forced, "coding_fallback", 0), Route::TierDown { tier: "coding_fallback" });
+        assert_eq!(route(&forced, "solo", 0), Route::TierDown { tier: "solo" });
+        // Nothing changes by default.
+        assert!((0..100).all(|i| route(&MockConfig::default(), "coding_tier_3", i) != Route::TierDown { tier: "coding_tier_3" }));
     }
 
     #[test]

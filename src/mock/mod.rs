@@ -119,10 +119,10 @@ const BODY_LIMIT: usize = 64 * 1024 * 1024;
 fn router(config: MockConfig) -> Router {
     let state = Arc::new(Shared {
         limiter: limits::Limiter::new(config.rate_limit),
+        stats: stats::Stats::new(&config.aliases),
         config,
         next_index: AtomicU64::new(0),
         next_tool_index: AtomicU64::new(0),
-        stats: stats::Stats::default(),
         accounts: auth::Accounts::default(),
         started: std::time::Instant::now(),
         busy: std::sync::atomic::AtomicU32::new(0),

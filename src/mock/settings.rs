@@ -20,6 +20,8 @@ pub struct MockSettings {
     pub token_delay: Option<Duration>,
     pub error_rate: Option<f64>,
     pub error_status: Option<u16>,
+    #[serde(default, deserialize_with = "duration")]
+    pub retry_after: Option<Duration>,
     pub reasoning_tokens: Option<u32>,
     pub react_steps: Option<u32>,
     pub tier_failure_rate: Option<f64>,

@@ -14,6 +14,11 @@ use super::{Shared, json_response};
 /// reading them after its last response has completed sees every decision it was subject to.
 #[derive(Default)]
 pub(super) struct Stats {
+    /// Answered 503 because the tier asked for by name was down (`Route::TierDown`), in total and per tier:
+    /// what a gateway doing its own fallback over the tiers saw fail.
+    pub tier_unavailable: AtomicU64,
+    /// One counter per tier of the configured aliases (a bounded set), in the aliases' order.
+    pub tier_unavailable_by_model: Vec<(String, AtomicU64)>,
     /// Every `POST /v1/chat/completions`, rejected ones included.
     pub chat_requests: AtomicU64,
     /// Answered with `error_status` by `error_rate`.
@@ -40,6 +45,28 @@ pub(super) struct Stats {
     pub over_capacity: AtomicU64,
 }
 
+impl Stats {
+    /// Zeroed counters, with one per tier of `aliases` for the tiers named directly.
+    pub(super) fn new(aliases: &[super::Alias]) -> Self {
+        let mut tiers: Vec<(String, AtomicU64)> = Vec::new();
+        for tier in aliases.iter().flat_map(|a| &a.tiers) {
+            if !tiers.iter().any(|(t, _)| t == tier) {
+                tiers.push((tier.clone(), AtomicU64::new(0)));
+            }
+        }
+        Self { tier_unavailable_by_model: tiers, ..Self::default() }
+    }
+
+    /// Counts a directly named tier found down (a model in `failing_tiers` that is no alias's tier counts
+    /// in the total only).
+    pub(super) fn tier_down(&self, tier: &str) {
+        bump(&self.tier_unavailable);
+        if let Some((_, counter)) = self.tier_unavailable_by_model.iter().find(|(t, _)| t == tier) {
+            bump(counter);
+        }
+    }
+}
+
 /// Counting needs no ordering with other memory: each counter is read on its own.
 pub(super) fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
@@ -53,6 +80,12 @@ pub(super) async fn handler(State(shared): State<Arc<Shared>>) -> Response {
         "injected_errors": get(&s.injected_errors),
         "fallbacks": get(&s.fallbacks),
         "all_tiers_failed": get(&s.all_tiers_failed),
+        "tier_unavailable": get(&s.tier_unavailable),
+        "tier_unavailable_by_model": s
+            .tier_unavailable_by_model
+            .iter()
+            .map(|(tier, c)| (tier.clone(), serde_json::Value::from(get(c))))
+            .collect::<serde_json::Map<_, _>>(),
         "rate_limited": get(&s.rate_limited),
         "unauthorized": get(&s.unauthorized),
         "stalls": get(&s.stalls),

@@ -174,3 +174,39 @@ async fn requests_with_tools_get_tool_calls_until_react_steps_tool_results() {
     assert!(chunks(&reply.body).iter().all(|c| c["choices"][0]["delta"].get("tool_calls").is_none()));
     assert_eq!(stats(server.addr()).await["tool_calls"], 4);
 }
+
+#[tokio::test]
+async fn a_tier_named_directly_fails_with_503_as_often_as_its_alias_falls_back() {
+    let config = MockConfig { tier_failure_rate: 0.4, fallback_penalty: Duration::ZERO, seed: 3, ..fast() };
+    let server = start(config.clone());
+    let mut down = 0u64;
+    for _ in 0..60 {
+        let reply = chat(server.addr(), agent("coding_tier_3", json!({"max_tokens": 1}))).await;
+        match reply.status {
+            200 => assert_eq!(reply.header("x-served-model"), Some("coding_tier_3")),
+            503 => {
+                down += 1;
+                assert!(reply.json()["error"]["message"].as_str().unwrap().contains("coding_tier_3"));
+            }
+            other => panic!("status {other}"),
+        }
+    }
+    // The last tier and a model of no alias are never down by the rate.
+    for model in ["coding_fallback", "gpt-x"] {
+        assert_eq!(chat(server.addr(), agent(model, json!({"max_tokens": 1}))).await.status, 200);
+    }
+    let s = stats(server.addr()).await;
+    assert!((10..=40).contains(&down), "{down} of 60 down at rate 0.4");
+    assert_eq!((s["tier_unavailable"].as_u64(), s["fallbacks"].as_u64()), (Some(down), Some(0)));
+    let by_model = &s["tier_unavailable_by_model"];
+    assert_eq!((by_model["coding_tier_3"].as_u64(), by_model["coding_fallback"].as_u64()), (Some(down), Some(0)));
+    // The same seed routes the alias around exactly the requests that found the tier down.
+    let (_, fallbacks) = served_models(&MockConfig { seed: 3, ..config }).await;
+    let again = start(MockConfig { tier_failure_rate: 0.4, fallback_penalty: Duration::ZERO, seed: 3, ..fast() });
+    let mut direct_down = 0;
+    for _ in 0..100 {
+        direct_down +=
+            u64::from(chat(again.addr(), agent("coding_tier_3", json!({"max_tokens": 1}))).await.status == 503);
+    }
+    assert_eq!(direct_down, fallbacks);
+}

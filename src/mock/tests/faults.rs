@@ -87,3 +87,16 @@ async fn a_no_done_stream_is_otherwise_complete() {
     assert!(events.iter().any(|e| e.contains(r#""finish_reason":"stop""#)));
     assert_eq!(stats(server.addr()).await["no_done"], 1);
 }
+
+#[tokio::test]
+async fn injected_failures_say_retry_after_when_set() {
+    let plain = start(MockConfig { error_rate: 1.0, error_status: 503, ..fast() });
+    let reply = chat(plain.addr(), hello(json!({}))).await;
+    assert_eq!((reply.status, reply.header("retry-after-ms")), (503, None));
+    let server =
+        start(MockConfig { error_rate: 1.0, error_status: 429, retry_after: Duration::from_millis(1_250), ..fast() });
+    let reply = chat(server.addr(), hello(json!({}))).await;
+    assert_eq!(reply.status, 429);
+    assert_eq!((reply.header("retry-after-ms"), reply.header("retry-after")), (Some("1250"), Some("2")));
+    assert_eq!(stats(server.addr()).await["injected_errors"], 1);
+}

@@ -108,8 +108,12 @@ async fn the_tool_endpoint_answers_after_its_latency() {
 async fn stats_start_at_zero_and_count_injected_errors() {
     let server = start(MockConfig { error_rate: 1.0, ..fast() });
     let zero = stats(server.addr()).await;
-    assert!(zero.as_object().unwrap().values().all(|v| v == 0), "{zero}");
-    assert_eq!(zero.as_object().unwrap().len(), 16);
+    let zeros = |v: &Value| v.as_object().unwrap().values().all(|v| v == 0);
+    let (counters, per_tier): (Vec<_>, Vec<_>) = zero.as_object().unwrap().iter().partition(|(_, v)| v.is_number());
+    assert!(counters.iter().all(|(_, v)| **v == 0), "{zero}");
+    assert_eq!((counters.len(), per_tier.len()), (17, 1));
+    assert!(zeros(&zero["tier_unavailable_by_model"]), "{zero}");
+    assert_eq!(zero["tier_unavailable_by_model"].as_object().unwrap().len(), 5);
     assert_eq!(chat_as(server.addr(), None).await.status, 500);
     let s = stats(server.addr()).await;
     assert_eq!((&s["chat_requests"], &s["injected_errors"]), (&json!(1), &json!(1)));
