@@ -242,8 +242,8 @@ pub struct TryArgs {
 
 /// `--var KEY=VALUE`: the key is a variable name (letters, digits, `_`), the value any text, `=` included.
 pub fn parse_var(s: &str) -> Result<(String, String), ValueError> {
-    let (k, v) =
-        s.split_once('=').ok_or_else(|| ValueError(format!("`{s}` is not KEY=VALUE, e.g. model=gpt-4o-mini")))?;
+    let not_pair = || ValueError(format!("`{s}` is not KEY=VALUE; write e.g. --var model=gpt-4o-mini"));
+    let (k, v) = s.split_once('=').filter(|(k, _)| !k.trim().is_empty()).ok_or_else(not_pair)?;
     let k = k.trim();
     let word = !k.is_empty() && !k.starts_with(|c: char| c.is_ascii_digit());
     if !word || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
