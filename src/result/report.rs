@@ -8,8 +8,9 @@ use super::verdict::{Comparison, RuleSet, Verdict};
 use crate::metrics::{ErrorSummary, FlowSummary, LatencySummary, RequestSummary, SeriesPoint};
 
 /// Bumped on any change of `result.json` an older reader could not take (every struct denies unknown fields, so
-/// a new field counts). 2: step histograms gained `stream_tail`.
-pub const SCHEMA_VERSION: u32 = 2;
+/// a new field counts). 2: step histograms gained `stream_tail`. 3: `scenario.vars`, gateway attribution in the LLM
+/// summaries, `stream_tail` in the LLM summary.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The oldest schema this version still reads: each version since only added optional fields, so an older
 /// baseline stays usable.
