@@ -219,6 +219,7 @@ fn synthetic(median_ms: f64, seed: u64) -> RunReport {
         histograms: Histograms::of(&total),
         mock_stats: None,
         rebuilt: None,
+        environment: None,
     }
 }
 

@@ -80,6 +80,7 @@ pub(crate) fn one_step(scenario: &str, user: &str, step: &str, stats: &StepStats
         histograms: hist,
         mock_stats: None,
         rebuilt: None,
+        environment: None,
     }
 }
 

@@ -220,6 +220,7 @@ pub fn build(d: &RunDescription, r: &RunOutput<'_>) -> RunReport {
         histograms: Histograms::of(&total),
         mock_stats: None,
         rebuilt: None,
+        environment: None,
     }
 }
 

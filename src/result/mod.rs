@@ -4,10 +4,12 @@
 //! `baseline`, `app` and a shard merge can all use it.
 
 pub mod assemble;
+mod environment;
 mod read;
 mod report;
 mod verdict;
 
+pub use environment::{Environment, HiccupSummary};
 pub use read::{ReadError, StoredFile, parse_result, read_result};
 pub use report::{
     Failure, GeneratorInfo, Histograms, LevelReport, LevelsReport, LoadInfo, MachineInfo, OLDEST_SCHEMA, OpenSummary,

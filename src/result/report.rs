@@ -4,12 +4,13 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::environment::Environment;
 use super::verdict::{Comparison, RuleSet, Verdict};
 use crate::metrics::{ErrorSummary, FlowSummary, LatencySummary, RequestSummary, SeriesPoint};
 
 /// Bumped on any change of `result.json` an older reader could not take (every struct denies unknown fields, so
 /// a new field counts). 2: step histograms gained `stream_tail`. 3: `scenario.vars`, gateway attribution in the LLM
-/// summaries, `stream_tail` in the LLM summary.
+/// summaries, `stream_tail` in the LLM summary, `environment` (the host's health).
 pub const SCHEMA_VERSION: u32 = 3;
 
 /// The oldest schema this version still reads: each version since only added optional fields, so an older
@@ -72,6 +73,9 @@ pub struct RunReport {
     /// says so, and up to which second of the run the journal went.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rebuilt: Option<String>,
+    /// The generating host's health during the run (hiccups, CPU pressure, steal, load).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<Environment>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
