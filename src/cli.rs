@@ -34,7 +34,7 @@ pub enum Command {
     Try(TryArgs),
     /// Serve the mock OpenAI-compatible gateway in the foreground until Ctrl-C
     Mock(MockArgs),
-    /// Compare two stored results (a baseline and a later run): exit 1 on a regression
+    /// Compare two stored results (a baseline and a later run): exit 1 on a regression, 4 when inconclusive
     Compare(CompareArgs),
     /// Re-render a stored result (a result.json or a report directory) in other formats; rebuilds result.json
     /// from the run journal of a run that was killed
@@ -69,6 +69,10 @@ pub struct CompareArgs {
     /// Only errors; the exit code tells the verdict
     #[arg(short, long)]
     pub quiet: bool,
+    /// When the only failing comparisons are inconclusive (the host may explain them): fail (exit 1) or pass
+    /// (exit 0) [default: exit 4]
+    #[arg(long, value_name = "fail|pass")]
+    pub on_inconclusive: Option<OnInconclusive>,
     #[command(flatten)]
     pub scenarios: ScenariosDir,
 }
@@ -165,9 +169,14 @@ pub struct RunArgs {
     pub quiet: bool,
     #[command(flatten)]
     pub scenarios: ScenariosDir,
-    /// Compare the run with a stored result (exit 1 on a regression beyond tolerance and noise)
+    /// Compare the run with a stored result (exit 1 on a regression beyond tolerance and noise, 4 when the
+    /// host may explain it)
     #[arg(long, value_name = "PATH")]
     pub baseline: Option<PathBuf>,
+    /// When the only failing comparisons with the baseline are inconclusive (the host may explain them): fail
+    /// (exit 1) or pass (exit 0) [default: exit 4]
+    #[arg(long, value_name = "fail|pass")]
+    pub on_inconclusive: Option<OnInconclusive>,
     /// Store this run as a baseline (default path: baselines/<scenario>.json)
     #[arg(long, value_name = "PATH", num_args = 0..=1)]
     pub save_baseline: Option<Option<PathBuf>>,
@@ -250,6 +259,16 @@ pub fn parse_var(s: &str) -> Result<(String, String), ValueError> {
         return Err(ValueError(format!("`{k}` is not a variable name (letters, digits and _), in `{s}`")));
     }
     Ok((k.to_string(), v.to_string()))
+}
+
+/// `--on-inconclusive`: what a gate whose only failing comparisons are inconclusive exits with (without the
+/// flag: its own code, 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnInconclusive {
+    /// Exit 1, as a regression
+    Fail,
+    /// Exit 0, as a pass
+    Pass,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -89,6 +89,8 @@ pub struct PrometheusOutputs {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GateOutputs {
     pub baseline: Option<PathBuf>,
+    /// `--on-inconclusive`; `None`: exit 4.
+    pub on_inconclusive: Option<crate::cli::OnInconclusive>,
     pub save_baseline: Option<PathBuf>,
     pub junit: Option<PathBuf>,
     pub summary_md: Option<PathBuf>,
@@ -166,6 +168,7 @@ impl RunConfig {
             save_baseline,
             junit,
             summary_md,
+            on_inconclusive,
             mock_settings,
             headers,
             formats,
@@ -208,7 +211,8 @@ impl RunConfig {
         });
         let target = resolve_target(target.as_deref(), &mock_settings, &loaded, seed)?;
         bind_scenario(&mut loaded, &vars, matches!(target, Target::Url(_)))?;
-        let outputs = gate_outputs(&loaded, baseline, save_baseline, junit, summary_md)?;
+        let mut outputs = gate_outputs(&loaded, baseline, save_baseline, junit, summary_md)?;
+        outputs.on_inconclusive = on_inconclusive;
         let files = outputs::resolve(&formats, ndjson)?;
         // Both sources were range-checked: the flag above, the scenario's when it loaded.
         let timeout = timeout.or(loaded.scenario.defaults.timeout.map(|d| d.0)).unwrap_or(DEFAULT_TIMEOUT);
@@ -300,6 +304,7 @@ fn gate_outputs(
     summary_md: Option<PathBuf>,
 ) -> Result<GateOutputs, ConfigError> {
     let outputs = GateOutputs {
+        on_inconclusive: None,
         // A report directory stands for the result.json in it.
         baseline: baseline.map(|p| if p.is_dir() { p.join("result.json") } else { p }),
         save_baseline: save_baseline.map(|p| p.unwrap_or_else(|| crate::baseline::default_path(&loaded.name))),

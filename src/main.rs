@@ -69,9 +69,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
             Ok(Outcome::Passed)
         }
         Command::Compare(a) => {
-            let CompareArgs { baseline, current, scenario, junit, summary_md, quiet, scenarios } = a;
+            let CompareArgs { baseline, current, scenario, junit, summary_md, quiet, on_inconclusive, scenarios } = a;
             let rules = scenario.map(|s| scenario::locate_scenario(&s, &scenarios.dir)).transpose()?;
-            let outputs = GateOutputs { baseline: Some(baseline), save_baseline: None, junit, summary_md };
+            let outputs =
+                GateOutputs { baseline: Some(baseline), on_inconclusive, save_baseline: None, junit, summary_md };
             Ok(app::compare(&current, rules.as_deref(), &outputs, quiet)?)
         }
         Command::Report(a) => {

@@ -561,3 +561,5 @@ fn mock_flag_errors() {
         assert!(err.starts_with("error: --mock: ") && err.contains(why), "{args:?}: {err}");
     }
 }
+
+mod inconclusive;

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 
 use super::Outcome;
 use crate::baseline;
+use crate::cli::OnInconclusive;
 use crate::config::GateOutputs;
 use crate::report::{self, ReportFormat};
 use crate::result::{self, RuleSet, RunReport, RunStatus};
@@ -15,6 +16,41 @@ use crate::scenario;
 /// Whether a finished report fails the gate: a threshold or a regression.
 pub fn failed(r: &RunReport) -> bool {
     r.thresholds.iter().any(|v| !v.pass) || r.comparison.as_ref().is_some_and(|c| c.failed())
+}
+
+/// Whether the comparison holds inconclusive rows (worse, and the host may explain it).
+pub fn inconclusive(r: &RunReport) -> bool {
+    r.comparison.as_ref().is_some_and(|c| c.inconclusive().next().is_some())
+}
+
+/// The outcome of a run that failed no gate: exit 4 when some comparison is inconclusive, unless
+/// `--on-inconclusive` turns that into a failure or a pass. An SLO threshold is a promise about what users saw,
+/// whatever the host did, so a breached one is exit 1 before this is asked.
+pub fn unfailed_outcome(r: &RunReport, o: &GateOutputs) -> Outcome {
+    if !inconclusive(r) {
+        return Outcome::Passed;
+    }
+    match o.on_inconclusive {
+        None => Outcome::Inconclusive,
+        Some(OnInconclusive::Fail) => Outcome::GateFailed,
+        Some(OnInconclusive::Pass) => Outcome::Passed,
+    }
+}
+
+/// One line per inconclusive comparison, on stderr, and what the exit code makes of them.
+pub fn print_inconclusive(r: &RunReport, o: &GateOutputs) {
+    let Some(c) = &r.comparison else { return };
+    for d in c.inconclusive() {
+        report::print_note(&format!("gate: {}", report::describe_inconclusive(d)));
+    }
+    if inconclusive(r) {
+        let then = match o.on_inconclusive {
+            None => "exit code 4 (--on-inconclusive fail|pass chooses otherwise)",
+            Some(OnInconclusive::Fail) => "counted as failed (--on-inconclusive fail)",
+            Some(OnInconclusive::Pass) => "counted as passed (--on-inconclusive pass)",
+        };
+        report::print_note(&format!("gate: inconclusive against the baseline: {then}"));
+    }
 }
 
 /// Tries where `--junit`, `--summary-md` and `--save-baseline` will be written, before any load is sent.
@@ -117,9 +153,10 @@ pub fn compare(current: &Path, scenario_file: Option<&Path>, o: &GateOutputs, qu
         report::print_note(&f.message);
         return Ok(Outcome::NothingValid);
     }
+    print_inconclusive(&cur, o);
     if failed(&cur) {
         print_failures(&cur, false);
         return Ok(Outcome::GateFailed);
     }
-    Ok(Outcome::Passed)
+    Ok(unfailed_outcome(&cur, o))
 }

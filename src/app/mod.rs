@@ -31,6 +31,9 @@ pub enum Outcome {
     GateFailed,
     /// The run measured nothing valid, or the tool failed (its report could not be written) (exit 3).
     NothingValid,
+    /// No threshold failed and no comparison regressed, but some comparisons are inconclusive: worse, and the
+    /// generating host may explain it (exit 4, unless `--on-inconclusive` says fail or pass).
+    Inconclusive,
     /// Stopped by a signal: the partial report was written (exit 128 + the signal's number: SIGINT 130,
     /// SIGTERM 143, SIGHUP 129).
     Interrupted(Signal),
@@ -42,6 +45,7 @@ impl Outcome {
             Outcome::Passed => 0,
             Outcome::GateFailed => 1,
             Outcome::NothingValid => 3,
+            Outcome::Inconclusive => 4,
             Outcome::Interrupted(s) => u8::try_from(128 + s.number()).unwrap_or(u8::MAX),
         }
     }

@@ -303,8 +303,11 @@ fn publish(cfg: &RunConfig, rep: &RunReport, stop: StopReason, http_debug: Optio
         .unwrap_or(false);
     let gate_failed = below_floor || gate::failed(rep);
     let interrupted = matches!(stop, StopReason::Interrupted(_));
-    if gate_failed && !interrupted && rep.failure.is_none() {
-        gate::print_failures(rep, below_floor);
+    if !interrupted && rep.failure.is_none() {
+        gate::print_inconclusive(rep, &cfg.outputs);
+        if gate_failed {
+            gate::print_failures(rep, below_floor);
+        }
     }
     // Printed even with --quiet, and whatever the exit code: a red CI job says why it measured nothing.
     if let Some(f) = &rep.failure {
@@ -313,11 +316,12 @@ fn publish(cfg: &RunConfig, rep: &RunReport, stop: StopReason, http_debug: Optio
     for e in &failed_writes {
         report::print_error(e);
     }
-    // Precedence: a signal, then nothing valid measured or the report not written (3), then a failed gate (1).
+    // Precedence: a signal, then nothing valid measured or the report not written (3), then a failed gate (1),
+    // then inconclusive comparisons (4, or what --on-inconclusive chose).
     match stop {
         StopReason::Interrupted(s) => Outcome::Interrupted(s),
         _ if rep.failure.is_some() || !failed_writes.is_empty() => Outcome::NothingValid,
         _ if gate_failed => Outcome::GateFailed,
-        _ => Outcome::Passed,
+        _ => gate::unfailed_outcome(rep, &cfg.outputs),
     }
 }

@@ -2,8 +2,9 @@
 //! worsening the rule tolerates, and a verdict that separates a real change from noise.
 
 use super::error::CompareError;
+use super::host::Host;
 use super::rules::{Shape, Target, targets};
-use super::stats::{batch_se, mean_se, proportion_se, quantile_se, z_for};
+use super::stats::{block_se, mean_se, proportion_se, quantile_se, z_for};
 use crate::metrics::catalog::{Metric, Source, StoredStepHistograms};
 use crate::metrics::{CorruptHistogram, Hist, SeriesPoint, merged_encoded, new_hist};
 use crate::result::{BaselineRef, Change, Comparison, Delta, LoadInfo, RuleSet, RunReport, RunStatus};
@@ -28,6 +29,7 @@ pub fn compare(base: &RunReport, base_file: &str, cur: &RunReport, set: &RuleSet
     );
     let shape = Shape { steps, multi_step_classes: multi };
     let z = z_for(set.confidence);
+    let host = Host::new(base, cur);
     let mut rows = Vec::new();
     for t in targets(set, &shape) {
         for agg in &t.aggs {
@@ -37,7 +39,7 @@ pub fn compare(base: &RunReport, base_file: &str, cur: &RunReport, set: &RuleSet
             if b.is_none() && c.is_none() {
                 continue;
             }
-            rows.push(judge(&t, *agg, b, c, z));
+            rows.push(judge(&t, *agg, b, c, z, &host));
         }
     }
     Ok(Comparison {
@@ -65,9 +67,10 @@ fn union<'a, T: PartialEq + Copy + 'a>(a: impl Iterator<Item = T>, b: impl Itera
     out
 }
 
-fn judge(t: &Target, agg: Agg, b: Option<Est>, c: Option<Est>, z: f64) -> Delta {
+fn judge(t: &Target, agg: Agg, b: Option<Est>, c: Option<Est>, z: f64, host: &Host<'_>) -> Delta {
     let worse_up = t.metric.higher_is_worse();
     let allowed = |base: f64| (t.relative * base.abs()).max(t.absolute);
+    let mut reason = None;
     let (delta, noise, verdict, allowed) = match (b, c) {
         (Some(b), Some(c)) => {
             let d = c.value - b.value;
@@ -75,7 +78,12 @@ fn judge(t: &Target, agg: Agg, b: Option<Est>, c: Option<Est>, z: f64) -> Delta 
             let noise = z * (b.se * b.se + c.se * c.se).sqrt();
             let limit = allowed(b.value);
             let v = if worse > limit {
-                if worse > noise { Change::Regression } else { Change::Noise }
+                if worse > noise {
+                    reason = host.explains(t.metric, agg, worse, limit.max(noise));
+                    if reason.is_some() { Change::Inconclusive } else { Change::Regression }
+                } else {
+                    Change::Noise
+                }
             } else if -worse > limit && -worse > noise {
                 Change::Improved
             } else {
@@ -99,6 +107,7 @@ fn judge(t: &Target, agg: Agg, b: Option<Est>, c: Option<Est>, z: f64) -> Delta 
         noise,
         higher_is_worse: worse_up,
         verdict,
+        reason,
     }
 }
 
@@ -151,7 +160,10 @@ fn estimate(r: &RunReport, t: &Target, agg: Agg) -> Result<Option<Est>, CorruptH
                 let hits = kind.map_or(s.stats.failures, |k| s.stats.errors.get(k).copied().unwrap_or(0));
                 (n + s.stats.requests, x + hits)
             });
-            ratio(x, n)
+            // Failures come in bursts (an outage, a restart): the per-second rates see them, a binomial does not.
+            let whole = *sel == Selector::default() && only.is_none();
+            let per_second = whole.then(|| block_se(&steady_seconds(r, failure_rate))).flatten();
+            ratio(x, n).map(|e| Est { se: e.se.max(per_second.unwrap_or(0.0)), ..e })
         }
         Source::Dropped => r.open.as_ref().and_then(|o| ratio(o.dropped, o.arrivals)),
         Source::Fallbacks | Source::GatewayRetries => {
@@ -168,7 +180,7 @@ fn estimate(r: &RunReport, t: &Target, agg: Agg) -> Result<Option<Est>, CorruptH
         Source::Rps => {
             let n: u64 = steps().map(|s| s.stats.requests).sum();
             let steady = steady_seconds(r, |p| Some(p.rps));
-            match batch_se(&steady).filter(|_| *sel == Selector::default()) {
+            match block_se(&steady).filter(|_| *sel == Selector::default()) {
                 // The whole run's rate, from its steady seconds: a ramp-up or the drain at the end would
                 // otherwise make a run's length part of its throughput.
                 Some(se) => Some(Est { value: steady.iter().sum::<f64>() / steady.len() as f64, se }),
@@ -197,15 +209,15 @@ fn estimate(r: &RunReport, t: &Target, agg: Agg) -> Result<Option<Est>, CorruptH
                 Agg::Med => Some(0.5),
                 _ => None,
             };
+            // Requests are not independent samples: the per-second values see slow drifts and bursts of slow
+            // seconds (of the target or of the machine) that per-request counting treats as independent.
+            let seconds = match *sel == Selector::default() {
+                true => series_se(r, t.metric, agg).unwrap_or(0.0),
+                false => 0.0,
+            };
             let (value, se) = match (agg, q) {
-                (_, Some(q)) => {
-                    let mut se = quantile_se(&h, q) / scale;
-                    if t.metric == Metric::Latency && *sel == Selector::default() {
-                        se = se.max(series_se(r, q).unwrap_or(0.0));
-                    }
-                    (h.value_at_quantile(q) as f64 / scale, se)
-                }
-                (Agg::Avg, _) => (h.mean() / scale, mean_se(&h) / scale),
+                (_, Some(q)) => (h.value_at_quantile(q) as f64 / scale, (quantile_se(&h, q) / scale).max(seconds)),
+                (Agg::Avg, _) => (h.mean() / scale, (mean_se(&h) / scale).max(seconds)),
                 (Agg::Min, _) => (h.min() as f64 / scale, 0.0),
                 _ => (h.max() as f64 / scale, 0.0),
             };
@@ -226,15 +238,37 @@ fn steady_seconds(r: &RunReport, f: impl Fn(&SeriesPoint) -> Option<f64>) -> Vec
     inner.iter().filter(|p| (p.duration_s - 1.0).abs() < 1e-3).filter_map(f).collect()
 }
 
-/// Batch-means standard error of the run's total latency percentile, from the per-second percentiles.
-fn series_se(r: &RunReport, q: f64) -> Option<f64> {
-    let key = (q * 1000.0).round() as u32;
-    batch_se(&steady_seconds(r, |p| match key {
-        500 => p.p50_ms,
-        950 => p.p95_ms,
-        990 => p.p99_ms,
-        _ => None,
-    }))
+/// Block standard error of a whole-run statistic from its per-second series, where `result.json` stores one:
+/// total latency (every stored percentile and the mean) and ttft (p50, p95).
+fn series_se(r: &RunReport, metric: Metric, agg: Agg) -> Option<f64> {
+    let key = match agg {
+        Agg::Percentile(p) => (p * 100.0).round() as u32,
+        Agg::Med => 5000,
+        Agg::Avg => 1,
+        _ => return None,
+    };
+    let pick: fn(&SeriesPoint) -> Option<f64> = match (metric, key) {
+        (Metric::Latency, 1) => |p| p.mean_ms,
+        (Metric::Latency, 5000) => |p| p.p50_ms,
+        (Metric::Latency, 6600) => |p| p.p66_ms,
+        (Metric::Latency, 7500) => |p| p.p75_ms,
+        (Metric::Latency, 8000) => |p| p.p80_ms,
+        (Metric::Latency, 9000) => |p| p.p90_ms,
+        (Metric::Latency, 9500) => |p| p.p95_ms,
+        (Metric::Latency, 9800) => |p| p.p98_ms,
+        (Metric::Latency, 9900) => |p| p.p99_ms,
+        (Metric::Latency, 9990) => |p| p.p999_ms,
+        (Metric::Latency, 9999) => |p| p.p9999_ms,
+        (Metric::Ttft, 5000) => |p| p.ttft_p50_ms,
+        (Metric::Ttft, 9500) => |p| p.ttft_p95_ms,
+        _ => return None,
+    };
+    block_se(&steady_seconds(r, pick))
+}
+
+/// A second's failure rate; none for a second without a request.
+fn failure_rate(p: &SeriesPoint) -> Option<f64> {
+    (p.requests > 0).then(|| p.failures as f64 / p.requests as f64)
 }
 
 fn warnings(base: &RunReport, cur: &RunReport) -> Vec<String> {

@@ -3,6 +3,7 @@
 
 mod compare;
 mod error;
+mod host;
 mod rules;
 mod stats;
 mod table;

@@ -1,5 +1,5 @@
 //! The noise side of a comparison: standard errors of the statistics we compare, computed from what a result
-//! stores (histograms, counters, the per-second series). Deterministic: the same two files always give the same
+//! stores (histograms, counters, the per-second series, in blocks of seconds). Deterministic: the same two files always give the same
 //! verdict, which a CI gate needs more than a resampling test's extra generality.
 
 use crate::metrics::Hist;
@@ -44,8 +44,9 @@ pub fn proportion_se(x: u64, n: u64) -> f64 {
     (p * (1.0 - p) / n as f64).sqrt()
 }
 
-/// Standard error of a run-level number from its per-second values (batch means): it sees slow drifts and
-/// hiccups of the target or the machine that per-request counting treats as independent. `None` below 3 values.
+/// Standard error of a run-level number from its per-second values, treating the seconds as independent: it
+/// sees the spread between seconds that per-request counting misses, not that neighbouring seconds move
+/// together. `None` below 3 values.
 pub fn batch_se(values: &[f64]) -> Option<f64> {
     let k = values.len();
     if k < 3 {
@@ -54,6 +55,31 @@ pub fn batch_se(values: &[f64]) -> Option<f64> {
     let mean = values.iter().sum::<f64>() / k as f64;
     let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (k - 1) as f64;
     Some((var / k as f64).sqrt())
+}
+
+/// Standard error of a run-level number from its per-second values, by overlapping batch means (Meketon &
+/// Schmeiser 1984) over blocks of ⌊√k⌋ seconds: a slow drift or a burst of slow seconds makes neighbouring
+/// seconds alike, and a block sees that where independent seconds would not (the effective number of
+/// samples is smaller than the number of seconds). Never narrower than [`batch_se`]: with few blocks the
+/// estimate is itself noisy, and a gate had better overstate the noise than cry regression. Deterministic, no
+/// resampling. `None` below 3 values.
+pub fn block_se(values: &[f64]) -> Option<f64> {
+    let iid = batch_se(values)?;
+    let k = values.len();
+    let b = (k as f64).sqrt().floor() as usize;
+    if b < 2 {
+        return Some(iid);
+    }
+    let mean = values.iter().sum::<f64>() / k as f64;
+    let mut window: f64 = values[..b].iter().sum();
+    let mut squares = (window / b as f64 - mean).powi(2);
+    for j in b..k {
+        window += values[j] - values[j - b];
+        squares += (window / b as f64 - mean).powi(2);
+    }
+    let (k, b) = (k as f64, b as f64);
+    let long_run_var = k * b / ((k - b) * (k - b + 1.0)) * squares;
+    Some(iid.max((long_run_var / k).sqrt()))
 }
 
 #[cfg(test)]
@@ -93,5 +119,45 @@ mod tests {
         assert_eq!(batch_se(&[1.0, 2.0]), None);
         let se = batch_se(&[1.0, 2.0, 3.0, 4.0]).unwrap();
         assert!((se - (1.6667_f64 / 4.0).sqrt()).abs() < 1e-3, "{se}");
+    }
+
+    /// A fixed pseudo-random sequence, uniform on [-0.5, 0.5): white noise.
+    fn white(n: usize, seed: u64) -> Vec<f64> {
+        let mut x = seed;
+        (0..n)
+            .map(|_| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (x >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+            })
+            .collect()
+    }
+
+    #[test]
+    fn blocks_agree_with_independent_seconds_on_white_noise() {
+        for seed in 1..=5 {
+            let v: Vec<f64> = white(60, seed).iter().map(|x| 100.0 + 10.0 * x).collect();
+            let (iid, block) = (batch_se(&v).unwrap(), block_se(&v).unwrap());
+            assert!(block >= iid && block < 1.5 * iid, "seed {seed}: block {block}, iid {iid}");
+        }
+    }
+
+    #[test]
+    fn blocks_widen_the_band_for_drifts_and_bursts() {
+        // A slow drift: 100 → 130 ms over a minute, with the same white noise on top.
+        let drift: Vec<f64> = white(60, 7).iter().enumerate().map(|(i, x)| 100.0 + i as f64 * 0.5 + 4.0 * x).collect();
+        // Bursts: five slow seconds in a row every twenty (a neighbour's cron job), else quiet.
+        let bursts: Vec<f64> =
+            white(60, 9).iter().enumerate().map(|(i, x)| if i % 20 < 5 { 160.0 } else { 100.0 } + 4.0 * x).collect();
+        for (name, v) in [("drift", drift), ("bursts", bursts)] {
+            let (iid, block) = (batch_se(&v).unwrap(), block_se(&v).unwrap());
+            assert!(block > 1.5 * iid, "{name}: block {block}, iid {iid}");
+        }
+        // Shuffling the bursty seconds into random order removes the autocorrelation, and the widening with it.
+        let mut shuffled: Vec<f64> = (0..60).map(|i| if i % 4 == 0 { 160.0 } else { 100.0 }).collect();
+        shuffled.swap(3, 40);
+        let (iid, block) = (batch_se(&shuffled).unwrap(), block_se(&shuffled).unwrap());
+        assert!(block < 1.3 * iid, "alternating slow seconds are not a burst: block {block}, iid {iid}");
+        assert_eq!(block_se(&[1.0, 2.0]), None);
+        assert_eq!(block_se(&[1.0, 2.0, 3.0]), batch_se(&[1.0, 2.0, 3.0]), "one second a block: independent");
     }
 }

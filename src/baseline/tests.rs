@@ -365,3 +365,108 @@ fn fallback_rate_gateway_retries_and_overhead_compare_with_a_baseline() {
         assert_eq!(verdict(&worse, m, stat), Change::Regression, "{m}: 1 % → 20 %, 1 % → 30 %, 5 → 20 ms");
     }
 }
+
+/// A host as the hiccup meter would store it: probe lateness p50 and p99 in ms, disturbed or not.
+fn host(p50_ms: f64, p99_ms: f64, disturbed: bool) -> crate::result::Environment {
+    use crate::result::{Environment, HiccupSummary};
+    Environment {
+        hiccup: HiccupSummary {
+            interval_ms: 1.0,
+            samples: 10_000,
+            p50_ms,
+            p99_ms,
+            p999_ms: p99_ms * 1.5,
+            max_ms: p99_ms * 2.0,
+            histogram: String::new(),
+        },
+        cpu_pressure_pct: Some(if disturbed { 61.0 } else { 0.4 }),
+        cores: 2,
+        disturbed,
+        reasons: if disturbed { vec!["hiccup p99 38.0 ms".into(), "cpu pressure 61.0 %".into()] } else { vec![] },
+        ..Environment::default()
+    }
+}
+
+fn row<'a>(c: &'a Comparison, metric: &str, stat: &str) -> &'a crate::result::Delta {
+    c.rows.iter().find(|d| d.metric == metric && d.stat == stat).unwrap()
+}
+
+#[test]
+fn a_disturbed_run_makes_a_timing_regression_inconclusive_but_never_an_error_rate() {
+    let quiet = host(0.1, 0.8, false);
+    let mut base = run(100.0, 2000, 0);
+    base.environment = Some(quiet.clone());
+    // +50 % latency, fewer requests per second and 4.8 % errors: every one a regression on a quiet host.
+    let mut cur = run(150.0, 1500, 100);
+    cur.environment = Some(quiet);
+    let cmp = compare(&base, "b", &cur, &RuleSet::default()).unwrap();
+    for (m, s) in [("latency", "p(50)"), ("latency", "p(95)"), ("errors", "rate"), ("rps", "value")] {
+        assert_eq!(verdict(&cmp, m, s), Change::Regression, "{m} {s} on a quiet host");
+        assert_eq!(row(&cmp, m, s).reason, None);
+    }
+
+    cur.environment = Some(host(9.0, 38.0, true));
+    let cmp = compare(&base, "b", &cur, &RuleSet::default()).unwrap();
+    for (m, s) in [("latency", "p(50)"), ("latency", "p(95)"), ("latency", "p(99)"), ("rps", "value")] {
+        assert_eq!(verdict(&cmp, m, s), Change::Inconclusive, "{m} {s} on a disturbed host");
+        let why = row(&cmp, m, s).reason.clone().unwrap();
+        assert_eq!(why, "host disturbed in current run: hiccup p99 38.0 ms, cpu pressure 61.0 %");
+    }
+    assert_eq!(verdict(&cmp, "errors", "rate"), Change::Regression, "a busy generator does not cause 500s");
+    assert!(cmp.failed(), "the error rate still fails the gate");
+    assert_eq!(cmp.inconclusive().count(), 4);
+
+    // The baseline's host counts too, and a change within tolerance stays ok whatever the host did.
+    let (mut b2, c2) = (base.clone(), run(150.0, 2000, 0));
+    b2.environment = Some(host(9.0, 38.0, true));
+    let cmp = compare(&b2, "b", &c2, &RuleSet::default()).unwrap();
+    let why = row(&cmp, "latency", "p(50)").reason.clone().unwrap();
+    assert!(why.starts_with("host disturbed in baseline run: hiccup p99 38.0"), "{why}");
+    let cmp = compare(&b2, "b", &run(101.0, 2000, 0), &RuleSet::default()).unwrap();
+    assert_eq!(verdict(&cmp, "latency", "p(50)"), Change::Ok);
+}
+
+#[test]
+fn hiccups_as_large_as_the_change_make_it_inconclusive_and_a_larger_change_stays_a_regression() {
+    let mut base = run(100.0, 2000, 0);
+    base.environment = Some(host(0.1, 0.8, false));
+    // Not disturbed, but the probes woke 30 ms late at the median: up to 2 × 29.9 ms of a request's time.
+    let busy = host(30.0, 45.0, false);
+    let mut cur = run(140.0, 2000, 0);
+    cur.environment = Some(busy.clone());
+    let cmp = compare(&base, "b", &cur, &RuleSet::default()).unwrap();
+    assert_eq!(verdict(&cmp, "latency", "p(50)"), Change::Inconclusive);
+    let why = row(&cmp, "latency", "p(50)").reason.clone().unwrap();
+    assert!(why.contains("30.0 ms in current run, 0.1 ms in the baseline") && why.contains("59.8 ms"), "{why}");
+    // +100 ms is beyond anything 30 ms of lateness at two wake-ups explains.
+    let mut cur = run(200.0, 2000, 0);
+    cur.environment = Some(busy);
+    let cmp = compare(&base, "b", &cur, &RuleSet::default()).unwrap();
+    assert_eq!(verdict(&cmp, "latency", "p(50)"), Change::Regression);
+    // rps has no hiccup model: only a disturbed run makes it inconclusive.
+    assert_eq!(verdict(&cmp, "rps", "value"), Change::Ok);
+    // Old results (no environment on either side) compare as before.
+    let cmp = compare(&run(100.0, 2000, 0), "b", &run(140.0, 2000, 0), &RuleSet::default()).unwrap();
+    assert_eq!(verdict(&cmp, "latency", "p(50)"), Change::Regression);
+}
+
+#[test]
+fn slow_drifting_seconds_widen_the_noise_band() {
+    let base = run(100.0, 2000, 0);
+    let flat = run(112.0, 2000, 0);
+    let mut drifting = flat.clone();
+    // Same run-level percentiles, but the per-second median climbs through the run: 12 seconds' worth of
+    // evidence in 10 is not 2000 independent requests.
+    for (i, p) in drifting.series.iter_mut().enumerate() {
+        p.p50_ms = Some(70.0 + 9.0 * i as f64);
+    }
+    let noise = |c: &RunReport| row(&compare(&base, "b", c, &RuleSet::default()).unwrap(), "latency", "p(50)").noise;
+    let (flat_noise, drift_noise) = (noise(&flat).unwrap(), noise(&drifting).unwrap());
+    assert!(drift_noise > 3.0 * flat_noise, "drift {drift_noise}, flat {flat_noise}");
+    let cmp = compare(&base, "b", &drifting, &RuleSet::default()).unwrap();
+    assert_eq!(verdict(&cmp, "latency", "p(50)"), Change::Noise, "{:#?}", row(&cmp, "latency", "p(50)"));
+    assert_eq!(
+        verdict(&compare(&base, "b", &flat, &RuleSet::default()).unwrap(), "latency", "p(50)"),
+        Change::Regression
+    );
+}

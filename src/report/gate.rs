@@ -15,6 +15,7 @@ pub fn verdict_word(c: Change) -> &'static str {
         Change::Regression => "REGRESSION",
         Change::Improved => "improved",
         Change::Noise => "within noise",
+        Change::Inconclusive => "inconclusive",
         Change::Missing => "missing",
         Change::New => "new",
     }
@@ -33,6 +34,24 @@ pub fn describe_regression(d: &Delta) -> String {
         fmt_value(d.allowed, u),
         fmt_value(d.noise.unwrap_or(0.0), u)
     )
+}
+
+/// One sentence for an inconclusive row: the change and why the host may explain it.
+pub fn describe_inconclusive(d: &Delta) -> String {
+    format!(
+        "{} {} inconclusive: {} → {}, {}; {}",
+        d.metric,
+        d.stat,
+        fmt_side(d, d.baseline),
+        fmt_side(d, d.current),
+        fmt_delta(d),
+        d.reason.as_deref().unwrap_or("the host may explain it")
+    )
+}
+
+/// The reasons of the inconclusive rows, one line each.
+pub(super) fn inconclusive_lines(c: &Comparison) -> Vec<String> {
+    c.inconclusive().map(describe_inconclusive).collect()
 }
 
 pub fn render_gates(r: &RunReport, out: &mut String) {
@@ -94,7 +113,11 @@ pub(super) fn comparison_rows(c: &Comparison) -> Grid {
 pub(super) fn comparison_conclusion(c: &Comparison) -> String {
     let bad = c.regressions().count();
     let noise = c.rows.iter().filter(|d| d.verdict == Change::Noise).count();
-    let noise_note = if noise > 0 { format!("; {noise} beyond tolerance but within noise") } else { String::new() };
+    let mut noise_note = if noise > 0 { format!("; {noise} beyond tolerance but within noise") } else { String::new() };
+    let unsure = c.inconclusive().count();
+    if unsure > 0 {
+        noise_note.push_str(&format!("; {unsure} INCONCLUSIVE (worse, but the host may explain it)"));
+    }
     if bad == 0 {
         format!("baseline gate: no regression in {} comparisons{noise_note}", c.rows.len())
     } else {
@@ -118,6 +141,9 @@ pub fn render_comparison(c: &Comparison) -> String {
     let _ = writeln!(out, "{t}");
     for w in &c.warnings {
         let _ = writeln!(out, "warning: {w}");
+    }
+    for line in inconclusive_lines(c) {
+        let _ = writeln!(out, "{line}");
     }
     let _ = writeln!(out, "{}", comparison_conclusion(c));
     out

@@ -6,7 +6,7 @@ use std::time::Duration;
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::format::{fmt_allowed, fmt_delta, fmt_observed, fmt_secs};
-use super::gate::{describe_regression, verdict_word};
+use super::gate::{describe_inconclusive, describe_regression, verdict_word};
 use crate::result::Change;
 use crate::result::{RunReport, RunStatus};
 
@@ -66,6 +66,13 @@ pub fn render(r: &RunReport) -> String {
                 Change::Missing => {
                     let mut s = TestCaseStatus::skipped();
                     s.set_message("measured in the baseline, not in this run");
+                    s
+                }
+                // Neither a pass nor a failure: CI dashboards show it apart, and the exit code (4, or what
+                // --on-inconclusive chose) carries the decision.
+                Change::Inconclusive => {
+                    let mut s = TestCaseStatus::skipped();
+                    s.set_message(describe_inconclusive(d));
                     s
                 }
                 _ => TestCaseStatus::success(),

@@ -16,9 +16,11 @@ pub fn render(r: &RunReport) -> String {
     let mut out = String::new();
     let failed_thresholds = r.thresholds.iter().filter(|v| !v.pass).count();
     let regressions = r.comparison.as_ref().map_or(0, |c| c.regressions().count());
+    let unsure = r.comparison.as_ref().map_or(0, |c| c.inconclusive().count());
     let verdict = match (r.status, failed_thresholds + regressions) {
         (RunStatus::Interrupted, _) => "⚠️ interrupted".to_string(),
         (RunStatus::Failed, _) => "❌ failed: nothing valid measured".to_string(),
+        (_, 0) if unsure > 0 => format!("⚠️ inconclusive: {unsure} comparison(s) the host may explain"),
         (_, 0) => "✅ passed".to_string(),
         (_, _) => format!("❌ failed: {failed_thresholds} threshold(s), {regressions} regression(s)"),
     };
@@ -88,6 +90,7 @@ pub fn render(r: &RunReport) -> String {
         for (cells, d) in super::gate::comparison_rows(c).rows.iter().zip(&c.rows) {
             let mark = match d.verdict {
                 Change::Regression => "❌ ",
+                Change::Inconclusive => "⚠️ ",
                 Change::Improved => "🟢 ",
                 _ => "",
             };
@@ -97,6 +100,9 @@ pub fn render(r: &RunReport) -> String {
         }
         for w in &c.warnings {
             let _ = writeln!(out, "\n> ⚠️ {}", cell(w));
+        }
+        for line in super::gate::inconclusive_lines(c) {
+            let _ = writeln!(out, "\n> ⚠️ {}", cell(&line));
         }
     }
     out

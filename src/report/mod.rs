@@ -26,7 +26,7 @@ mod writer;
 
 pub use exchange::{HTTP_DEBUG_LOG, render_exchange, render_http_debug, render_try_summary};
 pub use format::fmt_observed;
-pub use gate::{describe_regression, render_comparison};
+pub use gate::{describe_inconclusive, describe_regression, render_comparison};
 pub use journal::{JOURNAL, JournalError, JournalWriter, read_journal, remove_journal};
 pub use live::{HlogWriter, LivePoint, LiveStep, NdjsonWriter};
 pub use progress::ProgressDisplay;

@@ -103,6 +103,9 @@ pub struct Delta {
     pub noise: Option<f64>,
     pub higher_is_worse: bool,
     pub verdict: Change,
+    /// Why the verdict is `inconclusive`, with the numbers (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -116,6 +119,9 @@ pub enum Change {
     Improved,
     /// Beyond the tolerance, but within what chance explains at the confidence level: not a failure.
     Noise,
+    /// Worse beyond the tolerance and the noise, but the host explains it (a disturbed run, or hiccups as large
+    /// as the change): neither a pass nor a regression; `reason` says why.
+    Inconclusive,
     /// Measured in the baseline, not in this run.
     Missing,
     /// Measured in this run, not in the baseline.
@@ -129,5 +135,9 @@ impl Comparison {
 
     pub fn failed(&self) -> bool {
         self.regressions().next().is_some()
+    }
+
+    pub fn inconclusive(&self) -> impl Iterator<Item = &Delta> {
+        self.rows.iter().filter(|d| d.verdict == Change::Inconclusive)
     }
 }

@@ -145,10 +145,12 @@ fn section(out: &mut String, id: &str, title: &str) {
 fn verdict(r: &RunReport) -> (&'static str, String) {
     let failed = r.thresholds.iter().filter(|v| !v.pass).count();
     let regressions = r.comparison.as_ref().map_or(0, |c| c.regressions().count());
+    let unsure = r.comparison.as_ref().map_or(0, |c| c.inconclusive().count());
     match (r.status, failed + regressions) {
         (RunStatus::Interrupted, _) => ("warn", "interrupted".into()),
         (RunStatus::Aborted, _) => ("fail", "aborted by a threshold".into()),
         (RunStatus::Failed, _) => ("fail", "failed: nothing valid measured".into()),
+        (_, 0) if unsure > 0 => ("warn", format!("inconclusive: {unsure} comparison(s) the host may explain")),
         (_, 0) if r.thresholds.is_empty() && r.comparison.is_none() => ("pass", "completed".into()),
         (_, 0) => ("pass", "passed".into()),
         (_, _) => ("fail", format!("failed: {failed} threshold(s), {regressions} regression(s)")),

@@ -6,7 +6,7 @@ use super::esc;
 use crate::report::format::{
     fmt_ms, fmt_observed, fmt_priced, fmt_share, fmt_tenths, fmt_value, opt_ms, unpriced_note,
 };
-use crate::report::gate::{comparison_conclusion, comparison_rows};
+use crate::report::gate::{comparison_conclusion, comparison_rows, inconclusive_lines};
 use crate::report::rows;
 use crate::report::rows::stats_row;
 use crate::result::RunReport;
@@ -129,6 +129,7 @@ pub fn comparison(c: &Comparison, out: &mut String) {
             cells,
             class: match d.verdict {
                 Change::Regression => "bad",
+                Change::Inconclusive => "warn",
                 Change::Improved => "good",
                 _ => "",
             },
@@ -137,6 +138,9 @@ pub fn comparison(c: &Comparison, out: &mut String) {
     table(out, &grid.head, &rows, 2, &[6]);
     for w in &c.warnings {
         let _ = writeln!(out, "<p class=\"note warn-text\">warning: {}</p>", esc(w));
+    }
+    for line in inconclusive_lines(c) {
+        let _ = writeln!(out, "<p class=\"note warn-text\">{}</p>", esc(&line));
     }
     let _ = writeln!(out, "<p class=\"note\">{}</p>", esc(&comparison_conclusion(c)));
 }
