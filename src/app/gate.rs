@@ -160,3 +160,90 @@ pub fn compare(current: &Path, scenario_file: Option<&Path>, o: &GateOutputs, qu
     }
     Ok(unfailed_outcome(&cur, o))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use crate::metrics::StepStats;
+    use crate::result::{BaselineRef, Change, Comparison, Delta, Verdict};
+    use clap::Parser;
+
+    fn row(verdict: Change) -> Delta {
+        Delta {
+            metric: "latency".into(),
+            stat: "p(50)".into(),
+            unit: "ms".into(),
+            baseline: Some(100.0),
+            current: Some(150.0),
+            delta: Some(50.0),
+            delta_pct: Some(50.0),
+            allowed: 10.0,
+            noise: Some(1.0),
+            higher_is_worse: true,
+            verdict,
+            reason: (verdict == Change::Inconclusive).then(|| "host disturbed in current run: x".into()),
+        }
+    }
+
+    fn report(rows: &[Change], threshold_failed: bool) -> RunReport {
+        let mut r = crate::report::fixture::one_step("s", "U", "chat", &StepStats::default(), 10.0);
+        r.comparison = Some(Comparison {
+            baseline: BaselineRef {
+                file: "b.json".into(),
+                started_at: String::new(),
+                tool_version: String::new(),
+                scenario_hash: String::new(),
+                target: String::new(),
+                latency_histogram: String::new(),
+            },
+            confidence: 0.99,
+            rows: rows.iter().map(|v| row(*v)).collect(),
+            warnings: Vec::new(),
+        });
+        if threshold_failed {
+            r.thresholds.push(Verdict {
+                threshold: "latency: p(95) < 100ms".into(),
+                observed: Some(150.0),
+                unit: "ms".into(),
+                pass: false,
+                aborted_run: false,
+            });
+        }
+        r
+    }
+
+    /// The outcome as `run` and `compare` decide it: a failed gate first, then the inconclusive rows.
+    fn outcome(r: &RunReport, on: Option<OnInconclusive>) -> u8 {
+        let o = GateOutputs { on_inconclusive: on, ..GateOutputs::default() };
+        if failed(r) { Outcome::GateFailed.exit_code() } else { unfailed_outcome(r, &o).exit_code() }
+    }
+
+    #[test]
+    fn only_inconclusive_rows_exit_4_unless_the_flag_says_otherwise() {
+        use Change::*;
+        let unsure = report(&[Ok, Inconclusive, Noise], false);
+        assert_eq!(outcome(&unsure, None), 4);
+        assert_eq!(outcome(&unsure, Some(OnInconclusive::Fail)), 1);
+        assert_eq!(outcome(&unsure, Some(OnInconclusive::Pass)), 0);
+        for on in [None, Some(OnInconclusive::Pass)] {
+            assert_eq!(outcome(&report(&[Inconclusive, Regression], false), on), 1, "a regression is still 1");
+            assert_eq!(outcome(&report(&[Inconclusive], true), on), 1, "a breached threshold is still 1");
+        }
+        assert_eq!(outcome(&report(&[Ok, Noise, Improved], false), None), 0);
+    }
+
+    #[test]
+    fn run_and_compare_take_on_inconclusive() {
+        let parse = |argv: &[&str]| Cli::try_parse_from(argv).map(|c| c.command);
+        match parse(&["run-load-test", "run", "s", "--on-inconclusive", "pass"]).unwrap() {
+            Command::Run(a) => assert_eq!(a.on_inconclusive, Some(OnInconclusive::Pass)),
+            _ => unreachable!("run"),
+        }
+        match parse(&["run-load-test", "compare", "a", "b", "--on-inconclusive", "fail"]).unwrap() {
+            Command::Compare(a) => assert_eq!(a.on_inconclusive, Some(OnInconclusive::Fail)),
+            _ => unreachable!("compare"),
+        }
+        assert!(parse(&["run-load-test", "run", "s", "--on-inconclusive", "exit"]).is_err());
+    }
+}
