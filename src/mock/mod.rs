@@ -25,8 +25,8 @@ mod tools;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -37,6 +37,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
+use hdrhistogram::Histogram;
 
 use crate::background;
 
@@ -48,6 +49,9 @@ pub use settings::{LatencySettings, MockSettings};
 #[derive(Debug)]
 pub struct MockServer {
     server: background::Server,
+    /// Wake-up lateness of the hiccup probe on the mock's runtime, µs: its latencies are timers, so a stalled
+    /// runtime answers late and the load test would blame the service.
+    hiccups: Arc<Mutex<Histogram<u64>>>,
 }
 
 impl MockServer {
@@ -61,6 +65,15 @@ impl MockServer {
         format!("http://{}", self.addr())
     }
 
+    /// The probe's lateness (µs) since the last call, which starts a fresh histogram: a run takes it once before
+    /// its load and once after, so it sees its own span only.
+    pub fn take_hiccups(&self) -> Histogram<u64> {
+        let mut h = self.hiccups.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let taken = h.clone();
+        h.reset();
+        taken
+    }
+
     /// Stop serving and join the thread. In-flight responses get up to [`SHUTDOWN_GRACE`] to finish.
     pub fn shutdown(self) {
         self.server.shutdown();
@@ -71,13 +84,33 @@ impl MockServer {
 /// that dropping a `MockServer` cannot hang its owner.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
+/// µs, 3 significant digits, growing as needed (the crate's histograms are alike; the mock imports none of it).
+fn hiccup_histogram() -> Histogram<u64> {
+    // Invariant: 3 significant figures is within hdrhistogram's accepted 0..=5.
+    let mut h = Histogram::new(3).expect("sigfig 3 is valid");
+    h.auto(true);
+    h
+}
+
 /// Bind `addr` (e.g. 127.0.0.1:0 for a free port) and serve on a background thread. Binds before returning, so
 /// the address is usable at once; a bind failure is returned as an io::Error.
 pub fn spawn(config: MockConfig, addr: SocketAddr) -> std::io::Result<MockServer> {
     let options =
         background::Options { thread: "mock-gateway", workers: Some(2), grace: SHUTDOWN_GRACE, what: "mock gateway" };
-    let server = background::spawn(addr, options, move |listener, stop| serve(listener, config, stop))?;
-    Ok(MockServer { server })
+    let hiccups = Arc::new(Mutex::new(hiccup_histogram()));
+    let probe = hiccups.clone();
+    let server = background::spawn(addr, options, move |listener, stop| {
+        // Dropped with the runtime when the server stops.
+        tokio::spawn(background::hiccup_probe(background::HICCUP_INTERVAL, move |late| {
+            let us = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
+            let mut h = probe.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if h.record(us).is_err() {
+                h.saturating_record(us);
+            }
+        }));
+        serve(listener, config, stop)
+    })?;
+    Ok(MockServer { server, hiccups })
 }
 
 /// Serve on an existing listener until `shutdown` resolves (used by the `run-load-test mock` subcommand, which

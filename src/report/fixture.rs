@@ -126,3 +126,29 @@ pub(crate) fn llm_step(base_ms: f64, n: u64, fallback: &'static str, error: &str
     s.llm = Some(Box::new(llm));
     s
 }
+
+/// A host disturbed by a CPU hog, as a run on a 2-core machine with one `yes > /dev/null` measured it.
+pub(crate) fn disturbed_environment() -> crate::result::Environment {
+    use crate::result::{Environment, HiccupSummary};
+    let hiccup = |p99_ms, max_ms| HiccupSummary {
+        interval_ms: 1.0,
+        samples: 11_800,
+        p50_ms: 0.12,
+        p99_ms,
+        p999_ms: max_ms * 0.8,
+        max_ms,
+        histogram: String::new(),
+    };
+    let mut e = Environment {
+        hiccup: hiccup(8.4, 31.5),
+        hiccup_per_second: vec![4.1, 31.5, 12.0],
+        cpu_pressure_pct: Some(46.0),
+        steal_pct: Some(0.0),
+        load_per_core: Some(1.2),
+        cores: 2,
+        mock_hiccup: Some(hiccup(6.2, 22.0)),
+        ..Environment::default()
+    };
+    e.judge();
+    e
+}
