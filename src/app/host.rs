@@ -112,7 +112,8 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    const PSI: &str = "some avg10=12.50 avg60=3.10 avg300=0.80 total=2500000\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n";
+    const PSI: &str =
+        "some avg10=12.50 avg60=3.10 avg300=0.80 total=2500000\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n";
     const STAT: &str = "cpu  100 5 50 800 10 1 2 32 7 0\ncpu0 50 2 25 400 5 0 1 16 3 0\nintr 1 2 3\n";
 
     #[test]
@@ -135,7 +136,8 @@ mod tests {
     fn figures_are_deltas_over_the_run_and_absent_files_are_none() {
         let t0 = Instant::now();
         let start = HostReading { at: t0, pressure_us: Some(1_000_000), jiffies: Some((10, 1000)) };
-        let end = HostReading { at: t0 + Duration::from_secs(10), pressure_us: Some(3_500_000), jiffies: Some((60, 2000)) };
+        let end =
+            HostReading { at: t0 + Duration::from_secs(10), pressure_us: Some(3_500_000), jiffies: Some((60, 2000)) };
         let f = os_figures(&start, &end, Some("3.0 1 1 1/1 1"), 2);
         assert!((f.cpu_pressure_pct.unwrap() - 25.0).abs() < 1e-9);
         assert!((f.steal_pct.unwrap() - 5.0).abs() < 1e-9);

@@ -230,7 +230,15 @@ fn execute(run: &Prepared) -> Result<Executed> {
     let fail_fast =
         gate.fail_fast.stopped.take().filter(|_| result.stop == StopReason::Aborted && aborted_by.is_none());
     let http_debug = cfg.http_debug.zip(debug_log).map(|(n, log)| report::render_http_debug(log.take(), origin, n));
-    Ok(Executed { result, outcomes, aborted_by, fail_fast, http_debug, environment, _sinks: std::mem::take(&mut gate.sinks) })
+    Ok(Executed {
+        result,
+        outcomes,
+        aborted_by,
+        fail_fast,
+        http_debug,
+        environment,
+        _sinks: std::mem::take(&mut gate.sinks),
+    })
 }
 
 /// The report with its verdicts: thresholds, levels, the embedded mock's counters, the baseline comparison.

@@ -127,7 +127,7 @@ pub(crate) fn llm_step(base_ms: f64, n: u64, fallback: &'static str, error: &str
     s
 }
 
-/// A host disturbed by a CPU hog, as a run on a 2-core machine with one `yes > /dev/null` measured it.
+/// A host disturbed by CPU hogs, as `run smoke` on the shared 2-core machine with three `yes > /dev/null` measured it.
 pub(crate) fn disturbed_environment() -> crate::result::Environment {
     use crate::result::{Environment, HiccupSummary};
     let hiccup = |p99_ms, max_ms| HiccupSummary {
@@ -140,13 +140,13 @@ pub(crate) fn disturbed_environment() -> crate::result::Environment {
         histogram: String::new(),
     };
     let mut e = Environment {
-        hiccup: hiccup(8.4, 31.5),
-        hiccup_per_second: vec![4.1, 31.5, 12.0],
-        cpu_pressure_pct: Some(46.0),
-        steal_pct: Some(0.0),
-        load_per_core: Some(1.2),
+        hiccup: hiccup(11.1, 51.9),
+        hiccup_per_second: vec![9.2, 51.9, 14.0],
+        cpu_pressure_pct: Some(99.7),
+        steal_pct: Some(0.3),
+        load_per_core: Some(3.31),
         cores: 2,
-        mock_hiccup: Some(hiccup(6.2, 22.0)),
+        mock_hiccup: Some(hiccup(12.8, 37.7)),
         ..Environment::default()
     };
     e.judge();

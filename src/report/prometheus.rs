@@ -408,7 +408,13 @@ mod tests {
     }
 
     fn render_ref(live: &LiveMetrics) -> String {
-        let copy = LiveMetrics { steps: Vec::new(), users: live.users, in_flight: live.in_flight, hiccup: live.hiccup.clone(), disturbed: live.disturbed };
+        let copy = LiveMetrics {
+            steps: Vec::new(),
+            users: live.users,
+            in_flight: live.in_flight,
+            hiccup: live.hiccup.clone(),
+            disturbed: live.disturbed,
+        };
         render(copy)
     }
 

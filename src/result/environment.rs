@@ -55,21 +55,24 @@ pub struct HiccupSummary {
     pub histogram: String,
 }
 
-/// The rule that calls a run's host disturbed: any one bound exceeded. Measured on the 2-core CI machine with
-/// `run smoke` quiet and with 1 and 3 CPU hogs (docs/ci.md, "Host health"): quiet runs stay well under every
-/// bound, one hog crosses the hiccup p99 and CPU-pressure bounds, three hogs cross them all.
+/// The rule that calls a run's host disturbed: any probe (the workers' merged, or the embedded mock's) beyond
+/// either hiccup bound, or steal beyond its bound. Measured on the shared 2-core CI machine with `run smoke`
+/// (docs/ci.md, "Host health"): runs whose latency p99 stayed at its usual 111 ms had probe p99s of 3.1–4.6 ms
+/// and maxima of 10–22 ms, with 0 or 1 CPU hog; every run whose p99 rose (123–154 ms: 3 hogs, or a burst of the
+/// machine's other work) had a probe p99 over 5.4 ms or a maximum over 50 ms.
+///
+/// CPU pressure and load are reported but are not part of the rule: on that machine they read 30–95 % and 2.2–3.2
+/// per core with no hog at all and runs that were not slowed, so as bounds they would have called every run
+/// disturbed. They measure the machine; the probes measure what this process's threads actually waited.
 pub mod bounds {
-    /// p99 of probe lateness, ms. Quiet runs read about 0.1 ms (tokio's timer wheel adds up to 1 ms of rounding
-    /// to some wake-ups); a CPU shared with a hog reads several ms, one scheduler time slice.
+    /// p99 of probe lateness, ms. The floor is about 1.2 ms (p50), tokio's 1 ms timer wheel rounding every
+    /// wake-up up to its next tick; a thread sharing its core reads several scheduler time slices.
     pub const HICCUP_P99_MS: f64 = 5.0;
-    /// Worst single probe wake-up, ms: a stall this long is a fifth of a 100 ms p99 latency.
+    /// Worst single probe wake-up, ms: a stall of half a 100 ms response.
     pub const HICCUP_MAX_MS: f64 = 50.0;
-    /// Share of the run some runnable task waited for a CPU (PSI `some`), %.
-    pub const CPU_PRESSURE_PCT: f64 = 20.0;
-    /// Share of CPU time the hypervisor gave to other guests, %.
+    /// Share of CPU time the hypervisor gave to other guests over the run, %. Not reached on the measuring
+    /// machine (0–0.6 %); 5 % of every second taken away is beyond what a p99 within 10 % can absorb.
     pub const STEAL_PCT: f64 = 5.0;
-    /// One-minute load average per core: beyond 1.5, a runnable thread waits for a core half the time or more.
-    pub const LOAD_PER_CORE: f64 = 1.5;
 }
 
 impl HiccupSummary {
@@ -93,7 +96,8 @@ impl Environment {
     /// probe counts too: a stalled mock delays its timed responses just as a stalled generator delays reading them.
     pub fn judge(&mut self) {
         let mut reasons = Vec::new();
-        let probes = std::iter::once(("hiccups", &self.hiccup)).chain(self.mock_hiccup.iter().map(|m| ("mock hiccups", m)));
+        let probes =
+            std::iter::once(("hiccups", &self.hiccup)).chain(self.mock_hiccup.iter().map(|m| ("mock hiccups", m)));
         for (what, h) in probes.filter(|(_, h)| h.samples > 0) {
             if h.p99_ms > bounds::HICCUP_P99_MS {
                 reasons.push(format!("{what} p99 {:.1} ms > {} ms", h.p99_ms, bounds::HICCUP_P99_MS));
@@ -102,14 +106,8 @@ impl Environment {
                 reasons.push(format!("{what} max {:.1} ms > {} ms", h.max_ms, bounds::HICCUP_MAX_MS));
             }
         }
-        if let Some(p) = self.cpu_pressure_pct.filter(|p| *p > bounds::CPU_PRESSURE_PCT) {
-            reasons.push(format!("cpu pressure {p:.0} % of the run > {} %", bounds::CPU_PRESSURE_PCT));
-        }
         if let Some(s) = self.steal_pct.filter(|s| *s > bounds::STEAL_PCT) {
             reasons.push(format!("cpu steal {s:.1} % > {} %", bounds::STEAL_PCT));
-        }
-        if let Some(l) = self.load_per_core.filter(|l| *l > bounds::LOAD_PER_CORE) {
-            reasons.push(format!("load {l:.2} per core > {}", bounds::LOAD_PER_CORE));
         }
         self.disturbed = !reasons.is_empty();
         self.reasons = reasons;
@@ -122,7 +120,15 @@ mod tests {
     use crate::metrics::{new_hist, record};
 
     fn summary(p99_ms: f64, max_ms: f64) -> HiccupSummary {
-        HiccupSummary { interval_ms: 1.0, samples: 1000, p50_ms: 0.1, p99_ms, p999_ms: max_ms, max_ms, ..Default::default() }
+        HiccupSummary {
+            interval_ms: 1.0,
+            samples: 1000,
+            p50_ms: 0.1,
+            p99_ms,
+            p999_ms: max_ms,
+            max_ms,
+            ..Default::default()
+        }
     }
 
     fn quiet() -> Environment {
@@ -136,8 +142,12 @@ mod tests {
         }
     }
 
+    /// A busy shared machine whose probes woke on time: its pressure and load are context, not a disturbance.
     #[test]
     fn a_quiet_host_is_not_disturbed() {
+        let mut busy = Environment { cpu_pressure_pct: Some(93.0), load_per_core: Some(3.2), ..quiet() };
+        busy.judge();
+        assert!(!busy.disturbed, "{:?}", busy.reasons);
         let mut e = quiet();
         e.judge();
         assert!(!e.disturbed && e.reasons.is_empty(), "{:?}", e.reasons);
@@ -151,15 +161,13 @@ mod tests {
     fn each_bound_exceeded_is_a_reason_with_its_number() {
         let mut e = quiet();
         e.hiccup = summary(bounds::HICCUP_P99_MS + 1.0, bounds::HICCUP_MAX_MS + 10.0);
-        e.cpu_pressure_pct = Some(bounds::CPU_PRESSURE_PCT + 15.0);
         e.steal_pct = Some(bounds::STEAL_PCT * 2.0);
-        e.load_per_core = Some(bounds::LOAD_PER_CORE + 0.5);
         e.mock_hiccup = Some(summary(bounds::HICCUP_P99_MS * 3.0, 1.0));
         e.judge();
         assert!(e.disturbed);
         let all = e.reasons.join("; ");
-        assert_eq!(e.reasons.len(), 6, "{all}");
-        for needle in ["hiccups p99 6.0 ms", "hiccups max 60.0 ms", "cpu pressure 35 %", "steal 10.0 %", "load 2.00 per core", "mock hiccups p99 15.0 ms"] {
+        assert_eq!(e.reasons.len(), 4, "{all}");
+        for needle in ["hiccups p99 6.0 ms", "hiccups max 60.0 ms", "steal 10.0 %", "mock hiccups p99 15.0 ms"] {
             assert!(all.contains(needle), "{needle} in {all}");
         }
         // Judged again on quiet numbers, nothing stale is left.
