@@ -99,17 +99,7 @@ pub fn spawn(config: MockConfig, addr: SocketAddr) -> std::io::Result<MockServer
         background::Options { thread: "mock-gateway", workers: Some(2), grace: SHUTDOWN_GRACE, what: "mock gateway" };
     let hiccups = Arc::new(Mutex::new(hiccup_histogram()));
     let probe = hiccups.clone();
-    let server = background::spawn(addr, options, move |listener, stop| {
-        // Dropped with the runtime when the server stops.
-        tokio::spawn(background::hiccup_probe(background::HICCUP_INTERVAL, move |late| {
-            let us = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
-            let mut h = probe.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if h.record(us).is_err() {
-                h.saturating_record(us);
-            }
-        }));
-        serve(listener, config, stop)
-    })?;
+    let server = background::spawn(addr, options, move |listener, stop| serve_probed(listener, config, stop, probe))?;
     Ok(MockServer { server, hiccups })
 }
 
@@ -120,11 +110,39 @@ pub async fn serve(
     config: MockConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_probed(listener, config, shutdown, Arc::new(Mutex::new(hiccup_histogram()))).await
+}
+
+/// Serves with a hiccup probe on the serving runtime recording into `hiccups` (shown by `GET /mock/stats`).
+async fn serve_probed(
+    listener: tokio::net::TcpListener,
+    config: MockConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    hiccups: Arc<Mutex<Histogram<u64>>>,
+) -> std::io::Result<()> {
+    let into = hiccups.clone();
+    let probe = tokio::spawn(background::hiccup_probe(background::HICCUP_INTERVAL, move |late| {
+        let us = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
+        let mut h = into.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if h.record(us).is_err() {
+            h.saturating_record(us);
+        }
+    }));
+    // The foreground mock's runtime outlives serving; the probe must not.
+    let _probe = AbortOnDrop(probe);
     // Streams write one small chunk per token; Nagle's algorithm would hold them back for the peer's ACK.
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, router(config)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(config, hiccups)).with_graceful_shutdown(shutdown).await
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Shared by all requests of one server.
@@ -140,6 +158,8 @@ struct Shared {
     started: std::time::Instant,
     /// Chat completions being served, for `max_concurrency`.
     busy: std::sync::atomic::AtomicU32,
+    /// The hiccup probe's lateness on this server's runtime, µs.
+    hiccups: Arc<Mutex<Histogram<u64>>>,
 }
 
 /// Most users, tokens or rate-limit keys the mock tracks, so that a hostile or runaway client cannot make
@@ -149,7 +169,7 @@ const MAX_ENTRIES: usize = 1_000_000;
 /// Large prompts are a legitimate load-test input; axum's 2 MB default would reject them.
 const BODY_LIMIT: usize = 64 * 1024 * 1024;
 
-fn router(config: MockConfig) -> Router {
+fn router(config: MockConfig, hiccups: Arc<Mutex<Histogram<u64>>>) -> Router {
     let state = Arc::new(Shared {
         limiter: limits::Limiter::new(config.rate_limit),
         stats: stats::Stats::new(&config.aliases),
@@ -159,6 +179,7 @@ fn router(config: MockConfig) -> Router {
         accounts: auth::Accounts::default(),
         started: std::time::Instant::now(),
         busy: std::sync::atomic::AtomicU32::new(0),
+        hiccups,
     });
     Router::new()
         .route("/v1/chat/completions", post(chat::completions))
