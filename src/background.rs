@@ -143,3 +143,54 @@ where
         }
     }
 }
+
+/// How long a hiccup probe asks to sleep. jHiccup's 1 ms: short enough that a stall of the thread (a busy
+/// CPU, a descheduled runtime, steal) of a few ms delays a wake-up and is seen, and tokio's timer wheel has a
+/// 1 ms resolution, so a shorter sleep would only measure its rounding.
+pub const HICCUP_INTERVAL: Duration = Duration::from_millis(1);
+
+/// jHiccup's probe on the calling runtime: sleeps `interval` again and again and hands `record` how late each
+/// wake-up was (actual − requested). Whatever kept this runtime's thread from running (CPU contention, the
+/// runtime itself busy, a stopped VM) shows up as lateness, whatever its cause. Runs until dropped.
+pub async fn hiccup_probe(interval: Duration, mut record: impl FnMut(Duration)) {
+    let mut due = tokio::time::Instant::now() + interval;
+    loop {
+        tokio::time::sleep_until(due).await;
+        let woke = tokio::time::Instant::now();
+        record(woke.saturating_duration_since(due));
+        // From the wake-up, not the missed deadline: one stall is one late sample, not a burst of catch-ups.
+        due = woke + interval;
+    }
+}
+
+#[cfg(test)]
+mod hiccup_tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use super::*;
+
+    /// On a paused clock every sleep ends on time, and a jump of the clock while the probe sleeps is exactly
+    /// the lateness it reports: the recorder sees what the clock did, not timing luck.
+    #[tokio::test(start_paused = true)]
+    async fn the_probe_records_how_late_it_woke() {
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let local = tokio::task::LocalSet::new();
+        let s = seen.clone();
+        local.spawn_local(hiccup_probe(Duration::from_millis(1), move |d| s.borrow_mut().push(d)));
+        local
+            .run_until(async {
+                tokio::time::sleep(Duration::from_micros(10_500)).await;
+                let on_time = seen.borrow().len();
+                assert!(on_time >= 9, "{on_time} samples in 10.5 ms of 1 ms sleeps");
+                assert!(seen.borrow().iter().all(|d| d.is_zero()), "{:?}", seen.borrow());
+                // The probe is asleep until 1 ms after its last wake-up; the clock jumps 50 ms past now.
+                tokio::time::advance(Duration::from_millis(50)).await;
+                tokio::task::yield_now().await;
+            })
+            .await;
+        let late: Vec<_> = seen.borrow().iter().copied().filter(|d| !d.is_zero()).collect();
+        assert_eq!(late.len(), 1, "{late:?}");
+        assert!(late[0] >= Duration::from_millis(49) && late[0] <= Duration::from_millis(50), "{late:?}");
+    }
+}

@@ -48,6 +48,16 @@ fn stress_run_prints_a_summary_and_writes_a_valid_report() {
     assert_eq!(r["target"]["embedded_mock"], true);
     assert_eq!(r["load"]["model"], "closed");
     assert_eq!(r["load"]["seed"], 7);
+    // The hiccup probes ran on both workers and on the mock, however busy the machine; how late they woke is the
+    // machine's business, so only their presence and shape are asserted.
+    let env = &r["environment"];
+    assert!(u(&env["hiccup"]["samples"]) > 0, "{env}");
+    assert!(u(&env["mock_hiccup"]["samples"]) > 0, "{env}");
+    assert_eq!(env["hiccup"]["interval_ms"], 1.0);
+    assert!(env["hiccup"]["p99_ms"].as_f64().unwrap() <= env["hiccup"]["max_ms"].as_f64().unwrap(), "{env}");
+    assert_eq!(env["hiccup_per_second"].as_array().unwrap().len(), r["series"].as_array().unwrap().len());
+    assert_eq!(env["disturbed"].as_bool().unwrap(), !env["reasons"].as_array().is_none_or(Vec::is_empty), "{env}");
+    assert!(stdout.contains("host: hiccups p99 "), "{stdout}");
     let total = u(&r["totals"]["requests"]);
     assert!(total >= 16, "each of the 8 users loops for 3 s, got {total} requests");
     let series: u64 = r["series"].as_array().unwrap().iter().map(|p| u(&p["requests"])).sum();

@@ -120,6 +120,10 @@ fn result_path(p: &Path) -> PathBuf {
 
 /// Warnings go to stderr even with `--quiet`: a CI log must say when two runs were not alike.
 pub fn print_warnings(r: &RunReport) {
+    // The summary carries it otherwise; a quiet CI log must still say why its timings may not be the target's.
+    if let Some(d) = r.environment.as_ref().and_then(report::host_disturbed_text) {
+        report::print_note(&d);
+    }
     for w in r.comparison.iter().flat_map(|c| &c.warnings) {
         report::print_note(&format!("warning: {w}"));
     }

@@ -77,6 +77,7 @@ pub fn rebuild(dir: &Path) -> Result<RunReport> {
     let (steps, flows) = (h.run.steps.len(), h.run.flows.len());
     let mut total = Recorder::new(steps, flows);
     let mut series = Vec::with_capacity(seconds.len());
+    let mut hiccup_max = Vec::with_capacity(seconds.len());
     let mut elapsed = 0.0f64;
     for (i, s) in seconds.iter().enumerate() {
         if s.rec.steps.len() != steps || s.rec.flows.len() != flows {
@@ -85,6 +86,7 @@ pub fn rebuild(dir: &Path) -> Result<RunReport> {
         let t = s.rec.total();
         total.add(&s.rec);
         series.push(series_point(s.t, s.d, &t, &total.total(), s.users, s.in_flight));
+        hiccup_max.push(if s.rec.hiccup.is_empty() { 0.0 } else { s.rec.hiccup.max() as f64 / 1000.0 });
         elapsed = elapsed.max(s.t + s.d);
     }
     let started_at = humantime::parse_rfc3339_weak(&h.started_at)
@@ -102,6 +104,10 @@ pub fn rebuild(dir: &Path) -> Result<RunReport> {
     let mut rep = assemble::build(&h.run, &output);
     rep.status = RunStatus::Interrupted;
     rep.stop_reason = "killed".into();
+    // Journals written before the probe existed carry no samples: no environment rather than an empty one.
+    if !total.hiccup.is_empty() {
+        rep.environment = Some(super::host::probe_only(&total.hiccup, &hiccup_max));
+    }
     rep.rebuilt = Some(format!(
         "rebuilt from {JOURNAL}: the process died before writing its report; {} seconds recorded, up to {elapsed:.1} s \
          into the run (what followed, at most a second, is lost; thresholds and sweep levels were not judged)",
@@ -139,6 +145,7 @@ mod tests {
         for &m in ms {
             rec.steps[0].record_ok(Duration::from_millis(m), Duration::from_millis(1), 10);
         }
+        rec.record_hiccup(Duration::from_micros(300 + 1000 * t as u64));
         for _ in 0..failures {
             rec.steps[0].record_err(crate::metrics::ErrorKind::Timeout, 0, || "slow".into());
         }
@@ -164,6 +171,11 @@ mod tests {
         assert!((r.totals.latency.as_ref().unwrap().max_ms - 100.0).abs() < 0.5);
         assert_eq!(r.duration_s, 2.0);
         assert!(r.rebuilt.as_deref().unwrap().contains("2 seconds recorded, up to 2.0 s"), "{:?}", r.rebuilt);
+        let env = r.environment.as_ref().expect("the journal carries the hiccup probe");
+        assert_eq!(env.hiccup.samples, 2);
+        assert_eq!(env.hiccup_per_second.len(), 2);
+        assert!((env.hiccup_per_second[1] - 1.3).abs() < 0.01, "{:?}", env.hiccup_per_second);
+        assert_eq!(env.cpu_pressure_pct, None, "a dead process's OS counters are not guessed");
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub trait IntervalSink {
     fn finish(&mut self) -> anyhow::Result<()> {
         Ok(())
     }
+    /// The run's host health, judged after the last interval and before `finish`.
+    fn environment(&mut self, _env: &crate::result::Environment) {}
 }
 
 pub struct LiveGate<'a> {

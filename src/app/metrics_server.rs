@@ -126,6 +126,10 @@ impl IntervalSink for PromSink {
         live.absorb(progress.users, progress.in_flight, interval);
     }
 
+    fn environment(&mut self, env: &crate::result::Environment) {
+        self.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner).set_disturbed(env.disturbed);
+    }
+
     fn finish(&mut self) -> Result<()> {
         let Some(push) = &self.push else { return Ok(()) };
         let fail = || format!("--pushgateway: cannot push to {}", push.url);

@@ -3,6 +3,7 @@
 
 mod assemble;
 mod gate;
+mod host;
 mod journal;
 mod live;
 mod metrics_server;

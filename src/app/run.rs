@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 
 use super::assemble;
 use super::live::IntervalSink;
-use super::{Outcome, fetch_mock_stats, gate, handle_signals, journal, live, metrics_server, outputs, verdict};
+use super::{Outcome, fetch_mock_stats, gate, handle_signals, host, journal, live, metrics_server, outputs, verdict};
 use crate::baseline;
 use crate::client::ClientFactory;
 use crate::config::{RunConfig, Target};
@@ -59,6 +59,8 @@ struct Executed {
     fail_fast: Option<String>,
     /// `http-debug.log`, rendered (`--http-debug`).
     http_debug: Option<String>,
+    /// The host's health over the run.
+    environment: crate::result::Environment,
     /// Finished, but held until the report is written: the `/metrics` endpoint serves until then, so a scrape
     /// in the run's last second still works.
     _sinks: Vec<Box<dyn IntervalSink>>,
@@ -198,6 +200,11 @@ fn execute(run: &Prepared) -> Result<Executed> {
         let failed = verdicts.into_iter().find(|v| v.observed.is_some() && !v.pass)?;
         Some(format!("threshold `{}`: observed {}", failed.threshold, report::fmt_observed(&failed)))
     };
+    if let Some(m) = &run.mock {
+        // What the mock's probe saw while the run was being prepared is not the run's.
+        let _ = m.take_hiccups();
+    }
+    let host = host::HostReading::now();
     let (result, outcomes) = match &cfg.levels {
         Some(levels) => {
             let (r, o) = engine::run_levels(levels, spec, &mut gate, &slo)?;
@@ -207,6 +214,11 @@ fn execute(run: &Prepared) -> Result<Executed> {
     };
     if let Some(d) = &gate.display {
         d.finish();
+    }
+    let mock_hiccups = run.mock.as_ref().map(MockServer::take_hiccups);
+    let environment = host::environment(&host, &result.total.hiccup, &result.hiccup_max, mock_hiccups.as_ref());
+    for s in gate.sinks.iter_mut() {
+        s.environment(&environment);
     }
     for s in gate.sinks.iter_mut() {
         if let Err(e) = s.finish() {
@@ -218,7 +230,15 @@ fn execute(run: &Prepared) -> Result<Executed> {
     let fail_fast =
         gate.fail_fast.stopped.take().filter(|_| result.stop == StopReason::Aborted && aborted_by.is_none());
     let http_debug = cfg.http_debug.zip(debug_log).map(|(n, log)| report::render_http_debug(log.take(), origin, n));
-    Ok(Executed { result, outcomes, aborted_by, fail_fast, http_debug, _sinks: std::mem::take(&mut gate.sinks) })
+    Ok(Executed {
+        result,
+        outcomes,
+        aborted_by,
+        fail_fast,
+        http_debug,
+        environment,
+        _sinks: std::mem::take(&mut gate.sinks),
+    })
 }
 
 /// The report with its verdicts: thresholds, levels, the embedded mock's counters, the baseline comparison.
@@ -245,6 +265,7 @@ fn judge(run: &mut Prepared, x: &Executed) -> Result<RunReport> {
     if let (Some(levels), Some(outcomes)) = (&cfg.levels, &x.outcomes) {
         rep.levels = Some(assemble::levels_report(levels, outcomes));
     }
+    rep.environment = Some(x.environment.clone());
     if let Some(m) = run.mock.take() {
         rep.mock_stats = fetch_mock_stats(&run.client);
         m.shutdown();

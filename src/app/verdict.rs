@@ -221,6 +221,7 @@ mod tests {
         EngineResult {
             total,
             series: Vec::new(),
+            hiccup_max: Vec::new(),
             started_at: std::time::SystemTime::now(),
             elapsed: Duration::from_secs(3),
             stop: StopReason::DurationElapsed,

@@ -41,6 +41,8 @@ pub(super) struct Aggregator {
     done: Vec<bool>,
     total: Recorder,
     series: Vec<SeriesPoint>,
+    /// The worst hiccup of each point of `series`, ms (0 when no probe woke in it).
+    hiccup_max: Vec<f64>,
     cpu: Duration,
     panics: Vec<String>,
 }
@@ -56,6 +58,7 @@ impl Aggregator {
             done: vec![false; workers],
             total: Recorder::new(steps, flows),
             series: Vec::new(),
+            hiccup_max: Vec::new(),
             cpu: Duration::ZERO,
             panics: Vec::new(),
         }
@@ -102,6 +105,7 @@ impl Aggregator {
         self.total.add(&p.rec);
         let all = self.total.total();
         self.series.push(series_point(second as f64, duration_s, &t, &all, p.users, p.in_flight));
+        self.hiccup_max.push(hiccup_max_ms(&p.rec));
         let p95 = (!all.latency.is_empty()).then(|| all.latency.value_at_quantile(0.95) as f64 / 1000.0);
         let progress = Progress {
             elapsed: self.start.elapsed(),
@@ -133,6 +137,9 @@ impl Aggregator {
             let sliver = dur < 0.25 && self.series.last().is_some_and(|l| l.t_s + 1.0 >= second as f64);
             tail.push(self.finalize(second, p, dur.max(1e-3)));
             if sliver {
+                if let (Some(last), Some(prev)) = (self.hiccup_max.pop(), self.hiccup_max.last_mut()) {
+                    *prev = prev.max(last);
+                }
                 if let (Some(last), Some(prev)) = (self.series.pop(), self.series.last_mut()) {
                     prev.requests += last.requests;
                     prev.failures += last.failures;
@@ -143,13 +150,26 @@ impl Aggregator {
                 }
             }
         }
-        Finished { total: self.total, series: self.series, cpu: self.cpu, tail, panics: self.panics }
+        Finished {
+            total: self.total,
+            series: self.series,
+            hiccup_max: self.hiccup_max,
+            cpu: self.cpu,
+            tail,
+            panics: self.panics,
+        }
     }
+}
+
+/// The worst probe wake-up of an interval, ms.
+pub(super) fn hiccup_max_ms(rec: &Recorder) -> f64 {
+    if rec.hiccup.is_empty() { 0.0 } else { rec.hiccup.max() as f64 / 1000.0 }
 }
 
 pub(super) struct Finished {
     pub total: Recorder,
     pub series: Vec<SeriesPoint>,
+    pub hiccup_max: Vec<f64>,
     pub cpu: Duration,
     pub tail: Vec<(Progress, Recorder)>,
     pub panics: Vec<String>,

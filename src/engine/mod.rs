@@ -73,6 +73,8 @@ pub enum StopReason {
 pub struct EngineResult {
     pub total: Recorder,
     pub series: Vec<SeriesPoint>,
+    /// The worst hiccup-probe wake-up of each point of `series`, ms (the total is `total.hiccup`).
+    pub hiccup_max: Vec<f64>,
     pub started_at: SystemTime,
     pub elapsed: Duration,
     pub stop: StopReason,
@@ -219,7 +221,7 @@ where
     }
     let mut thread_panics = join_workers(handles, all_returned);
     let elapsed = start.elapsed();
-    let aggregate::Finished { total, series, cpu, tail, mut panics } = agg.finish(elapsed);
+    let aggregate::Finished { total, series, hiccup_max, cpu, tail, mut panics } = agg.finish(elapsed);
     panics.append(&mut thread_panics);
     for (p, interval) in &tail {
         // The run is over: what the observer wants no longer matters, what it sees still does.
@@ -228,6 +230,7 @@ where
     Ok(EngineResult {
         total,
         series,
+        hiccup_max,
         started_at,
         elapsed,
         stop: reason.unwrap_or(StopReason::IterationsDone),

@@ -245,6 +245,10 @@ fn arrivals_a_stopped_generator_never_started_are_dropped_not_lost() {
     assert!(t.dropped > 0 && started < 1000, "the generator fell behind: {started} started, {} dropped", t.dropped);
     // An iteration the stop cut between its steps ran requests but is no flow: at most one batch of arrivals
     // (the dispatcher yields every 64) can be in that state; every other arrival is a flow or dropped.
+    // The worker's hiccup probe shares the blocked thread: it cannot wake on time while a request blocks it.
+    assert!(!t.hiccup.is_empty(), "the probe ran");
+    assert!(t.hiccup.max() >= 1_000, "a thread blocked 2 ms at a time woke its probe on time: {} µs", t.hiccup.max());
+    assert_eq!(result.hiccup_max.len(), result.series.len(), "one worst hiccup per second of the series");
     let cut = t.arrivals.checked_sub(started + t.dropped).expect("no arrival counted twice");
     assert!(
         cut <= 64,

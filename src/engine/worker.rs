@@ -58,6 +58,14 @@ pub fn spawn<F: TransportFactory + Send + 'static>(
         let factory = Rc::new(factory);
         let set = LocalSet::new();
         set.block_on(&rt, async {
+            // Outside `tasks`, which ends when the users do; the probe is dropped with the local set.
+            let probe = local.clone();
+            tokio::task::spawn_local(crate::background::hiccup_probe(crate::background::HICCUP_INTERVAL, move |late| {
+                // Every other borrow is synchronous; `try_` keeps a future one held across an await from panicking.
+                if let Ok(mut rec) = probe.rec.try_borrow_mut() {
+                    rec.record_hiccup(late);
+                }
+            }));
             let mut tasks = tokio::task::JoinSet::new();
             match job {
                 Job::Closed(users) => {

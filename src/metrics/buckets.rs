@@ -17,6 +17,13 @@ pub const DURATION_BOUNDS_US: [u64; 30] = [
     15_360_000, 20_480_000, 30_720_000, 40_960_000, 61_440_000,
 ];
 
+/// Upper bounds of the hiccup-probe lateness buckets, µs: most wake-ups are under a millisecond late, a stall
+/// is tens or hundreds. Each is a sub-bucket edge as above (1 µs units below 2,048 µs, then 1,250 units of the
+/// octave's step).
+pub const HICCUP_BOUNDS_US: [u64; 15] = [
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 20_000, 40_000, 80_000, 160_000, 320_000, 640_000, 1_280_000, 2_560_000,
+];
+
 /// Counts per bucket (not cumulative), kept by adding histograms; what Prometheus' `_bucket`, `_sum` and
 /// `_count` are made of.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +45,10 @@ impl Buckets {
 
     pub fn durations() -> Self {
         Buckets::new(&DURATION_BOUNDS_US)
+    }
+
+    pub fn hiccups() -> Self {
+        Buckets::new(&HICCUP_BOUNDS_US)
     }
 
     /// Adds every value recorded in `h`. Cost: one pass over `h`'s non-empty HDR buckets.

@@ -12,7 +12,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-pub use buckets::{Buckets, DURATION_BOUNDS_US};
+pub use buckets::{Buckets, DURATION_BOUNDS_US, HICCUP_BOUNDS_US};
 pub use llm::{
     GatewaySample, GatewayStats, LlmSample, LlmStats, MAX_MODELS, MAX_TARGETS, ModelStats, OTHER_MODEL,
     served_model_label,
@@ -350,6 +350,10 @@ pub struct Recorder {
     /// Open model: actual − intended start of each started iteration (the generator's own lateness).
     #[serde(with = "hist_serde")]
     pub lag: Hist,
+    /// Wake-up lateness of the worker's hiccup probe (`background::hiccup_probe`), µs. Absent in journals
+    /// written before it existed.
+    #[serde(default = "new_hist", with = "hist_serde")]
+    pub hiccup: Hist,
 }
 
 impl Recorder {
@@ -361,6 +365,7 @@ impl Recorder {
             arrivals: 0,
             dropped: 0,
             lag: new_hist(),
+            hiccup: new_hist(),
         }
     }
 
@@ -375,6 +380,13 @@ impl Recorder {
         self.arrivals += o.arrivals;
         self.dropped += o.dropped;
         add_hist(&mut self.lag, &o.lag);
+        add_hist(&mut self.hiccup, &o.hiccup);
+    }
+
+    /// One wake-up of the hiccup probe, `late` after it asked to.
+    pub fn record_hiccup(&mut self, late: Duration) {
+        // Zero is a valid lateness here (on time), unlike the request latencies `micros` keeps above zero.
+        record(&mut self.hiccup, u64::try_from(late.as_micros()).unwrap_or(u64::MAX));
     }
 
     /// Hands over what was recorded since the last call and starts a fresh interval, keeping allocations.
@@ -386,6 +398,7 @@ impl Recorder {
         self.arrivals = 0;
         self.dropped = 0;
         self.lag.reset();
+        self.hiccup.reset();
         snap
     }
 

@@ -25,8 +25,8 @@ mod tools;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -37,6 +37,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
+use hdrhistogram::Histogram;
 
 use crate::background;
 
@@ -48,6 +49,9 @@ pub use settings::{LatencySettings, MockSettings};
 #[derive(Debug)]
 pub struct MockServer {
     server: background::Server,
+    /// Wake-up lateness of the hiccup probe on the mock's runtime, µs: its latencies are timers, so a stalled
+    /// runtime answers late and the load test would blame the service.
+    hiccups: Arc<Mutex<Histogram<u64>>>,
 }
 
 impl MockServer {
@@ -61,6 +65,15 @@ impl MockServer {
         format!("http://{}", self.addr())
     }
 
+    /// The probe's lateness (µs) since the last call, which starts a fresh histogram: a run takes it once before
+    /// its load and once after, so it sees its own span only.
+    pub fn take_hiccups(&self) -> Histogram<u64> {
+        let mut h = self.hiccups.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let taken = h.clone();
+        h.reset();
+        taken
+    }
+
     /// Stop serving and join the thread. In-flight responses get up to [`SHUTDOWN_GRACE`] to finish.
     pub fn shutdown(self) {
         self.server.shutdown();
@@ -71,13 +84,23 @@ impl MockServer {
 /// that dropping a `MockServer` cannot hang its owner.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
+/// µs, 3 significant digits, growing as needed (the crate's histograms are alike; the mock imports none of it).
+fn hiccup_histogram() -> Histogram<u64> {
+    // Invariant: 3 significant figures is within hdrhistogram's accepted 0..=5.
+    let mut h = Histogram::new(3).expect("sigfig 3 is valid");
+    h.auto(true);
+    h
+}
+
 /// Bind `addr` (e.g. 127.0.0.1:0 for a free port) and serve on a background thread. Binds before returning, so
 /// the address is usable at once; a bind failure is returned as an io::Error.
 pub fn spawn(config: MockConfig, addr: SocketAddr) -> std::io::Result<MockServer> {
     let options =
         background::Options { thread: "mock-gateway", workers: Some(2), grace: SHUTDOWN_GRACE, what: "mock gateway" };
-    let server = background::spawn(addr, options, move |listener, stop| serve(listener, config, stop))?;
-    Ok(MockServer { server })
+    let hiccups = Arc::new(Mutex::new(hiccup_histogram()));
+    let probe = hiccups.clone();
+    let server = background::spawn(addr, options, move |listener, stop| serve_probed(listener, config, stop, probe))?;
+    Ok(MockServer { server, hiccups })
 }
 
 /// Serve on an existing listener until `shutdown` resolves (used by the `run-load-test mock` subcommand, which
@@ -87,11 +110,39 @@ pub async fn serve(
     config: MockConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_probed(listener, config, shutdown, Arc::new(Mutex::new(hiccup_histogram()))).await
+}
+
+/// Serves with a hiccup probe on the serving runtime recording into `hiccups` (shown by `GET /mock/stats`).
+async fn serve_probed(
+    listener: tokio::net::TcpListener,
+    config: MockConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    hiccups: Arc<Mutex<Histogram<u64>>>,
+) -> std::io::Result<()> {
+    let into = hiccups.clone();
+    let probe = tokio::spawn(background::hiccup_probe(background::HICCUP_INTERVAL, move |late| {
+        let us = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
+        let mut h = into.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if h.record(us).is_err() {
+            h.saturating_record(us);
+        }
+    }));
+    // The foreground mock's runtime outlives serving; the probe must not.
+    let _probe = AbortOnDrop(probe);
     // Streams write one small chunk per token; Nagle's algorithm would hold them back for the peer's ACK.
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, router(config)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(config, hiccups)).with_graceful_shutdown(shutdown).await
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Shared by all requests of one server.
@@ -107,6 +158,8 @@ struct Shared {
     started: std::time::Instant,
     /// Chat completions being served, for `max_concurrency`.
     busy: std::sync::atomic::AtomicU32,
+    /// The hiccup probe's lateness on this server's runtime, µs.
+    hiccups: Arc<Mutex<Histogram<u64>>>,
 }
 
 /// Most users, tokens or rate-limit keys the mock tracks, so that a hostile or runaway client cannot make
@@ -116,7 +169,7 @@ const MAX_ENTRIES: usize = 1_000_000;
 /// Large prompts are a legitimate load-test input; axum's 2 MB default would reject them.
 const BODY_LIMIT: usize = 64 * 1024 * 1024;
 
-fn router(config: MockConfig) -> Router {
+fn router(config: MockConfig, hiccups: Arc<Mutex<Histogram<u64>>>) -> Router {
     let state = Arc::new(Shared {
         limiter: limits::Limiter::new(config.rate_limit),
         stats: stats::Stats::new(&config.aliases),
@@ -126,6 +179,7 @@ fn router(config: MockConfig) -> Router {
         accounts: auth::Accounts::default(),
         started: std::time::Instant::now(),
         busy: std::sync::atomic::AtomicU32::new(0),
+        hiccups,
     });
     Router::new()
         .route("/v1/chat/completions", post(chat::completions))

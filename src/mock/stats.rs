@@ -72,6 +72,20 @@ pub(super) fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
+/// The hiccup probe on the mock's runtime, ms: since the server started, or since the embedded run last took it.
+fn hiccups(shared: &Shared) -> serde_json::Value {
+    let h = shared.hiccups.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let ms = |us: u64| us as f64 / 1000.0;
+    let q = |x: f64| if h.is_empty() { 0.0 } else { ms(h.value_at_quantile(x)) };
+    serde_json::json!({
+        "interval_ms": super::background::HICCUP_INTERVAL.as_secs_f64() * 1000.0,
+        "samples": h.len(),
+        "p50_ms": q(0.5),
+        "p99_ms": q(0.99),
+        "max_ms": if h.is_empty() { 0.0 } else { ms(h.max()) },
+    })
+}
+
 pub(super) async fn handler(State(shared): State<Arc<Shared>>) -> Response {
     let s = &shared.stats;
     let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -98,6 +112,7 @@ pub(super) async fn handler(State(shared): State<Arc<Shared>>) -> Response {
         "registrations": get(&s.registrations),
         "logins": get(&s.logins),
         "tool_invocations": get(&s.tool_invocations),
+        "hiccups": hiccups(&shared),
     });
     json_response(StatusCode::OK, body.to_string().into())
 }

@@ -358,6 +358,27 @@ async fn serve_stops_when_its_shutdown_future_resolves() {
     tokio::time::timeout(IO_LIMIT, server).await.unwrap().unwrap().unwrap();
 }
 
+/// The probe on the mock's runtime reports through `/mock/stats` and the in-process handle; a take starts afresh.
+#[tokio::test]
+async fn the_mocks_hiccup_probe_shows_in_its_stats_and_handle() {
+    let server = start(fast());
+    let addr = server.addr();
+    // Polled rather than slept on: the first wake-up comes when the machine lets it, within the bound.
+    let deadline = Instant::now() + IO_LIMIT;
+    let mut seen = stats(addr).await;
+    while seen["hiccups"]["samples"].as_u64().unwrap_or(0) == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        seen = stats(addr).await;
+    }
+    let h = &seen["hiccups"];
+    assert!(h["samples"].as_u64().unwrap() > 0, "{seen}");
+    assert_eq!(h["interval_ms"], 1.0);
+    assert!(h["p50_ms"].as_f64().unwrap() <= h["max_ms"].as_f64().unwrap(), "{h}");
+    let taken = server.take_hiccups();
+    assert!(taken.len() >= h["samples"].as_u64().unwrap(), "the handle holds what the stats showed and more");
+    server.shutdown();
+}
+
 async fn stats(addr: SocketAddr) -> Value {
     send(addr, "GET", "/mock/stats", None, b"", None).await.json()
 }

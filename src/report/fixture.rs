@@ -126,3 +126,29 @@ pub(crate) fn llm_step(base_ms: f64, n: u64, fallback: &'static str, error: &str
     s.llm = Some(Box::new(llm));
     s
 }
+
+/// A host disturbed by CPU hogs, as `run smoke` on the shared 2-core machine with three `yes > /dev/null` measured it.
+pub(crate) fn disturbed_environment() -> crate::result::Environment {
+    use crate::result::{Environment, HiccupSummary};
+    let hiccup = |p99_ms, max_ms| HiccupSummary {
+        interval_ms: 1.0,
+        samples: 11_800,
+        p50_ms: 0.12,
+        p99_ms,
+        p999_ms: max_ms * 0.8,
+        max_ms,
+        histogram: String::new(),
+    };
+    let mut e = Environment {
+        hiccup: hiccup(11.1, 51.9),
+        hiccup_per_second: vec![9.2, 51.9, 14.0],
+        cpu_pressure_pct: Some(99.7),
+        steal_pct: Some(0.3),
+        load_per_core: Some(3.31),
+        cores: 2,
+        mock_hiccup: Some(hiccup(12.8, 37.7)),
+        ..Environment::default()
+    };
+    e.judge();
+    e
+}

@@ -73,6 +73,12 @@ pub fn render(r: &RunReport) -> String {
             let _ = writeln!(out, "\n> ⚠️ `{}`: {}", cell(&s.name), cell(w));
         }
     }
+    if let Some(e) = &r.environment {
+        let _ = writeln!(out, "\n{}", cell(&super::rows::host_text(e)));
+        if let Some(d) = super::rows::host_disturbed_text(e) {
+            let _ = writeln!(out, "\n> ⚠️ {}", cell(&d));
+        }
+    }
     if !r.thresholds.is_empty() {
         let _ = writeln!(out, "\n#### Thresholds\n\n| Threshold | Observed | Verdict |\n|---|---:|---|");
         for v in &r.thresholds {

@@ -30,6 +30,7 @@ pub use gate::{describe_inconclusive, describe_regression, render_comparison};
 pub use journal::{JOURNAL, JournalError, JournalWriter, read_journal, remove_journal};
 pub use live::{HlogWriter, LivePoint, LiveStep, NdjsonWriter};
 pub use progress::ProgressDisplay;
+pub use rows::host_disturbed_text;
 pub use table::{ListRow, render_list, render_summary};
 pub use writer::{WriteError, check_writable, prepare_dir, write_file, write_formats, write_outputs};
 

@@ -17,6 +17,9 @@
 //!   `run_load_test_gateway_retries_total`: zero for steps without LLM responses.
 //! - `run_load_test_gateway_overhead_seconds`: the overhead the gateway reported; only for steps where it did.
 //! - `run_load_test_users`, `run_load_test_in_flight`: the last second's running users and requests in flight.
+//! - `run_load_test_hiccup_seconds` (no step labels): how late the workers' hiccup probes woke (see
+//!   `result::Environment`); `run_load_test_host_disturbed`: 1 when the finished run's host was judged disturbed,
+//!   0 when it was not, absent while the run goes on.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -40,6 +43,9 @@ pub struct LiveMetrics {
     steps: Vec<StepSeries>,
     users: u64,
     in_flight: u64,
+    hiccup: Buckets,
+    /// Judged once the run is over.
+    disturbed: Option<bool>,
 }
 
 /// A per-step counter: its name, help, and where its value is.
@@ -79,13 +85,19 @@ impl LiveMetrics {
                 gateway_overhead: Buckets::durations(),
             })
             .collect();
-        LiveMetrics { steps, users: 0, in_flight: 0 }
+        LiveMetrics { steps, users: 0, in_flight: 0, hiccup: Buckets::hiccups(), disturbed: None }
+    }
+
+    /// The finished run's host judgement (`result::Environment::disturbed`).
+    pub fn set_disturbed(&mut self, disturbed: bool) {
+        self.disturbed = Some(disturbed);
     }
 
     /// Adds one second's recorder (of the plan's shape) and sets the gauges to that second's values.
     pub fn absorb(&mut self, users: u64, in_flight: u64, interval: &Recorder) {
         self.users = users;
         self.in_flight = in_flight;
+        self.hiccup.add(&interval.hiccup);
         for (s, i) in self.steps.iter_mut().zip(&interval.steps) {
             s.ok += i.requests - i.failures;
             for e in &i.errors {
@@ -205,6 +217,19 @@ impl Collector for LiveCollector {
         enc.encode_descriptor("users", help, None, MetricType::Gauge)?.encode_gauge(&live.users)?;
         let help = "Requests in flight at the end of the last second.";
         enc.encode_descriptor("in_flight", help, None, MetricType::Gauge)?.encode_gauge(&live.in_flight)?;
+        if live.hiccup.count() > 0 {
+            let help = "How late the workers' hiccup probes woke from a 1 ms sleep: stalls of the generating host.";
+            let mut m = enc.encode_descriptor("hiccup", help, Some(&Unit::Seconds), MetricType::Histogram)?;
+            let b = &live.hiccup;
+            let buckets: Vec<(f64, u64)> =
+                b.bounds().iter().zip(b.counts()).map(|(&us, &n)| (us as f64 / 1e6, n)).collect();
+            m.encode_histogram::<NoLabelSet>(b.sum_us() / 1e6, b.count(), &buckets, None)?;
+        }
+        if let Some(d) = live.disturbed {
+            let help = "1 when the run's host was disturbed beyond the bounds a timing comparison trusts.";
+            let d = i64::from(d);
+            enc.encode_descriptor("host_disturbed", help, None, MetricType::Gauge)?.encode_gauge(&d)?;
+        }
         Ok(())
     }
 }
@@ -274,6 +299,9 @@ mod tests {
         }
         first.steps[0].record_err(ErrorKind::Status(503), 0, String::new);
         first.steps[1].record_ok(ms(1), ms(1), 2);
+        for late in [Duration::from_micros(300), Duration::from_micros(300), Duration::ZERO, ms(12)] {
+            first.record_hiccup(late);
+        }
         live.absorb(4, 2, &first);
         let mut second = Recorder::new(2, 1);
         for d in &latencies[4..] {
@@ -361,6 +389,33 @@ mod tests {
         let sum = value(&s, "run_load_test_request_duration_seconds_sum", &chat).unwrap();
         let true_sum: f64 = latencies.iter().map(Duration::as_secs_f64).sum();
         assert!((sum - true_sum).abs() / true_sum < 0.001, "sum {sum} vs {true_sum}");
+    }
+
+    #[test]
+    fn hiccups_are_one_histogram_and_the_host_judgement_comes_at_the_end() {
+        let (mut live, _) = two_seconds();
+        let s = parse(&render_ref(&live));
+        assert_eq!(value(&s, "run_load_test_hiccup_seconds_count", &[]), Some(4.0));
+        let h = s.samples.iter().find(|x| x.metric == "run_load_test_hiccup_seconds").expect("hiccup histogram");
+        let Value::Histogram(buckets) = &h.value else { panic!("not a histogram: {:?}", h.value) };
+        let below = |le: f64| buckets.iter().find(|b| (b.less_than - le).abs() < 1e-9).map(|b| b.count);
+        assert_eq!((below(0.0005), below(0.01), below(0.02)), (Some(3.0), Some(3.0), Some(4.0)));
+        assert_eq!(value(&s, "run_load_test_host_disturbed", &[]), None, "not judged while the run goes on");
+        live.set_disturbed(true);
+        assert_eq!(value(&parse(&render_ref(&live)), "run_load_test_host_disturbed", &[]), Some(1.0));
+        live.set_disturbed(false);
+        assert_eq!(value(&parse(&render(live)), "run_load_test_host_disturbed", &[]), Some(0.0));
+    }
+
+    fn render_ref(live: &LiveMetrics) -> String {
+        let copy = LiveMetrics {
+            steps: Vec::new(),
+            users: live.users,
+            in_flight: live.in_flight,
+            hiccup: live.hiccup.clone(),
+            disturbed: live.disturbed,
+        };
+        render(copy)
     }
 
     #[test]

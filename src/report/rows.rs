@@ -4,7 +4,7 @@
 use super::format::{fmt_cost, fmt_count_share, fmt_priced, fmt_rate, fmt_tenths, fmt_value, fmt_whole, opt_ms};
 use crate::metrics::LlmSummary;
 use crate::metrics::{LatencySummary, RequestSummary};
-use crate::result::{GeneratorInfo, RunReport, RunStatus};
+use crate::result::{Environment, GeneratorInfo, RunReport, RunStatus};
 
 pub struct Grid {
     pub head: Vec<&'static str>,
@@ -161,6 +161,37 @@ pub fn generator_text(g: &GeneratorInfo) -> String {
         fmt_whole(g.cpu_utilization * 100.0),
         fmt_whole(g.requests_per_cpu_s)
     )
+}
+
+/// The host's health in one phrase: `host: hiccups p99 0.4 ms, max 3.1 ms, cpu pressure 2 %, load 0.41/core`;
+/// a figure the OS did not offer is left out.
+pub fn host_text(e: &Environment) -> String {
+    let h = &e.hiccup;
+    let mut parts = vec![format!("hiccups p99 {} ms, max {} ms", fmt_tenths(h.p99_ms), fmt_tenths(h.max_ms))];
+    if let Some(m) = &e.mock_hiccup {
+        parts.push(format!("mock hiccups p99 {} ms, max {} ms", fmt_tenths(m.p99_ms), fmt_tenths(m.max_ms)));
+    }
+    if let Some(p) = e.cpu_pressure_pct {
+        parts.push(format!("cpu pressure {} %", fmt_whole(p)));
+    }
+    if let Some(s) = e.steal_pct.filter(|s| *s >= 0.05) {
+        parts.push(format!("steal {} %", fmt_tenths(s)));
+    }
+    if let Some(l) = e.load_per_core {
+        parts.push(format!("load {l:.2}/core"));
+    }
+    format!("host: {}", parts.join(", "))
+}
+
+/// The line a disturbed run carries: why its timings may describe the machine rather than the target.
+pub fn host_disturbed_text(e: &Environment) -> Option<String> {
+    e.disturbed.then(|| {
+        format!(
+            "host disturbed: {}; timings may describe this machine, not the target (a comparison with them can be \
+             inconclusive)",
+            e.reasons.join(", ")
+        )
+    })
 }
 
 /// Why the numbers may describe the generator rather than the target.

@@ -67,6 +67,7 @@ fn report() -> RunReport {
     ];
     let c = compare(&base(10.0), "baselines/chat-gate.json", &r, &RuleSet::default()).expect("comparable reports");
     r.comparison = Some(c);
+    r.environment = Some(crate::report::fixture::disturbed_environment());
     r
 }
 

@@ -116,6 +116,12 @@ pub fn render_summary(r: &RunReport) -> String {
     if let Some(cut) = rows::interrupted_text(g) {
         let _ = writeln!(out, "{cut}");
     }
+    if let Some(e) = &r.environment {
+        let _ = writeln!(out, "{}", rows::host_text(e));
+        if let Some(d) = rows::host_disturbed_text(e) {
+            let _ = writeln!(out, "{d}");
+        }
+    }
     out
 }
 

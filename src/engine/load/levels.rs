@@ -126,6 +126,7 @@ impl EngineResult {
             p.t_s += offset;
             p
         }));
+        self.hiccup_max.append(&mut next.hiccup_max);
         self.elapsed += next.elapsed;
         self.cpu += next.cpu;
         self.workers = self.workers.max(next.workers);

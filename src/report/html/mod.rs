@@ -384,6 +384,10 @@ fn footer(r: &RunReport, out: &mut String) {
     if let Some(cut) = super::rows::interrupted_text(g) {
         parts.push(cut);
     }
+    if let Some(e) = &r.environment {
+        parts.push(super::rows::host_text(e));
+        parts.extend(super::rows::host_disturbed_text(e));
+    }
     if r.totals.retries > 0 {
         parts.push(format!("{} attempts were retried after a retryable status", r.totals.retries));
     }
