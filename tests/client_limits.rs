@@ -29,21 +29,7 @@ fn connection(sock: TcpStream, answer: fn(u64, u64) -> Vec<u8>, total: &std::syn
     let mut w = sock.try_clone().unwrap();
     let mut r = BufReader::new(sock);
     for n in 0.. {
-        let mut len = 0usize;
-        loop {
-            let mut line = String::new();
-            if r.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                len = v.trim().parse().unwrap_or(0);
-            }
-            if line == "\r\n" {
-                break;
-            }
-        }
-        let mut body = vec![0; len];
-        if r.read_exact(&mut body).is_err() {
+        if !matches!(read_request(&mut r), Ok(Some(_))) {
             return;
         }
         let all = total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -112,3 +112,47 @@ pub fn signal(child: &std::process::Child, sig: i32) {
     let rc = unsafe { libc::kill(child.id() as libc::pid_t, sig) };
     assert_eq!(rc, 0, "kill({sig}) failed");
 }
+
+/// One HTTP/1.1 request as the tests' loopback servers read it: header names lower-cased, the body read whole
+/// (`content-length`, at most 1 MiB).
+pub struct HttpRequest {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// The next request on a keep-alive connection; `None` once the client has closed it.
+pub fn read_request(r: &mut impl std::io::BufRead) -> std::io::Result<Option<HttpRequest>> {
+    let mut line = String::new();
+    if r.read_line(&mut line)? == 0 {
+        return Ok(None);
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_string();
+    let path = parts.next().unwrap_or("/").to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if r.read_line(&mut h)? == 0 {
+            return Ok(None);
+        }
+        if h.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+    let mut req = HttpRequest { method, path, headers, body: Vec::new() };
+    let len = req.header("content-length").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
+    req.body = vec![0; len.min(1 << 20)];
+    r.read_exact(&mut req.body)?;
+    Ok(Some(req))
+}

@@ -2,7 +2,7 @@
 //! masked), `run --http-debug` writes the first exchanges of each step to `http-debug.log`, and a failed streamed
 //! step's error quotes the body that failed it. Against the embedded mock or small servers on 127.0.0.1.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 
 use crate::common::*;
@@ -153,22 +153,8 @@ fn serve(answer: &'static str) -> String {
 fn connection(sock: TcpStream, answer: &str) {
     let mut w = sock.try_clone().unwrap();
     let mut r = BufReader::new(sock);
-    loop {
-        let mut len = 0usize;
-        loop {
-            let mut line = String::new();
-            if r.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                len = v.trim().parse().unwrap_or(0);
-            }
-            if line == "\r\n" {
-                break;
-            }
-        }
-        let mut body = vec![0; len];
-        if r.read_exact(&mut body).is_err() || w.write_all(answer.as_bytes()).is_err() {
+    while let Ok(Some(_)) = read_request(&mut r) {
+        if w.write_all(answer.as_bytes()).is_err() {
             return;
         }
     }

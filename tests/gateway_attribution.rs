@@ -3,12 +3,12 @@
 //! fallbacks, retries and cost per step and per served model, says which step had no price, and a threshold
 //! on `fallback_rate` or `gateway_retries` fails the gate.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::common::{bin, read_report, text, u, untimed, write};
+use crate::common::{HttpRequest, bin, read_report, read_request, text, u, untimed, write};
 use serde_json::Value;
 
 const BODY: &str = r#"{"id":"c","object":"chat.completion","model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":10,"completion_tokens":5}}"#;
@@ -17,31 +17,7 @@ const BODY: &str = r#"{"id":"c","object":"chat.completion","model":"gpt-4o-mini-
 fn serve(stream: TcpStream, litellm_count: &AtomicU64) {
     let mut reader = BufReader::new(stream.try_clone().expect("clone"));
     let mut out = stream;
-    loop {
-        let mut line = String::new();
-        let (mut path, mut length) = (String::new(), 0usize);
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        path.push_str(line.split_whitespace().nth(1).unwrap_or(""));
-        loop {
-            line.clear();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            if line == "\r\n" {
-                break;
-            }
-            if let Some((k, v)) = line.split_once(':') {
-                if k.eq_ignore_ascii_case("content-length") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-        }
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
+    while let Ok(Some(HttpRequest { path, .. })) = read_request(&mut reader) {
         let headers = if path.ends_with("/litellm/chat/completions") {
             let n = litellm_count.fetch_add(1, Ordering::SeqCst);
             if n % 4 == 3 {

@@ -2,7 +2,7 @@
 //! form (plain, upper-cased, JSON-escaped, truncated, as the served model, in a header, base64 in Basic auth)
 //! leaves no trace of them in any output file, stdout or stderr; its escape sequences reach no output raw.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::Arc;
@@ -66,23 +66,9 @@ fn answer(path: &str, received: &[(String, String)]) -> (u16, String, &'static s
 
 fn serve(mut s: TcpStream) -> std::io::Result<()> {
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut r = BufReader::new(s.try_clone()?);
-    let mut line = String::new();
-    r.read_line(&mut line)?;
-    let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        if r.read_line(&mut h)? == 0 || h.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-        }
-    }
-    let len: usize = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
-    let mut body = vec![0; len];
-    r.read_exact(&mut body)?;
+    let Some(HttpRequest { path, headers, .. }) = read_request(&mut BufReader::new(s.try_clone()?))? else {
+        return Ok(());
+    };
     let (status, text, ctype) = answer(&path, &headers);
     let head = format!(
         "HTTP/1.1 {status} X\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\nx-echo: {CANARY}\r\n\

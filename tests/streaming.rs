@@ -2,7 +2,7 @@
 //! sends its `usage` chunk and `[DONE]` 100 ms after the last token, and the embedded mock, whose tail is
 //! immediate. TPOT must be the token spacing in both; the late tail must show in `stream_tail`, not in TPOT.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -38,21 +38,7 @@ fn connection(sock: TcpStream) -> std::io::Result<()> {
     sock.set_nodelay(true)?;
     let mut w = sock.try_clone()?;
     let mut r = BufReader::new(sock);
-    loop {
-        let mut len = 0usize;
-        loop {
-            let mut line = String::new();
-            if r.read_line(&mut line)? == 0 {
-                return Ok(());
-            }
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                len = v.trim().parse().unwrap_or(0);
-            }
-            if line == "\r\n" {
-                break;
-            }
-        }
-        r.read_exact(&mut vec![0; len])?;
+    while read_request(&mut r)?.is_some() {
         let start = Instant::now();
         w.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")?;
         let chunk = |data: &str| {
@@ -75,6 +61,7 @@ fn connection(sock: TcpStream) -> std::io::Result<()> {
         let end = [chunk(&finish), chunk(&usage), chunk("[DONE]"), "0\r\n\r\n".to_owned()].concat();
         w.write_all(end.as_bytes())?;
     }
+    Ok(())
 }
 
 const SCENARIO: &str = "[load]\nusers = 1\niterations = 5\n\

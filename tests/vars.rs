@@ -2,7 +2,7 @@
 //! naming it; a key variable left unset is a stand-in against the embedded mock and exit 2 against a real
 //! target, before a single request; `auth` runs against a login API with its own paths, fields and token path.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -58,25 +58,9 @@ fn answer(path: &str) -> (u16, &'static str) {
 
 fn serve(s: TcpStream, seen: &Mutex<Vec<Seen>>) -> std::io::Result<()> {
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut r = BufReader::new(s.try_clone()?);
-    let mut line = String::new();
-    r.read_line(&mut line)?;
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or("").to_string();
-    let path = parts.next().unwrap_or("/").to_string();
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        if r.read_line(&mut h)? == 0 || h.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-        }
-    }
-    let len = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
-    let mut body = vec![0; len.min(1 << 20)];
-    r.read_exact(&mut body)?;
+    let Some(HttpRequest { method, path, headers, body }) = read_request(&mut BufReader::new(s.try_clone()?))? else {
+        return Ok(());
+    };
     let (status, reply) = answer(&path);
     seen.lock().unwrap().push(Seen { method, path, headers, body: String::from_utf8_lossy(&body).into_owned() });
     let mut w = s;
