@@ -5,6 +5,7 @@ mod buckets;
 pub mod catalog;
 mod llm;
 mod summary;
+mod windows;
 
 use std::fmt;
 use std::time::Duration;
@@ -22,6 +23,7 @@ pub use summary::{
     RequestSummary, SeriesPoint, decode_histogram, encode_histogram, encode_nonempty, latency_summary, llm_summary,
     request_summary, series_point,
 };
+pub use windows::{MAX_WINDOWS, Window, WindowBuilder, WindowFlow, WindowStep, concat_windows};
 
 pub type Hist = Histogram<u64>;
 
