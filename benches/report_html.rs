@@ -194,6 +194,7 @@ fn synthetic(median_ms: f64, seed: u64) -> RunReport {
             .collect(),
         steps,
         series,
+        windows: Vec::new(),
         generator: GeneratorInfo {
             workers: 8,
             cpu_s: 300.0,

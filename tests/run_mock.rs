@@ -244,3 +244,39 @@ fn a_streamed_run_measures_the_stream_tail_and_gates_on_it() {
         assert_eq!((d["unit"].as_str(), d["verdict"].as_str()), (Some("ms"), Some("ok")), "{d}");
     }
 }
+
+#[test]
+fn a_run_writes_windows_per_step_that_add_up_to_its_totals() {
+    let dir = tempfile::tempdir().unwrap();
+    let chat = "post = \"/v1/chat/completions\"\nstream = true\n\
+        json = { model = \"m\", stream = true, messages = [{ role = \"user\", content = \"hi\" }] }\n";
+    let body = format!(
+        "{FAST_MOCK}[load]\nusers = 4\n\
+         [[user]]\nname = \"U\"\n[[user.step]]\nname = \"plan\"\n{chat}[[user.step]]\nname = \"answer\"\n{chat}"
+    );
+    let p = write(dir.path(), "two.toml", &body);
+    let r = run_report(&p, &dir.path().join("out"), &["--duration", "3s"]);
+    validate_against_schema(&r);
+    let windows = r["windows"].as_array().unwrap_or_else(|| panic!("no windows: {}", r["series"]));
+    assert!((2..=5).contains(&windows.len()), "about one window a second of a 3 s run: {}", windows.len());
+    // Windows follow each other from the start to the end of the run, none missing, none overlapping.
+    let mut t = 0.0;
+    for w in windows {
+        assert!((w["t_s"].as_f64().unwrap() - t).abs() < 1e-6, "window at {} after {t}", w["t_s"]);
+        t += w["duration_s"].as_f64().unwrap();
+    }
+    assert!((t - r["duration_s"].as_f64().unwrap()).abs() < 0.01, "windows end at {t}, the run at {}", r["duration_s"]);
+    let steps = r["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2);
+    let mut all = 0;
+    for (i, s) in steps.iter().enumerate() {
+        let per_window: u64 = windows.iter().map(|w| u(&w["steps"][i]["requests"])).sum();
+        assert_eq!(per_window, u(&s["stats"]["requests"]), "step {}", s["name"]);
+        all += per_window;
+        let streamed = windows.iter().filter(|w| w["steps"][i]["histograms"]["ttft"].is_string()).count();
+        assert!(streamed > 0, "the streamed step {} keeps ttft per window", s["name"]);
+    }
+    assert_eq!(all, u(&r["totals"]["requests"]), "the windows add up to the run's requests");
+    assert!(all > 0);
+    assert_eq!(windows[0]["flows"].as_array().map(Vec::len), Some(1), "one entry per user class");
+}

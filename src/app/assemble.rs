@@ -77,6 +77,7 @@ pub fn output(r: &EngineResult) -> RunOutput<'_> {
     RunOutput {
         total: &r.total,
         series: &r.series,
+        windows: &r.windows,
         started_at: r.started_at,
         elapsed: r.elapsed,
         stop: match r.stop {

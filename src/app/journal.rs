@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::live::IntervalSink;
 use crate::engine::{Plan, Progress};
-use crate::metrics::{Recorder, series_point};
+use crate::metrics::{Recorder, WindowBuilder, series_point};
 use crate::report::{self, JOURNAL, JournalWriter};
 use crate::result::assemble::{self, RunDescription, RunOutput, Stop};
 use crate::result::{RunReport, RunStatus};
@@ -78,6 +78,7 @@ pub fn rebuild(dir: &Path) -> Result<RunReport> {
     let mut total = Recorder::new(steps, flows);
     let mut series = Vec::with_capacity(seconds.len());
     let mut hiccup_max = Vec::with_capacity(seconds.len());
+    let mut windows = WindowBuilder::default();
     let mut elapsed = 0.0f64;
     for (i, s) in seconds.iter().enumerate() {
         if s.rec.steps.len() != steps || s.rec.flows.len() != flows {
@@ -87,13 +88,16 @@ pub fn rebuild(dir: &Path) -> Result<RunReport> {
         total.add(&s.rec);
         series.push(series_point(s.t, s.d, &t, &total.total(), s.users, s.in_flight));
         hiccup_max.push(if s.rec.hiccup.is_empty() { 0.0 } else { s.rec.hiccup.max() as f64 / 1000.0 });
+        windows.push(s.t, s.d, &s.rec);
         elapsed = elapsed.max(s.t + s.d);
     }
     let started_at = humantime::parse_rfc3339_weak(&h.started_at)
         .map_err(|e| anyhow!("{}:1: started_at `{}`: {e}", path.display(), h.started_at))?;
+    let windows = windows.finish();
     let output = RunOutput {
         total: &total,
         series: &series,
+        windows: &windows,
         started_at,
         // A journal is input like any file: a corrupt time must not panic.
         elapsed: Duration::try_from_secs_f64(elapsed).unwrap_or(Duration::ZERO),
@@ -167,6 +171,9 @@ mod tests {
         assert_eq!((r.status, r.stop_reason.as_str()), (RunStatus::Interrupted, "killed"));
         assert_eq!((r.totals.requests, r.totals.failures, r.series.len()), (4, 1, 2));
         assert_eq!(r.steps.len(), 1, "the delay step has no row");
+        let windows: Vec<(f64, usize, u64)> =
+            r.windows.iter().map(|w| (w.t_s, w.steps.len(), w.steps[0].requests)).collect();
+        assert_eq!(windows, [(0.0, 1, 3), (1.0, 1, 1)], "a window per second replayed, without the delay step");
         assert_eq!(r.errors[0].kind, "timeout");
         assert!((r.totals.latency.as_ref().unwrap().max_ms - 100.0).abs() < 0.5);
         assert_eq!(r.duration_s, 2.0);

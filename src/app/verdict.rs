@@ -222,6 +222,7 @@ mod tests {
             total,
             series: Vec::new(),
             hiccup_max: Vec::new(),
+            windows: Vec::new(),
             started_at: std::time::SystemTime::now(),
             elapsed: Duration::from_secs(3),
             stop: StopReason::DurationElapsed,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::worker::Snapshot;
-use crate::metrics::{Recorder, SeriesPoint, series_point};
+use crate::metrics::{Recorder, SeriesPoint, Window, WindowBuilder, series_point};
 
 /// What the progress display shows, once per second.
 #[derive(Debug, Clone)]
@@ -43,6 +43,8 @@ pub(super) struct Aggregator {
     series: Vec<SeriesPoint>,
     /// The worst hiccup of each point of `series`, ms (0 when no probe woke in it).
     hiccup_max: Vec<f64>,
+    /// Per-window histograms, fed each finalized second here on the merging thread (never on a worker's).
+    windows: WindowBuilder,
     cpu: Duration,
     panics: Vec<String>,
 }
@@ -59,6 +61,7 @@ impl Aggregator {
             total: Recorder::new(steps, flows),
             series: Vec::new(),
             hiccup_max: Vec::new(),
+            windows: WindowBuilder::default(),
             cpu: Duration::ZERO,
             panics: Vec::new(),
         }
@@ -106,6 +109,7 @@ impl Aggregator {
         let all = self.total.total();
         self.series.push(series_point(second as f64, duration_s, &t, &all, p.users, p.in_flight));
         self.hiccup_max.push(hiccup_max_ms(&p.rec));
+        self.windows.push(second as f64, duration_s, &p.rec);
         let p95 = (!all.latency.is_empty()).then(|| all.latency.value_at_quantile(0.95) as f64 / 1000.0);
         let progress = Progress {
             elapsed: self.start.elapsed(),
@@ -154,6 +158,7 @@ impl Aggregator {
             total: self.total,
             series: self.series,
             hiccup_max: self.hiccup_max,
+            windows: self.windows.finish(),
             cpu: self.cpu,
             tail,
             panics: self.panics,
@@ -170,6 +175,7 @@ pub(super) struct Finished {
     pub total: Recorder,
     pub series: Vec<SeriesPoint>,
     pub hiccup_max: Vec<f64>,
+    pub windows: Vec<Window>,
     pub cpu: Duration,
     pub tail: Vec<(Progress, Recorder)>,
     pub panics: Vec<String>,

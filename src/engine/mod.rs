@@ -38,7 +38,7 @@ pub use signals::Signal;
 pub use trial::{ClassTrial, MAX_RETRY_WAIT, TrialResult, TrialSpec, trial};
 
 use crate::client::TransportFactory;
-use crate::metrics::{Recorder, SeriesPoint};
+use crate::metrics::{Recorder, SeriesPoint, Window};
 use shared::{Shared, Stop};
 
 /// Later than any run ends (runs last at most `limits::MAX_DURATION`), yet far from overflowing a clock.
@@ -75,6 +75,8 @@ pub struct EngineResult {
     pub series: Vec<SeriesPoint>,
     /// The worst hiccup-probe wake-up of each point of `series`, ms (the total is `total.hiccup`).
     pub hiccup_max: Vec<f64>,
+    /// What each stretch of the run measured, per step and user class (at most `metrics::MAX_WINDOWS`).
+    pub windows: Vec<Window>,
     pub started_at: SystemTime,
     pub elapsed: Duration,
     pub stop: StopReason,
@@ -221,7 +223,7 @@ where
     }
     let mut thread_panics = join_workers(handles, all_returned);
     let elapsed = start.elapsed();
-    let aggregate::Finished { total, series, hiccup_max, cpu, tail, mut panics } = agg.finish(elapsed);
+    let aggregate::Finished { total, series, hiccup_max, windows, cpu, tail, mut panics } = agg.finish(elapsed);
     panics.append(&mut thread_panics);
     for (p, interval) in &tail {
         // The run is over: what the observer wants no longer matters, what it sees still does.
@@ -231,6 +233,7 @@ where
         total,
         series,
         hiccup_max,
+        windows,
         started_at,
         elapsed,
         stop: reason.unwrap_or(StopReason::IterationsDone),

@@ -63,6 +63,7 @@ pub(crate) fn one_step(scenario: &str, user: &str, step: &str, stats: &StepStats
         flows: vec![],
         errors: vec![],
         series: Vec::<SeriesPoint>::new(),
+        windows: Vec::new(),
         generator: GeneratorInfo {
             workers: 1,
             cpu_s: 0.1,

@@ -13,7 +13,7 @@ use super::report::{
 };
 use super::verdict::RuleSet;
 use crate::metrics::{
-    ErrorSummary, FlowSummary, Recorder, SeriesPoint, encode_nonempty, latency_summary, request_summary,
+    ErrorSummary, FlowSummary, Recorder, SeriesPoint, Window, encode_nonempty, latency_summary, request_summary,
 };
 
 fn rfc3339(t: SystemTime) -> String {
@@ -90,6 +90,8 @@ pub struct RunOutput<'a> {
     /// The whole run, one entry per step of the description, delays included.
     pub total: &'a Recorder,
     pub series: &'a [SeriesPoint],
+    /// Per-window histograms, one entry per step of the description (delays included) in each window.
+    pub windows: &'a [Window],
     pub started_at: SystemTime,
     pub elapsed: Duration,
     pub stop: Stop,
@@ -203,6 +205,7 @@ pub fn build(d: &RunDescription, r: &RunOutput<'_>) -> RunReport {
         flows,
         errors,
         series: r.series.to_vec(),
+        windows: request_windows(d, r.windows),
         generator: GeneratorInfo {
             workers: r.workers,
             cpu_s,
@@ -222,6 +225,19 @@ pub fn build(d: &RunDescription, r: &RunOutput<'_>) -> RunReport {
         rebuilt: None,
         environment: None,
     }
+}
+
+/// The windows with the steps the report has rows for (delays dropped), so their steps align with `steps`.
+fn request_windows(d: &RunDescription, windows: &[Window]) -> Vec<Window> {
+    windows
+        .iter()
+        .map(|w| Window {
+            t_s: w.t_s,
+            duration_s: w.duration_s,
+            steps: w.steps.iter().zip(&d.steps).filter(|(_, info)| info.is_request).map(|(s, _)| s.clone()).collect(),
+            flows: w.flows.clone(),
+        })
+        .collect()
 }
 
 fn per_s(n: u64, d: Duration) -> f64 {

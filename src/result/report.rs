@@ -6,12 +6,13 @@ use serde::{Deserialize, Serialize};
 
 use super::environment::Environment;
 use super::verdict::{Comparison, RuleSet, Verdict};
-use crate::metrics::{ErrorSummary, FlowSummary, LatencySummary, RequestSummary, SeriesPoint};
+use crate::metrics::{ErrorSummary, FlowSummary, LatencySummary, RequestSummary, SeriesPoint, Window};
 
 /// Bumped on any change of `result.json` an older reader could not take (every struct denies unknown fields, so
 /// a new field counts). 2: step histograms gained `stream_tail`. 3: `scenario.vars`, gateway attribution in the LLM
-/// summaries, `stream_tail` in the LLM summary, `environment` (the host's health).
-pub const SCHEMA_VERSION: u32 = 3;
+/// summaries, `stream_tail` in the LLM summary, `environment` (the host's health). 4: `windows` (per-window
+/// histograms per step and user class, the noise of every compared metric).
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// The oldest schema this version still reads: each version since only added optional fields, so an older
 /// baseline stays usable.
@@ -44,6 +45,11 @@ pub struct RunReport {
     pub errors: Vec<ErrorSummary>,
     /// One point per second of the run.
     pub series: Vec<SeriesPoint>,
+    /// What each stretch of the run measured, per step (as `steps`) and user class (as `flows`): at most 128
+    /// windows of 1, 2, 4, ... seconds. A baseline comparison takes the noise of every statistic from how it
+    /// moves between windows. Absent in results written before schema 4.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<Window>,
     pub generator: GeneratorInfo,
     /// The machine that generated the load (baselines from another machine are compared with a warning).
     #[serde(default, skip_serializing_if = "Option::is_none")]

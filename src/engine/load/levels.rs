@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::super::{EngineError, EngineResult, EngineSpec, Observer, StopReason, run};
 use super::{Arrival, ClosedLoad, LoadModel, OpenLoad};
 use crate::client::TransportFactory;
-use crate::metrics::Recorder;
+use crate::metrics::{Recorder, concat_windows};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LevelKind {
@@ -117,7 +117,7 @@ pub fn run_levels<F: TransportFactory + Clone + Send + 'static>(
 }
 
 impl EngineResult {
-    /// Continues this result with the next run: totals add up, the series goes on in time.
+    /// Continues this result with the next run: totals add up, the series and the windows go on in time.
     fn append(&mut self, mut next: EngineResult) {
         self.panics.append(&mut next.panics);
         let offset = self.elapsed.as_secs_f64();
@@ -127,6 +127,7 @@ impl EngineResult {
             p
         }));
         self.hiccup_max.append(&mut next.hiccup_max);
+        self.windows = concat_windows(std::mem::take(&mut self.windows), next.windows, offset);
         self.elapsed += next.elapsed;
         self.cpu += next.cpu;
         self.workers = self.workers.max(next.workers);
