@@ -5,6 +5,7 @@ use super::error::CompareError;
 use super::host::Host;
 use super::rules::{Shape, Target, targets};
 use super::stats::{block_se, mean_se, proportion_se, quantile_se, z_for};
+use super::windows::{self, selects};
 use crate::metrics::catalog::{Metric, Source, StoredStepHistograms};
 use crate::metrics::{CorruptHistogram, Hist, SeriesPoint, merged_encoded, new_hist};
 use crate::result::{BaselineRef, Change, Comparison, Delta, LoadInfo, RuleSet, RunReport, RunStatus};
@@ -111,10 +112,6 @@ fn judge(t: &Target, agg: Agg, b: Option<Est>, c: Option<Est>, z: f64, host: &Ho
     }
 }
 
-fn selects(sel: &Selector, user: &str, step: &str) -> bool {
-    sel.user.as_deref().is_none_or(|u| u == user) && sel.step.as_deref().is_none_or(|s| s == step)
-}
-
 /// Names a stored histogram in messages: step `chat` ttft.
 struct Named<'a>(&'static str, &'a str, Metric);
 
@@ -160,10 +157,14 @@ fn estimate(r: &RunReport, t: &Target, agg: Agg) -> Result<Option<Est>, CorruptH
                 let hits = kind.map_or(s.stats.failures, |k| s.stats.errors.get(k).copied().unwrap_or(0));
                 (n + s.stats.requests, x + hits)
             });
-            // Failures come in bursts (an outage, a restart): the per-second rates see them, a binomial does not.
-            let whole = *sel == Selector::default() && only.is_none();
-            let per_second = whole.then(|| block_se(&steady_seconds(r, failure_rate))).flatten();
-            ratio(x, n).map(|e| Est { se: e.se.max(per_second.unwrap_or(0.0)), ..e })
+            // Failures come in bursts (an outage, a restart): the rates per window see them, a binomial does not.
+            // A result without windows has only the whole run's per-second rates.
+            let blocks = match windows::per_window(r, |w| Ok(windows::failure_rate(r, w, sel, kind)))? {
+                Some(rates) => block_se(&rates),
+                None if *sel == Selector::default() && only.is_none() => block_se(&steady_seconds(r, failure_rate)),
+                None => None,
+            };
+            ratio(x, n).map(|e| Est { se: e.se.max(blocks.unwrap_or(0.0)), ..e })
         }
         Source::Dropped => r.open.as_ref().and_then(|o| ratio(o.dropped, o.arrivals)),
         Source::Fallbacks | Source::GatewayRetries => {
@@ -179,10 +180,14 @@ fn estimate(r: &RunReport, t: &Target, agg: Agg) -> Result<Option<Est>, CorruptH
         }
         Source::Rps => {
             let n: u64 = steps().map(|s| s.stats.requests).sum();
-            let steady = steady_seconds(r, |p| Some(p.rps));
-            match block_se(&steady).filter(|_| *sel == Selector::default()) {
-                // The whole run's rate, from its steady seconds: a ramp-up or the drain at the end would
-                // otherwise make a run's length part of its throughput.
+            let steady = match windows::per_window(r, |w| Ok(Some(windows::rps(r, w, sel))))? {
+                Some(rates) => rates,
+                None if *sel == Selector::default() => steady_seconds(r, |p| Some(p.rps)),
+                None => Vec::new(),
+            };
+            match block_se(&steady).filter(|_| n > 0) {
+                // The rate of the steady windows (or seconds): a ramp-up or the drain at the end would otherwise
+                // make a run's length part of its throughput.
                 Some(se) => Some(Est { value: steady.iter().sum::<f64>() / steady.len() as f64, se }),
                 None => (n > 0).then(|| Est { value: n as f64 / secs, se: (n as f64).sqrt() / secs }),
             }
@@ -209,12 +214,15 @@ fn estimate(r: &RunReport, t: &Target, agg: Agg) -> Result<Option<Est>, CorruptH
                 Agg::Med => Some(0.5),
                 _ => None,
             };
-            // Requests are not independent samples: the per-second values see slow drifts and bursts of slow
-            // seconds (of the target or of the machine) that per-request counting treats as independent.
-            let seconds = match *sel == Selector::default() {
-                true => series_se(r, t.metric, agg).unwrap_or(0.0),
-                false => 0.0,
+            // Requests are not independent samples: the values per window see slow drifts and bursts of slow
+            // seconds (of the target or of the machine) that per-request counting treats as independent. A
+            // result without windows has per-second values of a few whole-run statistics only.
+            let blocks = match windows::per_window(r, |w| windows::statistic(r, w, t.metric, sel, agg))? {
+                Some(values) => block_se(&values),
+                None if *sel == Selector::default() => series_se(r, t.metric, agg),
+                None => None,
             };
+            let seconds = blocks.unwrap_or(0.0);
             let (value, se) = match (agg, q) {
                 (_, Some(q)) => (h.value_at_quantile(q) as f64 / scale, (quantile_se(&h, q) / scale).max(seconds)),
                 (Agg::Avg, _) => (h.mean() / scale, (mean_se(&h) / scale).max(seconds)),
@@ -239,7 +247,8 @@ fn steady_seconds(r: &RunReport, f: impl Fn(&SeriesPoint) -> Option<f64>) -> Vec
 }
 
 /// Block standard error of a whole-run statistic from its per-second series, where `result.json` stores one:
-/// total latency (every stored percentile and the mean) and ttft (p50, p95).
+/// total latency (every stored percentile and the mean) and ttft (p50, p95). Only for results without windows
+/// (written before schema 4), so that an old baseline judges as it did.
 fn series_se(r: &RunReport, metric: Metric, agg: Agg) -> Option<f64> {
     let key = match agg {
         Agg::Percentile(p) => (p * 100.0).round() as u32,

@@ -7,6 +7,7 @@ mod host;
 mod rules;
 mod stats;
 mod table;
+mod windows;
 
 use std::path::Path;
 
@@ -31,3 +32,5 @@ pub fn load(path: &Path) -> Result<RunReport, ReadError> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod window_tests;
