@@ -563,3 +563,4 @@ fn mock_flag_errors() {
 }
 
 mod inconclusive;
+mod repeats;
