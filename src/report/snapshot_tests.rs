@@ -132,8 +132,9 @@ fn repeated() -> RunReport {
         let mut runs: Vec<RunReport> = ms.iter().map(|&m| base(m)).collect();
         for (i, r) in runs.iter_mut().enumerate() {
             r.started_at = format!("2026-01-01T00:0{i}:00Z");
-            r.environment = Some(crate::report::fixture::disturbed_environment());
-            r.environment.as_mut().map(|e| e.disturbed = i == 2);
+            let mut env = crate::report::fixture::disturbed_environment();
+            env.disturbed = i == 2;
+            r.environment = Some(env);
         }
         runs
     };

@@ -73,10 +73,9 @@ fn repeated_runs_are_stored_judged_on_their_median_and_compare_judges_the_same()
         "3",
         &["--baseline", b, "--mock", SLOWER, "--summary-md", md_run.to_str().unwrap()],
     );
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
     let slow = read_report(&d.join("s"));
     let tpot = row(&slow, "tpot", "p(50)");
-    assert_eq!(tpot["verdict"], "regression", "{tpot}");
+    let code = slowed_code(&o, tpot);
     let values: Vec<f64> =
         tpot["current_runs"]["values"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
     assert_eq!(values.len(), 3, "{tpot}");
@@ -90,7 +89,7 @@ fn repeated_runs_are_stored_judged_on_their_median_and_compare_judges_the_same()
     args.extend(files.iter().map(|p| p.to_str().unwrap()));
     args.extend(["--quiet", "--summary-md", md_cmp.to_str().unwrap()]);
     let c = run(&args);
-    assert_eq!(c.status.code(), Some(1), "{}", text(&c.stderr));
+    assert_eq!(c.status.code(), Some(code), "{}", text(&c.stderr));
     let (by_run, by_compare) = (md_rows(&md_run), md_rows(&md_cmp));
     assert!(!by_run.is_empty() && by_run.iter().any(|l| l.contains("Current runs") || l.contains(" · ")), "{by_run:?}");
     assert_eq!(by_run, by_compare, "run --repeat 3 --baseline and compare BASE C1 C2 C3 judge alike");
@@ -104,12 +103,30 @@ fn repeated_runs_are_stored_judged_on_their_median_and_compare_judges_the_same()
     args.extend(unchanged.iter().map(|p| p.to_str().unwrap()));
     args.extend([files[0].to_str().unwrap(), "--summary-md", md_cmp.to_str().unwrap()]);
     let c = run(&args);
-    assert_eq!(c.status.code(), Some(0), "one wild run does not fail the gate: {}", text(&c.stderr));
     let rows = md_rows(&md_cmp);
     let tpot = rows.iter().find(|l| l.starts_with("| `tpot` | p(50)")).expect("a tpot row");
-    assert!(tpot.ends_with("| ok |") || tpot.ends_with("| within noise |"), "{tpot}");
+    assert!(tpot.ends_with("| ok |") || tpot.ends_with("| within noise |"), "the median resists one run: {tpot}");
+    // Exit 4 only when the host was too busy to judge the other rows; never a failed gate.
+    let code = c.status.code();
+    assert!(code == Some(0) || (code == Some(4) && rows.iter().any(|l| l.contains("host"))), "{code:?}: {rows:#?}");
     assert!(rows.iter().all(|l| !l.contains("REGRESSION")), "{rows:#?}");
     assert!(text(&c.stdout).contains("Current runs (CV)"), "{}", text(&c.stdout));
+}
+
+/// The exit code of three slowed runs: a regression (exit 1), unless the machine running the test was so busy
+/// that the gate says it cannot tell (exit 4, the row `inconclusive` with the host's reason), which is the
+/// gate working as documented, not a failure of the median.
+fn slowed_code(o: &Output, tpot: &Value) -> i32 {
+    let err = text(&o.stderr);
+    match tpot["verdict"].as_str() {
+        Some("regression") => assert_eq!(o.status.code(), Some(1), "{err}"),
+        Some("inconclusive") => {
+            assert!(tpot["reason"].as_str().is_some_and(|r| r.starts_with("host ")), "{tpot}");
+            assert!(matches!(o.status.code(), Some(1 | 4)), "{err}");
+        }
+        _ => panic!("three runs at twice the token delay: {tpot}"),
+    }
+    o.status.code().unwrap_or(-1)
 }
 
 #[test]
