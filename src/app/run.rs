@@ -209,6 +209,8 @@ fn execute(run: &Prepared) -> Result<Executed> {
         Some(format!("threshold `{}`: observed {}", failed.threshold, report::fmt_observed(&failed)))
     };
     let (result, outcomes, environment, runs) = if cfg.repeat > 1 {
+        // Every run with the same seed: the same workload each time, so what differs between runs is the
+        // system's doing, which is what the spread between runs is meant to measure.
         let one = || Ok(engine::run(spec(cfg.load.clone()), &mut gate)?);
         let r = repeat::run(cfg.repeat, run.mock.as_ref(), one, |r, env| {
             let mut rep = assemble::build(description, r);

@@ -43,7 +43,7 @@ pub fn compare(base: &RunReport, base_file: &str, cur: &RunReport, set: &RuleSet
 
 /// Compares a set of current runs with a set of baseline runs; `base` and `cur` are the reports that stand
 /// for them (the steps and flows compared, the warnings' set-up).
-pub fn compare_runs(
+fn compare_runs(
     base: &RunReport,
     base_runs: &[&RunReport],
     base_file: &str,

@@ -10,7 +10,7 @@ mod table;
 
 use std::path::Path;
 
-pub use compare::{compare, compare_runs, runs_of, stored_histogram};
+pub use compare::{compare, runs_of, stored_histogram};
 pub use error::{CompareError, RuleError};
 pub use rules::{Entry, parse_entry, rule_set};
 pub use table::{Amount, Percent, RegressionEntry, RegressionTable, RuleSpec};
