@@ -221,6 +221,7 @@ fn synthetic(median_ms: f64, seed: u64) -> RunReport {
         mock_stats: None,
         rebuilt: None,
         environment: None,
+        repeats: None,
     }
 }
 

@@ -55,8 +55,10 @@ pub struct ScenariosDir {
 pub struct CompareArgs {
     /// The baseline: a result.json (or a report directory holding one)
     pub baseline: PathBuf,
-    /// The run to judge: a result.json (or a report directory holding one)
-    pub current: PathBuf,
+    /// The run to judge: a result.json (or a report directory holding one); several are judged together as the
+    /// runs of `run --repeat` are, on the median of their values
+    #[arg(required = true, num_args = 1.., value_name = "CURRENT")]
+    pub current: Vec<PathBuf>,
     /// Take the [regression] rules from this scenario (default: the rules stored in CURRENT)
     #[arg(long, value_name = "SCENARIO")]
     pub scenario: Option<String>,
@@ -217,6 +219,10 @@ pub struct RunArgs {
     /// http-debug.log in the report folder: --http-debug or --http-debug=N [default N: 3; 1-1000]
     #[arg(long, value_name = "N", num_args = 0..=1, require_equals = true, default_missing_value = "3")]
     pub http_debug: Option<NumberArg>,
+    /// Run the scenario N times (2 s apart, each its own series) and judge the baseline comparison on the
+    /// median of the runs, their spread in the noise test [default: 1; 1-100]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub repeat: Option<NumberArg>,
 }
 
 /// `try`: one iteration of each user class, every exchange printed.

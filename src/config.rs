@@ -76,6 +76,8 @@ pub struct RunConfig {
     pub fail_fast: bool,
     /// `--http-debug`: exchanges recorded per step into `http-debug.log`.
     pub http_debug: Option<u32>,
+    /// `--repeat`: how many times the scenario runs (1: once, as without the flag).
+    pub repeat: u32,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -178,6 +180,7 @@ impl RunConfig {
             no_fail_fast,
             vars,
             http_debug,
+            repeat,
         } = args;
         let load_flags = load::LoadFlags {
             users: flags::number("users", users, |t| limits::USERS.parse_u32(t))?,
@@ -198,11 +201,18 @@ impl RunConfig {
         };
         let workers = flags::number("workers", workers, |t| limits::WORKERS.parse(t).map(|w| w as usize))?;
         let http_debug = flags::number("http_debug", http_debug, |t| limits::HTTP_DEBUG.parse_u32(t))?;
+        let repeat = flags::number("repeat", repeat, |t| limits::REPEAT.parse_u32(t))?.unwrap_or(1);
         flags::check_durations(duration, hold, timeout, graceful_stop)?;
         let mut loaded = scenario::load(&scenario::locate_scenario(&scenario, &scenarios.dir)?)?;
         flags::add_headers(&mut loaded, &headers)?;
         let load = load::model(&load_flags, &loaded)?;
         let levels = load::levels(&load_flags, sweep.as_deref(), &load, &loaded)?;
+        if repeat > 1 && levels.is_some() {
+            // A sweep's levels are already a series of runs, each judged on its own: repeating them is another
+            // experiment (a level's median over repeats), not this one.
+            let what = if sweep.is_some() { "--sweep" } else { "the scenario's [load.breaking_point]" };
+            return Err(flag("--repeat", format!("cannot be combined with {what}; run the levels once, or drop them")));
+        }
         let thresholds = gates(&loaded, &thresholds)?;
         let regression =
             crate::baseline::rule_set(&loaded.scenario.regression).map_err(|e| flag("[regression]", e.to_string()))?;
@@ -250,6 +260,7 @@ impl RunConfig {
             prometheus,
             fail_fast,
             http_debug,
+            repeat,
         })
     }
 }

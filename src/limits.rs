@@ -35,6 +35,8 @@ pub const WEIGHT: Count = Count { min: 1, max: 1_000_000 };
 pub const WORKERS: Count = Count { min: 1, max: 1024 };
 /// Exchanges `--http-debug` records per step: a debugging aid, not a capture of the run.
 pub const HTTP_DEBUG: Count = Count { min: 1, max: 1000 };
+/// `run --repeat`: each run is a whole run, so a hundred is already hours of load.
+pub const REPEAT: Count = Count { min: 1, max: 100 };
 /// Open model: iterations started per second (one per 1000 s at the least).
 pub const RATE: Rate = Rate { min: 0.001, max: 1_000_000.0 };
 /// A rate stage may fall to 0 (ramp down), as may `rate` when `stages` ramp it up.

@@ -564,3 +564,4 @@ fn mock_flag_errors() {
 }
 
 mod inconclusive;
+mod repeats;

@@ -302,3 +302,22 @@ fn sigterm_during_a_sweep_stops_at_the_current_level_with_its_report() {
     assert!(u(&levels[0]["stats"]["requests"]) > 0);
     assert!(r["duration_s"].as_f64().unwrap() < 50.0);
 }
+
+#[test]
+fn sigterm_during_a_repeat_stops_the_repeats_and_reports_the_runs_measured() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "long.toml", LONG);
+    let out = dir.path().join("o");
+    let mut child = spawn_run(&p, &out, &["--repeat", "3"]);
+    wait_for_seconds(&mut child, &out, 2);
+    signal(&child, libc::SIGTERM);
+    let status = wait_bounded(&mut child, EXIT_LIMIT);
+    assert_eq!(status.code(), Some(143));
+    let r = read_report(&out);
+    assert_eq!((&r["stop_reason"], &r["status"]), (&"sigterm".into(), &"interrupted".into()));
+    let runs = r["repeats"]["runs"].as_array().expect("the runs measured");
+    assert_eq!(runs.len(), 1, "no run starts after the signal");
+    assert_eq!(u(&runs[0]["totals"]["requests"]), u(&r["totals"]["requests"]));
+    assert!(u(&r["totals"]["requests"]) > 0);
+    assert!(r["duration_s"].as_f64().unwrap() < 50.0);
+}

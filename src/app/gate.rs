@@ -114,6 +114,38 @@ pub fn print_failures(r: &RunReport, below_floor: bool) {
     }
 }
 
+/// Several stored results as one report of repeated runs: the first stands for them all (its set-up, its
+/// rules), `repeats` holds every run (a result of `run --repeat` gives its own runs), a threshold counts as
+/// failed when it failed in any of them, and a result that measured nothing valid makes the set fail so.
+fn together(reports: Vec<RunReport>) -> Option<RunReport> {
+    if reports.len() < 2 {
+        return reports.into_iter().next();
+    }
+    let mut runs = Vec::new();
+    let mut thresholds: Vec<result::Verdict> = Vec::new();
+    for r in &reports {
+        for v in &r.thresholds {
+            match thresholds.iter_mut().find(|t| t.threshold == v.threshold) {
+                Some(t) if t.pass && !v.pass => *t = v.clone(),
+                Some(_) => {}
+                None => thresholds.push(v.clone()),
+            }
+        }
+        runs.extend(baseline::runs_of(r).into_iter().cloned().map(|mut run| {
+            run.repeats = None;
+            run.comparison = None;
+            run
+        }));
+    }
+    let failure = reports.iter().find_map(|r| r.failure.clone());
+    let mut first = reports.into_iter().next()?;
+    first.thresholds = thresholds;
+    first.failure = failure;
+    first.comparison = None;
+    first.repeats = Some(result::Repeats::of(runs));
+    Some(first)
+}
+
 fn result_path(p: &Path) -> PathBuf {
     if p.is_dir() { p.join("result.json") } else { p.to_path_buf() }
 }
@@ -129,14 +161,18 @@ pub fn print_warnings(r: &RunReport) {
     }
 }
 
-/// `run-load-test compare BASE CURRENT`: judges a stored run against a stored baseline with the rules of
-/// `scenario` (else those stored in CURRENT, else the built-in ones). CURRENT's own threshold verdicts count
-/// too: the exit code says whether that run should pass a CI gate.
-pub fn compare(current: &Path, scenario_file: Option<&Path>, o: &GateOutputs, quiet: bool) -> Result<Outcome> {
+/// `run-load-test compare BASE CURRENT...`: judges stored runs against a stored baseline with the rules of
+/// `scenario` (else those stored in the first CURRENT, else the built-in ones). Several CURRENTs are judged as
+/// one set of runs, exactly as the runs of `run --repeat`. CURRENT's own threshold verdicts count too: the exit
+/// code says whether that run should pass a CI gate.
+pub fn compare(current: &[PathBuf], scenario_file: Option<&Path>, o: &GateOutputs, quiet: bool) -> Result<Outcome> {
     let base_path = o.baseline.as_deref().map(result_path).unwrap_or_default();
-    let cur_path = result_path(current);
     let base = baseline::load(&base_path)?;
-    let mut cur = result::read_result(&cur_path, "result")?;
+    let mut reports = Vec::new();
+    for c in current {
+        reports.push(result::read_result(&result_path(c), "result")?);
+    }
+    let mut cur = together(reports).context("compare needs at least one CURRENT result")?;
     let rules: RuleSet = match scenario_file {
         Some(p) => {
             let s = scenario::load(p)?;
@@ -187,6 +223,7 @@ mod tests {
             higher_is_worse: true,
             verdict,
             reason: (verdict == Change::Inconclusive).then(|| "host disturbed in current run: x".into()),
+            current_runs: None,
         }
     }
 

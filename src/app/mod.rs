@@ -8,6 +8,7 @@ mod journal;
 mod live;
 mod metrics_server;
 mod outputs;
+mod repeat;
 mod run;
 mod trial;
 mod verdict;

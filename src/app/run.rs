@@ -10,7 +10,9 @@ use anyhow::{Context, Result};
 
 use super::assemble;
 use super::live::IntervalSink;
-use super::{Outcome, fetch_mock_stats, gate, handle_signals, host, journal, live, metrics_server, outputs, verdict};
+use super::{
+    Outcome, fetch_mock_stats, gate, handle_signals, host, journal, live, metrics_server, outputs, repeat, verdict,
+};
 use crate::baseline;
 use crate::client::ClientFactory;
 use crate::config::{RunConfig, Target};
@@ -61,6 +63,8 @@ struct Executed {
     http_debug: Option<String>,
     /// The host's health over the run.
     environment: crate::result::Environment,
+    /// `--repeat`: each run's own report (none for a single run).
+    runs: Vec<RunReport>,
     /// Finished, but held until the report is written: the `/metrics` endpoint serves until then, so a scrape
     /// in the run's last second still works.
     _sinks: Vec<Box<dyn IntervalSink>>,
@@ -137,7 +141,11 @@ fn print_start(cfg: &RunConfig, mock: bool, base_url: &str) {
         (None, Some(i)) => format!("{i} iterations"),
         (None, None) => "until stopped".into(),
     };
-    report::print_note(&format!("running `{}` against {target}: {shape}, {length}", cfg.scenario.name));
+    let runs = match cfg.repeat {
+        1 => String::new(),
+        n => format!(", {n} runs {}s apart", repeat::PAUSE.as_secs()),
+    };
+    report::print_note(&format!("running `{}` against {target}: {shape}, {length}{runs}", cfg.scenario.name));
     if !mock && cfg.scenario.scenario.mock_only {
         report::print_note(&format!(
             "`{}` is marked mock_only: it shows a behaviour of the embedded mock, which --target replaces",
@@ -170,7 +178,7 @@ fn execute(run: &Prepared) -> Result<Executed> {
     };
     let planned = match &cfg.levels {
         Some(l) => Some(l.hold * l.values.len() as u32),
-        None => cfg.load.duration(),
+        None => cfg.load.duration().map(|d| (d + repeat::PAUSE) * cfg.repeat - repeat::PAUSE),
     };
     let mut gate = live::LiveGate {
         display: (!cfg.quiet).then(|| ProgressDisplay::new(planned)),
@@ -200,23 +208,37 @@ fn execute(run: &Prepared) -> Result<Executed> {
         let failed = verdicts.into_iter().find(|v| v.observed.is_some() && !v.pass)?;
         Some(format!("threshold `{}`: observed {}", failed.threshold, report::fmt_observed(&failed)))
     };
-    if let Some(m) = &run.mock {
-        // What the mock's probe saw while the run was being prepared is not the run's.
-        let _ = m.take_hiccups();
-    }
-    let host = host::HostReading::now();
-    let (result, outcomes) = match &cfg.levels {
-        Some(levels) => {
-            let (r, o) = engine::run_levels(levels, spec, &mut gate, &slo)?;
-            (r, Some(o))
+    let (result, outcomes, environment, runs) = if cfg.repeat > 1 {
+        // Every run with the same seed: the same workload each time, so what differs between runs is the
+        // system's doing, which is what the spread between runs is meant to measure.
+        let one = || Ok(engine::run(spec(cfg.load.clone()), &mut gate)?);
+        let r = repeat::run(cfg.repeat, run.mock.as_ref(), one, |r, env| {
+            let mut rep = assemble::build(description, r);
+            verdict::mark(&mut rep, &plan.steps, r, None);
+            rep.environment = Some(env);
+            rep
+        })?;
+        (r.result, None, r.environment, r.runs)
+    } else {
+        if let Some(m) = &run.mock {
+            // What the mock's probe saw while the run was being prepared is not the run's.
+            let _ = m.take_hiccups();
         }
-        None => (engine::run(spec(cfg.load.clone()), &mut gate)?, None),
+        let host = host::HostReading::now();
+        let (result, outcomes) = match &cfg.levels {
+            Some(levels) => {
+                let (r, o) = engine::run_levels(levels, spec, &mut gate, &slo)?;
+                (r, Some(o))
+            }
+            None => (engine::run(spec(cfg.load.clone()), &mut gate)?, None),
+        };
+        let mock_hiccups = run.mock.as_ref().map(MockServer::take_hiccups);
+        let environment = host::environment(&host, &result.total.hiccup, &result.hiccup_max, mock_hiccups.as_ref());
+        (result, outcomes, environment, Vec::new())
     };
     if let Some(d) = &gate.display {
         d.finish();
     }
-    let mock_hiccups = run.mock.as_ref().map(MockServer::take_hiccups);
-    let environment = host::environment(&host, &result.total.hiccup, &result.hiccup_max, mock_hiccups.as_ref());
     for s in gate.sinks.iter_mut() {
         s.environment(&environment);
     }
@@ -237,6 +259,7 @@ fn execute(run: &Prepared) -> Result<Executed> {
         fail_fast,
         http_debug,
         environment,
+        runs,
         _sinks: std::mem::take(&mut gate.sinks),
     })
 }
@@ -266,6 +289,9 @@ fn judge(run: &mut Prepared, x: &Executed) -> Result<RunReport> {
         rep.levels = Some(assemble::levels_report(levels, outcomes));
     }
     rep.environment = Some(x.environment.clone());
+    if !x.runs.is_empty() {
+        rep.repeats = Some(crate::result::Repeats::of(x.runs.clone()));
+    }
     if let Some(m) = run.mock.take() {
         rep.mock_stats = fetch_mock_stats(&run.client);
         m.shutdown();

@@ -8,7 +8,9 @@ use super::stats::{block_se, mean_se, proportion_se, quantile_se, z_for};
 use super::windows::{self, selects};
 use crate::metrics::catalog::{Metric, Source, StoredStepHistograms};
 use crate::metrics::{CorruptHistogram, Hist, SeriesPoint, merged_encoded, new_hist};
-use crate::result::{BaselineRef, Change, Comparison, Delta, LoadInfo, RuleSet, RunReport, RunStatus};
+use crate::result::{
+    BaselineRef, Change, Comparison, Delta, LoadInfo, RuleSet, RunReport, RunSpread, RunStatus, median, stdev,
+};
 use crate::slo::{Agg, Selector};
 
 /// A statistic with its standard error, in the metric's display unit.
@@ -18,8 +20,38 @@ struct Est {
     se: f64,
 }
 
-/// Compares `cur` with `base` under `set`; an error means a histogram in one of them is corrupt.
+/// The efficiency loss of a median against a mean, as a ratio of standard errors: √(π/2) ≈ 1.2533 for normal
+/// data (the asymptotic relative efficiency of the median is 2/π). A side of several runs is valued by the
+/// median of its runs (one wild run cannot move it), so its standard error is the mean's, widened by this.
+/// For 3 to 5 runs the exact ratio is smaller (≈1.16 at n = 3), so this overstates the noise slightly: a gate
+/// had better call a borderline change noise than cry regression.
+const MEDIAN_SE_FACTOR: f64 = 1.2533;
+
+/// The runs a stored result stands for: those of `run --repeat`, else the report itself.
+pub fn runs_of(r: &RunReport) -> Vec<&RunReport> {
+    match &r.repeats {
+        Some(rep) if !rep.runs.is_empty() => rep.runs.iter().collect(),
+        _ => vec![r],
+    }
+}
+
+/// Compares `cur` with `base` under `set`; an error means a histogram in one of them is corrupt. A report of
+/// `run --repeat` is judged on its runs (see [`runs_of`]): each row's value is the median of the runs' values.
 pub fn compare(base: &RunReport, base_file: &str, cur: &RunReport, set: &RuleSet) -> Result<Comparison, CompareError> {
+    let (base_runs, cur_runs) = (runs_of(base), runs_of(cur));
+    compare_runs(base, &base_runs, base_file, cur, &cur_runs, set)
+}
+
+/// Compares a set of current runs with a set of baseline runs; `base` and `cur` are the reports that stand
+/// for them (the steps and flows compared, the warnings' set-up).
+fn compare_runs(
+    base: &RunReport,
+    base_runs: &[&RunReport],
+    base_file: &str,
+    cur: &RunReport,
+    cur_runs: &[&RunReport],
+    set: &RuleSet,
+) -> Result<Comparison, CompareError> {
     let steps: Vec<(&str, &str)> = union(
         base.steps.iter().map(|s| (s.user.as_str(), s.name.as_str())),
         cur.steps.iter().map(|s| (s.user.as_str(), s.name.as_str())),
@@ -30,17 +62,21 @@ pub fn compare(base: &RunReport, base_file: &str, cur: &RunReport, set: &RuleSet
     );
     let shape = Shape { steps, multi_step_classes: multi };
     let z = z_for(set.confidence);
-    let host = Host::new(base, cur);
+    let host = Host::new(base_runs, cur_runs);
     let mut rows = Vec::new();
     for t in targets(set, &shape) {
         for agg in &t.aggs {
-            let b = estimate(base, &t, *agg)
+            let b = estimate_runs(base_runs, &t, *agg)
                 .map_err(|e| CompareError::Baseline { file: base_file.to_string(), detail: e.to_string() })?;
-            let c = estimate(cur, &t, *agg).map_err(|e| CompareError::Current { detail: e.to_string() })?;
+            let c = estimate_runs(cur_runs, &t, *agg).map_err(|e| CompareError::Current { detail: e.to_string() })?;
             if b.is_none() && c.is_none() {
                 continue;
             }
-            rows.push(judge(&t, *agg, b, c, z, &host));
+            let mut row = judge(&t, *agg, b.as_ref().map(|s| s.0), c.as_ref().map(|s| s.0), z, &host);
+            if cur_runs.len() > 1 {
+                row.current_runs = c.map(|(_, values)| RunSpread::of(values));
+            }
+            rows.push(row);
         }
     }
     Ok(Comparison {
@@ -54,8 +90,32 @@ pub fn compare(base: &RunReport, base_file: &str, cur: &RunReport, set: &RuleSet
         },
         confidence: set.confidence,
         rows,
-        warnings: warnings(base, cur),
+        warnings: set_warnings(base, base_runs, cur, cur_runs),
     })
+}
+
+/// A side's value for one row and each of its runs' values: one run's own estimate, or over several runs the
+/// median, with a standard error that takes the larger of the runs' own noise (as the standard error of their
+/// mean) and the spread between runs, widened by [`MEDIAN_SE_FACTOR`]. The spread between runs is what one
+/// long run cannot see: a different warm-up, a neighbour's job between runs, a cache that filled differently.
+fn estimate_runs(runs: &[&RunReport], t: &Target, agg: Agg) -> Result<Option<(Est, Vec<f64>)>, CorruptHistogram> {
+    let mut each = Vec::new();
+    for r in runs {
+        each.extend(estimate(r, t, agg)?);
+    }
+    let values: Vec<f64> = each.iter().map(|e| e.value).collect();
+    let est = match each.as_slice() {
+        [] => return Ok(None),
+        [one] => *one,
+        _ => {
+            let n = each.len() as f64;
+            let within = (each.iter().map(|e| e.se * e.se).sum::<f64>() / n).sqrt() / n.sqrt();
+            let between = stdev(&values).unwrap_or(0.0) / n.sqrt();
+            let Some(value) = median(&values) else { return Ok(None) };
+            Est { value, se: MEDIAN_SE_FACTOR * within.max(between) }
+        }
+    };
+    Ok(Some((est, values)))
 }
 
 fn union<'a, T: PartialEq + Copy + 'a>(a: impl Iterator<Item = T>, b: impl Iterator<Item = T>) -> Vec<T> {
@@ -109,6 +169,7 @@ fn judge(t: &Target, agg: Agg, b: Option<Est>, c: Option<Est>, z: f64, host: &Ho
         higher_is_worse: worse_up,
         verdict,
         reason,
+        current_runs: None,
     }
 }
 
@@ -278,6 +339,20 @@ fn series_se(r: &RunReport, metric: Metric, agg: Agg) -> Option<f64> {
 /// A second's failure rate; none for a second without a request.
 fn failure_rate(p: &SeriesPoint) -> Option<f64> {
     (p.requests > 0).then(|| p.failures as f64 / p.requests as f64)
+}
+
+/// The set-up warnings of the first run of each side (the runs of one side share their set-up), and a partial
+/// run wherever it is among the runs.
+fn set_warnings(base: &RunReport, base_runs: &[&RunReport], cur: &RunReport, cur_runs: &[&RunReport]) -> Vec<String> {
+    let (b0, c0) = (base_runs.first().copied().unwrap_or(base), cur_runs.first().copied().unwrap_or(cur));
+    let mut w = warnings(b0, c0);
+    for (who, first, runs) in [("baseline", b0, base_runs), ("current", c0, cur_runs)] {
+        let partial = runs.iter().position(|r| r.status != RunStatus::Completed);
+        if let (Some(i), RunStatus::Completed) = (partial, first.status) {
+            w.push(format!("the {who} run {} of {} did not complete: its numbers are partial", i + 1, runs.len()));
+        }
+    }
+    w
 }
 
 fn warnings(base: &RunReport, cur: &RunReport) -> Vec<String> {

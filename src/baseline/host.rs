@@ -6,11 +6,13 @@
 //! - only metrics a busy host can move: timings (latency, ttft, tpot, ...), and throughput and dropped
 //!   arrivals (a starved generator sends less and dispatches late). Error, fallback and retry rates and counts
 //!   never: a busy load generator does not make a service answer 500.
-//! - either run `disturbed` (its environment crossed the bounds the hiccup meter sets): inconclusive.
+//! - either run `disturbed` (its environment crossed the bounds the hiccup meter sets): inconclusive. A side of
+//!   several runs (`run --repeat`) counts as disturbed when at least half its runs were.
 //! - otherwise, for timings, the host's extra lateness at the compared quantile: the hiccup probes' lateness at
 //!   that quantile in the current run minus the baseline's (the whole lateness when the baseline did not
-//!   measure it), times [`WAKEUPS`]. If taking that much off the worsening brings it back within the tolerance
-//!   or the noise, the host could have produced the change: inconclusive.
+//!   measure it), times [`WAKEUPS`]; with several runs, each side's median lateness over its runs. If taking
+//!   that much off the worsening brings it back within the tolerance or the noise, the host could have
+//!   produced the change: inconclusive.
 
 use crate::metrics::catalog::{Kind, Metric};
 use crate::metrics::{Hist, merged_encoded};
@@ -57,15 +59,54 @@ impl<'a> Side<'a> {
     }
 }
 
-/// The environments of the two runs of a comparison.
+/// The environments of one side's runs (one run, or the runs of `run --repeat`), each decoded once; `None`
+/// for a run that recorded no environment.
+struct Set<'a> {
+    runs: Vec<Option<Side<'a>>>,
+}
+
+impl<'a> Set<'a> {
+    fn of(runs: &[&'a RunReport]) -> Set<'a> {
+        Set { runs: runs.iter().map(|r| Side::of(r)).collect() }
+    }
+
+    /// Why this side counts as disturbed, or `None`. With several runs, when at least half of them were: the
+    /// side is judged on the median of its runs, which a minority of disturbed runs does not move.
+    fn disturbed(&self, who: &str) -> Option<String> {
+        let hit: Vec<(usize, &Environment)> = self
+            .runs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().filter(|s| s.env.disturbed).map(|s| (i + 1, s.env)))
+            .collect();
+        let n = self.runs.len();
+        if hit.is_empty() || 2 * hit.len() < n {
+            return None;
+        }
+        if n == 1 {
+            return Some(format!("host disturbed in {who} run: {}", describe(hit[0].1)));
+        }
+        let each: Vec<String> = hit.iter().map(|(i, env)| format!("run {i}: {}", describe(env))).collect();
+        Some(format!("host disturbed in {} of {n} {who} runs ({})", hit.len(), each.join("; ")))
+    }
+
+    /// The probes' lateness at a statistic: the median of the runs' (one run's own when there is one).
+    fn lateness(&self, agg: Agg) -> Option<f64> {
+        let each: Vec<f64> = self.runs.iter().flatten().filter_map(|s| s.lateness(agg)).collect();
+        crate::result::median(&each)
+    }
+}
+
+/// The environments of the two sides of a comparison.
 pub struct Host<'a> {
-    base: Option<Side<'a>>,
-    cur: Option<Side<'a>>,
+    base: Set<'a>,
+    cur: Set<'a>,
 }
 
 impl<'a> Host<'a> {
-    pub fn new(base: &'a RunReport, cur: &'a RunReport) -> Host<'a> {
-        Host { base: Side::of(base), cur: Side::of(cur) }
+    /// The two sides' runs: one report each, or the runs of repeated ones.
+    pub fn new(base: &[&'a RunReport], cur: &[&'a RunReport]) -> Host<'a> {
+        Host { base: Set::of(base), cur: Set::of(cur) }
     }
 
     /// Why a worsening of `worse` (in the metric's unit, beyond `bar`, the larger of tolerance and noise) may
@@ -76,8 +117,7 @@ impl<'a> Host<'a> {
         }
         let disturbed: Vec<String> = [("current", &self.cur), ("baseline", &self.base)]
             .into_iter()
-            .filter_map(|(who, s)| s.as_ref().filter(|s| s.env.disturbed).map(|s| (who, s.env)))
-            .map(|(who, env)| format!("host disturbed in {who} run: {}", describe(env)))
+            .filter_map(|(w, s)| s.disturbed(w))
             .collect();
         if !disturbed.is_empty() {
             return Some(disturbed.join("; "));
@@ -85,15 +125,19 @@ impl<'a> Host<'a> {
         if metric.kind() != Kind::Duration {
             return None;
         }
-        let cur = self.cur.as_ref()?.lateness(agg)?;
-        let base = self.base.as_ref().and_then(|b| b.lateness(agg));
+        let cur = self.cur.lateness(agg)?;
+        let base = self.base.lateness(agg);
         let explained = WAKEUPS * (cur - base.unwrap_or(0.0)).max(0.0);
         if explained <= 0.0 || worse - explained > bar {
             return None;
         }
         let was = base.map_or("not measured in the baseline".to_string(), |b| format!("{} ms in the baseline", num(b)));
+        let runs = match self.cur.runs.len() {
+            1 => "current run".to_string(),
+            n => format!("current runs (median of {n})"),
+        };
         Some(format!(
-            "host hiccups explain it: probe lateness at {agg} {} ms in current run, {was}; {WAKEUPS}× the excess \
+            "host hiccups explain it: probe lateness at {agg} {} ms in {runs}, {was}; {WAKEUPS}× the excess \
              is {} ms of the {} worsening",
             num(cur),
             num(explained),

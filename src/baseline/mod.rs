@@ -11,7 +11,7 @@ mod windows;
 
 use std::path::Path;
 
-pub use compare::{compare, stored_histogram};
+pub use compare::{compare, runs_of, stored_histogram};
 pub use error::{CompareError, RuleError};
 pub use rules::{Entry, parse_entry, rule_set};
 pub use table::{Amount, Percent, RegressionEntry, RegressionTable, RuleSpec};

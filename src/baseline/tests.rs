@@ -470,3 +470,5 @@ fn slow_drifting_seconds_widen_the_noise_band() {
         Change::Regression
     );
 }
+
+mod repeats;

@@ -82,6 +82,7 @@ pub(crate) fn one_step(scenario: &str, user: &str, step: &str, stats: &StepStats
         mock_stats: None,
         rebuilt: None,
         environment: None,
+        repeats: None,
     }
 }
 

@@ -89,24 +89,28 @@ fn render_thresholds(r: &RunReport, out: &mut String) {
 }
 
 /// The comparison's rows as every renderer shows them: metric, stat, baseline, current, delta, tolerance and
-/// noise, verdict.
+/// noise, verdict; judged on several current runs, each run's value and their CV after `Current` (which is then
+/// their median). The verdict is always the last column.
 pub(super) fn comparison_rows(c: &Comparison) -> Grid {
+    let runs = c.rows.iter().any(|d| d.current_runs.is_some());
     let rows = c
         .rows
         .iter()
         .map(|d| {
-            vec![
-                d.metric.clone(),
-                d.stat.clone(),
-                fmt_side(d, d.baseline),
-                fmt_side(d, d.current),
-                fmt_delta(d),
-                fmt_allowed(d),
-                verdict_word(d.verdict).into(),
-            ]
+            let mut row = vec![d.metric.clone(), d.stat.clone(), fmt_side(d, d.baseline), fmt_side(d, d.current)];
+            if runs {
+                row.push(super::repeats::spread_cell(d));
+            }
+            row.extend([fmt_delta(d), fmt_allowed(d), verdict_word(d.verdict).into()]);
+            row
         })
         .collect();
-    Grid { head: vec!["Metric", "Stat", "Baseline", "Current", "Delta", "Tolerated · noise", "Verdict"], rows }
+    let mut head = vec!["Metric", "Stat", "Baseline", "Current"];
+    if runs {
+        head.push("Current runs (CV)");
+    }
+    head.extend(["Delta", "Tolerated · noise", "Verdict"]);
+    Grid { head, rows }
 }
 
 /// The baseline gate's one-line conclusion.
@@ -130,12 +134,13 @@ pub fn render_comparison(c: &Comparison) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "compared with baseline {} (recorded {})", c.baseline.file, c.baseline.started_at);
     let grid = comparison_rows(c);
+    let last = grid.head.len() - 1;
     let mut t = table(grid.head);
     for row in grid.rows {
         t.add_row(row);
     }
     right_align(&mut t, 2);
-    if let Some(verdict) = t.column_mut(6) {
+    if let Some(verdict) = t.column_mut(last) {
         verdict.set_cell_alignment(comfy_table::CellAlignment::Left);
     }
     let _ = writeln!(out, "{t}");

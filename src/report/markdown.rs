@@ -60,6 +60,17 @@ pub fn render(r: &RunReport) -> String {
             q(|l| l.p99_ms)
         );
     }
+    if let (Some(rep), Some(g)) = (&r.repeats, super::repeats::runs_grid(r)) {
+        let _ = writeln!(out, "\n#### Runs\n\n{}\n", cell(&super::repeats::runs_title(rep)));
+        let _ = writeln!(out, "| {} |\n|---|---|{}", g.head.join(" | "), "---:|".repeat(g.head.len() - 2));
+        for row in &g.rows {
+            let cells: Vec<String> = row.iter().map(|c| cell(c)).collect();
+            let _ = writeln!(out, "| {} |", cells.join(" | "));
+        }
+        if let Some(w) = super::repeats::unsteady_line(r) {
+            let _ = writeln!(out, "\n> ⚠️ {}", cell(&w));
+        }
+    }
     if let Some(g) = super::rows::gateway(r) {
         let _ =
             writeln!(out, "\n#### Gateway\n\n| {} |\n|---|{}", g.head.join(" | "), "---:|".repeat(g.head.len() - 1));
@@ -87,13 +98,16 @@ pub fn render(r: &RunReport) -> String {
         }
     }
     if let Some(c) = &r.comparison {
+        let grid = super::gate::comparison_rows(c);
         let _ = writeln!(
             out,
-            "\n#### Against baseline `{}` ({})\n\n| Metric | Stat | Baseline | Current | Delta | Tolerated · noise | Verdict |\n|---|---|---:|---:|---:|---:|---|",
+            "\n#### Against baseline `{}` ({})\n\n| {} |\n|---|---|{}---|",
             cell(&c.baseline.file),
-            cell(&c.baseline.started_at)
+            cell(&c.baseline.started_at),
+            grid.head.join(" | "),
+            "---:|".repeat(grid.head.len() - 3)
         );
-        for (cells, d) in super::gate::comparison_rows(c).rows.iter().zip(&c.rows) {
+        for (cells, d) in grid.rows.iter().zip(&c.rows) {
             let mark = match d.verdict {
                 Change::Regression => "❌ ",
                 Change::Inconclusive => "⚠️ ",

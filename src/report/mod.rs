@@ -18,6 +18,7 @@ mod live;
 mod markdown;
 mod progress;
 pub mod prometheus;
+mod repeats;
 mod rows;
 #[cfg(test)]
 mod snapshot_tests;

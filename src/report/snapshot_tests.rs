@@ -124,3 +124,36 @@ fn csv_files() {
 fn html_text_part() {
     insta::assert_snapshot!(html_text());
 }
+
+/// A report of `run --repeat 3` judged against a baseline of three runs: the runs table with its median and CV
+/// rows, the CV warning (one run twice as slow), and the comparison's per-run column.
+fn repeated() -> RunReport {
+    let runs = |ms: [f64; 3]| {
+        let mut runs: Vec<RunReport> = ms.iter().map(|&m| base(m)).collect();
+        for (i, r) in runs.iter_mut().enumerate() {
+            r.started_at = format!("2026-01-01T00:0{i}:00Z");
+            let mut env = crate::report::fixture::disturbed_environment();
+            env.disturbed = i == 2;
+            r.environment = Some(env);
+        }
+        runs
+    };
+    let together = |runs: Vec<RunReport>| {
+        let mut top = runs[0].clone();
+        top.repeats = Some(crate::result::Repeats::of(runs));
+        top
+    };
+    let b = together(runs([10.0, 10.2, 9.9]));
+    let mut r = together(runs([10.1, 20.0, 10.3]));
+    r.comparison = Some(compare(&b, "baselines/chat-gate.json", &r, &RuleSet::default()).expect("comparable"));
+    r
+}
+
+#[test]
+fn repeated_runs_in_the_terminal_and_markdown() {
+    let r = repeated();
+    insta::assert_snapshot!("repeated_terminal", ReportFormat::Table.render(&r));
+    insta::assert_snapshot!("repeated_markdown", ReportFormat::Markdown.render(&r));
+    let html = ReportFormat::Html.render(&r);
+    assert!(html.contains("<h2 id=\"runs\">Runs</h2>") && html.contains("Current runs (CV)</th>"), "{html}");
+}

@@ -77,6 +77,7 @@ pub fn render_summary(r: &RunReport) -> String {
 
     render_llm(r, &mut out);
     render_levels(r, &mut out);
+    render_runs(r, &mut out);
     super::gate::render_gates(r, &mut out);
 
     if !r.errors.is_empty() {
@@ -208,6 +209,18 @@ fn render_llm(r: &RunReport, out: &mut String) {
 }
 
 /// The concurrency table teams write by hand: one row per level, then the verdict.
+/// `run --repeat`: each run, the median and CV rows, and the warning when the runs disagree.
+fn render_runs(r: &RunReport, out: &mut String) {
+    let (Some(rep), Some(grid)) = (&r.repeats, super::repeats::runs_grid(r)) else { return };
+    let _ = writeln!(out, "{}", super::repeats::runs_title(rep));
+    let mut t = grid_table(grid);
+    right_align(&mut t, 2);
+    let _ = writeln!(out, "{t}");
+    if let Some(w) = super::repeats::unsteady_line(r) {
+        let _ = writeln!(out, "{w}");
+    }
+}
+
 fn render_levels(r: &RunReport, out: &mut String) {
     let Some((grid, _)) = rows::levels(r) else { return };
     let mut t = grid_table(grid);

@@ -224,6 +224,7 @@ pub fn build(d: &RunDescription, r: &RunOutput<'_>) -> RunReport {
         mock_stats: None,
         rebuilt: None,
         environment: None,
+        repeats: None,
     }
 }
 

@@ -6,11 +6,13 @@
 pub mod assemble;
 mod environment;
 mod read;
+mod repeats;
 mod report;
 mod verdict;
 
 pub use environment::{Environment, HiccupSummary};
 pub use read::{ReadError, StoredFile, parse_result, read_result};
+pub use repeats::{CV_WARN_PCT, RepeatStat, Repeats, RunSpread, cv_pct, median, stdev};
 pub use report::{
     Failure, GeneratorInfo, Histograms, LevelReport, LevelsReport, LoadInfo, MachineInfo, OLDEST_SCHEMA, OpenSummary,
     RunReport, RunStatus, SCHEMA_VERSION, ScenarioInfo, StepReport, TargetInfo, ToolInfo, json_schema,

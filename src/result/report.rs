@@ -5,13 +5,15 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::environment::Environment;
+use super::repeats::Repeats;
 use super::verdict::{Comparison, RuleSet, Verdict};
 use crate::metrics::{ErrorSummary, FlowSummary, LatencySummary, RequestSummary, SeriesPoint, Window};
 
 /// Bumped on any change of `result.json` an older reader could not take (every struct denies unknown fields, so
 /// a new field counts). 2: step histograms gained `stream_tail`. 3: `scenario.vars`, gateway attribution in the LLM
 /// summaries, `stream_tail` in the LLM summary, `environment` (the host's health). 4: `windows` (per-window
-/// histograms per step and user class, the noise of every compared metric).
+/// histograms per step and user class, the noise of every compared metric), `repeats` (each run of `run
+/// --repeat` with the headline statistics across them) and `current_runs` in comparison rows.
 pub const SCHEMA_VERSION: u32 = 4;
 
 /// The oldest schema this version still reads: each version since only added optional fields, so an older
@@ -82,6 +84,10 @@ pub struct RunReport {
     /// The generating host's health during the run (hiccups, CPU pressure, steal, load).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<Environment>,
+    /// `run --repeat N`: each run's own report and the headline statistics across the runs; the rest of this
+    /// report is all runs together (totals added, the series one after the other).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeats: Option<Repeats>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

@@ -106,6 +106,10 @@ pub struct Delta {
     /// Why the verdict is `inconclusive`, with the numbers (absent otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Judged on several current runs (`run --repeat`, `compare BASE C1 C2 ...`): each run's value and their
+    /// coefficient of variation; `current` is then their median.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_runs: Option<super::repeats::RunSpread>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

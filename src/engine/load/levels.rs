@@ -118,7 +118,7 @@ pub fn run_levels<F: TransportFactory + Clone + Send + 'static>(
 
 impl EngineResult {
     /// Continues this result with the next run: totals add up, the series and the windows go on in time.
-    fn append(&mut self, mut next: EngineResult) {
+    pub fn append(&mut self, mut next: EngineResult) {
         self.panics.append(&mut next.panics);
         let offset = self.elapsed.as_secs_f64();
         self.total.add(&next.total);

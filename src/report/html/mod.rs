@@ -104,6 +104,11 @@ pub fn render(r: &RunReport) -> String {
     section(&mut out, "distributions", "Latency distributions");
     distributions(r, &mut out);
 
+    if r.repeats.is_some() {
+        section(&mut out, "runs", "Runs");
+        tables::runs(r, &mut out);
+    }
+
     if let Some(l) = &r.levels {
         let title = if l.mode == "breaking_point" { "Breaking point" } else { "Load levels" };
         section(&mut out, "levels", title);
@@ -226,6 +231,9 @@ fn nav(r: &RunReport, out: &mut String) {
     }
     links.push(("over-time", "Over time"));
     links.push(("distributions", "Distributions"));
+    if r.repeats.is_some() {
+        links.push(("runs", "Runs"));
+    }
     if r.levels.is_some() {
         links.push(("levels", "Levels"));
     }

@@ -135,7 +135,7 @@ pub fn comparison(c: &Comparison, out: &mut String) {
             },
         })
         .collect();
-    table(out, &grid.head, &rows, 2, &[6]);
+    table(out, &grid.head, &rows, 2, &[grid.head.len() - 1]);
     for w in &c.warnings {
         let _ = writeln!(out, "<p class=\"note warn-text\">warning: {}</p>", esc(w));
     }
@@ -202,6 +202,26 @@ pub fn flows(r: &RunReport, out: &mut String) {
         out,
         "<p class=\"note\">flow latency in ms: first step start → last step end of completed iterations</p>"
     );
+}
+
+/// `run --repeat`: each run, the median and CV rows, and the warning when the runs disagree.
+pub fn runs(r: &RunReport, out: &mut String) {
+    let (Some(rep), Some(grid)) = (&r.repeats, crate::report::repeats::runs_grid(r)) else { return };
+    let _ = writeln!(out, "<p class=\"note\">{}</p>", esc(&crate::report::repeats::runs_title(rep)));
+    let n = rep.runs.len();
+    let rows: Vec<Row> = grid
+        .rows
+        .into_iter()
+        .enumerate()
+        .map(|(i, cells)| {
+            let disturbed = i < n && rep.runs[i].environment.as_ref().is_some_and(|e| e.disturbed);
+            Row { cells, class: if disturbed { "warn" } else { "" } }
+        })
+        .collect();
+    table(out, &grid.head, &rows, 2, &[]);
+    if let Some(w) = crate::report::repeats::unsteady_line(r) {
+        let _ = writeln!(out, "<p class=\"note warn-text\">{}</p>", esc(&w));
+    }
 }
 
 /// The per-level table of a breaking-point search or sweep, then its conclusion.
