@@ -9,6 +9,7 @@ mod error;
 mod json_body;
 pub mod load;
 pub mod plan;
+pub mod segment;
 mod session;
 mod shared;
 pub(crate) mod signals;
