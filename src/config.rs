@@ -4,6 +4,7 @@
 mod flags;
 mod load;
 mod outputs;
+pub mod shard;
 mod trial;
 
 pub use outputs::{OutputFiles, report_formats};
