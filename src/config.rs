@@ -77,6 +77,10 @@ pub struct RunConfig {
     pub fail_fast: bool,
     /// `--http-debug`: exchanges recorded per step into `http-debug.log`.
     pub http_debug: Option<u32>,
+    /// This process's part of a distributed run; `None` runs the whole load.
+    pub shard: Option<shard::Shard>,
+    /// `--start-at`: no load is sent before this moment.
+    pub start_at: Option<SystemTime>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -112,6 +116,9 @@ pub enum ConfigError {
     /// `--var` names no variable of the scenario, or a derived `[vars]` value does not render.
     #[error(transparent)]
     Vars(#[from] scenario::VarError),
+    /// The shard identity or `--start-at`, worded with the flag or variable and the fix.
+    #[error("{0}")]
+    Shard(String),
 }
 
 /// The scenario as one run against one target sends it (`run` and `try` alike): `[mock] vars` when the
@@ -179,7 +186,16 @@ impl RunConfig {
             no_fail_fast,
             vars,
             http_debug,
+            shard,
+            segment,
+            segment_sequence,
+            shard_count,
+            start_at,
         } = args;
+        let shard_flags = shard::ShardFlags { shard, segment, segment_sequence, shard_count };
+        let shard = shard::resolve(&shard_flags, &std::env::vars().collect()).map_err(ConfigError::Shard)?;
+        let start_at =
+            start_at.map(|s| shard::parse_start_at(&s, SystemTime::now())).transpose().map_err(ConfigError::Shard)?;
         let load_flags = load::LoadFlags {
             users: flags::number("users", users, |t| limits::USERS.parse_u32(t))?,
             spawn_rate: flags::number("spawn_rate", spawn_rate, |t| limits::SPAWN_RATE.parse(t))?,
@@ -207,7 +223,8 @@ impl RunConfig {
         let thresholds = gates(&loaded, &thresholds)?;
         let regression =
             crate::baseline::rule_set(&loaded.scenario.regression).map_err(|e| flag("[regression]", e.to_string()))?;
-        let seed = seed.unwrap_or_else(|| {
+        // Shards must draw the same schedule: without --seed they all take 0 rather than their own clocks.
+        let seed = seed.or(shard.as_ref().map(|_| 0)).unwrap_or_else(|| {
             SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
         });
         let target = resolve_target(target.as_deref(), &mock_settings, &loaded, seed)?;
@@ -222,7 +239,11 @@ impl RunConfig {
         if out_dir.is_file() {
             return Err(flag("--out", format!("`{}` is a file; give a directory", out_dir.display())));
         }
-        let feeders = feeders(&loaded)?;
+        let mut feeders = feeders(&loaded)?;
+        if let Some(stripe) = shard.as_ref().map(|s| s.stripe.clone()) {
+            let take: std::sync::Arc<dyn Fn(u64) -> u64 + Send + Sync> = std::sync::Arc::new(move |k| stripe.nth(k));
+            feeders.iter_mut().for_each(|f| f.take_sequential(take.clone()));
+        }
         let workers = workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let fail_fast = !no_fail_fast && loaded.scenario.load.fail_fast.unwrap_or(true);
         let prometheus = PrometheusOutputs {
@@ -251,6 +272,8 @@ impl RunConfig {
             prometheus,
             fail_fast,
             http_debug,
+            shard,
+            start_at,
         })
     }
 }

@@ -167,6 +167,7 @@ fn execute(run: &Prepared) -> Result<Executed> {
         client: client.clone(),
         secrets: secrets.clone(),
         capture: debug_log.clone(),
+        stripe: cfg.shard.as_ref().map_or_else(engine::segment::Stripe::whole, |s| s.stripe.clone()),
     };
     let planned = match &cfg.levels {
         Some(l) => Some(l.hold * l.values.len() as u32),
