@@ -9,6 +9,7 @@ mod live;
 mod metrics_server;
 mod outputs;
 mod run;
+mod shard;
 mod trial;
 mod verdict;
 

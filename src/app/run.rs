@@ -68,6 +68,10 @@ struct Executed {
 
 /// Checks every input and output, starts the embedded mock when there is no target, compiles the plan.
 fn prepare(mut cfg: RunConfig) -> Result<Prepared> {
+    if let Some(at) = cfg.start_at {
+        // A stale time is refused before anything else; it is checked again when the wait begins.
+        super::shard::check_start(at, std::time::SystemTime::now())?;
+    }
     let urls = [
         Some(&cfg.target).and_then(|t| if let Target::Url(u) = t { Some(u) } else { None }),
         cfg.prometheus.pushgateway.as_ref(),
@@ -205,6 +209,10 @@ fn execute(run: &Prepared) -> Result<Executed> {
         // What the mock's probe saw while the run was being prepared is not the run's.
         let _ = m.take_hiccups();
     }
+    // Last before the load: every input and output was checked, so shards that start together fail together.
+    if let Some(at) = cfg.start_at {
+        super::shard::wait_for_start(at, cfg.quiet)?;
+    }
     let host = host::HostReading::now();
     let (result, outcomes) = match &cfg.levels {
         Some(levels) => {
@@ -267,6 +275,7 @@ fn judge(run: &mut Prepared, x: &Executed) -> Result<RunReport> {
         rep.levels = Some(assemble::levels_report(levels, outcomes));
     }
     rep.environment = Some(x.environment.clone());
+    rep.shard = super::shard::info(cfg, x.result.started_at);
     if let Some(m) = run.mock.take() {
         rep.mock_stats = fetch_mock_stats(&run.client);
         m.shutdown();

@@ -81,6 +81,7 @@ pub(crate) fn one_step(scenario: &str, user: &str, step: &str, stats: &StepStats
         mock_stats: None,
         rebuilt: None,
         environment: None,
+        shard: None,
     }
 }
 

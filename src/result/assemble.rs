@@ -221,6 +221,7 @@ pub fn build(d: &RunDescription, r: &RunOutput<'_>) -> RunReport {
         mock_stats: None,
         rebuilt: None,
         environment: None,
+        shard: None,
     }
 }
 

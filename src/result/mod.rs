@@ -13,6 +13,6 @@ pub use environment::{Environment, HiccupSummary};
 pub use read::{ReadError, StoredFile, parse_result, read_result};
 pub use report::{
     Failure, GeneratorInfo, Histograms, LevelReport, LevelsReport, LoadInfo, MachineInfo, OLDEST_SCHEMA, OpenSummary,
-    RunReport, RunStatus, SCHEMA_VERSION, ScenarioInfo, StepReport, TargetInfo, ToolInfo, json_schema,
+    RunReport, RunStatus, SCHEMA_VERSION, ScenarioInfo, ShardInfo, StepReport, TargetInfo, ToolInfo, json_schema,
 };
 pub use verdict::{BaselineRef, Change, Comparison, DEFAULT_CONFIDENCE, Delta, Rule, RuleSet, Verdict};
