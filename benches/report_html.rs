@@ -220,6 +220,7 @@ fn synthetic(median_ms: f64, seed: u64) -> RunReport {
         mock_stats: None,
         rebuilt: None,
         environment: None,
+        shard: None,
     }
 }
 

@@ -117,8 +117,8 @@ pub enum ConfigError {
     #[error(transparent)]
     Vars(#[from] scenario::VarError),
     /// The shard identity or `--start-at`, worded with the flag or variable and the fix.
-    #[error("{0}")]
-    Shard(String),
+    #[error(transparent)]
+    Shard(#[from] shard::ShardError),
 }
 
 /// The scenario as one run against one target sends it (`run` and `try` alike): `[mock] vars` when the
@@ -193,9 +193,7 @@ impl RunConfig {
             start_at,
         } = args;
         let shard_flags = shard::ShardFlags { shard, segment, segment_sequence, shard_count };
-        let shard = shard::resolve(&shard_flags, &std::env::vars().collect()).map_err(ConfigError::Shard)?;
-        let start_at =
-            start_at.map(|s| shard::parse_start_at(&s, SystemTime::now())).transpose().map_err(ConfigError::Shard)?;
+        let (shard, start_at) = shard::from_process(shard_flags, start_at).map_err(ConfigError::Shard)?;
         let load_flags = load::LoadFlags {
             users: flags::number("users", users, |t| limits::USERS.parse_u32(t))?,
             spawn_rate: flags::number("spawn_rate", spawn_rate, |t| limits::SPAWN_RATE.parse(t))?,
@@ -240,16 +238,10 @@ impl RunConfig {
             return Err(flag("--out", format!("`{}` is a file; give a directory", out_dir.display())));
         }
         let mut feeders = feeders(&loaded)?;
-        if let Some(stripe) = shard.as_ref().map(|s| s.stripe.clone()) {
-            let take: std::sync::Arc<dyn Fn(u64) -> u64 + Send + Sync> = std::sync::Arc::new(move |k| stripe.nth(k));
-            feeders.iter_mut().for_each(|f| f.take_sequential(take.clone()));
-        }
+        shard::stripe_feeders(shard.as_ref(), &mut feeders);
         let workers = workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let fail_fast = !no_fail_fast && loaded.scenario.load.fail_fast.unwrap_or(true);
-        let prometheus = PrometheusOutputs {
-            metrics_addr,
-            pushgateway: pushgateway.as_deref().map(|u| check_url("--pushgateway", u)).transpose()?,
-        };
+        let pushgateway = pushgateway.as_deref().map(|u| check_url("--pushgateway", u)).transpose()?;
         Ok(RunConfig {
             scenario: loaded,
             target,
@@ -269,7 +261,7 @@ impl RunConfig {
             outputs,
             mock_settings,
             files,
-            prometheus,
+            prometheus: PrometheusOutputs { metrics_addr, pushgateway },
             fail_fast,
             http_debug,
             shard,

@@ -86,7 +86,8 @@ fn shard_two_of_four_sends_its_stripe_of_the_schedule() {
 #[test]
 fn bad_shard_identities_are_exit_2_with_the_fix() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&[(&str, &str)], &[&str], &str); 5] = [
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a str);
+    let cases: [Case; 5] = [
         (&[], &["--shard", "5/4"], "--shard 5/4: must be I/N with I from 1 to N"),
         (&[("JOB_COMPLETION_INDEX", "3")], &[], "JOB_COMPLETION_INDEX=3 but no shard count: add --shard-count N"),
         (&[("SLURM_NTASKS", "4"), ("SLURM_PROCID", "x")], &[], "SLURM_PROCID=x is not a whole number"),

@@ -142,6 +142,15 @@ fn print_start(cfg: &RunConfig, mock: bool, base_url: &str) {
         (None, None) => "until stopped".into(),
     };
     report::print_note(&format!("running `{}` against {target}: {shape}, {length}", cfg.scenario.name));
+    if let Some(s) = &cfg.shard {
+        let (per, period) = s.stripe.share();
+        let name = s.number.map_or(String::new(), |(i, n)| format!("shard {i}/{n}, "));
+        report::print_note(&format!(
+            "{name}segment {} ({}): this process sends {per} of every {period} users, iterations and arrivals",
+            s.segment,
+            s.source.name()
+        ));
+    }
     if !mock && cfg.scenario.scenario.mock_only {
         report::print_note(&format!(
             "`{}` is marked mock_only: it shows a behaviour of the embedded mock, which --target replaces",

@@ -3,9 +3,32 @@
 //! `resolve`, with the environment passed in as a map, so every rule is tested without touching the process.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::engine::segment::{Segment, Sequence, Stripe};
+use crate::scenario::feeder::Feeder;
+
+/// A shard identity or `--start-at` that cannot be used: one line naming the flag or variable and the fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ShardError(pub String);
+
+impl From<String> for ShardError {
+    fn from(s: String) -> Self {
+        ShardError(s)
+    }
+}
+
+impl From<&str> for ShardError {
+    fn from(s: &str) -> Self {
+        ShardError(s.into())
+    }
+}
+
+fn err<T>(message: impl Into<String>) -> Result<T, ShardError> {
+    Err(ShardError(message.into()))
+}
 
 /// Where the identity came from, as the report names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,12 +73,30 @@ pub struct ShardFlags {
     pub shard_count: Option<u64>,
 }
 
+/// The shard from the flags and this process's environment, and `--start-at` resolved against now.
+pub fn from_process(
+    flags: ShardFlags,
+    start_at: Option<String>,
+) -> Result<(Option<Shard>, Option<SystemTime>), ShardError> {
+    let shard = resolve(&flags, &std::env::vars().collect())?;
+    let start_at = start_at.map(|s| parse_start_at(&s, SystemTime::now())).transpose()?;
+    Ok((shard, start_at))
+}
+
+/// A shard's sequential feeders take the whole run's picks at the shard's indices.
+pub fn stripe_feeders(shard: Option<&Shard>, feeders: &mut [Feeder]) {
+    if let Some(stripe) = shard.map(|s| s.stripe.clone()) {
+        let take: Arc<dyn Fn(u64) -> u64 + Send + Sync> = Arc::new(move |k| stripe.nth(k));
+        feeders.iter_mut().for_each(|f| f.take_sequential(take.clone()));
+    }
+}
+
 /// `--shard`, `--segment`, then `RLT_SHARD`, then `JOB_COMPLETION_INDEX`, then Slurm; `None` when nothing names
 /// a shard (the whole run). Errors are one line naming the flag or variable and the fix.
-pub fn resolve(flags: &ShardFlags, env: &HashMap<String, String>) -> Result<Option<Shard>, String> {
+pub fn resolve(flags: &ShardFlags, env: &HashMap<String, String>) -> Result<Option<Shard>, ShardError> {
     let get = |k: &str| env.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
     if flags.shard.is_some() && flags.segment.is_some() {
-        return Err("--shard and --segment both name this process's part: keep one".into());
+        return err("--shard and --segment both name this process's part: keep one");
     }
     if let Some(s) = &flags.segment {
         let segment = Segment::parse(s).map_err(|e| format!("--segment: {e}"))?;
@@ -68,7 +109,7 @@ pub fn resolve(flags: &ShardFlags, env: &HashMap<String, String>) -> Result<Opti
     let (number, source) = if let Some(s) = &flags.shard {
         let n = parse_number(s).map_err(|e| format!("--shard {s}: {e}"))?;
         if let Some(c) = flags.shard_count.filter(|&c| c != n.1) {
-            return Err(format!("--shard {s} but --shard-count {c}: drop --shard-count or make them agree"));
+            return err(format!("--shard {s} but --shard-count {c}: drop --shard-count or make them agree"));
         }
         (n, ShardSource::Flag)
     } else if let Some(s) = get("RLT_SHARD") {
@@ -79,7 +120,7 @@ pub fn resolve(flags: &ShardFlags, env: &HashMap<String, String>) -> Result<Opti
             (Some(c), _) => c,
             (None, Some(c)) => int("RLT_SHARD_COUNT", c)?,
             (None, None) => {
-                return Err(format!(
+                return err(format!(
                     "JOB_COMPLETION_INDEX={i} but no shard count: add --shard-count N or set RLT_SHARD_COUNT"
                 ));
             }
@@ -100,12 +141,12 @@ pub fn resolve(flags: &ShardFlags, env: &HashMap<String, String>) -> Result<Opti
         (zero_based("SLURM_ARRAY_TASK_ID", index, "SLURM_ARRAY_TASK_COUNT", count)?, ShardSource::SlurmArray)
     } else {
         if let Some(c) = flags.shard_count {
-            return Err(format!(
+            return err(format!(
                 "--shard-count {c} without JOB_COMPLETION_INDEX: it only completes a Kubernetes Indexed Job's index; use --shard I/N"
             ));
         }
         if flags.segment_sequence.is_some() {
-            return Err("--segment-sequence needs --shard I/N or --segment FROM:TO".into());
+            return err("--segment-sequence needs --shard I/N or --segment FROM:TO");
         }
         return Ok(None);
     };
@@ -114,7 +155,7 @@ pub fn resolve(flags: &ShardFlags, env: &HashMap<String, String>) -> Result<Opti
         Some(q) => {
             let seq = Sequence::parse(q).map_err(|e| format!("--segment-sequence: {e}"))?;
             if seq.segments().len() as u64 != n {
-                return Err(format!(
+                return err(format!(
                     "--segment-sequence {q} has {} segments but the shard count is {n}: give one segment per shard",
                     seq.segments().len()
                 ));
@@ -132,7 +173,7 @@ fn build(
     segment: Segment,
     sequence: Sequence,
     source: ShardSource,
-) -> Result<Shard, String> {
+) -> Result<Shard, ShardError> {
     let position = sequence.position(&segment).ok_or_else(|| {
         format!("--segment {segment} is not one of --segment-sequence {sequence}: use one of its segments")
     })?;
@@ -141,24 +182,24 @@ fn build(
 }
 
 /// `I/N` with 1 ≤ I ≤ N, as Playwright's and Jest's `--shard`.
-fn parse_number(s: &str) -> Result<(u64, u64), String> {
+fn parse_number(s: &str) -> Result<(u64, u64), ShardError> {
     let bad = || "must be I/N with I from 1 to N, e.g. 2/4".to_string();
     let (i, n) = s.trim().split_once('/').ok_or_else(bad)?;
     let (i, n): (u64, u64) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
     if i == 0 || i > n {
-        return Err(bad());
+        return Err(bad().into());
     }
     Ok((i, n))
 }
 
-fn int(name: &str, v: &str) -> Result<u64, String> {
-    v.parse().map_err(|_| format!("{name}={v} is not a whole number ≥ 0: fix or unset it"))
+fn int(name: &str, v: &str) -> Result<u64, ShardError> {
+    v.parse().map_err(|_| ShardError(format!("{name}={v} is not a whole number ≥ 0: fix or unset it")))
 }
 
 /// A 0-based index of `count` as the 1-based `(I, N)`.
-fn zero_based(name: &str, index: u64, count_name: &str, count: u64) -> Result<(u64, u64), String> {
+fn zero_based(name: &str, index: u64, count_name: &str, count: u64) -> Result<(u64, u64), ShardError> {
     if count == 0 || index >= count {
-        return Err(format!("{name}={index} is not below {count_name} ({count}): the indices run from 0 to count − 1"));
+        return err(format!("{name}={index} is not below {count_name} ({count}): the indices run from 0 to count − 1"));
     }
     Ok((index + 1, count))
 }
@@ -168,14 +209,15 @@ fn zero_based(name: &str, index: u64, count_name: &str, count: u64) -> Result<(u
 pub const START_AT_TOLERANCE: Duration = Duration::from_secs(5);
 
 /// `--start-at`: an RFC 3339 UTC time (`2026-12-03T10:00:00Z`) or `+DURATION` from now (resolved once, here).
-pub fn parse_start_at(s: &str, now: SystemTime) -> Result<SystemTime, String> {
+pub fn parse_start_at(s: &str, now: SystemTime) -> Result<SystemTime, ShardError> {
     if let Some(rel) = s.strip_prefix('+') {
         let d = humantime::parse_duration(rel.trim())
             .map_err(|e| format!("--start-at {s}: {e}; write +30s or an RFC 3339 time like 2026-12-03T10:00:00Z"))?;
-        return now.checked_add(d).ok_or_else(|| format!("--start-at {s} is too far away"));
+        return now.checked_add(d).ok_or_else(|| ShardError(format!("--start-at {s} is too far away")));
     }
-    humantime::parse_rfc3339(s.trim())
-        .map_err(|e| format!("--start-at {s}: {e}; write an RFC 3339 UTC time like 2026-12-03T10:00:00Z, or +30s"))
+    humantime::parse_rfc3339(s.trim()).map_err(|e| {
+        ShardError(format!("--start-at {s}: {e}; write an RFC 3339 UTC time like 2026-12-03T10:00:00Z, or +30s"))
+    })
 }
 
 #[cfg(test)]

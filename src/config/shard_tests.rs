@@ -21,7 +21,8 @@ fn nothing_named_is_the_whole_run() {
 #[test]
 fn every_source_gives_the_same_shard() {
     let want = (Some((2, 4)), "1/4:1/2".to_string());
-    let cases: [(ShardFlags, Vec<(&str, &str)>, ShardSource); 5] = [
+    type Case<'a> = (ShardFlags, Vec<(&'a str, &'a str)>, ShardSource);
+    let cases: [Case; 5] = [
         (flag("2/4"), vec![], ShardSource::Flag),
         (ShardFlags::default(), vec![("RLT_SHARD", "2/4")], ShardSource::RltShard),
         (ShardFlags::default(), vec![("JOB_COMPLETION_INDEX", "1"), ("RLT_SHARD_COUNT", "4")], ShardSource::Kubernetes),
@@ -73,7 +74,7 @@ fn segments_and_sequences() {
 
 #[test]
 fn bad_or_conflicting_values_name_the_fix() {
-    let err = |f: &ShardFlags, e: &[(&str, &str)]| resolve(f, &env(e)).unwrap_err();
+    let err = |f: &ShardFlags, e: &[(&str, &str)]| resolve(f, &env(e)).unwrap_err().0;
     let none = ShardFlags::default();
     assert_eq!(
         err(&none, &[("JOB_COMPLETION_INDEX", "3")]),
@@ -103,6 +104,6 @@ fn start_at_is_absolute_or_relative() {
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
     assert_eq!(parse_start_at("+30s", now), Ok(now + Duration::from_secs(30)));
     assert_eq!(parse_start_at("1970-01-01T00:00:10Z", now), Ok(SystemTime::UNIX_EPOCH + Duration::from_secs(10)));
-    assert!(parse_start_at("tomorrow", now).unwrap_err().contains("RFC 3339"));
-    assert!(parse_start_at("+soon", now).unwrap_err().contains("+30s"));
+    assert!(parse_start_at("tomorrow", now).unwrap_err().0.contains("RFC 3339"));
+    assert!(parse_start_at("+soon", now).unwrap_err().0.contains("+30s"));
 }

@@ -250,7 +250,7 @@ impl Stripe {
             return fail(format!("segment {index} is not in the sequence `{seq}`"));
         }
         // Each segment's items per period: its length over the common denominator.
-        let weights: Vec<u64> = seq.0.iter().map(|s| len(s)).map(|(n, d)| n * (period / d)).collect();
+        let weights: Vec<u64> = seq.0.iter().map(len).map(|(n, d)| n * (period / d)).collect();
         let mut counts = vec![0u64; weights.len()];
         let mut owned = Vec::with_capacity(weights[index] as usize);
         for i in 0..period {
