@@ -222,6 +222,7 @@ fn synthetic(median_ms: f64, seed: u64) -> RunReport {
         rebuilt: None,
         environment: None,
         repeats: None,
+        shard: None,
     }
 }
 

@@ -223,6 +223,25 @@ pub struct RunArgs {
     /// median of the runs, their spread in the noise test [default: 1; 1-100]
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub repeat: Option<NumberArg>,
+    /// Run shard I of N (I from 1, like Playwright's and Jest's --shard=1/4): this process sends its exact
+    /// share of the users, iterations and arrivals; without it RLT_SHARD=I/N, a Kubernetes Indexed Job
+    /// (JOB_COMPLETION_INDEX) or Slurm (SLURM_PROCID/SLURM_NTASKS, SLURM_ARRAY_TASK_ID) name the shard
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// Run this part of the load instead of a numbered shard, k6 style: FROM:TO, e.g. 0:1/4 or 0.5:1
+    #[arg(long, value_name = "FROM:TO")]
+    pub segment: Option<String>,
+    /// All the shards' segments, as boundaries: 0,1/4,1/2,1 [default: N equal ones with --shard; the segment
+    /// and the rest with --segment]
+    #[arg(long, value_name = "B0,B1,..")]
+    pub segment_sequence: Option<String>,
+    /// The shard count of a Kubernetes Indexed Job (JOB_COMPLETION_INDEX is the index); or RLT_SHARD_COUNT
+    #[arg(long, value_name = "N")]
+    pub shard_count: Option<u64>,
+    /// Wait until this moment before sending load (after every input is checked): an RFC 3339 UTC time such as
+    /// 2026-12-03T10:00:00Z, or +30s from now; at most 5 s in the past
+    #[arg(long, value_name = "TIME|+DURATION")]
+    pub start_at: Option<String>,
 }
 
 /// `try`: one iteration of each user class, every exchange printed.

@@ -4,6 +4,7 @@
 mod flags;
 mod load;
 mod outputs;
+pub mod shard;
 mod trial;
 
 pub use outputs::{OutputFiles, report_formats};
@@ -78,6 +79,10 @@ pub struct RunConfig {
     pub http_debug: Option<u32>,
     /// `--repeat`: how many times the scenario runs (1: once, as without the flag).
     pub repeat: u32,
+    /// This process's part of a distributed run; `None` runs the whole load.
+    pub shard: Option<shard::Shard>,
+    /// `--start-at`: no load is sent before this moment.
+    pub start_at: Option<SystemTime>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -113,6 +118,9 @@ pub enum ConfigError {
     /// `--var` names no variable of the scenario, or a derived `[vars]` value does not render.
     #[error(transparent)]
     Vars(#[from] scenario::VarError),
+    /// The shard identity or `--start-at`, worded with the flag or variable and the fix.
+    #[error(transparent)]
+    Shard(#[from] shard::ShardError),
 }
 
 /// The scenario as one run against one target sends it (`run` and `try` alike): `[mock] vars` when the
@@ -181,7 +189,14 @@ impl RunConfig {
             vars,
             http_debug,
             repeat,
+            shard,
+            segment,
+            segment_sequence,
+            shard_count,
+            start_at,
         } = args;
+        let shard_flags = shard::ShardFlags { shard, segment, segment_sequence, shard_count };
+        let (shard, start_at) = shard::from_process(shard_flags, start_at).map_err(ConfigError::Shard)?;
         let load_flags = load::LoadFlags {
             users: flags::number("users", users, |t| limits::USERS.parse_u32(t))?,
             spawn_rate: flags::number("spawn_rate", spawn_rate, |t| limits::SPAWN_RATE.parse(t))?,
@@ -216,7 +231,8 @@ impl RunConfig {
         let thresholds = gates(&loaded, &thresholds)?;
         let regression =
             crate::baseline::rule_set(&loaded.scenario.regression).map_err(|e| flag("[regression]", e.to_string()))?;
-        let seed = seed.unwrap_or_else(|| {
+        // Shards must draw the same schedule: without --seed they all take 0 rather than their own clocks.
+        let seed = seed.or(shard.as_ref().map(|_| 0)).unwrap_or_else(|| {
             SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
         });
         let target = resolve_target(target.as_deref(), &mock_settings, &loaded, seed)?;
@@ -231,13 +247,11 @@ impl RunConfig {
         if out_dir.is_file() {
             return Err(flag("--out", format!("`{}` is a file; give a directory", out_dir.display())));
         }
-        let feeders = feeders(&loaded)?;
+        let mut feeders = feeders(&loaded)?;
+        shard::stripe_feeders(shard.as_ref(), &mut feeders);
         let workers = workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let fail_fast = !no_fail_fast && loaded.scenario.load.fail_fast.unwrap_or(true);
-        let prometheus = PrometheusOutputs {
-            metrics_addr,
-            pushgateway: pushgateway.as_deref().map(|u| check_url("--pushgateway", u)).transpose()?,
-        };
+        let pushgateway = pushgateway.as_deref().map(|u| check_url("--pushgateway", u)).transpose()?;
         Ok(RunConfig {
             scenario: loaded,
             target,
@@ -257,10 +271,12 @@ impl RunConfig {
             outputs,
             mock_settings,
             files,
-            prometheus,
+            prometheus: PrometheusOutputs { metrics_addr, pushgateway },
             fail_fast,
             http_debug,
             repeat,
+            shard,
+            start_at,
         })
     }
 }

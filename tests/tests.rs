@@ -18,6 +18,7 @@ mod outputs;
 mod prometheus;
 mod run_mock;
 mod secrets;
+mod shards;
 mod signals;
 mod streaming;
 mod vars;

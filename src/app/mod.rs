@@ -10,6 +10,7 @@ mod metrics_server;
 mod outputs;
 mod repeat;
 mod run;
+mod shard;
 mod trial;
 mod verdict;
 

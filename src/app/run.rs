@@ -72,6 +72,10 @@ struct Executed {
 
 /// Checks every input and output, starts the embedded mock when there is no target, compiles the plan.
 fn prepare(mut cfg: RunConfig) -> Result<Prepared> {
+    if let Some(at) = cfg.start_at {
+        // A stale time is refused before anything else; it is checked again when the wait begins.
+        super::shard::check_start(at, std::time::SystemTime::now())?;
+    }
     let urls = [
         Some(&cfg.target).and_then(|t| if let Target::Url(u) = t { Some(u) } else { None }),
         cfg.prometheus.pushgateway.as_ref(),
@@ -146,6 +150,15 @@ fn print_start(cfg: &RunConfig, mock: bool, base_url: &str) {
         n => format!(", {n} runs {}s apart", repeat::PAUSE.as_secs()),
     };
     report::print_note(&format!("running `{}` against {target}: {shape}, {length}{runs}", cfg.scenario.name));
+    if let Some(s) = &cfg.shard {
+        let (per, period) = s.stripe.share();
+        let name = s.number.map_or(String::new(), |(i, n)| format!("shard {i}/{n}, "));
+        report::print_note(&format!(
+            "{name}segment {} ({}): this process sends {per} of every {period} users, iterations and arrivals",
+            s.segment,
+            s.source.name()
+        ));
+    }
     if !mock && cfg.scenario.scenario.mock_only {
         report::print_note(&format!(
             "`{}` is marked mock_only: it shows a behaviour of the embedded mock, which --target replaces",
@@ -175,6 +188,7 @@ fn execute(run: &Prepared) -> Result<Executed> {
         client: client.clone(),
         secrets: secrets.clone(),
         capture: debug_log.clone(),
+        stripe: cfg.shard.as_ref().map_or_else(engine::segment::Stripe::whole, |s| s.stripe.clone()),
     };
     let planned = match &cfg.levels {
         Some(l) => Some(l.hold * l.values.len() as u32),
@@ -208,6 +222,10 @@ fn execute(run: &Prepared) -> Result<Executed> {
         let failed = verdicts.into_iter().find(|v| v.observed.is_some() && !v.pass)?;
         Some(format!("threshold `{}`: observed {}", failed.threshold, report::fmt_observed(&failed)))
     };
+    // Last before the load: every input and output was checked, so shards that start together fail together.
+    if let Some(at) = cfg.start_at {
+        super::shard::wait_for_start(at, cfg.quiet)?;
+    }
     let (result, outcomes, environment, runs) = if cfg.repeat > 1 {
         // Every run with the same seed: the same workload each time, so what differs between runs is the
         // system's doing, which is what the spread between runs is meant to measure.
@@ -292,6 +310,7 @@ fn judge(run: &mut Prepared, x: &Executed) -> Result<RunReport> {
     if !x.runs.is_empty() {
         rep.repeats = Some(crate::result::Repeats::of(x.runs.clone()));
     }
+    rep.shard = super::shard::info(cfg, x.result.started_at);
     if let Some(m) = run.mock.take() {
         rep.mock_stats = fetch_mock_stats(&run.client);
         m.shutdown();

@@ -9,6 +9,7 @@ mod error;
 mod json_body;
 pub mod load;
 pub mod plan;
+pub mod segment;
 mod session;
 mod shared;
 pub(crate) mod signals;
@@ -58,6 +59,8 @@ pub struct EngineSpec<F> {
     pub secrets: Vec<String>,
     /// Records the first exchanges of each step in full (`run --http-debug`); shared across a sweep's levels.
     pub capture: Option<Arc<ExchangeLog>>,
+    /// The part of the run's users, iterations and arrivals this process owns (`Stripe::whole()` unsharded).
+    pub stripe: segment::Stripe,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,9 +130,9 @@ async fn drive<F>(spec: EngineSpec<F>, observer: &mut dyn Observer) -> Result<En
 where
     F: TransportFactory + Clone + Send + 'static,
 {
-    let EngineSpec { plan, load, seed, workers, graceful_stop, client: factory, secrets, capture } = spec;
+    let EngineSpec { plan, load, seed, workers, graceful_stop, client: factory, secrets, capture, stripe } = spec;
     crate::redact::install(secrets);
-    let jobs = jobs(&load, &plan, workers);
+    let jobs = jobs(&load, &plan, workers, &stripe);
     let workers = jobs.len();
     let n_steps = plan.steps.len();
     let n_flows = plan.classes.len();
@@ -139,7 +142,8 @@ where
     let shared = Arc::new(Shared {
         plan,
         stop: stop.clone(),
-        iterations_left: load.iterations().map(AtomicU64::new),
+        // A shard runs its share of the iterations: the shares of all shards add up to the total.
+        iterations_left: load.iterations().map(|n| AtomicU64::new(stripe.scale(n))),
         seed,
         start,
         open: matches!(load, LoadModel::Open(_)),
@@ -244,10 +248,13 @@ where
 }
 
 /// What each worker runs: its closed-model users or its share of the open-model arrivals.
-fn jobs(load: &LoadModel, plan: &Plan, workers: usize) -> Vec<worker::Job> {
+fn jobs(load: &LoadModel, plan: &Plan, workers: usize, stripe: &segment::Stripe) -> Vec<worker::Job> {
     match load {
-        LoadModel::Closed(c) => load::closed::slots(c, plan, workers).into_iter().map(worker::Job::Closed).collect(),
-        LoadModel::Open(o) => load::open::shares(o, workers).into_iter().map(worker::Job::Open).collect(),
+        LoadModel::Closed(c) => {
+            let weights: Vec<u32> = plan.classes.iter().map(|c| c.weight).collect();
+            load::closed::slots(c, &weights, workers, stripe).into_iter().map(worker::Job::Closed).collect()
+        }
+        LoadModel::Open(o) => load::open::shares(o, workers, stripe).into_iter().map(worker::Job::Open).collect(),
     }
 }
 

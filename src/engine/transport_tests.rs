@@ -203,6 +203,7 @@ fn the_engine_runs_a_load_over_any_transport() {
         client: factory.clone(),
         secrets: Vec::new(),
         capture: None,
+        stripe: super::segment::Stripe::whole(),
     };
     let result = run(spec, &mut Quiet).expect("the run starts");
     assert_eq!(result.stop, StopReason::IterationsDone);
@@ -236,6 +237,7 @@ fn arrivals_a_stopped_generator_never_started_are_dropped_not_lost() {
         client: factory.clone(),
         secrets: Vec::new(),
         capture: None,
+        stripe: super::segment::Stripe::whole(),
     };
     let result = run(spec, &mut Quiet).expect("the run starts");
     let t = &result.total;
@@ -304,6 +306,7 @@ fn a_capture_keeps_the_first_exchanges_of_each_step_across_workers() {
         client: factory.clone(),
         secrets: Vec::new(),
         capture: Some(log.clone()),
+        stripe: super::segment::Stripe::whole(),
     };
     run(spec, &mut Quiet).expect("the run starts");
     assert_eq!(factory.sent().len(), 40);

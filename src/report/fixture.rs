@@ -83,6 +83,7 @@ pub(crate) fn one_step(scenario: &str, user: &str, step: &str, stats: &StepStats
         rebuilt: None,
         environment: None,
         repeats: None,
+        shard: None,
     }
 }
 

@@ -42,6 +42,9 @@ pub fn render_summary(r: &RunReport) -> String {
     if let Some(f) = &r.failure {
         let _ = writeln!(out, "{}: {}", f.kind, f.message);
     }
+    if let Some(s) = &r.shard {
+        let _ = writeln!(out, "{}", shard_line(s));
+    }
 
     let mut t = table(vec![
         "Type", "Name", "# reqs", "# fails", "Avg", "Min", "Med", "p90", "p95", "p99", "Max", "req/s", "fail/s",
@@ -228,5 +231,38 @@ fn render_levels(r: &RunReport, out: &mut String) {
     let _ = writeln!(out, "{t}");
     for line in rows::levels_conclusion(r) {
         let _ = writeln!(out, "{line}");
+    }
+}
+
+/// `shard 2/4 (segment 1/4:1/2) on HOST, start skew +3 ms`.
+fn shard_line(s: &crate::result::ShardInfo) -> String {
+    let part = match (s.index, s.count) {
+        (Some(i), Some(n)) => format!("shard {i}/{n} (segment {})", s.segment),
+        _ => format!("segment {}", s.segment),
+    };
+    let skew = s.start_skew_ms.map_or(String::new(), |ms| format!(", start skew {ms:+.0} ms"));
+    format!("{part} on {}{skew}", s.host)
+}
+
+#[cfg(test)]
+mod shard_tests {
+    use super::*;
+    use crate::result::ShardInfo;
+
+    #[test]
+    fn the_shard_line_names_shard_segment_host_and_skew() {
+        let mut s = ShardInfo {
+            index: Some(2),
+            count: Some(4),
+            segment: "1/4:1/2".into(),
+            sequence: "0,1/4,1/2,3/4,1".into(),
+            host: "gen-1".into(),
+            source: "flag".into(),
+            requested_start: Some("2026-12-03T10:00:00.000Z".into()),
+            start_skew_ms: Some(3.2),
+        };
+        assert_eq!(shard_line(&s), "shard 2/4 (segment 1/4:1/2) on gen-1, start skew +3 ms");
+        (s.index, s.count, s.start_skew_ms) = (None, None, None);
+        assert_eq!(shard_line(&s), "segment 1/4:1/2 on gen-1");
     }
 }

@@ -225,6 +225,7 @@ pub fn build(d: &RunDescription, r: &RunOutput<'_>) -> RunReport {
         rebuilt: None,
         environment: None,
         repeats: None,
+        shard: None,
     }
 }
 

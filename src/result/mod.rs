@@ -15,6 +15,6 @@ pub use read::{ReadError, StoredFile, parse_result, read_result};
 pub use repeats::{CV_WARN_PCT, RepeatStat, Repeats, RunSpread, cv_pct, median, stdev};
 pub use report::{
     Failure, GeneratorInfo, Histograms, LevelReport, LevelsReport, LoadInfo, MachineInfo, OLDEST_SCHEMA, OpenSummary,
-    RunReport, RunStatus, SCHEMA_VERSION, ScenarioInfo, StepReport, TargetInfo, ToolInfo, json_schema,
+    RunReport, RunStatus, SCHEMA_VERSION, ScenarioInfo, ShardInfo, StepReport, TargetInfo, ToolInfo, json_schema,
 };
 pub use verdict::{BaselineRef, Change, Comparison, DEFAULT_CONFIDENCE, Delta, Rule, RuleSet, Verdict};

@@ -13,7 +13,8 @@ use crate::metrics::{ErrorSummary, FlowSummary, LatencySummary, RequestSummary, 
 /// a new field counts). 2: step histograms gained `stream_tail`. 3: `scenario.vars`, gateway attribution in the LLM
 /// summaries, `stream_tail` in the LLM summary, `environment` (the host's health). 4: `windows` (per-window
 /// histograms per step and user class, the noise of every compared metric), `repeats` (each run of `run
-/// --repeat` with the headline statistics across them) and `current_runs` in comparison rows.
+/// --repeat` with the headline statistics across them), `current_runs` in comparison rows, and `shard` (this
+/// process's part of a distributed run, its host and start skew).
 pub const SCHEMA_VERSION: u32 = 4;
 
 /// The oldest schema this version still reads: each version since only added optional fields, so an older
@@ -88,6 +89,36 @@ pub struct RunReport {
     /// report is all runs together (totals added, the series one after the other).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repeats: Option<Repeats>,
+    /// Set when this process ran one part of a distributed run (`--shard`, `--segment`, or a cluster engine's
+    /// environment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardInfo>,
+}
+
+/// One shard of a distributed run: which part of the load it sent, where, and when it started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShardInfo {
+    /// 1-based shard number (`--shard I/N`, or a cluster engine's 0-based index plus one); absent for a bare
+    /// `--segment`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// The part of the run, `from:to` as exact fractions (`1/4:1/2`).
+    pub segment: String,
+    /// Every shard's segment boundaries, `0,1/4,1/2,3/4,1`.
+    pub sequence: String,
+    /// The machine's host name.
+    pub host: String,
+    /// Where the identity came from: `flag`, `RLT_SHARD`, `kubernetes`, `slurm`, `slurm-array`.
+    pub source: String,
+    /// `--start-at`, resolved (RFC 3339, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_start: Option<String>,
+    /// The load's actual start minus `requested_start`, ms (positive: late).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_skew_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

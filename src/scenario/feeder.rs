@@ -137,6 +137,9 @@ enum Source {
         /// Shared by every user thread; Relaxed is enough because only the spread of indices matters,
         /// not their ordering relative to other memory.
         cursor: AtomicUsize,
+        /// A shard's sequential picks: its k-th pick takes the whole run's pick `take(k)`, so shards never
+        /// reuse each other's rows (until the file wraps around, as one process would).
+        take: Option<Arc<dyn Fn(u64) -> u64 + Send + Sync>>,
     },
     Synthetic(Synthetic),
 }
@@ -194,6 +197,13 @@ impl Feeder {
         &self.name
     }
 
+    /// A shard's part of a sequential file feeder: its k-th pick is the whole run's pick `take(k)`.
+    pub fn take_sequential(&mut self, take: Arc<dyn Fn(u64) -> u64 + Send + Sync>) {
+        if let Source::Rows { take: t, order: Order::Sequential, .. } = &mut self.source {
+            *t = Some(take);
+        }
+    }
+
     /// Column names (file feeders) or `["prompt", "tokens"]` (synthetic), so the caller can check templates.
     pub fn fields(&self) -> Vec<String> {
         match &self.source {
@@ -223,14 +233,20 @@ impl Feeder {
     /// like "[run-load-test 9f3a1c2e04b7] " that is unique per pick and per load (see `Synthetic::nonce`).
     pub fn pick(&self, user_id: u64, rng: &mut SmallRng) -> Value {
         match &self.source {
-            Source::Rows { rows, order, cursor, .. } => {
+            Source::Rows { rows, order, cursor, take, .. } => {
                 let len = rows.len();
                 if len == 0 {
                     // Unreachable through `load`; guards the `% len` and `random_range` below regardless.
                     return Value::UNDEFINED;
                 }
                 let index = match order {
-                    Order::Sequential => cursor.fetch_add(1, Ordering::Relaxed) % len,
+                    Order::Sequential => {
+                        let k = cursor.fetch_add(1, Ordering::Relaxed);
+                        match take {
+                            Some(take) => (take(k as u64) % len as u64) as usize,
+                            None => k % len,
+                        }
+                    }
                     Order::Random => rng.random_range(0..len),
                     // Reduce in u64 first: on 32-bit targets casting user_id down before `%` would skew rows.
                     Order::PerUser => (user_id % len as u64) as usize,
@@ -317,7 +333,7 @@ fn load_file(file: &str, order: Order, base_dir: &Path) -> Result<Source, Feeder
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let (fields, rows) =
         parse(text).map_err(|(line, message)| FeederProblem::Parse { file: shown.clone(), line, message })?;
-    Ok(Source::Rows { fields, rows, order, cursor: AtomicUsize::new(0) })
+    Ok(Source::Rows { fields, rows, order, cursor: AtomicUsize::new(0), take: None })
 }
 
 fn parse_csv(text: &str) -> Parsed {

@@ -116,6 +116,22 @@ fn sequential_cycles_across_calls_and_users() {
 }
 
 #[test]
+fn a_shard_takes_its_own_sequential_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "p.csv", "id\na\nb\nc\nd\ne\nf\n");
+    // Shard 2 of 3 takes the whole run's picks 1, 4, 7, ...; a random feeder is left alone.
+    let mut feeder = Feeder::load(&file_spec("p", "p.csv", None), dir.path()).unwrap();
+    feeder.take_sequential(Arc::new(|k| 3 * k + 1));
+    let mut r = rng(0);
+    let ids: Vec<String> = (0..3).map(|u| get(&feeder.pick(u, &mut r), "id")).collect();
+    assert_eq!(ids, ["b", "e", "b"]);
+    let mut random = Feeder::load(&file_spec("p", "p.csv", Some(Order::Random)), dir.path()).unwrap();
+    random.take_sequential(Arc::new(|_| 0));
+    let seen: HashSet<String> = (0..50).map(|u| get(&random.pick(u, &mut r), "id")).collect();
+    assert!(seen.len() > 1);
+}
+
+#[test]
 fn sequential_cursor_is_shared_across_threads() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "p.csv", "id\na\nb\nc\nd\n");

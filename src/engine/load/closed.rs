@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::super::NEVER;
-use super::super::plan::Plan;
+use super::super::segment::Stripe;
 use super::super::session::{Session, pause, pick};
 use super::super::shared::{Local, Shared};
 use super::{ClosedLoad, Pacer, stages};
@@ -23,12 +23,15 @@ pub struct UserSlot {
     pub max_iterations: Option<u64>,
 }
 
-/// The users of each worker (at most one worker per user), in spawn order, with their windows.
-pub fn slots(c: &ClosedLoad, plan: &Plan, workers: usize) -> Vec<Vec<UserSlot>> {
-    let workers = workers.clamp(1, c.users.max(1) as usize);
-    let weights: Vec<u32> = plan.classes.iter().map(|c| c.weight).collect();
+/// The users of each worker (at most one worker per user), in spawn order, with their windows. Users are
+/// numbered for the whole run (every shard): this process runs its `stripe` of them, each with the class and
+/// spawn time it has in the whole run, so N shards together spawn what one process would.
+pub fn slots(c: &ClosedLoad, weights: &[u32], workers: usize, stripe: &Stripe) -> Vec<Vec<UserSlot>> {
+    let local = stripe.scale(u64::from(c.users));
+    let workers = workers.clamp(1, local.max(1) as usize);
     let mut slots: Vec<Vec<UserSlot>> = (0..workers).map(|_| Vec::new()).collect();
-    for (i, class) in assign_classes(&weights, c.users).into_iter().enumerate() {
+    let mine = assign_classes(weights, c.users).into_iter().enumerate().filter(|&(i, _)| stripe.contains(i as u64));
+    for (j, (i, class)) in mine.enumerate() {
         let windows = if c.stages.is_empty() {
             let start = match c.spawn_rate {
                 // The rate is range-checked; a start beyond any run's end still never panics.
@@ -39,7 +42,7 @@ pub fn slots(c: &ClosedLoad, plan: &Plan, workers: usize) -> Vec<Vec<UserSlot>> 
         } else {
             stages::windows(&c.stages, i as u32)
         };
-        slots[i % workers].push(UserSlot { id: i as u64, class, windows, max_iterations: c.iterations_per_user });
+        slots[j % workers].push(UserSlot { id: i as u64, class, windows, max_iterations: c.iterations_per_user });
     }
     slots
 }
@@ -143,6 +146,35 @@ mod tests {
         assert_eq!(&a[..4].iter().filter(|&&c| c == 1).count(), &1);
         assert_eq!(assign_classes(&[1], 3), vec![0, 0, 0]);
         assert!(assign_classes(&[1, 1], 0).is_empty());
+    }
+
+    #[test]
+    fn shards_run_their_stripe_of_the_users_with_global_classes_and_spawn_times() {
+        use super::super::super::segment::Sequence;
+        let plan = [3, 1];
+        let c = ClosedLoad {
+            users: 10,
+            spawn_rate: Some(2.0),
+            duration: None,
+            iterations: None,
+            stages: vec![],
+            iterations_per_user: None,
+        };
+        let whole: Vec<(u64, usize, Duration)> = slots(&c, &plan, 1, &Stripe::whole())
+            .into_iter()
+            .flatten()
+            .map(|u| (u.id, u.class, u.windows[0].0))
+            .collect();
+        let seq = Sequence::even(4).unwrap();
+        let mut union: Vec<(u64, usize, Duration)> = (0..4)
+            .flat_map(|i| slots(&c, &plan, 2, &Stripe::new(&seq, i).unwrap()).into_iter().flatten())
+            .map(|u| (u.id, u.class, u.windows[0].0))
+            .collect();
+        union.sort();
+        assert_eq!(union, whole);
+        let second: Vec<u64> =
+            slots(&c, &plan, 8, &Stripe::new(&seq, 1).unwrap()).iter().flatten().map(|u| u.id).collect();
+        assert_eq!(second, [1, 5, 9]);
     }
 
     #[test]

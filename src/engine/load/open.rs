@@ -13,35 +13,46 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Exp};
 use tokio::time::Instant;
 
+use super::super::segment::Stripe;
 use super::super::session::Session;
 use super::super::shared::{Local, Shared};
 use super::{Arrival, OpenLoad, Pacer};
 use crate::client::TransportFactory;
 use crate::metrics::record;
 
-/// This worker's part of the open load: its share of the rate and of `max_in_flight`.
+/// This worker's part of the open load: its stripe of the one global arrival schedule (the shard's stripe, then
+/// every `workers`-th arrival of it), and its share of `max_in_flight`.
 #[derive(Debug, Clone)]
 pub struct OpenShare {
     pub worker: usize,
     pub workers: usize,
     pub load: OpenLoad,
+    /// The global arrival indices this process (shard) owns.
+    pub stripe: Stripe,
 }
 
-/// This worker's arrival rate over time (already divided among workers): linear segments
-/// `(seconds, rate at start, rate at end)`, then `tail` for the rest of the run.
+impl OpenShare {
+    /// Whether global arrival `k` is this worker's: the shard's, and its place in the shard's stripe falls to
+    /// this worker.
+    fn owns(&self, k: u64) -> bool {
+        self.stripe.contains(k) && self.stripe.scale(k) % self.workers as u64 == self.worker as u64
+    }
+}
+
+/// The global arrival rate over time: linear segments `(seconds, rate at start, rate at end)`, then `tail` for
+/// the rest of the run.
 struct Profile {
     segments: Vec<(f64, f64, f64)>,
     tail: f64,
 }
 
 impl Profile {
-    fn new(load: &OpenLoad, workers: f64) -> Profile {
-        let mut from = load.rate / workers;
+    fn new(load: &OpenLoad) -> Profile {
+        let mut from = load.rate;
         let mut segments = Vec::new();
         for st in &load.stages {
-            let to = st.target / workers;
-            segments.push((st.duration.as_secs_f64(), from, to));
-            from = to;
+            segments.push((st.duration.as_secs_f64(), from, st.target));
+            from = st.target;
         }
         Profile { segments, tail: from }
     }
@@ -66,15 +77,23 @@ impl Profile {
     }
 }
 
-/// Arrival times for one worker, by time rescaling: unit steps (constant) or Exp(1) steps (Poisson) of the
-/// expected-arrivals count, mapped to time through the rate profile. Constant arrivals of all workers
-/// interleave (worker w starts at w/workers of a step), so together they form one evenly spaced stream.
+/// One worker's arrivals out of the ONE global schedule, by time rescaling: global arrival `k` comes when the
+/// expected-arrivals count reaches `n_k`, with unit steps (constant) or Exp(1) steps from one seeded stream
+/// (Poisson). Every worker of every shard computes the same `n_k` and keeps only the arrivals it owns, so
+/// the union over workers and shards is exactly the one-process schedule, whatever the worker count: what
+/// coordinated-omission correction and a merge of shards both need.
 struct Schedule {
     start: Instant,
+    share: OpenShare,
+    /// `n_k` of global arrival `k`; before the first, `k` is `None`.
     n: f64,
+    k: Option<u64>,
     profile: Profile,
     poisson: Option<(Exp<f64>, SmallRng)>,
     next: Instant,
+    next_k: u64,
+    /// The global index of the arrival `next_start` returned last.
+    due_k: u64,
     /// No arrival after `next` (the rate ended at zero).
     last: bool,
 }
@@ -86,45 +105,78 @@ impl Schedule {
         }
         let poisson = match share.load.arrival {
             Arrival::Constant => None,
-            Arrival::Poisson => Some((
-                Exp::new(1.0).ok()?,
-                SmallRng::seed_from_u64(seed ^ ((share.worker as u64 + 1) * 0x51_7CC1_B727_220A)),
-            )),
+            // The stream of the former worker 0, so a one-worker run keeps the schedule of earlier versions.
+            Arrival::Poisson => Some((Exp::new(1.0).ok()?, SmallRng::seed_from_u64(seed ^ 0x51_7CC1_B727_220A))),
         };
-        let phase = if poisson.is_some() { 0.0 } else { share.worker as f64 / share.workers as f64 - 1.0 };
         let mut s = Schedule {
             start,
-            n: phase,
-            profile: Profile::new(&share.load, share.workers as f64),
+            share: share.clone(),
+            n: 0.0,
+            k: None,
+            profile: Profile::new(&share.load),
             poisson,
             next: start,
+            next_k: 0,
+            due_k: 0,
             last: false,
         };
         s.advance().then_some(s)
     }
 
-    /// Moves to the next arrival; false when there is none (the rate ended at zero).
+    /// Moves to this worker's next arrival; false when there is none (the rate ended at zero).
     fn advance(&mut self) -> bool {
-        self.n += match &mut self.poisson {
-            None => 1.0,
-            Some((exp, rng)) => exp.sample(rng),
-        };
+        match &mut self.poisson {
+            // Constant: `n_k = k`, so the next owned arrival is found without stepping through the others.
+            None => {
+                let from = self.k.map_or(0, |k| k + 1);
+                let Some(k) = self.next_owned(from) else { return false };
+                self.k = Some(k);
+                self.n = k as f64;
+            }
+            // Poisson: every global step is drawn, in order, from the one stream; the others' are skipped.
+            Some((exp, rng)) => loop {
+                self.n += exp.sample(rng);
+                let k = self.k.map_or(0, |k| k + 1);
+                self.k = Some(k);
+                if self.share.owns(k) {
+                    break;
+                }
+            },
+        }
         // An arrival too far away to represent is one that never comes.
         let next = self.profile.time_at(self.n).and_then(|t| Duration::try_from_secs_f64(t).ok());
         match next.and_then(|d| self.start.checked_add(d)) {
             Some(next) => {
                 self.next = next;
+                self.next_k = self.k.unwrap_or(0);
                 true
             }
             None => false,
         }
     }
+
+    /// The first global index from `from` on that this worker owns.
+    fn next_owned(&self, from: u64) -> Option<u64> {
+        let (w, workers) = (self.share.worker as u64, self.share.workers as u64);
+        // Its place in the shard's stripe: the first place ≥ the places before `from` that is this worker's.
+        let before = self.share.stripe.scale(from);
+        let place = before.checked_add((w + workers - before % workers) % workers)?;
+        let k = self.share.stripe.nth(place);
+        (k != u64::MAX).then_some(k)
+    }
 }
 
-/// One share per worker (at most one worker per iteration allowed in flight).
-pub fn shares(load: &OpenLoad, workers: usize) -> Vec<OpenShare> {
-    let workers = workers.clamp(1, load.max_in_flight.max(1) as usize);
-    (0..workers).map(|worker| OpenShare { worker, workers, load: load.clone() }).collect()
+/// One share per worker (at most one worker per iteration allowed in flight), over this shard's stripe.
+pub fn shares(load: &OpenLoad, workers: usize, stripe: &Stripe) -> Vec<OpenShare> {
+    let mut load = load.clone();
+    load.max_in_flight = local_max_in_flight(load.max_in_flight, stripe);
+    let workers = workers.clamp(1, load.max_in_flight as usize);
+    (0..workers).map(|worker| OpenShare { worker, workers, load: load.clone(), stripe: stripe.clone() }).collect()
+}
+
+/// This shard's part of `max_in_flight`: its share of the global limit, at least 1 so that it can run at all.
+pub fn local_max_in_flight(global: u32, stripe: &Stripe) -> u32 {
+    u32::try_from(stripe.scale(u64::from(global))).unwrap_or(u32::MAX).max(1)
 }
 
 impl Pacer for Schedule {
@@ -133,6 +185,7 @@ impl Pacer for Schedule {
             return None;
         }
         let due = self.next;
+        self.due_k = self.next_k;
         self.last = !self.advance();
         Some(due)
     }
@@ -147,7 +200,6 @@ pub async fn dispatch<F: TransportFactory>(shared: Arc<Shared>, local: Rc<Local>
     let created = Rc::new(Cell::new(0usize));
     let weights: Vec<u32> = shared.plan.classes.iter().map(|c| c.weight).collect();
     let total_weight: u32 = weights.iter().sum();
-    let mut pick_rng = SmallRng::seed_from_u64(shared.seed ^ 0xA5A5_0000 ^ share.worker as u64);
     let mut running = tokio::task::JoinSet::new();
     let mut iteration = 0u64;
     let mut late = 0u32;
@@ -181,6 +233,9 @@ pub async fn dispatch<F: TransportFactory>(shared: Arc<Shared>, local: Rc<Local>
             }
         }
         local.rec.borrow_mut().arrivals += 1;
+        // Drawn per global arrival, so an arrival has the same class whichever worker or shard runs it.
+        let k = schedule.due_k;
+        let mut pick_rng = SmallRng::seed_from_u64(shared.seed ^ 0xA5A5_0000 ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let class = pick_class(&weights, total_weight, &mut pick_rng);
         let position = idle.borrow().iter().position(|u| u.class == class);
         let user = position.map(|i| idle.borrow_mut().swap_remove(i));
@@ -188,8 +243,8 @@ pub async fn dispatch<F: TransportFactory>(shared: Arc<Shared>, local: Rc<Local>
             Some(u) => Some(u),
             None if created.get() < max_local => {
                 created.set(created.get() + 1);
-                let id = (share.worker + created.get() * share.workers) as u64;
-                Some(Session::new(&shared, &local, factory.build(), class, id))
+                // Named after the arrival that made it: unique across workers and shards.
+                Some(Session::new(&shared, &local, factory.build(), class, k))
             }
             None => None,
         };
@@ -304,7 +359,7 @@ mod tests {
 
     #[test]
     fn a_flat_rate_spaces_arrivals_evenly() {
-        let p = Profile::new(&load(10.0, &[]), 1.0);
+        let p = Profile::new(&load(10.0, &[]));
         assert_eq!(p.time_at(1.0), Some(0.1));
         assert_eq!(p.time_at(25.0), Some(2.5));
     }
@@ -312,13 +367,13 @@ mod tests {
     #[test]
     fn a_ramp_inverts_its_integral() {
         // 0 -> 10/s over 10 s: N(t) = t^2 / 2, so N = 50 at t = 10 and N = 12.5 at t = 5.
-        let p = Profile::new(&load(0.0, &[(10.0, 10)]), 1.0);
+        let p = Profile::new(&load(0.0, &[(10.0, 10)]));
         assert!((p.time_at(12.5).unwrap() - 5.0).abs() < 1e-9);
         assert!((p.time_at(50.0).unwrap() - 10.0).abs() < 1e-9);
         // Then 10/s holds.
         assert!((p.time_at(60.0).unwrap() - 11.0).abs() < 1e-9);
         // Down to zero: arrivals end.
-        let down = Profile::new(&load(10.0, &[(0.0, 2)]), 1.0);
+        let down = Profile::new(&load(10.0, &[(0.0, 2)]));
         assert!(down.time_at(10.0).is_some());
         assert_eq!(down.time_at(10.5), None);
     }
@@ -328,7 +383,7 @@ mod tests {
         let start = Instant::now();
         let mut due: Vec<Duration> = (0..2)
             .flat_map(|worker| {
-                let share = OpenShare { worker, workers: 2, load: load(10.0, &[]) };
+                let share = OpenShare { worker, workers: 2, load: load(10.0, &[]), stripe: Stripe::whole() };
                 let mut s = Schedule::new(&share, start, 1).expect("arrivals");
                 (0..3).filter_map(|_| s.next_start()).map(|t| t - start).collect::<Vec<_>>()
             })
@@ -343,12 +398,16 @@ mod tests {
         // Config refuses such rates; the schedule must still not panic if one gets through.
         for rate in [1e-300, f64::MIN_POSITIVE, 1e-30] {
             // The first arrival is at the start; the second is beyond any clock.
-            let share = OpenShare { worker: 0, workers: 1, load: load(rate, &[]) };
+            let share = OpenShare { worker: 0, workers: 1, load: load(rate, &[]), stripe: Stripe::whole() };
             let mut s = Schedule::new(&share, Instant::now(), 1).expect("a first arrival");
             assert!(!s.advance(), "{rate}");
         }
-        let share = OpenShare { worker: 0, workers: 1, load: load(1e6, &[]) };
+        let share = OpenShare { worker: 0, workers: 1, load: load(1e6, &[]), stripe: Stripe::whole() };
         let mut s = Schedule::new(&share, Instant::now(), 1).unwrap();
         assert!((0..1000).all(|_| s.advance()));
     }
 }
+
+#[cfg(test)]
+#[path = "open_schedule_tests.rs"]
+mod schedule_tests;
