@@ -222,12 +222,7 @@ impl RunConfig {
         flags::add_headers(&mut loaded, &headers)?;
         let load = load::model(&load_flags, &loaded)?;
         let levels = load::levels(&load_flags, sweep.as_deref(), &load, &loaded)?;
-        if repeat > 1 && levels.is_some() {
-            // A sweep's levels are already a series of runs, each judged on its own: repeating them is another
-            // experiment (a level's median over repeats), not this one.
-            let what = if sweep.is_some() { "--sweep" } else { "the scenario's [load.breaking_point]" };
-            return Err(flag("--repeat", format!("cannot be combined with {what}; run the levels once, or drop them")));
-        }
+        check_repeat(repeat, levels.is_some(), sweep.is_some())?;
         let thresholds = gates(&loaded, &thresholds)?;
         let regression =
             crate::baseline::rule_set(&loaded.scenario.regression).map_err(|e| flag("[regression]", e.to_string()))?;
@@ -243,10 +238,7 @@ impl RunConfig {
         // Both sources were range-checked: the flag above, the scenario's when it loaded.
         let timeout = timeout.or(loaded.scenario.defaults.timeout.map(|d| d.0)).unwrap_or(DEFAULT_TIMEOUT);
         let graceful_stop = graceful_stop.unwrap_or_else(|| timeout.min(Duration::from_secs(10)));
-        let out_dir = out.unwrap_or_else(|| default_out_dir(&loaded.name));
-        if out_dir.is_file() {
-            return Err(flag("--out", format!("`{}` is a file; give a directory", out_dir.display())));
-        }
+        let out_dir = out_dir(out, &loaded.name)?;
         let mut feeders = feeders(&loaded)?;
         shard::stripe_feeders(shard.as_ref(), &mut feeders);
         let workers = workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -279,6 +271,25 @@ impl RunConfig {
             start_at,
         })
     }
+}
+
+/// A sweep's levels are already a series of runs, each judged on its own: repeating them is another experiment
+/// (a level's median over repeats), not this one.
+fn check_repeat(repeat: u32, levels: bool, sweep: bool) -> Result<(), ConfigError> {
+    if repeat > 1 && levels {
+        let what = if sweep { "--sweep" } else { "the scenario's [load.breaking_point]" };
+        return Err(flag("--repeat", format!("cannot be combined with {what}; run the levels once, or drop them")));
+    }
+    Ok(())
+}
+
+/// `--out`, or the scenario's default directory; never an existing file.
+fn out_dir(out: Option<PathBuf>, scenario: &str) -> Result<PathBuf, ConfigError> {
+    let dir = out.unwrap_or_else(|| default_out_dir(scenario));
+    if dir.is_file() {
+        return Err(flag("--out", format!("`{}` is a file; give a directory", dir.display())));
+    }
+    Ok(dir)
 }
 
 /// The scenario's `[thresholds]`, then the `--threshold` ones.
