@@ -2,7 +2,8 @@
 # The image `render k8s --image` expects: run-load-test as the entrypoint, the shipped scenarios under
 # /scenarios, a non-root user whose uid (10001) the rendered pods run as and give the results volume to (fsGroup).
 #   docker build -t registry.example/run-load-test:0.1 .
-#   docker run --rm registry.example/run-load-test:0.1 run /scenarios/smoke.toml
+#   docker run --rm registry.example/run-load-test:0.1 list      # WORKDIR / makes `run smoke` find /scenarios
+# / is not writable for uid 10001: give `run` an --out on a mounted volume, as the rendered Jobs do.
 
 FROM rust:1-bookworm AS build
 WORKDIR /src

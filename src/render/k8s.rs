@@ -94,9 +94,7 @@ fn check_options(o: &K8sOptions) -> Result<(), RenderError> {
         return flag("image", &o.image, "give an image reference like registry.example/run-load-test:0.1");
     }
     const LABEL: &str = "a Kubernetes name: lowercase letters, digits and `-`, starting and ending with a letter or digit, at most 63 characters";
-    if let Some(ns) = &o.namespace
-        && !is_dns_label(ns)
-    {
+    if let Some(ns) = o.namespace.as_ref().filter(|ns| !is_dns_label(ns)) {
         return flag("namespace", ns, LABEL);
     }
     if !is_dns_label(&o.pvc) {

@@ -20,18 +20,17 @@ pub struct SlurmOptions {
 
 pub fn render(sc: &ScenarioFiles, o: &SlurmOptions) -> Result<String, RenderError> {
     let n = check_shards(o.shards)?;
-    if let Some(p) = &o.partition
-        && (p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ',')))
-    {
+    let partition_ok = |p: &String| {
+        !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ','))
+    };
+    if let Some(p) = o.partition.as_ref().filter(|p| !partition_ok(p)) {
         return Err(RenderError::Flag {
             flag: "partition",
             value: p.clone(),
             problem: "a partition name is letters, digits, `_`, `-`, `.` (several: comma-separated)",
         });
     }
-    if let Some(t) = &o.time
-        && !is_hms(t)
-    {
+    if let Some(t) = o.time.as_ref().filter(|t| !is_hms(t)) {
         return Err(RenderError::Flag { flag: "time", value: t.clone(), problem: "use HH:MM:SS, e.g. 01:30:00" });
     }
     let job = format!("rlt-{}", slug(&sc.name, 40));
