@@ -7,7 +7,9 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 
-use super::{RenderError, RunOptions, ScenarioFiles, check_shards, comment_safe, compact_utc, human, rfc3339, slug};
+use super::{
+    RenderError, RunOptions, ScenarioFiles, check_shards, check_target, comment_safe, compact_utc, human, rfc3339, slug,
+};
 
 /// Where the ConfigMap is mounted in a shard; the loader resolves feeder files beside the scenario, so they sit
 /// under it at their relative paths.
@@ -74,6 +76,7 @@ impl Names {
 
 pub fn render(sc: &ScenarioFiles, o: &K8sOptions) -> Result<String, RenderError> {
     let n = check_shards(o.shards)?;
+    check_target(&o.run)?;
     check_options(o)?;
     let names = Names::new(&sc.name, o.now);
     let secrets = secret_env(&sc.text)?;

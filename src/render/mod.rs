@@ -72,6 +72,19 @@ impl RunOptions {
     }
 }
 
+/// A password in `--target` would be written into a manifest or script that is meant to be committed and
+/// shared; credentials go through the scenario's `${env:NAME}`, which the renderers wire by name.
+pub(crate) fn check_target(run: &RunOptions) -> Result<(), RenderError> {
+    match &run.target {
+        Some(t) if url::Url::parse(t).is_ok_and(|u| u.password().is_some()) => Err(RenderError::Flag {
+            flag: "target",
+            value: "(a URL with a password)".to_string(),
+            problem: "a password would be written into the output; send it as a header from ${env:NAME} in the scenario",
+        }),
+        _ => Ok(()),
+    }
+}
+
 pub(crate) fn check_shards(n: u64) -> Result<u64, RenderError> {
     if (1..=MAX_SHARDS).contains(&n) { Ok(n) } else { Err(RenderError::Shards(n)) }
 }

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::{RenderError, RunOptions, ScenarioFiles, check_shards, comment_safe, human, slug};
+use super::{RenderError, RunOptions, ScenarioFiles, check_shards, check_target, comment_safe, human, slug};
 
 #[derive(Debug, Clone)]
 pub struct SlurmOptions {
@@ -20,6 +20,7 @@ pub struct SlurmOptions {
 
 pub fn render(sc: &ScenarioFiles, o: &SlurmOptions) -> Result<String, RenderError> {
     let n = check_shards(o.shards)?;
+    check_target(&o.run)?;
     let partition_ok = |p: &String| {
         !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ','))
     };

@@ -219,6 +219,13 @@ fn bad_counts_and_names_are_refused() {
         let e = k8s::render(&smoke(), &o).expect_err("refused");
         assert!(matches!(e, RenderError::Flag { .. }), "{e}");
     }
+    let mut o = k8s_options(1);
+    o.run.target = Some("https://user:hunter22@gw.example".into());
+    let e = k8s::render(&smoke(), &o).expect_err("a password in the target is refused");
+    assert!(matches!(e, RenderError::Flag { flag: "target", .. }) && !e.to_string().contains("hunter22"), "{e}");
+    let mut so = slurm_options(1);
+    so.run.target = o.run.target.clone();
+    assert!(matches!(slurm::render(&smoke(), &so), Err(RenderError::Flag { flag: "target", .. })));
     let mut sc = smoke();
     sc.text = "k = \"${env:BAD NAME}\"".into();
     assert!(matches!(k8s::render(&sc, &k8s_options(1)), Err(RenderError::EnvName(_))));
