@@ -60,13 +60,16 @@ fn render_k8s(sc: &ScenarioFiles, o: &K8sOptions) -> Rendered {
     assert!(header.lines().all(|l| l.starts_with('#')), "the header is comments: {header}");
     let docs: Vec<&str> = parts.collect();
     assert_eq!(docs.len(), 4, "ConfigMap, Service, two Jobs");
-    Rendered {
-        configmap: serde_yaml_ng::from_str(docs[0]).expect("a ConfigMap"),
-        service: serde_yaml_ng::from_str(docs[1]).expect("a Service"),
-        shards: serde_yaml_ng::from_str(docs[2]).expect("a Job"),
-        merge: serde_yaml_ng::from_str(docs[3]).expect("a Job"),
-        text,
-    }
+    Rendered { configmap: typed(docs[0]), service: typed(docs[1]), shards: typed(docs[2]), merge: typed(docs[3]), text }
+}
+
+/// One document as its API type, strictly: k8s-openapi skips fields it does not know, so the typed value is
+/// written back and must equal the document, or a misspelt field would pass unseen.
+fn typed<T: serde::de::DeserializeOwned + serde::Serialize>(doc: &str) -> T {
+    let raw: serde_json::Value = serde_yaml_ng::from_str(doc).expect("YAML");
+    let value: T = serde_json::from_value(raw.clone()).unwrap_or_else(|e| panic!("{e}: {doc}"));
+    assert_eq!(serde_json::to_value(&value).expect("serializes"), raw, "every field is a field of the API type");
+    value
 }
 
 fn container(job: &Job) -> &Container {
