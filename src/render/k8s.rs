@@ -70,7 +70,7 @@ impl Names {
 
     /// The stable DNS name of a shard's pod through the headless Service.
     pub fn shard_host(&self, index: u64, namespace: Option<&str>) -> String {
-        format!("{}-{index}.{}.{}.svc.cluster.local", self.shard_job, self.service, namespace.unwrap_or("default"))
+        format!("{}-{index}.{}.{}.svc.cluster.local", self.shard_job, self.service, namespace.unwrap_or("<namespace>"))
     }
 }
 
@@ -337,7 +337,9 @@ fn header(sc: &ScenarioFiles, names: &Names, o: &K8sOptions, n: u64, secrets: &[
         line(&format!("  kubectl{ns} create secret generic {} {}", o.secret, from.join(" ")));
     }
     line("");
-    line("Order (the merge Job runs after the shards; kubectl apply -l picks the documents by stage):");
+    line(
+        "Order, with this output saved as rlt.yaml (the merge Job runs after the shards; -l picks documents by stage):",
+    );
     line(&format!("  kubectl{ns} apply -f rlt.yaml -l {STAGE}=shards"));
     line(&format!(
         "  kubectl{ns} wait --for=condition=complete --timeout=1h job/{}   # raise for long runs",
