@@ -15,6 +15,7 @@ pub mod llm;
 pub mod metrics;
 pub mod mock;
 pub mod redact;
+pub mod render;
 pub mod report;
 pub mod result;
 pub mod scenario;

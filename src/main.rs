@@ -81,6 +81,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
             app::rerender(&result, &formats, out.as_deref())?;
             Ok(Outcome::Passed)
         }
+        Command::Render(cmd) => {
+            report::print_out(&app::render(cmd)?);
+            Ok(Outcome::Passed)
+        }
         Command::Schema => {
             report::print_out(&run_load_test::result::json_schema());
             Ok(Outcome::Passed)

@@ -16,6 +16,7 @@ mod limits;
 mod load_models;
 mod outputs;
 mod prometheus;
+mod render;
 mod run_mock;
 mod secrets;
 mod shards;

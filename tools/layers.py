@@ -21,7 +21,7 @@ LAYERS = [
     ["slo", "baseline"],
     ["scenario"],
     ["engine"],
-    ["report"],
+    ["report", "render"],
     ["config"],
     ["app"],
     ["main", "lib"],

@@ -8,6 +8,7 @@ mod journal;
 mod live;
 mod metrics_server;
 mod outputs;
+mod render;
 mod repeat;
 mod run;
 mod shard;
@@ -61,6 +62,7 @@ pub fn handle_signals() -> Result<()> {
 
 pub use gate::compare;
 pub use outputs::rerender;
+pub use render::render;
 pub use run::run;
 pub use trial::try_scenario;
 

@@ -67,6 +67,19 @@ pub fn secret_values<'a>(texts: impl IntoIterator<Item = &'a str>) -> Vec<String
     out
 }
 
+/// Every variable name `s` references, once each in order of first use, with whether every reference to it
+/// has a fallback: what a renderer must wire from a secret store without ever reading a value.
+pub fn referenced_names(s: &str) -> Vec<(String, bool)> {
+    let mut out: Vec<(String, bool)> = Vec::new();
+    for r in refs(s).filter(|r| !r.name.is_empty()) {
+        match out.iter_mut().find(|(n, _)| n == r.name) {
+            Some((_, optional)) => *optional &= r.fallback.is_some(),
+            None => out.push((r.name.to_string(), r.fallback.is_some())),
+        }
+    }
+    out
+}
+
 /// Names referenced in `s`, for load-time checks.
 pub(crate) fn missing_vars(s: &str) -> Vec<String> {
     refs(s).filter(|r| r.fallback.is_none() && std::env::var(r.name).is_err()).map(|r| r.name.to_string()).collect()
@@ -99,6 +112,13 @@ mod tests {
         assert_eq!(expand_with("${env:NOPE:-dflt}/x", lookup).unwrap(), "dflt/x");
         assert_eq!(expand_with("plain", lookup).unwrap(), "plain");
         assert_eq!(expand_with("${env:NOPE}", lookup).unwrap_err().name, "NOPE");
+    }
+
+    #[test]
+    fn referenced_names_are_listed_once_and_optional_only_when_every_use_has_a_fallback() {
+        let text = "${env:A} ${env:B:-x} ${env:A:-y} ${env:C:-z} ${env:C:-w} ${env:} ${env:D";
+        let names = referenced_names(text);
+        assert_eq!(names, [("A".to_string(), false), ("B".to_string(), true), ("C".to_string(), true)]);
     }
 
     #[test]

@@ -22,7 +22,7 @@ use toml::Spanned;
 use crate::baseline::RegressionTable;
 
 pub use bytesize::{ByteSize, MAX_MAX_BODY, MIN_MAX_BODY};
-pub use env::{EnvError, expand_env, secret_values};
+pub use env::{EnvError, expand_env, referenced_names, secret_values};
 pub use gates::ThresholdEntry;
 pub use load::{LoadedScenario, ScenarioError, list_dir, load, locate_scenario, parse};
 pub use model::{LoadKeys, ModelConflict};
