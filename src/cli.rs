@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod merge_args;
+pub use merge_args::MergeArgs;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "run-load-test",
@@ -39,6 +42,9 @@ pub enum Command {
     /// Re-render a stored result (a result.json or a report directory) in other formats; rebuilds result.json
     /// from the run journal of a run that was killed
     Report(ReportArgs),
+    /// Add the shards of a distributed run into one report (histograms added exactly) and judge it once:
+    /// thresholds, baseline, every output format, one exit code
+    Merge(Box<MergeArgs>),
     /// Print the JSON Schema of result.json
     Schema,
 }

@@ -29,7 +29,7 @@ pub const DEFAULT_MAX_IN_FLIGHT: u32 = 1000;
 pub const DEFAULT_HOLD: Duration = Duration::from_secs(10);
 
 /// `latency{step:a}: p(95) < 1s` → key and expression (the selector may contain colons).
-fn split_threshold(s: &str) -> Option<(&str, &str)> {
+pub fn split_threshold(s: &str) -> Option<(&str, &str)> {
     let from = s.find('}').unwrap_or(0);
     let colon = from + s.get(from..)?.find(':')?;
     Some((s[..colon].trim(), s[colon + 1..].trim()))

@@ -81,6 +81,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
             app::rerender(&result, &formats, out.as_deref())?;
             Ok(Outcome::Passed)
         }
+        Command::Merge(a) => app::merge_shards(*a),
         Command::Schema => {
             report::print_out(&run_load_test::result::json_schema());
             Ok(Outcome::Passed)

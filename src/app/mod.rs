@@ -6,6 +6,7 @@ mod gate;
 mod host;
 mod journal;
 mod live;
+mod merge;
 mod metrics_server;
 mod outputs;
 mod repeat;
@@ -60,6 +61,7 @@ pub fn handle_signals() -> Result<()> {
 }
 
 pub use gate::compare;
+pub use merge::merge_shards;
 pub use outputs::rerender;
 pub use run::run;
 pub use trial::try_scenario;

@@ -20,8 +20,8 @@ use crate::engine::{self, Endpoint, EngineResult, EngineSpec, ExchangeLog, Level
 use crate::mock::{self, MockServer};
 use crate::redact;
 use crate::report::{self, ProgressDisplay, ReportFormat};
-use crate::result::RunReport;
 use crate::result::assemble::RunDescription;
+use crate::result::{HdrSettings, RunReport, ShardInfo};
 use crate::scenario;
 
 /// Runs a resolved configuration end to end and returns the report with the outcome.
@@ -215,7 +215,9 @@ fn execute(run: &Prepared) -> Result<Executed> {
         gate.sinks.push(Box::new(p));
     }
     // Last, so a bad path of another live file leaves no journal of a run that never started.
-    gate.sinks.push(Box::new(journal::JournalSink::create(&cfg.out_dir, description)?));
+    let identity =
+        super::shard::info(cfg, std::time::SystemTime::now()).map(|s| ShardInfo { start_skew_ms: None, ..s });
+    gate.sinks.push(Box::new(journal::JournalSink::create(&cfg.out_dir, description, identity)?));
     // A breaking-point search breaks a level on a failed threshold as on its own limits.
     let slo = |r: &EngineResult| {
         let verdicts = crate::slo::evaluate(&cfg.thresholds, &live::measurements(plan, &r.total, r.elapsed));
@@ -311,6 +313,10 @@ fn judge(run: &mut Prepared, x: &Executed) -> Result<RunReport> {
         rep.repeats = Some(crate::result::Repeats::of(x.runs.clone()));
     }
     rep.shard = super::shard::info(cfg, x.result.started_at);
+    if rep.shard.is_some() {
+        // A merge adds shards' histograms only when they were built alike.
+        rep.hdr = Some(HdrSettings::CURRENT);
+    }
     if let Some(m) = run.mock.take() {
         rep.mock_stats = fetch_mock_stats(&run.client);
         m.shutdown();
@@ -337,8 +343,13 @@ fn publish(cfg: &RunConfig, rep: &RunReport, stop: StopReason, http_debug: Optio
     }
     let path = match report::write_outputs(rep, &cfg.out_dir, &cfg.files.formats) {
         Ok(p) => {
-            // The report holds everything the journal did; it was only there in case the process died.
-            report::remove_journal(&cfg.out_dir);
+            // The report holds everything the journal did; it was only there in case the process died. A shard
+            // keeps its seconds: `merge` adds shards second by second on one wall clock.
+            if rep.shard.is_some() {
+                super::shard::keep_seconds(&cfg.out_dir);
+            } else {
+                report::remove_journal(&cfg.out_dir);
+            }
             Some(p)
         }
         Err(e) => {

@@ -69,6 +69,15 @@ pub(super) fn info(cfg: &RunConfig, started_at: SystemTime) -> Option<ShardInfo>
     })
 }
 
+/// Renames a finished shard's journal to `seconds.ndjson`, so that `report DIR` does not take it for the
+/// journal of a killed run, and `merge` finds it.
+pub(super) fn keep_seconds(dir: &std::path::Path) {
+    let to = dir.join(crate::result::journal::SHARD_SECONDS);
+    if let Err(e) = std::fs::rename(dir.join(report::JOURNAL), &to) {
+        report::print_error(&format!("cannot keep the shard's seconds as {}: {e}", to.display()));
+    }
+}
+
 /// The kernel's host name (what a pod or a Slurm node is called), else `$HOSTNAME`, else `unknown`.
 fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
