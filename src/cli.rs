@@ -248,6 +248,10 @@ pub struct RunArgs {
     /// 2026-12-03T10:00:00Z, or +30s from now; at most 5 s in the past
     #[arg(long, value_name = "TIME|+DURATION")]
     pub start_at: Option<String>,
+    /// A file on storage every shard sees: a shard whose abort_on_fail threshold fails writes it, and every
+    /// shard that finds it (checked once a second) stops with threshold_abort
+    #[arg(long, value_name = "PATH", env = "RLT_ABORT_FILE")]
+    pub abort_file: Option<PathBuf>,
 }
 
 /// `try`: one iteration of each user class, every exchange printed.

@@ -83,6 +83,8 @@ pub struct RunConfig {
     pub shard: Option<shard::Shard>,
     /// `--start-at`: no load is sent before this moment.
     pub start_at: Option<SystemTime>,
+    /// `--abort-file` (or `RLT_ABORT_FILE`): the shards' shared stop signal.
+    pub abort_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -194,6 +196,7 @@ impl RunConfig {
             segment_sequence,
             shard_count,
             start_at,
+            abort_file,
         } = args;
         let shard_flags = shard::ShardFlags { shard, segment, segment_sequence, shard_count };
         let (shard, start_at) = shard::from_process(shard_flags, start_at).map_err(ConfigError::Shard)?;
@@ -269,6 +272,7 @@ impl RunConfig {
             repeat,
             shard,
             start_at,
+            abort_file,
         })
     }
 }

@@ -1,6 +1,7 @@
 //! The commands, orchestrated: prepare outputs, start the embedded mock when there is no target, run the
 //! engine, assemble and write the report, decide the outcome. Printing is delegated to `report`.
 
+mod abort;
 mod assemble;
 mod gate;
 mod host;

@@ -57,6 +57,8 @@ struct Executed {
     outcomes: Option<Vec<LevelOutcome>>,
     /// The `abort_on_fail` threshold that stopped the run, as written.
     aborted_by: Option<String>,
+    /// The abort file's line, when another shard's threshold stopped this one.
+    aborted_by_shard: Option<String>,
     /// The line of a run stopped because its first requests all failed the same way.
     fail_fast: Option<String>,
     /// `http-debug.log`, rendered (`--http-debug`).
@@ -201,6 +203,11 @@ fn execute(run: &Prepared) -> Result<Executed> {
         aborted_by: None,
         fail_fast: verdict::FailFast::new(cfg.fail_fast),
         sinks: Vec::new(),
+        abort_file: match &cfg.abort_file {
+            Some(path) => Some(super::abort::AbortFile::open(path, super::shard::who(cfg))?),
+            None => None,
+        },
+        aborted_by_shard: None,
     };
     // Live files are opened now, so a bad path is an error before any load is sent.
     if let Some(path) = &cfg.files.ndjson {
@@ -269,13 +276,18 @@ fn execute(run: &Prepared) -> Result<Executed> {
     }
     // Only what actually stopped the run counts: the last ticks come after it ended.
     let aborted_by = gate.aborted_by.take().filter(|_| result.stop == StopReason::Aborted);
-    let fail_fast =
-        gate.fail_fast.stopped.take().filter(|_| result.stop == StopReason::Aborted && aborted_by.is_none());
+    let aborted_by_shard = gate.aborted_by_shard.take().filter(|_| result.stop == StopReason::Aborted);
+    let fail_fast = gate
+        .fail_fast
+        .stopped
+        .take()
+        .filter(|_| result.stop == StopReason::Aborted && aborted_by.is_none() && aborted_by_shard.is_none());
     let http_debug = cfg.http_debug.zip(debug_log).map(|(n, log)| report::render_http_debug(log.take(), origin, n));
     Ok(Executed {
         result,
         outcomes,
         aborted_by,
+        aborted_by_shard,
         fail_fast,
         http_debug,
         environment,
@@ -313,6 +325,9 @@ fn judge(run: &mut Prepared, x: &Executed) -> Result<RunReport> {
         rep.repeats = Some(crate::result::Repeats::of(x.runs.clone()));
     }
     rep.shard = super::shard::info(cfg, x.result.started_at);
+    if let (Some(s), Some(line)) = (rep.shard.as_mut(), &x.aborted_by_shard) {
+        s.aborted_by = Some(line.clone());
+    }
     if rep.shard.is_some() {
         // A merge adds shards' histograms only when they were built alike.
         rep.hdr = Some(HdrSettings::CURRENT);
@@ -378,7 +393,9 @@ fn publish(cfg: &RunConfig, rep: &RunReport, stop: StopReason, http_debug: Optio
         .as_ref()
         .and_then(|l| l.min_sustainable.map(|min| l.last_ok.is_none_or(|ok| ok < min)))
         .unwrap_or(false);
-    let gate_failed = below_floor || gate::failed(rep);
+    // Stopped by another shard's threshold: the run as a whole failed its gate.
+    let by_shard = rep.shard.as_ref().is_some_and(|s| s.aborted_by.is_some());
+    let gate_failed = below_floor || by_shard || gate::failed(rep);
     let interrupted = matches!(stop, StopReason::Interrupted(_));
     if !interrupted && rep.failure.is_none() {
         gate::print_inconclusive(rep, &cfg.outputs);

@@ -130,6 +130,9 @@ pub struct ShardInfo {
     /// The load's actual start minus `requested_start`, ms (positive: late).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_skew_ms: Option<f64>,
+    /// Stopped by another shard's `abort_on_fail` threshold (`--abort-file`): that shard's line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aborted_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
