@@ -1,6 +1,7 @@
 //! `run-load-test merge DIR...`: reads each shard's result.json and kept seconds, has `merge` add them, then
 //! judges and publishes the one report as `run` does: baseline comparison, every output file, one exit code.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
@@ -9,7 +10,7 @@ use super::{Outcome, gate};
 use crate::baseline;
 use crate::cli::MergeArgs;
 use crate::config::{self, GateOutputs};
-use crate::merge::{self, Options, ShardInput, Unreadable};
+use crate::merge::{self, Counted, Options, Seconds, SecondsError, SecondsSource, ShardInput, Unreadable};
 use crate::metrics::Recorder;
 use crate::report::{self, ReportFormat};
 use crate::result::journal::{Header, SHARD_SECONDS, Second};
@@ -84,17 +85,67 @@ fn read_shard(p: &Path) -> Result<ShardInput, Unreadable> {
             return Err(fail(reason, number));
         }
     };
-    let seconds_path = dir.join(SHARD_SECONDS);
-    let (header, seconds): (Header, Vec<Second<Recorder>>) = report::read_journal(&seconds_path).map_err(|e| {
+    let path = dir.join(SHARD_SECONDS);
+    let seconds = FileSeconds { path: path.clone() };
+    let (header, counted) = seconds.count().map_err(|e| {
         fail(format!("{e}: a shard run with --shard keeps it beside result.json; run the shard again"), None)
     })?;
     if header.journal != result::journal::VERSION {
-        return Err(fail(
-            format!("{SHARD_SECONDS} of journal version {}: merge with the same version", header.journal),
-            None,
-        ));
+        let v = header.journal;
+        return Err(fail(format!("{SHARD_SECONDS} of journal version {v}: merge with the same version"), None));
     }
-    Ok(ShardInput { file, report, header, seconds })
+    Ok(ShardInput { file, report, header, counted, seconds: Box::new(seconds) })
+}
+
+/// A shard's `seconds.ndjson`, read a line at a time.
+struct FileSeconds {
+    path: PathBuf,
+}
+
+/// A second's counters only: the histograms are skipped, not decoded, in the checking pass.
+#[derive(serde::Deserialize)]
+struct Light {
+    steps: Vec<LightStep>,
+}
+
+#[derive(serde::Deserialize)]
+struct LightStep {
+    requests: u64,
+    failures: u64,
+}
+
+impl FileSeconds {
+    fn lines(&self) -> Result<impl Iterator<Item = (usize, String)>, SecondsError> {
+        let f = std::fs::File::open(&self.path)
+            .map_err(|e| SecondsError(format!("cannot read `{}`: {e}", self.path.display())))?;
+        let lines = BufReader::new(f).lines().map_while(Result::ok).enumerate();
+        Ok(lines.filter(|(_, l)| !l.trim().is_empty()).map(|(i, l)| (i + 1, l)))
+    }
+
+    fn parse<T: serde::de::DeserializeOwned>(&self, n: usize, line: &str) -> Result<T, SecondsError> {
+        serde_json::from_str(line).map_err(|e| SecondsError(format!("{}:{n}: {e}", self.path.display())))
+    }
+
+    /// The header, and what the seconds count: the first, light pass.
+    fn count(&self) -> Result<(Header, Counted), SecondsError> {
+        let mut lines = self.lines()?;
+        let (n, first) = lines.next().ok_or_else(|| SecondsError(format!("`{}` is empty", self.path.display())))?;
+        let header: Header = self.parse(n, &first)?;
+        let mut counted = Counted::default();
+        for (n, line) in lines {
+            let s: Second<Light> = self.parse(n, &line)?;
+            counted.start_ms = counted.start_ms.or(s.start_ms);
+            counted.requests += s.rec.steps.iter().map(|x| x.requests).sum::<u64>();
+            counted.failures += s.rec.steps.iter().map(|x| x.failures).sum::<u64>();
+        }
+        Ok((header, counted))
+    }
+}
+
+impl SecondsSource for FileSeconds {
+    fn open(&self) -> Result<Seconds<'_>, SecondsError> {
+        Ok(Box::new(self.lines()?.skip(1).map(|(n, line)| self.parse::<Second<Recorder>>(n, &line))))
+    }
 }
 
 /// Writes the report files and CI files, prints the summary and the reasons, and decides the exit code with

@@ -2,13 +2,13 @@
 //! that started in [k, k+1) s after the earliest shard's engine start), recorders added exactly, the report
 //! assembled as a run's is, the host's health and the thresholds judged on the whole.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use super::ShardInput;
 use super::check::start_ms;
+use super::{SecondsError, ShardInput};
 use crate::metrics::{Recorder, WindowBuilder, series_point};
 use crate::result::assemble::{self, RunOutput, Stop};
+use crate::result::journal::Second;
 use crate::result::{Environment, HdrSettings, HiccupSummary, MergedShard, RunReport, RunStatus, Verdict};
 use crate::slo::{self, Measurements};
 
@@ -20,61 +20,84 @@ struct Slot {
     in_flight: u64,
 }
 
-/// The merged report of `shards` (checked: same shape, each with its start). Errors only if the merged totals
-/// are not the sum of the shards' (which the checks exclude).
-pub(super) fn report(shards: &[&ShardInput]) -> Result<RunReport, String> {
+/// A shard's seconds as they are read, with the merged second the next one falls in.
+struct Cursor<'a> {
+    file: &'a str,
+    offset_s: f64,
+    seconds: super::Seconds<'a>,
+    next: Option<(usize, Second<Recorder>)>,
+}
+
+impl Cursor<'_> {
+    fn advance(&mut self, shape: (usize, usize)) -> Result<(), SecondsError> {
+        self.next = match self.seconds.next() {
+            None => None,
+            Some(Err(e)) => return Err(SecondsError(format!("{}: {e}", self.file))),
+            Some(Ok(sec)) => {
+                if (sec.rec.steps.len(), sec.rec.flows.len()) != shape {
+                    return Err(SecondsError(format!("{}: a second does not match the run's steps", self.file)));
+                }
+                // The shard second's start on the merged clock; the epsilon keeps 2.9999999 in second 2.
+                Some(((self.offset_s + sec.t + 1e-9).floor().max(0.0) as usize, sec))
+            }
+        };
+        Ok(())
+    }
+}
+
+/// The merged report of `shards` (checked: same shape, each with its start). The seconds are read once, in
+/// step: merged second k is complete once every shard has moved past it, so one second per shard is held.
+pub(super) fn report(shards: &[&ShardInput]) -> Result<RunReport, SecondsError> {
     let first = shards.first().ok_or("no shard to merge")?;
     let d = &first.header.run;
     let shape = (d.steps.len(), d.flows.len());
     let starts: Vec<u64> = shards.iter().map(|s| start_ms(s).unwrap_or(0)).collect();
     let origin = starts.iter().copied().min().unwrap_or(0);
-    let mut slots: BTreeMap<usize, Slot> = BTreeMap::new();
+    let mut cursors = Vec::with_capacity(shards.len());
     for (s, start) in shards.iter().zip(&starts) {
-        let offset_s = (start - origin) as f64 / 1000.0;
-        for sec in &s.seconds {
-            if (sec.rec.steps.len(), sec.rec.flows.len()) != shape {
-                return Err(format!("{}: a second does not match the run's steps", s.file));
-            }
-            // The shard second's start on the merged clock; the epsilon keeps 2.9999999 in second 2.
-            let k = (offset_s + sec.t + 1e-9).floor().max(0.0) as usize;
-            let slot = slots.entry(k).or_insert_with(|| Slot {
-                rec: Recorder::new(shape.0, shape.1),
-                d: 0.0,
-                users: 0,
-                in_flight: 0,
-            });
-            slot.rec.add(&sec.rec);
-            slot.d = slot.d.max(sec.d);
-            slot.users += sec.users;
-            slot.in_flight += sec.in_flight;
-        }
+        let seconds = s.seconds.open().map_err(|e| SecondsError(format!("{}: {e}", s.file)))?;
+        let mut c = Cursor { file: &s.file, offset_s: (start - origin) as f64 / 1000.0, seconds, next: None };
+        c.advance(shape)?;
+        cursors.push(c);
     }
     let mut total = Recorder::new(shape.0, shape.1);
-    let mut series = Vec::with_capacity(slots.len());
+    let mut series = Vec::new();
     let mut windows = WindowBuilder::default();
-    let mut hiccup_max = Vec::with_capacity(slots.len());
-    let last = slots.keys().next_back().copied().unwrap_or(0);
+    let mut hiccup_max = Vec::new();
     let empty = Recorder::new(shape.0, shape.1);
-    for k in 0..=last {
-        if slots.is_empty() {
-            break;
+    let mut k = 0usize;
+    while let Some(upto) = cursors.iter().filter_map(|c| c.next.as_ref().map(|n| n.0)).min() {
+        // Seconds no shard recorded (a gap between shards' runs) are empty, not skipped: the series keeps time.
+        for gap in k..upto {
+            total.add(&empty);
+            series.push(series_point(gap as f64, 1.0, &empty.total(), &total.total(), 0, 0));
+            windows.push(gap as f64, 1.0, &empty);
+            hiccup_max.push(0.0);
         }
-        let (rec, dur, users, in_flight) = match slots.get(&k) {
-            Some(s) => (&s.rec, if s.d > 0.0 { s.d } else { 1.0 }, s.users, s.in_flight),
-            None => (&empty, 1.0, 0, 0),
-        };
-        total.add(rec);
-        series.push(series_point(k as f64, dur, &rec.total(), &total.total(), users, in_flight));
-        windows.push(k as f64, dur, rec);
-        hiccup_max.push(if rec.hiccup.is_empty() { 0.0 } else { rec.hiccup.max() as f64 / 1000.0 });
+        let mut slot = Slot { rec: Recorder::new(shape.0, shape.1), d: 0.0, users: 0, in_flight: 0 };
+        for c in cursors.iter_mut() {
+            while let Some((_, sec)) = c.next.take_if(|n| n.0 == upto) {
+                slot.rec.add(&sec.rec);
+                slot.d = slot.d.max(sec.d);
+                slot.users += sec.users;
+                slot.in_flight += sec.in_flight;
+                c.advance(shape)?;
+            }
+        }
+        let dur = if slot.d > 0.0 { slot.d } else { 1.0 };
+        total.add(&slot.rec);
+        series.push(series_point(upto as f64, dur, &slot.rec.total(), &total.total(), slot.users, slot.in_flight));
+        windows.push(upto as f64, dur, &slot.rec);
+        hiccup_max.push(if slot.rec.hiccup.is_empty() { 0.0 } else { slot.rec.hiccup.max() as f64 / 1000.0 });
+        k = upto + 1;
     }
     let requests: u64 = shards.iter().map(|s| s.report.totals.requests).sum();
     if total.total().requests != requests {
-        return Err(format!(
+        return Err(SecondsError(format!(
             "the merged seconds hold {} requests but the shards' result.json files {requests}: a shard's seconds \
              were cut; run the shards again",
             total.total().requests
-        ));
+        )));
     }
     let elapsed = shards
         .iter()

@@ -15,7 +15,7 @@ pub fn identity(s: &ShardInput) -> Option<(u64, u64)> {
 
 /// The engine's start of a shard, ms since the epoch: the journal's first second says it.
 pub fn start_ms(s: &ShardInput) -> Option<u64> {
-    s.seconds.first().and_then(|x| x.start_ms)
+    s.counted.start_ms
 }
 
 /// A shard that cannot be merged with the first one, and why; `None` when it can.
@@ -52,12 +52,7 @@ pub fn mismatch(first: &ShardInput, s: &ShardInput) -> Option<String> {
 
 /// A shard whose seconds do not add up to its own result.json (a journal from another run, a torn file).
 pub fn disagreement(s: &ShardInput) -> Option<String> {
-    let (mut requests, mut failures) = (0u64, 0u64);
-    for sec in &s.seconds {
-        let t = sec.rec.total();
-        requests += t.requests;
-        failures += t.failures;
-    }
+    let (requests, failures) = (s.counted.requests, s.counted.failures);
     let r = &s.report.totals;
     (requests != r.requests || failures != r.failures).then(|| {
         format!(

@@ -15,13 +15,68 @@ use crate::result::{Failure, Partial, RunReport, RunStatus};
 
 pub use check::{identity, start_ms};
 
-/// One shard, read: its result.json and the seconds it kept.
+/// A shard's seconds, one at a time: an hour of per-second recorders is gigabytes once decoded, so they are
+/// added as they are read, never held together.
+pub type Seconds<'a> = Box<dyn Iterator<Item = Result<Second<Recorder>, SecondsError>> + 'a>;
+
+/// A shard's seconds that cannot be read or added: one line naming the file (and line) and the fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SecondsError(pub String);
+
+impl From<String> for SecondsError {
+    fn from(m: String) -> Self {
+        SecondsError(m)
+    }
+}
+
+impl From<&str> for SecondsError {
+    fn from(m: &str) -> Self {
+        SecondsError(m.to_string())
+    }
+}
+
+/// Where a shard's seconds are read from (its `seconds.ndjson`, or memory in tests); read once to add them.
+pub trait SecondsSource {
+    fn open(&self) -> Result<Seconds<'_>, SecondsError>;
+}
+
+impl SecondsSource for Vec<Second<Recorder>> {
+    fn open(&self) -> Result<Seconds<'_>, SecondsError> {
+        Ok(Box::new(self.iter().cloned().map(Ok)))
+    }
+}
+
+/// What a first, light pass over a shard's seconds found: enough to check it before anything is added.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counted {
+    pub requests: u64,
+    pub failures: u64,
+    /// The engine's start (the first second's `start_ms`), ms since the epoch.
+    pub start_ms: Option<u64>,
+}
+
+/// One shard, read: its result.json, its journal header, what its seconds count, and the seconds themselves.
 pub struct ShardInput {
     /// The directory or file it was read from, as given.
     pub file: String,
     pub report: RunReport,
     pub header: Header,
-    pub seconds: Vec<Second<Recorder>>,
+    pub counted: Counted,
+    pub seconds: Box<dyn SecondsSource>,
+}
+
+impl ShardInput {
+    /// A shard whose seconds are in memory.
+    pub fn in_memory(file: String, report: RunReport, header: Header, seconds: Vec<Second<Recorder>>) -> Self {
+        let mut counted = Counted { start_ms: seconds.first().and_then(|s| s.start_ms), ..Counted::default() };
+        for s in &seconds {
+            let t = s.rec.total();
+            counted.requests += t.requests;
+            counted.failures += t.failures;
+        }
+        ShardInput { file, report, header, counted, seconds: Box::new(seconds) }
+    }
 }
 
 /// A shard given but not readable (a killed shard has no result.json), with its number when its journal said.
@@ -100,7 +155,7 @@ pub fn merge(inputs: Vec<ShardInput>, broken: Vec<Unreadable>, o: &Options) -> R
         return Err(MergeError(problems));
     }
     let shards: Vec<&ShardInput> = kept.iter().map(|(s, ..)| s).collect();
-    let mut rep = add::report(&shards).map_err(|e| MergeError(vec![e]))?;
+    let mut rep = add::report(&shards).map_err(|e| MergeError(vec![e.0]))?;
     if !problems.is_empty() {
         rep.partial = Some(Partial { missing, reasons: problems });
     }

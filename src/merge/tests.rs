@@ -70,7 +70,7 @@ fn shard(n: u64, count: u64, seconds: Vec<Recorder>, start_ms: u64, d: &RunDescr
             start_ms: (i == 0).then_some(start_ms),
         })
         .collect();
-    ShardInput { file: format!("dir{n}"), report, header, seconds }
+    ShardInput::in_memory(format!("dir{n}"), report, header, seconds)
 }
 
 fn options(allow_partial: bool) -> Options {
@@ -183,7 +183,7 @@ fn another_scenario_a_torn_journal_and_a_late_shard_are_refused_by_name() {
     assert!(e.to_string().starts_with("dir2: scenario hash sha256:other differs from dir1's"), "{e}");
 
     let mut torn = shard(2, 2, vec![recorder(&[5, 6])], 0, &d);
-    torn.seconds[0].rec = recorder(&[5]);
+    torn.counted.requests = 1;
     let e = merge(vec![shard(1, 2, vec![recorder(&[5])], 0, &d), torn], Vec::new(), &options(false)).unwrap_err();
     assert!(e.to_string().starts_with("dir2: its seconds hold 1 requests (0 failed) but its result.json 2"), "{e}");
 

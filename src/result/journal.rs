@@ -30,7 +30,7 @@ pub struct Header {
 }
 
 /// One second of the run, as the engine merged it: written with a borrowed recorder, read with an owned one.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Second<R> {
     /// Seconds of run before this interval (a sweep's levels follow on).
