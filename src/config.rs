@@ -218,7 +218,6 @@ impl RunConfig {
             hold,
         };
         let workers = flags::number("workers", workers, |t| limits::WORKERS.parse(t).map(|w| w as usize))?;
-        let http_debug = flags::number("http_debug", http_debug, |t| limits::HTTP_DEBUG.parse_u32(t))?;
         let repeat = flags::number("repeat", repeat, |t| limits::REPEAT.parse_u32(t))?.unwrap_or(1);
         flags::check_durations(duration, hold, timeout, graceful_stop)?;
         let mut loaded = scenario::load(&scenario::locate_scenario(&scenario, &scenarios.dir)?)?;
@@ -268,7 +267,7 @@ impl RunConfig {
             files,
             prometheus: PrometheusOutputs { metrics_addr, pushgateway },
             fail_fast,
-            http_debug,
+            http_debug: flags::number("http_debug", http_debug, |t| limits::HTTP_DEBUG.parse_u32(t))?,
             repeat,
             shard,
             start_at,
