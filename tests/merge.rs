@@ -52,10 +52,7 @@ fn start(scenario: &Path, out: &Path, target: &str, extra: &[&str]) -> Child {
 }
 
 fn merge(args: &[&str], shards: &[PathBuf]) -> Output {
-    let mut c = bin();
-    c.arg("merge").args(shards).args(args);
-    let _shared = untimed();
-    c.output().expect("spawn merge")
+    bin().arg("merge").args(shards).args(args).output().expect("spawn merge")
 }
 
 fn f(v: &Value) -> f64 {
@@ -64,6 +61,8 @@ fn f(v: &Value) -> f64 {
 
 #[test]
 fn four_merged_shards_send_and_measure_what_one_process_does() {
+    // The shards run beside the suite's other runs, never beside its timing-sensitive ones.
+    let _shared = untimed();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let s = write(d, "open.toml", OPEN);
@@ -122,7 +121,9 @@ fn four_merged_shards_send_and_measure_what_one_process_does() {
     let o = merge(&["--expect", "4", "--out", d.join("x").to_str().unwrap(), "-q"], &with_killed);
     let err = text(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("killed-3: shard 3 has no result.json") && err.contains("shard 3/4 missing"), "{err}");
+    // `shard 3 has no result.json, only the journal...` once it reached its wait; a machine so busy that it was
+    // killed before writing its journal gets the plain missing-file line. Either names the directory.
+    assert!(err.contains("killed-3: ") && err.contains("shard 3/4 missing"), "{err}");
     let partial = d.join("partial");
     let o = merge(&["--expect", "4", "--allow-partial", "--out", partial.to_str().unwrap(), "-q"], &with_killed);
     assert_eq!(o.status.code(), Some(4), "a partial merge never passes: {}", text(&o.stderr));
@@ -153,6 +154,7 @@ const ABORT_MOCK: &str = "[load]\nusers = 2\nduration = \"40s\"\n\
 
 #[test]
 fn a_shard_whose_threshold_trips_stops_every_shard_through_the_abort_file() {
+    let _shared = untimed();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let failing = ABORT_MOCK.to_string()
