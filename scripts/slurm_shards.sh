@@ -78,3 +78,4 @@ for kind in ("srun", "array"):
     print(line(f"{kind} merged", m))
 PY
 echo "slurm shards: merged arrivals and requests equal one process's"
+rm -rf "$work"
