@@ -223,6 +223,9 @@ fn synthetic(median_ms: f64, seed: u64) -> RunReport {
         environment: None,
         repeats: None,
         shard: None,
+        hdr: None,
+        shards: Vec::new(),
+        partial: None,
     }
 }
 

@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod merge_args;
+pub use merge_args::MergeArgs;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "run-load-test",
@@ -39,6 +42,9 @@ pub enum Command {
     /// Re-render a stored result (a result.json or a report directory) in other formats; rebuilds result.json
     /// from the run journal of a run that was killed
     Report(ReportArgs),
+    /// Add the shards of a distributed run into one report (histograms added exactly) and judge it once:
+    /// thresholds, baseline, every output format, one exit code
+    Merge(Box<MergeArgs>),
     /// Print the JSON Schema of result.json
     Schema,
     /// Print what a cluster engine needs to run a scenario in N shards and merge them: Kubernetes manifests
@@ -306,6 +312,10 @@ pub struct RunArgs {
     /// 2026-12-03T10:00:00Z, or +30s from now; at most 5 s in the past
     #[arg(long, value_name = "TIME|+DURATION")]
     pub start_at: Option<String>,
+    /// A file on storage every shard sees: a shard whose abort_on_fail threshold fails writes it, and every
+    /// shard that finds it (checked once a second) stops with threshold_abort
+    #[arg(long, value_name = "PATH", env = "RLT_ABORT_FILE")]
+    pub abort_file: Option<PathBuf>,
 }
 
 /// `try`: one iteration of each user class, every exchange printed.

@@ -29,7 +29,7 @@ pub const DEFAULT_MAX_IN_FLIGHT: u32 = 1000;
 pub const DEFAULT_HOLD: Duration = Duration::from_secs(10);
 
 /// `latency{step:a}: p(95) < 1s` → key and expression (the selector may contain colons).
-fn split_threshold(s: &str) -> Option<(&str, &str)> {
+pub fn split_threshold(s: &str) -> Option<(&str, &str)> {
     let from = s.find('}').unwrap_or(0);
     let colon = from + s.get(from..)?.find(':')?;
     Some((s[..colon].trim(), s[colon + 1..].trim()))
@@ -83,6 +83,8 @@ pub struct RunConfig {
     pub shard: Option<shard::Shard>,
     /// `--start-at`: no load is sent before this moment.
     pub start_at: Option<SystemTime>,
+    /// `--abort-file` (or `RLT_ABORT_FILE`): the shards' shared stop signal.
+    pub abort_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -194,6 +196,7 @@ impl RunConfig {
             segment_sequence,
             shard_count,
             start_at,
+            abort_file,
         } = args;
         let shard_flags = shard::ShardFlags { shard, segment, segment_sequence, shard_count };
         let (shard, start_at) = shard::from_process(shard_flags, start_at).map_err(ConfigError::Shard)?;
@@ -215,7 +218,6 @@ impl RunConfig {
             hold,
         };
         let workers = flags::number("workers", workers, |t| limits::WORKERS.parse(t).map(|w| w as usize))?;
-        let http_debug = flags::number("http_debug", http_debug, |t| limits::HTTP_DEBUG.parse_u32(t))?;
         let repeat = flags::number("repeat", repeat, |t| limits::REPEAT.parse_u32(t))?.unwrap_or(1);
         flags::check_durations(duration, hold, timeout, graceful_stop)?;
         let mut loaded = scenario::load(&scenario::locate_scenario(&scenario, &scenarios.dir)?)?;
@@ -265,10 +267,11 @@ impl RunConfig {
             files,
             prometheus: PrometheusOutputs { metrics_addr, pushgateway },
             fail_fast,
-            http_debug,
+            http_debug: flags::number("http_debug", http_debug, |t| limits::HTTP_DEBUG.parse_u32(t))?,
             repeat,
             shard,
             start_at,
+            abort_file,
         })
     }
 }

@@ -12,6 +12,7 @@ pub mod config;
 pub mod engine;
 pub mod limits;
 pub mod llm;
+pub mod merge;
 pub mod metrics;
 pub mod mock;
 pub mod redact;

@@ -85,6 +85,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
             report::print_out(&app::render(cmd)?);
             Ok(Outcome::Passed)
         }
+        Command::Merge(a) => app::merge_shards(*a),
         Command::Schema => {
             report::print_out(&run_load_test::result::json_schema());
             Ok(Outcome::Passed)

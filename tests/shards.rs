@@ -15,7 +15,7 @@ const SCENARIO: &str = "[load]\nrate = 100.0\nmax_in_flight = 100\nduration = \"
     json = { model = \"m\", messages = [{ role = \"user\", content = \"hi\" }] }\n";
 
 /// The binary without any shard identity the environment running the tests may carry (a CI job on Slurm).
-fn shard_bin(env: &[(&str, &str)]) -> Command {
+pub fn shard_bin(env: &[(&str, &str)]) -> Command {
     let mut c = bin();
     for k in [
         "RLT_SHARD",

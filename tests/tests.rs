@@ -14,6 +14,7 @@ mod html;
 mod lifecycle;
 mod limits;
 mod load_models;
+mod merge;
 mod outputs;
 mod prometheus;
 mod render;

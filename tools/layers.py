@@ -18,7 +18,7 @@ LAYERS = [
     ["limits", "redact", "background"],
     ["metrics", "mock", "cli"],
     ["client", "llm", "result"],
-    ["slo", "baseline"],
+    ["slo", "baseline", "merge"],
     ["scenario"],
     ["engine"],
     ["report", "render"],

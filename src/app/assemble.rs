@@ -3,7 +3,9 @@
 
 use crate::config::{RunConfig, Target, display_target};
 use crate::engine::{Arrival, EngineResult, LevelKind, LevelOutcome, Levels, LoadModel, Plan, StopReason};
-use crate::result::assemble::{self as result, LevelRun, LevelsRun, RunDescription, RunOutput, StepLabel, Stop};
+use crate::result::assemble::{
+    self as result, LevelRun, LevelsRun, RunDescription, RunOutput, StepLabel, Stop, ThresholdSpec,
+};
 use crate::result::{LevelsReport, LoadInfo, RunReport, ScenarioInfo, TargetInfo};
 
 /// The description of a configured run against `base_url`.
@@ -64,6 +66,14 @@ pub fn describe(cfg: &RunConfig, plan: &Plan, base_url: &str) -> RunDescription 
             .collect(),
         flows: plan.classes.iter().map(|c| c.name.clone()).collect(),
         regression: Some(cfg.regression.clone()),
+        thresholds: cfg
+            .thresholds
+            .iter()
+            .filter_map(|t| {
+                let (key, expr) = crate::config::split_threshold(&t.text)?;
+                Some(ThresholdSpec { key: key.into(), expr: expr.into(), abort_on_fail: t.abort_on_fail })
+            })
+            .collect(),
     }
 }
 

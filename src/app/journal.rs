@@ -6,57 +6,39 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Result, anyhow, bail};
-use serde::{Deserialize, Serialize};
 
 use super::live::IntervalSink;
 use crate::engine::{Plan, Progress};
 use crate::metrics::{Recorder, WindowBuilder, series_point};
 use crate::report::{self, JOURNAL, JournalWriter};
 use crate::result::assemble::{self, RunDescription, RunOutput, Stop};
-use crate::result::{RunReport, RunStatus};
-
-/// Bumped on any incompatible change of the journal's lines.
-const VERSION: u32 = 1;
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Header {
-    journal: u32,
-    /// RFC 3339, UTC: when the journal (and, within milliseconds, the run) started.
-    started_at: String,
-    run: RunDescription,
-}
-
-/// One second of the run, as the engine merged it: written with a borrowed recorder, read with an owned one.
-#[derive(Serialize, Deserialize)]
-struct Second<R> {
-    /// Seconds of run before this interval (a sweep's levels follow on).
-    t: f64,
-    /// Length of the interval: 1 s, except the last one of a run (or of a level).
-    d: f64,
-    users: u64,
-    in_flight: u64,
-    rec: R,
-}
+use crate::result::journal::{Header, Second, VERSION};
+use crate::result::{HdrSettings, RunReport, RunStatus, ShardInfo};
 
 pub struct JournalSink {
     writer: JournalWriter,
     t: f64,
+    /// The engine's start is written once, with the first second.
+    first: bool,
 }
 
 impl JournalSink {
     /// Starts `dir/journal.ndjson` with the run's description.
-    pub fn create(dir: &Path, run: &RunDescription) -> Result<Self> {
+    pub fn create(dir: &Path, run: &RunDescription, shard: Option<ShardInfo>) -> Result<Self> {
         let started_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
-        let header = Header { journal: VERSION, started_at, run: run.clone() };
+        let hdr = Some(HdrSettings::CURRENT);
+        let header = Header { journal: VERSION, started_at, run: run.clone(), hdr, shard };
         let writer = JournalWriter::create(dir, &header)?;
-        Ok(JournalSink { writer, t: 0.0 })
+        Ok(JournalSink { writer, t: 0.0, first: true })
     }
 }
 
 impl IntervalSink for JournalSink {
     fn interval(&mut self, _plan: &Plan, p: &Progress, interval: &Recorder, _totals: &Recorder) {
-        let line = Second { t: self.t, d: p.interval_s, users: p.users, in_flight: p.in_flight, rec: interval };
+        let start_ms = std::mem::take(&mut self.first)
+            .then(|| p.started_at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64));
+        let line =
+            Second { t: self.t, d: p.interval_s, users: p.users, in_flight: p.in_flight, rec: interval, start_ms };
         self.writer.append(&line);
         self.t += p.interval_s;
     }
@@ -141,6 +123,7 @@ mod tests {
             steps: vec![label("POST", true), label("DELAY", false)],
             flows: vec!["U".into()],
             regression: None,
+            thresholds: Vec::new(),
         }
     }
 
@@ -153,13 +136,13 @@ mod tests {
         for _ in 0..failures {
             rec.steps[0].record_err(crate::metrics::ErrorKind::Timeout, 0, || "slow".into());
         }
-        serde_json::to_string(&Second { t, d: 1.0, users: 2, in_flight: 1, rec: &rec }).unwrap()
+        serde_json::to_string(&Second { t, d: 1.0, users: 2, in_flight: 1, rec: &rec, start_ms: None }).unwrap()
     }
 
     #[test]
     fn a_journal_rebuilds_the_report_of_its_seconds() {
         let dir = tempfile::tempdir().unwrap();
-        let mut sink = JournalSink::create(dir.path(), &description()).unwrap();
+        let mut sink = JournalSink::create(dir.path(), &description(), None).unwrap();
         sink.finish().unwrap();
         let empty = rebuild(dir.path()).unwrap();
         assert_eq!((empty.totals.requests, empty.series.len()), (0, 0));
@@ -190,7 +173,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut d = description();
         d.steps.pop();
-        JournalSink::create(dir.path(), &d).unwrap();
+        JournalSink::create(dir.path(), &d, None).unwrap();
         let path = dir.path().join(JOURNAL);
         let text = std::fs::read_to_string(&path).unwrap() + &second(0.0, &[5], 0) + "\n";
         std::fs::write(&path, text).unwrap();

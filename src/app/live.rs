@@ -8,6 +8,7 @@ use crate::metrics::Recorder;
 use crate::report::{self, ProgressDisplay};
 use crate::slo::{self, Measurements, Threshold};
 
+use super::abort::AbortFile;
 use super::verdict::FailFast;
 
 /// What thresholds select from, for any recorder of the plan's shape (the live totals or the final ones).
@@ -42,6 +43,10 @@ pub struct LiveGate<'a> {
     /// Stops a run whose first requests all fail the same non-transient way (its line says why).
     pub fail_fast: FailFast,
     pub sinks: Vec<Box<dyn IntervalSink>>,
+    /// `--abort-file`: where shards tell each other to stop.
+    pub abort_file: Option<AbortFile>,
+    /// The line of the shard whose threshold stopped this one through the abort file.
+    pub aborted_by_shard: Option<String>,
 }
 
 impl Observer for LiveGate<'_> {
@@ -61,6 +66,15 @@ impl Observer for LiveGate<'_> {
         }
         // Told apart from a threshold abort by `fail_fast.stopped`; it takes precedence in the same second.
         let fail_fast = self.fail_fast.check(&self.plan.steps, p, totals);
+        if !fail_fast && self.aborted_by.is_none() {
+            if let Some(line) = self.aborted_by_shard.clone().or_else(|| self.abort_file.as_ref()?.poll()) {
+                if self.aborted_by_shard.is_none() {
+                    report::print_note(&format!("stopping: {line} (--abort-file)"));
+                }
+                self.aborted_by_shard = Some(line);
+                return Control::Abort;
+            }
+        }
         if fail_fast || self.thresholds.is_empty() || self.aborted_by.is_some() {
             if let Some(d) = self.display.as_mut() {
                 d.update(p, None);
@@ -79,8 +93,11 @@ impl Observer for LiveGate<'_> {
             .zip(&verdicts)
             .find(|(t, v)| t.abort_on_fail && p.elapsed >= t.delay_abort_eval && failing(v));
         match abort {
-            Some((t, _)) => {
+            Some((t, v)) => {
                 self.aborted_by = Some(t.text.clone());
+                if let Some(f) = self.abort_file.as_mut() {
+                    f.trip(&t.text, &report::fmt_observed(v));
+                }
                 Control::Abort
             }
             None => Control::Continue,

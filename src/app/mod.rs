@@ -1,11 +1,13 @@
 //! The commands, orchestrated: prepare outputs, start the embedded mock when there is no target, run the
 //! engine, assemble and write the report, decide the outcome. Printing is delegated to `report`.
 
+mod abort;
 mod assemble;
 mod gate;
 mod host;
 mod journal;
 mod live;
+mod merge;
 mod metrics_server;
 mod outputs;
 mod render;
@@ -61,6 +63,7 @@ pub fn handle_signals() -> Result<()> {
 }
 
 pub use gate::compare;
+pub use merge::merge_shards;
 pub use outputs::rerender;
 pub use render::render;
 pub use run::run;

@@ -20,8 +20,8 @@ use crate::engine::{self, Endpoint, EngineResult, EngineSpec, ExchangeLog, Level
 use crate::mock::{self, MockServer};
 use crate::redact;
 use crate::report::{self, ProgressDisplay, ReportFormat};
-use crate::result::RunReport;
 use crate::result::assemble::RunDescription;
+use crate::result::{HdrSettings, RunReport, ShardInfo};
 use crate::scenario;
 
 /// Runs a resolved configuration end to end and returns the report with the outcome.
@@ -57,6 +57,8 @@ struct Executed {
     outcomes: Option<Vec<LevelOutcome>>,
     /// The `abort_on_fail` threshold that stopped the run, as written.
     aborted_by: Option<String>,
+    /// The abort file's line, when another shard's threshold stopped this one.
+    aborted_by_shard: Option<String>,
     /// The line of a run stopped because its first requests all failed the same way.
     fail_fast: Option<String>,
     /// `http-debug.log`, rendered (`--http-debug`).
@@ -201,6 +203,11 @@ fn execute(run: &Prepared) -> Result<Executed> {
         aborted_by: None,
         fail_fast: verdict::FailFast::new(cfg.fail_fast),
         sinks: Vec::new(),
+        abort_file: match &cfg.abort_file {
+            Some(path) => Some(super::abort::AbortFile::open(path, super::shard::who(cfg))?),
+            None => None,
+        },
+        aborted_by_shard: None,
     };
     // Live files are opened now, so a bad path is an error before any load is sent.
     if let Some(path) = &cfg.files.ndjson {
@@ -215,7 +222,9 @@ fn execute(run: &Prepared) -> Result<Executed> {
         gate.sinks.push(Box::new(p));
     }
     // Last, so a bad path of another live file leaves no journal of a run that never started.
-    gate.sinks.push(Box::new(journal::JournalSink::create(&cfg.out_dir, description)?));
+    let identity =
+        super::shard::info(cfg, std::time::SystemTime::now()).map(|s| ShardInfo { start_skew_ms: None, ..s });
+    gate.sinks.push(Box::new(journal::JournalSink::create(&cfg.out_dir, description, identity)?));
     // A breaking-point search breaks a level on a failed threshold as on its own limits.
     let slo = |r: &EngineResult| {
         let verdicts = crate::slo::evaluate(&cfg.thresholds, &live::measurements(plan, &r.total, r.elapsed));
@@ -267,13 +276,18 @@ fn execute(run: &Prepared) -> Result<Executed> {
     }
     // Only what actually stopped the run counts: the last ticks come after it ended.
     let aborted_by = gate.aborted_by.take().filter(|_| result.stop == StopReason::Aborted);
-    let fail_fast =
-        gate.fail_fast.stopped.take().filter(|_| result.stop == StopReason::Aborted && aborted_by.is_none());
+    let aborted_by_shard = gate.aborted_by_shard.take().filter(|_| result.stop == StopReason::Aborted);
+    let fail_fast = gate
+        .fail_fast
+        .stopped
+        .take()
+        .filter(|_| result.stop == StopReason::Aborted && aborted_by.is_none() && aborted_by_shard.is_none());
     let http_debug = cfg.http_debug.zip(debug_log).map(|(n, log)| report::render_http_debug(log.take(), origin, n));
     Ok(Executed {
         result,
         outcomes,
         aborted_by,
+        aborted_by_shard,
         fail_fast,
         http_debug,
         environment,
@@ -311,6 +325,13 @@ fn judge(run: &mut Prepared, x: &Executed) -> Result<RunReport> {
         rep.repeats = Some(crate::result::Repeats::of(x.runs.clone()));
     }
     rep.shard = super::shard::info(cfg, x.result.started_at);
+    if let (Some(s), Some(line)) = (rep.shard.as_mut(), &x.aborted_by_shard) {
+        s.aborted_by = Some(line.clone());
+    }
+    if rep.shard.is_some() {
+        // A merge adds shards' histograms only when they were built alike.
+        rep.hdr = Some(HdrSettings::CURRENT);
+    }
     if let Some(m) = run.mock.take() {
         rep.mock_stats = fetch_mock_stats(&run.client);
         m.shutdown();
@@ -337,8 +358,13 @@ fn publish(cfg: &RunConfig, rep: &RunReport, stop: StopReason, http_debug: Optio
     }
     let path = match report::write_outputs(rep, &cfg.out_dir, &cfg.files.formats) {
         Ok(p) => {
-            // The report holds everything the journal did; it was only there in case the process died.
-            report::remove_journal(&cfg.out_dir);
+            // The report holds everything the journal did; it was only there in case the process died. A shard
+            // keeps its seconds: `merge` adds shards second by second on one wall clock.
+            if rep.shard.is_some() {
+                super::shard::keep_seconds(&cfg.out_dir);
+            } else {
+                report::remove_journal(&cfg.out_dir);
+            }
             Some(p)
         }
         Err(e) => {
@@ -367,7 +393,9 @@ fn publish(cfg: &RunConfig, rep: &RunReport, stop: StopReason, http_debug: Optio
         .as_ref()
         .and_then(|l| l.min_sustainable.map(|min| l.last_ok.is_none_or(|ok| ok < min)))
         .unwrap_or(false);
-    let gate_failed = below_floor || gate::failed(rep);
+    // Stopped by another shard's threshold: the run as a whole failed its gate.
+    let by_shard = rep.shard.as_ref().is_some_and(|s| s.aborted_by.is_some());
+    let gate_failed = below_floor || by_shard || gate::failed(rep);
     let interrupted = matches!(stop, StopReason::Interrupted(_));
     if !interrupted && rep.failure.is_none() {
         gate::print_inconclusive(rep, &cfg.outputs);

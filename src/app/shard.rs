@@ -66,7 +66,29 @@ pub(super) fn info(cfg: &RunConfig, started_at: SystemTime) -> Option<ShardInfo>
         source: s.map_or("none", |s| s.source.name()).into(),
         requested_start: cfg.start_at.map(|t| humantime::format_rfc3339_millis(t).to_string()),
         start_skew_ms: skew_ms.map(|ms| (ms * 1000.0).round() / 1000.0),
+        aborted_by: None,
     })
+}
+
+/// This process as the abort file names it: `shard 2/4 on host`.
+pub(super) fn who(cfg: &RunConfig) -> String {
+    let part = match &cfg.shard {
+        Some(s) => match s.number {
+            Some((i, n)) => format!("shard {i}/{n}"),
+            None => format!("segment {}", s.segment),
+        },
+        None => "a run".into(),
+    };
+    format!("{part} on {}", host_name())
+}
+
+/// Renames a finished shard's journal to `seconds.ndjson`, so that `report DIR` does not take it for the
+/// journal of a killed run, and `merge` finds it.
+pub(super) fn keep_seconds(dir: &std::path::Path) {
+    let to = dir.join(crate::result::journal::SHARD_SECONDS);
+    if let Err(e) = std::fs::rename(dir.join(report::JOURNAL), &to) {
+        report::print_error(&format!("cannot keep the shard's seconds as {}: {e}", to.display()));
+    }
 }
 
 /// The kernel's host name (what a pod or a Slurm node is called), else `$HOSTNAME`, else `unknown`.

@@ -164,6 +164,7 @@ mod tests {
             rps: 0.0,
             p95_ms: None,
             interval_s: 1.0,
+            started_at: std::time::SystemTime::UNIX_EPOCH,
         }
     }
 

@@ -21,6 +21,7 @@ fn report(seconds: &[Recorder]) -> RunReport {
         is_request: true,
     };
     let d = RunDescription {
+        thresholds: Vec::new(),
         scenario: fixture.scenario,
         target: fixture.target,
         load: fixture.load,

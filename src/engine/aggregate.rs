@@ -2,7 +2,7 @@
 //! the totals and becomes one point of the time series. Totals are the sum of the series by construction.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
@@ -24,6 +24,8 @@ pub struct Progress {
     pub p95_ms: Option<f64>,
     /// Length of the interval this tick closes: 1 s, except the last one of a run.
     pub interval_s: f64,
+    /// The wall-clock instant the engine started (after any `--start-at` wait): what shards are aligned by.
+    pub started_at: SystemTime,
 }
 
 struct Pending {
@@ -35,6 +37,7 @@ struct Pending {
 pub(super) struct Aggregator {
     planned: Option<Duration>,
     start: Instant,
+    started_at: SystemTime,
     shape: (usize, usize),
     pending: BTreeMap<u64, Pending>,
     reported: Vec<Option<u64>>,
@@ -50,10 +53,16 @@ pub(super) struct Aggregator {
 }
 
 impl Aggregator {
-    pub fn new(workers: usize, steps: usize, flows: usize, start: Instant, planned: Option<Duration>) -> Self {
+    pub fn new(
+        workers: usize,
+        (steps, flows): (usize, usize),
+        (start, started_at): (Instant, SystemTime),
+        planned: Option<Duration>,
+    ) -> Self {
         Aggregator {
             planned,
             start,
+            started_at,
             shape: (steps, flows),
             pending: BTreeMap::new(),
             reported: vec![None; workers],
@@ -121,6 +130,7 @@ impl Aggregator {
             rps: t.requests as f64 / duration_s.max(1e-9),
             p95_ms: p95,
             interval_s: duration_s,
+            started_at: self.started_at,
         };
         (progress, p.rec)
     }

@@ -162,7 +162,7 @@ where
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let handles = spawn_workers(jobs, shared, &factory, tx)?;
 
-    let mut agg = aggregate::Aggregator::new(workers, n_steps, n_flows, start, load.duration());
+    let mut agg = aggregate::Aggregator::new(workers, (n_steps, n_flows), (start, started_at), load.duration());
     let far = start + NEVER;
     let deadline = load.duration().and_then(|d| start.checked_add(d)).map_or(far, |d| d.min(far));
     let mut hard_at = if count > 0 { start + graceful_stop.min(SIGNAL_GRACE) } else { far };

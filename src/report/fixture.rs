@@ -84,6 +84,9 @@ pub(crate) fn one_step(scenario: &str, user: &str, step: &str, stats: &StepStats
         environment: None,
         repeats: None,
         shard: None,
+        hdr: None,
+        shards: Vec::new(),
+        partial: None,
     }
 }
 

@@ -44,6 +44,12 @@ pub fn render_summary(r: &RunReport) -> String {
     }
     if let Some(s) = &r.shard {
         let _ = writeln!(out, "{}", shard_line(s));
+        if let Some(by) = &s.aborted_by {
+            let _ = writeln!(out, "stopped by {by}");
+        }
+    }
+    if !r.shards.is_empty() {
+        let _ = writeln!(out, "{}", merged_line(r));
     }
 
     let mut t = table(vec![
@@ -244,6 +250,20 @@ fn shard_line(s: &crate::result::ShardInfo) -> String {
     format!("{part} on {}{skew}", s.host)
 }
 
+/// `merged 4 shards (largest start skew 12 ms)`, and what a partial merge lacks.
+fn merged_line(r: &crate::result::RunReport) -> String {
+    let skew = r.shards.iter().map(|s| s.start_skew_ms).fold(0.0f64, f64::max);
+    let mut line = format!("merged {} shards (largest start skew {skew:.0} ms)", r.shards.len());
+    if let Some(p) = &r.partial {
+        let missing: Vec<String> = p.missing.iter().map(u64::to_string).collect();
+        line += &format!(
+            "; PARTIAL: shards missing: {}",
+            if missing.is_empty() { "none".into() } else { missing.join(", ") }
+        );
+    }
+    line
+}
+
 #[cfg(test)]
 mod shard_tests {
     use super::*;
@@ -260,6 +280,7 @@ mod shard_tests {
             source: "flag".into(),
             requested_start: Some("2026-12-03T10:00:00.000Z".into()),
             start_skew_ms: Some(3.2),
+            aborted_by: None,
         };
         assert_eq!(shard_line(&s), "shard 2/4 (segment 1/4:1/2) on gen-1, start skew +3 ms");
         (s.index, s.count, s.start_skew_ms) = (None, None, None);

@@ -34,6 +34,20 @@ pub struct RunDescription {
     pub flows: Vec<String>,
     #[serde(default)]
     pub regression: Option<RuleSet>,
+    /// The scenario's thresholds as written (`metric{selector}: expression`), so that a merge of shards judges
+    /// them once on the whole run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thresholds: Vec<ThresholdSpec>,
+}
+
+/// A threshold as configured: enough to parse it again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdSpec {
+    pub key: String,
+    pub expr: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub abort_on_fail: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -226,6 +240,9 @@ pub fn build(d: &RunDescription, r: &RunOutput<'_>) -> RunReport {
         environment: None,
         repeats: None,
         shard: None,
+        hdr: None,
+        shards: Vec::new(),
+        partial: None,
     }
 }
 

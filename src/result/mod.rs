@@ -5,9 +5,11 @@
 
 pub mod assemble;
 mod environment;
+pub mod journal;
 mod read;
 mod repeats;
 mod report;
+mod shards;
 mod verdict;
 
 pub use environment::{Environment, HiccupSummary};
@@ -17,4 +19,5 @@ pub use report::{
     Failure, GeneratorInfo, Histograms, LevelReport, LevelsReport, LoadInfo, MachineInfo, OLDEST_SCHEMA, OpenSummary,
     RunReport, RunStatus, SCHEMA_VERSION, ScenarioInfo, ShardInfo, StepReport, TargetInfo, ToolInfo, json_schema,
 };
+pub use shards::{HdrSettings, MergedShard, Partial};
 pub use verdict::{BaselineRef, Change, Comparison, DEFAULT_CONFIDENCE, Delta, Rule, RuleSet, Verdict};

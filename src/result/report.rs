@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::environment::Environment;
 use super::repeats::Repeats;
+use super::shards::{HdrSettings, MergedShard, Partial};
 use super::verdict::{Comparison, RuleSet, Verdict};
 use crate::metrics::{ErrorSummary, FlowSummary, LatencySummary, RequestSummary, SeriesPoint, Window};
 
@@ -14,7 +15,8 @@ use crate::metrics::{ErrorSummary, FlowSummary, LatencySummary, RequestSummary, 
 /// summaries, `stream_tail` in the LLM summary, `environment` (the host's health). 4: `windows` (per-window
 /// histograms per step and user class, the noise of every compared metric), `repeats` (each run of `run
 /// --repeat` with the headline statistics across them), `current_runs` in comparison rows, and `shard` (this
-/// process's part of a distributed run, its host and start skew).
+/// process's part of a distributed run, its host and start skew), `hdr` (the histograms' settings), and in a
+/// merged report of shards `shards` (each shard's row) and `partial` (shards missing from it).
 pub const SCHEMA_VERSION: u32 = 4;
 
 /// The oldest schema this version still reads: each version since only added optional fields, so an older
@@ -93,6 +95,15 @@ pub struct RunReport {
     /// environment).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<ShardInfo>,
+    /// The HdrHistogram settings of the histograms (written by shards and merges, which need them equal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hdr: Option<HdrSettings>,
+    /// `merge`: every shard merged into this report.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<MergedShard>,
+    /// `merge --allow-partial`: the shards this report lacks, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial: Option<Partial>,
 }
 
 /// One shard of a distributed run: which part of the load it sent, where, and when it started.
@@ -119,6 +130,9 @@ pub struct ShardInfo {
     /// The load's actual start minus `requested_start`, ms (positive: late).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_skew_ms: Option<f64>,
+    /// Stopped by another shard's `abort_on_fail` threshold (`--abort-file`): that shard's line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aborted_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

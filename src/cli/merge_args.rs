@@ -1,0 +1,52 @@
+//! `run-load-test merge`: the flags of adding shards into one report, with the gate flags `run` has.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{FormatArg, FormatParser, OnInconclusive, ScenariosDir, parse_duration};
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The shards: report directories (holding result.json and seconds.ndjson) or their result.json files
+    #[arg(required = true, num_args = 1.., value_name = "DIR|FILE")]
+    pub shards: Vec<PathBuf>,
+    /// How many shards the run had [default: the count the shards declare]
+    #[arg(long, value_name = "N")]
+    pub expect: Option<u64>,
+    /// Merge the shards there are when some are missing or refused: the report says `partial`, and the exit
+    /// code is never 0 (4 unless a gate failed)
+    #[arg(long)]
+    pub allow_partial: bool,
+    /// Where to write the merged report [default: reports/<scenario>-<timestamp>-merged]
+    #[arg(short, long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// The largest difference between the shards' engine starts
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION", default_value = "1s")]
+    pub max_skew: Duration,
+    /// Compare the merged run with a stored result (exit 1 on a regression, 4 when inconclusive)
+    #[arg(long, value_name = "PATH")]
+    pub baseline: Option<PathBuf>,
+    /// When the only failing comparisons are inconclusive: fail (exit 1) or pass (exit 0) [default: exit 4]
+    #[arg(long, value_name = "fail|pass")]
+    pub on_inconclusive: Option<OnInconclusive>,
+    /// Store the merged run as a baseline (default path: baselines/<scenario>.json)
+    #[arg(long, value_name = "PATH", num_args = 0..=1)]
+    pub save_baseline: Option<Option<PathBuf>>,
+    /// Write a JUnit XML report: one test case per threshold and per compared metric
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
+    /// Write a Markdown summary (fits $GITHUB_STEP_SUMMARY)
+    #[arg(long, value_name = "PATH")]
+    pub summary_md: Option<PathBuf>,
+    /// Report files besides result.json: json, csv, html, md, junit; repeatable or comma-separated
+    /// [default: json,html,csv]
+    #[arg(long = "format", value_delimiter = ',', value_name = "FORMAT,..", value_parser = FormatParser { run: false })]
+    pub formats: Vec<FormatArg>,
+    /// No summary table; only errors
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub scenarios: ScenariosDir,
+}
