@@ -236,6 +236,7 @@ impl RunConfig {
         bind_scenario(&mut loaded, &vars, matches!(target, Target::Url(_)))?;
         let mut outputs = gate_outputs(&loaded, baseline, save_baseline, junit, summary_md)?;
         outputs.on_inconclusive = on_inconclusive;
+        check_shard_gate(shard.is_some(), &outputs)?;
         let files = outputs::resolve(&formats, ndjson)?;
         // Both sources were range-checked: the flag above, the scenario's when it loaded.
         let timeout = timeout.or(loaded.scenario.defaults.timeout.map(|d| d.0)).unwrap_or(DEFAULT_TIMEOUT);
@@ -284,6 +285,23 @@ fn check_repeat(repeat: u32, levels: bool, sweep: bool) -> Result<(), ConfigErro
         return Err(flag("--repeat", format!("cannot be combined with {what}; run the levels once, or drop them")));
     }
     Ok(())
+}
+
+/// A shard sends a part of the load: compared with a baseline (or saved as one) it would judge a part as if it
+/// were the whole, the per-runner verdict k6-operator users get. `merge` compares the merged result once.
+fn check_shard_gate(shard: bool, outputs: &GateOutputs) -> Result<(), ConfigError> {
+    if !shard {
+        return Ok(());
+    }
+    let (name, flag_name) = match (&outputs.baseline, &outputs.save_baseline) {
+        (Some(_), _) => ("--baseline", "--baseline FILE"),
+        (_, Some(_)) => ("--save-baseline", "--save-baseline FILE"),
+        _ => return Ok(()),
+    };
+    Err(flag(
+        name,
+        format!("a shard runs part of the load; give {flag_name} to `merge`, which judges the shards together"),
+    ))
 }
 
 /// `--out`, or the scenario's default directory; never an existing file.

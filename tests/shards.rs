@@ -103,3 +103,25 @@ fn bad_shard_identities_are_exit_2_with_the_fix() {
         assert!(r.is_none(), "no load was sent");
     }
 }
+
+/// A shard's part of the load is not the run: a threshold that fails on it is recorded for `merge` to judge on all
+/// shards, not this process's exit code (a failed shard would fail a Kubernetes Indexed Job before the merge), and
+/// a baseline comparison is refused in favour of `merge --baseline`.
+#[test]
+fn a_shard_leaves_thresholds_and_the_baseline_to_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let failing = ["--threshold", "latency: p(95) < 0.001ms"];
+    let (o, r) = run_shard(dir.path(), "alone", &[], &failing);
+    assert_eq!(o.status.code(), Some(1), "the same threshold fails a whole run: {}", text(&o.stderr));
+    assert_eq!(r.expect("a report")["thresholds"][0]["pass"], false);
+    let (o, r) = run_shard(dir.path(), "shard", &[], &[&["--shard", "2/4"][..], &failing].concat());
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", text(&o.stderr));
+    let r = r.expect("a report");
+    assert!(r.get("thresholds").is_none(), "not judged on a quarter of the load: {}", r["thresholds"]);
+    assert_eq!(r["shard"]["index"], 2);
+    let base = dir.path().join("alone").join("result.json");
+    let (o, r) = run_shard(dir.path(), "compared", &[], &["--shard", "2/4", "--baseline", base.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "stderr: {}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("give --baseline FILE to `merge`"), "{}", text(&o.stderr));
+    assert!(r.is_none(), "refused before any load");
+}

@@ -156,7 +156,8 @@ fn print_start(cfg: &RunConfig, mock: bool, base_url: &str) {
         let (per, period) = s.stripe.share();
         let name = s.number.map_or(String::new(), |(i, n)| format!("shard {i}/{n}, "));
         report::print_note(&format!(
-            "{name}segment {} ({}): this process sends {per} of every {period} users, iterations and arrivals",
+            "{name}segment {} ({}): this process sends {per} of every {period} users, iterations and arrivals; \
+             `merge` judges the thresholds on all shards",
             s.segment,
             s.source.name()
         ));
@@ -302,7 +303,11 @@ fn judge(run: &mut Prepared, x: &Executed) -> Result<RunReport> {
     let Prepared { cfg, plan, .. } = run;
     let mut rep = assemble::build(&run.description, &x.result);
     verdict::mark(&mut rep, &plan.steps, &x.result, x.fail_fast.clone());
-    if !cfg.thresholds.is_empty() {
+    // A shard sees its part of the load: its thresholds would judge a part as if it were the whole (the verdict
+    // per runner k6-operator users get), and a failed shard fails its Indexed Job before `merge` can judge all
+    // of them. So `merge` judges them once; a shard only reports the threshold that aborted it.
+    let judges = cfg.shard.is_none() || x.aborted_by.is_some();
+    if !cfg.thresholds.is_empty() && judges {
         // A breaking-point search is meant to break: its thresholds are judged at the last level that held
         // (the first level when none did), not over the broken ones.
         let judged = match (&cfg.levels, &x.outcomes) {
