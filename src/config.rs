@@ -234,9 +234,8 @@ impl RunConfig {
         });
         let target = resolve_target(target.as_deref(), &mock_settings, &loaded, seed)?;
         bind_scenario(&mut loaded, &vars, matches!(target, Target::Url(_)))?;
-        let mut outputs = gate_outputs(&loaded, baseline, save_baseline, junit, summary_md)?;
+        let mut outputs = gate_outputs(&loaded, shard.is_some(), baseline, save_baseline, junit, summary_md)?;
         outputs.on_inconclusive = on_inconclusive;
-        check_shard_gate(shard.is_some(), &outputs)?;
         let files = outputs::resolve(&formats, ndjson)?;
         // Both sources were range-checked: the flag above, the scenario's when it loaded.
         let timeout = timeout.or(loaded.scenario.defaults.timeout.map(|d| d.0)).unwrap_or(DEFAULT_TIMEOUT);
@@ -357,6 +356,7 @@ fn resolve_target(
 /// Where the run is compared, stored and reported for CI; the files are refused now if they are directories.
 fn gate_outputs(
     loaded: &LoadedScenario,
+    shard: bool,
     baseline: Option<PathBuf>,
     save_baseline: Option<Option<PathBuf>>,
     junit: Option<PathBuf>,
@@ -373,6 +373,7 @@ fn gate_outputs(
     if let Some(p) = &outputs.save_baseline {
         output_file("--save-baseline", Some(p.clone()))?;
     }
+    check_shard_gate(shard, &outputs)?;
     Ok(outputs)
 }
 
