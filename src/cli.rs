@@ -50,7 +50,7 @@ pub enum Command {
     /// Print the JSON Schema of result.json
     Schema,
     /// Print what a cluster engine needs to run a scenario in N shards and merge them: Kubernetes manifests
-    /// or a Slurm batch script (see docs/distributed-engines.md)
+    /// or a Slurm batch script (see docs/distributed.md)
     #[command(subcommand)]
     Render(RenderCommand),
 }
