@@ -123,7 +123,8 @@ def closed(runs, done):
     if ratios:
         print(f"\nours/wrk in req per CPU-second: {min(ratios):.2f}–{max(ratios):.2f}× "
               f"(median {statistics.median(ratios):.2f}×, {len(ratios)} pairs). "
-              "CPU is user+sys of the whole process (GNU time), run-load-test's includes start-up and report writing.")
+              "CPU is user+sys of the whole process (GNU time), run-load-test's includes start-up and report writing. "
+              "⚠: that generator was busy under 80 % of the run (nginx, on a shared core, set the pace).")
         done.append(["closed loop ≥ 1.0× wrk req/CPU-s", f"{min(ratios):.2f}–{max(ratios):.2f}×",
                      "yes" if min(ratios) >= 1.0 else "**no**"])
     print()
