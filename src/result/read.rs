@@ -175,7 +175,10 @@ mod tests {
     fn a_schema_1_baseline_still_reads_and_schema_0_does_not() {
         let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/schema1-smoke.json"));
         let text = std::fs::read_to_string(path).unwrap();
-        assert!(text.contains("\"schema_version\": 1"), "a baseline written with schema 1 (the one committed until 2026-12-03)");
+        assert!(
+            text.contains("\"schema_version\": 1"),
+            "a baseline written with schema 1 (the one committed until 2026-12-03)"
+        );
         let r = parse_result(path, "baseline", &text).unwrap();
         assert!(r.steps.iter().all(|s| s.histograms.stream_tail.is_empty()));
         assert!(r.windows.is_empty(), "a result written before windows has none: its comparison uses the series");
