@@ -111,6 +111,13 @@ fn four_merged_shards_send_and_measure_what_one_process_does() {
     let rows = m["shards"].as_array().unwrap();
     assert_eq!(rows.len(), 4);
     assert!(rows.iter().all(|r| f(&r["start_skew_ms"]) < 1000.0), "{rows:?}");
+    // Each shard's own lateness against --start-at is carried over as the shard measured it.
+    for r in rows {
+        let dir = Path::new(r["file"].as_str().unwrap());
+        let own = read_report(if dir.is_dir() { dir } else { dir.parent().unwrap() });
+        assert_eq!(r["late_ms"], own["shard"]["start_skew_ms"], "{r}");
+        assert!(r["late_ms"].is_number(), "{r}");
+    }
     let v = &m["thresholds"][0];
     assert_eq!((&v["threshold"], &v["pass"]), (&"latency{step:chat}: p(50) < 20s".into(), &true.into()));
     assert_eq!(m["hdr"]["significant_digits"], 3);

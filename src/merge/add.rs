@@ -129,6 +129,7 @@ pub(super) fn report(shards: &[&ShardInput]) -> Result<RunReport, SecondsError> 
             host: s.report.shard.as_ref().map_or_else(String::new, |i| i.host.clone()),
             file: s.file.clone(),
             start_skew_ms: (start - origin) as f64,
+            late_ms: s.report.shard.as_ref().and_then(|i| i.start_skew_ms),
             requests: s.report.totals.requests,
             status: status_name(s.report.status).into(),
             stop_reason: s.report.stop_reason.clone(),

@@ -253,7 +253,9 @@ fn shard_line(s: &crate::result::ShardInfo) -> String {
 /// `merged 4 shards (largest start skew 12 ms)`, and what a partial merge lacks.
 fn merged_line(r: &crate::result::RunReport) -> String {
     let skew = r.shards.iter().map(|s| s.start_skew_ms).fold(0.0f64, f64::max);
-    let mut line = format!("merged {} shards (largest start skew {skew:.0} ms)", r.shards.len());
+    let late = r.shards.iter().filter_map(|s| s.late_ms).reduce(f64::max);
+    let late = late.map_or(String::new(), |ms| format!(", the latest {ms:.1} ms after --start-at"));
+    let mut line = format!("merged {} shards (largest start skew {skew:.0} ms{late})", r.shards.len());
     if let Some(p) = &r.partial {
         let missing: Vec<String> = p.missing.iter().map(u64::to_string).collect();
         line += &format!(

@@ -27,8 +27,11 @@ pub struct MergedShard {
     pub host: String,
     /// The directory or file it was read from.
     pub file: String,
-    /// This shard's engine start minus the earliest shard's, ms.
+    /// This shard's engine start minus the earliest shard's, ms (whole ms: the seconds record their start so).
     pub start_skew_ms: f64,
+    /// This shard's start minus the `--start-at` it was given, ms, as the shard measured it (positive: late).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_ms: Option<f64>,
     pub requests: u64,
     /// The shard's own status (`completed`, `aborted`, ...) and stop reason.
     pub status: String,
