@@ -9,7 +9,7 @@ use anyhow::{Result, anyhow, bail};
 
 use super::live::IntervalSink;
 use crate::engine::{Plan, Progress};
-use crate::metrics::{Recorder, WindowBuilder, series_point};
+use crate::metrics::{Recorder, Timeline};
 use crate::report::{self, JOURNAL, JournalWriter};
 use crate::result::assemble::{self, RunDescription, RunOutput, Stop};
 use crate::result::journal::{Header, Second, VERSION};
@@ -57,25 +57,18 @@ pub fn rebuild(dir: &Path) -> Result<RunReport> {
         bail!("{}: journal version {} is not {VERSION}; rebuild it with the same version", path.display(), h.journal);
     }
     let (steps, flows) = (h.run.steps.len(), h.run.flows.len());
-    let mut total = Recorder::new(steps, flows);
-    let mut series = Vec::with_capacity(seconds.len());
-    let mut hiccup_max = Vec::with_capacity(seconds.len());
-    let mut windows = WindowBuilder::default();
+    let mut timeline = Timeline::new(steps, flows);
     let mut elapsed = 0.0f64;
     for (i, s) in seconds.iter().enumerate() {
         if s.rec.steps.len() != steps || s.rec.flows.len() != flows {
             bail!("{}:{}: the second does not match the run's steps", path.display(), i + 2);
         }
-        let t = s.rec.total();
-        total.add(&s.rec);
-        series.push(series_point(s.t, s.d, &t, &total.total(), s.users, s.in_flight));
-        hiccup_max.push(if s.rec.hiccup.is_empty() { 0.0 } else { s.rec.hiccup.max() as f64 / 1000.0 });
-        windows.push(s.t, s.d, &s.rec);
+        timeline.push(s.t, s.d, &s.rec, s.users, s.in_flight);
         elapsed = elapsed.max(s.t + s.d);
     }
     let started_at = humantime::parse_rfc3339_weak(&h.started_at)
         .map_err(|e| anyhow!("{}:1: started_at `{}`: {e}", path.display(), h.started_at))?;
-    let windows = windows.finish();
+    let (total, series, hiccup_max, windows) = timeline.finish();
     let output = RunOutput {
         total: &total,
         series: &series,

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
 use super::worker::Snapshot;
-use crate::metrics::{Recorder, SeriesPoint, Window, WindowBuilder, series_point};
+use crate::metrics::{Recorder, SeriesPoint, Window, WindowBuilder, series_point, worst_hiccup_ms};
 
 /// What the progress display shows, once per second.
 #[derive(Debug, Clone)]
@@ -117,7 +117,7 @@ impl Aggregator {
         self.total.add(&p.rec);
         let all = self.total.total();
         self.series.push(series_point(second as f64, duration_s, &t, &all, p.users, p.in_flight));
-        self.hiccup_max.push(hiccup_max_ms(&p.rec));
+        self.hiccup_max.push(worst_hiccup_ms(&p.rec));
         self.windows.push(second as f64, duration_s, &p.rec);
         let p95 = (!all.latency.is_empty()).then(|| all.latency.value_at_quantile(0.95) as f64 / 1000.0);
         let progress = Progress {
@@ -174,11 +174,6 @@ impl Aggregator {
             panics: self.panics,
         }
     }
-}
-
-/// The worst probe wake-up of an interval, ms.
-pub(super) fn hiccup_max_ms(rec: &Recorder) -> f64 {
-    if rec.hiccup.is_empty() { 0.0 } else { rec.hiccup.max() as f64 / 1000.0 }
 }
 
 pub(super) struct Finished {

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use super::check::start_ms;
 use super::{SecondsError, ShardInput};
-use crate::metrics::{Recorder, WindowBuilder, series_point};
+use crate::metrics::{Recorder, Timeline};
 use crate::result::assemble::{self, RunOutput, Stop};
 use crate::result::journal::Second;
 use crate::result::{Environment, HdrSettings, HiccupSummary, MergedShard, RunReport, RunStatus, Verdict};
@@ -60,19 +60,13 @@ pub(super) fn report(shards: &[&ShardInput]) -> Result<RunReport, SecondsError> 
         c.advance(shape)?;
         cursors.push(c);
     }
-    let mut total = Recorder::new(shape.0, shape.1);
-    let mut series = Vec::new();
-    let mut windows = WindowBuilder::default();
-    let mut hiccup_max = Vec::new();
+    let mut timeline = Timeline::new(shape.0, shape.1);
     let empty = Recorder::new(shape.0, shape.1);
     let mut k = 0usize;
     while let Some(upto) = cursors.iter().filter_map(|c| c.next.as_ref().map(|n| n.0)).min() {
         // Seconds no shard recorded (a gap between shards' runs) are empty, not skipped: the series keeps time.
         for gap in k..upto {
-            total.add(&empty);
-            series.push(series_point(gap as f64, 1.0, &empty.total(), &total.total(), 0, 0));
-            windows.push(gap as f64, 1.0, &empty);
-            hiccup_max.push(0.0);
+            timeline.push(gap as f64, 1.0, &empty, 0, 0);
         }
         let mut slot = Slot { rec: Recorder::new(shape.0, shape.1), d: 0.0, users: 0, in_flight: 0 };
         for c in cursors.iter_mut() {
@@ -85,12 +79,10 @@ pub(super) fn report(shards: &[&ShardInput]) -> Result<RunReport, SecondsError> 
             }
         }
         let dur = if slot.d > 0.0 { slot.d } else { 1.0 };
-        total.add(&slot.rec);
-        series.push(series_point(upto as f64, dur, &slot.rec.total(), &total.total(), slot.users, slot.in_flight));
-        windows.push(upto as f64, dur, &slot.rec);
-        hiccup_max.push(if slot.rec.hiccup.is_empty() { 0.0 } else { slot.rec.hiccup.max() as f64 / 1000.0 });
+        timeline.push(upto as f64, dur, &slot.rec, slot.users, slot.in_flight);
         k = upto + 1;
     }
+    let (total, series, hiccup_max, windows) = timeline.finish();
     let requests: u64 = shards.iter().map(|s| s.report.totals.requests).sum();
     if total.total().requests != requests {
         return Err(SecondsError(format!(
@@ -105,7 +97,6 @@ pub(super) fn report(shards: &[&ShardInput]) -> Result<RunReport, SecondsError> 
         .map(|(s, start)| (start - origin) as f64 / 1000.0 + s.report.duration_s)
         .fold(0.0f64, f64::max);
     let stop = if first.report.stop_reason == "iterations_done" { Stop::IterationsDone } else { Stop::DurationElapsed };
-    let windows = windows.finish();
     let output = RunOutput {
         total: &total,
         series: &series,

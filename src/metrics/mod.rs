@@ -5,6 +5,7 @@ mod buckets;
 pub mod catalog;
 mod llm;
 mod summary;
+mod timeline;
 mod windows;
 
 use std::fmt;
@@ -23,6 +24,7 @@ pub use summary::{
     RequestSummary, SeriesPoint, decode_histogram, encode_histogram, encode_nonempty, latency_summary, llm_summary,
     request_summary, series_point,
 };
+pub use timeline::{Timeline, worst_hiccup_ms};
 pub use windows::{MAX_WINDOWS, Window, WindowBuilder, WindowFlow, WindowStep, concat_windows};
 
 pub type Hist = Histogram<u64>;
