@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod gate_args;
 mod merge_args;
 mod render_args;
+pub use gate_args::GateArgs;
 pub use merge_args::MergeArgs;
 pub use render_args::{RenderCommand, RenderCommon, RenderK8sArgs, RenderSlurmArgs};
 
@@ -183,23 +185,8 @@ pub struct RunArgs {
     pub quiet: bool,
     #[command(flatten)]
     pub scenarios: ScenariosDir,
-    /// Compare the run with a stored result (exit 1 on a regression beyond tolerance and noise, 4 when the
-    /// host may explain it)
-    #[arg(long, value_name = "PATH")]
-    pub baseline: Option<PathBuf>,
-    /// When the only failing comparisons with the baseline are inconclusive (the host may explain them): fail
-    /// (exit 1) or pass (exit 0) [default: exit 4]
-    #[arg(long, value_name = "fail|pass")]
-    pub on_inconclusive: Option<OnInconclusive>,
-    /// Store this run as a baseline (default path: baselines/<scenario>.json)
-    #[arg(long, value_name = "PATH", num_args = 0..=1)]
-    pub save_baseline: Option<Option<PathBuf>>,
-    /// Write a JUnit XML report: one test case per threshold and per compared metric
-    #[arg(long, value_name = "PATH")]
-    pub junit: Option<PathBuf>,
-    /// Write a Markdown summary (fits $GITHUB_STEP_SUMMARY)
-    #[arg(long, value_name = "PATH")]
-    pub summary_md: Option<PathBuf>,
+    #[command(flatten)]
+    pub gate: GateArgs,
     /// Set the embedded mock like its [mock] table, e.g. --mock token_delay=12ms (repeatable)
     #[arg(long = "mock", value_name = "KEY=VALUE")]
     pub mock_settings: Vec<String>,

@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::cli::{ArrivalArg, MockArgs, RunArgs};
+use crate::cli::{ArrivalArg, GateArgs, MockArgs, RunArgs};
 use crate::engine::{Levels, LoadModel, TagFilter};
 use crate::limits::{self, RangeError};
 use crate::mock::{Alias, MockConfig, MockConfigError};
@@ -176,11 +176,7 @@ impl RunConfig {
             insecure,
             quiet,
             scenarios,
-            baseline,
-            save_baseline,
-            junit,
-            summary_md,
-            on_inconclusive,
+            gate,
             mock_settings,
             headers,
             formats,
@@ -234,8 +230,7 @@ impl RunConfig {
         });
         let target = resolve_target(target.as_deref(), &mock_settings, &loaded, seed)?;
         bind_scenario(&mut loaded, &vars, matches!(target, Target::Url(_)))?;
-        let mut outputs = gate_outputs(&loaded, shard.is_some(), baseline, save_baseline, junit, summary_md)?;
-        outputs.on_inconclusive = on_inconclusive;
+        let outputs = gate_outputs(&loaded, shard.is_some(), gate)?;
         let files = outputs::resolve(&formats, ndjson)?;
         // Both sources were range-checked: the flag above, the scenario's when it loaded.
         let timeout = timeout.or(loaded.scenario.defaults.timeout.map(|d| d.0)).unwrap_or(DEFAULT_TIMEOUT);
@@ -354,16 +349,10 @@ fn resolve_target(
 }
 
 /// Where the run is compared, stored and reported for CI; the files are refused now if they are directories.
-fn gate_outputs(
-    loaded: &LoadedScenario,
-    shard: bool,
-    baseline: Option<PathBuf>,
-    save_baseline: Option<Option<PathBuf>>,
-    junit: Option<PathBuf>,
-    summary_md: Option<PathBuf>,
-) -> Result<GateOutputs, ConfigError> {
+fn gate_outputs(loaded: &LoadedScenario, shard: bool, gate: GateArgs) -> Result<GateOutputs, ConfigError> {
+    let GateArgs { baseline, on_inconclusive, save_baseline, junit, summary_md } = gate;
     let outputs = GateOutputs {
-        on_inconclusive: None,
+        on_inconclusive,
         // A report directory stands for the result.json in it.
         baseline: baseline.map(|p| if p.is_dir() { p.join("result.json") } else { p }),
         save_baseline: save_baseline.map(|p| p.unwrap_or_else(|| crate::baseline::default_path(&loaded.name))),
@@ -480,7 +469,7 @@ pub fn mock_config(loaded: &LoadedScenario, seed: u64) -> Result<MockConfig, Sce
     Ok(m)
 }
 
-fn check_url(name: &'static str, t: &str) -> Result<String, ConfigError> {
+pub fn check_url(name: &'static str, t: &str) -> Result<String, ConfigError> {
     let bad = || flag(name, format!("`{t}` is not an http(s) URL; use e.g. http://127.0.0.1:8000"));
     let url = url::Url::parse(t).map_err(|_| bad())?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {

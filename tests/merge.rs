@@ -55,6 +55,22 @@ fn merge(args: &[&str], shards: &[PathBuf]) -> Output {
     bin().arg("merge").args(shards).args(args).output().expect("spawn merge")
 }
 
+/// A Pushgateway stand-in on loopback: answers one request with 200 and hands it back.
+fn pushgateway() -> (std::thread::JoinHandle<HttpRequest>, String) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let handle = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+        let req = read_request(&mut reader).unwrap().expect("a request");
+        use std::io::Write;
+        (&stream).write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").unwrap();
+        req
+    });
+    (handle, url)
+}
+
 fn f(v: &Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
@@ -121,6 +137,22 @@ fn four_merged_shards_send_and_measure_what_one_process_does() {
     let v = &m["thresholds"][0];
     assert_eq!((&v["threshold"], &v["pass"]), (&"latency{step:chat}: p(50) < 20s".into(), &true.into()));
     assert_eq!(m["hdr"]["significant_digits"], 3);
+
+    // The merged whole pushed to a Pushgateway (a loopback stand-in that keeps the one PUT): the run's names and
+    // grouping key, the merged counts.
+    let (pg, pg_url) = pushgateway();
+    let o = merge(&["--out", d.join("pushed").to_str().unwrap(), "-q", "--pushgateway", &pg_url], &shards);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let put = pg.join().expect("the stand-in Pushgateway");
+    assert_eq!((put.method.as_str(), put.path.as_str()), ("PUT", "/metrics/job/run_load_test/scenario/open"));
+    let body = text(&put.body);
+    let ok = u(&m["totals"]["requests"]) - u(&m["totals"]["failures"]);
+    let line =
+        format!("run_load_test_requests_total{{scenario=\"open\",user=\"U\",step=\"chat\",outcome=\"ok\"}} {ok}");
+    assert!(body.lines().any(|l| l == line), "no `{line}` in:\n{body}");
+    let count =
+        format!("run_load_test_request_duration_seconds_count{{scenario=\"open\",user=\"U\",step=\"chat\"}} {ok}");
+    assert!(body.lines().any(|l| l == count), "no `{count}` in:\n{body}");
 
     // A killed shard: no result.json, only its journal. Refused by name, or merged around with --allow-partial.
     let mut with_killed = shards.clone();

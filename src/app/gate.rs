@@ -278,7 +278,7 @@ mod tests {
     fn run_and_compare_take_on_inconclusive() {
         let parse = |argv: &[&str]| Cli::try_parse_from(argv).map(|c| c.command);
         match parse(&["run-load-test", "run", "s", "--on-inconclusive", "pass"]).unwrap() {
-            Command::Run(a) => assert_eq!(a.on_inconclusive, Some(OnInconclusive::Pass)),
+            Command::Run(a) => assert_eq!(a.gate.on_inconclusive, Some(OnInconclusive::Pass)),
             _ => unreachable!("run"),
         }
         match parse(&["run-load-test", "compare", "a", "b", "--on-inconclusive", "fail"]).unwrap() {

@@ -19,23 +19,24 @@ use crate::result::{self, RunReport, RunStatus};
 /// Merges the shards, writes the outputs and returns the outcome (exit 2 through the error for a refused set).
 pub fn merge_shards(a: MergeArgs) -> Result<Outcome> {
     let outputs = GateOutputs {
-        baseline: a.baseline.clone(),
-        on_inconclusive: a.on_inconclusive,
+        baseline: a.gate.baseline.clone(),
+        on_inconclusive: a.gate.on_inconclusive,
         save_baseline: None,
-        junit: a.junit.clone(),
-        summary_md: a.summary_md.clone(),
+        junit: a.gate.junit.clone(),
+        summary_md: a.gate.summary_md.clone(),
     };
+    let pushgateway = a.pushgateway.as_deref().map(|u| config::check_url("--pushgateway", u)).transpose()?;
     gate::check_paths(&outputs)?;
     let base = outputs.baseline.as_deref().map(baseline::load).transpose()?;
     let (inputs, broken) = read_all(&a.shards);
     let o = Options { expect: a.expect, allow_partial: a.allow_partial, max_skew: a.max_skew };
-    let mut rep = merge::merge(inputs, broken, &o)?;
+    let merge::Merged { report: mut rep, total, steps } = merge::merge(inputs, broken, &o)?;
     let out = a.out.clone().unwrap_or_else(|| {
         let d = config::default_out_dir(&rep.scenario.name);
         d.with_file_name(format!("{}-merged", d.file_name().map_or("merged".into(), |n| n.to_string_lossy())))
     });
     report::prepare_dir(&out)?;
-    let save = a.save_baseline.clone().map(|p| p.unwrap_or_else(|| baseline::default_path(&rep.scenario.name)));
+    let save = a.gate.save_baseline.clone().map(|p| p.unwrap_or_else(|| baseline::default_path(&rep.scenario.name)));
     let outputs = GateOutputs { save_baseline: save, ..outputs };
     gate::check_paths(&outputs)?;
     if let (Some(b), Some(path)) = (&base, &outputs.baseline) {
@@ -44,7 +45,16 @@ pub fn merge_shards(a: MergeArgs) -> Result<Outcome> {
     }
     let formats =
         if a.formats.is_empty() { ReportFormat::DEFAULT.to_vec() } else { config::report_formats(&a.formats) };
-    Ok(publish(&rep, &out, &formats, &outputs, a.quiet))
+    let outcome = publish(&rep, &out, &formats, &outputs, a.quiet);
+    if let Some(url) = &pushgateway {
+        // As for a run: a failed push is one error line and changes neither the report nor the exit code.
+        let disturbed = rep.environment.as_ref().map(|e| e.disturbed);
+        let push = super::metrics_server::push_final(&rep.scenario.name, &steps, &total, disturbed, url, a.quiet);
+        if let Err(e) = push {
+            report::print_error(&format!("{e:#}"));
+        }
+    }
+    Ok(outcome)
 }
 
 /// Each shard read; one that cannot be (a killed shard has no result.json) is kept aside with the reason.

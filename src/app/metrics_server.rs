@@ -89,16 +89,17 @@ impl PromSink {
             }
             None => None,
         };
-        let push = match pushgateway {
-            Some(url) => {
-                let client = ClientFactory::new(url, insecure, PUSH_TIMEOUT).context("--pushgateway")?;
-                let path =
-                    if client.prefix().contains("/metrics/job/") { String::new() } else { grouping_path(scenario) };
-                Some(Push { client, url: url.clone(), path })
-            }
-            None => None,
-        };
+        let push = pushgateway.as_deref().map(|url| Push::new(url, scenario, insecure)).transpose()?;
         Ok(Some(PromSink { live, exposition, _server: server, push, quiet }))
+    }
+}
+
+impl Push {
+    /// A URL that names its own grouping key (`…/metrics/job/…`) keeps it; otherwise the scenario's is added.
+    fn new(url: &str, scenario: &str, insecure: bool) -> Result<Push> {
+        let client = ClientFactory::new(url, insecure, PUSH_TIMEOUT).context("--pushgateway")?;
+        let path = if client.prefix().contains("/metrics/job/") { String::new() } else { grouping_path(scenario) };
+        Ok(Push { client, url: url.to_string(), path })
     }
 }
 
@@ -140,6 +141,32 @@ impl IntervalSink for PromSink {
         }
         Ok(())
     }
+}
+
+/// Pushes the final values of a finished whole (the merge of a sharded run) once, under the same grouping key
+/// and names a run's push uses, so a dashboard reads a merged run as it reads one process's.
+pub fn push_final(
+    scenario: &str,
+    steps: &[(String, String)],
+    total: &Recorder,
+    disturbed: Option<bool>,
+    url: &str,
+    quiet: bool,
+) -> Result<()> {
+    let mut live = LiveMetrics::new(steps.iter().map(|(u, s)| (u.as_str(), s.as_str())));
+    live.absorb(0, 0, total);
+    if let Some(d) = disturbed {
+        live.set_disturbed(d);
+    }
+    let exposition = Exposition::new(scenario, Arc::new(Mutex::new(live)));
+    let push = Push::new(url, scenario, false)?;
+    let fail = || format!("--pushgateway: cannot push to {}", push.url);
+    let body = exposition.render().with_context(fail)?;
+    push_text(&push, body).with_context(fail)?;
+    if !quiet {
+        report::print_note(&format!("pushed the merged final metrics to {}{}", push.url, push.path));
+    }
+    Ok(())
 }
 
 /// PUT replaces the whole group, so the Pushgateway holds exactly this run's final values.

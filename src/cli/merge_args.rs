@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{FormatArg, FormatParser, OnInconclusive, ScenariosDir, parse_duration};
+use super::{FormatArg, FormatParser, GateArgs, ScenariosDir, parse_duration};
 
 #[derive(Debug, Args)]
 pub struct MergeArgs {
@@ -25,21 +25,12 @@ pub struct MergeArgs {
     /// The largest difference between the shards' engine starts
     #[arg(long, value_parser = parse_duration, value_name = "DURATION", default_value = "1s")]
     pub max_skew: Duration,
-    /// Compare the merged run with a stored result (exit 1 on a regression, 4 when inconclusive)
-    #[arg(long, value_name = "PATH")]
-    pub baseline: Option<PathBuf>,
-    /// When the only failing comparisons are inconclusive: fail (exit 1) or pass (exit 0) [default: exit 4]
-    #[arg(long, value_name = "fail|pass")]
-    pub on_inconclusive: Option<OnInconclusive>,
-    /// Store the merged run as a baseline (default path: baselines/<scenario>.json)
-    #[arg(long, value_name = "PATH", num_args = 0..=1)]
-    pub save_baseline: Option<Option<PathBuf>>,
-    /// Write a JUnit XML report: one test case per threshold and per compared metric
-    #[arg(long, value_name = "PATH")]
-    pub junit: Option<PathBuf>,
-    /// Write a Markdown summary (fits $GITHUB_STEP_SUMMARY)
-    #[arg(long, value_name = "PATH")]
-    pub summary_md: Option<PathBuf>,
+    #[command(flatten)]
+    pub gate: GateArgs,
+    /// Push the merged final metrics to this Prometheus Pushgateway (PUT
+    /// /metrics/job/run_load_test/scenario/<name>), as `run --pushgateway` does for one process
+    #[arg(long, value_name = "URL")]
+    pub pushgateway: Option<String>,
     /// Report files besides result.json: json, csv, html, md, junit; repeatable or comma-separated
     /// [default: json,html,csv]
     #[arg(long = "format", value_delimiter = ',', value_name = "FORMAT,..", value_parser = FormatParser { run: false })]

@@ -47,7 +47,7 @@ impl Cursor<'_> {
 
 /// The merged report of `shards` (checked: same shape, each with its start). The seconds are read once, in
 /// step: merged second k is complete once every shard has moved past it, so one second per shard is held.
-pub(super) fn report(shards: &[&ShardInput]) -> Result<RunReport, SecondsError> {
+pub(super) fn report(shards: &[&ShardInput]) -> Result<(RunReport, Recorder), SecondsError> {
     let first = shards.first().ok_or("no shard to merge")?;
     let d = &first.header.run;
     let shape = (d.steps.len(), d.flows.len());
@@ -126,7 +126,7 @@ pub(super) fn report(shards: &[&ShardInput]) -> Result<RunReport, SecondsError> 
             stop_reason: s.report.stop_reason.clone(),
         })
         .collect();
-    Ok(rep)
+    Ok((rep, total))
 }
 
 fn status_name(s: RunStatus) -> &'static str {

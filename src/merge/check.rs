@@ -7,10 +7,19 @@ use std::time::Duration;
 use super::ShardInput;
 use crate::result::HdrSettings;
 
-/// The shard number (1-based) and count a shard declares, from its result.json or else its journal header.
+/// The shard number (1-based) and count a shard declares, from its result.json or else its journal header. A
+/// bare `--segment` has no number: its place in its segment sequence is its number, and the sequence's length the
+/// count (every shard's sequence must then be the same: `mismatch` checks it).
 pub fn identity(s: &ShardInput) -> Option<(u64, u64)> {
     let info = s.report.shard.as_ref().or(s.header.shard.as_ref())?;
-    Some((info.index?, info.count?))
+    if let (Some(i), Some(n)) = (info.index, info.count) {
+        return Some((i, n));
+    }
+    // Both are written in one canonical form (`1/4:1/2` and `0,1/4,1/2,1`), so the text is compared.
+    let bounds: Vec<&str> = info.sequence.split(',').collect();
+    let (from, to) = info.segment.split_once(':')?;
+    let place = bounds.windows(2).position(|w| w[0] == from && w[1] == to)?;
+    Some((place as u64 + 1, bounds.len() as u64 - 1))
 }
 
 /// The engine's start of a shard, ms since the epoch: the journal's first second says it.
@@ -36,6 +45,18 @@ pub fn mismatch(first: &ShardInput, s: &ShardInput) -> Option<String> {
             first.file,
             hdr(first)
         ));
+    }
+    // Stripes are dealt over the whole sequence: shards that split the run by different sequences overlap or
+    // leave gaps, whatever their segments say.
+    let sequence = |x: &ShardInput| x.report.shard.as_ref().or(x.header.shard.as_ref()).map(|i| i.sequence.clone());
+    if let (Some(a), Some(b)) = (sequence(first), sequence(s)) {
+        if a != b {
+            return Some(format!(
+                "{}: segment sequence {b} differs from {}'s {a}: run every shard with the same \
+                 --segment-sequence (or --shard I/N)",
+                s.file, first.file
+            ));
+        }
     }
     fn shape(x: &ShardInput) -> (Vec<(&str, &str)>, &[String]) {
         let steps = x.header.run.steps.iter().map(|l| (l.user.as_str(), l.name.as_str())).collect();

@@ -100,9 +100,18 @@ pub struct Options {
 #[error("{}", .0.join("\n"))]
 pub struct MergeError(pub Vec<String>);
 
+/// The merged run: its report, and its recorders added up (what a Prometheus push of the whole run reads).
+#[derive(Debug)]
+pub struct Merged {
+    pub report: RunReport,
+    pub total: Recorder,
+    /// Each step's (user class, step name), in the recorders' order.
+    pub steps: Vec<(String, String)>,
+}
+
 /// Checks the shards and merges them into one report, thresholds judged. Without `allow_partial`, any problem
 /// is an error; with it, the shards that can be added are, and `partial` lists what is missing and why.
-pub fn merge(inputs: Vec<ShardInput>, broken: Vec<Unreadable>, o: &Options) -> Result<RunReport, MergeError> {
+pub fn merge(inputs: Vec<ShardInput>, broken: Vec<Unreadable>, o: &Options) -> Result<Merged, MergeError> {
     let mut problems: Vec<String> = broken.iter().map(|b| format!("{}: {}", b.file, b.reason)).collect();
     let mut kept: Vec<(ShardInput, u64, u64)> = Vec::new();
     for s in inputs {
@@ -155,12 +164,13 @@ pub fn merge(inputs: Vec<ShardInput>, broken: Vec<Unreadable>, o: &Options) -> R
         return Err(MergeError(problems));
     }
     let shards: Vec<&ShardInput> = kept.iter().map(|(s, ..)| s).collect();
-    let mut rep = add::report(&shards).map_err(|e| MergeError(vec![e.0]))?;
+    let (mut rep, total) = add::report(&shards).map_err(|e| MergeError(vec![e.0]))?;
     if !problems.is_empty() {
         rep.partial = Some(Partial { missing, reasons: problems });
     }
     carry_status(&mut rep, &kept);
-    Ok(rep)
+    let steps = kept[0].0.header.run.steps.iter().map(|s| (s.user.clone(), s.name.clone())).collect();
+    Ok(Merged { report: rep, total, steps })
 }
 
 /// A shard that did not complete keeps the merged run from saying `completed`; one that measured nothing valid

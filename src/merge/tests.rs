@@ -122,7 +122,14 @@ proptest! {
             .enumerate()
             .map(|(i, secs)| shard(i as u64 + 1, k as u64, secs, 1_000_000 + 37 * i as u64, &d))
             .collect();
-        let merged = merge(inputs, Vec::new(), &options(false)).unwrap();
+        let all = merge(inputs, Vec::new(), &options(false)).unwrap();
+        // What a push to the Pushgateway reads: the same recorder as one process's, step by step.
+        prop_assert_eq!(all.total.total().requests, one.total().requests);
+        for (m, e) in all.total.steps.iter().zip(&one.steps) {
+            prop_assert_eq!((m.requests, m.failures, m.latency.len()), (e.requests, e.failures, e.latency.len()));
+        }
+        prop_assert_eq!(&all.steps, &vec![("U".to_string(), "chat".to_string()), ("U".to_string(), "tool".to_string())]);
+        let merged = &all.report;
         let expected = assemble::build(&d, &RunOutput {
             total: &one, series: &[], windows: &[], started_at: std::time::SystemTime::UNIX_EPOCH,
             elapsed: Duration::from_secs(3), stop: Stop::DurationElapsed, cpu: Duration::ZERO, workers: 1,
@@ -150,7 +157,7 @@ fn seconds_are_placed_on_one_wall_clock_and_thresholds_judged_once() {
     // Shard 2 started 600 ms after shard 1: its second 0 starts in merged second 0, its second 1 in second 1.
     let a = shard(1, 2, vec![recorder(&[10_000]), recorder(&[10_000])], 5_000, &d);
     let b = shard(2, 2, vec![recorder(&[90_000, 90_000]), recorder(&[90_000])], 5_600, &d);
-    let r = merge(vec![a, b], Vec::new(), &options(false)).unwrap();
+    let r = merge(vec![a, b], Vec::new(), &options(false)).unwrap().report;
     let per_second: Vec<u64> = r.series.iter().map(|p| p.requests).collect();
     assert_eq!(per_second, [3, 2]);
     assert!((r.duration_s - 2.6).abs() < 1e-9, "{}", r.duration_s);
@@ -168,7 +175,7 @@ fn a_missing_shard_is_refused_unless_partial_is_allowed() {
     let make = || vec![shard(1, 3, vec![recorder(&[5])], 0, &d), shard(3, 3, vec![recorder(&[5])], 0, &d)];
     let e = merge(make(), Vec::new(), &options(false)).unwrap_err().to_string();
     assert_eq!(e, "shard 2/3 missing: pass its directory too, or --allow-partial to merge the rest");
-    let r = merge(make(), Vec::new(), &options(true)).unwrap();
+    let r = merge(make(), Vec::new(), &options(true)).unwrap().report;
     let p = r.partial.unwrap();
     assert_eq!(p.missing, [2]);
     assert_eq!(r.totals.requests, 2);
@@ -198,7 +205,43 @@ fn a_shard_that_did_not_complete_keeps_the_merge_from_saying_completed() {
     let mut aborted = shard(2, 2, vec![recorder(&[5])], 0, &d);
     aborted.report.status = RunStatus::Aborted;
     aborted.report.stop_reason = "threshold_abort".into();
-    let r = merge(vec![shard(1, 2, vec![recorder(&[5])], 0, &d), aborted], Vec::new(), &options(false)).unwrap();
+    let r = merge(vec![shard(1, 2, vec![recorder(&[5])], 0, &d), aborted], Vec::new(), &options(false)).unwrap().report;
     assert_eq!((r.status, r.stop_reason.as_str()), (RunStatus::Aborted, "threshold_abort"));
     assert_eq!(r.shards[1].status, "aborted");
+}
+
+/// Shard `n` of `count` re-declared as a bare `--segment`: no number, only its segment and sequence.
+fn segment_shard(n: u64, seconds: Vec<Recorder>, segment: &str, sequence: &str, d: &RunDescription) -> ShardInput {
+    let mut s = shard(n, 2, seconds, 0, d);
+    for info in [s.report.shard.as_mut(), s.header.shard.as_mut()].into_iter().flatten() {
+        (info.index, info.count) = (None, None);
+        (info.segment, info.sequence) = (segment.into(), sequence.into());
+    }
+    s
+}
+
+#[test]
+fn unequal_segments_merge_by_their_place_in_one_sequence() {
+    let d = description(&[]);
+    // A small machine ran the first quarter, a big one the rest, each with a bare --segment.
+    let small = segment_shard(1, vec![recorder(&[5])], "0:1/4", "0,1/4,1", &d);
+    let big = segment_shard(2, vec![recorder(&[5, 6, 7])], "1/4:1", "0,1/4,1", &d);
+    let r = merge(vec![big, small], Vec::new(), &options(false)).unwrap().report;
+    assert_eq!(r.totals.requests, 4);
+    let mut numbers: Vec<u64> = r.shards.iter().map(|s| s.index).collect();
+    numbers.sort();
+    assert_eq!(numbers, [1, 2], "each shard's number is its segment's place in the sequence");
+
+    // Two shards whose sequences differ deal their stripes differently: refused, naming the fix.
+    let a = segment_shard(1, vec![recorder(&[5])], "0:1/4", "0,1/4,1", &d);
+    let b = segment_shard(2, vec![recorder(&[5])], "1/4:1/2", "0,1/4,1/2,1", &d);
+    let e = merge(vec![a, b], Vec::new(), &options(false)).unwrap_err().to_string();
+    assert!(e.contains("dir2: segment sequence 0,1/4,1/2,1 differs from dir1's 0,1/4,1"), "{e}");
+    assert!(e.contains("--segment-sequence"), "{e}");
+
+    // A segment that is not in its own sequence has no place: not a shard.
+    let lost = segment_shard(2, vec![recorder(&[5])], "1/3:1", "0,1/4,1", &d);
+    let a = segment_shard(1, vec![recorder(&[5])], "0:1/4", "0,1/4,1", &d);
+    let e = merge(vec![a, lost], Vec::new(), &options(false)).unwrap_err().to_string();
+    assert!(e.contains("dir2: not a shard"), "{e}");
 }
