@@ -221,6 +221,7 @@ impl RunConfig {
         let load = load::model(&load_flags, &loaded)?;
         let levels = load::levels(&load_flags, sweep.as_deref(), &load, &loaded)?;
         check_repeat(repeat, levels.is_some(), sweep.is_some())?;
+        check_shard_runs(shard.is_some(), repeat, levels.is_some(), sweep.is_some())?;
         let thresholds = gates(&loaded, &thresholds)?;
         let regression =
             crate::baseline::rule_set(&loaded.scenario.regression).map_err(|e| flag("[regression]", e.to_string()))?;
@@ -296,6 +297,38 @@ fn check_shard_gate(shard: bool, outputs: &GateOutputs) -> Result<(), ConfigErro
         name,
         format!("a shard runs part of the load; give {flag_name} to `merge`, which judges the shards together"),
     ))
+}
+
+/// A shard runs one load for `merge` to add to the others. Levels and repeats are series of runs that `merge`
+/// would flatten into one: each shard's breaking-point search would stop at its own level, and the merged
+/// report would keep neither the levels nor the runs.
+fn check_shard_runs(shard: bool, repeat: u32, levels: bool, sweep: bool) -> Result<(), ConfigError> {
+    if !shard {
+        return Ok(());
+    }
+    if levels {
+        let (name, what) = if sweep {
+            ("--sweep", "--sweep")
+        } else {
+            ("[load.breaking_point]", "the scenario's [load.breaking_point]")
+        };
+        return Err(flag(
+            name,
+            format!(
+                "a shard cannot run {what}: the shards would break at different levels; run each level as its own \
+                 sharded run (--rate or --users per level), or the levels on one machine"
+            ),
+        ));
+    }
+    if repeat > 1 {
+        return Err(flag(
+            "--repeat",
+            "a shard cannot repeat its part: run the sharded run N times, merge each, and judge them with \
+             `compare BASE merged-1 merged-2 ...`"
+                .to_string(),
+        ));
+    }
+    Ok(())
 }
 
 /// `--out`, or the scenario's default directory; never an existing file.

@@ -87,12 +87,15 @@ fn shard_two_of_four_sends_its_stripe_of_the_schedule() {
 fn bad_shard_identities_are_exit_2_with_the_fix() {
     let dir = tempfile::tempdir().unwrap();
     type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a str);
-    let cases: [Case; 5] = [
+    let cases: [Case; 7] = [
         (&[], &["--shard", "5/4"], "--shard 5/4: must be I/N with I from 1 to N"),
         (&[("JOB_COMPLETION_INDEX", "3")], &[], "JOB_COMPLETION_INDEX=3 but no shard count: add --shard-count N"),
         (&[("SLURM_NTASKS", "4"), ("SLURM_PROCID", "x")], &[], "SLURM_PROCID=x is not a whole number"),
         (&[], &["--segment", "1/2:1/4"], "--segment: segment 1/2:1/4 is empty"),
         (&[], &["--start-at", "2000-01-01T00:00:00Z"], "s ago"),
+        // Series of runs: merge would flatten them, and each shard's search would break at its own level.
+        (&[("RLT_SHARD", "1/2")], &["--sweep", "rate=10,20"], "--sweep: a shard cannot run --sweep"),
+        (&[], &["--shard", "1/2", "--repeat", "2"], "--repeat: a shard cannot repeat its part"),
     ];
     for (i, (env, args, message)) in cases.into_iter().enumerate() {
         let (o, r) = run_shard(dir.path(), &format!("bad{i}"), env, args);
