@@ -8,7 +8,7 @@ mod head;
 mod stream;
 
 use std::future::poll_fn;
-use std::io;
+use std::io::{self, IoSlice};
 use std::ops::Range;
 use std::pin::Pin;
 use std::task::Poll;
@@ -24,8 +24,6 @@ pub(super) use stream::Stream;
 const READ_BUF: usize = 4 << 10;
 /// Largest read buffer a body grows it to (reads of a large body then take fewer syscalls).
 const MAX_READ_BUF: usize = 64 << 10;
-/// A request body up to this size is copied behind the head, so a request is one write.
-const INLINE_BODY: usize = 16 << 10;
 
 pub(super) struct Conn {
     io: Stream,
@@ -107,14 +105,19 @@ impl Conn {
         }
     }
 
-    /// Writes the serialized head and the body, in one write when the body is small.
-    pub(super) async fn send(&mut self, wbuf: &mut Vec<u8>, body: &[u8]) -> io::Result<()> {
-        if body.len() <= INLINE_BODY {
-            wbuf.extend_from_slice(body);
-            self.io.write_all(wbuf).await?;
-        } else {
-            self.io.write_all(wbuf).await?;
-            self.io.write_all(body).await?;
+    /// Writes the serialized head and the body with one vectored write (as hyper did): the body is not copied,
+    /// and the write buffer stays the size of a head.
+    pub(super) async fn send(&mut self, head: &[u8], body: &[u8]) -> io::Result<()> {
+        let mut off = 0;
+        while off < head.len() + body.len() {
+            let n = match head.get(off..) {
+                Some(h) if !h.is_empty() => self.io.write_vectored(&[IoSlice::new(h), IoSlice::new(body)]).await?,
+                _ => self.io.write(&body[off - head.len()..]).await?,
+            };
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            off += n;
         }
         self.io.flush().await
     }
@@ -179,5 +182,38 @@ impl Conn {
                 },
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use http_body_util::Full;
+
+    use crate::client::{ClientFactory, Reading};
+
+    /// A body far larger than a socket write goes out whole behind its head (vectored writes resumed where the
+    /// kernel stopped), and a second request on the same client is answered as well.
+    #[tokio::test]
+    async fn a_large_request_body_is_sent_whole() {
+        let mock = crate::mock::spawn(crate::mock::MockConfig::default(), ([127, 0, 0, 1], 0).into()).unwrap();
+        let factory = ClientFactory::new(&mock.base_url(), false, Duration::from_secs(1)).unwrap();
+        let mut client = factory.build();
+        let body: Vec<u8> = (0..1_000_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        let mut buf = Vec::new();
+        for _ in 0..2 {
+            buf.clear();
+            let req = http::Request::post("/v1/echo")
+                .header(http::header::HOST, factory.host_header().clone())
+                .body(Full::new(Bytes::from(body.clone())))
+                .unwrap();
+            let reading = Reading { buf: Some(&mut buf), keep: true, max_body: 2 << 20, ..Default::default() };
+            let ex = client.exchange(req, Duration::from_secs(10), reading).await.unwrap();
+            assert_eq!(ex.status, 200);
+            assert!(buf == body, "echoed {} bytes", buf.len());
+        }
+        mock.shutdown();
     }
 }
