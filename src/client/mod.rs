@@ -1,11 +1,12 @@
-//! HTTP/1.1 exchanges on hyper directly: each virtual user owns its keep-alive connection (as a browser or a
-//! Locust user does), timeouts cover the whole exchange, bodies are read frame by frame without buffering
-//! unless a check needs them, and every failure is classified. Knows nothing of reports, scenarios or what a body
-//! means: bodies go to a [`BodySink`] the caller picks, and [`Transport`] with [`TransportFactory`] is the seam
-//! another protocol plugs into.
+//! HTTP/1.1 exchanges: each virtual user owns its keep-alive connection (as a browser or a Locust user does),
+//! timeouts cover the whole exchange, bodies are read piece by piece without buffering unless a check needs
+//! them, and every failure is classified. Knows nothing of reports, scenarios or what a body means: bodies go to a
+//! [`BodySink`] the caller picks, and [`Transport`] with [`TransportFactory`] is the seam another protocol plugs
+//! into.
 //!
-//! hyper is used without a pooled client: a per-user connection needs no pool, no locks and no URL re-parsing,
-//! which is what makes the generator cheap per request (see scripts/bench.sh).
+//! The exchange runs in the user's own task (`h1`: httparse for the head, the body framed in place), not in a
+//! client library's connection task: no pool, no lock, no channel and no header map per request, which is what
+//! makes the generator cheap per request (see scripts/bench.sh and docs/performance.md).
 
 mod body;
 mod exchange;
@@ -48,7 +49,7 @@ pub enum SetupError {
     TlsRoots(rustls::Error),
 }
 
-/// What the engine asks of a connection, whatever the protocol: HTTP/1.1 on hyper ([`HttpClient`]) today; an
+/// What the engine asks of a connection, whatever the protocol: HTTP/1.1 ([`HttpClient`]) today; an
 /// HTTP/2 or WebSocket client implements the same. Static dispatch: the user loop is generic over it, so the
 /// seam costs no box and no allocation per request.
 pub trait Transport {
@@ -390,15 +391,15 @@ fn quoted(mut f: Failure, body: &[u8]) -> Failure {
     f
 }
 
-/// `retry-after-ms` (OpenAI, exact) before `Retry-After` (seconds or an HTTP date). Server input: a value too
-/// large for a `Duration` saturates (the caller waits at most `max_wait`), a negative, NaN or unreadable one is
-/// ignored and flagged so that it is counted.
+/// [`retry_advice`] over a header map (the unit tests').
 #[cfg(test)]
 fn retry_after(h: &http::HeaderMap, now: SystemTime) -> RetryAdvice {
     retry_advice(|name| h.get(name).map(HeaderValue::as_bytes), now)
 }
 
-/// As `retry_after`, over any header lookup (a parsed head's).
+/// `retry-after-ms` (OpenAI, exact) before `Retry-After` (seconds or an HTTP date), looked up in a parsed head.
+/// Server input: a value too large for a `Duration` saturates (the caller waits at most `max_wait`), a negative,
+/// NaN or unreadable one is ignored and flagged so that it is counted.
 fn retry_advice<'h>(get: impl Fn(&str) -> Option<&'h [u8]>, now: SystemTime) -> RetryAdvice {
     let mut advice = RetryAdvice::default();
     let text = |name: &str| get(name).map(|v| std::str::from_utf8(v).map(str::trim).unwrap_or(""));
