@@ -4,9 +4,7 @@
 
 use std::time::Instant;
 
-use http::HeaderMap;
-
-use super::human_bytes;
+use super::{Head, human_bytes};
 use crate::metrics::ErrorKind;
 
 /// Why a sink refused a body or stopped reading it: the failure recorded for the exchange.
@@ -26,7 +24,7 @@ pub trait BodySink {
     }
 
     /// The head arrived: accept the body (and its size limit, `max_body`) or refuse it before any byte is read.
-    fn begin(&mut self, headers: &HeaderMap, max_body: usize) -> Result<(), SinkError>;
+    fn begin(&mut self, head: &Head<'_>, max_body: usize) -> Result<(), SinkError>;
 
     /// The next frame. `sent` is when the request was sent: a sink that measures time reads the clock here, one
     /// that does not pays nothing for it.
@@ -41,7 +39,7 @@ pub trait BodySink {
 pub struct Discard;
 
 impl BodySink for Discard {
-    fn begin(&mut self, _: &HeaderMap, _: usize) -> Result<(), SinkError> {
+    fn begin(&mut self, _: &Head<'_>, _: usize) -> Result<(), SinkError> {
         Ok(())
     }
 
@@ -68,7 +66,7 @@ impl<'a> KeepBody<'a> {
 }
 
 impl BodySink for KeepBody<'_> {
-    fn begin(&mut self, _: &HeaderMap, max_body: usize) -> Result<(), SinkError> {
+    fn begin(&mut self, _: &Head<'_>, max_body: usize) -> Result<(), SinkError> {
         self.max_body = max_body;
         Ok(())
     }

@@ -1,30 +1,33 @@
-//! HTTP/1.1 exchanges on hyper directly: each virtual user owns its keep-alive connection (as a browser or a
-//! Locust user does), timeouts cover the whole exchange, bodies are read frame by frame without buffering
-//! unless a check needs them, and every failure is classified. Knows nothing of reports, scenarios or what a body
-//! means: bodies go to a [`BodySink`] the caller picks, and [`Transport`] with [`TransportFactory`] is the seam
-//! another protocol plugs into.
+//! HTTP/1.1 exchanges: each virtual user owns its keep-alive connection (as a browser or a Locust user does),
+//! timeouts cover the whole exchange, bodies are read piece by piece without buffering unless a check needs
+//! them, and every failure is classified. Knows nothing of reports, scenarios or what a body means: bodies go to a
+//! [`BodySink`] the caller picks, and [`Transport`] with [`TransportFactory`] is the seam another protocol plugs
+//! into.
 //!
-//! hyper is used without a pooled client: a per-user connection needs no pool, no locks and no URL re-parsing,
-//! which is what makes the generator cheap per request (see scripts/bench.sh).
+//! The exchange runs in the user's own task (`h1`: httparse for the head, the body framed in place), not in a
+//! client library's connection task: no pool, no lock, no channel and no header map per request, which is what
+//! makes the generator cheap per request (see scripts/bench.sh and docs/performance.md).
 
 mod body;
+mod exchange;
+mod h1;
 mod tap;
 mod tls;
 
-use std::future::Future;
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::task::Poll;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http::header::{CONTENT_ENCODING, HeaderName, HeaderValue};
-
+use futures_util::FutureExt;
+use http::header::{HeaderName, HeaderValue};
 use http_body_util::{BodyExt, Full};
-use hyper::body::Body as _;
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 pub use body::{BodySink, Discard, KeepBody, SinkError};
+pub use h1::Head;
 pub use tap::{MESSAGE_EXCERPT_BYTES, TAP_BODY_BYTES, Tap, excerpt};
 
 use crate::metrics::ErrorKind;
@@ -46,7 +49,7 @@ pub enum SetupError {
     TlsRoots(rustls::Error),
 }
 
-/// What the engine asks of a connection, whatever the protocol: HTTP/1.1 on hyper ([`HttpClient`]) today; an
+/// What the engine asks of a connection, whatever the protocol: HTTP/1.1 ([`HttpClient`]) today; an
 /// HTTP/2 or WebSocket client implements the same. Static dispatch: the user loop is generic over it, so the
 /// seam costs no box and no allocation per request.
 pub trait Transport {
@@ -127,18 +130,18 @@ impl ClientFactory {
 
     /// A client for one user; it connects on its first request.
     pub fn build(&self) -> HttpClient {
-        HttpClient { factory: self.clone(), sender: None }
+        HttpClient { factory: self.clone(), conn: None, wbuf: Vec::new(), timer: None, last: Vec::new() }
     }
 
-    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, Failure> {
+    async fn connect(&self) -> Result<h1::Conn, Failure> {
         let ep = &self.endpoint;
         let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect((ep.host.as_str(), ep.port)))
             .await
             .map_err(|_| Failure::connect(format!("connect timed out after {:?}", self.connect_timeout)))?
             .map_err(|e| Failure::connect(format!("connect: {e}")))?;
         let _ = tcp.set_nodelay(true);
-        match &self.tls {
-            None => handshake(tcp).await,
+        let io = match &self.tls {
+            None => h1::Stream::Plain(tcp),
             Some(tls) => {
                 let name = rustls::pki_types::ServerName::try_from(ep.host.clone())
                     .map_err(|e| Failure::connect(format!("invalid TLS server name: {e}")))?;
@@ -146,30 +149,23 @@ impl ClientFactory {
                     .await
                     .map_err(|_| Failure::connect("TLS handshake timed out".into()))?
                     .map_err(|e| Failure::connect(format!("TLS handshake: {e}")))?;
-                handshake(stream).await
+                h1::Stream::Tls(Box::new(stream))
             }
-        }
+        };
+        Ok(h1::Conn::new(io))
     }
-}
-
-async fn handshake<S>(io: S) -> Result<SendRequest<Full<Bytes>>, Failure>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-        .await
-        .map_err(|e| Failure::connect(format!("HTTP handshake: {e}")))?;
-    // The connection task ends when the user drops its sender or the peer closes.
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(sender)
 }
 
 /// One user's connection. Used by one task at a time, so it needs no synchronisation.
 pub struct HttpClient {
     factory: ClientFactory,
-    sender: Option<SendRequest<Full<Bytes>>>,
+    conn: Option<h1::Conn>,
+    /// The request head is serialized here, its allocation reused from request to request.
+    wbuf: Vec<u8>,
+    /// The exchange timeout, made on the first request and re-armed for each.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The start of the last frame of a stream, for the message if the stream turns out broken.
+    last: Vec<u8>,
 }
 
 /// A response that arrived completely (whatever its status).
@@ -199,6 +195,18 @@ impl Captured {
         let mut c = Captured::default();
         for (slot, name) in c.0.iter_mut().zip(names) {
             *slot = headers.get(name).cloned();
+        }
+        c
+    }
+
+    /// Keeps the value of each of `names` that a parsed head carries: copied, on the few steps that ask.
+    fn from_raw(headers: &[httparse::Header<'_>], names: &[HeaderName]) -> Captured {
+        let mut c = Captured::default();
+        for (slot, name) in c.0.iter_mut().zip(names) {
+            *slot = headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case(name.as_str()))
+                .and_then(|h| HeaderValue::from_bytes(h.value).ok());
         }
         c
     }
@@ -299,18 +307,43 @@ impl HttpClient {
         timeout: Duration,
         reading: Reading<'_, S>,
     ) -> Result<Exchange, Failure> {
-        let start = Instant::now();
+        // One clock read gives both the timer's deadline and the start of the latency.
+        let now = tokio::time::Instant::now();
+        let start = now.into_std();
+        let deadline = now + timeout;
+        let HttpClient { factory, conn, wbuf, timer, last } = self;
+        let (parts, mut body) = req.into_parts();
+        // A `Full` body yields its one frame at once.
+        let body = match body.frame().now_or_never() {
+            Some(Some(Ok(frame))) => frame.into_data().unwrap_or_default(),
+            _ => Bytes::new(),
+        };
+        // One timer per user, re-armed per request: no timer entry is made and dropped per request.
+        let timer = match timer {
+            Some(t) => {
+                t.as_mut().reset(deadline);
+                t
+            }
+            None => timer.insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
         let mut bytes = 0u64;
-        let result = tokio::time::timeout(timeout, self.run(req, start, reading, &mut bytes)).await;
+        let result = {
+            let mut run = pin!(exchange::run(factory, conn, wbuf, last, &parts, &body, start, reading, &mut bytes));
+            poll_fn(|cx| match run.as_mut().poll(cx) {
+                Poll::Ready(r) => Poll::Ready(Some(r)),
+                Poll::Pending => timer.as_mut().poll(cx).map(|()| None),
+            })
+            .await
+        };
         match result {
-            Ok(Ok(ex)) => Ok(ex),
-            Ok(Err(f)) => {
+            Some(Ok(ex)) => Ok(ex),
+            Some(Err(f)) => {
                 // A broken exchange leaves the connection in an unknown state: start afresh next time.
-                self.sender = None;
+                *conn = None;
                 Err(f)
             }
-            Err(_) => {
-                self.sender = None;
+            None => {
+                *conn = None;
                 Err(Failure {
                     kind: ErrorKind::Timeout,
                     message: format!("no complete response within {timeout:?}"),
@@ -318,117 +351,6 @@ impl HttpClient {
                 })
             }
         }
-    }
-
-    async fn ready_sender(&mut self) -> Result<&mut SendRequest<Full<Bytes>>, Failure> {
-        let reusable = match self.sender.as_mut() {
-            Some(s) => s.ready().await.is_ok(),
-            None => false,
-        };
-        if !reusable {
-            self.sender = Some(self.factory.connect().await?);
-        }
-        self.sender.as_mut().ok_or_else(|| Failure::connect("no connection".into()))
-    }
-
-    async fn run<S: BodySink>(
-        &mut self,
-        req: Request,
-        start: Instant,
-        reading: Reading<'_, S>,
-        bytes: &mut u64,
-    ) -> Result<Exchange, Failure> {
-        let Reading { buf, keep, sink, capture, expect, max_body, mut tap } = reading;
-        let sender = self.ready_sender().await?;
-        let resp = sender.send_request(req).await.map_err(|e| Failure {
-            kind: if is_protocol(&e) { ErrorKind::Protocol } else { ErrorKind::Connect },
-            message: hyper_chain(&e),
-            bytes: 0,
-        })?;
-        let ttfb = start.elapsed();
-        let status = resp.status().as_u16();
-        let headers = resp.headers();
-        if let Some(t) = tap.as_deref_mut() {
-            t.head(headers);
-        }
-        let retry_after = if status == 429 || status == 503 {
-            retry_after(headers, SystemTime::now())
-        } else {
-            RetryAdvice::default()
-        };
-        let captured = Captured::from_headers(headers, capture);
-        let expected = expect.map_or(is_success(status), |codes| codes.contains(&status));
-        let fail = |kind, message: String, bytes| Failure { kind, message, bytes };
-        let body_kind = sink.as_deref().map_or(ErrorKind::Body, BodySink::failure_kind);
-        // A sink that refuses the body (a JSON answer where a stream was asked for) fails the exchange, with the
-        // body's first bytes read for the message: they usually say why.
-        let mut refused = None;
-        let mut route = match (sink.filter(|_| expected && status < 400), buf) {
-            (_, Some(b)) if !expected => Route::Excerpt(b),
-            (Some(s), b) => match s.begin(headers, max_body) {
-                Ok(()) => Route::Sink(s),
-                Err(e) => {
-                    refused = Some(e);
-                    b.map_or(Route::Discard, |b| Route::Excerpt(b))
-                }
-            },
-            (None, Some(b)) if keep => Route::Keep(KeepBody::new(b, max_body)),
-            _ => Route::Discard,
-        };
-        // Nothing asks for a compressed answer, so a server that sends one anyway cannot have it checked.
-        if matches!(route, Route::Keep(_) | Route::Sink(_)) {
-            if let Some(enc) = headers.get(CONTENT_ENCODING).filter(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
-            {
-                let enc = String::from_utf8_lossy(enc.as_bytes()).into_owned();
-                let message =
-                    format!("body sent with content-encoding `{enc}`, which was not asked for: cannot read it");
-                return Err(fail(body_kind, message, 0));
-            }
-        }
-        // An error body of a known, small length is drained past its excerpt so the connection can be reused.
-        let drain = resp.body().size_hint().exact().is_some_and(|n| n <= DRAIN_BYTES);
-        let mut body = resp.into_body();
-        let mut cut = false;
-        // The frame a stream ended on, moved (not copied) here: quoted if the sink then finds the stream broken.
-        let mut last = Bytes::new();
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| {
-                let kind = if is_protocol(&e) { ErrorKind::Protocol } else { body_kind };
-                fail(kind, format!("body cut short: {}", hyper_chain(&e)), *bytes)
-            })?;
-            let Ok(data) = frame.into_data() else { continue };
-            *bytes += data.len() as u64;
-            if let Some(t) = tap.as_deref_mut() {
-                t.data(&data);
-            }
-            match &mut route {
-                Route::Discard => {}
-                Route::Keep(k) => k.data(&data, start).map_err(|e| sink_failure(e, *bytes))?,
-                Route::Excerpt(b) => {
-                    let room = EXCERPT_BYTES.saturating_sub(b.len());
-                    b.extend_from_slice(&data[..room.min(data.len())]);
-                    if data.len() >= room && !drain {
-                        cut = true;
-                        break;
-                    }
-                }
-                Route::Sink(s) => {
-                    s.data(&data, start).map_err(|e| quoted(sink_failure(e, *bytes), &data))?;
-                    last = data;
-                }
-            }
-        }
-        if cut {
-            // The rest of an error body is not worth reading (it may be 1 GB): this connection is given up.
-            self.sender = None;
-        }
-        match (route, refused) {
-            (Route::Sink(s), _) => s.end().map_err(|e| quoted(sink_failure(e, *bytes), &last))?,
-            (Route::Excerpt(b), Some(e)) => return Err(quoted(sink_failure(e, *bytes), b)),
-            (_, Some(e)) => return Err(sink_failure(e, *bytes)),
-            _ => {}
-        }
-        Ok(Exchange { status, ttfb, latency: start.elapsed(), bytes: *bytes, retry_after, captured })
     }
 }
 
@@ -469,12 +391,18 @@ fn quoted(mut f: Failure, body: &[u8]) -> Failure {
     f
 }
 
-/// `retry-after-ms` (OpenAI, exact) before `Retry-After` (seconds or an HTTP date). Server input: a value too
-/// large for a `Duration` saturates (the caller waits at most `max_wait`), a negative, NaN or unreadable one is
-/// ignored and flagged so that it is counted.
+/// [`retry_advice`] over a header map (the unit tests').
+#[cfg(test)]
 fn retry_after(h: &http::HeaderMap, now: SystemTime) -> RetryAdvice {
+    retry_advice(|name| h.get(name).map(HeaderValue::as_bytes), now)
+}
+
+/// `retry-after-ms` (OpenAI, exact) before `Retry-After` (seconds or an HTTP date), looked up in a parsed head.
+/// Server input: a value too large for a `Duration` saturates (the caller waits at most `max_wait`), a negative,
+/// NaN or unreadable one is ignored and flagged so that it is counted.
+fn retry_advice<'h>(get: impl Fn(&str) -> Option<&'h [u8]>, now: SystemTime) -> RetryAdvice {
     let mut advice = RetryAdvice::default();
-    let text = |name: &str| h.get(name).map(|v| v.to_str().map(str::trim).unwrap_or(""));
+    let text = |name: &str| get(name).map(|v| std::str::from_utf8(v).map(str::trim).unwrap_or(""));
     if let Some(ms) = text("retry-after-ms") {
         match seconds(ms, 1000.0) {
             Some(d) => {
@@ -499,37 +427,6 @@ fn seconds(s: &str, per_second: f64) -> Option<Duration> {
         return None;
     }
     Some(Duration::try_from_secs_f64(v / per_second).unwrap_or(Duration::MAX))
-}
-
-/// Bytes that are not HTTP/1.1: a bad status line or header, an oversized head, a bad chunk size (hyper reports
-/// the latter as an `InvalidData`/`InvalidInput` I/O error inside a body error).
-fn is_protocol(e: &hyper::Error) -> bool {
-    if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() {
-        return true;
-    }
-    let mut cur = std::error::Error::source(e);
-    while let Some(err) = cur {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            return matches!(io.kind(), std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput);
-        }
-        cur = err.source();
-    }
-    false
-}
-
-/// The error and its causes on one line.
-fn hyper_chain(e: &hyper::Error) -> String {
-    let mut msg = e.to_string();
-    let mut cur = std::error::Error::source(e);
-    while let Some(err) = cur {
-        let text = err.to_string();
-        if !msg.contains(&text) {
-            msg.push_str(": ");
-            msg.push_str(&text);
-        }
-        cur = err.source();
-    }
-    msg
 }
 
 /// Raises the open-file limit to its hard maximum: every user holds a connection, and a default soft limit of

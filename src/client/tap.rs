@@ -26,6 +26,19 @@ impl Tap {
         self.headers = headers.clone();
     }
 
+    /// The head of the HTTP/1.1 client, parsed in place: copied into a map here, off the hot path.
+    pub(super) fn head_raw(&mut self, headers: &[httparse::Header<'_>]) {
+        self.responded = true;
+        self.headers.clear();
+        for h in headers {
+            if let (Ok(name), Ok(value)) =
+                (http::HeaderName::from_bytes(h.name.as_bytes()), http::HeaderValue::from_bytes(h.value))
+            {
+                self.headers.append(name, value);
+            }
+        }
+    }
+
     pub fn data(&mut self, chunk: &[u8]) {
         let room = TAP_BODY_BYTES.saturating_sub(self.body.len());
         self.body.extend_from_slice(&chunk[..room.min(chunk.len())]);

@@ -14,10 +14,8 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use accumulate::{Accumulator, clear_bytes, error_text, too_large};
-use http::HeaderMap;
-use http::header::CONTENT_TYPE;
 
-use crate::client::{BodySink, SinkError};
+use crate::client::{BodySink, Head, SinkError};
 use crate::metrics::{ErrorKind, LlmSample};
 
 /// Largest event accepted by a parser not told otherwise (`begin` sets the step's `max_body`): nothing
@@ -370,8 +368,8 @@ impl BodySink for SseParser {
         ErrorKind::Stream
     }
 
-    fn begin(&mut self, headers: &HeaderMap, max_body: usize) -> Result<(), SinkError> {
-        let ct = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("none");
+    fn begin(&mut self, head: &Head<'_>, max_body: usize) -> Result<(), SinkError> {
+        let ct = head.get("content-type").and_then(|v| std::str::from_utf8(v).ok()).unwrap_or("none");
         if !ct.starts_with("text/event-stream") {
             let message = format!("expected a text/event-stream response, got content-type {ct}");
             return Err(SinkError { kind: ErrorKind::Stream, message });
