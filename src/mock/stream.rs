@@ -23,8 +23,9 @@ const ARGUMENTS_CLOSE: &str = r#"}}]},"finish_reason":null}"#;
 const FINISH_OPEN: &str = r#"{"index":0,"delta":{},"finish_reason":""#;
 const FINISH_CLOSE: &str = r#""}"#;
 const CHUNK_END: &str = "]}\n\n";
-/// A frame's initial room is capped; a long zero-delay answer grows it as needed.
-const MAX_BATCH_CAPACITY: usize = 64 << 10;
+/// Chunks stop joining a frame past this size, so a long zero-delay answer is sent in pieces rather than
+/// built whole in memory.
+const MAX_BATCH_BYTES: usize = 64 << 10;
 const MALFORMED: &[u8] = b"data: {\"choices\": [\n\n";
 const UPSTREAM_ERROR: &[u8] =
     b"data: {\"error\":{\"message\":\"upstream provider failed\",\"type\":\"server_error\"}}\n\n";
@@ -113,7 +114,7 @@ pub(super) fn response(
         // what a fast server does, so a benchmark against the mock measures the client rather than the mock.
         // Faults keep one frame per chunk: a reset must come after the chunks before it were flushed.
         let now = Instant::now();
-        while s.fault.is_none() && s.due(now) {
+        while s.fault.is_none() && out.len() < MAX_BATCH_BYTES && s.due(now) {
             if !matches!(next_chunk(&mut s, &mut out).await, Some(Ok(()))) {
                 break;
             }
@@ -142,7 +143,7 @@ impl StreamState {
     fn batch_capacity(&self) -> usize {
         let chunk = self.prefix.len() + 96;
         let chunks = if self.token_delay.is_zero() { self.reasoning.len() + self.text.len() + 4 } else { 1 };
-        chunk.saturating_mul(chunks).min(MAX_BATCH_CAPACITY)
+        chunk.saturating_mul(chunks).min(MAX_BATCH_BYTES)
     }
 }
 
@@ -238,4 +239,60 @@ fn choice_chunk(out: &mut Vec<u8>, prefix: &str, parts: &[&str]) {
     out.extend_from_slice(prefix.as_bytes());
     parts.iter().for_each(|p| out.extend_from_slice(p.as_bytes()));
     out.extend_from_slice(CHUNK_END.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+    use crate::mock::chat::Usage;
+
+    fn reply(tokens: u32) -> Reply {
+        Reply {
+            id: "chatcmpl-1".into(),
+            created: 1,
+            model: "m".into(),
+            usage: Usage {
+                prompt_tokens: 1,
+                completion_tokens: u64::from(tokens),
+                total_tokens: 1 + u64::from(tokens),
+                completion_tokens_details: None,
+            },
+            reasoning: Tokens::new(1, 1, 0),
+            answer: Answer::Text(Tokens::new(1, 1, tokens)),
+        }
+    }
+
+    /// The data frames of a streamed answer, in order.
+    async fn frames(token_delay: Duration, fault: Option<Fault>) -> Vec<Bytes> {
+        let response = response(reply(16), true, Instant::now(), token_delay, fault);
+        let mut body = response.into_body();
+        let mut out = Vec::new();
+        while let Some(Ok(frame)) = body.frame().await {
+            out.extend(frame.into_data().ok());
+        }
+        out
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_zero_delay_stream_is_one_frame_and_a_paced_one_a_frame_per_chunk() {
+        let whole = frames(Duration::ZERO, None).await;
+        let paced = frames(Duration::from_millis(5), None).await;
+        assert_eq!(whole.len(), 1);
+        // Role and first token together (both due at once), 15 more tokens one by one, then finish, usage and
+        // [DONE] together (none of them waits for a token slot).
+        assert_eq!(paced.len(), 17);
+        assert_eq!(whole.concat(), paced.concat(), "the bytes sent do not depend on the framing");
+        let text = String::from_utf8(whole.concat()).unwrap();
+        assert_eq!(text.matches("\n\n").count(), 20);
+        assert!(text.ends_with("data: [DONE]\n\n"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_with_a_fault_keeps_a_frame_per_chunk() {
+        let frames = frames(Duration::ZERO, Some(Fault::NoDone)).await;
+        assert_eq!(frames.len(), 19);
+        assert!(!frames.concat().ends_with(b"data: [DONE]\n\n"));
+    }
 }
