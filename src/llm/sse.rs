@@ -269,8 +269,23 @@ impl SseParser {
             self.pending_cr = false;
             data = data.strip_prefix(b"\n").unwrap_or(data);
         }
+        // A byte-order mark can only open the body: once the first byte is seen not to start one, the fast
+        // path below need not look for it.
+        if self.at_start && data.first().is_some_and(|&b| b != 0xEF) {
+            self.at_start = false;
+        }
         while !data.is_empty() && !self.acc.summary.done {
-            let Some(end) = data.iter().position(|&b| b == b'\n' || b == b'\r') else {
+            if self.line.is_empty() && !self.has_data && !self.error_event && !self.at_start {
+                if let Some((value, rest)) = whole_data_event(data) {
+                    if value.len() > self.max_event {
+                        return Err(too_large("SSE event", self.max_event));
+                    }
+                    data = rest;
+                    self.acc.payload(value, at)?;
+                    continue;
+                }
+            }
+            let Some(end) = memchr::memchr2(b'\n', b'\r', data) else {
                 self.buffer_partial(data)?;
                 return Ok(());
             };
@@ -319,7 +334,7 @@ impl SseParser {
         if line.first() == Some(&b':') {
             return Ok(()); // comment, e.g. a keep-alive
         }
-        let (field, value) = match line.iter().position(|&b| b == b':') {
+        let (field, value) = match memchr::memchr(b':', line) {
             Some(colon) => {
                 let (field, rest) = line.split_at(colon);
                 (field, rest.get(1..).unwrap_or_default())
@@ -360,6 +375,20 @@ impl SseParser {
         self.data.clear();
         result
     }
+}
+
+/// An event that is one `data:` line followed by its blank line, both whole in `frame` (what servers send
+/// nearly always): its value and what follows, so it is parsed in place rather than copied into the event
+/// buffer. Anything else (a split line, several fields, other line endings) takes the general path.
+fn whole_data_event(frame: &[u8]) -> Option<(&[u8], &[u8])> {
+    let line = frame.strip_prefix(b"data:")?;
+    let end = memchr::memchr2(b'\n', b'\r', line)?;
+    let (value, ending) = line.split_at(end);
+    let rest = match ending {
+        [b'\n', b'\n', rest @ ..] | [b'\r', b'\n', b'\r', b'\n', rest @ ..] => rest,
+        _ => return None,
+    };
+    Some((value.strip_prefix(b" ").unwrap_or(value), rest))
 }
 
 /// The parser is fed by the transport as frames arrive, so the stream timings are taken at arrival.
