@@ -48,6 +48,8 @@ pub struct RunConfig {
     pub scenario: LoadedScenario,
     pub target: Target,
     pub load: LoadModel,
+    /// Open model: `[load] connections` or `--connections`; `None`: one per iteration in flight.
+    pub connections: Option<u32>,
     pub seed: u64,
     pub timeout: Duration,
     pub graceful_stop: Duration,
@@ -162,6 +164,7 @@ impl RunConfig {
             rate,
             arrival,
             max_in_flight,
+            connections,
             stages,
             thresholds,
             sweep,
@@ -223,6 +226,11 @@ impl RunConfig {
         let mut loaded = scenario::load(&scenario::locate_scenario(&scenario, &scenarios.dir)?)?;
         flags::add_headers(&mut loaded, &headers)?;
         let load = load::model(&load_flags, &loaded)?;
+        let connections = match flags::number("connections", connections, |t| limits::CONNECTIONS.parse_u32(t))? {
+            Some(c) => Some(c),
+            None => flags::scenario_count(&loaded, &loaded.scenario.load.connections, limits::CONNECTIONS)?
+                .map(|c| c as u32),
+        };
         let levels = load::levels(&load_flags, sweep.as_deref(), &load, &loaded)?;
         check_repeat(repeat, levels.is_some(), sweep.is_some())?;
         let thresholds = gates(&loaded, &thresholds)?;
@@ -250,6 +258,7 @@ impl RunConfig {
             scenario: loaded,
             target,
             load,
+            connections,
             seed,
             timeout,
             graceful_stop,
