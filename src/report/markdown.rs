@@ -38,6 +38,15 @@ pub fn render(r: &RunReport) -> String {
         r.totals.rps,
         fmt_value(r.totals.failure_rate, "%")
     );
+    if let Some(o) = &r.open {
+        let lag = o.schedule_lag.as_ref().map_or("-".to_string(), |l| fmt_value(l.p99_ms, "ms"));
+        let _ = writeln!(
+            out,
+            "{}; latency from the scheduled start; schedule lag p99 {lag}{}\n",
+            cell(&super::rows::load_shape(r)),
+            cell(&super::rows::pacing_note(o))
+        );
+    }
     let _ = writeln!(out, "| Step | Requests | Failures | p50 | p95 | p99 |");
     let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
     let many = r.steps.iter().any(|s| s.user != r.steps[0].user);
