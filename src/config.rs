@@ -212,10 +212,8 @@ impl RunConfig {
             })?,
             rate: flags::number("rate", rate, |t| limits::RATE.parse(t))?,
             max_in_flight: flags::number("max_in_flight", max_in_flight, |t| limits::MAX_IN_FLIGHT.parse_u32(t))?,
-            arrival: arrival.map(|a| match a {
-                ArrivalArg::Constant => ArrivalKind::Constant,
-                ArrivalArg::Poisson => ArrivalKind::Poisson,
-            }),
+            connections: flags::number("connections", connections, |t| limits::CONNECTIONS.parse_u32(t))?,
+            arrival: arrival.map(arrival_kind),
             duration,
             stages,
             hold,
@@ -226,20 +224,13 @@ impl RunConfig {
         let mut loaded = scenario::load(&scenario::locate_scenario(&scenario, &scenarios.dir)?)?;
         flags::add_headers(&mut loaded, &headers)?;
         let load = load::model(&load_flags, &loaded)?;
-        let connections = match flags::number("connections", connections, |t| limits::CONNECTIONS.parse_u32(t))? {
-            Some(c) => Some(c),
-            None => flags::scenario_count(&loaded, &loaded.scenario.load.connections, limits::CONNECTIONS)?
-                .map(|c| c as u32),
-        };
         let levels = load::levels(&load_flags, sweep.as_deref(), &load, &loaded)?;
         check_repeat(repeat, levels.is_some(), sweep.is_some())?;
         let thresholds = gates(&loaded, &thresholds)?;
         let regression =
             crate::baseline::rule_set(&loaded.scenario.regression).map_err(|e| flag("[regression]", e.to_string()))?;
         // Shards must draw the same schedule: without --seed they all take 0 rather than their own clocks.
-        let seed = seed.or(shard.as_ref().map(|_| 0)).unwrap_or_else(|| {
-            SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
-        });
+        let seed = seed.or(shard.as_ref().map(|_| 0)).unwrap_or_else(clock_seed);
         let target = resolve_target(target.as_deref(), &mock_settings, &loaded, seed)?;
         bind_scenario(&mut loaded, &vars, matches!(target, Target::Url(_)))?;
         let mut outputs = gate_outputs(&loaded, shard.is_some(), baseline, save_baseline, junit, summary_md)?;
@@ -255,10 +246,11 @@ impl RunConfig {
         let fail_fast = !no_fail_fast && loaded.scenario.load.fail_fast.unwrap_or(true);
         let pushgateway = pushgateway.as_deref().map(|u| check_url("--pushgateway", u)).transpose()?;
         Ok(RunConfig {
+            // Before `loaded` moves into the config.
+            connections: load::connections(load_flags.connections, &loaded)?,
             scenario: loaded,
             target,
             load,
-            connections,
             seed,
             timeout,
             graceful_stop,
@@ -283,6 +275,18 @@ impl RunConfig {
             abort_file,
         })
     }
+}
+
+fn arrival_kind(a: ArrivalArg) -> ArrivalKind {
+    match a {
+        ArrivalArg::Constant => ArrivalKind::Constant,
+        ArrivalArg::Poisson => ArrivalKind::Poisson,
+    }
+}
+
+/// Without --seed: the clock's nanoseconds, a different workload each run.
+fn clock_seed() -> u64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// A sweep's levels are already a series of runs, each judged on its own: repeating them is another experiment

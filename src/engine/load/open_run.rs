@@ -76,7 +76,7 @@ pub async fn dispatch<F: TransportFactory + 'static>(
         shard.div_ceil(share.workers).max(1)
     });
     let pool = Pool::new(factory, conns);
-    let mut pacer = ArrivalTimer::new();
+    let mut pacer = ArrivalTimer::for_this_thread();
     let crew = Rc::new(Crew {
         shared: shared.clone(),
         local: local.clone(),

@@ -35,7 +35,7 @@ pub struct ArrivalTimer {
 impl ArrivalTimer {
     /// The precise timer where the platform has one (and the process may create it), else tokio's. Must be
     /// called on the worker's thread, inside its runtime: the timer slack it lowers is the thread's.
-    pub fn new() -> ArrivalTimer {
+    pub fn for_this_thread() -> ArrivalTimer {
         #[cfg(target_os = "linux")]
         {
             linux::lower_timer_slack();
@@ -154,7 +154,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_wait_ends_at_its_time_not_before() {
-        let mut p = ArrivalTimer::new();
+        let mut p = ArrivalTimer::for_this_thread();
         #[cfg(target_os = "linux")]
         assert_eq!(p.resolution().mechanism, "timerfd");
         for micros in [0u64, 5, 150, 700, 2_500] {
