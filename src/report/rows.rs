@@ -116,7 +116,7 @@ pub fn stats_row(kind: &str, name: &str, s: &RequestSummary) -> Vec<String> {
 }
 
 /// How finely the open model placed its arrivals and the connections it used, after the schedule lag:
-/// `; pacing timerfd, 10 µs; 100 connections opened, at most 37 in use` (empty for results before schema 5).
+/// `; pacing timerfd, 50 µs; 100 connections opened, at most 37 in use` (empty for results before schema 5).
 pub fn pacing_note(o: &crate::result::OpenSummary) -> String {
     let mut s = String::new();
     if let Some(p) = &o.pacing {

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 /// An arrival due within this much is started at once: a wait that short costs more (a re-arm, a wake-up)
 /// than it gains. This is also the pacing resolution the report states for the precise timer.
-pub const EARLY: Duration = Duration::from_micros(10);
+pub const EARLY: Duration = Duration::from_micros(50);
 /// Waits longer than this sleep on tokio's timer first (cheap, no syscall per arrival), until this much
 /// before the arrival: tokio rounds a deadline up to its next millisecond tick, so a 2 ms margin always
 /// leaves the precise timer the last stretch.
