@@ -152,6 +152,7 @@ fn synthetic(median_ms: f64, seed: u64) -> RunReport {
             rate: None,
             arrival: None,
             max_in_flight: None,
+            connections: None,
             stages: vec![],
             duration_s: Some(SECONDS as f64),
             iterations: None,

@@ -10,6 +10,7 @@
 #   scripts/bench.sh                              # everything, R=3, 10 s per load (about 5 minutes)
 #   R=5 SECTIONS="closed" scripts/bench.sh        # a subset: closed open stream memory
 #   DURATION=5 OPEN_RATES="20000 50000" scripts/bench.sh
+#   SECTIONS=open OPEN_MIF=1000 OPEN_CONNS=50 scripts/bench.sh   # 1000 in flight over 50 connections
 #
 # Every load goes to 127.0.0.1 and is bounded by DURATION. Writes the Markdown summary to stdout and to
 # reports/bench-<UTC date>.md; the raw outputs of each run stay in $KEEP (when set) for a second look.
@@ -23,6 +24,8 @@ CONNS=${CONNS:-50}
 OPEN_RATES=${OPEN_RATES:-20000 30000 40000 50000}
 # 100: the bound of issue 15's "Done when"; 1000: the default max_in_flight (what a user gets without the key).
 OPEN_MIF=${OPEN_MIF:-100 1000}
+# The open model's `[load] connections` (wrk2's -c); empty: the default, one per iteration in flight.
+OPEN_CONNS=${OPEN_CONNS:-}
 STREAM_TOKENS=${STREAM_TOKENS:-1 16}
 MEM_USERS=${MEM_USERS:-10000}
 NGINX_PORT=${NGINX_PORT:-18941}
@@ -35,6 +38,7 @@ for s in $SECTIONS; do
 done
 case $R in '' | *[!0-9]* | 0) echo "bench.sh: R must be a whole number >= 1" >&2; exit 2 ;; esac
 case $DURATION in '' | *[!0-9]* | 0) echo "bench.sh: DURATION is whole seconds >= 1" >&2; exit 2 ;; esac
+case $OPEN_CONNS in *[!0-9]* | 0) echo "bench.sh: OPEN_CONNS is a whole number >= 1 (or empty)" >&2; exit 2 ;; esac
 has() { [[ " $SECTIONS " == *" $1 "* ]]; }
 
 # --- tools -------------------------------------------------------------------------------------------------
@@ -193,9 +197,10 @@ if has open; then
     scenario "$WORK/open-$1-$2.toml" "[load]
 rate = $1
 max_in_flight = $2
+${OPEN_CONNS:+connections = $OPEN_CONNS}
 duration = \"${DURATION}s\"
 $GET_STEP"
-    run_gen "open-rlt-$1-$2" "{\"section\":\"open\",\"tool\":\"run-load-test\",\"rate\":$1,\"mif\":$2}" \
+    run_gen "open-rlt-$1-$2" "{\"section\":\"open\",\"tool\":\"run-load-test\",\"rate\":$1,\"mif\":$2,\"pool\":${OPEN_CONNS:-null}}" \
       "$BIN" run "$WORK/open-$1-$2.toml" --target "http://127.0.0.1:$NGINX_PORT" --workers 1 --quiet \
       --out "$RUNS/open-rlt-$1-$2/out"
   }

@@ -64,7 +64,8 @@ def load_run(d):
         if o:
             lag = o.get("schedule_lag") or {}
             r.update(achieved=o["achieved_rate"], arrivals=o["arrivals"], dropped=o["dropped"],
-                     lag_p50=lag.get("p50_ms"), lag_p99=lag.get("p99_ms"))
+                     lag_p50=lag.get("p50_ms"), lag_p99=lag.get("p99_ms"),
+                     pacing=o.get("pacing"), pool_use=o.get("connections"))
         llm = t.get("llm") or {}
         r["streamed"] = llm.get("streamed", 0)
     r["per_cpu"] = r["requests"] / r["cpu_s"] if r["cpu_s"] > 0 else 0.0
@@ -132,6 +133,15 @@ def closed(runs, done):
     print()
 
 
+def connections(r):
+    """The pool's setting (`[load] connections`, else one per iteration in flight) and its use."""
+    use = r.get("pool_use")
+    if r["tool"] != "run-load-test":
+        return "–"
+    size = r.get("pool") or r.get("mif", "?")
+    return f"{size}: {use['opened']} / {use['peak']}" if use else f"{size}"
+
+
 def open_model(runs, done, env):
     print("### Open model, tiny GET against nginx, one worker\n")
     rows = []
@@ -141,17 +151,21 @@ def open_model(runs, done, env):
                      f"{r.get('dropped', '–'):,}" if isinstance(r.get("dropped"), int) else "–",
                      f"{r['failures']:,}" + (f" ({r['errors']})" if r["errors"] else ""),
                      ms(r.get("lag_p50")), ms(r.get("lag_p99")), ms(r["p99_ms"]), ms(r.get("p99_uncorr_ms")),
-                     f"{r['cpu_s']:.2f}", busy(r, False), f"{r['rss_mib']:.0f}", r.get("conns", "–")])
+                     f"{r['cpu_s']:.2f}", busy(r, False), f"{r['rss_mib']:.0f}", connections(r),
+                     r.get("conns", "–")])
     print(table(["tool", "target/s", "max_in_flight", "achieved/s", "of target", "dropped", "failures",
                  "lag p50 ms", "lag p99 ms", "p99 ms (corrected)", "p99 ms (uncorrected)", "CPU s", "busy", "RSS MiB",
-                 "connections opened"], rows))
+                 "connections (pool: opened / peak)", "connections opened (nginx)"], rows))
     if not env.get("wrk2"):
         print("\nwrk2 (wrk -R) is not packaged in Debian bookworm (`apt-cache search wrk2`: nothing) and is not "
-              "installed, so the open model has no same-run peer here; wrk 4.1 has no rate option. "
-              "run-load-test has no `connections` key: each iteration in flight holds its own pooled connection, "
-              "so `max_in_flight` is the only bound on connections (the nginx column counts what was opened).")
-    print("\nPacing resolution: arrivals are released on tokio's timer (1 ms granularity); corrected latencies "
-          "include that lag.")
+              "installed, so the open model has no same-run peer here; wrk 4.1 has no rate option.")
+    pacings = sorted({(p["mechanism"], p["resolution_us"]) for p in (r.get("pacing") for r in runs) if p})
+    if pacings:
+        said = ", ".join(f"{m} ({us} µs)" for m, us in pacings)
+        print(f"\nPacing resolution (result.json `open.pacing`): {said}; corrected latencies include the lag.")
+    else:
+        print("\nPacing resolution: arrivals are released on tokio's timer (1 ms granularity); corrected latencies "
+              "include that lag.")
     ours = [r for r in runs if r["tool"] == "run-load-test"]
     top = [r for r in ours if r["rate"] == 50000 and r.get("mif", 10**9) <= 100]
     for r in top:

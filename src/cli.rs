@@ -144,6 +144,10 @@ pub struct RunArgs {
     /// Open model: iterations running at once at most; further arrivals are dropped and counted (1-100000)
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub max_in_flight: Option<NumberArg>,
+    /// Open model: connections the iterations in flight share; an exchange waits for a free one (1-100000;
+    /// default: one per iteration in flight)
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub connections: Option<NumberArg>,
     /// Ramping users as a goose test plan: "10,1m;10,5m;0,30s" (ramp to 10 over 1m, hold 5m, down over 30s)
     #[arg(long, value_name = "PLAN")]
     pub stages: Option<String>,

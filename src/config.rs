@@ -48,6 +48,8 @@ pub struct RunConfig {
     pub scenario: LoadedScenario,
     pub target: Target,
     pub load: LoadModel,
+    /// Open model: `[load] connections` or `--connections`; `None`: one per iteration in flight.
+    pub connections: Option<u32>,
     pub seed: u64,
     pub timeout: Duration,
     pub graceful_stop: Duration,
@@ -162,6 +164,7 @@ impl RunConfig {
             rate,
             arrival,
             max_in_flight,
+            connections,
             stages,
             thresholds,
             sweep,
@@ -205,10 +208,8 @@ impl RunConfig {
             })?,
             rate: flags::number("rate", rate, |t| limits::RATE.parse(t))?,
             max_in_flight: flags::number("max_in_flight", max_in_flight, |t| limits::MAX_IN_FLIGHT.parse_u32(t))?,
-            arrival: arrival.map(|a| match a {
-                ArrivalArg::Constant => ArrivalKind::Constant,
-                ArrivalArg::Poisson => ArrivalKind::Poisson,
-            }),
+            connections: flags::number("connections", connections, |t| limits::CONNECTIONS.parse_u32(t))?,
+            arrival: arrival.map(arrival_kind),
             duration,
             stages,
             hold,
@@ -226,9 +227,7 @@ impl RunConfig {
         let regression =
             crate::baseline::rule_set(&loaded.scenario.regression).map_err(|e| flag("[regression]", e.to_string()))?;
         // Shards must draw the same schedule: without --seed they all take 0 rather than their own clocks.
-        let seed = seed.or(shard.as_ref().map(|_| 0)).unwrap_or_else(|| {
-            SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
-        });
+        let seed = seed.or(shard.as_ref().map(|_| 0)).unwrap_or_else(clock_seed);
         let target = resolve_target(target.as_deref(), &mock_settings, &loaded, seed)?;
         bind_scenario(&mut loaded, &vars, matches!(target, Target::Url(_)))?;
         let outputs = gate_outputs(&loaded, shard.is_some(), gate)?;
@@ -243,6 +242,8 @@ impl RunConfig {
         let fail_fast = !no_fail_fast && loaded.scenario.load.fail_fast.unwrap_or(true);
         let pushgateway = pushgateway.as_deref().map(|u| check_url("--pushgateway", u)).transpose()?;
         Ok(RunConfig {
+            // Before `loaded` moves into the config.
+            connections: load::connections(load_flags.connections, &loaded)?,
             scenario: loaded,
             target,
             load,
@@ -270,6 +271,18 @@ impl RunConfig {
             abort_file,
         })
     }
+}
+
+fn arrival_kind(a: ArrivalArg) -> ArrivalKind {
+    match a {
+        ArrivalArg::Constant => ArrivalKind::Constant,
+        ArrivalArg::Poisson => ArrivalKind::Poisson,
+    }
+}
+
+/// Without --seed: the clock's nanoseconds, a different workload each run.
+fn clock_seed() -> u64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// A sweep's levels are already a series of runs, each judged on its own: repeating them is another experiment

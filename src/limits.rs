@@ -28,6 +28,8 @@ pub const USERS: Count = Count { min: 1, max: 100_000 };
 /// A stage's user target may fall to 0 (ramp down).
 pub const STAGE_USERS: Count = Count { min: 0, max: USERS.max };
 pub const MAX_IN_FLIGHT: Count = Count { min: 1, max: 100_000 };
+/// Open model: connections to the target (at most one per iteration in flight is ever used).
+pub const CONNECTIONS: Count = Count { min: 1, max: 100_000 };
 /// Iterations in total or per user: at the highest rate a trillion iterations take over 11 days.
 pub const ITERATIONS: Count = Count { min: 1, max: 1_000_000_000_000 };
 pub const WEIGHT: Count = Count { min: 1, max: 1_000_000 };
@@ -186,6 +188,7 @@ pub fn describe_key(key: &str) -> Option<String> {
     Some(match last {
         "users" => USERS.describe(),
         "max_in_flight" => MAX_IN_FLIGHT.describe(),
+        "connections" => CONNECTIONS.describe(),
         "iterations" | "iterations_per_user" => ITERATIONS.describe(),
         "weight" => WEIGHT.describe(),
         "rate" => RATE.describe(),

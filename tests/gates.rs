@@ -352,7 +352,7 @@ fn a_slowdown_regresses_against_the_baseline_and_an_unchanged_run_does_not() {
 fn a_saved_baseline_reads_back_exactly() {
     let f = fixture();
     let base: Value = serde_json::from_str(&std::fs::read_to_string(&f.base).unwrap()).unwrap();
-    assert_eq!((&base["schema_version"], &base["status"]), (&4.into(), &"completed".into()));
+    assert_eq!((&base["schema_version"], &base["status"]), (&5.into(), &"completed".into()));
     assert!(base["windows"].as_array().is_some_and(|w| w.len() >= 2), "a baseline keeps its windows");
     assert!(base["histograms"]["latency"].as_str().is_some_and(|h| h.len() > 10));
     assert!(base.get("comparison").is_none(), "a baseline is the run itself");

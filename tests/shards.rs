@@ -70,7 +70,7 @@ fn shard_two_of_four_sends_its_stripe_of_the_schedule() {
     // The wait ends at the requested instant, never before it.
     let skew = s["start_skew_ms"].as_f64().expect("a skew");
     assert!((0.0..10_000.0).contains(&skew), "{skew}");
-    assert_eq!(r["schema_version"], 4);
+    assert_eq!(r["schema_version"], 5);
 
     let k8s = [("JOB_COMPLETION_INDEX", "1"), ("RLT_SHARD_COUNT", "4")];
     let (o, r) = run_shard(dir.path(), "k8s", &k8s, &[]);

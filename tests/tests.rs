@@ -15,6 +15,7 @@ mod lifecycle;
 mod limits;
 mod load_models;
 mod merge;
+mod open_pool;
 mod outputs;
 mod prometheus;
 mod render;

@@ -43,6 +43,7 @@ pub fn describe(cfg: &RunConfig, plan: &Plan, base_url: &str) -> RunDescription 
                 Arrival::Poisson => "poisson".to_string(),
             }),
             max_in_flight: open.map(|o| o.max_in_flight),
+            connections: open.and(cfg.connections),
             stages: closed
                 .map_or_else(Vec::new, |c| c.stages.iter().map(|s| (s.target, s.duration.as_secs_f64())).collect()),
             duration_s: cfg.load.duration().map(|d| d.as_secs_f64()),

@@ -188,7 +188,8 @@ fn execute(run: &Prepared) -> Result<Executed> {
         seed: cfg.seed,
         workers: cfg.workers,
         graceful_stop: cfg.graceful_stop,
-        client: client.clone(),
+        // The open model's connection pool size travels with the transports it pools.
+        client: engine::WithConnections { factory: client.clone(), connections: cfg.connections },
         secrets: secrets.clone(),
         capture: debug_log.clone(),
         stripe: cfg.shard.as_ref().map_or_else(engine::segment::Stripe::whole, |s| s.stripe.clone()),

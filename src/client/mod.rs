@@ -75,6 +75,12 @@ pub trait TransportFactory {
 
     /// The target's authority (`host[:port]`), sent as the `Host` header (`:authority` in HTTP/2).
     fn host_header(&self) -> &HeaderValue;
+
+    /// Open model: the connections the run may hold (`[load] connections`), shared by the iterations in
+    /// flight; `None` gives each iteration in flight its own, as the closed model does.
+    fn connections(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// Where requests go: parsed once from the base URL.

@@ -21,6 +21,7 @@ pub(super) struct LoadFlags {
     pub iterations_per_user: Option<u64>,
     pub rate: Option<f64>,
     pub max_in_flight: Option<u32>,
+    pub connections: Option<u32>,
     pub arrival: Option<ArrivalKind>,
     pub duration: Option<Duration>,
     pub stages: Option<String>,
@@ -136,6 +137,15 @@ fn closed(
             None => scenario_count(loaded, &s.load.iterations_per_user, limits::ITERATIONS)?,
         },
     })
+}
+
+/// The open model's connection pool: `--connections` over `[load] connections`; `None`: one per iteration in
+/// flight.
+pub(super) fn connections(flag: Option<u32>, loaded: &LoadedScenario) -> Result<Option<u32>, ConfigError> {
+    match flag {
+        Some(c) => Ok(Some(c)),
+        None => Ok(scenario_count(loaded, &loaded.scenario.load.connections, limits::CONNECTIONS)?.map(|c| c as u32)),
+    }
 }
 
 /// `--sweep`, else the scenario's `[load.breaking_point]`: the levels run one after the other.

@@ -31,6 +31,7 @@ pub use aggregate::Progress;
 pub use capture::{Captured, CheckLine, ExchangeLog, REQUEST_BODY_BYTES};
 pub use error::EngineError;
 pub use load::levels::{BreakLimits, LevelKind, LevelOutcome, Levels, run_levels};
+pub use load::pool::WithConnections;
 pub use load::stages::{Stage, parse_plan, peak as stages_peak, total as stages_total};
 pub use load::{Arrival, ClosedLoad, LoadModel, OpenLoad, RateStage};
 pub use plan::{Endpoint, Plan, StepInfo, TagFilter, compile};

@@ -358,6 +358,19 @@ pub struct Recorder {
     /// written before it existed.
     #[serde(default = "new_hist", with = "hist_serde")]
     pub hiccup: Hist,
+    /// Open model: connections the workers' pools opened, and the sum of each pool's most lent at once (set
+    /// once, when a worker ends).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub conns_opened: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub conns_peak: u64,
+    /// Open model: how finely arrivals were placed, µs (the coarsest worker's; set when a worker ends).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pacing_us: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Recorder {
@@ -370,6 +383,9 @@ impl Recorder {
             dropped: 0,
             lag: new_hist(),
             hiccup: new_hist(),
+            conns_opened: 0,
+            conns_peak: 0,
+            pacing_us: 0,
         }
     }
 
@@ -385,6 +401,9 @@ impl Recorder {
         self.dropped += o.dropped;
         add_hist(&mut self.lag, &o.lag);
         add_hist(&mut self.hiccup, &o.hiccup);
+        self.conns_opened += o.conns_opened;
+        self.conns_peak += o.conns_peak;
+        self.pacing_us = self.pacing_us.max(o.pacing_us);
     }
 
     /// One wake-up of the hiccup probe, `late` after it asked to.
@@ -403,6 +422,7 @@ impl Recorder {
         self.dropped = 0;
         self.lag.reset();
         self.hiccup.reset();
+        (self.conns_opened, self.conns_peak, self.pacing_us) = (0, 0, 0);
         snap
     }
 

@@ -33,6 +33,7 @@ pub(crate) fn one_step(scenario: &str, user: &str, step: &str, stats: &StepStats
             rate: None,
             arrival: None,
             max_in_flight: None,
+            connections: None,
             stages: vec![],
             duration_s: Some(secs),
             iterations: None,

@@ -12,6 +12,20 @@ fn cell(s: &str) -> String {
     crate::redact::escape_line(s).replace('|', "\\|")
 }
 
+/// The open model's frame: rates, the generator's lag and how finely it paced, so corrected latencies are read
+/// for what they can resolve.
+fn open_line(r: &RunReport, out: &mut String) {
+    if let Some(o) = &r.open {
+        let lag = o.schedule_lag.as_ref().map_or("-".to_string(), |l| fmt_value(l.p99_ms, "ms"));
+        let _ = writeln!(
+            out,
+            "{}; latency from the scheduled start; schedule lag p99 {lag}{}\n",
+            cell(&super::rows::load_shape(r)),
+            cell(&super::rows::pacing_note(o))
+        );
+    }
+}
+
 pub fn render(r: &RunReport) -> String {
     let mut out = String::new();
     let failed_thresholds = r.thresholds.iter().filter(|v| !v.pass).count();
@@ -38,6 +52,7 @@ pub fn render(r: &RunReport) -> String {
         r.totals.rps,
         fmt_value(r.totals.failure_rate, "%")
     );
+    open_line(r, &mut out);
     let _ = writeln!(out, "| Step | Requests | Failures | p50 | p95 | p99 |");
     let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
     let many = r.steps.iter().any(|s| s.user != r.steps[0].user);

@@ -115,6 +115,19 @@ pub fn stats_row(kind: &str, name: &str, s: &RequestSummary) -> Vec<String> {
     ]
 }
 
+/// How finely the open model placed its arrivals and the connections it used, after the schedule lag:
+/// `; pacing timerfd, 50 µs; 100 connections opened, at most 37 in use` (empty for results before schema 5).
+pub fn pacing_note(o: &crate::result::OpenSummary) -> String {
+    let mut s = String::new();
+    if let Some(p) = &o.pacing {
+        s.push_str(&format!("; pacing {}, {} µs", p.mechanism, p.resolution_us));
+    }
+    if let Some(c) = &o.connections {
+        s.push_str(&format!("; {} connections opened, at most {} in use", c.opened, c.peak));
+    }
+    s
+}
+
 /// Which load model ran, in one phrase: `closed model: 20 users, spawn 40/s`.
 pub fn load_shape(r: &RunReport) -> String {
     let l = &r.load;

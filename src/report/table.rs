@@ -67,10 +67,11 @@ pub fn render_summary(r: &RunReport) -> String {
         (Some(o), Some(u)) => {
             let _ = writeln!(
                 out,
-                "latency in ms from the scheduled start (coordinated-omission corrected); uncorrected p50 {} · p99 {} ms; schedule lag p99 {} ms",
+                "latency in ms from the scheduled start (coordinated-omission corrected); uncorrected p50 {} · p99 {} ms; schedule lag p99 {} ms{}",
                 fmt_ms(u.p50_ms),
                 fmt_ms(u.p99_ms),
-                o.schedule_lag.as_ref().map_or("-".to_string(), |l| fmt_ms(l.p99_ms))
+                o.schedule_lag.as_ref().map_or("-".to_string(), |l| fmt_ms(l.p99_ms)),
+                super::rows::pacing_note(o)
             );
         }
         _ => {

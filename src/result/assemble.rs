@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use super::report::{
-    GeneratorInfo, Histograms, LevelReport, LevelsReport, LoadInfo, MachineInfo, OpenSummary, RunReport, RunStatus,
-    SCHEMA_VERSION, ScenarioInfo, StepReport, TargetInfo, ToolInfo,
+    ConnectionUse, GeneratorInfo, Histograms, LevelReport, LevelsReport, LoadInfo, MachineInfo, OpenSummary, Pacing,
+    RunReport, RunStatus, SCHEMA_VERSION, ScenarioInfo, StepReport, TargetInfo, ToolInfo,
 };
 use super::verdict::RuleSet;
 use crate::metrics::{
@@ -201,6 +201,12 @@ pub fn build(d: &RunDescription, r: &RunOutput<'_>) -> RunReport {
         arrivals: r.total.arrivals,
         dropped: r.total.dropped,
         schedule_lag: lag.clone(),
+        pacing: (r.total.pacing_us > 0).then(|| Pacing {
+            mechanism: if r.total.pacing_us < 1000 { "timerfd" } else { "tokio" }.into(),
+            resolution_us: r.total.pacing_us,
+        }),
+        connections: (r.total.conns_opened > 0)
+            .then_some(ConnectionUse { opened: r.total.conns_opened, peak: r.total.conns_peak }),
     });
     RunReport {
         schema_version: SCHEMA_VERSION,

@@ -16,8 +16,9 @@ pub use environment::{Environment, HiccupSummary};
 pub use read::{ReadError, StoredFile, parse_result, read_result};
 pub use repeats::{CV_WARN_PCT, RepeatStat, Repeats, RunSpread, cv_pct, median, stdev};
 pub use report::{
-    Failure, GeneratorInfo, Histograms, LevelReport, LevelsReport, LoadInfo, MachineInfo, OLDEST_SCHEMA, OpenSummary,
-    RunReport, RunStatus, SCHEMA_VERSION, ScenarioInfo, ShardInfo, StepReport, TargetInfo, ToolInfo, json_schema,
+    ConnectionUse, Failure, GeneratorInfo, Histograms, LevelReport, LevelsReport, LoadInfo, MachineInfo, OLDEST_SCHEMA,
+    OpenSummary, Pacing, RunReport, RunStatus, SCHEMA_VERSION, ScenarioInfo, ShardInfo, StepReport, TargetInfo,
+    ToolInfo, json_schema,
 };
 pub use shards::{HdrSettings, MergedShard, Partial};
 pub use verdict::{BaselineRef, Change, Comparison, DEFAULT_CONFIDENCE, Delta, Rule, RuleSet, Verdict};

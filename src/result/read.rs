@@ -166,7 +166,7 @@ mod tests {
         let e = parse_result(&p, "result", "{\"schema_version\": 7}").unwrap_err();
         assert!(matches!(e, ReadError::Version { found: 7, .. }), "{e:?}");
         assert!(
-            e.to_string().contains("written by a newer run-load-test (result schema 7; this one reads 1 to 4)"),
+            e.to_string().contains("written by a newer run-load-test (result schema 7; this one reads 1 to 5)"),
             "{e}"
         );
     }
@@ -184,6 +184,6 @@ mod tests {
         assert!(r.windows.is_empty(), "a result written before windows has none: its comparison uses the series");
         let e = parse_result(path, "baseline", &text.replacen("\"schema_version\": 1", "\"schema_version\": 0", 1));
         let e = e.unwrap_err().to_string();
-        assert!(e.contains("written by an older run-load-test (result schema 0; this one reads 1 to 4)"), "{e}");
+        assert!(e.contains("written by an older run-load-test (result schema 0; this one reads 1 to 5)"), "{e}");
     }
 }

@@ -16,8 +16,9 @@ use crate::metrics::{ErrorSummary, FlowSummary, LatencySummary, RequestSummary, 
 /// histograms per step and user class, the noise of every compared metric), `repeats` (each run of `run
 /// --repeat` with the headline statistics across them), `current_runs` in comparison rows, and `shard` (this
 /// process's part of a distributed run, its host and start skew), `hdr` (the histograms' settings), and in a
-/// merged report of shards `shards` (each shard's row) and `partial` (shards missing from it).
-pub const SCHEMA_VERSION: u32 = 4;
+/// merged report of shards `shards` (each shard's row) and `partial` (shards missing from it). 5: `open.pacing`
+/// (how finely arrivals were placed), `open.connections` (the pool's use) and `load.connections`.
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// The oldest schema this version still reads: each version since only added optional fields, so an older
 /// baseline stays usable.
@@ -181,6 +182,10 @@ pub struct LoadInfo {
     /// `constant` or `poisson`.
     pub arrival: Option<String>,
     pub max_in_flight: Option<u32>,
+    /// Open model: connections the iterations in flight share (`[load] connections`); absent: one per
+    /// iteration in flight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u32>,
     /// Ramping profile of the closed model: `[target users, seconds]` per stage.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<(u32, f64)>,
@@ -331,6 +336,30 @@ pub struct OpenSummary {
     pub dropped: u64,
     /// Actual − scheduled start of started iterations.
     pub schedule_lag: Option<LatencySummary>,
+    /// How finely arrivals were placed: what the schedule lag (and so the corrected latencies) can resolve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pacing: Option<Pacing>,
+    /// The connections the iterations in flight shared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<ConnectionUse>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Pacing {
+    /// `timerfd` (Linux: the kernel's high-resolution timer) or `tokio` (tokio's 1 ms timer).
+    pub mechanism: String,
+    /// An arrival is started at most this early, and (the machine willing) this late, µs.
+    pub resolution_us: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionUse {
+    /// Connections opened (replacements of broken ones included).
+    pub opened: u64,
+    /// The most lent at once (summed over workers).
+    pub peak: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

@@ -90,6 +90,8 @@ pub struct Load {
     pub rate: Option<Spanned<f64>>,
     pub arrival: Option<ArrivalKind>,
     pub max_in_flight: Option<Spanned<i64>>,
+    /// Open model: connections the iterations in flight share (default: one per iteration in flight).
+    pub connections: Option<Spanned<i64>>,
     /// Step the load up level by level, each held for `hold`, stopping at the first level that breaks a limit.
     pub breaking_point: Option<Spanned<LevelsSpec>>,
     /// Closed model: each user stops after this many iterations.

@@ -33,6 +33,9 @@ pub(super) fn check(s: &Scenario, path: &Path, src: &str) -> Result<(), Scenario
     if let Some(m) = &load.max_in_flight {
         limits::MAX_IN_FLIGHT.check_i64(*m.get_ref()).map_err(|e| at(m.span().start, "max_in_flight", e))?;
     }
+    if let Some(c) = &load.connections {
+        limits::CONNECTIONS.check_i64(*c.get_ref()).map_err(|e| at(c.span().start, "connections", e))?;
+    }
     if let Some(d) = &load.duration {
         limits::positive_duration(d.get_ref().0).map_err(|e| at(d.span().start, "duration", e))?;
     }

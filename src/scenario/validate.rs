@@ -20,6 +20,9 @@ fn check_model(load: &Load, err: &impl Fn(Option<usize>, String) -> ScenarioErro
         iterations_per_user: load.iterations_per_user.is_some(),
         max_in_flight: load.max_in_flight.is_some(),
     };
+    if let (Some(c), None) = (&load.connections, &load.rate) {
+        return Err(err(Some(c.span().start), "`connections` goes with `rate` (the open model)".into()));
+    }
     let Some(conflict) = keys.conflict() else { return Ok(()) };
     let (at, message) = match conflict {
         ModelConflict::UsersAndRate => (

@@ -40,7 +40,7 @@ fn repeated_runs_are_stored_judged_on_their_median_and_compare_judges_the_same()
     let o = repeat_run(&f.scenario, &d.join("a"), "3", &["--save-baseline", base.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let r = read_report(&d.join("a"));
-    assert_eq!(r["schema_version"], 4);
+    assert_eq!(r["schema_version"], 5);
     let each = runs(&r);
     assert_eq!(each.len(), 3, "{}", r["repeats"]);
     let sum = |key: &str| each.iter().map(|x| u(&x["totals"][key])).sum::<u64>();

@@ -6,6 +6,8 @@
 pub mod closed;
 pub mod levels;
 pub mod open;
+pub mod pacing;
+pub mod pool;
 pub mod stages;
 
 use std::time::Duration;

@@ -3,9 +3,6 @@
 //! from the scheduled start (coordinated-omission correct, as wrk2); with `max_in_flight` iterations running, the
 //! arrival is dropped and counted, never queued into a hidden backlog.
 
-use std::cell::{Cell, RefCell};
-use std::rc::Rc;
-use std::sync::Arc;
 use std::time::Duration;
 
 use rand::rngs::SmallRng;
@@ -14,11 +11,8 @@ use rand_distr::{Distribution, Exp};
 use tokio::time::Instant;
 
 use super::super::segment::Stripe;
-use super::super::session::Session;
-use super::super::shared::{Local, Shared};
+use super::super::shared::Local;
 use super::{Arrival, OpenLoad, Pacer};
-use crate::client::TransportFactory;
-use crate::metrics::record;
 
 /// This worker's part of the open load: its stripe of the one global arrival schedule (the shard's stripe, then
 /// every `workers`-th arrival of it), and its share of `max_in_flight`.
@@ -191,122 +185,6 @@ impl Pacer for Schedule {
     }
 }
 
-/// Runs this worker's arrivals until the schedule, the iteration budget or a stop ends them; new users get a
-/// transport from `factory`.
-pub async fn dispatch<F: TransportFactory>(shared: Arc<Shared>, local: Rc<Local>, factory: Rc<F>, share: OpenShare) {
-    let Some(mut schedule) = Schedule::new(&share, shared.start, shared.seed) else { return };
-    let max_local = (share.load.max_in_flight as usize).div_ceil(share.workers).max(1);
-    let idle: Rc<RefCell<Vec<Session<F::Transport>>>> = Rc::new(RefCell::new(Vec::new()));
-    let created = Rc::new(Cell::new(0usize));
-    let weights: Vec<u32> = shared.plan.classes.iter().map(|c| c.weight).collect();
-    let total_weight: u32 = weights.iter().sum();
-    let mut running = tokio::task::JoinSet::new();
-    let mut iteration = 0u64;
-    let mut late = 0u32;
-    // The arrival in hand when a stop came: due arrivals the stop kept from starting are counted below.
-    let mut stopped_at: Option<Instant> = None;
-    while let Some(intended) = schedule.next_start() {
-        // Arrivals due before the end are started even if the generator runs late (their lag is recorded);
-        // waiting for a future one gives way to a stop.
-        if shared.deadline.is_some_and(|d| intended >= d) {
-            break;
-        }
-        if intended > Instant::now() {
-            tokio::select! {
-                biased;
-                _ = shared.stop.graceful.cancelled() => {
-                    stopped_at = Some(intended);
-                    break;
-                }
-                _ = tokio::time::sleep_until(intended) => {}
-            }
-        } else {
-            // Running late, arrivals never sleep: give the started iterations, the snapshot tick and a stop
-            // their turn, or a rate beyond this machine starves them all.
-            late = late.wrapping_add(1);
-            if late % 64 == 0 {
-                tokio::task::yield_now().await;
-                if shared.stop.graceful.is_cancelled() {
-                    stopped_at = Some(intended);
-                    break;
-                }
-            }
-        }
-        local.rec.borrow_mut().arrivals += 1;
-        // Drawn per global arrival, so an arrival has the same class whichever worker or shard runs it.
-        let k = schedule.due_k;
-        let mut pick_rng = SmallRng::seed_from_u64(shared.seed ^ 0xA5A5_0000 ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let class = pick_class(&weights, total_weight, &mut pick_rng);
-        let position = idle.borrow().iter().position(|u| u.class == class);
-        let user = position.map(|i| idle.borrow_mut().swap_remove(i));
-        let user = match user {
-            Some(u) => Some(u),
-            None if created.get() < max_local => {
-                created.set(created.get() + 1);
-                // Named after the arrival that made it: unique across workers and shards.
-                Some(Session::new(&shared, &local, factory.build(), class, k))
-            }
-            None => None,
-        };
-        let Some(mut user) = user else {
-            local.rec.borrow_mut().dropped += 1;
-            continue;
-        };
-        if !shared.claim_iteration() {
-            break;
-        }
-        let n = iteration;
-        iteration += 1;
-        // The task takes its own handles; scoped so that `local` below is this worker's again.
-        {
-            let (idle, created, local) = (idle.clone(), created.clone(), local.clone());
-            running.spawn_local(async move {
-                // Started too late to run at all: a stop came between its spawn and its first poll.
-                if user.shared.stop.graceful.is_cancelled() {
-                    local.rec.borrow_mut().dropped += 1;
-                    idle.borrow_mut().push(user);
-                    return;
-                }
-                let lag = Instant::now().saturating_duration_since(intended);
-                record(&mut local.rec.borrow_mut().lag, u64::try_from(lag.as_micros()).unwrap_or(u64::MAX).max(1));
-                local.users.set(local.users.get() + 1);
-                let ready = user.ensure_started().await;
-                if ready {
-                    user.iterate(class, n, lag).await;
-                }
-                local.users.set(local.users.get() - 1);
-                if ready {
-                    idle.borrow_mut().push(user);
-                } else {
-                    // A user whose setup failed is discarded; a new one may take its place.
-                    created.set(created.get() - 1);
-                }
-            });
-        }
-        // Reap finished iterations so the set does not grow over a long run.
-        while let Some(done) = running.try_join_next() {
-            local.reap(done);
-        }
-    }
-    if let Some(first) = stopped_at {
-        count_missed(&mut schedule, first, shared.deadline, &local);
-    }
-    // A graceful stop lets running iterations end their current step; a hard stop aborts this task and, with
-    // it, the set.
-    while let Some(done) = running.join_next().await {
-        local.reap(done);
-    }
-    // Users that set up (registered, logged in) tear down as in the closed model, all at once: the graceful
-    // stop's window bounds them.
-    let users: Vec<Session<F::Transport>> = std::mem::take(&mut *idle.borrow_mut());
-    for mut u in users.into_iter().filter(|u| u.started) {
-        running.spawn_local(async move { u.finish().await });
-    }
-    while let Some(done) = running.join_next().await {
-        local.reap(done);
-    }
-}
-
 /// A generator that fell behind and was stopped (the run's end, a signal) leaves arrivals that were already due
 /// unstarted: the schedule promised them, so they count as arrivals and as dropped, never vanish from the
 /// report. `first` is the arrival in hand when the stop came; later ones count up to the earlier of the run's
@@ -407,6 +285,10 @@ mod tests {
         assert!((0..1000).all(|_| s.advance()));
     }
 }
+
+#[path = "open_run.rs"]
+mod run;
+pub use run::dispatch;
 
 #[cfg(test)]
 #[path = "open_schedule_tests.rs"]

@@ -73,10 +73,11 @@ pub fn summary(r: &RunReport, out: &mut String) {
     table(out, &head, &rows, 2, &[]);
     let note = match (&r.open, r.totals.latency_uncorrected.as_ref()) {
         (Some(o), Some(u)) => format!(
-            "latency in ms from the scheduled start (coordinated-omission corrected); uncorrected p50 {} · p99 {} ms; schedule lag p99 {} ms",
+            "latency in ms from the scheduled start (coordinated-omission corrected); uncorrected p50 {} · p99 {} ms; schedule lag p99 {} ms{}",
             fmt_ms(u.p50_ms),
             fmt_ms(u.p99_ms),
-            o.schedule_lag.as_ref().map_or("-".to_string(), |l| fmt_ms(l.p99_ms))
+            o.schedule_lag.as_ref().map_or("-".to_string(), |l| fmt_ms(l.p99_ms)),
+            super::super::rows::pacing_note(o)
         ),
         _ => "latency in ms (send → last byte, successful requests); failures counted separately".to_string(),
     };

@@ -1,0 +1,102 @@
+//! The open model's connection pool (`[load] connections`): the iterations in flight share the connections it
+//! allows, counted at the server, and the key is checked like the other load keys.
+
+use std::io::{BufReader, Write};
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::common::*;
+
+/// A keep-alive HTTP/1.1 server on loopback answering every request after `delay`; counts the connections it
+/// accepted. Its threads end with the test process.
+fn counting_server(delay: Duration) -> (u16, Arc<AtomicU64>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicU64::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            count.fetch_add(1, Ordering::SeqCst);
+            std::thread::spawn(move || {
+                let mut w = stream.try_clone().unwrap();
+                let mut r = BufReader::new(stream);
+                while let Ok(Some(_)) = read_request(&mut r) {
+                    std::thread::sleep(delay);
+                    if w.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, accepted)
+}
+
+fn scenario(load: &str) -> String {
+    format!("[load]\n{load}\n[[user]]\nname = \"U\"\n[[user.step]]\nname = \"get\"\nget = \"/\"\n")
+}
+
+#[test]
+fn iterations_in_flight_share_the_pools_connections() {
+    let _quiet = timed();
+    // 100/s of 20 ms requests: about two in flight at any time, up to 40 allowed, over 3 connections.
+    let (port, accepted) = counting_server(Duration::from_millis(20));
+    let dir = tempfile::tempdir().unwrap();
+    let p =
+        write(dir.path(), "s.toml", &scenario("rate = 100.0\nmax_in_flight = 40\nconnections = 3\nduration = \"2s\""));
+    let target = format!("http://127.0.0.1:{port}");
+    let r = run_report(&p, &dir.path().join("o"), &["--target", &target, "--workers", "1"]);
+    let requests = u(&r["totals"]["requests"]);
+    assert!(requests >= 150, "the load ran: {requests}");
+    assert_eq!(u(&r["totals"]["failures"]), 0);
+    let opened = accepted.load(Ordering::SeqCst);
+    assert!((1..=3).contains(&opened), "the server saw at most the pool's 3 connections: {opened}");
+    assert_eq!(u(&r["load"]["connections"]), 3);
+    let c = &r["open"]["connections"];
+    assert_eq!(u(&c["opened"]), opened, "the report counts what the server accepted");
+    assert!((1..=3).contains(&u(&c["peak"])), "{c}");
+    let pacing = &r["open"]["pacing"];
+    assert!(pacing["resolution_us"].as_u64().is_some_and(|us| us > 0), "{pacing}");
+    #[cfg(target_os = "linux")]
+    assert_eq!(pacing["mechanism"], "timerfd");
+}
+
+#[test]
+fn a_pool_of_one_makes_exchanges_wait_and_the_wait_counts_in_their_latency() {
+    let _quiet = timed();
+    // 50/s of 30 ms requests over one connection: 1.5 connections' worth of work, so exchanges queue for it
+    // and their latency (from the arrival) exceeds the server's 30 ms.
+    let (port, accepted) = counting_server(Duration::from_millis(30));
+    let dir = tempfile::tempdir().unwrap();
+    let p =
+        write(dir.path(), "s.toml", &scenario("rate = 50.0\nmax_in_flight = 10\nconnections = 1\nduration = \"2s\""));
+    let target = format!("http://127.0.0.1:{port}");
+    let r = run_report(&p, &dir.path().join("o"), &["--target", &target, "--workers", "1"]);
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "one connection, however many iterations were in flight");
+    assert_eq!(u(&r["open"]["connections"]["peak"]), 1);
+    let uncorrected_p99 = r["totals"]["latency_uncorrected"]["p99_ms"].as_f64().unwrap();
+    assert!(uncorrected_p99 > 45.0, "waiting for the connection counts in the latency: p99 {uncorrected_p99} ms");
+}
+
+#[test]
+fn the_connections_key_is_checked_like_the_other_load_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    for (load, says) in [
+        ("rate = 10.0\nconnections = 0", "`connections` must be"),
+        ("rate = 10.0\nconnections = 1000000", "`connections` must be"),
+        ("users = 2\nconnections = 4", "`connections` goes with `rate`"),
+        ("rate = 10.0\nconnections = \"many\"", "connections"),
+    ] {
+        let p = write(dir.path(), "s.toml", &scenario(&format!("{load}\nduration = \"1s\"")));
+        let o = run(&["run", p.to_str().unwrap(), "--quiet", "--out", dir.path().join("o").to_str().unwrap()]);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{load}: {err}");
+        assert!(err.contains(says), "{load}: {err}");
+    }
+    let p = write(dir.path(), "s.toml", &scenario("rate = 10.0\nduration = \"1s\""));
+    let o = run(&["run", p.to_str().unwrap(), "--quiet", "--connections", "0"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("--connections"), "{}", text(&o.stderr));
+}
