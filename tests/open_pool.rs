@@ -100,3 +100,39 @@ fn the_connections_key_is_checked_like_the_other_load_keys() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
     assert!(text(&o.stderr).contains("--connections"), "{}", text(&o.stderr));
 }
+
+/// `{{ iteration }}` in the open model is the global arrival number: with two workers (and so with shards, which
+/// stripe the same schedule) every iteration has its own, and together they are 0..N with none missing.
+#[test]
+fn open_model_iterations_are_numbered_by_the_global_schedule() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<u64>::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let mut w = stream.try_clone().unwrap();
+                let mut r = BufReader::new(stream);
+                while let Ok(Some(req)) = read_request(&mut r) {
+                    let n: Option<u64> = req.path.rsplit('=').next().and_then(|v| v.parse().ok());
+                    log.lock().unwrap().extend(n);
+                    if w.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let body = "[load]\nrate = 100.0\niterations = 120\nmax_in_flight = 50\n[[user]]\nname = \"U\"\n\
+                [[user.step]]\nname = \"get\"\nget = \"/\"\nquery = { n = \"{{ iteration }}\" }\n";
+    let p = write(dir.path(), "s.toml", body);
+    let target = format!("http://127.0.0.1:{port}");
+    let r = run_report(&p, &dir.path().join("o"), &["--target", &target, "--workers", "2"]);
+    assert_eq!(u(&r["totals"]["requests"]), 120, "{}", r["totals"]);
+    let mut got = seen.lock().unwrap().clone();
+    got.sort_unstable();
+    assert_eq!(got, (0..120).collect::<Vec<u64>>(), "one number per arrival, across both workers");
+}

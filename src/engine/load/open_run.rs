@@ -88,7 +88,6 @@ pub async fn dispatch<F: TransportFactory + 'static>(
     let weights: Vec<u32> = shared.plan.classes.iter().map(|c| c.weight).collect();
     let total_weight: u32 = weights.iter().sum();
     let mut running = JoinSet::new();
-    let mut iteration = 0u64;
     let mut late = 0u32;
     // The arrival in hand when a stop came: due arrivals the stop kept from starting are counted below.
     let mut stopped_at: Option<Instant> = None;
@@ -146,8 +145,8 @@ pub async fn dispatch<F: TransportFactory + 'static>(
             crew.idle_users.borrow_mut().push(user);
             break;
         }
-        let job = Job { user, intended, class, iteration };
-        iteration += 1;
+        // The global arrival number: `{{ iteration }}` is unique across workers and shards, as the schedule is.
+        let job = Job { user, intended, class, iteration: k };
         let idle = crew.idle_runners.borrow_mut().pop();
         match idle {
             Some(slot) => slot.hand(job),
