@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::wire::{self, Choice, Chunk, Tokens, ToolCallDelta, ToolCalls};
+use super::wire::{self, Choice, Chunk, Tokens, ToolCallDelta};
 use super::{FinishReason, KEEP_CAPACITY, MAX_MESSAGE_CHARS, MAX_TOOL_CALLS, StreamError, StreamSummary, Usage};
 
 /// One tool call of choice 0. Entries are kept across responses so their Strings are reused.
@@ -180,7 +180,7 @@ impl Accumulator {
                 self.reasoning.push_str(text.as_str());
             }
         }
-        for call in delta.tool_calls.iter().flat_map(ToolCalls::iter) {
+        for call in delta.tool_calls.iter().flat_map(|c| c.iter()) {
             self.tool_call(call)?;
         }
         Ok(())

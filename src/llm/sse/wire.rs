@@ -155,8 +155,10 @@ pub(super) struct Delta<'a> {
     pub reasoning_content: Option<Text<'a>>,
     #[serde(borrow)]
     pub reasoning: Option<Text<'a>>,
+    /// Boxed: a choice is moved through several of serde's `Option` layers per chunk, and inline tool calls
+    /// made it ~200 bytes larger; content-only chunks (most of any stream) now allocate nothing for it.
     #[serde(borrow)]
-    pub tool_calls: Option<ToolCalls<'a>>,
+    pub tool_calls: Option<Box<ToolCalls<'a>>>,
 }
 
 /// `delta.tool_calls`, with the first entry inline: streams send one entry per chunk, so a Vec is only
@@ -291,4 +293,13 @@ pub(super) struct UsageOut {
 #[derive(Serialize)]
 pub(super) struct UsageDetailsOut {
     pub reasoning_tokens: u64,
+}
+
+#[cfg(test)]
+mod size_tests {
+    /// A choice is moved by value through serde's layers for every chunk: keep it small (tool calls boxed).
+    #[test]
+    fn a_choice_stays_small() {
+        assert!(std::mem::size_of::<super::Choice<'_>>() <= 128, "{}", std::mem::size_of::<super::Choice<'_>>());
+    }
 }
