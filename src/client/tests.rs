@@ -367,3 +367,67 @@ async fn a_tap_copies_the_head_and_the_first_bytes_of_a_streamed_body() {
     assert!(buf.is_empty(), "a tap keeps nothing in the step's buffer");
     mock.shutdown();
 }
+
+/// Echoes each request's body back: reads the head, then exactly `content-length` bytes.
+async fn echo_server() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = Vec::new();
+        loop {
+            let head_end = loop {
+                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break i + 4;
+                }
+                let mut chunk = [0u8; 8192];
+                let n = s.read(&mut chunk).await.unwrap();
+                if n == 0 {
+                    return;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            };
+            let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+            let len: usize =
+                head.lines().find_map(|l| l.strip_prefix("content-length: ")).map_or(0, |v| v.trim().parse().unwrap());
+            while buf.len() < head_end + len {
+                let mut chunk = [0u8; 65536];
+                let n = s.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "the body was cut");
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            let body: Vec<u8> = buf.drain(..head_end + len).skip(head_end).collect();
+            let mut out = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len()).into_bytes();
+            out.extend_from_slice(&body);
+            s.write_all(&out).await.unwrap();
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn bodies_small_and_large_arrive_whole_on_one_connection() {
+    let url = echo_server().await;
+    let factory = ClientFactory::new(&url, false, Duration::from_secs(5)).unwrap();
+    let mut client = factory.build();
+    // Around the size up to which a body shares the head's buffer, and well past it.
+    for len in [0, 1, 300, 4095, 4096, 4097, 70_000, 1_000_000] {
+        let sent: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let req = http::Request::post("/echo")
+            .header(http::header::HOST, factory.host_header().clone())
+            .body(Full::new(Bytes::from(sent.clone())))
+            .unwrap();
+        let mut buf = Vec::new();
+        let ex = client
+            .exchange(
+                req,
+                Duration::from_secs(5),
+                Reading { buf: Some(&mut buf), keep: true, max_body: 4 << 20, ..Default::default() },
+            )
+            .await
+            .unwrap();
+        assert_eq!(ex.status, 200);
+        assert_eq!(buf, sent, "a {len}-byte body");
+    }
+}

@@ -8,6 +8,7 @@
 //! Every size is capped so that a hostile server cannot exhaust memory.
 
 mod accumulate;
+mod fast;
 mod wire;
 
 use std::fmt;

@@ -105,8 +105,8 @@ impl Conn {
         }
     }
 
-    /// Writes the serialized head and the body with one vectored write (as hyper did): the body is not copied,
-    /// and the write buffer stays the size of a head.
+    /// Writes the serialized head and the body: one plain write when there is no separate body (the caller
+    /// puts a small one in the head's buffer), else one vectored write, so a large body is not copied.
     pub(super) async fn send(&mut self, head: &[u8], body: &[u8]) -> io::Result<()> {
         let mut off = 0;
         while off < head.len() + body.len() {

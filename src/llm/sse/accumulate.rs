@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use super::fast;
 use super::wire::{self, Choice, Chunk, Tokens, ToolCallDelta};
 use super::{FinishReason, KEEP_CAPACITY, MAX_MESSAGE_CHARS, MAX_TOOL_CALLS, StreamError, StreamSummary, Usage};
 
@@ -106,8 +107,15 @@ impl Accumulator {
             self.summary.done = true;
             return Ok(());
         }
-        let chunk: Chunk =
-            serde_json::from_slice(data).map_err(|e| StreamError::Malformed(format!("{e} in `{}`", snippet(data))))?;
+        let chunk: Chunk = match fast::chunk(data) {
+            Some(chunk) => {
+                #[cfg(any(test, fuzzing))]
+                fast::assert_serde_agrees(data, &chunk);
+                chunk
+            }
+            None => serde_json::from_slice(data)
+                .map_err(|e| StreamError::Malformed(format!("{e} in `{}`", snippet(data))))?,
+        };
         if let Some(error) = chunk.error.value.as_ref().filter(|e| !e.is_null()) {
             return Err(StreamError::ErrorEvent(json_message(error)));
         }

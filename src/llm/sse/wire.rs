@@ -13,6 +13,7 @@ use super::accumulate::ToolCall;
 
 /// One `data:` payload. Unknown fields are skipped by serde without allocating.
 #[derive(Deserialize)]
+#[cfg_attr(any(test, fuzzing), derive(PartialEq, Debug))]
 pub(super) struct Chunk<'a> {
     #[serde(borrow)]
     pub id: Option<Text<'a>>,
@@ -29,6 +30,7 @@ pub(super) struct Chunk<'a> {
 
 /// A string borrowed from the payload when it has no escapes. serde's own `Option<Cow<str>>` always copies,
 /// which would allocate for every content delta.
+#[cfg_attr(any(test, fuzzing), derive(PartialEq, Debug))]
 pub(super) struct Text<'a>(pub Cow<'a, str>);
 
 impl Text<'_> {
@@ -61,6 +63,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
 
 /// Whether a key was present at all (even as null) and its value: a chunk must carry `choices`, `usage` or
 /// `error` to count as a chat chunk, but any of them may be null.
+#[cfg_attr(any(test, fuzzing), derive(PartialEq, Debug))]
 pub(super) struct Field<T> {
     pub present: bool,
     pub value: Option<T>,
@@ -80,6 +83,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Field<T> {
 
 /// Token flags of a chunk or choice.
 #[derive(Default, Clone, Copy)]
+#[cfg_attr(any(test, fuzzing), derive(PartialEq, Debug))]
 pub(super) struct Tokens {
     /// Content, reasoning or a tool-call delta.
     pub any: bool,
@@ -97,6 +101,7 @@ impl Tokens {
 /// The `choices` array folded as it is read: choice 0 is kept whole (it is what gets assembled), other
 /// choices (n > 1) only contribute their token flags. Avoids allocating a Vec per chunk.
 #[derive(Default)]
+#[cfg_attr(any(test, fuzzing), derive(PartialEq, Debug))]
 pub(super) struct Choices<'a> {
     pub first: Option<Choice<'a>>,
     pub others: Tokens,
@@ -129,6 +134,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Choices<'a> {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(any(test, fuzzing), derive(PartialEq, Debug))]
 pub(super) struct Choice<'a> {
     pub index: Option<u64>,
     #[serde(borrow)]
@@ -148,6 +154,7 @@ impl Choice<'_> {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(any(test, fuzzing), derive(PartialEq, Debug))]
 pub(super) struct Delta<'a> {
     #[serde(borrow)]
     pub content: Option<Text<'a>>,
@@ -163,6 +170,7 @@ pub(super) struct Delta<'a> {
 
 /// `delta.tool_calls`, with the first entry inline: streams send one entry per chunk, so a Vec is only
 /// allocated for the rare chunk carrying several. Null entries are skipped.
+#[cfg_attr(any(test, fuzzing), derive(PartialEq, Debug))]
 pub(super) struct ToolCalls<'a> {
     first: Option<ToolCallDelta<'a>>,
     rest: Vec<ToolCallDelta<'a>>,
@@ -203,6 +211,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for ToolCalls<'a> {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(any(test, fuzzing), derive(PartialEq, Debug))]
 pub(super) struct ToolCallDelta<'a> {
     pub index: Option<u64>,
     #[serde(borrow)]
@@ -212,6 +221,7 @@ pub(super) struct ToolCallDelta<'a> {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(any(test, fuzzing), derive(PartialEq, Debug))]
 pub(super) struct FunctionDelta<'a> {
     #[serde(borrow)]
     pub name: Option<Text<'a>>,
@@ -220,6 +230,7 @@ pub(super) struct FunctionDelta<'a> {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(any(test, fuzzing), derive(PartialEq, Debug))]
 pub(super) struct UsageWire {
     pub prompt_tokens: Option<u64>,
     pub completion_tokens: Option<u64>,
@@ -230,6 +241,7 @@ pub(super) struct UsageWire {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(any(test, fuzzing), derive(PartialEq, Debug))]
 pub(super) struct UsageDetails {
     pub reasoning_tokens: Option<u64>,
 }

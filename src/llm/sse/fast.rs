@@ -1,0 +1,424 @@
+//! A one-pass reader for the chunk shape nearly every stream sends: an object of strings, numbers and nulls
+//! whose `choices` carry content deltas. serde_json's derived visitors cost about half a microsecond per
+//! chunk (a key is matched, a string validated and a parsed choice moved through several `Option` layers),
+//! which made a 16-token stream cost 1.7× a plain request. This reader gives up (`None`) at anything it does
+//! not read itself: an escape or control character in a string, a tool-call delta, a usage `cost`, an error,
+//! a duplicate known key, a value of an unexpected type, nesting deeper than `MAX_DEPTH`, trailing bytes.
+//! serde_json then reads the payload exactly as before, so an unusual chunk costs what every chunk used to
+//! and a malformed one gets serde_json's own error. It never accepts a payload serde_json would reject or read
+//! differently: in test and fuzz builds every chunk it accepts is read again by serde_json and compared.
+
+use std::borrow::Cow;
+
+use super::wire::{Choice, Choices, Chunk, Delta, Field, Text, UsageDetails, UsageWire};
+
+/// Unknown values nested deeper than this are left to serde_json (its own limit is 128).
+const MAX_DEPTH: u32 = 32;
+
+/// The chunk in `data`, or `None` when serde_json must read it.
+pub(super) fn chunk(data: &[u8]) -> Option<Chunk<'_>> {
+    let mut r = Reader { b: data, i: 0 };
+    r.expect(b'{')?;
+    let chunk = r.chunk()?;
+    r.ws();
+    (r.i == data.len()).then_some(chunk)
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+/// Marks a known key as seen; a second occurrence is serde's "duplicate field" error, so leave it to serde.
+fn once(seen: &mut bool) -> Option<()> {
+    (!std::mem::replace(seen, true)).then_some(())
+}
+
+/// Where a string's text stops in `s`: its closing quote, a backslash or a control character. Eight bytes
+/// at a time (the has-zero-byte trick serde_json uses too); the lowest flagged byte is always a true one.
+fn string_end(s: &[u8]) -> Option<usize> {
+    const LO: u64 = u64::from_ne_bytes([1; 8]);
+    const HI: u64 = LO << 7;
+    let mut at = 0;
+    while let Some(word) = s.get(at..at + 8) {
+        let x = u64::from_le_bytes(word.try_into().ok()?);
+        let quote = x ^ (LO * u64::from(b'"'));
+        let backslash = x ^ (LO * u64::from(b'\\'));
+        let hits = (quote.wrapping_sub(LO) & !quote)
+            | (backslash.wrapping_sub(LO) & !backslash)
+            | (x.wrapping_sub(LO * 0x20) & !x);
+        let hits = hits & HI;
+        if hits != 0 {
+            return Some(at + (hits.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    let tail = s.get(at..)?;
+    tail.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).map(|p| at + p)
+}
+
+impl<'a> Reader<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.i += 1;
+        }
+    }
+
+    /// The next byte after whitespace, consumed.
+    fn next(&mut self) -> Option<u8> {
+        self.ws();
+        let c = self.peek()?;
+        self.i += 1;
+        Some(c)
+    }
+
+    fn expect(&mut self, c: u8) -> Option<()> {
+        (self.next()? == c).then_some(())
+    }
+
+    /// The rest of a literal whose first byte was consumed.
+    fn lit(&mut self, rest: &[u8]) -> Option<()> {
+        let end = self.i.checked_add(rest.len())?;
+        (self.b.get(self.i..end)? == rest).then(|| self.i = end)
+    }
+
+    /// The bytes of a string whose opening quote was consumed, when it has no escape and no control character.
+    fn raw_str(&mut self) -> Option<&'a [u8]> {
+        let rest = self.b.get(self.i..)?;
+        let end = string_end(rest)?;
+        if rest.get(end) != Some(&b'"') {
+            return None;
+        }
+        self.i += end + 1;
+        rest.get(..end)
+    }
+
+    /// `null` or a string, as serde reads an `Option<Text>`.
+    fn opt_text(&mut self) -> Option<Option<Text<'a>>> {
+        match self.next()? {
+            b'"' => {
+                let s = self.raw_str()?;
+                Some(Some(Text(Cow::Borrowed(std::str::from_utf8(s).ok()?))))
+            }
+            b'n' => self.lit(b"ull").map(|()| None),
+            _ => None,
+        }
+    }
+
+    /// `null` or a plain unsigned integer, as serde reads an `Option<u64>`.
+    fn opt_u64(&mut self) -> Option<Option<u64>> {
+        match self.next()? {
+            b'n' => self.lit(b"ull").map(|()| None),
+            c @ b'0'..=b'9' => {
+                let mut v = u64::from(c - b'0');
+                if c != b'0' {
+                    while let Some(d @ b'0'..=b'9') = self.peek() {
+                        v = v.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+                        self.i += 1;
+                    }
+                }
+                // A fraction or exponent makes it a float, which serde refuses for a u64: let it say so.
+                match self.peek() {
+                    Some(b'.' | b'e' | b'E') => None,
+                    _ => Some(Some(v)),
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// Each member of an object whose `{` was consumed: `member` reads the value after the key and colon.
+    fn object(&mut self, mut member: impl FnMut(&mut Self, &'a [u8]) -> Option<()>) -> Option<()> {
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.i += 1;
+            return Some(());
+        }
+        loop {
+            self.expect(b'"')?;
+            let key = self.raw_str()?;
+            self.expect(b':')?;
+            member(self, key)?;
+            match self.next()? {
+                b',' => {}
+                b'}' => return Some(()),
+                _ => return None,
+            }
+        }
+    }
+
+    /// Each element of an array whose `[` was consumed.
+    fn array(&mut self, mut element: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.ws();
+        if self.peek() == Some(b']') {
+            self.i += 1;
+            return Some(());
+        }
+        loop {
+            element(self)?;
+            match self.next()? {
+                b',' => {}
+                b']' => return Some(()),
+                _ => return None,
+            }
+        }
+    }
+
+    /// A member this reader does not keep, validated as serde_json would while skipping it.
+    fn other(&mut self, key: &[u8]) -> Option<()> {
+        // serde_json reads every key as a string: leave the UTF-8 question to it.
+        if !key.is_ascii() {
+            return None;
+        }
+        self.skip(0)
+    }
+
+    fn skip(&mut self, depth: u32) -> Option<()> {
+        match self.next()? {
+            b'"' => {
+                let s = self.raw_str()?;
+                if !s.is_ascii() {
+                    std::str::from_utf8(s).ok()?;
+                }
+                Some(())
+            }
+            b'n' => self.lit(b"ull"),
+            b't' => self.lit(b"rue"),
+            b'f' => self.lit(b"alse"),
+            b'{' if depth < MAX_DEPTH => self.object(|r, key| {
+                if !key.is_ascii() {
+                    return None;
+                }
+                r.skip(depth + 1)
+            }),
+            b'[' if depth < MAX_DEPTH => self.array(|r| r.skip(depth + 1)),
+            c @ (b'-' | b'0'..=b'9') => self.number(c),
+            _ => None,
+        }
+    }
+
+    /// The rest of a JSON number whose first byte was consumed (RFC 8259 §6).
+    fn number(&mut self, first: u8) -> Option<()> {
+        let lead = if first == b'-' {
+            let c = self.peek()?;
+            self.i += 1;
+            c
+        } else {
+            first
+        };
+        match lead {
+            b'0' => {}
+            b'1'..=b'9' => self.digits(),
+            _ => return None,
+        }
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            self.digits1()?;
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.i += 1;
+            }
+            self.digits1()?;
+        }
+        Some(())
+    }
+
+    fn digits(&mut self) {
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.i += 1;
+        }
+    }
+
+    fn digits1(&mut self) -> Option<()> {
+        let start = self.i;
+        self.digits();
+        (self.i > start).then_some(())
+    }
+
+    /// The members of the chunk object.
+    fn chunk(&mut self) -> Option<Chunk<'a>> {
+        let mut c = Chunk {
+            id: None,
+            model: None,
+            choices: Field::default(),
+            usage: Field::default(),
+            error: Field::default(),
+        };
+        let (mut id, mut model) = (false, false);
+        self.object(|r, key| match key {
+            b"id" => {
+                once(&mut id)?;
+                c.id = r.opt_text()?;
+                Some(())
+            }
+            b"model" => {
+                once(&mut model)?;
+                c.model = r.opt_text()?;
+                Some(())
+            }
+            b"choices" => {
+                once(&mut c.choices.present)?;
+                c.choices.value = r.choices()?;
+                Some(())
+            }
+            b"usage" => {
+                once(&mut c.usage.present)?;
+                c.usage.value = match r.next()? {
+                    b'n' => r.lit(b"ull").map(|()| None)?,
+                    b'{' => Some(r.usage()?),
+                    _ => return None,
+                };
+                Some(())
+            }
+            b"error" => None,
+            _ => r.other(key),
+        })?;
+        Some(c)
+    }
+
+    /// `choices`: null, or an array of choice objects and nulls folded as `Choices` folds them.
+    fn choices(&mut self) -> Option<Option<Choices<'a>>> {
+        match self.next()? {
+            b'n' => self.lit(b"ull").map(|()| None),
+            b'[' => {
+                let mut out = Choices::default();
+                self.array(|r| match r.next()? {
+                    b'n' => r.lit(b"ull"),
+                    b'{' => {
+                        let choice = r.choice()?;
+                        if out.first.is_none() && choice.index.unwrap_or(0) == 0 {
+                            out.first = Some(choice);
+                        } else {
+                            out.others.merge(choice.tokens());
+                        }
+                        Some(())
+                    }
+                    _ => None,
+                })?;
+                Some(Some(out))
+            }
+            _ => None,
+        }
+    }
+
+    /// The members of a choice object.
+    fn choice(&mut self) -> Option<Choice<'a>> {
+        let mut c = Choice { index: None, delta: None, finish_reason: None };
+        let (mut index, mut delta, mut finish) = (false, false, false);
+        self.object(|r, key| match key {
+            b"index" => {
+                once(&mut index)?;
+                c.index = r.opt_u64()?;
+                Some(())
+            }
+            b"delta" => {
+                once(&mut delta)?;
+                c.delta = match r.next()? {
+                    b'n' => r.lit(b"ull").map(|()| None)?,
+                    b'{' => Some(r.delta()?),
+                    _ => return None,
+                };
+                Some(())
+            }
+            b"finish_reason" => {
+                once(&mut finish)?;
+                c.finish_reason = r.opt_text()?;
+                Some(())
+            }
+            _ => r.other(key),
+        })?;
+        Some(c)
+    }
+
+    /// The members of a usage object without a `cost` (a JSON number kept as a `Value`: serde's).
+    fn usage(&mut self) -> Option<UsageWire> {
+        let mut u =
+            UsageWire { prompt_tokens: None, completion_tokens: None, completion_tokens_details: None, cost: None };
+        let (mut prompt, mut completion, mut details) = (false, false, false);
+        self.object(|r, key| match key {
+            b"prompt_tokens" => {
+                once(&mut prompt)?;
+                u.prompt_tokens = r.opt_u64()?;
+                Some(())
+            }
+            b"completion_tokens" => {
+                once(&mut completion)?;
+                u.completion_tokens = r.opt_u64()?;
+                Some(())
+            }
+            b"completion_tokens_details" => {
+                once(&mut details)?;
+                u.completion_tokens_details = match r.next()? {
+                    b'n' => r.lit(b"ull").map(|()| None)?,
+                    b'{' => {
+                        let mut reasoning = None;
+                        let mut seen = false;
+                        r.object(|r, key| match key {
+                            b"reasoning_tokens" => {
+                                once(&mut seen)?;
+                                reasoning = r.opt_u64()?;
+                                Some(())
+                            }
+                            _ => r.other(key),
+                        })?;
+                        Some(UsageDetails { reasoning_tokens: reasoning })
+                    }
+                    _ => return None,
+                };
+                Some(())
+            }
+            b"cost" => None,
+            _ => r.other(key),
+        })?;
+        Some(u)
+    }
+
+    /// The members of a delta object without tool calls.
+    fn delta(&mut self) -> Option<Delta<'a>> {
+        let mut d = Delta { content: None, reasoning_content: None, reasoning: None, tool_calls: None };
+        let (mut content, mut reasoning_content, mut reasoning, mut tools) = (false, false, false, false);
+        self.object(|r, key| match key {
+            b"content" => {
+                once(&mut content)?;
+                d.content = r.opt_text()?;
+                Some(())
+            }
+            b"reasoning_content" => {
+                once(&mut reasoning_content)?;
+                d.reasoning_content = r.opt_text()?;
+                Some(())
+            }
+            b"reasoning" => {
+                once(&mut reasoning)?;
+                d.reasoning = r.opt_text()?;
+                Some(())
+            }
+            // Tool-call deltas are serde's; a null one is read as none, as serde reads it.
+            b"tool_calls" => {
+                once(&mut tools)?;
+                r.expect(b'n')?;
+                r.lit(b"ull")
+            }
+            _ => r.other(key),
+        })?;
+        Some(d)
+    }
+}
+
+/// Test and fuzz builds: what this reader accepted, serde_json reads the same.
+#[cfg(any(test, fuzzing))]
+pub(super) fn assert_serde_agrees(data: &[u8], fast: &Chunk<'_>) {
+    match serde_json::from_slice::<Chunk<'_>>(data) {
+        Ok(slow) => assert!(*fast == slow, "fast {fast:?} != serde {slow:?} for {}", String::from_utf8_lossy(data)),
+        Err(e) => panic!("the fast reader accepted what serde_json refuses ({e}): {}", String::from_utf8_lossy(data)),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,208 @@
+//! The fast reader against serde_json: what it accepts must read the same, and the shapes real servers send
+//! must not fall back (or the fast path would silently stop paying for itself).
+
+use proptest::prelude::*;
+
+use super::{assert_serde_agrees, chunk};
+
+const PREFIX: &str = r#"{"id":"chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT","object":"chat.completion.chunk","created":1741570283,"model":"gpt-4o-2024-08-06","service_tier":"default","system_fingerprint":"fp_fc9f1d7035","choices":["#;
+
+/// Chunks as OpenAI, vLLM, DeepSeek, Azure, Ollama and our mock send them.
+fn real_chunks() -> Vec<String> {
+    vec![
+        format!(r#"{PREFIX}{{"index":0,"delta":{{"role":"assistant","content":"","refusal":null}},"logprobs":null,"finish_reason":null}}],"usage":null}}"#),
+        format!(r#"{PREFIX}{{"index":0,"delta":{{"content":" there"}},"logprobs":null,"finish_reason":null}}],"usage":null,"obfuscation":"x2"}}"#),
+        format!(r#"{PREFIX}{{"index":0,"delta":{{}},"logprobs":null,"finish_reason":"stop"}}],"usage":null}}"#),
+        r#"{"id":"chatcmpl-fb3d","object":"chat.completion.chunk","created":1796288074,"model":"m","choices":[{"index":0,"delta":{"content":"A"},"finish_reason":null}]}"#.into(),
+        r#"{"id":"cmpl-1","object":"chat.completion.chunk","created":1,"model":"Qwen/Qwen2.5-7B","choices":[{"index":0,"delta":{"content":"好"},"logprobs":null,"finish_reason":null,"stop_reason":null}]}"#.into(),
+        r#"{"id":"d1","object":"chat.completion.chunk","created":1,"model":"deepseek-reasoner","system_fingerprint":"fp_1","choices":[{"index":0,"delta":{"content":null,"reasoning_content":"Let me think"},"logprobs":null,"finish_reason":null}]}"#.into(),
+        r#"{"choices":[{"content_filter_results":{"hate":{"filtered":false,"severity":"safe"},"self_harm":{"filtered":false,"severity":"safe"}},"delta":{"content":"Hi"},"finish_reason":null,"index":0,"logprobs":null}],"created":1,"id":"c","model":"gpt-4o","object":"chat.completion.chunk","system_fingerprint":"fp"}"#.into(),
+        r#"{"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[{"prompt_index":0,"content_filter_results":{}}]}"#.into(),
+        r#"{"id":"chatcmpl-9","object":"chat.completion.chunk","created":1,"model":"llama3.2","system_fingerprint":"fp_ollama","choices":[{"index":0,"delta":{"role":"assistant","content":"The"},"finish_reason":null}]}"#.into(),
+        "{\n  \"id\": \"x\",\n  \"choices\": [ { \"index\": 0, \"delta\": { \"content\": \"a\" } }, { \"index\": 1, \"delta\": { \"content\": \"b\" } } ]\n}\n".into(),
+        r#"{"id":"u","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}"#.into(),
+        format!(r#"{PREFIX}],"usage":{{"prompt_tokens":12,"completion_tokens":16,"total_tokens":28,"prompt_tokens_details":{{"cached_tokens":0,"audio_tokens":0}},"completion_tokens_details":{{"reasoning_tokens":3,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}}}}}"#),
+        r#"{"id":"c","model":"m","choices":[{"index":0,"delta":{"tool_calls":null,"content":"x","reasoning":"y"},"finish_reason":"length","temperature":-0.5e-3}]}"#.into(),
+    ]
+}
+
+#[test]
+fn what_real_servers_send_is_read_without_serde_and_reads_the_same() {
+    for data in real_chunks() {
+        let fast = chunk(data.as_bytes()).unwrap_or_else(|| panic!("fell back on {data}"));
+        assert_serde_agrees(data.as_bytes(), &fast);
+    }
+}
+
+#[test]
+fn it_leaves_to_serde_what_it_does_not_read_itself() {
+    for data in [
+        r#"{"choices":[{"delta":{"content":"a\"b"}}]}"#,
+        r#"{"choices":[{"delta":{"content":"a\nb"}}]}"#,
+        "{\"choices\":[{\"delta\":{\"content\":\"a\tb\"}}]}",
+        r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","function":{"name":"f","arguments":""}}]}}]}"#,
+        r#"{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"cost":0.01}}"#,
+        r#"{"choices":[],"usage":{"prompt_tokens":1,"prompt_tokens":2}}"#,
+        r#"{"choices":[],"usage":{"completion_tokens_details":{"reasoning_tokens":1.5}}}"#,
+        r#"{"error":{"message":"overloaded"}}"#,
+        r#"{"error":null,"choices":[]}"#,
+        r#"{"model":"a","model":"b","choices":[]}"#,
+        r#"{"choices":[{"index":1.0}]}"#,
+        r#"{"choices":[{"index":18446744073709551616}]}"#,
+        r#"{"choices":[{"index":-1}]}"#,
+        r#"{"choices":[]} x"#,
+        r#"{"choices":[],}"#,
+        r#"{"é":1,"choices":[]}"#,
+        r#"{"created":01,"choices":[]}"#,
+        r#"{"created":1.,"choices":[]}"#,
+        r#"{"choices":"x"}"#,
+        r#"["id","model"]"#,
+        "{\"choices\":[{\"delta\":{\"content\":\"\u{7f}\"}}],\"x\":\u{c}1}",
+    ] {
+        assert!(chunk(data.as_bytes()).is_none(), "read {data}");
+    }
+    let deep = format!(r#"{{"x":{}1{},"choices":[]}}"#, "[".repeat(40), "]".repeat(40));
+    assert!(chunk(deep.as_bytes()).is_none());
+    assert!(chunk(b"{\"choices\":[{\"delta\":{\"content\":\"\xff\"}}]}").is_none());
+}
+
+/// Decisions drawn from a tape of bytes (zeros once it runs out).
+struct Tape<'a>(std::slice::Iter<'a, u8>);
+
+impl Tape<'_> {
+    fn pick(&mut self, n: usize) -> usize {
+        usize::from(self.0.next().copied().unwrap_or(0)) % n
+    }
+
+    /// An object of up to four members from `list`, or (one time in three) `special` when given.
+    fn object(&mut self, list: &[&str], special: Option<&str>) -> String {
+        const WS: [&str; 5] = ["", " ", "\n", "\t", "\r\n "];
+        let mut out = Vec::new();
+        for _ in 0..self.pick(5) {
+            match special {
+                Some(s) if self.pick(3) == 0 => out.push(s.to_owned()),
+                _ => out.push(list[self.pick(list.len())].to_owned()),
+            }
+        }
+        let ws = WS[self.pick(WS.len())];
+        format!("{{{ws}{}{ws}}}", out.join(&format!("{ws},{ws}")))
+    }
+}
+
+const DELTA: [&str; 14] = [
+    r#""role":"assistant""#,
+    r#""content":"Hi""#,
+    r#""content":"""#,
+    r#""content":"a\"b""#,
+    r#""content":null"#,
+    r#""content":5"#,
+    r#""reasoning_content":"r""#,
+    r#""reasoning":"t""#,
+    r#""tool_calls":null"#,
+    r#""tool_calls":[{"index":0,"function":{"arguments":"{}"}}]"#,
+    r#""refusal":null"#,
+    r#""content":"é中""#,
+    r#""x":{"y":[1,-2.5E+3,true,false,null,"s"]}"#,
+    r#""content":"😀""#,
+];
+const CHOICE: [&str; 10] = [
+    r#""index":0"#,
+    r#""index":1"#,
+    r#""index":null"#,
+    r#""index":1e0"#,
+    r#""finish_reason":"stop""#,
+    r#""finish_reason":null"#,
+    r#""logprobs":null"#,
+    r#""logprobs":{"content":[]}"#,
+    r#""delta":null"#,
+    r#""delta":[]"#,
+];
+const TOP: [&str; 16] = [
+    r#""id":"chatcmpl-1""#,
+    r#""id":null"#,
+    r#""id":1"#,
+    r#""model":"gpt-4o""#,
+    r#""model":"m\u00e9""#,
+    r#""model":"mé""#,
+    r#""object":"chat.completion.chunk""#,
+    r#""created":1741570283"#,
+    r#""created":-0.5"#,
+    r#""usage":null"#,
+    r#""usage":{"prompt_tokens":1,"completion_tokens":2}"#,
+    r#""usage":{"completion_tokens":7,"completion_tokens_details":{"reasoning_tokens":2,"x":[]},"cost":1}"#,
+    r#""usage":{"completion_tokens_details":null,"prompt_tokens":null,"completion_tokens":1.0}"#,
+    r#""error":null"#,
+    r#""choices":null"#,
+    r#""extra":[[[]],{}]"#,
+];
+
+/// A chunk built from the tape: real members and broken ones, and sometimes one byte broken on purpose.
+fn build(tape: &[u8]) -> Vec<u8> {
+    let mut t = Tape(tape.iter());
+    let mut choices = Vec::new();
+    for _ in 0..t.pick(4) {
+        if t.pick(6) == 0 {
+            choices.push("null".to_owned());
+        } else {
+            let delta = format!(r#""delta":{}"#, t.object(&DELTA, None));
+            choices.push(t.object(&CHOICE, Some(&delta)));
+        }
+    }
+    let list = format!(r#""choices":[{}]"#, choices.join(","));
+    let mut doc = t.object(&TOP, Some(&list)).into_bytes();
+    if t.pick(3) == 0 {
+        const STRAY: &[u8] = b"\"{}[],:\\0-e. \x01\xc3";
+        let at = t.pick(doc.len());
+        let b = STRAY[t.pick(STRAY.len())];
+        match t.pick(3) {
+            0 => {
+                doc.remove(at);
+            }
+            1 => doc[at] = b,
+            _ => doc.insert(at, b),
+        }
+    }
+    doc
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4096))]
+    #[test]
+    fn whatever_it_accepts_serde_reads_the_same(tape in proptest::collection::vec(any::<u8>(), 0..96)) {
+        let data = build(&tape);
+        if let Some(fast) = chunk(&data) {
+            assert_serde_agrees(&data, &fast);
+        }
+    }
+}
+
+/// The property above means little if the generator only made chunks one path reads: count both.
+#[test]
+fn the_generated_chunks_reach_both_paths() {
+    let (mut read, mut left, mut state) = (0, 0, 0x9e37_79b9_7f4a_7c15_u64);
+    for _ in 0..20_000 {
+        let tape: Vec<u8> = (0..64)
+            .map(|_| {
+                state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                (state >> 56) as u8
+            })
+            .collect();
+        let data = build(&tape);
+        match chunk(&data) {
+            Some(fast) => {
+                assert_serde_agrees(&data, &fast);
+                read += 1;
+            }
+            None => left += 1,
+        }
+    }
+    assert!(read > 2_000 && left > 2_000, "read {read}, left to serde {left}");
+}
+
+proptest! {
+    #[test]
+    fn a_string_ends_where_a_byte_loop_says(s in proptest::collection::vec(any::<u8>(), 0..40)) {
+        let expected = s.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+        prop_assert_eq!(super::string_end(&s), expected);
+    }
+}
