@@ -12,6 +12,11 @@ use crate::common::*;
 /// A keep-alive HTTP/1.1 server on loopback answering every request after `delay`; counts the connections it
 /// accepted. Its threads end with the test process.
 fn counting_server(delay: Duration) -> (u16, Arc<AtomicU64>) {
+    server(delay, false)
+}
+
+/// As `counting_server`; with `close`, every response says `connection: close` and the connection ends.
+fn server(delay: Duration, close: bool) -> (u16, Arc<AtomicU64>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let accepted = Arc::new(AtomicU64::new(0));
@@ -24,7 +29,12 @@ fn counting_server(delay: Duration) -> (u16, Arc<AtomicU64>) {
                 let mut r = BufReader::new(stream);
                 while let Ok(Some(_)) = read_request(&mut r) {
                     std::thread::sleep(delay);
-                    if w.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").is_err() {
+                    let answer: &[u8] = if close {
+                        b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok"
+                    } else {
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+                    };
+                    if w.write_all(answer).is_err() || close {
                         return;
                     }
                 }
@@ -61,6 +71,27 @@ fn iterations_in_flight_share_the_pools_connections() {
     assert!(pacing["resolution_us"].as_u64().is_some_and(|us| us > 0), "{pacing}");
     #[cfg(target_os = "linux")]
     assert_eq!(pacing["mechanism"], "timerfd");
+}
+
+/// A server that closes every connection after its answer: each exchange reopens one (never more than the
+/// pool's size at a time), and the report counts every connection the server accepted.
+#[test]
+fn connections_a_server_closes_are_reopened_and_counted() {
+    let _quiet = timed();
+    let (port, accepted) = server(Duration::from_millis(5), true);
+    let dir = tempfile::tempdir().unwrap();
+    let p =
+        write(dir.path(), "s.toml", &scenario("rate = 40.0\nmax_in_flight = 10\nconnections = 2\nduration = \"1s\""));
+    let target = format!("http://127.0.0.1:{port}");
+    let r = run_report(&p, &dir.path().join("o"), &["--target", &target, "--workers", "1"]);
+    let requests = u(&r["totals"]["requests"]);
+    assert!(requests >= 20, "the load ran: {requests}");
+    assert_eq!(u(&r["totals"]["failures"]), 0, "{}", r["totals"]["errors"]);
+    let opened = accepted.load(Ordering::SeqCst);
+    // An iteration cut by the run's end may have connected without its request being counted.
+    assert!((requests..=requests + 2).contains(&opened), "a connection per request: {opened} for {requests}");
+    assert_eq!(u(&r["open"]["connections"]["opened"]), opened, "the report counts what the server accepted");
+    assert!(u(&r["open"]["connections"]["peak"]) <= 2, "{}", r["open"]["connections"]);
 }
 
 #[test]

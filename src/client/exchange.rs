@@ -65,7 +65,7 @@ struct Setup<'a, S> {
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn run<S: BodySink>(
     factory: &ClientFactory,
-    slot: &mut Option<Conn>,
+    (slot, connects): (&mut Option<Conn>, &mut u64),
     wbuf: &mut Vec<u8>,
     last: &mut Vec<u8>,
     parts: &Parts,
@@ -83,7 +83,11 @@ pub(super) async fn run<S: BodySink>(
     }
     let conn = match slot {
         Some(c) => c,
-        None => slot.insert(factory.connect().await?),
+        None => {
+            let c = factory.connect().await?;
+            *connects += 1;
+            slot.insert(c)
+        }
     };
     let body = serialize_with(parts, body, wbuf);
     conn.send(wbuf, body).await.map_err(|e| Failure::connect(format!("connection error: {e}")))?;

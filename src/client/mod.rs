@@ -60,6 +60,12 @@ pub trait Transport {
         timeout: Duration,
         reading: Reading<'_, S>,
     ) -> impl Future<Output = Result<Exchange, Failure>>;
+
+    /// Connections this transport has opened so far, when it counts them: it reconnects by itself after a
+    /// server closes one, and the open model's pool reports what was opened, not what it built.
+    fn connects(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Makes the transports of a run, one per user, and says where their requests go. The engine holds only this
@@ -136,7 +142,7 @@ impl ClientFactory {
 
     /// A client for one user; it connects on its first request.
     pub fn build(&self) -> HttpClient {
-        HttpClient { factory: self.clone(), conn: None, wbuf: Vec::new(), timer: None, last: Vec::new() }
+        HttpClient { factory: self.clone(), conn: None, wbuf: Vec::new(), timer: None, last: Vec::new(), connects: 0 }
     }
 
     async fn connect(&self) -> Result<h1::Conn, Failure> {
@@ -172,6 +178,8 @@ pub struct HttpClient {
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
     /// The start of the last frame of a stream, for the message if the stream turns out broken.
     last: Vec<u8>,
+    /// Connections opened.
+    connects: u64,
 }
 
 /// A response that arrived completely (whatever its status).
@@ -315,7 +323,7 @@ impl HttpClient {
         let now = tokio::time::Instant::now();
         let start = now.into_std();
         let deadline = now + timeout;
-        let HttpClient { factory, conn, wbuf, timer, last } = self;
+        let HttpClient { factory, conn, wbuf, timer, last, connects } = self;
         let (parts, mut body) = req.into_parts();
         // A `Full` body yields its one frame at once.
         let body = match body.frame().now_or_never() {
@@ -332,7 +340,8 @@ impl HttpClient {
         };
         let mut bytes = 0u64;
         let result = {
-            let mut run = pin!(exchange::run(factory, conn, wbuf, last, &parts, &body, start, reading, &mut bytes));
+            let mut run =
+                pin!(exchange::run(factory, (conn, connects), wbuf, last, &parts, &body, start, reading, &mut bytes));
             poll_fn(|cx| match run.as_mut().poll(cx) {
                 Poll::Ready(r) => Poll::Ready(Some(r)),
                 Poll::Pending => timer.as_mut().poll(cx).map(|()| None),
@@ -382,6 +391,10 @@ impl Transport for HttpClient {
         reading: Reading<'_, S>,
     ) -> impl Future<Output = Result<Exchange, Failure>> {
         HttpClient::exchange(self, req, timeout, reading)
+    }
+
+    fn connects(&self) -> Option<u64> {
+        Some(self.connects)
     }
 }
 

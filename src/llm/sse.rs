@@ -5,6 +5,7 @@
 //! It runs on the load generator's hot path: one parser per virtual user is reused across requests via
 //! `reset`, lines are scanned in place and only partial lines are copied, and chunks are parsed into borrowed
 //! structs (see `wire`), so after warm-up a stream costs no allocation beyond serde_json unescaping strings.
+//! The common chunk shape is read by `fast` in one pass; serde_json reads whatever it leaves.
 //! Every size is capped so that a hostile server cannot exhaust memory.
 
 mod accumulate;

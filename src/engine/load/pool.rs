@@ -5,7 +5,9 @@
 //! in the generator after its arrival, so it counts in its latency and time to first byte (and so in the
 //! corrected latency), and within its timeout. New connections are rate-limited per worker, so a target that
 //! resets connections gets a trickle of reconnects, never a storm: the iterations wait (and arrivals are
-//! dropped at `max_in_flight`) instead.
+//! dropped at `max_in_flight`) instead. A connection the server closed cleanly (`connection: close`, an idle
+//! timeout) is reopened by its transport at once, as wrk2 does: never more connections than the pool's size
+//! at a time, and every one counted in `open.connections.opened`.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -84,9 +86,9 @@ impl<F: TransportFactory> Pool<F> {
 
     /// A connection for one exchange (an idle one, else a new one once the connect budget allows) and how
     /// long the budget made it wait; `None` when that wait would go beyond `limit`.
-    async fn take(&self, limit: Duration) -> Option<(F::Transport, Duration)> {
+    async fn take(&self, limit: Duration) -> Option<(F::Transport, Duration, bool)> {
         if let Some(t) = self.idle.borrow_mut().pop() {
-            return Some((t, Duration::ZERO));
+            return Some((t, Duration::ZERO, false));
         }
         let wait = self.budget.borrow_mut().take(Instant::now(), self.size as f64);
         if wait > limit {
@@ -97,8 +99,17 @@ impl<F: TransportFactory> Pool<F> {
             // Its token came in while it slept; the refill counted it.
             self.budget.borrow_mut().tokens -= 1.0;
         }
-        self.opened.set(self.opened.get() + 1);
-        Some((self.factory.build(), wait))
+        Some((self.factory.build(), wait, true))
+    }
+
+    /// Counts what one exchange opened: what the transport says it connected (a server that closes
+    /// connections makes it reconnect by itself), else one for a transport built for it.
+    fn count(&self, before: Option<u64>, after: Option<u64>, built: bool) {
+        let opened = match (before, after) {
+            (Some(b), Some(a)) => a.saturating_sub(b),
+            _ => u64::from(built),
+        };
+        self.opened.set(self.opened.get() + opened);
     }
 }
 
@@ -136,11 +147,13 @@ impl<F: TransportFactory> Transport for Pooled<F> {
             pool.peak.set(lent);
         }
         let queued = since.map_or(Duration::ZERO, |t| t.elapsed());
-        let Some((mut conn, budget_wait)) = pool.take(timeout.saturating_sub(queued)).await else {
+        let Some((mut conn, budget_wait, built)) = pool.take(timeout.saturating_sub(queued)).await else {
             return Err(timed_out("no new connection allowed by the connect budget", timeout));
         };
         let waited = queued + budget_wait;
+        let before = conn.connects();
         let result = conn.exchange(req, timeout.saturating_sub(waited), reading).await;
+        pool.count(before, conn.connects(), built);
         let result = match result {
             Ok(mut ex) => {
                 ex.latency += waited;
