@@ -45,8 +45,8 @@ has() { [[ " $SECTIONS " == *" $1 "* ]]; }
 missing=()
 command -v taskset >/dev/null || missing+=(util-linux)
 [ -x /usr/bin/time ] || missing+=(time)
-if has closed || has open; then command -v nginx >/dev/null || missing+=(nginx-light); fi
-if has closed; then command -v wrk >/dev/null || missing+=(wrk); fi
+if has closed || has open || has stream; then command -v nginx >/dev/null || missing+=(nginx-light); fi
+if has closed || has stream; then command -v wrk >/dev/null || missing+=(wrk); fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]} (Debian)" >&2
   SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
@@ -90,6 +90,7 @@ JSON
 start_nginx() {
   local d=$WORK/nginx
   mkdir -p "$d/logs"
+  [ -f "$WORK/nginx-extra.conf" ] && cp "$WORK/nginx-extra.conf" "$d/extra.conf" || : > "$d/extra.conf"
   cat > "$d/nginx.conf" <<CONF
 worker_processes 1;
 worker_rlimit_nofile 20000;
@@ -107,6 +108,7 @@ http {
     listen 127.0.0.1:$NGINX_PORT backlog=4096;
     location = /nginx_status { stub_status; }
     location / { default_type text/plain; return 200 "ok"; }
+    include $d/extra.conf;
   }
 }
 CONF
@@ -167,6 +169,28 @@ name = "Bench"
   name = "get"
   get = "/"'
 
+# The mock's own streamed answers, served again by nginx under /sse<tokens>: the same bytes from a target that
+# never sets the pace, so the generator's cost per streamed request is measured with it always busy.
+if has stream; then
+  : > "$WORK/nginx-extra.conf"
+  for tokens in $STREAM_TOKENS; do
+    start_mock 0ms "$tokens"
+    python3 - "$MOCK_PORT" "$tokens" >> "$WORK/nginx-extra.conf" <<'PY'
+import json, sys, urllib.request
+port, tokens = sys.argv[1], int(sys.argv[2])
+ask = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True, "max_tokens": tokens,
+       "stream_options": {"include_usage": True}}
+req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/chat/completions", json.dumps(ask).encode(),
+                             {"content-type": "application/json"})
+body = urllib.request.urlopen(req, timeout=10).read().decode()
+assert "$" not in body and body.rstrip().endswith("data: [DONE]"), body[-200:]
+text = body.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+print(f'location = /sse{tokens}/v1/chat/completions {{ default_type text/event-stream; return 200 "{text}"; }}')
+PY
+  done
+  stop_mock
+fi
+
 # --- sections ----------------------------------------------------------------------------------------------
 if has closed; then
   echo "== closed loop: wrk -t1 -c$CONNS vs run-load-test, $CONNS users, 1 worker, ${DURATION}s, $R repeats (ABBA)" >&2
@@ -218,11 +242,9 @@ fi
 WITH_NGINX=
 
 if has stream; then
-  echo "== streaming cost: run-load-test mock (0 ms delays) on core $TARGET_CORE, $CONNS users, ${DURATION}s" >&2
-  for tokens in $STREAM_TOKENS; do
-    start_mock 0ms "$tokens"
-    for stream in false true; do
-      scenario "$WORK/stream-$stream.toml" "[load]
+  echo "== streaming cost: run-load-test mock (0 ms delays) on core $TARGET_CORE, $CONNS users, ${DURATION}s, $R repeats (ABBA)" >&2
+  stream_toml() { # FILE STREAM TOKENS
+    scenario "$1" "[load]
 users = $CONNS
 duration = \"${DURATION}s\"
 [[user]]
@@ -230,16 +252,40 @@ name = \"Chat\"
   [[user.step]]
   name = \"chat\"
   post = \"/v1/chat/completions\"
-  stream = $stream
-  json = { model = \"m\", messages = [{ role = \"user\", content = \"hi\" }], stream = $stream, max_tokens = $tokens }"
-      run_gen "stream-$tokens-$stream" \
-        "{\"section\":\"stream\",\"tool\":\"run-load-test\",\"stream\":$stream,\"tokens\":$tokens}" \
-        "$BIN" run "$WORK/stream-$stream.toml" --target "http://127.0.0.1:$MOCK_PORT" --workers 1 --quiet \
-        --out "$RUNS/stream-$tokens-$stream/out"
+  stream = $2
+  json = { model = \"m\", messages = [{ role = \"user\", content = \"hi\" }], stream = $2, max_tokens = $3 }"
+  }
+  stream_run() { # TOKENS STREAM REPEAT
+    stream_toml "$WORK/stream-$2.toml" "$2" "$1"
+    run_gen "stream-$1-$2-$3" \
+      "{\"section\":\"stream\",\"tool\":\"run-load-test\",\"target\":\"mock\",\"stream\":$2,\"tokens\":$1,\"repeat\":$3}" \
+      "$BIN" run "$WORK/stream-$2.toml" --target "http://127.0.0.1:$MOCK_PORT" --workers 1 --quiet \
+      --out "$RUNS/stream-$1-$2-$3/out"
+  }
+  for tokens in $STREAM_TOKENS; do
+    start_mock 0ms "$tokens"
+    for i in $(seq "$R"); do
+      if [ $((i % 2)) = 1 ]; then stream_run "$tokens" false "$i"; stream_run "$tokens" true "$i"
+      else stream_run "$tokens" true "$i"; stream_run "$tokens" false "$i"; fi
     done
   done
   stop_mock
+  # The host's reference in the same run: wrk's tiny GET against nginx, paired with the mock's streamed bytes
+  # served by nginx (an absolute req/CPU-s figure moves with the host by a quarter from one day to the next).
+  [ -n "${WITH_NGINX:-}" ] || { WITH_NGINX=1; start_nginx; }
+  stream_toml "$WORK/stream-nginx.toml" true 1
+  for i in $(seq "$R"); do
+    run_gen "stream-wrk-$i" "{\"section\":\"stream\",\"tool\":\"wrk\",\"repeat\":$i}" \
+      wrk -t1 "-c$CONNS" "-d${DURATION}s" --latency "http://127.0.0.1:$NGINX_PORT/"
+    for tokens in $STREAM_TOKENS; do
+      run_gen "stream-nginx-$tokens-$i" \
+        "{\"section\":\"stream\",\"tool\":\"run-load-test\",\"target\":\"nginx\",\"stream\":true,\"tokens\":$tokens,\"repeat\":$i}" \
+        "$BIN" run "$WORK/stream-nginx.toml" --target "http://127.0.0.1:$NGINX_PORT/sse$tokens" --workers 1 --quiet \
+        --out "$RUNS/stream-nginx-$tokens-$i/out"
+    done
+  done
 fi
+WITH_NGINX=
 
 if has memory; then
   echo "== memory: $MEM_USERS users against a 50 ms mock on core $TARGET_CORE, 1 worker, ${DURATION}s" >&2
