@@ -57,6 +57,13 @@ fn string_end(s: &[u8]) -> Option<usize> {
     tail.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).map(|p| at + p)
 }
 
+/// A known member's value, once: a second occurrence is serde's "duplicate field" error, so leave it to serde.
+fn member<T>(seen: &mut bool, slot: &mut T, value: Option<T>) -> Option<()> {
+    once(seen)?;
+    *slot = value?;
+    Some(())
+}
+
 impl<'a> Reader<'a> {
     fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
@@ -132,7 +139,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Each member of an object whose `{` was consumed: `member` reads the value after the key and colon.
-    fn object(&mut self, mut member: impl FnMut(&mut Self, &'a [u8]) -> Option<()>) -> Option<()> {
+    fn object(&mut self, mut on_member: impl FnMut(&mut Self, &'a [u8]) -> Option<()>) -> Option<()> {
         self.ws();
         if self.peek() == Some(b'}') {
             self.i += 1;
@@ -142,7 +149,7 @@ impl<'a> Reader<'a> {
             self.expect(b'"')?;
             let key = self.raw_str()?;
             self.expect(b':')?;
-            member(self, key)?;
+            on_member(self, key)?;
             match self.next()? {
                 b',' => {}
                 b'}' => return Some(()),
@@ -252,16 +259,8 @@ impl<'a> Reader<'a> {
         };
         let (mut id, mut model) = (false, false);
         self.object(|r, key| match key {
-            b"id" => {
-                once(&mut id)?;
-                c.id = r.opt_text()?;
-                Some(())
-            }
-            b"model" => {
-                once(&mut model)?;
-                c.model = r.opt_text()?;
-                Some(())
-            }
+            b"id" => member(&mut id, &mut c.id, r.opt_text()),
+            b"model" => member(&mut model, &mut c.model, r.opt_text()),
             b"choices" => {
                 once(&mut c.choices.present)?;
                 c.choices.value = r.choices()?;
@@ -312,11 +311,7 @@ impl<'a> Reader<'a> {
         let mut c = Choice { index: None, delta: None, finish_reason: None };
         let (mut index, mut delta, mut finish) = (false, false, false);
         self.object(|r, key| match key {
-            b"index" => {
-                once(&mut index)?;
-                c.index = r.opt_u64()?;
-                Some(())
-            }
+            b"index" => member(&mut index, &mut c.index, r.opt_u64()),
             b"delta" => {
                 once(&mut delta)?;
                 c.delta = match r.next()? {
@@ -326,11 +321,7 @@ impl<'a> Reader<'a> {
                 };
                 Some(())
             }
-            b"finish_reason" => {
-                once(&mut finish)?;
-                c.finish_reason = r.opt_text()?;
-                Some(())
-            }
+            b"finish_reason" => member(&mut finish, &mut c.finish_reason, r.opt_text()),
             _ => r.other(key),
         })?;
         Some(c)
@@ -342,16 +333,8 @@ impl<'a> Reader<'a> {
             UsageWire { prompt_tokens: None, completion_tokens: None, completion_tokens_details: None, cost: None };
         let (mut prompt, mut completion, mut details) = (false, false, false);
         self.object(|r, key| match key {
-            b"prompt_tokens" => {
-                once(&mut prompt)?;
-                u.prompt_tokens = r.opt_u64()?;
-                Some(())
-            }
-            b"completion_tokens" => {
-                once(&mut completion)?;
-                u.completion_tokens = r.opt_u64()?;
-                Some(())
-            }
+            b"prompt_tokens" => member(&mut prompt, &mut u.prompt_tokens, r.opt_u64()),
+            b"completion_tokens" => member(&mut completion, &mut u.completion_tokens, r.opt_u64()),
             b"completion_tokens_details" => {
                 once(&mut details)?;
                 u.completion_tokens_details = match r.next()? {
@@ -360,11 +343,7 @@ impl<'a> Reader<'a> {
                         let mut reasoning = None;
                         let mut seen = false;
                         r.object(|r, key| match key {
-                            b"reasoning_tokens" => {
-                                once(&mut seen)?;
-                                reasoning = r.opt_u64()?;
-                                Some(())
-                            }
+                            b"reasoning_tokens" => member(&mut seen, &mut reasoning, r.opt_u64()),
                             _ => r.other(key),
                         })?;
                         Some(UsageDetails { reasoning_tokens: reasoning })
@@ -384,21 +363,9 @@ impl<'a> Reader<'a> {
         let mut d = Delta { content: None, reasoning_content: None, reasoning: None, tool_calls: None };
         let (mut content, mut reasoning_content, mut reasoning, mut tools) = (false, false, false, false);
         self.object(|r, key| match key {
-            b"content" => {
-                once(&mut content)?;
-                d.content = r.opt_text()?;
-                Some(())
-            }
-            b"reasoning_content" => {
-                once(&mut reasoning_content)?;
-                d.reasoning_content = r.opt_text()?;
-                Some(())
-            }
-            b"reasoning" => {
-                once(&mut reasoning)?;
-                d.reasoning = r.opt_text()?;
-                Some(())
-            }
+            b"content" => member(&mut content, &mut d.content, r.opt_text()),
+            b"reasoning_content" => member(&mut reasoning_content, &mut d.reasoning_content, r.opt_text()),
+            b"reasoning" => member(&mut reasoning, &mut d.reasoning, r.opt_text()),
             // Tool-call deltas are serde's; a null one is read as none, as serde reads it.
             b"tool_calls" => {
                 once(&mut tools)?;
