@@ -44,6 +44,14 @@ fn server(delay: Duration, close: bool) -> (u16, Arc<AtomicU64>) {
     (port, accepted)
 }
 
+/// One worker's open-model run of `load` against the server on `port`: its result.json.
+fn open_run(port: u16, load: &str) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "s.toml", &scenario(load));
+    let target = format!("http://127.0.0.1:{port}");
+    run_report(&p, &dir.path().join("o"), &["--target", &target, "--workers", "1"])
+}
+
 fn scenario(load: &str) -> String {
     format!("[load]\n{load}\n[[user]]\nname = \"U\"\n[[user.step]]\nname = \"get\"\nget = \"/\"\n")
 }
@@ -53,11 +61,7 @@ fn iterations_in_flight_share_the_pools_connections() {
     let _quiet = timed();
     // 100/s of 20 ms requests: about two in flight at any time, up to 40 allowed, over 3 connections.
     let (port, accepted) = counting_server(Duration::from_millis(20));
-    let dir = tempfile::tempdir().unwrap();
-    let p =
-        write(dir.path(), "s.toml", &scenario("rate = 100.0\nmax_in_flight = 40\nconnections = 3\nduration = \"2s\""));
-    let target = format!("http://127.0.0.1:{port}");
-    let r = run_report(&p, &dir.path().join("o"), &["--target", &target, "--workers", "1"]);
+    let r = open_run(port, "rate = 100.0\nmax_in_flight = 40\nconnections = 3\nduration = \"2s\"");
     let requests = u(&r["totals"]["requests"]);
     assert!(requests >= 150, "the load ran: {requests}");
     assert_eq!(u(&r["totals"]["failures"]), 0);
@@ -79,11 +83,7 @@ fn iterations_in_flight_share_the_pools_connections() {
 fn connections_a_server_closes_are_reopened_and_counted() {
     let _quiet = timed();
     let (port, accepted) = server(Duration::from_millis(5), true);
-    let dir = tempfile::tempdir().unwrap();
-    let p =
-        write(dir.path(), "s.toml", &scenario("rate = 40.0\nmax_in_flight = 10\nconnections = 2\nduration = \"1s\""));
-    let target = format!("http://127.0.0.1:{port}");
-    let r = run_report(&p, &dir.path().join("o"), &["--target", &target, "--workers", "1"]);
+    let r = open_run(port, "rate = 40.0\nmax_in_flight = 10\nconnections = 2\nduration = \"1s\"");
     let requests = u(&r["totals"]["requests"]);
     assert!(requests >= 20, "the load ran: {requests}");
     assert_eq!(u(&r["totals"]["failures"]), 0, "{}", r["totals"]["errors"]);
@@ -100,11 +100,7 @@ fn a_pool_of_one_makes_exchanges_wait_and_the_wait_counts_in_their_latency() {
     // 50/s of 30 ms requests over one connection: 1.5 connections' worth of work, so exchanges queue for it
     // and their latency (from the arrival) exceeds the server's 30 ms.
     let (port, accepted) = counting_server(Duration::from_millis(30));
-    let dir = tempfile::tempdir().unwrap();
-    let p =
-        write(dir.path(), "s.toml", &scenario("rate = 50.0\nmax_in_flight = 10\nconnections = 1\nduration = \"2s\""));
-    let target = format!("http://127.0.0.1:{port}");
-    let r = run_report(&p, &dir.path().join("o"), &["--target", &target, "--workers", "1"]);
+    let r = open_run(port, "rate = 50.0\nmax_in_flight = 10\nconnections = 1\nduration = \"2s\"");
     assert_eq!(accepted.load(Ordering::SeqCst), 1, "one connection, however many iterations were in flight");
     assert_eq!(u(&r["open"]["connections"]["peak"]), 1);
     let uncorrected_p99 = r["totals"]["latency_uncorrected"]["p99_ms"].as_f64().unwrap();

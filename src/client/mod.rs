@@ -216,11 +216,16 @@ impl Captured {
     /// nothing at all (no allocation) when the head carries none of them.
     fn from_raw(headers: &[httparse::Header<'_>], names: &[HeaderName]) -> Captured {
         let names = &names[..names.len().min(MAX_CAPTURED)];
-        let find = |name: &HeaderName| headers.iter().find(|h| h.name.eq_ignore_ascii_case(name.as_str()));
-        if !names.iter().any(|n| find(n).is_some()) {
-            return Captured::default();
+        let mut kept: Vec<Option<HeaderValue>> = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            if let Some(h) = headers.iter().find(|h| h.name.eq_ignore_ascii_case(name.as_str())) {
+                if kept.is_empty() {
+                    kept.resize(names.len(), None);
+                }
+                kept[i] = HeaderValue::from_bytes(h.value).ok();
+            }
         }
-        Captured(names.iter().map(|n| find(n).and_then(|h| HeaderValue::from_bytes(h.value).ok())).collect())
+        Captured(kept)
     }
 
     /// The value of the `i`-th name asked for, if the response had it.

@@ -29,7 +29,7 @@ struct Reader<'a> {
     i: usize,
 }
 
-/// Marks a known key as seen; a second occurrence is serde's "duplicate field" error, so leave it to serde.
+/// Marks a known key as seen; `None` the second time.
 fn once(seen: &mut bool) -> Option<()> {
     (!std::mem::replace(seen, true)).then_some(())
 }
@@ -134,6 +134,15 @@ impl<'a> Reader<'a> {
                     _ => Some(Some(v)),
                 }
             }
+            _ => None,
+        }
+    }
+
+    /// `null`, or an object read by `read` after its `{`, as serde reads an `Option` of a struct.
+    fn opt_object<T>(&mut self, read: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
+        match self.next()? {
+            b'n' => self.lit(b"ull").map(|()| None),
+            b'{' => read(self).map(Some),
             _ => None,
         }
     }
@@ -266,15 +275,7 @@ impl<'a> Reader<'a> {
                 c.choices.value = r.choices()?;
                 Some(())
             }
-            b"usage" => {
-                once(&mut c.usage.present)?;
-                c.usage.value = match r.next()? {
-                    b'n' => r.lit(b"ull").map(|()| None)?,
-                    b'{' => Some(r.usage()?),
-                    _ => return None,
-                };
-                Some(())
-            }
+            b"usage" => member(&mut c.usage.present, &mut c.usage.value, r.opt_object(Self::usage)),
             b"error" => None,
             _ => r.other(key),
         })?;
@@ -312,15 +313,7 @@ impl<'a> Reader<'a> {
         let (mut index, mut delta, mut finish) = (false, false, false);
         self.object(|r, key| match key {
             b"index" => member(&mut index, &mut c.index, r.opt_u64()),
-            b"delta" => {
-                once(&mut delta)?;
-                c.delta = match r.next()? {
-                    b'n' => r.lit(b"ull").map(|()| None)?,
-                    b'{' => Some(r.delta()?),
-                    _ => return None,
-                };
-                Some(())
-            }
+            b"delta" => member(&mut delta, &mut c.delta, r.opt_object(Self::delta)),
             b"finish_reason" => member(&mut finish, &mut c.finish_reason, r.opt_text()),
             _ => r.other(key),
         })?;
@@ -336,26 +329,21 @@ impl<'a> Reader<'a> {
             b"prompt_tokens" => member(&mut prompt, &mut u.prompt_tokens, r.opt_u64()),
             b"completion_tokens" => member(&mut completion, &mut u.completion_tokens, r.opt_u64()),
             b"completion_tokens_details" => {
-                once(&mut details)?;
-                u.completion_tokens_details = match r.next()? {
-                    b'n' => r.lit(b"ull").map(|()| None)?,
-                    b'{' => {
-                        let mut reasoning = None;
-                        let mut seen = false;
-                        r.object(|r, key| match key {
-                            b"reasoning_tokens" => member(&mut seen, &mut reasoning, r.opt_u64()),
-                            _ => r.other(key),
-                        })?;
-                        Some(UsageDetails { reasoning_tokens: reasoning })
-                    }
-                    _ => return None,
-                };
-                Some(())
+                member(&mut details, &mut u.completion_tokens_details, r.opt_object(Self::usage_details))
             }
             b"cost" => None,
             _ => r.other(key),
         })?;
         Some(u)
+    }
+
+    fn usage_details(&mut self) -> Option<UsageDetails> {
+        let (mut reasoning_tokens, mut seen) = (None, false);
+        self.object(|r, key| match key {
+            b"reasoning_tokens" => member(&mut seen, &mut reasoning_tokens, r.opt_u64()),
+            _ => r.other(key),
+        })?;
+        Some(UsageDetails { reasoning_tokens })
     }
 
     /// The members of a delta object without tool calls.
@@ -367,11 +355,7 @@ impl<'a> Reader<'a> {
             b"reasoning_content" => member(&mut reasoning_content, &mut d.reasoning_content, r.opt_text()),
             b"reasoning" => member(&mut reasoning, &mut d.reasoning, r.opt_text()),
             // Tool-call deltas are serde's; a null one is read as none, as serde reads it.
-            b"tool_calls" => {
-                once(&mut tools)?;
-                r.expect(b'n')?;
-                r.lit(b"ull")
-            }
+            b"tool_calls" => member(&mut tools, &mut d.tool_calls, r.opt_object(|_| None)),
             _ => r.other(key),
         })?;
         Some(d)
