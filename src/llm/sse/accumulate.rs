@@ -107,15 +107,14 @@ impl Accumulator {
             self.summary.done = true;
             return Ok(());
         }
-        let chunk: Chunk = match fast::chunk(data) {
-            Some(chunk) => {
-                #[cfg(any(test, fuzzing))]
-                fast::assert_serde_agrees(data, &chunk);
-                chunk
-            }
-            None => serde_json::from_slice(data)
-                .map_err(|e| StreamError::Malformed(format!("{e} in `{}`", snippet(data))))?,
-        };
+        let mut chunk = Chunk::EMPTY;
+        if fast::read_into(data, &mut chunk).is_some() {
+            #[cfg(any(test, fuzzing))]
+            fast::assert_serde_agrees(data, &chunk);
+        } else {
+            chunk = serde_json::from_slice(data)
+                .map_err(|e| StreamError::Malformed(format!("{e} in `{}`", snippet(data))))?;
+        }
         if let Some(error) = chunk.error.value.as_ref().filter(|e| !e.is_null()) {
             return Err(StreamError::ErrorEvent(json_message(error)));
         }

@@ -33,6 +33,17 @@ pub(super) struct Chunk<'a> {
 #[cfg_attr(any(test, fuzzing), derive(PartialEq, Debug))]
 pub(super) struct Text<'a>(pub Cow<'a, str>);
 
+impl<'a> Chunk<'a> {
+    /// Nothing read yet: what the fast reader fills in place.
+    pub const EMPTY: Chunk<'a> = Chunk {
+        id: None,
+        model: None,
+        choices: Field { present: false, value: None },
+        usage: Field { present: false, value: None },
+        error: Field { present: false, value: None },
+    };
+}
+
 impl Text<'_> {
     pub fn as_str(&self) -> &str {
         &self.0
@@ -143,7 +154,9 @@ pub(super) struct Choice<'a> {
     pub finish_reason: Option<Text<'a>>,
 }
 
-impl Choice<'_> {
+impl<'a> Choice<'a> {
+    pub const EMPTY: Choice<'a> = Choice { index: None, delta: None, finish_reason: None };
+
     pub fn tokens(&self) -> Tokens {
         let Some(d) = &self.delta else { return Tokens::default() };
         let filled = |t: &Option<Text>| t.as_ref().is_some_and(|t| !t.0.is_empty());
@@ -166,6 +179,10 @@ pub(super) struct Delta<'a> {
     /// made it ~200 bytes larger; content-only chunks (most of any stream) now allocate nothing for it.
     #[serde(borrow)]
     pub tool_calls: Option<Box<ToolCalls<'a>>>,
+}
+
+impl<'a> Delta<'a> {
+    pub const EMPTY: Delta<'a> = Delta { content: None, reasoning_content: None, reasoning: None, tool_calls: None };
 }
 
 /// `delta.tool_calls`, with the first entry inline: streams send one entry per chunk, so a Vec is only
@@ -238,6 +255,11 @@ pub(super) struct UsageWire {
     /// OpenRouter's USD figure; anything but a number is ignored rather than failing the stream.
     #[serde(default)]
     pub cost: Option<serde_json::Value>,
+}
+
+impl UsageWire {
+    pub const EMPTY: UsageWire =
+        UsageWire { prompt_tokens: None, completion_tokens: None, completion_tokens_details: None, cost: None };
 }
 
 #[derive(Deserialize)]
