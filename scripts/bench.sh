@@ -11,6 +11,7 @@
 #   R=5 SECTIONS="closed" scripts/bench.sh        # a subset: closed open stream memory
 #   DURATION=5 OPEN_RATES="20000 50000" scripts/bench.sh
 #   SECTIONS=open OPEN_MIF=1000 OPEN_CONNS=50 scripts/bench.sh   # 1000 in flight over 50 connections
+#   BASE_BIN=/tmp/old/run-load-test SECTIONS=closed scripts/bench.sh   # another build in the same closed-loop pairs
 #
 # Every load goes to 127.0.0.1 and is bounded by DURATION. Writes the Markdown summary to stdout and to
 # reports/bench-<UTC date>.md; the raw outputs of each run stay in $KEEP (when set) for a second look.
@@ -31,6 +32,9 @@ MEM_USERS=${MEM_USERS:-10000}
 NGINX_PORT=${NGINX_PORT:-18941}
 MOCK_PORT=${MOCK_PORT:-18942}
 TARGET_CORE=${TARGET_CORE:-0}
+# Another build of run-load-test (the commit before a change, say), measured beside this one in the closed loop:
+# "p99 no worse than before" is only a claim when both ran in the same sitting.
+BASE_BIN=${BASE_BIN:-}
 GEN_CORE=${GEN_CORE:-1}
 
 for s in $SECTIONS; do
@@ -38,6 +42,7 @@ for s in $SECTIONS; do
 done
 case $R in '' | *[!0-9]* | 0) echo "bench.sh: R must be a whole number >= 1" >&2; exit 2 ;; esac
 case $DURATION in '' | *[!0-9]* | 0) echo "bench.sh: DURATION is whole seconds >= 1" >&2; exit 2 ;; esac
+if [ -n "$BASE_BIN" ] && [ ! -x "$BASE_BIN" ]; then echo "bench.sh: BASE_BIN '$BASE_BIN' is not an executable" >&2; exit 2; fi
 case $OPEN_CONNS in *[!0-9]* | 0) echo "bench.sh: OPEN_CONNS is a whole number >= 1 (or empty)" >&2; exit 2 ;; esac
 has() { [[ " $SECTIONS " == *" $1 "* ]]; }
 
@@ -83,6 +88,7 @@ cat > "$WORK/env.json" <<JSON
  "kernel": "$(uname -r)", "wrk": "$(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2 || true)",
  "nginx": "$(nginx -v 2>&1 | cut -d/ -f2 || true)", "wrk2": "${WRK2}",
  "rlt": "$($BIN --version 2>/dev/null || true) $(git rev-parse --short HEAD 2>/dev/null || true)",
+ "base": "${BASE_BIN:+$BASE_BIN ($("$BASE_BIN" --version 2>/dev/null || true))}",
  "r": $R, "duration_s": $DURATION, "conns": $CONNS, "sections": "$SECTIONS"}
 JSON
 
@@ -209,8 +215,15 @@ $GET_STEP"
       "$BIN" run "$WORK/closed.toml" --target "http://127.0.0.1:$NGINX_PORT" --workers 1 --quiet \
       --out "$RUNS/closed-rlt-$1/out"
   }
+  base_run() {
+    [ -n "$BASE_BIN" ] || return 0
+    run_gen "closed-base-$1" "{\"section\":\"closed\",\"tool\":\"run-load-test@base\",\"repeat\":$1}" \
+      "$BASE_BIN" run "$WORK/closed.toml" --target "http://127.0.0.1:$NGINX_PORT" --workers 1 --quiet \
+      --out "$RUNS/closed-base-$1/out"
+  }
   for i in $(seq "$R"); do
-    if [ $((i % 2)) = 1 ]; then wrk_run "$i"; rlt_run "$i"; else rlt_run "$i"; wrk_run "$i"; fi
+    if [ $((i % 2)) = 1 ]; then wrk_run "$i"; rlt_run "$i"; base_run "$i"
+    else base_run "$i"; rlt_run "$i"; wrk_run "$i"; fi
   done
 fi
 
