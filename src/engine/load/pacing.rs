@@ -113,8 +113,8 @@ mod linux {
             unsafe { AsyncFd::register_with_interest(owned, tokio::io::Interest::READABLE) }.ok().map(TimerFd)
         }
 
-        /// Sleeps `d` on the kernel's high-resolution timer. Re-arming resets the expiry count, so a stale
-        /// readiness from an earlier wait reads as "not yet" and is waited past.
+        /// Sleeps `d` on the kernel's high-resolution timer. Re-arming resets the expiry count, so a readiness
+        /// left from before the re-arm reads as "not yet" and is waited past.
         pub async fn sleep(&self, d: Duration) -> io::Result<()> {
             let spec = libc::itimerspec {
                 it_interval: libc::timespec { tv_sec: 0, tv_nsec: 0 },
@@ -139,7 +139,12 @@ mod linux {
                     if n < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
                 });
                 match read {
-                    Ok(result) => return result,
+                    Ok(result) => {
+                        // Read and not re-armed, the timer cannot be readable: without this the next wait would
+                        // first read the stale readiness (a wasted syscall per wait) before going to epoll.
+                        guard.clear_ready();
+                        return result;
+                    }
                     // Readiness left from before the re-arm: the timer has not fired yet.
                     Err(_would_block) => continue,
                 }
