@@ -24,7 +24,7 @@ pub(super) fn chunk(data: &[u8]) -> Option<Chunk<'_>> {
 
 /// Reads the chunk in `data` into `c`, which starts as `Chunk::EMPTY`; `None` when serde_json must read it
 /// (`c` then holds a partial read, to be overwritten). Filled in place: a chunk is about 340 bytes, and
-/// returning it, its choice and its delta by value cost a tenth of a 16-token stream in memcpy.
+/// returning it, its choice and its delta by value spent 5 % of a 16-token stream's CPU in memcpy.
 pub(super) fn read_into<'a>(data: &'a [u8], c: &mut Chunk<'a>) -> Option<()> {
     let mut r = Reader { b: data, i: 0 };
     r.expect(b'{')?;
