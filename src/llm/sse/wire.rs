@@ -35,13 +35,8 @@ pub(super) struct Text<'a>(pub Cow<'a, str>);
 
 impl<'a> Chunk<'a> {
     /// Nothing read yet: what the fast reader fills in place.
-    pub const EMPTY: Chunk<'a> = Chunk {
-        id: None,
-        model: None,
-        choices: Field { present: false, value: None },
-        usage: Field { present: false, value: None },
-        error: Field { present: false, value: None },
-    };
+    pub const EMPTY: Chunk<'a> =
+        Chunk { id: None, model: None, choices: Field::ABSENT, usage: Field::ABSENT, error: Field::ABSENT };
 }
 
 impl Text<'_> {
@@ -80,9 +75,13 @@ pub(super) struct Field<T> {
     pub value: Option<T>,
 }
 
+impl<T> Field<T> {
+    pub const ABSENT: Field<T> = Field { present: false, value: None };
+}
+
 impl<T> Default for Field<T> {
     fn default() -> Self {
-        Field { present: false, value: None }
+        Field::ABSENT
     }
 }
 
