@@ -462,7 +462,10 @@ fn corrupt_or_incompatible_baselines_are_exit_2_before_any_load() {
 fn compare_exit_codes() {
     let f = fixture();
     let b = f.base.to_str().unwrap();
-    let o = run(&["compare", b, b, "--quiet"]);
+    let dir = tempfile::tempdir().unwrap();
+    // Silence needs a host reading that cannot be disturbed: a baseline recorded under steal notes it.
+    let quiet_b = hostless(dir.path(), "self.json", &f.base);
+    let o = run(&["compare", quiet_b.to_str().unwrap(), quiet_b.to_str().unwrap(), "--quiet"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     assert!(o.stdout.is_empty() && o.stderr.is_empty(), "--quiet: {}", text(&o.stdout));
 
@@ -477,7 +480,6 @@ fn compare_exit_codes() {
         assert_eq!(gates.iter().filter(|g| !g.starts_with("gate: inconclusive against")).count(), judged.count());
     }
     // On the numbers alone (no host reading: see `hostless`), the slowdown is exit 1 whatever the machine's load.
-    let dir = tempfile::tempdir().unwrap();
     let (hb, hs) = (hostless(dir.path(), "b.json", &f.base), hostless(dir.path(), "s.json", &s.out));
     let o = run(&["compare", hb.to_str().unwrap(), hs.to_str().unwrap(), "--quiet"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
@@ -487,7 +489,6 @@ fn compare_exit_codes() {
     assert_eq!(o.status.code(), u.run.status.code(), "{}", text(&o.stderr));
     assert!(matches!(o.status.code(), Some(0 | 4)), "{}", text(&o.stderr));
 
-    let dir = tempfile::tempdir().unwrap();
     let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&f.base).unwrap()).unwrap();
     v["histograms"]["latency"] = "AAAA".into();
     let corrupt = write(dir.path(), "corrupt.json", &v.to_string());
