@@ -188,8 +188,11 @@ pub async fn dispatch<F: TransportFactory + 'static>(
     rec.pacing_us = rec.pacing_us.max(pacer.resolution().micros);
 }
 
-/// One runner: the arrivals handed to its slot, one after the other, until the dispatcher closes.
+/// One runner: the arrivals handed to its slot, one after the other, until the dispatcher closes. The
+/// iteration runs in this loop's own state rather than in a helper future: a future made per arrival is built
+/// and then moved into place, a ~5 KB copy per arrival (3 % of the generator's CPU at 50k/s).
 async fn runner<F: TransportFactory + 'static>(crew: Rc<Crew<F>>, slot: Rc<Slot<F>>) {
+    let local = &crew.local;
     loop {
         let next = std::future::poll_fn(|cx| match slot.job.take() {
             Some(job) => Poll::Ready(Some(job)),
@@ -200,36 +203,31 @@ async fn runner<F: TransportFactory + 'static>(crew: Rc<Crew<F>>, slot: Rc<Slot<
             }
         })
         .await;
-        let Some(job) = next else { return };
-        run_job(&crew, job).await;
+        let Some(Job { mut user, intended, class, iteration }) = next else { return };
+        // Handed over too late to run at all: a stop came between the arrival and this runner's turn.
+        if crew.shared.stop.graceful.is_cancelled() {
+            local.rec.borrow_mut().dropped += 1;
+            crew.idle_users.borrow_mut().push(user);
+        } else {
+            let lag = Instant::now().saturating_duration_since(intended);
+            record(&mut local.rec.borrow_mut().lag, u64::try_from(lag.as_micros()).unwrap_or(u64::MAX).max(1));
+            local.users.set(local.users.get() + 1);
+            // Tested before the call: the setup's future is as large as an iteration's, and built only to return.
+            let ready = user.started || user.ensure_started().await;
+            if ready {
+                user.iterate(class, iteration, lag).await;
+            }
+            local.users.set(local.users.get() - 1);
+            if ready {
+                crew.idle_users.borrow_mut().push(user);
+            } else {
+                // A user whose setup failed is discarded; a new one may take its place.
+                crew.created.set(crew.created.get() - 1);
+            }
+        }
         if crew.closed.get() {
             return;
         }
         crew.idle_runners.borrow_mut().push(slot.clone());
-    }
-}
-
-async fn run_job<F: TransportFactory + 'static>(crew: &Crew<F>, job: Job<F>) {
-    let Job { mut user, intended, class, iteration } = job;
-    let local = &crew.local;
-    // Handed over too late to run at all: a stop came between the arrival and this runner's turn.
-    if crew.shared.stop.graceful.is_cancelled() {
-        local.rec.borrow_mut().dropped += 1;
-        crew.idle_users.borrow_mut().push(user);
-        return;
-    }
-    let lag = Instant::now().saturating_duration_since(intended);
-    record(&mut local.rec.borrow_mut().lag, u64::try_from(lag.as_micros()).unwrap_or(u64::MAX).max(1));
-    local.users.set(local.users.get() + 1);
-    let ready = user.ensure_started().await;
-    if ready {
-        user.iterate(class, iteration, lag).await;
-    }
-    local.users.set(local.users.get() - 1);
-    if ready {
-        crew.idle_users.borrow_mut().push(user);
-    } else {
-        // A user whose setup failed is discarded; a new one may take its place.
-        crew.created.set(crew.created.get() - 1);
     }
 }
