@@ -93,7 +93,11 @@ cat > "$WORK/env.json" <<JSON
 JSON
 
 # --- targets -----------------------------------------------------------------------------------------------
+# One nginx serves every section (its config holds the /sse locations from the start); WITH_NGINX only says
+# whether a run reads its counters.
+NGINX_UP=
 start_nginx() {
+  [ -n "$NGINX_UP" ] && return 0
   local d=$WORK/nginx
   mkdir -p "$d/logs"
   [ -f "$WORK/nginx-extra.conf" ] && cp "$WORK/nginx-extra.conf" "$d/extra.conf" || : > "$d/extra.conf"
@@ -121,6 +125,7 @@ CONF
   taskset -c "$TARGET_CORE" nginx -p "$d" -c "$d/nginx.conf" &
   PIDS+=($!)
   wait_port "$NGINX_PORT"
+  NGINX_UP=1
 }
 
 # nginx's own counters (connections accepted, requests served): what the target saw, whatever a tool reports.

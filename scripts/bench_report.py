@@ -181,7 +181,9 @@ def open_model(runs, done, env):
                  "connections (pool: opened / peak)", "connections opened (nginx)"], rows))
     if not env.get("wrk2"):
         print("\nwrk2 (wrk -R) is not packaged in Debian bookworm (`apt-cache search wrk2`: nothing) and is not "
-              "installed, so the open model has no same-run peer here; wrk 4.1 has no rate option.")
+              "installed, so the open model has no same-run peer here; wrk 4.1 has no rate option. Build it from "
+              "github.com/giltene/wrk2 (`make`, it bundles LuaJIT) and put `wrk2` on the PATH.")
+    peer_vs(runs, float(env.get("duration_s") or 0))
     pacings = sorted({(p["mechanism"], p["resolution_us"]) for p in (r.get("pacing") for r in runs) if p})
     if pacings:
         said = ", ".join(f"{m} ({us} µs)" for m, us in pacings)
@@ -203,6 +205,22 @@ def open_model(runs, done, env):
         done.append(["open 1k/s: lag p50 < 0.1 ms", f"{ms(p50)} ms",
                      "yes" if p50 is not None and p50 < 0.1 else "**no**"])
     print()
+
+
+def peer_vs(runs, duration_s):
+    """Each rate against wrk2 at the same rate in the same run: CPU per arrival, and what each achieved."""
+    wrk2 = {r["rate"]: r for r in runs if r["tool"] == "wrk2"}
+    for r in sorted((r for r in runs if r["tool"] == "run-load-test" and r["rate"] in wrk2),
+                    key=lambda r: (r.get("mif", 0), r["rate"])):
+        w = wrk2[r["rate"]]
+        ours_a, peer_a = r.get("achieved") or 0.0, w.get("achieved") or 0.0
+        if not (ours_a and peer_a and w["cpu_s"] and duration_s):
+            continue
+        per, peer = (1e6 * x["cpu_s"] / (a * duration_s) for x, a in ((r, ours_a), (w, peer_a)))
+        print(f"\n{r['rate']}/s, max_in_flight {r.get('mif', '–')}, same run as wrk2: {per:.1f} µs of CPU per "
+              f"arrival against wrk2's {peer:.1f} µs ({per / peer:.2f}×); achieved {100 * ours_a / r['rate']:.1f} % "
+              f"against {100 * peer_a / r['rate']:.1f} %; corrected p99 {ms(r['p99_ms'])} ms against "
+              f"{ms(w['p99_ms'])} ms.")
 
 
 # wrk's tiny GET when issue 15 set "streamed chat ≥ 100k req/CPU-s" (its table: 229–234k): the host that
