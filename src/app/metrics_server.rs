@@ -180,11 +180,11 @@ fn push_text(push: &Push, body: String) -> Result<()> {
         let req = http::Request::put(format!("{}{}", push.client.prefix(), push.path))
             .header(http::header::HOST, push.client.host_header().clone())
             .header(http::header::CONTENT_TYPE, CONTENT_TYPE)
-            .body(http_body_util::Full::new(Bytes::from(body)))
+            .body(Bytes::from(body))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut answer = Vec::new();
         let reading = Reading { buf: Some(&mut answer), keep: true, ..Default::default() };
-        let ex = c.exchange(req, PUSH_TIMEOUT, reading).await.map_err(|f| anyhow::anyhow!("{}", f.message))?;
+        let ex = c.exchange(&req, PUSH_TIMEOUT, reading).await.map_err(|f| anyhow::anyhow!("{}", f.message))?;
         if !(200..300).contains(&ex.status) {
             let text = String::from_utf8_lossy(&answer);
             let text: String = text.trim().chars().take(300).collect();

@@ -141,11 +141,11 @@ fn fetch_mock_stats(client: &ClientFactory) -> Option<serde_json::Value> {
         let mut c = client.build();
         let req = http::Request::get(format!("{}/mock/stats", client.prefix()))
             .header(http::header::HOST, client.host_header().clone())
-            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .body(bytes::Bytes::new())
             .ok()?;
         let mut buf = Vec::new();
         let reading = crate::client::Reading { buf: Some(&mut buf), keep: true, ..Default::default() };
-        let ex = c.exchange(req, Duration::from_secs(5), reading).await.ok()?;
+        let ex = c.exchange(&req, Duration::from_secs(5), reading).await.ok()?;
         if ex.status != 200 {
             return None;
         }

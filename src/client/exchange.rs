@@ -4,32 +4,30 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
-use http::request::Parts;
 
 use super::h1::{Conn, Decoder, FrameError, Framing, Head, HeadError};
 use super::{
     BodySink, Captured, ClientFactory, DRAIN_BYTES, EXCERPT_BYTES, Exchange, Failure, KeepBody, MESSAGE_EXCERPT_BYTES,
-    Reading, RetryAdvice, Route, SinkError, quoted, retry_advice, sink_failure,
+    Reading, Request, RetryAdvice, Route, SinkError, quoted, retry_advice, sink_failure,
 };
 use crate::metrics::ErrorKind;
 
 /// The request head as hyper wrote it: request line, the request's headers in order, and a `content-length`
 /// for a non-empty body unless the caller set one.
-pub(super) fn serialize(parts: &Parts, body_len: usize, w: &mut Vec<u8>) {
+pub(super) fn serialize(req: &Request, body_len: usize, w: &mut Vec<u8>) {
     w.clear();
-    w.extend_from_slice(parts.method.as_str().as_bytes());
+    w.extend_from_slice(req.method().as_str().as_bytes());
     w.push(b' ');
-    w.extend_from_slice(parts.uri.path_and_query().map_or("/", |p| p.as_str()).as_bytes());
+    w.extend_from_slice(req.uri().path_and_query().map_or("/", |p| p.as_str()).as_bytes());
     w.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in &parts.headers {
+    for (name, value) in req.headers() {
         w.extend_from_slice(name.as_str().as_bytes());
         w.extend_from_slice(b": ");
         w.extend_from_slice(value.as_bytes());
         w.extend_from_slice(b"\r\n");
     }
-    if body_len > 0 && !parts.headers.contains_key(CONTENT_LENGTH) {
+    if body_len > 0 && !req.headers().contains_key(CONTENT_LENGTH) {
         w.extend_from_slice(b"content-length: ");
         w.extend_from_slice(itoa::Buffer::new().format(body_len).as_bytes());
         w.extend_from_slice(b"\r\n");
@@ -40,8 +38,9 @@ pub(super) fn serialize(parts: &Parts, body_len: usize, w: &mut Vec<u8>) {
 /// The head into `w`, and a small body after it: one plain write costs the kernel less than a vectored one
 /// (a chat request is a few hundred bytes), and the copy is cheaper than the difference. Returns what is
 /// left to send apart: a large body, not copied.
-fn serialize_with<'b>(parts: &Parts, body: &'b [u8], w: &mut Vec<u8>) -> &'b [u8] {
-    serialize(parts, body.len(), w);
+fn serialize_with<'b>(req: &'b Request, w: &mut Vec<u8>) -> &'b [u8] {
+    let body = req.body();
+    serialize(req, body.len(), w);
     if body.len() > COALESCE_BODY {
         return body;
     }
@@ -68,8 +67,7 @@ pub(super) async fn run<S: BodySink>(
     (slot, connects): (&mut Option<Conn>, &mut u64),
     wbuf: &mut Vec<u8>,
     last: &mut Vec<u8>,
-    parts: &Parts,
-    body: &Bytes,
+    req: &Request,
     start: Instant,
     reading: Reading<'_, S>,
     bytes: &mut u64,
@@ -89,10 +87,10 @@ pub(super) async fn run<S: BodySink>(
             slot.insert(c)
         }
     };
-    let body = serialize_with(parts, body, wbuf);
+    let body = serialize_with(req, wbuf);
     conn.send(wbuf, body).await.map_err(|e| Failure::connect(format!("connection error: {e}")))?;
     let (mut sink, mut buf) = (sink, buf);
-    let head_request = parts.method == http::Method::HEAD;
+    let head_request = req.method() == http::Method::HEAD;
     let on_head = |head: &Head<'_>| {
         let status = head.meta.status;
         if let Some(t) = tap.as_deref_mut() {

@@ -21,9 +21,7 @@ use std::task::Poll;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use futures_util::FutureExt;
 use http::header::{HeaderName, HeaderValue};
-use http_body_util::{BodyExt, Full};
 use tokio::net::TcpStream;
 
 pub use body::{BodySink, Discard, KeepBody, SinkError};
@@ -32,7 +30,7 @@ pub use tap::{MESSAGE_EXCERPT_BYTES, TAP_BODY_BYTES, Tap, excerpt};
 
 use crate::metrics::ErrorKind;
 
-pub type Request = http::Request<Full<Bytes>>;
+pub type Request = http::Request<Bytes>;
 
 /// Why no client can be built for a target: a bad base URL or unusable TLS roots.
 #[derive(Debug, thiserror::Error)]
@@ -56,7 +54,7 @@ pub trait Transport {
     /// Sends `req` and reads the response within `timeout`, its body going where `reading` says.
     fn exchange<S: BodySink>(
         &mut self,
-        req: Request,
+        req: &Request,
         timeout: Duration,
         reading: Reading<'_, S>,
     ) -> impl Future<Output = Result<Exchange, Failure>>;
@@ -320,7 +318,7 @@ impl HttpClient {
     /// Sends `req` and reads the body to the end within `timeout`, as `reading` says.
     pub async fn exchange<S: BodySink>(
         &mut self,
-        req: Request,
+        req: &Request,
         timeout: Duration,
         reading: Reading<'_, S>,
     ) -> Result<Exchange, Failure> {
@@ -329,12 +327,6 @@ impl HttpClient {
         let start = now.into_std();
         let deadline = now + timeout;
         let HttpClient { factory, conn, wbuf, timer, last, connects } = self;
-        let (parts, mut body) = req.into_parts();
-        // A `Full` body yields its one frame at once.
-        let body = match body.frame().now_or_never() {
-            Some(Some(Ok(frame))) => frame.into_data().unwrap_or_default(),
-            _ => Bytes::new(),
-        };
         // One timer per user, re-armed per request: no timer entry is made and dropped per request.
         let timer = match timer {
             Some(t) => {
@@ -345,8 +337,7 @@ impl HttpClient {
         };
         let mut bytes = 0u64;
         let result = {
-            let mut run =
-                pin!(exchange::run(factory, (conn, connects), wbuf, last, &parts, &body, start, reading, &mut bytes));
+            let mut run = pin!(exchange::run(factory, (conn, connects), wbuf, last, req, start, reading, &mut bytes));
             poll_fn(|cx| match run.as_mut().poll(cx) {
                 Poll::Ready(r) => Poll::Ready(Some(r)),
                 Poll::Pending => timer.as_mut().poll(cx).map(|()| None),
@@ -391,7 +382,7 @@ impl TransportFactory for ClientFactory {
 impl Transport for HttpClient {
     fn exchange<S: BodySink>(
         &mut self,
-        req: Request,
+        req: &Request,
         timeout: Duration,
         reading: Reading<'_, S>,
     ) -> impl Future<Output = Result<Exchange, Failure>> {

@@ -4,7 +4,7 @@ use super::*;
 use crate::llm::sse::SseParser;
 
 fn get(client_path: &str, host: &HeaderValue) -> Request {
-    http::Request::get(client_path).header(http::header::HOST, host.clone()).body(Full::new(Bytes::new())).unwrap()
+    http::Request::get(client_path).header(http::header::HOST, host.clone()).body(Bytes::new()).unwrap()
 }
 
 #[test]
@@ -28,7 +28,7 @@ async fn refused_connection_is_a_connect_failure() {
     let factory = ClientFactory::new(&format!("http://127.0.0.1:{port}"), false, Duration::from_secs(1)).unwrap();
     let mut client = factory.build();
     let err = client
-        .exchange(get("/x", factory.host_header()), Duration::from_secs(2), Reading::default())
+        .exchange(&get("/x", factory.host_header()), Duration::from_secs(2), Reading::default())
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Connect, "{}", err.message);
@@ -44,7 +44,7 @@ async fn keeps_the_connection_and_reads_the_body() {
         buf.clear();
         let ex = client
             .exchange(
-                get("/health", factory.host_header()),
+                &get("/health", factory.host_header()),
                 Duration::from_secs(2),
                 Reading { buf: Some(&mut buf), keep: true, ..Default::default() },
             )
@@ -54,8 +54,10 @@ async fn keeps_the_connection_and_reads_the_body() {
         assert_eq!(ex.bytes as usize, buf.len());
         assert!(String::from_utf8_lossy(&buf).contains("ok"));
     }
-    let ex =
-        client.exchange(get("/nope", factory.host_header()), Duration::from_secs(2), Reading::default()).await.unwrap();
+    let ex = client
+        .exchange(&get("/nope", factory.host_header()), Duration::from_secs(2), Reading::default())
+        .await
+        .unwrap();
     assert_eq!(ex.status, 404);
     mock.shutdown();
 }
@@ -69,9 +71,9 @@ async fn a_slow_response_times_out() {
     let req = http::Request::post("/v1/chat/completions")
         .header(http::header::HOST, factory.host_header().clone())
         .header(http::header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from_static(br#"{"model":"m","messages":[]}"#)))
+        .body(Bytes::from_static(br#"{"model":"m","messages":[]}"#))
         .unwrap();
-    let err = client.exchange(req, Duration::from_millis(100), Reading::default()).await.unwrap_err();
+    let err = client.exchange(&req, Duration::from_millis(100), Reading::default()).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Timeout);
     mock.shutdown();
 }
@@ -139,7 +141,7 @@ async fn against(acts: Vec<Act>, keep: bool, sse: bool, max_body: usize) -> (Res
     let mut parser = SseParser::new();
     let sink = sse.then_some(&mut parser);
     let reading = Reading { buf: Some(&mut buf), keep, sink, max_body, capture: &[], expect: None, tap: None };
-    let r = client.exchange(get("/", factory.host_header()), Duration::from_secs(20), reading).await;
+    let r = client.exchange(&get("/", factory.host_header()), Duration::from_secs(20), reading).await;
     (r, buf)
 }
 
@@ -212,7 +214,7 @@ async fn a_stalled_body_times_out() {
     let factory = ClientFactory::new(&url, false, Duration::from_secs(2)).unwrap();
     let mut client = factory.build();
     let err = client
-        .exchange(get("/", factory.host_header()), Duration::from_millis(300), Reading::default())
+        .exchange(&get("/", factory.host_header()), Duration::from_millis(300), Reading::default())
         .await
         .unwrap_err();
     assert_eq!((err.kind, err.bytes), (ErrorKind::Timeout, 2), "{}", err.message);
@@ -276,7 +278,7 @@ async fn a_small_error_body_is_drained_to_keep_the_connection() {
     for status in [503, 502] {
         buf.clear();
         let reading = Reading { buf: Some(&mut buf), ..Default::default() };
-        let ex = client.exchange(get("/", factory.host_header()), Duration::from_secs(5), reading).await.unwrap();
+        let ex = client.exchange(&get("/", factory.host_header()), Duration::from_secs(5), reading).await.unwrap();
         assert_eq!((ex.status, ex.bytes, buf.len()), (status, 2000, EXCERPT_BYTES));
     }
 }
@@ -351,13 +353,13 @@ async fn a_tap_copies_the_head_and_the_first_bytes_of_a_streamed_body() {
     let req = http::Request::post("/v1/chat/completions")
         .header(http::header::HOST, factory.host_header().clone())
         .header(http::header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(body)))
+        .body(Bytes::from(body))
         .unwrap();
     let (mut buf, mut parser, mut tap) = (Vec::new(), SseParser::new(), Tap::default());
     let (sink, max_body) = (Some(&mut parser), DEFAULT_MAX_BODY);
     let reading =
         Reading { buf: Some(&mut buf), keep: false, sink, capture: &[], expect: None, max_body, tap: Some(&mut tap) };
-    let ex = client.exchange(req, Duration::from_secs(5), reading).await.unwrap();
+    let ex = client.exchange(&req, Duration::from_secs(5), reading).await.unwrap();
     assert_eq!(ex.status, 200);
     assert!(tap.responded);
     assert_eq!(tap.headers.get("content-type").map(|v| v.as_bytes()), Some(&b"text/event-stream"[..]));
@@ -416,12 +418,12 @@ async fn bodies_small_and_large_arrive_whole_on_one_connection() {
         let sent: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
         let req = http::Request::post("/echo")
             .header(http::header::HOST, factory.host_header().clone())
-            .body(Full::new(Bytes::from(sent.clone())))
+            .body(Bytes::from(sent.clone()))
             .unwrap();
         let mut buf = Vec::new();
         let ex = client
             .exchange(
-                req,
+                &req,
                 Duration::from_secs(5),
                 Reading { buf: Some(&mut buf), keep: true, max_body: 4 << 20, ..Default::default() },
             )

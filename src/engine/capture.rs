@@ -114,7 +114,8 @@ impl CheckLine {
 }
 
 /// The request half of a capture, taken from what is about to be sent.
-pub(super) fn request(c: &mut Captured, req: &crate::client::Request, body: &[u8]) {
+pub(super) fn request(c: &mut Captured, req: &crate::client::Request) {
+    let body = req.body();
     c.method = req.method().to_string();
     c.uri = req.uri().to_string();
     c.request_headers = req

@@ -15,6 +15,18 @@ pub enum JsonNode {
     Object(Vec<(String, JsonNode)>),
 }
 
+/// A streamed chat request asks for `usage` in the last chunk unless the scenario says otherwise, so output
+/// tokens come from the server's count rather than from counting chunks.
+pub fn request_usage_in_stream(body: &mut Value) {
+    if let Some(obj) = body.as_object_mut() {
+        obj.entry("stream").or_insert(Value::Bool(true));
+        let opts = obj.entry("stream_options").or_insert_with(|| serde_json::json!({}));
+        if let Some(o) = opts.as_object_mut() {
+            o.entry("include_usage").or_insert(Value::Bool(true));
+        }
+    }
+}
+
 /// The expression of a leaf that is exactly one `{{ ... }}`.
 fn whole_expression(s: &str) -> Option<&str> {
     let inner = s.trim().strip_prefix("{{")?.strip_suffix("}}")?;

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HOST, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
 use serde_json_path::JsonPath;
 
-use crate::client::{DEFAULT_MAX_BODY, TransportFactory};
+use crate::client::{DEFAULT_MAX_BODY, Request, TransportFactory};
 use crate::llm::gateway::GatewaySpec;
 use crate::llm::pricing::Attribution;
 use crate::scenario::feeder::Feeder;
@@ -15,7 +15,7 @@ use crate::scenario::{Capture, OnFailure, Scenario, Step, TemplateSet, Text, con
 
 use super::error::EngineError;
 pub use super::json_body::JsonNode;
-use super::json_body::{fixed_model, json_node};
+use super::json_body::{fixed_model, json_node, request_usage_in_stream};
 
 /// Where a step was declared, for reports. `path` is the unexpanded text, so secrets never reach a report.
 #[derive(Debug, Clone)]
@@ -140,6 +140,8 @@ pub struct HttpAction {
     pub keep_body: bool,
     /// Some part is a template, so a render context is built per request.
     pub templated: bool,
+    /// The whole request when nothing in it is rendered: built once here, sent by reference every time.
+    pub fixed: Option<Request>,
 }
 
 /// A `delay` step: wait between these bounds instead of sending a request.
@@ -510,6 +512,14 @@ fn compile_http(
         || !query.is_empty()
         || !dyn_headers.is_empty()
         || matches!(body, BodyPlan::Json(_) | BodyPlan::Text(_));
+    let fixed = match (&url, &body, templated) {
+        (UrlPlan::Static(uri), BodyPlan::Empty | BodyPlan::Fixed(_), false) => {
+            let mut req = Request::new(if let BodyPlan::Fixed(b) = &body { b.clone() } else { Bytes::new() });
+            (*req.method_mut(), *req.uri_mut(), *req.headers_mut()) = (method.clone(), uri.clone(), headers.clone());
+            Some(req)
+        }
+        _ => None,
+    };
     Ok(HttpAction {
         method,
         url,
@@ -521,6 +531,7 @@ fn compile_http(
         max_body: step.max_body.map_or(c.max_body, |b| b.0),
         keep_body: false,
         templated,
+        fixed,
     })
 }
 
@@ -558,18 +569,6 @@ fn compile_checks(step: &Step, t: &mut TemplateSet, vars: &[(String, String)]) -
         json_paths,
         captures,
     })
-}
-
-/// A streamed chat request asks for `usage` in the last chunk unless the scenario says otherwise, so output
-/// tokens come from the server's count rather than from counting chunks.
-fn request_usage_in_stream(body: &mut serde_json::Value) {
-    if let Some(obj) = body.as_object_mut() {
-        obj.entry("stream").or_insert(serde_json::Value::Bool(true));
-        let opts = obj.entry("stream_options").or_insert_with(|| serde_json::json!({}));
-        if let Some(o) = opts.as_object_mut() {
-            o.entry("include_usage").or_insert(serde_json::Value::Bool(true));
-        }
-    }
 }
 
 /// `prefix + path`, then `?k=v&...` (form-encoded, appended to any query already in the path), as an origin-form

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::HeaderValue;
-use http_body_util::Full;
 use minijinja::Value;
 
 use super::capture::{self, Captured, CheckLine};
@@ -119,10 +118,20 @@ async fn exchange<T: Transport>(
 ) -> Attempt {
     let plan = &u.shared.plan;
     let ctx = http.templated.then(|| u.vars.ctx(plan));
-    let (req, requested) = match build_request(u, step, http, ctx.as_ref(), tap.as_deref_mut()) {
-        Ok(r) => r,
-        Err(e) => return Attempt::Failed(check(e.to_string())),
+    let built;
+    let (req, requested) = match &http.fixed {
+        Some(req) => (req, None),
+        None => match build_request(u, http, step.llm.chat, ctx.as_ref()) {
+            Ok((req, requested)) => {
+                built = req;
+                (&built, requested)
+            }
+            Err(e) => return Attempt::Failed(check(e.to_string())),
+        },
     };
+    if let Some(c) = tap.as_deref_mut() {
+        capture::request(c, req);
+    }
     u.buf.clear();
     let assemble = step.checks.read_body();
     if step.llm.stream {
@@ -349,12 +358,13 @@ fn measure_llm<T>(u: &mut Session<T>, step: &StepPlan, ex: &Exchange, requested:
     sample.cost
 }
 
+/// A request with rendered parts (a step whose request is all fixed sends `http.fixed`), and the model a
+/// rendered chat body asks for.
 fn build_request<T>(
     u: &Session<T>,
-    step: &StepPlan,
     http: &HttpAction,
+    chat: bool,
     ctx: Option<&Ctx>,
-    tap: Option<&mut Captured>,
 ) -> Result<(Request, Option<String>), EngineError> {
     let plan = &u.shared.plan;
     let render = |t: &Text| -> Result<String, EngineError> {
@@ -386,13 +396,13 @@ fn build_request<T>(
         BodyPlan::Text(t) => Bytes::from(render(t)?),
         BodyPlan::Json(node) => {
             let v = render_json(node, &render)?;
-            if step.llm.chat {
+            if chat {
                 requested = v.get("model").and_then(|m| m.as_str()).map(String::from);
             }
             Bytes::from(serde_json::to_vec(&v).map_err(|e| EngineError::Step(e.to_string()))?)
         }
     };
-    let mut req = Request::new(Full::new(Bytes::new()));
+    let mut req = Request::new(body);
     *req.method_mut() = http.method.clone();
     *req.uri_mut() = uri;
     *req.headers_mut() = http.headers.clone();
@@ -404,10 +414,6 @@ fn build_request<T>(
         v.set_sensitive(true);
         req.headers_mut().insert(name.clone(), v);
     }
-    if let Some(c) = tap {
-        capture::request(c, &req, &body);
-    }
-    *req.body_mut() = Full::new(body);
     Ok((req, requested))
 }
 

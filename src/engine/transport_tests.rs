@@ -30,7 +30,7 @@ struct Canned {
 impl Transport for Canned {
     async fn exchange<S: BodySink>(
         &mut self,
-        req: Request,
+        req: &Request,
         _timeout: Duration,
         reading: Reading<'_, S>,
     ) -> Result<Exchange, Failure> {
@@ -277,11 +277,19 @@ fn shipped_chat_steps_fold_their_vars_into_fixed_requests() {
         let step = &plan.classes[0].steps[0];
         let http = step.http().expect("a request");
         assert!(!http.templated, "{file}: rendered per request");
-        let crate::engine::plan::BodyPlan::Fixed(body) = &http.body else { panic!("{file}: body not fixed") };
-        let body: serde_json::Value = serde_json::from_slice(body).unwrap();
+        let crate::engine::plan::BodyPlan::Fixed(bytes) = &http.body else { panic!("{file}: body not fixed") };
+        let body: serde_json::Value = serde_json::from_slice(bytes).unwrap();
         assert_eq!(body["model"], model, "{file}");
         assert_eq!(step.llm.model.as_deref(), Some(model), "{file}");
+        // Nothing to render: the whole request is built once and sent as is.
+        let fixed = http.fixed.as_ref().expect("a request built once");
+        assert_eq!((fixed.method(), fixed.body()), (&http::Method::POST, bytes), "{file}");
+        assert_eq!(fixed.headers(), &http.headers, "{file}");
+        assert_eq!(fixed.headers().get("host"), Some(factory.host_header()), "{file}");
     }
+    // A template anywhere (a JSON leaf, a header) and the request is built per request.
+    let seam = plan(&factory);
+    assert!(seam.classes[0].steps.iter().all(|s| s.http().is_some_and(|h| h.templated && h.fixed.is_none())));
 }
 
 #[test]

@@ -192,7 +192,6 @@ mod tests {
     use std::time::Duration;
 
     use bytes::Bytes;
-    use http_body_util::Full;
 
     use crate::client::{ClientFactory, Reading};
 
@@ -209,10 +208,10 @@ mod tests {
             buf.clear();
             let req = http::Request::post("/v1/echo")
                 .header(http::header::HOST, factory.host_header().clone())
-                .body(Full::new(Bytes::from(body.clone())))
+                .body(Bytes::from(body.clone()))
                 .unwrap();
             let reading = Reading { buf: Some(&mut buf), keep: true, max_body: 2 << 20, ..Default::default() };
-            let ex = client.exchange(req, Duration::from_secs(10), reading).await.unwrap();
+            let ex = client.exchange(&req, Duration::from_secs(10), reading).await.unwrap();
             assert_eq!(ex.status, 200);
             assert!(buf == body, "echoed {} bytes", buf.len());
         }

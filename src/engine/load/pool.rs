@@ -125,7 +125,7 @@ fn timed_out(what: &str, timeout: Duration) -> Failure {
 impl<F: TransportFactory> Transport for Pooled<F> {
     async fn exchange<S: BodySink>(
         &mut self,
-        req: Request,
+        req: &Request,
         timeout: Duration,
         reading: Reading<'_, S>,
     ) -> Result<Exchange, Failure> {
