@@ -513,11 +513,8 @@ fn compile_http(
         || !dyn_headers.is_empty()
         || matches!(body, BodyPlan::Json(_) | BodyPlan::Text(_));
     let fixed = match (&url, &body, templated) {
-        (UrlPlan::Static(uri), BodyPlan::Empty | BodyPlan::Fixed(_), false) => {
-            let mut req = Request::new(if let BodyPlan::Fixed(b) = &body { b.clone() } else { Bytes::new() });
-            (*req.method_mut(), *req.uri_mut(), *req.headers_mut()) = (method.clone(), uri.clone(), headers.clone());
-            Some(req)
-        }
+        (UrlPlan::Static(uri), BodyPlan::Empty, false) => Some(request(&method, uri.clone(), &headers, Bytes::new())),
+        (UrlPlan::Static(uri), BodyPlan::Fixed(b), false) => Some(request(&method, uri.clone(), &headers, b.clone())),
         _ => None,
     };
     Ok(HttpAction {
@@ -569,6 +566,13 @@ fn compile_checks(step: &Step, t: &mut TemplateSet, vars: &[(String, String)]) -
         json_paths,
         captures,
     })
+}
+
+/// A request of these parts; the caller adds any rendered header.
+pub fn request(method: &http::Method, uri: http::Uri, headers: &HeaderMap, body: Bytes) -> Request {
+    let mut req = Request::new(body);
+    (*req.method_mut(), *req.uri_mut(), *req.headers_mut()) = (method.clone(), uri, headers.clone());
+    req
 }
 
 /// `prefix + path`, then `?k=v&...` (form-encoded, appended to any query already in the path), as an origin-form

@@ -12,7 +12,7 @@ use minijinja::Value;
 use super::capture::{self, Captured, CheckLine};
 use super::error::EngineError;
 use super::json_body::render_json;
-use super::plan::{BodyPlan, CaptureSource, HttpAction, StepPlan, UrlPlan, origin_form};
+use super::plan::{BodyPlan, CaptureSource, HttpAction, StepPlan, UrlPlan, origin_form, request};
 use super::session::{Session, pause, pick};
 use crate::client::{Exchange, Reading, Request, Transport, excerpt, is_success, status_kind};
 use crate::llm::usage::read_completion;
@@ -402,10 +402,7 @@ fn build_request<T>(
             Bytes::from(serde_json::to_vec(&v).map_err(|e| EngineError::Step(e.to_string()))?)
         }
     };
-    let mut req = Request::new(body);
-    *req.method_mut() = http.method.clone();
-    *req.uri_mut() = uri;
-    *req.headers_mut() = http.headers.clone();
+    let mut req = request(&http.method, uri, &http.headers, body);
     for (name, t) in &http.dyn_headers {
         let rendered = render(t)?;
         crate::redact::remember_header(name.as_str(), &rendered);

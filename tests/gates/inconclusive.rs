@@ -6,13 +6,18 @@ use serde_json::{Value, json};
 
 use super::*;
 
+/// The stored result in `file`, with `environment` as given.
+fn on_host(file: &Path, environment: Value) -> Value {
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    v["environment"] = environment;
+    v
+}
+
 /// The slowed run's result, its error rate not compared (a closed model may cut a slow request at the stop,
 /// and errors are never the host's doing), with `environment` as given.
 fn slowed_on(dir: &Path, name: &str, environment: Value) -> PathBuf {
-    let mut v: Value =
-        serde_json::from_str(&std::fs::read_to_string(slowed().out.join("result.json")).unwrap()).unwrap();
+    let mut v = on_host(&slowed().out.join("result.json"), environment);
     v["regression"]["off"].as_array_mut().expect("stored rules").push("errors".into());
-    v["environment"] = environment;
     write(dir, name, &v.to_string())
 }
 
@@ -32,9 +37,7 @@ fn a_disturbed_host_makes_a_slowdown_inconclusive_and_a_quiet_one_keeps_it_a_reg
     let dir = tempfile::tempdir().unwrap();
     // The live baseline's own host reading depends on the test machine's load; this test is about the current
     // run's, so the baseline is stamped quiet.
-    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&fixture().base).unwrap()).unwrap();
-    v["environment"] = host(0.1, 0.8, false, &[]);
-    let base = write(dir.path(), "base.json", &v.to_string());
+    let base = write(dir.path(), "base.json", &on_host(&fixture().base, host(0.1, 0.8, false, &[])).to_string());
     let b = base.to_str().unwrap();
     let quiet = slowed_on(dir.path(), "quiet.json", host(0.1, 0.9, false, &[]));
     let o = run(&["compare", b, quiet.to_str().unwrap(), "--quiet"]);

@@ -190,7 +190,8 @@ pub async fn dispatch<F: TransportFactory + 'static>(
 
 /// One runner: the arrivals handed to its slot, one after the other, until the dispatcher closes. The
 /// iteration runs in this loop's own state rather than in a helper future: a future made per arrival is built
-/// and then moved into place, a ~5 KB copy per arrival (3 % of the generator's CPU at 50k/s).
+/// and then moved into place, a ~5 KB copy per arrival (memmove went from 3.6 % to 2.95 % of the generator's
+/// CPU at 50k/s without it).
 async fn runner<F: TransportFactory + 'static>(crew: Rc<Crew<F>>, slot: Rc<Slot<F>>) {
     let local = &crew.local;
     loop {
