@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
 
 use super::h1::{Conn, Decoder, FrameError, Framing, Head, HeadError};
@@ -48,6 +49,33 @@ fn serialize_with<'b>(req: &'b Request, w: &mut Vec<u8>) -> &'b [u8] {
     &[]
 }
 
+/// A request's bytes on the wire, serialized once (see `prepared`).
+#[derive(Clone)]
+struct Wire(Bytes);
+
+/// `req` with its bytes on the wire serialized now, for a request sent unchanged many times (a step with
+/// nothing to render): each exchange of it then writes those bytes and serializes nothing. A body too large to
+/// coalesce is left to the ordinary path.
+pub fn prepared(mut req: Request) -> Request {
+    let mut w = Vec::new();
+    if serialize_with(&req, &mut w).is_empty() {
+        req.extensions_mut().insert(Wire(Bytes::from(w)));
+    }
+    req
+}
+
+/// What to write for `req`: its prepared bytes, or its head (and a small body) serialized into `w` and any
+/// large body apart.
+fn on_wire<'b>(req: &'b Request, w: &'b mut Vec<u8>) -> (&'b [u8], &'b [u8]) {
+    match req.extensions().get::<Wire>() {
+        Some(Wire(bytes)) => (bytes, &[]),
+        None => {
+            let body = serialize_with(req, w);
+            (w, body)
+        }
+    }
+}
+
 /// Bodies up to this size are sent in the head's buffer; it bounds what that buffer keeps per user.
 const COALESCE_BODY: usize = 4096;
 
@@ -87,8 +115,8 @@ pub(super) async fn run<S: BodySink>(
             slot.insert(c)
         }
     };
-    let body = serialize_with(req, wbuf);
-    conn.send(wbuf, body).await.map_err(|e| Failure::connect(format!("connection error: {e}")))?;
+    let (head, body) = on_wire(req, wbuf);
+    conn.send(head, body).await.map_err(|e| Failure::connect(format!("connection error: {e}")))?;
     let (mut sink, mut buf) = (sink, buf);
     let head_request = req.method() == http::Method::HEAD;
     let on_head = |head: &Head<'_>| {
@@ -118,10 +146,7 @@ pub(super) async fn run<S: BodySink>(
             (None, Some(b)) if keep => Route::Keep(KeepBody::new(b, max_body)),
             _ => Route::Discard,
         };
-        let encoding = head
-            .get("content-encoding")
-            .filter(|v| !v.eq_ignore_ascii_case(b"identity"))
-            .map(|v| String::from_utf8_lossy(v).into_owned());
+        let encoding = head.encoding();
         Setup { retry_after, captured, route, refused, encoding }
     };
     let (meta, setup) = conn.read_head(head_request, on_head).await.map_err(|e| match e {
@@ -182,8 +207,9 @@ pub(super) async fn run<S: BodySink>(
             }
         }
     }
+    let ttfb: Duration = head_at - start;
     // A small response read with its head needs no second clock read.
-    let latency = if conn.reads() == reads_at_head { head_at - start } else { start.elapsed() };
+    let latency = if conn.reads() == reads_at_head { ttfb } else { start.elapsed() };
     // The rest of an error body is not worth reading (it may be 1 GB): such a connection is given up, as is one
     // the server will close or that carried a body delimited by its close.
     if cut || !meta.keep_alive {
@@ -197,6 +223,28 @@ pub(super) async fn run<S: BodySink>(
         (_, Some(e)) => return Err(sink_failure(e, *bytes)),
         _ => {}
     }
-    let ttfb: Duration = head_at - start;
     Ok(Exchange { status: meta.status, ttfb, latency, bytes: *bytes, retry_after, captured })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prepared_request_writes_what_serializing_it_would() {
+        for len in [0, 300, COALESCE_BODY, COALESCE_BODY + 1, 70_000] {
+            let req = http::Request::post("/v1/chat/completions?x=1")
+                .header("host", "gw:8000")
+                .header("authorization", "Bearer k")
+                .body(Bytes::from(vec![b'a'; len]))
+                .unwrap();
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            let plain = on_wire(&req, &mut a);
+            let (plain, ready) = ((plain.0.to_vec(), plain.1.to_vec()), prepared(req));
+            assert_eq!(ready.extensions().get::<Wire>().is_some(), len <= COALESCE_BODY, "{len}");
+            let sent = on_wire(&ready, &mut b);
+            assert_eq!((sent.0.to_vec(), sent.1.to_vec()), plain, "a {len}-byte body");
+            assert!(b.is_empty() || len > COALESCE_BODY, "a prepared request serializes nothing");
+        }
+    }
 }

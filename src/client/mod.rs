@@ -25,6 +25,7 @@ use http::header::{HeaderName, HeaderValue};
 use tokio::net::TcpStream;
 
 pub use body::{BodySink, Discard, KeepBody, SinkError};
+pub use exchange::prepared;
 pub use h1::Head;
 pub use tap::{MESSAGE_EXCERPT_BYTES, TAP_BODY_BYTES, Tap, excerpt};
 

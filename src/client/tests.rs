@@ -420,16 +420,56 @@ async fn bodies_small_and_large_arrive_whole_on_one_connection() {
             .header(http::header::HOST, factory.host_header().clone())
             .body(Bytes::from(sent.clone()))
             .unwrap();
-        let mut buf = Vec::new();
-        let ex = client
-            .exchange(
-                &req,
-                Duration::from_secs(5),
-                Reading { buf: Some(&mut buf), keep: true, max_body: 4 << 20, ..Default::default() },
-            )
-            .await
-            .unwrap();
-        assert_eq!(ex.status, 200);
-        assert_eq!(buf, sent, "a {len}-byte body");
+        // As rendered per request, and as a step with nothing to render sends it (serialized once).
+        for req in [req.clone(), prepared(req)] {
+            let mut buf = Vec::new();
+            let ex = client
+                .exchange(
+                    &req,
+                    Duration::from_secs(5),
+                    Reading { buf: Some(&mut buf), keep: true, max_body: 4 << 20, ..Default::default() },
+                )
+                .await
+                .unwrap();
+            assert_eq!(ex.status, 200);
+            assert_eq!(buf, sent, "a {len}-byte body");
+        }
     }
+}
+
+#[tokio::test]
+async fn a_connection_the_server_closed_while_idle_is_replaced_not_failed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (closed_tx, closed_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let mut closed_tx = Some(closed_tx);
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            // One response per connection, keep-alive by its framing, then the server closes it (an idle
+            // timeout, say): the client must not send its next request there.
+            let _ = s.read(&mut buf).await.unwrap();
+            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await.unwrap();
+            drop(s);
+            if let Some(tx) = closed_tx.take() {
+                tx.send(()).unwrap();
+            }
+        }
+    });
+    let factory = ClientFactory::new(&url, false, Duration::from_secs(5)).unwrap();
+    let mut client = factory.build();
+    let req = get("/", factory.host_header());
+    let ex = client.exchange(&req, Duration::from_secs(5), Reading::default()).await.unwrap();
+    assert_eq!(ex.status, 200);
+    closed_rx.await.unwrap();
+    // A timer wait parks the runtime, so its I/O driver sees the close before the next request.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    for req in [req.clone(), prepared(req)] {
+        let ex = client.exchange(&req, Duration::from_secs(5), Reading::default()).await.unwrap();
+        assert_eq!(ex.status, 200);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(client.connects, 3, "one connection per response, none failed");
 }

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HOST, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
 use serde_json_path::JsonPath;
 
-use crate::client::{DEFAULT_MAX_BODY, Request, TransportFactory};
+use crate::client::{DEFAULT_MAX_BODY, Request, TransportFactory, prepared};
 use crate::llm::gateway::GatewaySpec;
 use crate::llm::pricing::Attribution;
 use crate::scenario::feeder::Feeder;
@@ -516,7 +516,8 @@ fn compile_http(
         (UrlPlan::Static(uri), BodyPlan::Empty, false) => Some(request(&method, uri.clone(), &headers, Bytes::new())),
         (UrlPlan::Static(uri), BodyPlan::Fixed(b), false) => Some(request(&method, uri.clone(), &headers, b.clone())),
         _ => None,
-    };
+    }
+    .map(prepared);
     Ok(HttpAction {
         method,
         url,

@@ -13,10 +13,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use minijinja::Value;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use tokio_util::sync::CancellationToken;
 
 use super::plan::Plan;
-use super::shared::{Local, Shared};
+use super::shared::{Flag, Local, Shared};
 use crate::llm::sse::SseParser;
 use crate::scenario::{Ctx, Text};
 
@@ -165,7 +164,7 @@ pub(super) fn pick(rng: &mut SmallRng, bounds: (Duration, Duration)) -> Duration
 }
 
 /// Sleeps unless a graceful stop comes first; false means stop.
-pub(super) async fn pause(stop: &CancellationToken, d: Duration) -> bool {
+pub(super) async fn pause(stop: &Flag, d: Duration) -> bool {
     if d.is_zero() {
         return !stop.is_cancelled();
     }
@@ -193,7 +192,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_pause_lasts_its_time_unless_a_stop_comes_first() {
-        let stop = CancellationToken::new();
+        let stop = Flag::default();
         let t0 = tokio::time::Instant::now();
         assert!(pause(&stop, Duration::from_secs(5)).await);
         assert_eq!(t0.elapsed(), Duration::from_secs(5));

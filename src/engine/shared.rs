@@ -3,10 +3,10 @@
 
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use super::capture::ExchangeLog;
 use super::plan::Plan;
@@ -16,8 +16,31 @@ use crate::metrics::Recorder;
 /// worker watches it once, so requests never race it).
 #[derive(Clone, Default)]
 pub struct Stop {
-    pub graceful: CancellationToken,
+    pub graceful: Flag,
     pub hard: CancellationToken,
+}
+
+/// A cancellation token whose state reads as one atomic load: `CancellationToken::is_cancelled` takes a mutex,
+/// and every user asks several times per iteration (1.7 % of a closed loop's user time on a tiny GET).
+#[derive(Clone, Default)]
+pub struct Flag {
+    token: CancellationToken,
+    set: Arc<AtomicBool>,
+}
+
+impl Flag {
+    pub fn cancel(&self) {
+        self.set.store(true, Ordering::Release);
+        self.token.cancel();
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.set.load(Ordering::Acquire)
+    }
+
+    pub fn cancelled(&self) -> WaitForCancellationFuture<'_> {
+        self.token.cancelled()
+    }
 }
 
 /// What every worker thread shares, read-only except the iteration budget (one atomic per iteration).

@@ -142,8 +142,9 @@ fn shared(plan: Arc<Plan>) -> Arc<Shared> {
 async fn one_iteration(factory: &CannedFactory) -> Recorder {
     let plan = plan(factory);
     let local = Rc::new(Local::new(plan.steps.len(), plan.classes.len()));
-    let mut user = Session::new(&shared(plan), &local, factory.build(), 0, 7);
-    assert!(user.iterate(0, 0, Duration::ZERO).await, "not stopped");
+    let shared = shared(plan);
+    let mut user = Session::new(&shared, &local, factory.build(), 0, 7);
+    assert!(user.iterate(&shared, 0, 0, Duration::ZERO).await, "not stopped");
     local.rec.borrow().clone()
 }
 

@@ -70,7 +70,7 @@ pub fn trial<F: TransportFactory>(spec: TrialSpec<F>) -> Result<TrialResult, Eng
             let mut user = Session::new(&shared, &local, client.build(), i, i as u64);
             let started = user.ensure_started().await;
             if started {
-                user.iterate(i, 0, Duration::ZERO).await;
+                user.iterate(&shared, i, 0, Duration::ZERO).await;
             }
             user.finish().await;
             classes.push(ClassTrial { name: class.name.clone(), started });

@@ -8,6 +8,7 @@ use tokio::time::Instant;
 
 use super::plan::{Action, ClassPlan, HttpAction, StepPlan};
 use super::session::{Session, pause, pick};
+use super::shared::Shared;
 use super::step::{run_delay, run_step};
 use crate::client::Transport;
 
@@ -55,9 +56,9 @@ impl<T: Transport> Session<T> {
         run_sequence(self, &shared.plan.classes[self.class].on_stop).await;
     }
 
-    /// One iteration of `class`; `lag` is how late it started against its schedule (open model).
-    pub(super) async fn iterate(&mut self, class: usize, iteration: u64, lag: Duration) -> bool {
-        let shared = self.shared.clone();
+    /// One iteration of `class`; `lag` is how late it started against its schedule (open model). `shared` is
+    /// the caller's (the session's own, cloned per iteration, would bounce one atomic between all workers).
+    pub(super) async fn iterate(&mut self, shared: &Shared, class: usize, iteration: u64, lag: Duration) -> bool {
         let c = &shared.plan.classes[class];
         self.vars.start_iteration(iteration, &c.appended, &shared.plan);
         #[cfg(debug_assertions)]
@@ -106,7 +107,8 @@ async fn run_sequence<T: Transport>(u: &mut Session<T>, steps: &[StepPlan]) -> b
 /// Runs one flow (following `when` and `loop`); false when a stop cut it short.
 async fn run_iteration<T: Transport>(u: &mut Session<T>, class: &ClassPlan, class_idx: usize, lag: Duration) -> bool {
     // The flow began when it was scheduled to (open model), not when the generator got round to it.
-    let flow_start = Instant::now() - lag;
+    let now = Instant::now();
+    let flow_start = if lag.is_zero() { now } else { now - lag };
     let mut lag = Some(lag).filter(|_| u.shared.open);
     let (mut ok, mut steps_run, mut cost) = (true, 0u64, 0.0);
     u.loops.iter_mut().for_each(|l| *l = 0);

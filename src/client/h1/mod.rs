@@ -89,6 +89,12 @@ impl Conn {
         if self.pos != self.buf.len() {
             return false;
         }
+        if let Stream::Plain(s) = &self.io {
+            // Reads only if the socket is marked readable (a close or bytes unasked): on a quiet connection, no
+            // syscall and no waker registered, which the poll below costs.
+            let mut one = [0u8; 1];
+            return matches!(s.try_read(&mut one), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
+        }
         poll_fn(|cx| {
             let mut one = [0u8; 1];
             let mut rb = ReadBuf::new(&mut one);
@@ -149,6 +155,10 @@ impl Conn {
         on_head: &mut impl FnMut(&Head<'_>) -> R,
     ) -> Result<Option<(Meta, R)>, HeadError> {
         loop {
+            // Asked first on an empty buffer (before the response is read): nothing to parse yet.
+            if self.pos == self.buf.len() {
+                return Ok(None);
+            }
             let mut headers = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; head::MAX_HEADERS];
             let Some((n, head)) = head::parse(&self.buf[self.pos..], &mut headers, head_request)? else {
                 return Ok(None);

@@ -119,7 +119,7 @@ pub async fn run_user<F: TransportFactory>(shared: Arc<Shared>, local: Rc<Local>
         local.users.set(local.users.get() + 1);
         let more = |n: u64| slot.max_iterations.is_none_or(|max| n < max);
         while more(iteration) && pacer.is_open() && !shared.stop.graceful.is_cancelled() && shared.claim_iteration() {
-            if !u.iterate(slot.class, iteration, Duration::ZERO).await {
+            if !u.iterate(&shared, slot.class, iteration, Duration::ZERO).await {
                 break;
             }
             iteration += 1;

@@ -216,7 +216,7 @@ async fn runner<F: TransportFactory + 'static>(crew: Rc<Crew<F>>, slot: Rc<Slot<
             // Tested before the call: the setup's future is as large as an iteration's, and built only to return.
             let ready = user.started || user.ensure_started().await;
             if ready {
-                user.iterate(class, iteration, lag).await;
+                user.iterate(&crew.shared, class, iteration, lag).await;
             }
             local.users.set(local.users.get() - 1);
             if ready {
