@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Instructions per request of the generator's hot path, counted by valgrind (callgrind), beside wrk's.
+#
+# bench.sh judges speed in CPU-seconds, and on a shared VM those move ±10 % from run to run: a change that saves
+# 5 % of user time cannot be seen there. An instruction count barely moves with the host, so it is the figure to
+# judge a user-space change by (it says nothing of the kernel's share, ~80 % of a tiny GET's cost: bench.sh
+# remains the judge of the whole). Counted on the busiest thread (the worker; for wrk its one load thread) over
+# a closed-loop tiny GET against nginx, divided by the requests the run counted; start-up is on other threads.
+#
+#   scripts/instr.sh                                   # this build and wrk
+#   BASE_BIN=/tmp/old/run-load-test scripts/instr.sh   # and another build, in the same sitting
+#   DURATION=8 USERS=100 scripts/instr.sh
+#
+# Traffic goes to 127.0.0.1 only, bounded by DURATION (valgrind slows the generator ~50×, so a run makes a few
+# tens of thousands of requests).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-4}
+USERS=${USERS:-50}
+NGINX_PORT=${NGINX_PORT:-18943}
+BASE_BIN=${BASE_BIN:-}
+case $DURATION in '' | *[!0-9]* | 0) echo "instr.sh: DURATION is whole seconds >= 1" >&2; exit 2 ;; esac
+case $USERS in '' | *[!0-9]* | 0) echo "instr.sh: USERS is a whole number >= 1" >&2; exit 2 ;; esac
+if [ -n "$BASE_BIN" ] && [ ! -x "$BASE_BIN" ]; then echo "instr.sh: BASE_BIN '$BASE_BIN' is not an executable" >&2; exit 2; fi
+
+missing=()
+command -v valgrind >/dev/null || missing+=(valgrind)
+command -v nginx >/dev/null || missing+=(nginx-light)
+command -v wrk >/dev/null || missing+=(wrk)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing ${missing[*]} (Debian)" >&2
+  SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+cargo build --release --quiet
+BIN=$PWD/target/release/run-load-test
+
+WORK=$(mktemp -d)
+NGINX_PID=
+cleanup() {
+  [ -n "$NGINX_PID" ] && kill "$NGINX_PID" 2>/dev/null && wait "$NGINX_PID" 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+mkdir -p "$WORK/nginx"
+cat > "$WORK/nginx/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx/body; proxy_temp_path $WORK/nginx/proxy; fastcgi_temp_path $WORK/nginx/fcgi;
+  uwsgi_temp_path $WORK/nginx/uwsgi; scgi_temp_path $WORK/nginx/scgi;
+  keepalive_requests 100000000;
+  keepalive_timeout 300s;
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    location / { default_type text/plain; return 200 "ok"; }
+  }
+}
+CONF
+nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" &
+NGINX_PID=$!
+for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$NGINX_PORT") 2>/dev/null && break; sleep 0.1; done
+
+cat > "$WORK/get.toml" <<TOML
+name = "instr"
+description = "a tiny GET, closed loop"
+[load]
+users = $USERS
+duration = "${DURATION}s"
+[[user]]
+name = "Bench"
+  [[user.step]]
+  name = "get"
+  get = "/"
+TOML
+
+# The busiest thread's instruction count in callgrind's per-thread outputs `$1-*`.
+busiest() {
+  for f in "$1"-*; do grep -m1 '^summary:' "$f" | awk '{print $2}'; done | sort -n | tail -1
+}
+
+row() { # name instructions requests
+  python3 -c 'import sys; n, i, r = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]); print(f"| {n} | {r:,} | {i:,} | {i / r:,.0f} |")' "$@"
+}
+
+echo "## instr.sh, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo
+echo "valgrind $(valgrind --version | cut -d- -f2), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), nginx $(nginx -v 2>&1 | cut -d/ -f2);" \
+  "closed loop, $USERS connections, ${DURATION} s under callgrind, one worker; run-load-test $($BIN --version | cut -d' ' -f2) $(git rev-parse --short HEAD 2>/dev/null || true)."
+echo
+echo "| generator | requests | instructions (busiest thread) | instructions per request |"
+echo "|---|---:|---:|---:|"
+measure() { # label binary
+  local out=$WORK/out-$RANDOM
+  mkdir -p "$out"
+  valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$out/cg" \
+    "$2" run "$WORK/get.toml" --target "http://127.0.0.1:$NGINX_PORT" --workers 1 --quiet --out "$out" \
+    >/dev/null 2>"$WORK/valgrind.err" || { echo "instr.sh: $1 failed under valgrind:" >&2; tail -5 "$WORK/valgrind.err" >&2; exit 1; }
+  local req
+  req=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["totals"]["requests"])' "$out/result.json")
+  row "$1" "$(busiest "$out/cg")" "$req"
+}
+measure "run-load-test (this build)" "$BIN"
+[ -n "$BASE_BIN" ] && measure "run-load-test (base build)" "$BASE_BIN"
+valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$WORK/wrk.cg" \
+  wrk -t1 -c"$USERS" -d"${DURATION}s" "http://127.0.0.1:$NGINX_PORT/" > "$WORK/wrk.out" 2>"$WORK/valgrind.err"
+row "wrk -t1" "$(busiest "$WORK/wrk.cg")" "$(grep -oP '\d+(?= requests in)' "$WORK/wrk.out")"
+echo
+echo "User-space instructions only: the kernel's share of a request (send, receive, TCP) is not counted here."
