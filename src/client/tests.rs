@@ -473,3 +473,43 @@ async fn a_connection_the_server_closed_while_idle_is_replaced_not_failed() {
     }
     assert_eq!(client.connects, 3, "one connection per response, none failed");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_timeout_fires_no_sooner_than_asked_and_at_most_a_64th_later() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        // The first request is answered; every later one (a timed-out connection is replaced) is read and
+        // never answered.
+        let mut answered = false;
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let answer = !std::mem::replace(&mut answered, true);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                if answer {
+                    let _ = s.read(&mut buf).await.unwrap();
+                    s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await.unwrap();
+                }
+                while s.read(&mut buf).await.unwrap_or(0) > 0 {}
+            });
+        }
+    });
+    let factory = ClientFactory::new(&url, false, Duration::from_secs(5)).unwrap();
+    let mut client = factory.build();
+    let req = get("/", factory.host_header());
+    let timeout = Duration::from_secs(1);
+    assert_eq!(client.exchange(&req, timeout, Reading::default()).await.unwrap().status, 200);
+    // Started within the slack of the timer the first request armed (kept), then well past it (re-armed).
+    for pause in [Duration::from_millis(5), Duration::from_millis(400)] {
+        tokio::time::sleep(pause).await;
+        let start = tokio::time::Instant::now();
+        let f = client.exchange(&req, timeout, Reading::default()).await.unwrap_err();
+        assert_eq!(f.kind, ErrorKind::Timeout);
+        let took = start.elapsed();
+        // tokio's timer rounds a deadline up to its next millisecond.
+        let latest = timeout + timeout / 64 + Duration::from_millis(1);
+        assert!(took >= timeout && took <= latest, "timed out after {took:?} (pause {pause:?})");
+    }
+}

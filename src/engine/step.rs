@@ -41,26 +41,38 @@ enum Attempt {
     Retry(Fail, Option<Duration>),
 }
 
-/// Runs the step (with its retries) and records it; returns whether it succeeded and what it cost.
+/// Runs the step (with its retries) and records it; returns whether it succeeded and what it cost. The step is
+/// marked as running, and each attempt as in flight, for as long as they last: a hard stop drops this future
+/// mid-way and leaves them counted.
 pub(super) async fn run_step<T: Transport>(
     u: &mut Session<T>,
     step: &StepPlan,
     http: &HttpAction,
     lag: Option<Duration>,
 ) -> (bool, f64) {
+    let local = u.local.clone();
+    let running = local.running.get(step.id);
+    if let Some(c) = running {
+        c.set(c.get() + 1);
+    }
     let mut retries = 0;
-    loop {
-        u.local.in_flight.set(u.local.in_flight.get() + 1);
-        let attempt = exec_once(u, step, http, retries + 1).await;
-        u.local.in_flight.set(u.local.in_flight.get() - 1);
+    // One loop in this one function: a step is awaited through as few nested futures as possible.
+    let r = loop {
+        local.in_flight.set(local.in_flight.get() + 1);
+        let attempt = if u.shared.capture.as_ref().is_some_and(|log| log.claim(step.id)) {
+            captured(u, step, http, retries + 1).await
+        } else {
+            exchange(u, step, http, None).await
+        };
+        local.in_flight.set(local.in_flight.get() - 1);
         let fail = match attempt {
             Attempt::Done { latency, ttfb, bytes, cost } => {
-                let mut rec = u.local.rec.borrow_mut();
+                let mut rec = local.rec.borrow_mut();
                 match lag {
                     Some(lag) => rec.steps[step.id].record_ok_from_schedule(latency, ttfb, bytes, lag),
                     None => rec.steps[step.id].record_ok(latency, ttfb, bytes),
                 }
-                return (true, cost);
+                break (true, cost);
             }
             Attempt::Failed(f) => f,
             Attempt::Retry(f, advised) => match &step.flow.retry {
@@ -77,9 +89,13 @@ pub(super) async fn run_step<T: Transport>(
             },
         };
         let shared = &u.shared;
-        u.local.rec.borrow_mut().steps[step.id].record_err(fail.kind, fail.bytes, || shared.redact(fail.message));
-        return (false, 0.0);
+        local.rec.borrow_mut().steps[step.id].record_err(fail.kind, fail.bytes, || shared.redact(fail.message));
+        break (false, 0.0);
+    };
+    if let Some(c) = running {
+        c.set(c.get() - 1);
     }
+    r
 }
 
 /// The wait before a retry: the advice (or backoff) plus up to 10% jitter, since users told the same
@@ -92,11 +108,9 @@ fn retry_wait(rng: &mut rand::rngs::SmallRng, advised: Duration, max_wait: Durat
     advised.saturating_add(pick(rng, (Duration::ZERO, advised / 10))).min(max_wait)
 }
 
-/// One attempt; recorded in full when the run captures exchanges (`try`, `--http-debug`) and this one has a slot.
-async fn exec_once<T: Transport>(u: &mut Session<T>, step: &StepPlan, http: &HttpAction, attempt: u32) -> Attempt {
-    if !u.shared.capture.as_ref().is_some_and(|log| log.claim(step.id)) {
-        return exchange(u, step, http, None).await;
-    }
+/// One attempt recorded in full, for a run that captures exchanges (`try`, `--http-debug`) when this one has a
+/// slot.
+async fn captured<T: Transport>(u: &mut Session<T>, step: &StepPlan, http: &HttpAction, attempt: u32) -> Attempt {
     let user = u.shared.plan.classes.get(u.class).map(|c| c.name.clone()).unwrap_or_default();
     let mut c = Box::new(Captured { user, step: step.name.clone(), step_id: step.id, attempt, ..Default::default() });
     let outcome = exchange(u, step, http, Some(&mut c)).await;

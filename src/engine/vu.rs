@@ -6,30 +6,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::plan::{Action, ClassPlan, HttpAction, StepPlan};
+use super::plan::{Action, ClassPlan, StepPlan};
 use super::session::{Session, pause, pick};
 use super::shared::Shared;
 use super::step::{run_delay, run_step};
 use crate::client::Transport;
-
-/// Runs a step, marked as running for as long as it does (a hard stop drops this future mid-way).
-async fn tracked_step<T: Transport>(
-    u: &mut Session<T>,
-    step: &StepPlan,
-    http: &HttpAction,
-    lag: Option<Duration>,
-) -> (bool, f64) {
-    let local = u.local.clone();
-    let running = local.running.get(step.id);
-    if let Some(c) = running {
-        c.set(c.get() + 1);
-    }
-    let r = run_step(u, step, http, lag).await;
-    if let Some(c) = running {
-        c.set(c.get() - 1);
-    }
-    r
-}
 
 impl<T: Transport> Session<T> {
     /// Runs the class's `on_start` steps; false when one failed (the user cannot work).
@@ -96,7 +77,7 @@ async fn run_sequence<T: Transport>(u: &mut Session<T>, steps: &[StepPlan]) -> b
                 continue;
             }
         };
-        let (ok, _) = tracked_step(u, step, http, None).await;
+        let (ok, _) = run_step(u, step, http, None).await;
         if !ok && step.flow.abort_on_failure {
             return false;
         }
@@ -132,7 +113,7 @@ async fn run_iteration<T: Transport>(u: &mut Session<T>, class: &ClassPlan, clas
                 }
             }
             Action::Http(http) => {
-                let (step_ok, step_cost) = tracked_step(u, step, http, lag.take()).await;
+                let (step_ok, step_cost) = run_step(u, step, http, lag.take()).await;
                 steps_run += 1;
                 cost += step_cost;
                 if !step_ok {
