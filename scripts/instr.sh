@@ -4,12 +4,14 @@
 # bench.sh judges speed in CPU-seconds, and on a shared VM those move ±10 % from run to run: a change that saves
 # 5 % of user time cannot be seen there. An instruction count barely moves with the host, so it is the figure to
 # judge a user-space change by (it says nothing of the kernel's share, ~80 % of a tiny GET's cost: bench.sh
-# remains the judge of the whole). Counted on the busiest thread (the worker; for wrk its one load thread) over
-# a closed-loop tiny GET against nginx, divided by the requests the run counted; start-up is on other threads.
+# remains the judge of the whole). Counted on the worker thread (for wrk its one load thread) over a
+# closed-loop tiny GET against nginx, divided by the requests the run counted (start-up is on other threads);
+# then the open model at a low rate, per arrival.
 #
 #   scripts/instr.sh                                   # this build and wrk
 #   BASE_BIN=/tmp/old/run-load-test scripts/instr.sh   # and another build, in the same sitting
 #   DURATION=8 USERS=100 scripts/instr.sh
+#   OPEN_RATE=0 scripts/instr.sh                       # skip the open model (2,000 arrivals/s by default)
 #
 # Traffic goes to 127.0.0.1 only, bounded by DURATION (valgrind slows the generator ~50×, so a run makes a few
 # tens of thousands of requests).
@@ -22,6 +24,9 @@ NGINX_PORT=${NGINX_PORT:-18943}
 BASE_BIN=${BASE_BIN:-}
 case $DURATION in '' | *[!0-9]* | 0) echo "instr.sh: DURATION is whole seconds >= 1" >&2; exit 2 ;; esac
 case $USERS in '' | *[!0-9]* | 0) echo "instr.sh: USERS is a whole number >= 1" >&2; exit 2 ;; esac
+# Under valgrind the generator manages ~3,000 arrivals/s; 2,000 leaves it time to keep to the schedule.
+OPEN_RATE=${OPEN_RATE:-2000}
+case $OPEN_RATE in '' | *[!0-9]*) echo "instr.sh: OPEN_RATE is a whole number (0: no open-model row)" >&2; exit 2 ;; esac
 if [ -n "$BASE_BIN" ] && [ ! -x "$BASE_BIN" ]; then echo "instr.sh: BASE_BIN '$BASE_BIN' is not an executable" >&2; exit 2; fi
 
 missing=()
@@ -82,9 +87,28 @@ name = "Bench"
   get = "/"
 TOML
 
-# The busiest thread's instruction count in callgrind's per-thread outputs `$1-*`.
+cat > "$WORK/open.toml" <<TOML
+name = "instr-open"
+description = "a tiny GET, open model"
+[load]
+rate = $OPEN_RATE
+max_in_flight = 100
+duration = "${DURATION}s"
+[[user]]
+name = "Bench"
+  [[user.step]]
+  name = "get"
+  get = "/"
+TOML
+
+# The busiest load thread's instruction count in callgrind's per-thread outputs `$1-*`: of run-load-test's
+# threads, those that ran an exchange (at a low arrival rate the main thread's per-second snapshots can cost
+# more than the worker); of wrk's, all.
 busiest() {
-  for f in "$1"-*; do grep -m1 '^summary:' "$f" | awk '{print $2}'; done | sort -n | tail -1
+  local files
+  files=$(grep -l 'HttpClient' "$1"-* 2>/dev/null || true)
+  [ -n "$files" ] || files=$(ls "$1"-*)
+  for f in $files; do grep -m1 '^summary:' "$f" | awk '{print $2}'; done | sort -n | tail -1
 }
 
 row() { # name instructions requests
@@ -96,13 +120,13 @@ echo
 echo "valgrind $(valgrind --version | cut -d- -f2), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), nginx $(nginx -v 2>&1 | cut -d/ -f2);" \
   "closed loop, $USERS connections, ${DURATION} s under callgrind, one worker; run-load-test $($BIN --version | cut -d' ' -f2) $(git rev-parse --short HEAD 2>/dev/null || true)."
 echo
-echo "| generator | requests | instructions (busiest thread) | instructions per request |"
+echo "| generator | requests | instructions (worker thread) | instructions per request |"
 echo "|---|---:|---:|---:|"
-measure() { # label binary
+measure() { # label binary [scenario]
   local out=$WORK/out-$RANDOM
   mkdir -p "$out"
   valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$out/cg" \
-    "$2" run "$WORK/get.toml" --target "http://127.0.0.1:$NGINX_PORT" --workers 1 --quiet --out "$out" \
+    "$2" run "${3:-$WORK/get.toml}" --target "http://127.0.0.1:$NGINX_PORT" --workers 1 --quiet --out "$out" \
     >/dev/null 2>"$WORK/valgrind.err" || { echo "instr.sh: $1 failed under valgrind:" >&2; tail -5 "$WORK/valgrind.err" >&2; exit 1; }
   local req
   req=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["totals"]["requests"])' "$out/result.json")
@@ -113,5 +137,15 @@ measure "run-load-test (this build)" "$BIN"
 valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$WORK/wrk.cg" \
   wrk -t1 -c"$USERS" -d"${DURATION}s" "http://127.0.0.1:$NGINX_PORT/" > "$WORK/wrk.out" 2>"$WORK/valgrind.err"
 row "wrk -t1" "$(busiest "$WORK/wrk.cg")" "$(grep -oP '\d+(?= requests in)' "$WORK/wrk.out")"
+if [ "$OPEN_RATE" -gt 0 ]; then
+  echo
+  echo "Open model, $OPEN_RATE arrivals/s, max_in_flight 100 (per arrival; the worker also pays its pacing, and at this"
+  echo "low rate the per-second snapshots weigh more than at 50k/s):"
+  echo
+  echo "| generator | arrivals run | instructions (worker thread) | instructions per arrival |"
+  echo "|---|---:|---:|---:|"
+  measure "run-load-test (this build)" "$BIN" "$WORK/open.toml"
+  [ -n "$BASE_BIN" ] && measure "run-load-test (base build)" "$BASE_BIN" "$WORK/open.toml"
+fi
 echo
 echo "User-space instructions only: the kernel's share of a request (send, receive, TCP) is not counted here."
