@@ -74,32 +74,14 @@ nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" &
 NGINX_PID=$!
 for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$NGINX_PORT") 2>/dev/null && break; sleep 0.1; done
 
-cat > "$WORK/get.toml" <<TOML
-name = "instr"
-description = "a tiny GET, closed loop"
-[load]
-users = $USERS
-duration = "${DURATION}s"
-[[user]]
-name = "Bench"
-  [[user.step]]
-  name = "get"
-  get = "/"
-TOML
-
-cat > "$WORK/open.toml" <<TOML
-name = "instr-open"
-description = "a tiny GET, open model"
-[load]
-rate = $OPEN_RATE
-max_in_flight = 100
-duration = "${DURATION}s"
-[[user]]
-name = "Bench"
-  [[user.step]]
-  name = "get"
-  get = "/"
-TOML
+# A tiny GET under the load model given as `[load]` lines.
+scenario() { # file name load-lines
+  printf 'name = "%s"\ndescription = "a tiny GET"\n[load]\n%s\nduration = "%ss"\n' "$2" "$3" "$DURATION" > "$1"
+  printf '[[user]]\nname = "Bench"\n  [[user.step]]\n  name = "get"\n  get = "/"\n' >> "$1"
+}
+scenario "$WORK/get.toml" instr "users = $USERS"
+scenario "$WORK/open.toml" instr-open "rate = $OPEN_RATE
+max_in_flight = 100"
 
 # The busiest load thread's instruction count in callgrind's per-thread outputs `$1-*`: of run-load-test's
 # threads, those that ran an exchange (at a low arrival rate the main thread's per-second snapshots can cost

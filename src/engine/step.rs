@@ -79,7 +79,7 @@ pub(super) async fn run_step<T: Transport>(
                 Some(r) if retries < r.max => {
                     let wait = retry_wait(&mut u.vars.rng, advised.unwrap_or(r.backoff), r.max_wait);
                     retries += 1;
-                    u.local.rec.borrow_mut().steps[step.id].retries += 1;
+                    local.rec.borrow_mut().steps[step.id].retries += 1;
                     if pause(&u.shared.stop.graceful, wait).await {
                         continue;
                     }

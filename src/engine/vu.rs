@@ -88,8 +88,7 @@ async fn run_sequence<T: Transport>(u: &mut Session<T>, steps: &[StepPlan]) -> b
 /// Runs one flow (following `when` and `loop`); false when a stop cut it short.
 async fn run_iteration<T: Transport>(u: &mut Session<T>, class: &ClassPlan, class_idx: usize, lag: Duration) -> bool {
     // The flow began when it was scheduled to (open model), not when the generator got round to it.
-    let now = Instant::now();
-    let flow_start = if lag.is_zero() { now } else { now - lag };
+    let flow_start = Instant::now() - lag;
     let mut lag = Some(lag).filter(|_| u.shared.open);
     let (mut ok, mut steps_run, mut cost) = (true, 0u64, 0.0);
     u.loops.iter_mut().for_each(|l| *l = 0);

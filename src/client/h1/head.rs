@@ -55,11 +55,10 @@ impl<'a> Head<'a> {
 
     /// The coding the body was sent in, other than `identity` (allocated only when a server sends one).
     pub(in crate::client) fn encoding(&self) -> Option<String> {
-        self.meta
-            .encoded
-            .then(|| self.get("content-encoding"))
-            .flatten()
-            .map(|v| String::from_utf8_lossy(v).into_owned())
+        if !self.meta.encoded {
+            return None;
+        }
+        Some(String::from_utf8_lossy(self.get("content-encoding")?).into_owned())
     }
 
     /// A 1xx other than 101: an interim response, skipped.
