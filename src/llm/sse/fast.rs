@@ -2,11 +2,12 @@
 //! whose `choices` carry content deltas. serde_json's derived visitors cost about half a microsecond per
 //! chunk (a key is matched, a string validated and a parsed choice moved through several `Option` layers),
 //! which made a 16-token stream cost 1.7× a plain request. This reader gives up (`None`) at anything it does
-//! not read itself: an escape or control character in a string, a tool-call delta, a usage `cost`, an error,
-//! a duplicate known key, a value of an unexpected type, nesting deeper than `MAX_DEPTH`, trailing bytes.
-//! serde_json then reads the payload exactly as before, so an unusual chunk costs what every chunk used to
-//! and a malformed one gets serde_json's own error. It never accepts a payload serde_json would reject or read
-//! differently: in test and fuzz builds every chunk it accepts is read again by serde_json and compared.
+//! not read itself: bytes that are not UTF-8, an escape or control character in a string, a tool-call delta,
+//! a usage `cost`, an error, a duplicate known key, a value of an unexpected type, nesting deeper than
+//! `MAX_DEPTH`, trailing bytes. serde_json then reads the payload exactly as before, so an unusual chunk costs
+//! what every chunk used to and a malformed one gets serde_json's own error. It never accepts a payload
+//! serde_json would reject or read differently: in test and fuzz builds every chunk it accepts is read again
+//! by serde_json and compared.
 
 use std::borrow::Cow;
 
@@ -26,7 +27,10 @@ pub(super) fn chunk(data: &[u8]) -> Option<Chunk<'_>> {
 /// (`c` then holds a partial read, to be overwritten). Filled in place: a chunk is about 340 bytes, and
 /// returning it, its choice and its delta by value spent 5 % of a 16-token stream's CPU in memcpy.
 pub(super) fn read_into<'a>(data: &'a [u8], c: &mut Chunk<'a>) -> Option<()> {
-    let mut r = Reader { b: data, i: 0 };
+    // Validated once, whole: a string between two ASCII quotes of valid UTF-8 is valid UTF-8 itself, so keys,
+    // kept strings and skipped ones need no check of their own. A payload that is not UTF-8 is serde_json's.
+    let text = std::str::from_utf8(data).ok()?;
+    let mut r = Reader { s: text, b: data, i: 0 };
     r.expect(b'{')?;
     r.chunk(c)?;
     r.ws();
@@ -34,6 +38,8 @@ pub(super) fn read_into<'a>(data: &'a [u8], c: &mut Chunk<'a>) -> Option<()> {
 }
 
 struct Reader<'a> {
+    /// The payload, valid UTF-8, and its bytes.
+    s: &'a str,
     b: &'a [u8],
     i: usize,
 }
@@ -102,24 +108,22 @@ impl<'a> Reader<'a> {
         (self.b.get(self.i..end)? == rest).then(|| self.i = end)
     }
 
-    /// The bytes of a string whose opening quote was consumed, when it has no escape and no control character.
-    fn raw_str(&mut self) -> Option<&'a [u8]> {
-        let rest = self.b.get(self.i..)?;
-        let end = string_end(rest)?;
-        if rest.get(end) != Some(&b'"') {
+    /// The text of a string whose opening quote was consumed, when it has no escape and no control character.
+    fn raw_str(&mut self) -> Option<&'a str> {
+        let start = self.i;
+        let end = start + string_end(self.b.get(start..)?)?;
+        if self.b.get(end) != Some(&b'"') {
             return None;
         }
-        self.i += end + 1;
-        rest.get(..end)
+        self.i = end + 1;
+        // Both ends are ASCII (a quote), so always on a character boundary; `get` checks it all the same.
+        self.s.get(start..end)
     }
 
     /// `null` or a string, as serde reads an `Option<Text>`.
     fn opt_text(&mut self) -> Option<Option<Text<'a>>> {
         match self.next()? {
-            b'"' => {
-                let s = self.raw_str()?;
-                Some(Some(Text(Cow::Borrowed(std::str::from_utf8(s).ok()?))))
-            }
+            b'"' => Some(Some(Text(Cow::Borrowed(self.raw_str()?)))),
             b'n' => self.lit(b"ull").map(|()| None),
             _ => None,
         }
@@ -163,7 +167,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Each member of an object whose `{` was consumed: `member` reads the value after the key and colon.
-    fn object(&mut self, mut on_member: impl FnMut(&mut Self, &'a [u8]) -> Option<()>) -> Option<()> {
+    fn object(&mut self, mut on_member: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
         self.ws();
         if self.peek() == Some(b'}') {
             self.i += 1;
@@ -199,33 +203,13 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A member this reader does not keep, validated as serde_json would while skipping it.
-    fn other(&mut self, key: &[u8]) -> Option<()> {
-        // serde_json reads every key as a string: leave the UTF-8 question to it.
-        if !key.is_ascii() {
-            return None;
-        }
-        self.skip(0)
-    }
-
     fn skip(&mut self, depth: u32) -> Option<()> {
         match self.next()? {
-            b'"' => {
-                let s = self.raw_str()?;
-                if !s.is_ascii() {
-                    std::str::from_utf8(s).ok()?;
-                }
-                Some(())
-            }
+            b'"' => self.raw_str().map(|_| ()),
             b'n' => self.lit(b"ull"),
             b't' => self.lit(b"rue"),
             b'f' => self.lit(b"alse"),
-            b'{' if depth < MAX_DEPTH => self.object(|r, key| {
-                if !key.is_ascii() {
-                    return None;
-                }
-                r.skip(depth + 1)
-            }),
+            b'{' if depth < MAX_DEPTH => self.object(|r, _| r.skip(depth + 1)),
             b'[' if depth < MAX_DEPTH => self.array(|r| r.skip(depth + 1)),
             c @ (b'-' | b'0'..=b'9') => self.number(c),
             _ => None,
@@ -276,18 +260,18 @@ impl<'a> Reader<'a> {
     fn chunk(&mut self, c: &mut Chunk<'a>) -> Option<()> {
         let (mut id, mut model) = (false, false);
         self.object(|r, key| match key {
-            b"id" => member(&mut id, &mut c.id, r.opt_text()),
-            b"model" => member(&mut model, &mut c.model, r.opt_text()),
-            b"choices" => {
+            "id" => member(&mut id, &mut c.id, r.opt_text()),
+            "model" => member(&mut model, &mut c.model, r.opt_text()),
+            "choices" => {
                 once(&mut c.choices.present)?;
                 r.choices(&mut c.choices.value)
             }
-            b"usage" => {
+            "usage" => {
                 once(&mut c.usage.present)?;
                 r.opt_object(&mut c.usage.value, UsageWire::EMPTY, Self::usage)
             }
-            b"error" => None,
-            _ => r.other(key),
+            "error" => None,
+            _ => r.skip(0),
         })
     }
 
@@ -326,13 +310,13 @@ impl<'a> Reader<'a> {
     fn choice(&mut self, c: &mut Choice<'a>) -> Option<()> {
         let (mut index, mut delta, mut finish) = (false, false, false);
         self.object(|r, key| match key {
-            b"index" => member(&mut index, &mut c.index, r.opt_u64()),
-            b"delta" => {
+            "index" => member(&mut index, &mut c.index, r.opt_u64()),
+            "delta" => {
                 once(&mut delta)?;
                 r.opt_object(&mut c.delta, Delta::EMPTY, Self::delta)
             }
-            b"finish_reason" => member(&mut finish, &mut c.finish_reason, r.opt_text()),
-            _ => r.other(key),
+            "finish_reason" => member(&mut finish, &mut c.finish_reason, r.opt_text()),
+            _ => r.skip(0),
         })
     }
 
@@ -340,23 +324,23 @@ impl<'a> Reader<'a> {
     fn usage(&mut self, u: &mut UsageWire) -> Option<()> {
         let (mut prompt, mut completion, mut details) = (false, false, false);
         self.object(|r, key| match key {
-            b"prompt_tokens" => member(&mut prompt, &mut u.prompt_tokens, r.opt_u64()),
-            b"completion_tokens" => member(&mut completion, &mut u.completion_tokens, r.opt_u64()),
-            b"completion_tokens_details" => {
+            "prompt_tokens" => member(&mut prompt, &mut u.prompt_tokens, r.opt_u64()),
+            "completion_tokens" => member(&mut completion, &mut u.completion_tokens, r.opt_u64()),
+            "completion_tokens_details" => {
                 once(&mut details)?;
                 let empty = UsageDetails { reasoning_tokens: None };
                 r.opt_object(&mut u.completion_tokens_details, empty, Self::usage_details)
             }
-            b"cost" => None,
-            _ => r.other(key),
+            "cost" => None,
+            _ => r.skip(0),
         })
     }
 
     fn usage_details(&mut self, d: &mut UsageDetails) -> Option<()> {
         let mut seen = false;
         self.object(|r, key| match key {
-            b"reasoning_tokens" => member(&mut seen, &mut d.reasoning_tokens, r.opt_u64()),
-            _ => r.other(key),
+            "reasoning_tokens" => member(&mut seen, &mut d.reasoning_tokens, r.opt_u64()),
+            _ => r.skip(0),
         })
     }
 
@@ -364,18 +348,18 @@ impl<'a> Reader<'a> {
     fn delta(&mut self, d: &mut Delta<'a>) -> Option<()> {
         let (mut content, mut reasoning_content, mut reasoning, mut tools) = (false, false, false, false);
         self.object(|r, key| match key {
-            b"content" => member(&mut content, &mut d.content, r.opt_text()),
-            b"reasoning_content" => member(&mut reasoning_content, &mut d.reasoning_content, r.opt_text()),
-            b"reasoning" => member(&mut reasoning, &mut d.reasoning, r.opt_text()),
+            "content" => member(&mut content, &mut d.content, r.opt_text()),
+            "reasoning_content" => member(&mut reasoning_content, &mut d.reasoning_content, r.opt_text()),
+            "reasoning" => member(&mut reasoning, &mut d.reasoning, r.opt_text()),
             // Tool-call deltas are serde's; a null one is read as none, as serde reads it.
-            b"tool_calls" => {
+            "tool_calls" => {
                 once(&mut tools)?;
                 match r.next()? {
                     b'n' => r.lit(b"ull"),
                     _ => None,
                 }
             }
-            _ => r.other(key),
+            _ => r.skip(0),
         })
     }
 }
