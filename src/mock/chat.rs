@@ -1,5 +1,5 @@
-//! `POST /v1/chat/completions`: auth, rate limiting, request parsing, alias routing, fault injection and
-//! the non-streamed response shape (the streamed one is in `stream`).
+//! `POST /v1/chat/completions`: auth, rate limiting, alias routing, fault injection and the non-streamed
+//! response shape (the request is read in `ask`, the streamed response is in `stream`).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -12,14 +12,14 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde::Serialize;
-use serde_json::Value;
 use tokio::time::Instant;
 
+use super::ask::{self, Ask};
 use super::faults::{self, Fault, Route};
 use super::limits::Verdict;
 use super::stats::bump;
 use super::synth::{self, MAX_TOKEN_LEN, REASONING_DOMAIN, Tokens};
-use super::tools::{self, ToolCall};
+use super::tools::ToolCall;
 use super::{Shared, body_rejection, error_response, error_with_code, json_response, stream};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-mock-request-id");
@@ -46,49 +46,6 @@ pub(super) async fn completions(
     let mut response = respond(&shared, index, &headers, body).await;
     response.headers_mut().insert(REQUEST_ID, HeaderValue::from(index));
     response
-}
-
-/// What a request asks for, once validated.
-struct Ask<'a> {
-    model: &'a str,
-    stream: bool,
-    include_usage: bool,
-    completion_tokens: u32,
-    prompt_tokens: u64,
-}
-
-fn parse<'a>(value: &'a Value, output_tokens: u32) -> Result<Ask<'a>, &'static str> {
-    let messages =
-        value.get("messages").and_then(Value::as_array).ok_or("'messages' is required and must be an array")?;
-    let cap = ["max_tokens", "max_completion_tokens"]
-        .iter()
-        .filter_map(|key| value.get(key).and_then(Value::as_u64))
-        .map(|cap| u32::try_from(cap).unwrap_or(u32::MAX))
-        .min()
-        .unwrap_or(u32::MAX);
-    Ok(Ask {
-        model: value.get("model").and_then(Value::as_str).unwrap_or("mock-model"),
-        stream: value.get("stream").and_then(Value::as_bool) == Some(true),
-        include_usage: value.get("stream_options").and_then(|o| o.get("include_usage")).and_then(Value::as_bool)
-            == Some(true),
-        completion_tokens: output_tokens.max(1).min(cap),
-        prompt_tokens: count_prompt_words(messages).max(1),
-    })
-}
-
-/// A rough prompt size: whitespace-separated words of every message's text, whether the content is a
-/// plain string or an array of parts.
-fn count_prompt_words(messages: &[Value]) -> u64 {
-    let words = |s: &str| s.split_whitespace().count() as u64;
-    messages
-        .iter()
-        .filter_map(|m| m.get("content"))
-        .map(|content| match content {
-            Value::String(s) => words(s),
-            Value::Array(parts) => parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).map(words).sum(),
-            _ => 0,
-        })
-        .sum()
 }
 
 async fn respond(shared: &Shared, index: u64, headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
@@ -123,21 +80,12 @@ async fn respond(shared: &Shared, index: u64, headers: &HeaderMap, body: Result<
         Ok(body) => body,
         Err(rejection) => return body_rejection(rejection),
     };
-    let value: Value = match serde_json::from_slice(&body) {
-        Ok(value) => value,
-        Err(e) => {
-            let message = format!("We could not parse the JSON body of your request. ({e})");
-            return error_response(StatusCode::BAD_REQUEST, "invalid_request_error", &message);
-        }
-    };
-    let ask = match parse(&value, config.output_tokens) {
+    let ask = match ask::read(&body, config.output_tokens, config.react_steps) {
         Ok(ask) => ask,
-        Err(message) => {
-            return error_response(StatusCode::BAD_REQUEST, "invalid_request_error", message);
-        }
+        Err(message) => return error_response(StatusCode::BAD_REQUEST, "invalid_request_error", &message),
     };
 
-    let (model, hops) = match faults::route(config, ask.model, index) {
+    let (model, hops) = match faults::route(config, &ask.model, index) {
         Route::Served { model, hops, fallback } => {
             if fallback {
                 bump(&shared.stats.fallbacks);
@@ -159,7 +107,7 @@ async fn respond(shared: &Shared, index: u64, headers: &HeaderMap, body: Result<
         }
     };
     let mut response =
-        answer(shared, index, &value, &ask, model, later(start, config.fallback_penalty.saturating_mul(hops))).await;
+        answer(shared, index, &ask, model, later(start, config.fallback_penalty.saturating_mul(hops))).await;
     if let Ok(served) = HeaderValue::from_str(model) {
         response.headers_mut().insert(SERVED_MODEL, served);
     }
@@ -167,14 +115,7 @@ async fn respond(shared: &Shared, index: u64, headers: &HeaderMap, body: Result<
 }
 
 /// The served model's answer (or injected failure), its tier having been reached at `routed_at`.
-async fn answer(
-    shared: &Shared,
-    index: u64,
-    value: &Value,
-    ask: &Ask<'_>,
-    model: &str,
-    routed_at: Instant,
-) -> Response {
+async fn answer(shared: &Shared, index: u64, ask: &Ask<'_>, model: &str, routed_at: Instant) -> Response {
     let config = &shared.config;
     let (first_token_delay, token_delay) = config.latency_of(model);
     if synth::should_fail(config.seed, index, config.error_rate) {
@@ -218,7 +159,7 @@ async fn answer(
     wait_until(ready_at).await;
     let first_token_at = later(ready_at, first_token_delay);
 
-    let answer = match tools::wanted_call(value, config.react_steps) {
+    let answer = match ask.tool.clone() {
         Some(name) => {
             bump(&stats.tool_calls);
             Answer::Tool(ToolCall::new(config.seed, index, name))

@@ -10,6 +10,7 @@
 //! in for an external service and is only ever reached over HTTP. Every decision is a pure function of the seed and a request index, so two runs with
 //! the same seed fail the same requests the same way.
 
+mod ask;
 mod auth;
 mod chat;
 mod config;
