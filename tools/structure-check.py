@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 MAX_FILE_LINES = 600
-STRING_ERROR = re.compile(r"Result<[^>]*, String>")
+STRING_ERROR = re.compile(r"Result<.*,\s*String>")  # nested generics too: Result<Ask<'_>, String>
 INLINE_TESTS = re.compile(r"^#\[cfg\(test\)\]\s*\n\s*(pub(\([^)]*\))?\s+)?mod \w+ \{", re.M)
 
 src = Path(sys.argv[1] if len(sys.argv) > 1 else "src")

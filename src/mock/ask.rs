@@ -28,16 +28,24 @@ pub(super) struct Ask<'a> {
     pub tool: Option<String>,
 }
 
-/// Reads `body`; the error is the 400's message.
-pub(super) fn read(body: &[u8], output_tokens: u32, react_steps: u32) -> Result<Ask<'_>, String> {
+/// Why a body is answered with a 400; its text is the response's message.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum BadRequest {
+    #[error("We could not parse the JSON body of your request. ({0})")]
+    Json(serde_json::Error),
+    #[error("'messages' is required and must be an array")]
+    NoMessages,
+}
+
+/// Reads `body`.
+pub(super) fn read(body: &[u8], output_tokens: u32, react_steps: u32) -> Result<Ask<'_>, BadRequest> {
     if let Some(ask) =
         serde_json::from_slice::<Object<Wire<'_>>>(body).ok().and_then(|w| w.0.ask(output_tokens, react_steps))
     {
         return Ok(ask);
     }
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| format!("We could not parse the JSON body of your request. ({e})"))?;
-    from_value(&value, output_tokens, react_steps).map(Ask::into_owned).map_err(str::to_owned)
+    let value: Value = serde_json::from_slice(body).map_err(BadRequest::Json)?;
+    from_value(&value, output_tokens, react_steps).map(Ask::into_owned)
 }
 
 impl Ask<'_> {
@@ -200,9 +208,8 @@ fn words(s: &str) -> u64 {
 }
 
 /// Any JSON object, read leniently: a field of an unexpected type counts as absent.
-fn from_value(value: &Value, output_tokens: u32, react_steps: u32) -> Result<Ask<'_>, &'static str> {
-    let messages =
-        value.get("messages").and_then(Value::as_array).ok_or("'messages' is required and must be an array")?;
+fn from_value(value: &Value, output_tokens: u32, react_steps: u32) -> Result<Ask<'_>, BadRequest> {
+    let messages = value.get("messages").and_then(Value::as_array).ok_or(BadRequest::NoMessages)?;
     let caps = ["max_tokens", "max_completion_tokens"].map(|key| value.get(key).and_then(Value::as_u64));
     Ok(Ask {
         model: Cow::Borrowed(value.get("model").and_then(Value::as_str).unwrap_or(DEFAULT_MODEL)),
@@ -236,7 +243,7 @@ mod tests {
     /// What the `Value` path alone reads from `body`.
     fn slow(body: &str) -> Result<Ask<'static>, String> {
         let value: Value = serde_json::from_str(body).map_err(|e| e.to_string())?;
-        from_value(&value, 8, 2).map(Ask::into_owned).map_err(str::to_owned)
+        from_value(&value, 8, 2).map(Ask::into_owned).map_err(|e| e.to_string())
     }
 
     fn typed(body: &str) -> Option<Ask<'_>> {
@@ -293,13 +300,14 @@ mod tests {
             r#"{"messages":[{"content":"a","content":"b c"}]}"#,
         ] {
             assert!(typed(body).is_none(), "read {body}");
-            let read = read(body.as_bytes(), 8, 2).map(Ask::into_owned);
+            let read = read(body.as_bytes(), 8, 2).map(Ask::into_owned).map_err(|e| e.to_string());
             assert_eq!(read, slow(body), "{body}");
         }
         let asked =
             read(br#"{"messages":[{"role":"user","content":"hi"}],"tools":[{"function":{"name":"search"}}]}"#, 8, 2);
-        assert_eq!(asked.map(|a| a.tool), Ok(Some("search".to_owned())));
-        assert!(read(b"{", 8, 2).is_err_and(|e| e.starts_with("We could not parse the JSON body")));
-        assert_eq!(read(b"[]", 8, 2).map(|_| ()), Err("'messages' is required and must be an array".to_owned()));
+        assert_eq!(asked.ok().and_then(|a| a.tool).as_deref(), Some("search"));
+        assert!(read(b"{", 8, 2).is_err_and(|e| e.to_string().starts_with("We could not parse the JSON body")));
+        let refused = read(b"[]", 8, 2).map(|_| ()).map_err(|e| e.to_string());
+        assert_eq!(refused, Err("'messages' is required and must be an array".to_owned()));
     }
 }

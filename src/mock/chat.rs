@@ -82,7 +82,7 @@ async fn respond(shared: &Shared, index: u64, headers: &HeaderMap, body: Result<
     };
     let ask = match ask::read(&body, config.output_tokens, config.react_steps) {
         Ok(ask) => ask,
-        Err(message) => return error_response(StatusCode::BAD_REQUEST, "invalid_request_error", &message),
+        Err(bad) => return error_response(StatusCode::BAD_REQUEST, "invalid_request_error", &bad.to_string()),
     };
 
     let (model, hops) = match faults::route(config, &ask.model, index) {
