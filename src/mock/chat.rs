@@ -1,13 +1,10 @@
 //! `POST /v1/chat/completions`: auth, rate limiting, alias routing, fault injection and the non-streamed
 //! response shape (the request is read in `ask`, the streamed response is in `stream`).
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
-use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
@@ -20,21 +17,19 @@ use super::limits::Verdict;
 use super::stats::bump;
 use super::synth::{self, MAX_TOKEN_LEN, REASONING_DOMAIN, Tokens};
 use super::tools::ToolCall;
-use super::{Shared, body_rejection, error_response, error_with_code, json_response, stream};
+use super::{Shared, error_response, error_with_code, json_response, stream};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-mock-request-id");
 const SERVED_MODEL: HeaderName = HeaderName::from_static("x-served-model");
 const RETRY_AFTER_MS: HeaderName = HeaderName::from_static("retry-after-ms");
 
-pub(super) async fn completions(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+/// Reached through `front`, not the router; `body` is the request's whole body or the answer to a body that
+/// could not be read.
+pub(super) async fn completions(shared: &Shared, headers: &HeaderMap, body: Result<Bytes, Response>) -> Response {
     // Taken before anything can fail, so the fault pattern does not depend on which bodies were valid.
     let index = shared.next_index.fetch_add(1, Ordering::Relaxed);
     bump(&shared.stats.chat_requests);
-    let _slot = match Busy::enter(&shared) {
+    let _slot = match Busy::enter(shared) {
         Some(slot) => slot,
         None => {
             bump(&shared.stats.over_capacity);
@@ -43,12 +38,12 @@ pub(super) async fn completions(
             return response;
         }
     };
-    let mut response = respond(&shared, index, &headers, body).await;
+    let mut response = respond(shared, index, headers, body).await;
     response.headers_mut().insert(REQUEST_ID, HeaderValue::from(index));
     response
 }
 
-async fn respond(shared: &Shared, index: u64, headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+async fn respond(shared: &Shared, index: u64, headers: &HeaderMap, body: Result<Bytes, Response>) -> Response {
     let config = &shared.config;
     if !config.outage.is_zero() {
         let since = shared.started.elapsed();
@@ -78,7 +73,7 @@ async fn respond(shared: &Shared, index: u64, headers: &HeaderMap, body: Result<
     }
     let body = match body {
         Ok(body) => body,
-        Err(rejection) => return body_rejection(rejection),
+        Err(rejected) => return rejected,
     };
     let ask = match ask::read(&body, config.output_tokens, config.react_steps) {
         Ok(ask) => ask,
@@ -263,6 +258,27 @@ pub(super) struct Usage {
     /// Only with reasoning, so that plain responses keep OpenAI's minimal usage object.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub completion_tokens_details: Option<Details>,
+}
+
+impl Usage {
+    /// What `serde_json::to_string` writes, without serde's machinery (a streamed answer's usage chunk).
+    pub(super) fn to_json(self) -> String {
+        let mut n = itoa::Buffer::new();
+        let mut out = String::with_capacity(128);
+        out.push_str(r#"{"prompt_tokens":"#);
+        out.push_str(n.format(self.prompt_tokens));
+        out.push_str(r#","completion_tokens":"#);
+        out.push_str(n.format(self.completion_tokens));
+        out.push_str(r#","total_tokens":"#);
+        out.push_str(n.format(self.total_tokens));
+        if let Some(details) = self.completion_tokens_details {
+            out.push_str(r#","completion_tokens_details":{"reasoning_tokens":"#);
+            out.push_str(n.format(details.reasoning_tokens));
+            out.push('}');
+        }
+        out.push('}');
+        out
+    }
 }
 
 #[derive(Serialize, Clone, Copy)]

@@ -15,6 +15,7 @@ mod auth;
 mod chat;
 mod config;
 mod faults;
+mod front;
 mod limits;
 mod settings;
 mod stats;
@@ -37,7 +38,6 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use hdrhistogram::Histogram;
 
 use crate::background;
@@ -131,11 +131,9 @@ async fn serve_probed(
     }));
     // The foreground mock's runtime outlives serving; the probe must not.
     let _probe = AbortOnDrop(probe);
-    // Streams write one small chunk per token; Nagle's algorithm would hold them back for the peer's ACK.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, router(config, hiccups)).with_graceful_shutdown(shutdown).await
+    let shared = shared(config, hiccups);
+    front::serve(listener, front::Front::new(router(shared.clone()), shared), shutdown).await;
+    Ok(())
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
@@ -170,8 +168,8 @@ const MAX_ENTRIES: usize = 1_000_000;
 /// Large prompts are a legitimate load-test input; axum's 2 MB default would reject them.
 const BODY_LIMIT: usize = 64 * 1024 * 1024;
 
-fn router(config: MockConfig, hiccups: Arc<Mutex<Histogram<u64>>>) -> Router {
-    let state = Arc::new(Shared {
+fn shared(config: MockConfig, hiccups: Arc<Mutex<Histogram<u64>>>) -> Arc<Shared> {
+    Arc::new(Shared {
         limiter: limits::Limiter::new(config.rate_limit),
         stats: stats::Stats::new(&config.aliases),
         config,
@@ -181,9 +179,12 @@ fn router(config: MockConfig, hiccups: Arc<Mutex<Histogram<u64>>>) -> Router {
         started: std::time::Instant::now(),
         busy: std::sync::atomic::AtomicU32::new(0),
         hiccups,
-    });
+    })
+}
+
+/// Every route but `POST /v1/chat/completions`, which `front` serves before the router is asked.
+fn router(state: Arc<Shared>) -> Router {
     Router::new()
-        .route("/v1/chat/completions", post(chat::completions))
         .route("/v1/auth/register", post(auth::register))
         .route("/v1/auth/login", post(auth::login))
         .route("/v1/tools/{name}", post(tools::invoke))
