@@ -60,8 +60,7 @@ impl Ask<'_> {
 struct Wire<'a> {
     #[serde(borrow)]
     model: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    messages: Option<Vec<Object<Message<'a>>>>,
+    messages: Option<Conversation>,
     stream: Option<bool>,
     stream_options: Option<Object<StreamOptions>>,
     max_tokens: Option<u64>,
@@ -74,8 +73,7 @@ struct Wire<'a> {
 struct Message<'a> {
     #[serde(borrow)]
     role: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    content: Option<Content<'a>>,
+    content: Option<Content>,
 }
 
 /// A tool on offer: OpenAI nests its name under `function`, looser clients send a bare `name`.
@@ -100,11 +98,18 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> R
     T::deserialize(deserializer).map(Some)
 }
 
-/// A message's text: a string, or an array of parts (objects whose `text` counts).
-enum Content<'a> {
-    Text(Cow<'a, str>),
-    Parts(Vec<Object<Part<'a>>>),
+/// What the mock needs of `messages`, summed as they are read rather than kept: a short request's one
+/// allocation was the array.
+#[derive(Default)]
+struct Conversation {
+    /// Whitespace-separated words of every message's text.
+    words: u64,
+    /// Messages of role `tool`: the tool results a ReAct agent has sent back.
+    tool_results: usize,
 }
+
+/// A message's text: a string, or an array of parts (objects whose `text` counts), counted in words.
+struct Content(u64);
 
 #[derive(Deserialize)]
 struct Part<'a> {
@@ -137,27 +142,45 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
     }
 }
 
+impl<'de> Deserialize<'de> for Conversation {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Messages;
+        impl<'de> Visitor<'de> for Messages {
+            type Value = Conversation;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an array of messages")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Conversation, A::Error> {
+                let mut sum = Conversation::default();
+                while let Some(Object(message)) = seq.next_element::<Object<Message<'de>>>()? {
+                    sum.words += message.content.map_or(0, |c| c.0);
+                    sum.tool_results += usize::from(message.role.as_deref() == Some("tool"));
+                }
+                Ok(sum)
+            }
+        }
+        deserializer.deserialize_seq(Messages)
+    }
+}
+
 /// By hand rather than `untagged`, which buffers the value (parts and all) before trying each shape.
-impl<'de: 'a, 'a> Deserialize<'de> for Content<'a> {
+impl<'de> Deserialize<'de> for Content {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct Shapes;
         impl<'de> Visitor<'de> for Shapes {
-            type Value = Content<'de>;
+            type Value = Content;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a string or an array of parts")
             }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Content<'de>, E> {
-                Ok(Content::Text(Cow::Borrowed(v)))
+            fn visit_str<E>(self, v: &str) -> Result<Content, E> {
+                Ok(Content(words(v)))
             }
-            fn visit_str<E>(self, v: &str) -> Result<Content<'de>, E> {
-                Ok(Content::Text(Cow::Owned(v.to_owned())))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Content<'de>, A::Error> {
-                let mut parts = Vec::new();
-                while let Some(part) = seq.next_element()? {
-                    parts.push(part);
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Content, A::Error> {
+                let mut sum = 0;
+                while let Some(Object(part)) = seq.next_element::<Object<Part<'de>>>()? {
+                    sum += part.text.as_deref().map_or(0, words);
                 }
-                Ok(Content::Parts(parts))
+                Ok(Content(sum))
             }
         }
         deserializer.deserialize_any(Shapes)
@@ -169,8 +192,7 @@ impl<'a> Wire<'a> {
     fn ask(self, output_tokens: u32, react_steps: u32) -> Option<Ask<'a>> {
         let messages = self.messages?;
         // As `tools::wanted_call`: the first tool, until the conversation holds `react_steps` tool results.
-        let answered = || messages.iter().filter(|m| m.0.role.as_deref() == Some("tool")).count();
-        let tool = self.tools.as_ref().and_then(|tools| tools.first()).filter(|_| answered() < react_steps as usize);
+        let tool = self.tools.as_ref().and_then(|tools| tools.first()).filter(|_| messages.tool_results < react_steps as usize);
         let tool = tool.map(|t| {
             let name = match &t.0.function {
                 Some(function) => function.as_ref().and_then(|f| f.0.name.as_deref()),
@@ -178,20 +200,12 @@ impl<'a> Wire<'a> {
             };
             name.unwrap_or("tool").to_owned()
         });
-        let prompt_words: u64 = messages
-            .iter()
-            .map(|m| match &m.0.content {
-                Some(Content::Text(s)) => words(s),
-                Some(Content::Parts(parts)) => parts.iter().filter_map(|p| p.0.text.as_deref()).map(words).sum(),
-                None => 0,
-            })
-            .sum();
         Some(Ask {
             model: self.model.unwrap_or(Cow::Borrowed(DEFAULT_MODEL)),
             stream: self.stream == Some(true),
             include_usage: self.stream_options.and_then(|o| o.0.include_usage) == Some(true),
             completion_tokens: completion_tokens(output_tokens, [self.max_tokens, self.max_completion_tokens]),
-            prompt_tokens: prompt_words.max(1),
+            prompt_tokens: messages.words.max(1),
             tool,
         })
     }
