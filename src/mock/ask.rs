@@ -192,7 +192,11 @@ impl<'a> Wire<'a> {
     fn ask(self, output_tokens: u32, react_steps: u32) -> Option<Ask<'a>> {
         let messages = self.messages?;
         // As `tools::wanted_call`: the first tool, until the conversation holds `react_steps` tool results.
-        let tool = self.tools.as_ref().and_then(|tools| tools.first()).filter(|_| messages.tool_results < react_steps as usize);
+        let tool = self
+            .tools
+            .as_ref()
+            .and_then(|tools| tools.first())
+            .filter(|_| messages.tool_results < react_steps as usize);
         let tool = tool.map(|t| {
             let name = match &t.0.function {
                 Some(function) => function.as_ref().and_then(|f| f.0.name.as_deref()),
