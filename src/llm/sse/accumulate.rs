@@ -32,6 +32,8 @@ pub(super) struct Accumulator {
     assembled_bytes: usize,
     /// Largest assembled message: `MAX_ASSEMBLED_BYTES` until `SseParser::set_max_bytes` says otherwise.
     pub(super) max_assembled: usize,
+    /// The leading bytes this response's chunks repeat, read once (see `fast::Prefix`).
+    prefix: fast::Prefix,
 }
 
 impl Accumulator {
@@ -59,6 +61,7 @@ impl Accumulator {
         }
         self.n_calls = 0;
         self.assembled_bytes = 0;
+        self.prefix.clear();
     }
 
     /// See `SseParser::assembled_json`.
@@ -108,7 +111,7 @@ impl Accumulator {
             return Ok(());
         }
         let mut chunk = Chunk::EMPTY;
-        if fast::read_into(data, &mut chunk).is_some() {
+        if fast::read_into(data, &mut chunk, &mut self.prefix).is_some() {
             #[cfg(any(test, fuzzing))]
             fast::assert_serde_agrees(data, &chunk);
         } else {

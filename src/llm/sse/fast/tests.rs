@@ -3,7 +3,8 @@
 
 use proptest::prelude::*;
 
-use super::{assert_serde_agrees, chunk};
+use super::{MIN_PREFIX, Prefix, assert_serde_agrees, chunk, read_into};
+use crate::llm::sse::wire::Chunk;
 
 const PREFIX: &str = r#"{"id":"chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT","object":"chat.completion.chunk","created":1741570283,"model":"gpt-4o-2024-08-06","service_tier":"default","system_fingerprint":"fp_fc9f1d7035","choices":["#;
 
@@ -218,4 +219,94 @@ proptest! {
         let expected = s.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
         prop_assert_eq!(super::string_end(&s), expected);
     }
+}
+
+/// Reads `chunks` in order through one remembered prefix, as a stream's accumulator does: every result is the
+/// one a fresh reader gives (and so serde_json's). Returns how many chunks were read after a reused prefix.
+fn read_in_turn(chunks: &[&[u8]]) -> usize {
+    let mut prefix = Prefix::default();
+    let mut reused = 0;
+    for data in chunks {
+        reused += usize::from(prefix.bytes.len() >= MIN_PREFIX && data.starts_with(&prefix.bytes));
+        let mut c = Chunk::EMPTY;
+        let streamed = read_into(data, &mut c, &mut prefix).map(|()| c);
+        assert_eq!(streamed, chunk(data), "{}", String::from_utf8_lossy(data));
+        if let Some(c) = &streamed {
+            assert_serde_agrees(data, c);
+        }
+    }
+    reused
+}
+
+#[test]
+fn a_repeated_prefix_is_read_once_and_reads_the_same() {
+    let reals = real_chunks();
+    let openai: Vec<&[u8]> = reals[..3].iter().chain(&reals[11..12]).map(|c| c.as_bytes()).collect();
+    let mut prefix = Prefix::default();
+    let mut c = Chunk::EMPTY;
+    read_into(openai[0], &mut c, &mut prefix).unwrap();
+    let expected = PREFIX.strip_suffix(r#""choices":["#).unwrap();
+    assert_eq!(String::from_utf8_lossy(&prefix.bytes), expected);
+    assert_eq!(read_in_turn(&openai), 3);
+
+    let p = r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","#;
+    let stream = [
+        format!(r#"{p}"choices":[{{"index":0,"delta":{{"content":"a"}}}}]}}"#),
+        // The same prefix, then a second `id`: serde's duplicate field, so serde's to read.
+        format!(r#"{p}"id":"again","choices":[]}}"#),
+        format!(r#"{p}"model":"again","choices":[]}}"#),
+        // The same prefix, then something broken.
+        format!(r#"{p}"choices":[{{"index":0,"delta":{{"content":"a"}}}}]"#),
+        format!(r#"{p}"choices":[{{"index":0,"delta":{{"content":"b"}}}}],"usage":null}} x"#),
+        // The model changes mid-stream: read in full, remembered anew.
+        r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"n","choices":[]}"#.to_owned(),
+        r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"n","choices":[],"usage":{"completion_tokens":2}}"#.to_owned(),
+        // Kept members after the run (here `model` after `choices`) are not part of the prefix.
+        r#"{"id":null,"object":"chat.completion.chunk","choices":[],"model":"late"}"#.to_owned(),
+        r#"{"id":null,"object":"chat.completion.chunk","choices":[],"model":"later"}"#.to_owned(),
+        r#"{"id":null,"object":"chat.completion.chunk","model":"late"}"#.to_owned(),
+        // A kept member that ends the object is not part of the prefix either.
+        r#"{"id":null,"object":"chat.completion.chunk","model":"other","choices":[]}"#.to_owned(),
+    ];
+    let stream: Vec<&[u8]> = stream.iter().map(|c| c.as_bytes()).collect();
+    assert_eq!(read_in_turn(&stream), 8);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+    #[test]
+    fn chunks_read_after_a_remembered_prefix_read_as_alone(
+        a in proptest::collection::vec(any::<u8>(), 0..96),
+        b in proptest::collection::vec(any::<u8>(), 0..96),
+        cut in any::<u16>(),
+    ) {
+        let (first, second) = (build(&a), build(&b));
+        // The first chunk's leading bytes, then the second's tail: a prefix that matches, then anything.
+        let at = usize::from(cut) % (first.len() + 1);
+        let mixed: Vec<u8> = first[..at].iter().chain(&second[usize::from(cut) % (second.len() + 1)..]).copied().collect();
+        read_in_turn(&[&first, &mixed, &second, &first, &first]);
+    }
+}
+
+/// The property above means little unless the mixed chunks often start with a remembered prefix: count them.
+#[test]
+fn generated_mixes_reuse_the_prefix_often() {
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut tape = |n: usize| -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                (state >> 56) as u8
+            })
+            .collect()
+    };
+    let mut reused = 0;
+    for _ in 0..5_000 {
+        let (first, second) = (build(&tape(64)), build(&tape(64)));
+        let cut = usize::from(tape(1)[0]) * first.len() / 255;
+        let mixed: Vec<u8> = first[..cut].iter().chain(&second[second.len() / 2..]).copied().collect();
+        reused += read_in_turn(&[&first, &mixed, &first]);
+    }
+    // Deterministic (a fixed generator): 420 when written.
+    assert!(reused > 300, "{reused} chunks read after a reused prefix");
 }
