@@ -93,8 +93,8 @@ async fn read_body(body: Incoming) -> Result<Bytes, Response> {
 }
 
 /// Accepts and serves until `shutdown` resolves; then stops accepting, lets every connection finish the
-/// response it is on (hyper's graceful shutdown), and returns once all are closed. The caller bounds that
-/// wait (`background`'s grace).
+/// response it is on (hyper's graceful shutdown), and returns once all are closed, as `axum::serve` did. The
+/// embedded mock's thread bounds that wait (`background`'s grace); the foreground `mock` command waits.
 pub(super) async fn serve(listener: TcpListener, front: Front, shutdown: impl Future<Output = ()>) {
     let (close_tx, close_rx) = watch::channel(());
     let mut shutdown = pin!(shutdown);
