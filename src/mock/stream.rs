@@ -152,11 +152,15 @@ fn paced(state: StreamState) -> impl futures_util::Stream<Item = std::io::Result
 /// zero-delay answer's cost. `None` when the answer is to be paced; `Err` with the chunks built, should a
 /// chunk ever wait after all (the rest then goes as paced).
 fn whole(s: &mut StreamState) -> Option<Result<Bytes, Bytes>> {
-    let fits = s.batch_capacity() < MAX_BATCH_BYTES;
-    if !(fits && s.fault.is_none() && s.token_delay.is_zero() && s.next_token_at <= Instant::now()) {
+    let capacity = s.batch_capacity();
+    if !(capacity < MAX_BATCH_BYTES
+        && s.fault.is_none()
+        && s.token_delay.is_zero()
+        && s.next_token_at <= Instant::now())
+    {
         return None;
     }
-    let mut out = Vec::with_capacity(s.batch_capacity());
+    let mut out = Vec::with_capacity(capacity);
     loop {
         // Every deadline has passed, so no chunk can wait: each future is ready when first polled.
         match next_chunk(s, &mut out).now_or_never() {

@@ -88,16 +88,22 @@ async fn exchange(
     body: &[u8],
     marker: Option<&[u8]>,
 ) -> Reply {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let mut head =
+    let mut request =
         format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
     for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
+        request.push_str(&format!("{name}: {value}\r\n"));
     }
-    head.push_str("\r\n");
+    request.push_str("\r\n");
+    let mut request = request.into_bytes();
+    request.extend_from_slice(body);
+    exchange_raw(addr, &request, marker).await
+}
+
+/// Sends `request` as it is (it must ask the server to close) and reads the reply to the end.
+async fn exchange_raw(addr: SocketAddr, request: &[u8], marker: Option<&[u8]>) -> Reply {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
     let sent = Instant::now();
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(body).await.unwrap();
+    stream.write_all(request).await.unwrap();
 
     let mut raw = Vec::new();
     let mut buf = [0u8; 4096];
@@ -315,16 +321,9 @@ async fn bad_requests_are_answered_with_openai_errors() {
     }
 }
 
-/// The head and whatever the server sent before closing or going quiet for 2 s.
-async fn raw(addr: SocketAddr, request: &[u8]) -> String {
-    let mut tcp = TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(request).await.unwrap();
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    while let Ok(Ok(n @ 1..)) = tokio::time::timeout(Duration::from_secs(2), tcp.read(&mut buf)).await {
-        got.extend_from_slice(&buf[..n]);
-    }
-    String::from_utf8_lossy(&got).into_owned()
+/// `request` sent as it is, bounded like `send`.
+async fn send_raw(addr: SocketAddr, request: &[u8]) -> Reply {
+    tokio::time::timeout(IO_LIMIT, exchange_raw(addr, request, None)).await.expect("exchange timed out")
 }
 
 #[tokio::test]
@@ -338,9 +337,10 @@ async fn the_chat_route_reads_bodies_as_the_router_reads_them_on_the_other_route
             format!("POST {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: 67108865\r\n\r\n")
                 .into_bytes();
         request.resize(request.len() + 67_108_865, b' ');
-        let reply = raw(addr, &request).await;
-        assert!(reply.starts_with("HTTP/1.1 413 "), "{path}: {reply}");
-        assert!(reply.contains("Failed to buffer the request body: length limit exceeded"), "{path}: {reply}");
+        let reply = send_raw(addr, &request).await;
+        let text = String::from_utf8_lossy(&reply.body);
+        assert_eq!(reply.status, 413, "{path}: {text}");
+        assert!(text.contains("Failed to buffer the request body: length limit exceeded"), "{path}: {text}");
     }
     // A chunked body is read whole.
     let body = r#"{"messages":[{"role":"user","content":"hi there"}],"max_tokens":2}"#;
@@ -351,9 +351,10 @@ async fn the_chat_route_reads_bodies_as_the_router_reads_them_on_the_other_route
         a.len(),
         b.len()
     );
-    let reply = raw(addr, request.as_bytes()).await;
-    assert!(reply.starts_with("HTTP/1.1 200 "), "{reply}");
-    assert!(reply.contains(r#""prompt_tokens":2"#), "{reply}");
+    let reply = send_raw(addr, request.as_bytes()).await;
+    let text = String::from_utf8_lossy(&reply.body);
+    assert_eq!(reply.status, 200, "{text}");
+    assert!(text.contains(r#""prompt_tokens":2"#), "{text}");
 }
 
 #[tokio::test]

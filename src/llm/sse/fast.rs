@@ -89,7 +89,6 @@ pub(super) fn read_into<'a>(data: &'a [u8], c: &mut Chunk<'a>, prefix: &mut Pref
         prefix.id.read(text, &mut seen.id, &mut c.id)?;
         prefix.model.read(text, &mut seen.model, &mut c.model)?;
         r.i = prefix.bytes.len();
-        lead.open = false;
         r.members(c, &mut seen, &mut lead)?;
     } else {
         r.expect(b'{')?;
@@ -102,7 +101,7 @@ pub(super) fn read_into<'a>(data: &'a [u8], c: &mut Chunk<'a>, prefix: &mut Pref
     if lead.end >= MIN_PREFIX && lead.end <= MAX_PREFIX {
         prefix.bytes.clear();
         prefix.bytes.extend_from_slice(data.get(..lead.end)?);
-        (prefix.id, prefix.model) = (lead.id, lead.model);
+        (prefix.id, prefix.model) = lead.kept;
     }
     Some(())
 }
@@ -119,8 +118,8 @@ struct Seen {
 #[derive(Default)]
 struct Lead {
     end: usize,
-    id: Kept,
-    model: Kept,
+    /// `id` and `model` as the members before `end` left them.
+    kept: (Kept, Kept),
     /// What the run has kept so far, the member just read included (it is in the prefix once its comma is).
     reading: (Kept, Kept),
     /// Still in the run; false once another member was read (or when reading after a reused prefix).
@@ -390,7 +389,7 @@ impl<'a> Reader<'a> {
                 _ => self.skip(0)?,
             }
             match self.next()? {
-                b',' if lead.open => (lead.end, (lead.id, lead.model)) = (self.i, lead.reading),
+                b',' if lead.open => (lead.end, lead.kept) = (self.i, lead.reading),
                 b',' => {}
                 b'}' => return Some(()),
                 _ => return None,
