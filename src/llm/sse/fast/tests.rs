@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 
-use super::{MIN_PREFIX, Prefix, assert_serde_agrees, chunk, read_into};
+use super::{MIN_PREFIX, Prefix, assert_serde_agrees, chunk, plain_choices, read_into};
 use crate::llm::sse::wire::Chunk;
 
 const PREFIX: &str = r#"{"id":"chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT","object":"chat.completion.chunk","created":1741570283,"model":"gpt-4o-2024-08-06","service_tier":"default","system_fingerprint":"fp_fc9f1d7035","choices":["#;
@@ -309,4 +309,82 @@ fn generated_mixes_reuse_the_prefix_often() {
     }
     // Deterministic (a fixed generator): 420 when written.
     assert!(reused > 300, "{reused} chunks read after a reused prefix");
+}
+
+/// The prefix of a stream from our mock, and its first chunk (a role delta, read member by member).
+const MOCK: &str =
+    r#"{"id":"chatcmpl-6125277c2a10bbf3","object":"chat.completion.chunk","created":1796377922,"model":"m","#;
+const MOCK_FIRST: &str = r#""choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#;
+
+/// What follows a prefix, as `plain_choices` reads it: the content, or `None` for the member-by-member reader.
+fn plain(rest: &[u8]) -> Option<String> {
+    plain_choices(rest).map(|(text, _)| String::from_utf8_lossy(text).into_owned())
+}
+
+#[test]
+fn a_content_only_choice_after_a_prefix_is_matched_whole_and_reads_the_same() {
+    let cases = [
+        // Our mock, vLLM, OpenAI (a usage and an obfuscation member after the array), an empty delta's text.
+        (r#""choices":[{"index":0,"delta":{"content":" low"},"finish_reason":null}]}"#, Some(" low")),
+        (r#""choices":[{"index":0,"delta":{"content":"好"},"logprobs":null,"finish_reason":null}]}"#, Some("好")),
+        (
+            r#""choices":[{"index":0,"delta":{"content":" there"},"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"x2"}"#,
+            Some(" there"),
+        ),
+        (r#""choices":[{"index":0,"delta":{"content":""}}]}"#, Some("")),
+        // Near misses: an escape, a finish reason, another index, a second choice, whitespace, a role.
+        (r#""choices":[{"index":0,"delta":{"content":"a\"b"},"finish_reason":null}]}"#, None),
+        (r#""choices":[{"index":0,"delta":{"content":"a"},"finish_reason":"stop"}]}"#, None),
+        (r#""choices":[{"index":1,"delta":{"content":"a"},"finish_reason":null}]}"#, None),
+        (r#""choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null},{"index":1}]}"#, None),
+        (r#""choices": [{"index":0,"delta":{"content":"a"},"finish_reason":null}]}"#, None),
+        (MOCK_FIRST, None),
+    ];
+    let mut stream = vec![format!("{MOCK}{MOCK_FIRST}")];
+    for (rest, text) in cases {
+        assert_eq!(plain(rest.as_bytes()).as_deref(), text, "{rest}");
+        stream.push(format!("{MOCK}{rest}"));
+    }
+    // What follows a matched array is read as before, a broken or duplicate member included.
+    let choice = r#""choices":[{"index":0,"delta":{"content":"x"},"finish_reason":null}]"#;
+    for after in ["}", " }\n", r#","usage":null}"#, r#","usage":{"prompt_tokens":1,"completion_tokens":2}}"#] {
+        stream.push(format!("{MOCK}{choice}{after}"));
+    }
+    for after in ["", "} x", ",}", r#","choices":[]}"#, r#","model":"again"}"#, r#","error":{"message":"e"}}"#] {
+        stream.push(format!("{MOCK}{choice}{after}"));
+        assert!(chunk(stream.last().unwrap().as_bytes()).is_none(), "{after}");
+    }
+    let stream: Vec<&[u8]> = stream.iter().map(|c| c.as_bytes()).collect();
+    assert_eq!(read_in_turn(&stream), stream.len() - 1);
+    // Not UTF-8 in the text after a prefix: left to serde_json, as when read alone.
+    let bad = [
+        format!("{MOCK}{MOCK_FIRST}").into_bytes(),
+        [MOCK.as_bytes(), &b"\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\xc3\"}}]}"[..]].concat(),
+    ];
+    assert_eq!(read_in_turn(&[&bad[0], &bad[1]]), 1);
+    assert!(chunk(&bad[1]).is_none());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+    #[test]
+    fn content_only_choices_after_a_prefix_read_as_alone(
+        text in proptest::collection::vec(proptest::sample::select(b"a \"\\\n\x01\xc3\xa9\xff\x7f".to_vec()), 0..6),
+        tail in 0..5usize,
+        after in 0..6usize,
+    ) {
+        const TAILS: [&str; 5] = [
+            r#""},"finish_reason":null}]"#,
+            r#""},"logprobs":null,"finish_reason":null}]"#,
+            r#""}}]"#,
+            r#""},"finish_reason":"stop"}]"#,
+            r#""} ,"finish_reason":null}]"#,
+        ];
+        const AFTER: [&str; 6] = ["}", ",\"usage\":null}", " }", ",\"choices\":null}", "", "}}"];
+        let open = br#""choices":[{"index":0,"delta":{"content":""#;
+        let rest = [open, &text[..], TAILS[tail].as_bytes(), AFTER[after].as_bytes()].concat();
+        let mixed = [MOCK.as_bytes(), &rest].concat();
+        let first = format!("{MOCK}{MOCK_FIRST}");
+        prop_assert_eq!(read_in_turn(&[first.as_bytes(), &mixed, &mixed]), 2);
+    }
 }
