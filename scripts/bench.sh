@@ -275,12 +275,18 @@ name = \"Chat\"
   stream = $2
   json = { model = \"m\", messages = [{ role = \"user\", content = \"hi\" }], stream = $2, max_tokens = $3 }"
   }
+  # The mock's own CPU time (user+sys) in seconds so far, from /proc: beside the run's wall time it says whether
+  # the mock filled its core, i.e. set the pace the generator's figure was measured at.
+  mock_cpu() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$MOCK_PID/stat" 2>/dev/null || echo ""; }
   stream_run() { # TOKENS STREAM REPEAT
     stream_toml "$WORK/stream-$2.toml" "$2" "$1"
+    local before
+    before=$(mock_cpu)
     run_gen "stream-$1-$2-$3" \
       "{\"section\":\"stream\",\"tool\":\"run-load-test\",\"target\":\"mock\",\"stream\":$2,\"tokens\":$1,\"repeat\":$3}" \
       "$BIN" run "$WORK/stream-$2.toml" --target "http://127.0.0.1:$MOCK_PORT" --workers 1 --quiet \
       --out "$RUNS/stream-$1-$2-$3/out"
+    echo "$before $(mock_cpu)" > "$RUNS/stream-$1-$2-$3/target_cpu"
   }
   for tokens in $STREAM_TOKENS; do
     start_mock 0ms "$tokens"

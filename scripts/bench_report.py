@@ -28,6 +28,10 @@ def load_run(d):
         a0, q0 = map(int, (d / "nginx_before").read_text().split())
         a1, q1 = map(int, (d / "nginx_after").read_text().split())
         r["conns"], r["served"] = a1 - a0 - 1, q1 - q0 - 1  # minus the counter query after the run
+    # The target's CPU seconds before and after the run (the mock's, from /proc), when bench.sh could read them.
+    tc = (d / "target_cpu").read_text().split() if (d / "target_cpu").exists() else []
+    if len(tc) == 2 and r["wall_s"] > 0:
+        r["target_busy"] = (float(tc[1]) - float(tc[0])) / r["wall_s"]
     if r["tool"] in ("wrk", "wrk2"):
         out = (d / "stdout").read_text()
         m = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)", out)
@@ -247,13 +251,19 @@ def stream(runs, done):
                      rng([r["per_cpu"] for r in rs], k), k(statistics.median(r["per_cpu"] for r in rs)),
                      rng([r["p99_ms"] for r in rs], ms), rng([r["busy"] for r in rs], lambda b: f"{100 * b:.0f} %")
                      + (" ⚠" if any(r["busy"] < 0.8 for r in rs) else ""),
+                     rng([r.get("target_busy") for r in rs], lambda b: f"{100 * b:.0f} %"),
                      sum(r["failures"] for r in rs), sum(r.get("streamed", 0) for r in rs),
                      rng(cost, lambda x: f"{x:.2f}×") if cost else "–"])
     print(table(["output tokens", "step", "runs", "req/s", "req/CPU-s", "median req/CPU-s", "p99 ms", "busy",
-                 "failures", "streamed responses", "cost vs plain"], rows))
-    print("\nThe mock is a separate process pinned to the other core, so the CPU above is the generator's own."
+                 "mock busy", "failures", "streamed responses", "cost vs plain"], rows))
+    full = [r for r in mock if r.get("target_busy", 0) >= 0.95]
+    print("\nThe mock is a separate process pinned to the other core, so the CPU above is the generator's own; "
+          "`mock busy` is the mock's CPU over the run's wall time."
           + (" ⚠: the generator was busy under 80 % of the time, so the mock (or the host) set the pace and the "
              "per-CPU-second figure is not a cost measurement." if any(r["busy"] < 0.8 for r in mock) else "")
+          + (f" In {len(full)} of {len(mock)} runs the mock filled its core (≥ 95 %): there the generator waited "
+             "on it, and paid for the waiting (more wake-ups per request), so its figure is set by the mock as "
+             "much as by itself; the nginx-served rows below measure it without that." if full else "")
           + "\n")
     if wrk:
         print("### The host's reference, same run: wrk's tiny GET against nginx, and the mock's streamed bytes "
