@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 
-use super::{MIN_PREFIX, Prefix, assert_serde_agrees, chunk, plain_choices, read_into};
+use super::{MIN_PREFIX, Plain, Prefix, assert_serde_agrees, chunk, plain_choices, read_into};
 use crate::llm::sse::wire::Chunk;
 
 const PREFIX: &str = r#"{"id":"chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT","object":"chat.completion.chunk","created":1741570283,"model":"gpt-4o-2024-08-06","service_tier":"default","system_fingerprint":"fp_fc9f1d7035","choices":["#;
@@ -318,20 +318,37 @@ const MOCK_FIRST: &str = r#""choices":[{"index":0,"delta":{"role":"assistant","c
 
 /// What follows a prefix, as `plain_choices` reads it: the content, or `None` for the member-by-member reader.
 fn plain(rest: &[u8]) -> Option<String> {
-    plain_choices(rest).map(|(text, _)| String::from_utf8_lossy(text).into_owned())
+    plain_choices(rest).map(|(plain, text, _)| {
+        let what = match plain {
+            Plain::Content => "content",
+            Plain::Finish => "finish",
+        };
+        format!("{what} {}", String::from_utf8_lossy(text))
+    })
 }
 
 #[test]
-fn a_content_only_choice_after_a_prefix_is_matched_whole_and_reads_the_same() {
+fn a_common_choice_after_a_prefix_is_matched_whole_and_reads_the_same() {
     let cases = [
         // Our mock, vLLM, OpenAI (a usage and an obfuscation member after the array), an empty delta's text.
-        (r#""choices":[{"index":0,"delta":{"content":" low"},"finish_reason":null}]}"#, Some(" low")),
-        (r#""choices":[{"index":0,"delta":{"content":"好"},"logprobs":null,"finish_reason":null}]}"#, Some("好")),
+        (r#""choices":[{"index":0,"delta":{"content":" low"},"finish_reason":null}]}"#, Some("content  low")),
+        (
+            r#""choices":[{"index":0,"delta":{"content":"好"},"logprobs":null,"finish_reason":null}]}"#,
+            Some("content 好"),
+        ),
         (
             r#""choices":[{"index":0,"delta":{"content":" there"},"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"x2"}"#,
-            Some(" there"),
+            Some("content  there"),
         ),
-        (r#""choices":[{"index":0,"delta":{"content":""}}]}"#, Some("")),
+        (r#""choices":[{"index":0,"delta":{"content":""}}]}"#, Some("content ")),
+        (r#""choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#, Some("finish stop")),
+        (
+            r#""choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"length"}],"usage":null}"#,
+            Some("finish length"),
+        ),
+        (r#""choices":[{"index":0,"delta":{},"finish_reason":null}]}"#, None),
+        (r#""choices":[{"index":0,"delta":{},"finish_reason":"st\u006fp"}]}"#, None),
+        (r#""choices":[{"index":0,"delta":{},"finish_reason":"stop","stop_reason":null}]}"#, None),
         // Near misses: an escape, a finish reason, another index, a second choice, whitespace, a role.
         (r#""choices":[{"index":0,"delta":{"content":"a\"b"},"finish_reason":null}]}"#, None),
         (r#""choices":[{"index":0,"delta":{"content":"a"},"finish_reason":"stop"}]}"#, None),
@@ -368,20 +385,28 @@ fn a_content_only_choice_after_a_prefix_is_matched_whole_and_reads_the_same() {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2048))]
     #[test]
-    fn content_only_choices_after_a_prefix_read_as_alone(
+    fn common_choices_after_a_prefix_read_as_alone(
         text in proptest::collection::vec(proptest::sample::select(b"a \"\\\n\x01\xc3\xa9\xff\x7f".to_vec()), 0..6),
-        tail in 0..5usize,
+        open in 0..3usize,
+        tail in 0..7usize,
         after in 0..6usize,
     ) {
-        const TAILS: [&str; 5] = [
+        const TAILS: [&str; 7] = [
             r#""},"finish_reason":null}]"#,
             r#""},"logprobs":null,"finish_reason":null}]"#,
             r#""}}]"#,
             r#""},"finish_reason":"stop"}]"#,
             r#""} ,"finish_reason":null}]"#,
+            r#""}]"#,
+            r#""},{"index":1}]"#,
         ];
         const AFTER: [&str; 6] = ["}", ",\"usage\":null}", " }", ",\"choices\":null}", "", "}}"];
-        let open = br#""choices":[{"index":0,"delta":{"content":""#;
+        const OPEN: [&str; 3] = [
+            r#""choices":[{"index":0,"delta":{"content":""#,
+            r#""choices":[{"index":0,"delta":{},"finish_reason":""#,
+            r#""choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":""#,
+        ];
+        let open = OPEN[open].as_bytes();
         let rest = [open, &text[..], TAILS[tail].as_bytes(), AFTER[after].as_bytes()].concat();
         let mixed = [MOCK.as_bytes(), &rest].concat();
         let first = format!("{MOCK}{MOCK_FIRST}");
