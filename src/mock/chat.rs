@@ -261,23 +261,22 @@ pub(super) struct Usage {
 }
 
 impl Usage {
-    /// What `serde_json::to_string` writes, without serde's machinery (a streamed answer's usage chunk).
-    pub(super) fn to_json(self) -> String {
+    /// Appends what `serde_json` writes, without serde's machinery (a streamed answer's usage chunk), in
+    /// place: a `String` of its own was an allocation per streamed request.
+    pub(super) fn write_json(self, out: &mut Vec<u8>) {
         let mut n = itoa::Buffer::new();
-        let mut out = String::with_capacity(128);
-        out.push_str(r#"{"prompt_tokens":"#);
-        out.push_str(n.format(self.prompt_tokens));
-        out.push_str(r#","completion_tokens":"#);
-        out.push_str(n.format(self.completion_tokens));
-        out.push_str(r#","total_tokens":"#);
-        out.push_str(n.format(self.total_tokens));
+        out.extend_from_slice(br#"{"prompt_tokens":"#);
+        out.extend_from_slice(n.format(self.prompt_tokens).as_bytes());
+        out.extend_from_slice(br#","completion_tokens":"#);
+        out.extend_from_slice(n.format(self.completion_tokens).as_bytes());
+        out.extend_from_slice(br#","total_tokens":"#);
+        out.extend_from_slice(n.format(self.total_tokens).as_bytes());
         if let Some(details) = self.completion_tokens_details {
-            out.push_str(r#","completion_tokens_details":{"reasoning_tokens":"#);
-            out.push_str(n.format(details.reasoning_tokens));
-            out.push('}');
+            out.extend_from_slice(br#","completion_tokens_details":{"reasoning_tokens":"#);
+            out.extend_from_slice(n.format(details.reasoning_tokens).as_bytes());
+            out.push(b'}');
         }
-        out.push('}');
-        out
+        out.push(b'}');
     }
 }
 

@@ -6,12 +6,12 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
 use futures_util::{FutureExt, StreamExt};
 use tokio::time::Instant;
 
-use super::chat::{Answer, Reply, later, reset, wait_until};
+use super::chat::{Answer, Reply, Usage, later, reset, wait_until};
 use super::faults::Fault;
 use super::synth::Tokens;
 
@@ -55,8 +55,8 @@ struct StreamState {
     text: Tokens,
     tool: Option<ToolStream>,
     finish_reason: &'static str,
-    /// The usage object, when the client asked for a usage chunk.
-    usage: Option<String>,
+    /// The usage, when the client asked for a usage chunk.
+    usage: Option<Usage>,
     next_token_at: Instant,
     token_delay: Duration,
     /// Token chunks sent so far, and how many go out before a mid-stream fault.
@@ -101,7 +101,7 @@ pub(super) fn response(
         text,
         tool,
         finish_reason,
-        usage: include_usage.then(|| reply.usage.to_json()),
+        usage: include_usage.then_some(reply.usage),
         next_token_at: first_token_at,
         token_delay,
         sent: 0,
@@ -114,15 +114,13 @@ pub(super) fn response(
         Some(Err(part)) => Body::from_stream(futures_util::stream::once(async { Ok(part) }).chain(paced(state))),
         None => Body::from_stream(paced(state)),
     };
-    (
-        StatusCode::OK,
-        [
-            (header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream")),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-        ],
-        body,
-    )
-        .into_response()
+    // Built in place rather than from a `(status, headers, body)` tuple, whose conversion cost as much as
+    // the two inserts again.
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
 }
 
 /// The body as frames, each as soon as its first chunk is due, with the chunks due by then.
@@ -218,10 +216,12 @@ async fn next_chunk(s: &mut StreamState, out: &mut Vec<u8>) -> Option<std::io::R
         Step::Tokens => return Some(token_step(s, out).await),
         Step::Usage => {
             s.step = Step::Done;
-            let usage = s.usage.as_deref().unwrap_or("{}");
             out.extend_from_slice(s.prefix.as_bytes());
             out.extend_from_slice(b"],\"usage\":");
-            out.extend_from_slice(usage.as_bytes());
+            match s.usage {
+                Some(usage) => usage.write_json(out),
+                None => out.extend_from_slice(b"{}"),
+            }
             out.extend_from_slice(b"}\n\n");
         }
         Step::Done => {
@@ -319,7 +319,6 @@ mod tests {
     use http_body_util::BodyExt;
 
     use super::*;
-    use crate::mock::chat::Usage;
 
     fn reply(tokens: u32) -> Reply {
         Reply {
@@ -359,7 +358,9 @@ mod tests {
                     total_tokens: p.saturating_add(c),
                     completion_tokens_details: details,
                 };
-                assert_eq!(usage.to_json(), serde_json::to_string(&usage).unwrap());
+                let mut out = Vec::new();
+                usage.write_json(&mut out);
+                assert_eq!(out, serde_json::to_vec(&usage).unwrap());
             }
         }
     }
