@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
-use futures_util::{FutureExt, StreamExt};
+use futures_util::StreamExt;
 use tokio::time::Instant;
 
 use super::chat::{Answer, Reply, Usage, later, reset, wait_until};
@@ -151,20 +151,20 @@ fn paced(state: StreamState) -> impl futures_util::Stream<Item = std::io::Result
 /// chunk ever wait after all (the rest then goes as paced).
 fn whole(s: &mut StreamState) -> Option<Result<Bytes, Bytes>> {
     let capacity = s.batch_capacity();
-    if !(capacity < MAX_BATCH_BYTES
-        && s.fault.is_none()
-        && s.token_delay.is_zero()
-        && s.next_token_at <= Instant::now())
-    {
+    let now = Instant::now();
+    if !(capacity < MAX_BATCH_BYTES && s.fault.is_none() && s.token_delay.is_zero() && s.next_token_at <= now) {
         return None;
     }
     let mut out = Vec::with_capacity(capacity);
     loop {
-        // Every deadline has passed, so no chunk can wait: each future is ready when first polled.
-        match next_chunk(s, &mut out).now_or_never() {
-            Some(Some(Ok(()))) => {}
-            Some(None) => return Some(Ok(Bytes::from(out))),
-            Some(Some(Err(_))) | None => return Some(Err(Bytes::from(out))),
+        // Every deadline has passed, so no chunk can wait.
+        if s.waits_for().is_some_and(|due| due > now) {
+            return Some(Err(Bytes::from(out)));
+        }
+        match write_chunk(s, &mut out) {
+            Wrote::Chunk => {}
+            Wrote::End => return Some(Ok(Bytes::from(out))),
+            Wrote::Reset => return Some(Err(Bytes::from(out))),
         }
     }
 }
@@ -206,14 +206,56 @@ impl StreamState {
     }
 }
 
-/// Appends the next chunk to `out`; None when the stream is over, Err when it is to be cut (a reset).
+/// Appends the next chunk to `out` once it is due; None when the stream is over, Err when it is to be cut (a
+/// reset).
 async fn next_chunk(s: &mut StreamState, out: &mut Vec<u8>) -> Option<std::io::Result<()>> {
+    if let Some(due) = s.waits_for() {
+        wait_until(due).await;
+    }
+    match write_chunk(s, out) {
+        Wrote::Chunk => Some(Ok(())),
+        Wrote::End => None,
+        // An error from the body stream makes hyper drop the connection mid-body.
+        Wrote::Reset => Some(reset().await.map(|_| ())),
+    }
+}
+
+/// What [`write_chunk`] came to.
+enum Wrote {
+    Chunk,
+    End,
+    Reset,
+}
+
+impl StreamState {
+    /// The moment the next chunk waits for, if any: a token's (a tool call's opening goes out with its first
+    /// argument piece), and the finish's when no token came before it (a zero-token completion still takes a
+    /// first-token delay). A fault due now waits for nothing.
+    fn waits_for(&self) -> Option<Instant> {
+        if !matches!(self.step, Step::Tokens) {
+            return None;
+        }
+        if self.sent == self.fault_at
+            && matches!(self.fault, Some(Fault::Malformed | Fault::MidstreamError | Fault::Reset))
+        {
+            return None;
+        }
+        let token = self.reasoning.len() > 0
+            || self.text.len() > 0
+            || self.tool.as_ref().is_some_and(|t| t.opening.is_some() || t.fragments.len() > 0);
+        (token || self.sent == 0).then_some(self.next_token_at)
+    }
+}
+
+/// Appends the next chunk to `out`, due or not: by hand rather than as a future, so that a body built whole
+/// (zero delays) pays for no state machine per chunk.
+fn write_chunk(s: &mut StreamState, out: &mut Vec<u8>) -> Wrote {
     match s.step {
         Step::Role => {
             s.step = Step::Tokens;
             choice_chunk(out, &s.prefix, &[if s.tool.is_some() { ROLE_TOOL } else { ROLE_TEXT }]);
         }
-        Step::Tokens => return Some(token_step(s, out).await),
+        Step::Tokens => return token_step(s, out),
         Step::Usage => {
             s.step = Step::Done;
             out.extend_from_slice(s.prefix.as_bytes());
@@ -227,33 +269,32 @@ async fn next_chunk(s: &mut StreamState, out: &mut Vec<u8>) -> Option<std::io::R
         Step::Done => {
             s.step = Step::End;
             if s.fault == Some(Fault::NoDone) {
-                return None;
+                return Wrote::End;
             }
             out.extend_from_slice(b"data: [DONE]\n\n");
         }
-        Step::End => return None,
+        Step::End => return Wrote::End,
     }
-    Some(Ok(()))
+    Wrote::Chunk
 }
 
 /// The next reasoning, content or tool-call chunk, a fault due at this point, or the finish chunk.
-async fn token_step(s: &mut StreamState, out: &mut Vec<u8>) -> std::io::Result<()> {
+fn token_step(s: &mut StreamState, out: &mut Vec<u8>) -> Wrote {
     if s.sent == s.fault_at {
         match s.fault {
             Some(Fault::Malformed) => {
                 s.fault = None;
                 out.extend_from_slice(MALFORMED);
-                return Ok(());
+                return Wrote::Chunk;
             }
             Some(Fault::MidstreamError) => {
                 s.step = Step::End;
                 out.extend_from_slice(UPSTREAM_ERROR);
-                return Ok(());
+                return Wrote::Chunk;
             }
             Some(Fault::Reset) => {
                 s.step = Step::End;
-                // An error from the body stream makes hyper drop the connection mid-body.
-                return reset().await.map(|_| ());
+                return Wrote::Reset;
             }
             _ => {}
         }
@@ -261,9 +302,8 @@ async fn token_step(s: &mut StreamState, out: &mut Vec<u8>) -> std::io::Result<(
     let opening = if s.reasoning.len() == 0 { s.tool.as_mut().and_then(|t| t.opening.take()) } else { None };
     if let Some(opening) = opening {
         // The call's opening chunk goes out with its first argument piece; it is no token of its own.
-        wait_until(s.next_token_at).await;
         choice_chunk(out, &s.prefix, &[&opening]);
-        return Ok(());
+        return Wrote::Chunk;
     }
     let piece_json;
     let parts = if let Some(token) = s.reasoning.next() {
@@ -278,22 +318,16 @@ async fn token_step(s: &mut StreamState, out: &mut Vec<u8>) -> std::io::Result<(
     };
     match parts {
         Some(parts) => {
-            wait_until(s.next_token_at).await;
             s.next_token_at = later(s.next_token_at, s.token_delay);
             s.sent = s.sent.saturating_add(1);
             choice_chunk(out, &s.prefix, &parts);
-            Ok(())
         }
         None => {
-            // A zero-token completion still takes a first-token delay before it finishes.
-            if s.sent == 0 {
-                wait_until(s.next_token_at).await;
-            }
             s.step = if s.usage.is_some() { Step::Usage } else { Step::Done };
             choice_chunk(out, &s.prefix, &[FINISH_OPEN, s.finish_reason, FINISH_CLOSE]);
-            Ok(())
         }
     }
+    Wrote::Chunk
 }
 
 /// `s` as a JSON string, as `serde_json` writes it: quoted, and escaped only where it must be (which a model
