@@ -32,7 +32,7 @@ pub(super) struct Accumulator {
     assembled_bytes: usize,
     /// Largest assembled message: `MAX_ASSEMBLED_BYTES` until `SseParser::set_max_bytes` says otherwise.
     pub(super) max_assembled: usize,
-    /// The leading bytes this response's chunks repeat, read once (see `fast::Prefix`).
+    /// The leading bytes every chunk repeats, read once (see `fast::Prefix`); kept from response to response.
     prefix: fast::Prefix,
 }
 
@@ -61,7 +61,6 @@ impl Accumulator {
         }
         self.n_calls = 0;
         self.assembled_bytes = 0;
-        self.prefix.clear();
     }
 
     /// See `SseParser::assembled_json`.

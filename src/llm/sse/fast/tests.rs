@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 
-use super::{MIN_PREFIX, Plain, Prefix, assert_serde_agrees, chunk, plain_choices, read_into};
+use super::{Plain, Prefix, assert_serde_agrees, chunk, plain_choices, read_into};
 use crate::llm::sse::wire::Chunk;
 
 const PREFIX: &str = r#"{"id":"chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT","object":"chat.completion.chunk","created":1741570283,"model":"gpt-4o-2024-08-06","service_tier":"default","system_fingerprint":"fp_fc9f1d7035","choices":["#;
@@ -224,10 +224,15 @@ proptest! {
 /// Reads `chunks` in order through one remembered prefix, as a stream's accumulator does: every result is the
 /// one a fresh reader gives (and so serde_json's). Returns how many chunks were read after a reused prefix.
 fn read_in_turn(chunks: &[&[u8]]) -> usize {
+    reuses(chunks).into_iter().filter(|&r| r).count()
+}
+
+/// As `read_in_turn`, saying of each chunk whether it was read after a reused prefix.
+fn reuses(chunks: &[&[u8]]) -> Vec<bool> {
     let mut prefix = Prefix::default();
-    let mut reused = 0;
+    let mut reused = Vec::new();
     for data in chunks {
-        reused += usize::from(prefix.bytes.len() >= MIN_PREFIX && data.starts_with(&prefix.bytes));
+        reused.push(prefix.repeated_in(data).is_some());
         let mut c = Chunk::EMPTY;
         let streamed = read_into(data, &mut c, &mut prefix).map(|()| c);
         assert_eq!(streamed, chunk(data), "{}", String::from_utf8_lossy(data));
@@ -238,6 +243,107 @@ fn read_in_turn(chunks: &[&[u8]]) -> usize {
     reused
 }
 
+/// The first chunks of one response after another through one prefix, as a user's parser reads them: a new
+/// id of any length is read in place, the model after it where it moved to. Whatever else differs (the
+/// time, the model, an id that is null or not a plain string) has the chunk read in full.
+#[test]
+fn a_new_id_reuses_the_prefix_and_reads_the_same() {
+    let first = |id: &[u8], created: u32, model: &str| {
+        let created = created.to_string();
+        let parts: [&[u8]; 8] = [
+            br#"{"id":"#,
+            id,
+            br#","object":"chat.completion.chunk","created":"#,
+            created.as_bytes(),
+            br#","model":"#,
+            model.as_bytes(),
+            b",",
+            MOCK_FIRST.as_bytes(),
+        ];
+        parts.concat()
+    };
+    let cases: Vec<(Vec<u8>, bool)> = vec![
+        (first(br#""chatcmpl-1""#, 7, r#""m""#), false),
+        (first(br#""chatcmpl-2""#, 7, r#""m""#), true),
+        // Longer, shorter, empty, not ASCII: the model after the id is read where it moved to.
+        (first(br#""chatcmpl-123456789""#, 7, r#""m""#), true),
+        (first(br#""c""#, 7, r#""m""#), true),
+        (first(br#""""#, 7, r#""m""#), true),
+        (first("\"好的\"".as_bytes(), 7, r#""m""#), true),
+        // Not a plain string: an escape, a control character, bytes that are not UTF-8. Read in full (by
+        // serde_json, which refuses the last two), and the prefix learned before stays.
+        (first(br#""a\"b""#, 7, r#""m""#), false),
+        (first(b"\"a\x01\"", 7, r#""m""#), false),
+        (first(b"\"\xc3\"", 7, r#""m""#), false),
+        (first(b"\"\xff\xfe\"", 7, r#""m""#), false),
+        (first(br#""d""#, 7, r#""m""#), true),
+        // Another second, another model: read in full, remembered anew.
+        (first(br#""e""#, 8, r#""m""#), false),
+        (first(br#""f""#, 8, r#""n""#), false),
+        (first(br#""g""#, 8, r#""n""#), true),
+        // The id's closing quote must be where the prefix continues. (The space is JSON all the same, so that
+        // chunk is read in full and its prefix learned: the next is read in full too.)
+        (first(br#""h" "#, 8, r#""n""#), false),
+        (first(br#""i""#, 8, r#""n""#), false),
+        (first(br#""k""#, 8, r#""n""#), true),
+        // A null id: no text to let free, so the prefix must repeat whole.
+        (first(b"null", 8, r#""n""#), false),
+        (first(b"null", 8, r#""n""#), true),
+        (first(br#""j""#, 8, r#""n""#), false),
+    ];
+    let chunks: Vec<&[u8]> = cases.iter().map(|(c, _)| &c[..]).collect();
+    let expected: Vec<bool> = cases.iter().map(|&(_, r)| r).collect();
+    assert_eq!(reuses(&chunks), expected);
+
+    // A model before the id stays where it was.
+    let before =
+        |id: &str| format!(r#"{{"object":"chat.completion.chunk","model":"m","id":"{id}","created":1,{MOCK_FIRST}"#);
+    let (a, b, c) = (before("x"), before("longer-id"), before(""));
+    assert_eq!(reuses(&[a.as_bytes(), b.as_bytes(), c.as_bytes()]), [false, true, true]);
+}
+
+/// Once a chunk brought a new id, the prefix holds it: the rest of that response's chunks repeat it byte for
+/// byte, and are not checked again for where their id ends.
+#[test]
+fn a_new_responses_chunks_repeat_its_own_id() {
+    let content = r#""choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null}]}"#;
+    let at = |id: &str, rest: &str| {
+        format!(r#"{{"id":"{id}","object":"chat.completion.chunk","created":1,"model":"m",{rest}"#)
+    };
+    let mut prefix = Prefix::default();
+    let mut new_ids = Vec::new();
+    for (id, rest) in [("one", MOCK_FIRST), ("one", content), ("two-longer", MOCK_FIRST), ("two-longer", content)] {
+        let data = at(id, rest);
+        new_ids.push(prefix.repeated_in(data.as_bytes()).map(|r| r.3));
+        let mut c = Chunk::EMPTY;
+        read_into(data.as_bytes(), &mut c, &mut prefix).unwrap();
+        assert_eq!(c.id.map(|t| t.0.into_owned()).as_deref(), Some(id));
+        assert_eq!(c.model.map(|t| t.0.into_owned()).as_deref(), Some("m"));
+    }
+    assert_eq!(new_ids, [None, Some(false), Some(true), Some(false)]);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+    #[test]
+    fn a_new_id_of_any_bytes_reads_as_alone(
+        ids in proptest::collection::vec(
+            proptest::collection::vec(proptest::sample::select(b"a-1 \"\\\n\x01\xc3\xa9\xff\x7f".to_vec()), 0..10),
+            2..5,
+        ),
+        model_first in any::<bool>(),
+    ) {
+        let (lead, tail): (&[u8], &[u8]) = if model_first {
+            (br#"{"model":"m","id":""#, br#"","created":1,"#)
+        } else {
+            (br#"{"id":""#, br#"","created":1,"model":"m","#)
+        };
+        let chunks: Vec<Vec<u8>> = ids.iter().map(|id| [lead, &id[..], tail, MOCK_FIRST.as_bytes()].concat()).collect();
+        let chunks: Vec<&[u8]> = chunks.iter().map(|c| &c[..]).collect();
+        read_in_turn(&chunks);
+    }
+}
+
 #[test]
 fn a_repeated_prefix_is_read_once_and_reads_the_same() {
     let reals = real_chunks();
@@ -246,7 +352,7 @@ fn a_repeated_prefix_is_read_once_and_reads_the_same() {
     let mut c = Chunk::EMPTY;
     read_into(openai[0], &mut c, &mut prefix).unwrap();
     let expected = PREFIX.strip_suffix(r#""choices":["#).unwrap();
-    assert_eq!(String::from_utf8_lossy(&prefix.bytes), expected);
+    assert_eq!(prefix.text, expected);
     assert_eq!(read_in_turn(&openai), 3);
 
     let p = r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","#;
@@ -349,13 +455,15 @@ fn a_common_choice_after_a_prefix_is_matched_whole_and_reads_the_same() {
         (r#""choices":[{"index":0,"delta":{},"finish_reason":null}]}"#, None),
         (r#""choices":[{"index":0,"delta":{},"finish_reason":"st\u006fp"}]}"#, None),
         (r#""choices":[{"index":0,"delta":{},"finish_reason":"stop","stop_reason":null}]}"#, None),
-        // Near misses: an escape, a finish reason, another index, a second choice, whitespace, a role.
+        // A stream's first chunk, its role not read.
+        (MOCK_FIRST, Some("content ")),
+        // Near misses: an escape, a finish reason, another index, a second choice, whitespace, a tool call's role.
         (r#""choices":[{"index":0,"delta":{"content":"a\"b"},"finish_reason":null}]}"#, None),
         (r#""choices":[{"index":0,"delta":{"content":"a"},"finish_reason":"stop"}]}"#, None),
         (r#""choices":[{"index":1,"delta":{"content":"a"},"finish_reason":null}]}"#, None),
         (r#""choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null},{"index":1}]}"#, None),
         (r#""choices": [{"index":0,"delta":{"content":"a"},"finish_reason":null}]}"#, None),
-        (MOCK_FIRST, None),
+        (r#""choices":[{"index":0,"delta":{"role":"assistant","content":null},"finish_reason":null}]}"#, None),
     ];
     let mut stream = vec![format!("{MOCK}{MOCK_FIRST}")];
     for (rest, text) in cases {
@@ -387,7 +495,7 @@ proptest! {
     #[test]
     fn common_choices_after_a_prefix_read_as_alone(
         text in proptest::collection::vec(proptest::sample::select(b"a \"\\\n\x01\xc3\xa9\xff\x7f".to_vec()), 0..6),
-        open in 0..3usize,
+        open in 0..4usize,
         tail in 0..7usize,
         after in 0..6usize,
     ) {
@@ -401,8 +509,9 @@ proptest! {
             r#""},{"index":1}]"#,
         ];
         const AFTER: [&str; 6] = ["}", ",\"usage\":null}", " }", ",\"choices\":null}", "", "}}"];
-        const OPEN: [&str; 3] = [
+        const OPEN: [&str; 4] = [
             r#""choices":[{"index":0,"delta":{"content":""#,
+            r#""choices":[{"index":0,"delta":{"role":"assistant","content":""#,
             r#""choices":[{"index":0,"delta":{},"finish_reason":""#,
             r#""choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":""#,
         ];
