@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Hist, add_hist, micros, new_hist, record};
+use super::{Hist, add_hist, micros, new_hist, record, record_n};
 
 /// One LLM response as measured by the client.
 #[derive(Debug, Clone, Default)]
@@ -324,8 +324,14 @@ impl LlmStats {
         if let Some(ttfo) = s.ttfo {
             record(&mut self.ttfo, micros(ttfo));
         }
-        for &g in s.gaps_us {
-            record(&mut self.icl, g.max(1));
+        // Chunks that came in one read have equal gaps (zero, recorded as 1 µs): a run is recorded at once.
+        let mut gaps = s.gaps_us.iter().map(|&g| g.max(1)).peekable();
+        while let Some(g) = gaps.next() {
+            let mut n = 1;
+            while gaps.next_if_eq(&g).is_some() {
+                n += 1;
+            }
+            record_n(&mut self.icl, g, n);
         }
         if let Some(per_token) = micros(s.latency).checked_div(s.output_tokens) {
             record(&mut self.ntpot, per_token.max(1));

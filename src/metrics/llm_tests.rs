@@ -103,3 +103,13 @@ fn a_response_that_is_not_a_stream_has_only_ntpot() {
     l.record(&LlmSample { latency: ms(200), ..LlmSample::default() });
     assert_eq!((l.ntpot.len(), l.responses), (1, 2));
 }
+
+/// Gaps are recorded in runs of equal values; every gap still counts once, a zero as 1 µs.
+#[test]
+fn every_gap_counts_once_whether_in_a_run_or_alone() {
+    let gaps = [0, 0, 5, 5, 5, 0, 7, 7000, 5];
+    let mut l = LlmStats::default();
+    l.record(&LlmSample { gaps_us: &gaps, ..LlmSample::default() });
+    let counts: Vec<u64> = [1, 5, 7, 7000].iter().map(|&v| l.icl.count_at(v)).collect();
+    assert_eq!((l.icl.len(), counts), (9, vec![3, 4, 1, 1]));
+}

@@ -40,8 +40,13 @@ pub fn new_hist() -> Hist {
 /// Records into an auto-resizing histogram; `saturating_record` would clamp to the current range instead of
 /// growing it, so it is only the fallback for values beyond what any histogram can hold.
 pub fn record(h: &mut Hist, v: u64) {
-    if h.record(v).is_err() {
-        h.saturating_record(v);
+    record_n(h, v, 1);
+}
+
+/// `n` values of `v` at once, as [`record`] records one.
+pub fn record_n(h: &mut Hist, v: u64, n: u64) {
+    if h.record_n(v, n).is_err() {
+        h.saturating_record_n(v, n);
     }
 }
 
