@@ -227,7 +227,41 @@ enum Wrote {
     Reset,
 }
 
+/// The next chunk of the token phase, in the order they go out: a fault due at this point, else the reasoning,
+/// a tool call's opening (after the reasoning), the text, the call's argument pieces, and the finish.
+#[derive(Clone, Copy)]
+enum TokenChunk {
+    Fault,
+    Reasoning,
+    Opening,
+    Text,
+    Argument,
+    Finish,
+}
+
 impl StreamState {
+    /// Which chunk the token phase writes next. The one place that order is stated: `token_step` writes what
+    /// this picks and `waits_for` waits for it.
+    fn token_chunk(&self) -> TokenChunk {
+        if self.sent == self.fault_at
+            && matches!(self.fault, Some(Fault::Malformed | Fault::MidstreamError | Fault::Reset))
+        {
+            return TokenChunk::Fault;
+        }
+        let tool = self.tool.as_ref();
+        if self.reasoning.len() > 0 {
+            TokenChunk::Reasoning
+        } else if tool.is_some_and(|t| t.opening.is_some()) {
+            TokenChunk::Opening
+        } else if self.text.len() > 0 {
+            TokenChunk::Text
+        } else if tool.is_some_and(|t| t.fragments.len() > 0) {
+            TokenChunk::Argument
+        } else {
+            TokenChunk::Finish
+        }
+    }
+
     /// The moment the next chunk waits for, if any: a token's (a tool call's opening goes out with its first
     /// argument piece), and the finish's when no token came before it (a zero-token completion still takes a
     /// first-token delay). A fault due now waits for nothing.
@@ -235,15 +269,11 @@ impl StreamState {
         if !matches!(self.step, Step::Tokens) {
             return None;
         }
-        if self.sent == self.fault_at
-            && matches!(self.fault, Some(Fault::Malformed | Fault::MidstreamError | Fault::Reset))
-        {
-            return None;
+        match self.token_chunk() {
+            TokenChunk::Fault => None,
+            TokenChunk::Finish if self.sent > 0 => None,
+            _ => Some(self.next_token_at),
         }
-        let token = self.reasoning.len() > 0
-            || self.text.len() > 0
-            || self.tool.as_ref().is_some_and(|t| t.opening.is_some() || t.fragments.len() > 0);
-        (token || self.sent == 0).then_some(self.next_token_at)
     }
 }
 
@@ -280,41 +310,26 @@ fn write_chunk(s: &mut StreamState, out: &mut Vec<u8>) -> Wrote {
 
 /// The next reasoning, content or tool-call chunk, a fault due at this point, or the finish chunk.
 fn token_step(s: &mut StreamState, out: &mut Vec<u8>) -> Wrote {
-    if s.sent == s.fault_at {
-        match s.fault {
-            Some(Fault::Malformed) => {
-                s.fault = None;
-                out.extend_from_slice(MALFORMED);
-                return Wrote::Chunk;
-            }
-            Some(Fault::MidstreamError) => {
-                s.step = Step::End;
-                out.extend_from_slice(UPSTREAM_ERROR);
-                return Wrote::Chunk;
-            }
-            Some(Fault::Reset) => {
-                s.step = Step::End;
-                return Wrote::Reset;
-            }
-            _ => {}
-        }
-    }
-    let opening = if s.reasoning.len() == 0 { s.tool.as_mut().and_then(|t| t.opening.take()) } else { None };
-    if let Some(opening) = opening {
-        // The call's opening chunk goes out with its first argument piece; it is no token of its own.
-        choice_chunk(out, &s.prefix, &[&opening]);
-        return Wrote::Chunk;
-    }
     let piece_json;
-    let parts = if let Some(token) = s.reasoning.next() {
-        Some([REASONING_OPEN, token, TOKEN_CLOSE])
-    } else if let Some(token) = s.text.next() {
-        Some([CONTENT_OPEN, token, TOKEN_CLOSE])
-    } else if let Some(piece) = s.tool.as_mut().and_then(|t| t.fragments.next()) {
-        piece_json = serde_json::to_string(&piece).unwrap_or_default();
-        Some([ARGUMENTS_OPEN, piece_json.as_str(), ARGUMENTS_CLOSE])
-    } else {
-        None
+    let parts = match s.token_chunk() {
+        TokenChunk::Fault => return fault_step(s, out),
+        TokenChunk::Opening => {
+            // The call's opening chunk goes out with its first argument piece; it is no token of its own.
+            if let Some(opening) = s.tool.as_mut().and_then(|t| t.opening.take()) {
+                choice_chunk(out, &s.prefix, &[&opening]);
+            }
+            return Wrote::Chunk;
+        }
+        TokenChunk::Reasoning => s.reasoning.next().map(|token| [REASONING_OPEN, token, TOKEN_CLOSE]),
+        TokenChunk::Text => s.text.next().map(|token| [CONTENT_OPEN, token, TOKEN_CLOSE]),
+        TokenChunk::Argument => match s.tool.as_mut().and_then(|t| t.fragments.next()) {
+            Some(piece) => {
+                piece_json = serde_json::to_string(&piece).unwrap_or_default();
+                Some([ARGUMENTS_OPEN, piece_json.as_str(), ARGUMENTS_CLOSE])
+            }
+            None => None,
+        },
+        TokenChunk::Finish => None,
     };
     match parts {
         Some(parts) => {
@@ -326,6 +341,27 @@ fn token_step(s: &mut StreamState, out: &mut Vec<u8>) -> Wrote {
             s.step = if s.usage.is_some() { Step::Usage } else { Step::Done };
             choice_chunk(out, &s.prefix, &[FINISH_OPEN, s.finish_reason, FINISH_CLOSE]);
         }
+    }
+    Wrote::Chunk
+}
+
+/// The fault due at this point of the stream: a malformed chunk (once), an error event that ends the stream,
+/// or a reset.
+fn fault_step(s: &mut StreamState, out: &mut Vec<u8>) -> Wrote {
+    match s.fault {
+        Some(Fault::Malformed) => {
+            s.fault = None;
+            out.extend_from_slice(MALFORMED);
+        }
+        Some(Fault::MidstreamError) => {
+            s.step = Step::End;
+            out.extend_from_slice(UPSTREAM_ERROR);
+        }
+        Some(Fault::Reset) => {
+            s.step = Step::End;
+            return Wrote::Reset;
+        }
+        Some(Fault::Stall | Fault::NoDone) | None => {}
     }
     Wrote::Chunk
 }
