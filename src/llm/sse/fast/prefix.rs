@@ -41,7 +41,8 @@ impl Prefix {
             return None;
         }
         let new_end = start + string_end(data.get(start..)?)?;
-        if !data.get(new_end..)?.starts_with(after) {
+        // The prefix takes the new id (`learn`), so it is held to the same bound as one read in full.
+        if new_end + after.len() > MAX_PREFIX || !data.get(new_end..)?.starts_with(after) {
             return None;
         }
         std::str::from_utf8(data.get(start..new_end)?).ok()?;
@@ -62,7 +63,7 @@ impl Prefix {
 
 /// A remembered prefix shorter than this saves less than the comparison costs.
 pub(super) const MIN_PREFIX: usize = 16;
-/// Nor is one longer than this remembered: what a response keeps stays small, whatever the server sends.
+/// Nor is one longer than this remembered: what a user's parser keeps stays small, whatever the server sends.
 pub(super) const MAX_PREFIX: usize = 512;
 
 /// What the prefix holds of a kept member: absent, `null`, or a string at this byte range of the payload.

@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 
-use super::{Plain, Prefix, assert_serde_agrees, chunk, plain_choices, read_into};
+use super::{MAX_PREFIX, Plain, Prefix, assert_serde_agrees, chunk, plain_choices, read_into};
 use crate::llm::sse::wire::Chunk;
 
 const PREFIX: &str = r#"{"id":"chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT","object":"chat.completion.chunk","created":1741570283,"model":"gpt-4o-2024-08-06","service_tier":"default","system_fingerprint":"fp_fc9f1d7035","choices":["#;
@@ -321,6 +321,14 @@ fn a_new_responses_chunks_repeat_its_own_id() {
         assert_eq!(c.model.map(|t| t.0.into_owned()).as_deref(), Some("m"));
     }
     assert_eq!(new_ids, [None, Some(false), Some(true), Some(false)]);
+
+    // An id that would make the prefix longer than any learned from a chunk read in full is read in full, and
+    // the prefix kept stays within that bound.
+    let long = at(&"x".repeat(MAX_PREFIX), content);
+    assert!(prefix.repeated_in(long.as_bytes()).is_none());
+    let mut c = Chunk::EMPTY;
+    read_into(long.as_bytes(), &mut c, &mut prefix).unwrap();
+    assert!(prefix.text.len() <= MAX_PREFIX && prefix.text.contains("two-longer"), "{}", prefix.text);
 }
 
 proptest! {
