@@ -12,6 +12,11 @@
 #   BASE_BIN=/tmp/old/run-load-test scripts/instr.sh   # and another build, in the same sitting
 #   DURATION=8 USERS=100 scripts/instr.sh
 #   OPEN_RATE=0 scripts/instr.sh                       # skip the open model (2,000 arrivals/s by default)
+#   STREAM_TOKENS= scripts/instr.sh                    # skip the streamed rows (1 and 16 tokens by default)
+#
+# The streamed rows are bench.sh's streaming criterion in instructions: the generator per streamed response
+# against `run-load-test mock` (this build's, zero delays), then the mock per request with the generator
+# running natively, since on one host the mock sets the pace of that figure as much as the generator.
 #
 # Traffic goes to 127.0.0.1 only, bounded by DURATION (valgrind slows the generator ~50×, so a run makes a few
 # tens of thousands of requests).
@@ -27,6 +32,11 @@ case $USERS in '' | *[!0-9]* | 0) echo "instr.sh: USERS is a whole number >= 1" 
 # Under valgrind the generator manages ~3,000 arrivals/s; 2,000 leaves it time to keep to the schedule.
 OPEN_RATE=${OPEN_RATE:-2000}
 case $OPEN_RATE in '' | *[!0-9]*) echo "instr.sh: OPEN_RATE is a whole number (0: no open-model row)" >&2; exit 2 ;; esac
+STREAM_TOKENS=${STREAM_TOKENS-1 16}
+MOCK_PORT=${MOCK_PORT:-18944}
+for t in $STREAM_TOKENS; do
+  case $t in *[!0-9]* | 0) echo "instr.sh: STREAM_TOKENS is whole numbers >= 1 ('$t')" >&2; exit 2 ;; esac
+done
 if [ -n "$BASE_BIN" ] && [ ! -x "$BASE_BIN" ]; then echo "instr.sh: BASE_BIN '$BASE_BIN' is not an executable" >&2; exit 2; fi
 
 missing=()
@@ -44,8 +54,10 @@ BIN=$PWD/target/release/run-load-test
 
 WORK=$(mktemp -d)
 NGINX_PID=
+MOCK_PID=
 cleanup() {
   [ -n "$NGINX_PID" ] && kill "$NGINX_PID" 2>/dev/null && wait "$NGINX_PID" 2>/dev/null
+  [ -n "$MOCK_PID" ] && kill "$MOCK_PID" 2>/dev/null && wait "$MOCK_PID" 2>/dev/null
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -104,11 +116,11 @@ echo "valgrind $(valgrind --version | cut -d- -f2), $(wrk -v 2>&1 | head -1 | cu
 echo
 echo "| generator | requests | instructions (worker thread) | instructions per request |"
 echo "|---|---:|---:|---:|"
-measure() { # label binary [scenario]
+measure() { # label binary [scenario [port]]
   local out=$WORK/out-$RANDOM
   mkdir -p "$out"
   valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$out/cg" \
-    "$2" run "${3:-$WORK/get.toml}" --target "http://127.0.0.1:$NGINX_PORT" --workers 1 --quiet --out "$out" \
+    "$2" run "${3:-$WORK/get.toml}" --target "http://127.0.0.1:${4:-$NGINX_PORT}" --workers 1 --quiet --out "$out" \
     >/dev/null 2>"$WORK/valgrind.err" || { echo "instr.sh: $1 failed under valgrind:" >&2; tail -5 "$WORK/valgrind.err" >&2; exit 1; }
   local req
   req=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["totals"]["requests"])' "$out/result.json")
@@ -128,6 +140,52 @@ if [ "$OPEN_RATE" -gt 0 ]; then
   echo "|---|---:|---:|---:|"
   measure "run-load-test (this build)" "$BIN" "$WORK/open.toml"
   [ -n "$BASE_BIN" ] && measure "run-load-test (base build)" "$BASE_BIN" "$WORK/open.toml"
+fi
+if [ -n "$STREAM_TOKENS" ]; then
+  # The zero-delay mock of this build on MOCK_PORT, as `$@` says (valgrind first to count its own instructions).
+  start_mock() { # tokens [command prefix...]
+    local tokens=$1
+    shift
+    "$@" "$BIN" mock --port "$MOCK_PORT" --first-token-delay 0ms --token-delay 0ms --output-tokens "$tokens" \
+      --seed 1 2>"$WORK/mock.err" &
+    MOCK_PID=$!
+    for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$MOCK_PORT") 2>/dev/null && return; sleep 0.1; done
+    echo "instr.sh: the mock did not start:" >&2; tail -5 "$WORK/mock.err" >&2; exit 1
+  }
+  stop_mock() {
+    kill -INT "$MOCK_PID" 2>/dev/null; wait "$MOCK_PID" 2>/dev/null || true
+    MOCK_PID=
+  }
+  echo
+  echo "Streamed chat against \`run-load-test mock\` (this build, zero delays), closed loop, $USERS users: the generator per"
+  echo "response, then the mock per request (under callgrind, the generator running natively):"
+  echo
+  echo "| generator | responses | instructions (worker thread) | instructions per response |"
+  echo "|---|---:|---:|---:|"
+  for tokens in $STREAM_TOKENS; do
+    f=$WORK/stream-$tokens.toml
+    printf 'name = "instr-stream"\ndescription = "streamed chat"\n[load]\nusers = %s\nduration = "%ss"\n' "$USERS" "$DURATION" > "$f"
+    printf '[[user]]\nname = "Chat"\n  [[user.step]]\n  name = "chat"\n  post = "/v1/chat/completions"\n  stream = true\n' >> "$f"
+    printf '  json = { model = "m", messages = [{ role = "user", content = "hi" }], stream = true, max_tokens = %s }\n' "$tokens" >> "$f"
+    start_mock "$tokens"
+    measure "run-load-test (this build), $tokens-token stream" "$BIN" "$f" "$MOCK_PORT"
+    [ -n "$BASE_BIN" ] && measure "run-load-test (base build), $tokens-token stream" "$BASE_BIN" "$f" "$MOCK_PORT"
+    stop_mock
+  done
+  echo
+  echo "| mock | requests | instructions (all threads) | instructions per request |"
+  echo "|---|---:|---:|---:|"
+  for tokens in $STREAM_TOKENS; do
+    out=$WORK/mock-$tokens
+    mkdir -p "$out"
+    start_mock "$tokens" valgrind --tool=callgrind --callgrind-out-file="$out/cg.%p"
+    "$BIN" run "$WORK/stream-$tokens.toml" --target "http://127.0.0.1:$MOCK_PORT" --workers 1 --quiet --out "$out" \
+      >/dev/null 2>&1 || true
+    stop_mock
+    req=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["totals"]["requests"])' "$out/result.json")
+    total=$(cat "$out"/cg.* | awk '/^summary:/ {s += $2} END {print s}')
+    row "run-load-test mock, $tokens-token stream" "$total" "$req"
+  done
 fi
 echo
 echo "User-space instructions only: the kernel's share of a request (send, receive, TCP) is not counted here."

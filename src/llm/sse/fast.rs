@@ -95,7 +95,8 @@ fn after_prefix<'a>(rest: &'a [u8], c: &mut Chunk<'a>, seen: &mut Seen, lead: &m
 
 /// Which of the two common choices `plain_choices` matched.
 enum Plain {
-    /// `{"index":0,"delta":{"content":"…"},"finish_reason":null}`: the text is the content.
+    /// `{"index":0,"delta":{"content":"…"},"finish_reason":null}` (the first with `"role":"assistant"` before the
+    /// content): the text is the content.
     Content,
     /// `{"index":0,"delta":{},"finish_reason":"…"}`: the text is the finish reason.
     Finish,
