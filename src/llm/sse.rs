@@ -271,9 +271,10 @@ impl SseParser {
             self.pending_cr = false;
             data = data.strip_prefix(b"\n").unwrap_or(data);
         }
-        // A byte-order mark can only open the body: once the first byte is seen not to start one, the fast
-        // path below need not look for it.
-        if self.at_start && data.first().is_some_and(|&b| b != 0xEF) {
+        // A byte-order mark can only open the body: once the body's first byte is seen not to start one, the
+        // fast path below need not look for it. Only the body's first byte: a mark cut across two frames has
+        // its first part buffered, and the next frame's first byte is then from within it.
+        if self.at_start && self.line.is_empty() && data.first().is_some_and(|&b| b != 0xEF) {
             self.at_start = false;
         }
         while !data.is_empty() && !self.acc.summary.done {
