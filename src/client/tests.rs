@@ -513,3 +513,26 @@ async fn a_timeout_fires_no_sooner_than_asked_and_at_most_a_64th_later() {
         assert!(took >= timeout && took <= latest, "timed out after {took:?} (pause {pause:?})");
     }
 }
+
+/// A head's headers are kept by name, any case, in the order asked. A name whose length (modulo 64) no header
+/// has is skipped without a comparison: here the head's are 7, 11 and 74 bytes long, and the last name asked
+/// for, of 10 bytes, shares 74's bit and is compared.
+#[test]
+fn captured_headers_are_found_by_name_whatever_their_length() {
+    let long = "x-".to_owned() + &"a".repeat(72);
+    let head = [
+        httparse::Header { name: "X-Model", value: b"gpt" },
+        httparse::Header { name: "x-cache-hit", value: b"1" },
+        httparse::Header { name: &long, value: b"long" },
+    ];
+    let names: Vec<HeaderName> =
+        ["x-model", "x-absent", "x-cache-hit", "x-cache-mis", &long, &("x-".to_owned() + &"b".repeat(8))]
+            .into_iter()
+            .map(|n| HeaderName::from_bytes(n.as_bytes()).unwrap())
+            .collect();
+    let c = Captured::from_raw(&head, &names);
+    let got: Vec<Option<&[u8]>> = (0..names.len()).map(|i| c.get(i).map(|v| v.as_bytes())).collect();
+    assert_eq!(got, [Some(&b"gpt"[..]), None, Some(b"1"), None, Some(b"long"), None]);
+    // Nothing asked for is there: nothing kept, nothing allocated.
+    assert!(Captured::from_raw(&head, &names[1..2]).0.capacity() == 0);
+}

@@ -279,6 +279,10 @@ impl SseParser {
         }
         while !data.is_empty() && !self.acc.summary.done {
             if self.line.is_empty() && !self.has_data && !self.error_event && !self.at_start {
+                if let Some(rest) = self.acc.repeat_event(data, at, self.max_event)? {
+                    data = rest;
+                    continue;
+                }
                 if let Some((value, rest)) = whole_data_event(data) {
                     if value.len() > self.max_event {
                         return Err(too_large("SSE event", self.max_event));

@@ -109,6 +109,11 @@ impl Accumulator {
             self.summary.done = true;
             return Ok(());
         }
+        if let Some((plain, text, len)) = fast::repeat(data, &self.prefix) {
+            if len == data.len() {
+                return self.plain(plain, text, at);
+            }
+        }
         let mut chunk = Chunk::EMPTY;
         if fast::read_into(data, &mut chunk, &mut self.prefix).is_some() {
             #[cfg(any(test, fuzzing))]
@@ -123,12 +128,13 @@ impl Accumulator {
         if !chunk.choices.present && !chunk.usage.present && !chunk.error.present {
             return Err(StreamError::Malformed(format!("no choices or usage in `{}`", snippet(data))));
         }
-        if let Some(model) = chunk.model.as_ref().filter(|_| self.summary.model.is_empty()) {
-            self.summary.model.push_str(model.as_str());
-        }
-        if let Some(id) = chunk.id.as_ref().filter(|_| self.assemble && self.id.is_empty()) {
-            self.id.push_str(id.as_str());
-        }
+        let id = self.assemble.then_some(&mut self.id);
+        record_names(
+            &mut self.summary.model,
+            id,
+            chunk.id.as_ref().map(|t| t.as_str()),
+            chunk.model.as_ref().map(|t| t.as_str()),
+        );
         if let Some(u) = &chunk.usage.value {
             self.summary.usage_cost = u.cost.as_ref().and_then(serde_json::Value::as_f64).or(self.summary.usage_cost);
             if let Some(completion_tokens) = u.completion_tokens {
@@ -143,12 +149,69 @@ impl Accumulator {
                 });
             }
         }
-        let Some(choices) = chunk.choices.value else { return Ok(()) };
-        let mut tokens: Tokens = choices.others;
-        if let Some(first) = &choices.first {
+        let Some(choices) = &chunk.choices.value else { return Ok(()) };
+        self.choices(choices.first.as_ref(), choices.others, at)
+    }
+
+    /// The `data:` event that opens `frame` when it is one chunk `fast::repeat` reads, followed by its blank
+    /// line: applied, and the rest of the frame returned. The line's end is not looked for: with a prefix of
+    /// one line the chunk holds no line break, so the event is exactly that line (a line scan was a fifth of
+    /// such a chunk's cost).
+    pub(super) fn repeat_event<'f>(
+        &mut self,
+        frame: &'f [u8],
+        at: Duration,
+        max_event: usize,
+    ) -> Result<Option<&'f [u8]>, StreamError> {
+        let Some(value) = frame.strip_prefix(b"data:").filter(|_| self.prefix.one_line()) else { return Ok(None) };
+        let value = value.strip_prefix(b" ").unwrap_or(value);
+        let Some((plain, text, len)) = fast::repeat(value, &self.prefix) else { return Ok(None) };
+        let rest = match value.get(len..) {
+            Some([b'\n', b'\n', rest @ ..] | [b'\r', b'\n', b'\r', b'\n', rest @ ..]) if len <= max_event => rest,
+            _ => return Ok(None),
+        };
+        self.plain(plain, text, at)?;
+        Ok(Some(rest))
+    }
+
+    /// A chunk `fast::repeat` read: the prefix's id and model, and choice 0 as `plain` and its text say.
+    fn plain(&mut self, plain: fast::Plain, text: &str, at: Duration) -> Result<(), StreamError> {
+        if self.summary.model.is_empty() || (self.assemble && self.id.is_empty()) {
+            let id = self.assemble.then_some(&mut self.id);
+            record_names(&mut self.summary.model, id, self.prefix.id(), self.prefix.model());
+        }
+        let filled = !text.is_empty();
+        #[cfg(any(test, fuzzing))]
+        assert_eq!(
+            plain.choice(text).tokens(),
+            Tokens {
+                any: filled && matches!(plain, fast::Plain::Content),
+                content: filled && matches!(plain, fast::Plain::Content)
+            }
+        );
+        match plain {
+            fast::Plain::Content => {
+                self.content(text)?;
+                self.count(Tokens { any: filled, content: filled }, at);
+            }
+            fast::Plain::Finish => self.finish_reason(text),
+        }
+        Ok(())
+    }
+
+    /// A chunk's choices: choice 0 (`first`) and the token flags of the others.
+    fn choices(&mut self, first: Option<&Choice>, others: Tokens, at: Duration) -> Result<(), StreamError> {
+        let mut tokens = others;
+        if let Some(first) = first {
             tokens.merge(first.tokens());
             self.choice(first)?;
         }
+        self.count(tokens, at);
+        Ok(())
+    }
+
+    /// A chunk's token flags, at the time it arrived.
+    fn count(&mut self, tokens: Tokens, at: Duration) {
         if tokens.any {
             let s = &mut self.summary;
             s.token_chunks = s.token_chunks.saturating_add(1);
@@ -163,24 +226,35 @@ impl Accumulator {
         if tokens.content {
             self.summary.ttfo.get_or_insert(at);
         }
+    }
+
+    fn finish_reason(&mut self, reason: &str) {
+        self.summary.finish_reason = Some(FinishReason::parse(reason));
+        if self.assemble {
+            self.finish.clear();
+            self.finish.push_str(reason);
+        }
+    }
+
+    /// Visible text of choice 0, kept when assembling.
+    fn content(&mut self, text: &str) -> Result<(), StreamError> {
+        if self.assemble {
+            self.grow(text.len())?;
+            self.content.push_str(text);
+        }
         Ok(())
     }
 
     /// Choice 0: finish reason, tool calls and, when assembling, the message text.
     fn choice(&mut self, choice: &Choice) -> Result<(), StreamError> {
         if let Some(reason) = &choice.finish_reason {
-            self.summary.finish_reason = Some(FinishReason::parse(reason.as_str()));
-            if self.assemble {
-                self.finish.clear();
-                self.finish.push_str(reason.as_str());
-            }
+            self.finish_reason(reason.as_str());
         }
         let Some(delta) = &choice.delta else { return Ok(()) };
+        if let Some(text) = &delta.content {
+            self.content(text.as_str())?;
+        }
         if self.assemble {
-            if let Some(text) = &delta.content {
-                self.grow(text.as_str().len())?;
-                self.content.push_str(text.as_str());
-            }
             // Some servers send the same text as both `reasoning_content` and `reasoning`: keep one.
             let reasoning =
                 delta.reasoning_content.as_ref().filter(|t| !t.as_str().is_empty()).or(delta.reasoning.as_ref());
@@ -260,6 +334,18 @@ impl Accumulator {
             return Err(too_large("assembled response", self.max_assembled));
         }
         Ok(())
+    }
+}
+
+/// The response's model (its first chunk's that names one) and, when assembling, its id.
+fn record_names(summary_model: &mut String, id_out: Option<&mut String>, id: Option<&str>, model: Option<&str>) {
+    if let Some(model) = model.filter(|_| summary_model.is_empty()) {
+        summary_model.push_str(model);
+    }
+    if let (Some(out), Some(id)) = (id_out, id) {
+        if out.is_empty() {
+            out.push_str(id);
+        }
     }
 }
 

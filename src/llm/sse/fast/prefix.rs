@@ -19,6 +19,8 @@ pub(in crate::llm::sse) struct Prefix {
     pub(super) text: String,
     pub(super) id: Kept,
     pub(super) model: Kept,
+    /// `text` has no line break (it has one when a pretty-printed chunk came as several `data:` lines).
+    one_line: bool,
 }
 
 impl Prefix {
@@ -53,8 +55,24 @@ impl Prefix {
         Some((new_end + after.len(), Kept::At(start, new_end), model, true))
     }
 
+    /// Whether a chunk that repeats the prefix is known to be one SSE line when the rest of it has no line break.
+    pub(in crate::llm::sse) fn one_line(&self) -> bool {
+        self.one_line
+    }
+
+    /// The text of the `id` the prefix holds: that of every chunk `fast::repeat` reads.
+    pub(in crate::llm::sse) fn id(&self) -> Option<&str> {
+        self.id.text(&self.text)
+    }
+
+    /// The same for `model`.
+    pub(in crate::llm::sse) fn model(&self) -> Option<&str> {
+        self.model.text(&self.text)
+    }
+
     /// Remembers `head`, the opening of a payload checked as UTF-8, with its kept members where they lie.
     pub(super) fn learn(&mut self, head: &str, id: Kept, model: Kept) {
+        self.one_line = memchr::memchr2(b'\n', b'\r', head.as_bytes()).is_none();
         self.text.clear();
         self.text.push_str(head);
         (self.id, self.model) = (id, model);
@@ -76,6 +94,13 @@ pub(super) enum Kept {
 }
 
 impl Kept {
+    fn text(self, lead: &str) -> Option<&str> {
+        match self {
+            Kept::At(start, end) => lead.get(start..end),
+            Kept::Absent | Kept::Null => None,
+        }
+    }
+
     /// The member as `read_into` would have read it from `lead`, the prefix's bytes in the payload.
     pub(super) fn read<'a>(self, lead: &'a str, seen: &mut bool, slot: &mut Option<Text<'a>>) -> Option<()> {
         match self {

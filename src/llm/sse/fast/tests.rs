@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 
-use super::{MAX_PREFIX, Plain, Prefix, assert_serde_agrees, chunk, plain_choices, read_into};
+use super::{MAX_PREFIX, Plain, Prefix, assert_serde_agrees, chunk, plain_choices, read_into, repeat};
 use crate::llm::sse::wire::Chunk;
 
 const PREFIX: &str = r#"{"id":"chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT","object":"chat.completion.chunk","created":1741570283,"model":"gpt-4o-2024-08-06","service_tier":"default","system_fingerprint":"fp_fc9f1d7035","choices":["#;
@@ -429,6 +429,48 @@ fn generated_mixes_reuse_the_prefix_often() {
 const MOCK: &str =
     r#"{"id":"chatcmpl-6125277c2a10bbf3","object":"chat.completion.chunk","created":1796377922,"model":"m","#;
 const MOCK_FIRST: &str = r#""choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#;
+
+/// Nearly every chunk of a stream is the prefix byte for byte, then one of the plain choices and the closing
+/// brace: `repeat` reads those without a `Chunk` (and, in test builds, checks its reading against serde's),
+/// with the id and model the prefix holds. Anything more, less or else is `read_into`'s.
+#[test]
+fn a_streams_plain_chunks_are_read_as_repeats() {
+    let p = r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","#;
+    let content =
+        |text: &str| format!(r#"{p}"choices":[{{"index":0,"delta":{{"content":"{text}"}},"finish_reason":null}}]}}"#);
+    let stream = [
+        (format!("{p}{MOCK_FIRST}"), false), // teaches the prefix
+        (format!("{p}{MOCK_FIRST}"), true),
+        (content("a"), true),
+        (content("wörld 🌍"), true),
+        (content(""), true),
+        (format!(r#"{p}"choices":[{{"index":0,"delta":{{}},"finish_reason":"stop"}}]}}"#), true),
+        (format!(r#"{p}"choices":[{{"index":0,"delta":{{"content":"a"}}}}]}}"#), true),
+        // Not a plain choice, not only the choices, not a string the reader takes as it is, not the prefix.
+        (format!(r#"{p}"choices":[],"usage":{{"completion_tokens":2}}}}"#), false),
+        (
+            format!(r#"{p}"choices":[{{"index":0,"delta":{{"content":"a"}},"finish_reason":null}}],"usage":null}}"#),
+            false,
+        ),
+        (content(r#"a\"b"#), false),
+        (format!("{}\u{0} ", content("a")), false),
+        (content("a").replace(r#""c1""#, r#""c2""#), false),
+        (content("a").replacen('{', " {", 1), false),
+    ];
+    let mut prefix = Prefix::default();
+    for (data, repeated) in &stream {
+        // The chunk and nothing after it, as a whole payload must be.
+        let got = repeat(data.as_bytes(), &prefix).filter(|r| r.2 == data.len());
+        assert_eq!(got.is_some(), *repeated, "{data}");
+        if got.is_some() {
+            assert_eq!((prefix.id(), prefix.model()), (Some("c1"), Some("m")));
+        }
+        let mut c = Chunk::EMPTY;
+        if read_into(data.as_bytes(), &mut c, &mut prefix).is_some() {
+            assert_serde_agrees(data.as_bytes(), &c);
+        }
+    }
+}
 
 /// What follows a prefix, as `plain_choices` reads it: the content, or `None` for the member-by-member reader.
 fn plain(rest: &[u8]) -> Option<String> {
