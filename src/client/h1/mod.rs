@@ -5,6 +5,7 @@
 
 mod frame;
 mod head;
+mod memo;
 mod stream;
 
 use std::future::poll_fn;
@@ -32,11 +33,13 @@ pub(super) struct Conn {
     pos: usize,
     /// Reads so far: an exchange whose body needed none after its head reuses the head's clock read.
     reads: u32,
+    /// The last head, to recognize the next when it is the same bytes.
+    memo: memo::Memo,
 }
 
 impl Conn {
     pub(super) fn new(io: Stream) -> Conn {
-        Conn { io, buf: Vec::with_capacity(READ_BUF), pos: 0, reads: 0 }
+        Conn { io, buf: Vec::with_capacity(READ_BUF), pos: 0, reads: 0, memo: memo::Memo::default() }
     }
 
     pub(super) fn reads(&self) -> u32 {
@@ -160,8 +163,22 @@ impl Conn {
                 return Ok(None);
             }
             let mut headers = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; head::MAX_HEADERS];
-            let Some((n, head)) = head::parse(&self.buf[self.pos..], &mut headers, head_request)? else {
-                return Ok(None);
+            let mut recalled = [httparse::EMPTY_HEADER; memo::MAX_FIELDS];
+            let unread = &self.buf[self.pos..];
+            let (n, head) = match self.memo.recall(unread, head_request, &mut recalled) {
+                Some(known) => {
+                    self.memo.hit();
+                    known
+                }
+                None => {
+                    let Some((n, head)) = head::parse(unread, &mut headers, head_request)? else {
+                        return Ok(None);
+                    };
+                    if !head.interim() {
+                        self.memo.keep(unread, n, &head, head_request);
+                    }
+                    (n, head)
+                }
             };
             if head.interim() {
                 self.consume(n);
