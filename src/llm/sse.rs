@@ -388,14 +388,23 @@ impl SseParser {
 /// nearly always): its value and what follows, so it is parsed in place rather than copied into the event
 /// buffer. Anything else (a split line, several fields, other line endings) takes the general path.
 fn whole_data_event(frame: &[u8]) -> Option<(&[u8], &[u8])> {
-    let line = frame.strip_prefix(b"data:")?;
-    let end = memchr::memchr2(b'\n', b'\r', line)?;
-    let (value, ending) = line.split_at(end);
-    let rest = match ending {
-        [b'\n', b'\n', rest @ ..] | [b'\r', b'\n', b'\r', b'\n', rest @ ..] => rest,
-        _ => return None,
-    };
-    Some((value.strip_prefix(b" ").unwrap_or(value), rest))
+    let value = data_value(frame)?;
+    let end = memchr::memchr2(b'\n', b'\r', value)?;
+    Some((value.get(..end)?, after_blank_line(value.get(end..)?)?))
+}
+
+/// What follows `data:` (and the one space after it) at the start of `frame`.
+fn data_value(frame: &[u8]) -> Option<&[u8]> {
+    let value = frame.strip_prefix(b"data:")?;
+    Some(value.strip_prefix(b" ").unwrap_or(value))
+}
+
+/// What follows a line's end and the blank line after it, when `ending` opens with both (`\n\n` or `\r\n\r\n`).
+fn after_blank_line(ending: &[u8]) -> Option<&[u8]> {
+    match ending {
+        [b'\n', b'\n', rest @ ..] | [b'\r', b'\n', b'\r', b'\n', rest @ ..] => Some(rest),
+        _ => None,
+    }
 }
 
 /// The parser is fed by the transport as frames arrive, so the stream timings are taken at arrival.

@@ -163,12 +163,10 @@ impl Accumulator {
         at: Duration,
         max_event: usize,
     ) -> Result<Option<&'f [u8]>, StreamError> {
-        let Some(value) = frame.strip_prefix(b"data:").filter(|_| self.prefix.one_line()) else { return Ok(None) };
-        let value = value.strip_prefix(b" ").unwrap_or(value);
+        let Some(value) = super::data_value(frame).filter(|_| self.prefix.one_line()) else { return Ok(None) };
         let Some((plain, text, len)) = fast::repeat(value, &self.prefix) else { return Ok(None) };
-        let rest = match value.get(len..) {
-            Some([b'\n', b'\n', rest @ ..] | [b'\r', b'\n', b'\r', b'\n', rest @ ..]) if len <= max_event => rest,
-            _ => return Ok(None),
+        let Some(rest) = value.get(len..).and_then(super::after_blank_line).filter(|_| len <= max_event) else {
+            return Ok(None);
         };
         self.plain(plain, text, at)?;
         Ok(Some(rest))

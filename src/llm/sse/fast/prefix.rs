@@ -103,13 +103,11 @@ impl Kept {
 
     /// The member as `read_into` would have read it from `lead`, the prefix's bytes in the payload.
     pub(super) fn read<'a>(self, lead: &'a str, seen: &mut bool, slot: &mut Option<Text<'a>>) -> Option<()> {
-        match self {
-            Kept::Absent => {}
-            Kept::Null => *seen = true,
-            Kept::At(start, end) => {
-                *seen = true;
-                *slot = Some(Text(Cow::Borrowed(lead.get(start..end)?)));
-            }
+        if self != Kept::Absent {
+            *seen = true;
+        }
+        if let Kept::At(..) = self {
+            *slot = Some(Text(Cow::Borrowed(self.text(lead)?)));
         }
         Some(())
     }
