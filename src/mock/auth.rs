@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
 
@@ -31,9 +31,11 @@ pub(super) struct Accounts {
 }
 
 impl Accounts {
-    /// Whether `headers` carry `Authorization: Bearer <a token issued by login>`.
-    pub(super) fn authorized(&self, headers: &HeaderMap) -> bool {
-        let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+    /// Whether the `Authorization` header's value is `Bearer <a token issued by login>`.
+    pub(super) fn authorized(&self, authorization: Option<&[u8]>) -> bool {
+        // Visible ASCII only, as `HeaderValue::to_str` takes it.
+        let visible = |v: &&[u8]| v.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b));
+        let Some(value) = authorization.filter(visible).and_then(|v| std::str::from_utf8(v).ok()) else {
             return false;
         };
         let Some((scheme, token)) = value.trim().split_once(' ') else { return false };

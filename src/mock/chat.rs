@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -23,9 +23,14 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-mock-request-id");
 const SERVED_MODEL: HeaderName = HeaderName::from_static("x-served-model");
 const RETRY_AFTER_MS: HeaderName = HeaderName::from_static("retry-after-ms");
 
-/// Reached through `front`, not the router; `body` is the request's whole body or the answer to a body that
+/// Reached through `front` or `wire`, not the router. `authorization` is the request's first `Authorization`
+/// header, the only one the mock reads here; `body` is the request's whole body or the answer to a body that
 /// could not be read.
-pub(super) async fn completions(shared: &Shared, headers: &HeaderMap, body: Result<Bytes, Response>) -> Response {
+pub(super) async fn completions(
+    shared: &Shared,
+    authorization: Option<&[u8]>,
+    body: Result<&[u8], Response>,
+) -> Response {
     // Taken before anything can fail, so the fault pattern does not depend on which bodies were valid.
     let index = shared.next_index.fetch_add(1, Ordering::Relaxed);
     bump(&shared.stats.chat_requests);
@@ -38,12 +43,12 @@ pub(super) async fn completions(shared: &Shared, headers: &HeaderMap, body: Resu
             return response;
         }
     };
-    let mut response = respond(shared, index, headers, body).await;
+    let mut response = respond(shared, index, authorization, body).await;
     response.headers_mut().insert(REQUEST_ID, HeaderValue::from(index));
     response
 }
 
-async fn respond(shared: &Shared, index: u64, headers: &HeaderMap, body: Result<Bytes, Response>) -> Response {
+async fn respond(shared: &Shared, index: u64, authorization: Option<&[u8]>, body: Result<&[u8], Response>) -> Response {
     let config = &shared.config;
     if !config.outage.is_zero() {
         let since = shared.started.elapsed();
@@ -54,12 +59,12 @@ async fn respond(shared: &Shared, index: u64, headers: &HeaderMap, body: Result<
     }
     let start = Instant::now();
     // Gate checks answer at once, as a gateway rejects before it calls any model.
-    if config.auth_required && !shared.accounts.authorized(headers) {
+    if config.auth_required && !shared.accounts.authorized(authorization) {
         bump(&shared.stats.unauthorized);
         let message = "invalid or missing bearer token";
         return error_with_code(StatusCode::UNAUTHORIZED, "invalid_request_error", message, "invalid_api_key");
     }
-    let key = headers.get(header::AUTHORIZATION).map_or(b"anonymous".as_slice(), HeaderValue::as_bytes);
+    let key = authorization.unwrap_or(b"anonymous");
     match shared.limiter.check(key) {
         Verdict::Allowed => {}
         Verdict::Limited(wait) => {
@@ -75,7 +80,7 @@ async fn respond(shared: &Shared, index: u64, headers: &HeaderMap, body: Result<
         Ok(body) => body,
         Err(rejected) => return rejected,
     };
-    let ask = match ask::read(&body, config.output_tokens, config.react_steps) {
+    let ask = match ask::read(body, config.output_tokens, config.react_steps) {
         Ok(ask) => ask,
         Err(bad) => return error_response(StatusCode::BAD_REQUEST, "invalid_request_error", &bad.to_string()),
     };

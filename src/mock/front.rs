@@ -1,6 +1,7 @@
-//! The mock's HTTP/1.1 serving: the accept loop, each connection on hyper, and the entry service.
-//! `POST /v1/chat/completions`, the request a load test sends at every step, is handed to its handler
-//! directly; everything else goes through the axum router.
+//! The mock's HTTP/1.1 serving: the accept loop, each connection served by `wire` until a request it does
+//! not take and by hyper from there on, and hyper's entry service. `POST /v1/chat/completions`, the request a
+//! load test sends at every step, is handed to its handler directly on either; everything else goes through
+//! the axum router.
 //!
 //! Why not `axum::serve` and the router for everything: on a zero-delay streamed answer, axum's routing was a
 //! fifth of the mock's instructions (a boxed future per layer; matched-path, original-URI and params
@@ -13,21 +14,23 @@ use std::future::Future;
 use std::io;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{HeaderValue, Method, Request, StatusCode, header};
 use axum::response::Response;
 use futures_util::future::Either;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tower_service::Service as _;
 
-use super::{BODY_LIMIT, Shared, chat, error_response};
+use super::{BODY_LIMIT, Shared, chat, error_response, wire};
 
 const CHAT: &str = "/v1/chat/completions";
 
@@ -56,8 +59,12 @@ impl hyper::service::Service<Request<Incoming>> for Front {
             let shared = self.shared.clone();
             Either::Left(Box::pin(async move {
                 let (parts, body) = request.into_parts();
-                let body = read_body(body).await;
-                Ok(chat::completions(&shared, &parts.headers, body).await)
+                let authorization = parts.headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes);
+                let response = match read_body(body).await {
+                    Ok(body) => chat::completions(&shared, authorization, Ok(&body)).await,
+                    Err(rejected) => chat::completions(&shared, authorization, Err(rejected)).await,
+                };
+                Ok(response)
             }))
         } else {
             // A router is always ready (axum documents it), so it is called without `poll_ready`.
@@ -124,16 +131,70 @@ pub(super) async fn serve(listener: TcpListener, front: Front, shutdown: impl Fu
     close_tx.closed().await;
 }
 
-async fn connection(tcp: tokio::net::TcpStream, front: Front, mut closing: watch::Receiver<()>) {
+async fn connection(mut tcp: TcpStream, front: Front, mut closing: watch::Receiver<()>) {
+    let read = match wire::serve(&mut tcp, &front.shared, &mut closing).await {
+        wire::Ended::Closed => return,
+        wire::Ended::HandOff(read) => read,
+    };
+    let io = TokioIo::new(Prefixed { read, at: 0, tcp });
     // One buffer per connection, written whole: a response is a head and one body frame, and vectored
     // writes would queue them (an allocation per response) for no fewer syscalls.
-    let mut conn =
-        pin!(hyper::server::conn::http1::Builder::new().writev(false).serve_connection(TokioIo::new(tcp), front));
+    let mut conn = pin!(hyper::server::conn::http1::Builder::new().writev(false).serve_connection(io, front));
     tokio::select! {
         _ = conn.as_mut() => return,
         _ = closing.changed() => conn.as_mut().graceful_shutdown(),
     }
     let _ = conn.await;
+}
+
+/// A connection handed to hyper: the bytes `wire` read and did not serve come first.
+struct Prefixed {
+    read: Vec<u8>,
+    at: usize,
+    tcp: TcpStream,
+}
+
+impl AsyncRead for Prefixed {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.at < this.read.len() {
+            let n = buf.remaining().min(this.read.len() - this.at);
+            buf.put_slice(&this.read[this.at..this.at + n]);
+            this.at += n;
+            if this.at == this.read.len() {
+                this.read = Vec::new();
+                this.at = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.tcp).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Prefixed {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.tcp).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
 }
 
 /// Errors of one incoming connection (it was reset before it was accepted), not of the listener.

@@ -24,6 +24,7 @@ mod synth;
 #[cfg(test)]
 mod tests;
 mod tools;
+mod wire;
 
 use std::future::Future;
 use std::net::SocketAddr;

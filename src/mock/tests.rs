@@ -16,6 +16,7 @@ use super::{MockConfig, MockServer, spawn};
 mod agent;
 mod faults;
 mod gateway;
+mod wire;
 
 /// Bounds every exchange so a wedged server fails the test instead of hanging it.
 const IO_LIMIT: Duration = Duration::from_secs(10);
