@@ -261,3 +261,57 @@ async fn a_request_whose_client_left_gives_up_its_slot() {
         }
     }
 }
+
+proptest::proptest! {
+    /// Whatever the bytes (a chat request with headers drawn from those `parse` decides on, then bytes
+    /// changed at random), `parse` does not panic, and takes a request only as httparse reads it: a whole
+    /// `POST /v1/chat/completions` head with exactly one plain length and nothing that needs hyper.
+    #[test]
+    fn parse_takes_a_head_only_as_httparse_reads_it(
+        picks in proptest::collection::vec(0usize..10, 0..6),
+        flips in proptest::collection::vec((0usize..400, proptest::num::u8::ANY), 0..4),
+        cut in 0usize..400,
+    ) {
+        const FIELDS: [&str; 10] = [
+            "content-length: 7", "content-length: 07", "Content-Length: 1", "connection: close",
+            "Connection: keep-alive", "connection: upgrade", "transfer-encoding: chunked",
+            "authorization: Bearer t", "expect: 100-continue", "x-other: y",
+        ];
+        let mut request = String::from(CHAT);
+        for &p in &picks {
+            request.push_str(FIELDS[p]);
+            request.push_str("\r\n");
+        }
+        request.push_str("\r\n{\"messages\":[]}");
+        let mut bytes = request.into_bytes();
+        for (at, byte) in flips {
+            if let Some(b) = bytes.get_mut(at) {
+                *b = byte;
+            }
+        }
+        bytes.truncate(cut.max(1));
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut reference = httparse::Request::new(&mut headers);
+        let read = reference.parse(&bytes);
+        match parse(&bytes) {
+            Parsed::Chat(head) => {
+                proptest::prop_assert_eq!(read.ok(), Some(httparse::Status::Complete(head.len)));
+                proptest::prop_assert_eq!((reference.method, reference.path, reference.version),
+                    (Some("POST"), Some("/v1/chat/completions"), Some(1)));
+                let lengths: Vec<_> =
+                    reference.headers.iter().filter(|h| h.name.eq_ignore_ascii_case("content-length")).collect();
+                proptest::prop_assert_eq!(lengths.len(), 1);
+                let value = lengths[0].value;
+                proptest::prop_assert!(value.iter().all(u8::is_ascii_digit));
+                proptest::prop_assert_eq!(std::str::from_utf8(value).ok().and_then(|v| v.parse().ok()), Some(head.body));
+                proptest::prop_assert!(!reference.headers.iter().any(|h| ["transfer-encoding", "expect", "upgrade"]
+                    .iter().any(|n| h.name.eq_ignore_ascii_case(n))));
+                if let Some(range) = head.authorization {
+                    proptest::prop_assert!(range.end <= head.len);
+                }
+            }
+            Parsed::Partial => proptest::prop_assert_eq!(read.ok(), Some(httparse::Status::Partial)),
+            Parsed::Other => {}
+        }
+    }
+}
