@@ -18,6 +18,7 @@
 # reports/bench-<UTC date>.md; the raw outputs of each run stay in $KEEP (when set) for a second look.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/scenarios.sh
 
 R=${R:-3}
 DURATION=${DURATION:-10}
@@ -263,23 +264,11 @@ WITH_NGINX=
 
 if has stream; then
   echo "== streaming cost: run-load-test mock (0 ms delays) on core $TARGET_CORE, $CONNS users, ${DURATION}s, $R repeats (ABBA)" >&2
-  stream_toml() { # FILE STREAM TOKENS
-    scenario "$1" "[load]
-users = $CONNS
-duration = \"${DURATION}s\"
-[[user]]
-name = \"Chat\"
-  [[user.step]]
-  name = \"chat\"
-  post = \"/v1/chat/completions\"
-  stream = $2
-  json = { model = \"m\", messages = [{ role = \"user\", content = \"hi\" }], stream = $2, max_tokens = $3 }"
-  }
   # The mock's own CPU time (user+sys) in seconds so far, from /proc: beside the run's wall time it says whether
   # the mock filled its core, i.e. set the pace the generator's figure was measured at.
   mock_cpu() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$MOCK_PID/stat" 2>/dev/null || echo ""; }
   stream_run() { # TOKENS STREAM REPEAT
-    stream_toml "$WORK/stream-$2.toml" "$2" "$1"
+    stream_scenario "$WORK/stream-$2.toml" "$CONNS" "$DURATION" "$2" "$1"
     local before
     before=$(mock_cpu)
     run_gen "stream-$1-$2-$3" \
@@ -299,7 +288,7 @@ name = \"Chat\"
   # The host's reference in the same run: wrk's tiny GET against nginx, paired with the mock's streamed bytes
   # served by nginx (an absolute req/CPU-s figure moves with the host by a quarter from one day to the next).
   [ -n "${WITH_NGINX:-}" ] || { WITH_NGINX=1; start_nginx; }
-  stream_toml "$WORK/stream-nginx.toml" true 1
+  stream_scenario "$WORK/stream-nginx.toml" "$CONNS" "$DURATION" true 1
   for i in $(seq "$R"); do
     run_gen "stream-wrk-$i" "{\"section\":\"stream\",\"tool\":\"wrk\",\"repeat\":$i}" \
       wrk -t1 "-c$CONNS" "-d${DURATION}s" --latency "http://127.0.0.1:$NGINX_PORT/"

@@ -22,6 +22,7 @@
 # tens of thousands of requests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/scenarios.sh
 
 DURATION=${DURATION:-4}
 USERS=${USERS:-50}
@@ -164,9 +165,7 @@ if [ -n "$STREAM_TOKENS" ]; then
   echo "|---|---:|---:|---:|"
   for tokens in $STREAM_TOKENS; do
     f=$WORK/stream-$tokens.toml
-    printf 'name = "instr-stream"\ndescription = "streamed chat"\n[load]\nusers = %s\nduration = "%ss"\n' "$USERS" "$DURATION" > "$f"
-    printf '[[user]]\nname = "Chat"\n  [[user.step]]\n  name = "chat"\n  post = "/v1/chat/completions"\n  stream = true\n' >> "$f"
-    printf '  json = { model = "m", messages = [{ role = "user", content = "hi" }], stream = true, max_tokens = %s }\n' "$tokens" >> "$f"
+    stream_scenario "$f" "$USERS" "$DURATION" true "$tokens"
     start_mock "$tokens"
     measure "run-load-test (this build), $tokens-token stream" "$BIN" "$f" "$MOCK_PORT"
     [ -n "$BASE_BIN" ] && measure "run-load-test (base build), $tokens-token stream" "$BASE_BIN" "$f" "$MOCK_PORT"
