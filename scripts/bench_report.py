@@ -145,6 +145,9 @@ def closed(runs, done):
     print()
 
 
+P99_TOLERANCE = 1.05
+
+
 def base_vs(ours, base, done):
     """This build against BASE_BIN's in the same sitting: speed, and p99 (medians over the repeats)."""
     pairs = sorted(set(ours) & set(base))
@@ -156,8 +159,10 @@ def base_vs(ours, base, done):
     p_ours, p_base = statistics.median(a for a, _ in p99s), statistics.median(b for _, b in p99s)
     print(f"\nthis build / the base build in req per CPU-second: {min(speed):.2f}–{max(speed):.2f}× "
           f"(median {statistics.median(speed):.2f}×); p99 median {ms(p_ours)} ms against the base's {ms(p_base)} ms.")
-    done.append(["closed-loop p99 no worse than the base build (medians, same sitting)",
-                 f"{ms(p_ours)} ms against {ms(p_base)} ms", "yes" if p_ours <= p_base else "**no**"])
+    # Within 5 %: two runs of the same generator code differ by that much in the median p99 of a sitting (the
+    # base's own repeats spread by a third), so a strict comparison would fail half the time on no change.
+    done.append(["closed-loop p99 no worse than the base build (medians, same sitting, within 5 %)",
+                 f"{ms(p_ours)} ms against {ms(p_base)} ms", "yes" if p_ours <= p_base * P99_TOLERANCE else "**no**"])
 
 
 def connections(r):
