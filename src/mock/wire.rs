@@ -8,7 +8,8 @@
 //! Why: on a zero-delay streamed answer hyper's serving was more than half of the mock's instructions (a
 //! request `HeaderMap` and `Uri` built and dropped, the body's channel, the dispatcher's state machine, a
 //! response `HeaderMap` encoded), and in the benchmarks it is the mock, sharing a host with the generator it
-//! serves, that sets the pace of a streamed exchange.
+//! serves, that sets the pace of a streamed exchange. Served here, a 1-token streamed request costs the mock
+//! 31 % fewer instructions, a 16-token one 24 % (callgrind).
 
 use std::mem::MaybeUninit;
 use std::ops::Range;
