@@ -132,7 +132,7 @@ pub(super) async fn serve(listener: TcpListener, front: Front, shutdown: impl Fu
 }
 
 async fn connection(mut tcp: TcpStream, front: Front, mut closing: watch::Receiver<()>) {
-    let read = match wire::serve(&mut tcp, &front.shared, &mut closing).await {
+    let read = match wire::serve(&mut tcp, &front.shared, &front.router, &mut closing).await {
         wire::Ended::Closed => return,
         wire::Ended::HandOff(read) => read,
     };

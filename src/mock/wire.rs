@@ -1,23 +1,26 @@
-//! The mock's own serving of the request a load test sends at every step, `POST /v1/chat/completions` with a
-//! `content-length` body, on HTTP/1.1: read and parsed with httparse (hyper's own parser), answered by
-//! `chat::completions`, and written as hyper writes it (the same status line, headers in the same order, the
-//! same framing and `date`). Anything else (another route or method, a chunked or over-limit body, `expect`,
-//! HTTP/1.0, a head too large or that fails to parse) is handed to hyper, with the bytes already read, and
-//! hyper serves the connection from there on: this path only ever sees requests it serves exactly.
+//! The mock's own HTTP/1.1 serving: a connection's requests read and parsed with httparse (hyper's own
+//! parser), `POST /v1/chat/completions` (the request a load test sends at every step) answered by
+//! `chat::completions` and every other by the axum router, and each answer written as hyper writes it (the same
+//! status line, headers in the same order, the same framing and `date`). What this path does not serve exactly
+//! (a chunked or over-limit body, `expect`, `upgrade`, HEAD, CONNECT, HTTP/1.0, a head too large or that fails
+//! to parse) is handed to hyper with the bytes already read, and hyper serves the connection from there on.
 //!
 //! Why: on a zero-delay streamed answer hyper's serving was more than half of the mock's instructions (a
 //! request `HeaderMap` and `Uri` built and dropped, the body's channel, the dispatcher's state machine, a
 //! response `HeaderMap` encoded), and in the benchmarks it is the mock, sharing a host with the generator it
 //! serves, that sets the pace of a streamed exchange. Served here, a 1-token streamed request costs the mock
-//! 31 % fewer instructions, a 16-token one 24 % (callgrind).
+//! 31 % fewer instructions, a 16-token one 24 % (callgrind). The router's requests are built as hyper builds
+//! them; they are served here so that a connection that also calls a tool or logs in stays on this path.
 
+use std::future::Future;
 use std::mem::MaybeUninit;
 use std::ops::Range;
 use std::pin::pin;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::body::Body;
-use axum::http::{StatusCode, header};
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, Version, header};
 use axum::response::Response;
 use bytes::Buf;
 use futures_util::FutureExt as _;
@@ -26,6 +29,7 @@ use http_body_util::BodyExt as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tower_service::Service as _;
 
 use super::{BODY_LIMIT, Shared, chat};
 
@@ -51,6 +55,8 @@ pub(super) enum Ended {
 /// What the head of a request this path serves says.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct Head {
+    /// `POST /v1/chat/completions`, answered by `chat::completions`; anything else goes to the router.
+    pub chat: bool,
     /// Bytes of the head, its blank line included.
     pub len: usize,
     /// The body's length, from `content-length`.
@@ -63,7 +69,7 @@ pub(super) struct Head {
 
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Parsed {
-    Chat(Head),
+    Served(Head),
     /// Not a whole head yet.
     Partial,
     /// For hyper.
@@ -72,7 +78,12 @@ pub(super) enum Parsed {
 
 /// Serves `tcp` until it is over or its next request is for hyper. A shutdown (`closing`) closes an idle
 /// connection at once and a busy one after its response, as hyper's graceful shutdown does.
-pub(super) async fn serve(tcp: &mut TcpStream, shared: &Shared, closing: &mut watch::Receiver<()>) -> Ended {
+pub(super) async fn serve(
+    tcp: &mut TcpStream,
+    shared: &Shared,
+    router: &Router,
+    closing: &mut watch::Receiver<()>,
+) -> Ended {
     let mut buf: Vec<u8> = Vec::with_capacity(INITIAL);
     let mut out: Vec<u8> = Vec::new();
     let mut early: Vec<u8> = Vec::new();
@@ -80,7 +91,7 @@ pub(super) async fn serve(tcp: &mut TcpStream, shared: &Shared, closing: &mut wa
     loop {
         let head = loop {
             match parse(&buf) {
-                Parsed::Chat(head) => break head,
+                Parsed::Served(head) => break head,
                 Parsed::Partial if buf.len() < MAX_HEAD => {}
                 Parsed::Partial | Parsed::Other => return Ended::HandOff(buf),
             }
@@ -106,10 +117,16 @@ pub(super) async fn serve(tcp: &mut TcpStream, shared: &Shared, closing: &mut wa
                 return Ended::Closed;
             }
         }
-        let authorization = head.authorization.clone().map(|range| &buf[range]);
-        let Some(response) = answer(tcp, shared, authorization, &buf[head.len..end], &mut early).await else {
-            return Ended::Closed;
+        let body = &buf[head.len..end];
+        let response = if head.chat {
+            let authorization = head.authorization.clone().map(|range| &buf[range]);
+            unless_gone(tcp, chat::completions(shared, authorization, Ok(body)), &mut early).await
+        } else {
+            // Built as hyper builds it; a head the `http` types refuse is hyper's to answer.
+            let Some(request) = request(&buf[..head.len], body) else { return Ended::HandOff(buf) };
+            unless_gone(tcp, router.clone().call(request).map(|r| r.unwrap_or_else(|e| match e {})), &mut early).await
         };
+        let Some(response) = response else { return Ended::Closed };
         buf.drain(..end);
         buf.append(&mut early);
         let kept = write(tcp, response, head.close, &mut date, &mut out).await;
@@ -129,14 +146,12 @@ pub(super) async fn serve(tcp: &mut TcpStream, shared: &Shared, closing: &mut wa
 /// The handler's answer, or `None` if the peer closed (or the connection failed) first: the handler is then
 /// dropped, as hyper drops it, so that a request its client gave up on holds no `max_concurrency` slot and
 /// sleeps out no stall. Bytes the peer sends meanwhile (a pipelined request) are kept in `early`.
-async fn answer(
+async fn unless_gone(
     tcp: &mut TcpStream,
-    shared: &Shared,
-    authorization: Option<&[u8]>,
-    body: &[u8],
+    handler: impl Future<Output = Response>,
     early: &mut Vec<u8>,
 ) -> Option<Response> {
-    let mut handler = pin!(chat::completions(shared, authorization, Ok(body)));
+    let mut handler = pin!(handler);
     loop {
         tokio::select! {
             // A zero-delay answer is ready on the first poll, and the socket is not asked about.
@@ -151,6 +166,22 @@ async fn answer(
     }
 }
 
+/// The request for the router, from a head `parse` took and its body.
+fn request(head: &[u8], body: &[u8]) -> Option<Request<Body>> {
+    let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut []);
+    parsed.parse_with_uninit_headers(head, &mut headers).ok()?;
+    let mut request = Request::builder()
+        .method(Method::from_bytes(parsed.method?.as_bytes()).ok()?)
+        .uri(parsed.path?)
+        .version(Version::HTTP_11);
+    let map = request.headers_mut()?;
+    for h in parsed.headers.iter() {
+        map.append(HeaderName::from_bytes(h.name.as_bytes()).ok()?, HeaderValue::from_bytes(h.value).ok()?);
+    }
+    request.body(Body::from(Bytes::copy_from_slice(body))).ok()
+}
+
 /// Reads the head at the start of `buf`: a request this path serves, or not yet whole, or one for hyper.
 pub(super) fn parse(buf: &[u8]) -> Parsed {
     // Uninitialised: zeroing 32 headers cost more than parsing a load test's five.
@@ -161,9 +192,13 @@ pub(super) fn parse(buf: &[u8]) -> Parsed {
         Ok(httparse::Status::Partial) => return Parsed::Partial,
         Err(_) => return Parsed::Other,
     };
-    if request.method != Some("POST") || request.path != Some(CHAT) || request.version != Some(1) {
+    let (Some(method), Some(path)) = (request.method, request.path) else { return Parsed::Other };
+    // HEAD (a body withheld) and CONNECT are hyper's to answer, as is a path not in origin form.
+    if request.version != Some(1) || matches!(method, "HEAD" | "CONNECT") || !path.starts_with('/') {
         return Parsed::Other;
     }
+    // As `front` routes it: by the path without its query.
+    let chat = method == "POST" && path.split_once('?').map_or(path, |(path, _)| path) == CHAT;
     let mut body = None;
     let mut close = false;
     let mut authorization = None;
@@ -193,9 +228,9 @@ pub(super) fn parse(buf: &[u8]) -> Parsed {
             return Parsed::Other;
         }
     }
-    match body {
-        Some(body) if body <= BODY_LIMIT => Parsed::Chat(Head { len, body, close, authorization }),
-        // No length (hyper reads an empty body), or over the limit (hyper answers 413).
+    match body.unwrap_or(0) {
+        // No length is an empty body, as hyper reads it; one over the limit is hyper's to answer (413).
+        body if body <= BODY_LIMIT => Parsed::Served(Head { chat, len, body, close, authorization }),
         _ => Parsed::Other,
     }
 }

@@ -19,13 +19,13 @@ fn with_body(head: &str, body: &str) -> Vec<u8> {
 }
 
 #[test]
-fn parse_takes_only_the_chat_request_with_a_plain_length() {
+fn parse_takes_a_request_with_a_plain_length_or_none() {
     let body = r#"{"messages":[]}"#;
     let request = with_body(&format!("{CHAT}host: x\r\nauthorization: Bearer abc\r\nAuthorization: no\r\n"), body);
-    let Parsed::Chat(head) = parse(&request) else { panic!("not taken") };
+    let Parsed::Served(head) = parse(&request) else { panic!("not taken") };
+    assert!(head.chat && !head.close);
     assert_eq!(head.len + head.body, request.len());
     assert_eq!(head.body, body.len());
-    assert!(!head.close);
     assert_eq!(&request[head.authorization.unwrap()], b"Bearer abc");
     // Every cut before the head's end is partial, whatever follows it.
     let end = head.len;
@@ -33,16 +33,32 @@ fn parse_takes_only_the_chat_request_with_a_plain_length() {
         assert_eq!(parse(&request[..cut]), Parsed::Partial, "cut at {cut}");
     }
     let closing = with_body(&format!("{CHAT}Connection: Close\r\n"), body);
-    assert!(matches!(parse(&closing), Parsed::Chat(h) if h.close && h.authorization.is_none()));
+    assert!(matches!(parse(&closing), Parsed::Served(h) if h.close && h.authorization.is_none()));
     let kept = with_body(&format!("{CHAT}connection: keep-alive\r\n"), body);
-    assert!(matches!(parse(&kept), Parsed::Chat(h) if !h.close));
+    assert!(matches!(parse(&kept), Parsed::Served(h) if !h.close));
+    // The chat route by its path without the query, as `front` routes it; the rest is the router's.
+    for (request, chat) in [
+        (with_body("POST /v1/chat/completions?x=1 HTTP/1.1\r\n", body), true),
+        (with_body("GET /v1/chat/completions HTTP/1.1\r\n", ""), false),
+        (with_body("POST /v1/chat/completions/ HTTP/1.1\r\n", body), false),
+        (with_body("POST /v1/echo HTTP/1.1\r\n", body), false),
+        (b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n".to_vec(), false),
+    ] {
+        assert!(
+            matches!(parse(&request), Parsed::Served(h) if h.chat == chat),
+            "{}",
+            String::from_utf8_lossy(&request)
+        );
+    }
+    // No length is an empty body.
+    assert!(matches!(parse(format!("{CHAT}host: x\r\n\r\n").as_bytes()), Parsed::Served(h) if h.body == 0));
 
     for other in [
-        with_body("GET /v1/chat/completions HTTP/1.1\r\n", ""),
-        with_body("POST /v1/chat/completions?x=1 HTTP/1.1\r\n", body),
-        with_body("POST /v1/echo HTTP/1.1\r\n", body),
         with_body("POST /v1/chat/completions HTTP/1.0\r\n", body),
         with_body("POST http://x/v1/chat/completions HTTP/1.1\r\n", body),
+        b"HEAD /health HTTP/1.1\r\n\r\n".to_vec(),
+        b"CONNECT x:80 HTTP/1.1\r\n\r\n".to_vec(),
+        b"OPTIONS * HTTP/1.1\r\n\r\n".to_vec(),
         with_body(&format!("{CHAT}transfer-encoding: chunked\r\n"), body),
         with_body(&format!("{CHAT}expect: 100-continue\r\n"), body),
         with_body(&format!("{CHAT}connection: upgrade\r\nupgrade: h2c\r\n"), body),
@@ -51,7 +67,6 @@ fn parse_takes_only_the_chat_request_with_a_plain_length() {
         format!("{CHAT}content-length: 1 5\r\n\r\n{body}").into_bytes(),
         format!("{CHAT}content-length: 99999999999999999999\r\n\r\n").into_bytes(),
         format!("{CHAT}content-length: 67108865\r\n\r\n").into_bytes(),
-        format!("{CHAT}host: x\r\n\r\n").into_bytes(),
         b"POST /v1/chat/completions HTTP/1.1\r\nbad header\r\n\r\n".to_vec(),
         format!("{CHAT}{}\r\n", "x-a: b\r\n".repeat(33)).into_bytes(),
     ] {
@@ -123,6 +138,35 @@ async fn a_chat_answer_is_the_bytes_hyper_writes_for_it() {
     }
 }
 
+#[tokio::test]
+async fn a_routed_answer_is_the_bytes_hyper_writes_for_it() {
+    let chat = hello(json!({"max_tokens": 2})).to_string();
+    let requests = [
+        ("GET", "/health", "", ""),
+        ("GET", "/v1/models", "", ""),
+        ("POST", "/v1/echo", "content-type: text/plain\r\n", "hello"),
+        ("POST", "/v1/echo", "", "{}"),
+        ("POST", "/v1/auth/register", "", r#"{"username":"u","password":"p"}"#),
+        ("POST", "/v1/auth/register", "", "not json"),
+        ("POST", "/v1/auth/login", "", r#"{"username":"nobody","password":"p"}"#),
+        ("POST", "/v1/tools/search", "", r#"{"query":"x"}"#),
+        ("GET", "/nope?a=1", "", ""),
+        ("DELETE", "/v1/chat/completions", "", ""),
+        ("GET", "/v1/chat/completions", "", ""),
+        ("POST", "/v1/chat/completions?x=1", "", &chat),
+    ];
+    let config = MockConfig { tool_latency: Duration::from_millis(1), ..fast() };
+    for (method, path, headers, body) in requests {
+        let line = format!("{method} {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n{headers}");
+        let ours = with_body(&line, body);
+        let hypers = format!("{line}transfer-encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n", body.len());
+        let hypers = hypers.replace("\r\n0\r\n\r\n0\r\n\r\n", "\r\n0\r\n\r\n");
+        let (a, b) = (answer(&config, &ours).await, answer(&config, hypers.as_bytes()).await);
+        assert!(a.0.starts_with("HTTP/1.1 "), "{method} {path}: {}", a.0);
+        assert_eq!(a, b, "{method} {path}");
+    }
+}
+
 /// Reads one response from a kept-alive connection: its status and body.
 async fn response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> (u16, Vec<u8>) {
     loop {
@@ -161,10 +205,12 @@ async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) {
 }
 
 #[tokio::test]
-async fn a_kept_connection_serves_chats_and_hands_anything_else_to_hyper() {
+async fn a_kept_connection_serves_its_requests_in_order_and_hands_the_rest_to_hyper() {
     let server = start(fast());
     let chat = with_body(&format!("{CHAT}host: x\r\n"), &hello(json!({"max_tokens": 2})).to_string());
     let health = b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n";
+    // Chunked, this one is hyper's: the connection is handed over with the requests behind it.
+    let echo = b"POST /v1/echo HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n";
     let mut stream = TcpStream::connect(server.addr()).await.unwrap();
     let mut buf = Vec::new();
     for _ in 0..3 {
@@ -173,15 +219,16 @@ async fn a_kept_connection_serves_chats_and_hands_anything_else_to_hyper() {
         assert_eq!(status, 200);
         assert!(String::from_utf8_lossy(&body).contains(r#""completion_tokens":2"#));
     }
-    // Pipelined: two chats and a health check in one write, answered in order; the health check and the
-    // chat after it are hyper's.
-    let mut three = [chat.as_slice(), chat.as_slice(), health.as_slice()].concat();
-    three.extend_from_slice(&chat);
-    stream.write_all(&three).await.unwrap();
+    // Pipelined in one write and answered in order: two chats and a health check (all served here), then a
+    // chunked echo and a chat, hyper's.
+    let five = [chat.as_slice(), chat.as_slice(), health.as_slice(), echo.as_slice(), chat.as_slice()].concat();
+    stream.write_all(&five).await.unwrap();
     let statuses = [response(&mut stream, &mut buf).await, response(&mut stream, &mut buf).await];
     assert!(statuses.iter().all(|(status, _)| *status == 200));
     let (status, body) = response(&mut stream, &mut buf).await;
     assert_eq!((status, body.as_slice()), (200, br#"{"status":"ok"}"#.as_slice()));
+    let (status, body) = response(&mut stream, &mut buf).await;
+    assert_eq!((status, body.as_slice()), (200, b"hi".as_slice()));
     let (status, body) = response(&mut stream, &mut buf).await;
     assert_eq!(status, 200);
     assert!(String::from_utf8_lossy(&body).contains(r#""completion_tokens":2"#));
@@ -265,7 +312,7 @@ async fn a_request_whose_client_left_gives_up_its_slot() {
 proptest::proptest! {
     /// Whatever the bytes (a chat request with headers drawn from those `parse` decides on, then bytes
     /// changed at random), `parse` does not panic, and takes a request only as httparse reads it: a whole
-    /// `POST /v1/chat/completions` head with exactly one plain length and nothing that needs hyper.
+    /// HTTP/1.1 head with at most one plain length and nothing that needs hyper, the chat route told apart.
     #[test]
     fn parse_takes_a_head_only_as_httparse_reads_it(
         picks in proptest::collection::vec(0usize..10, 0..6),
@@ -294,14 +341,15 @@ proptest::proptest! {
         let mut reference = httparse::Request::new(&mut headers);
         let read = reference.parse(&bytes);
         match parse(&bytes) {
-            Parsed::Chat(head) => {
+            Parsed::Served(head) => {
                 proptest::prop_assert_eq!(read.ok(), Some(httparse::Status::Complete(head.len)));
-                proptest::prop_assert_eq!((reference.method, reference.path, reference.version),
-                    (Some("POST"), Some("/v1/chat/completions"), Some(1)));
+                proptest::prop_assert_eq!(reference.version, Some(1));
+                let chat = (reference.method, reference.path) == (Some("POST"), Some("/v1/chat/completions"));
+                proptest::prop_assert_eq!(head.chat, chat);
                 let lengths: Vec<_> =
                     reference.headers.iter().filter(|h| h.name.eq_ignore_ascii_case("content-length")).collect();
-                proptest::prop_assert_eq!(lengths.len(), 1);
-                let value = lengths[0].value;
+                proptest::prop_assert!(lengths.len() <= 1);
+                let value = lengths.first().map_or(b"0".as_slice(), |h| h.value);
                 proptest::prop_assert!(value.iter().all(u8::is_ascii_digit));
                 proptest::prop_assert_eq!(std::str::from_utf8(value).ok().and_then(|v| v.parse().ok()), Some(head.body));
                 proptest::prop_assert!(!reference.headers.iter().any(|h| ["transfer-encoding", "expect", "upgrade"]
