@@ -13,6 +13,7 @@
 //! them; they are served here so that a connection that also calls a tool or logs in stays on this path.
 
 use std::future::Future;
+use std::io::Write as _;
 use std::mem::MaybeUninit;
 use std::ops::Range;
 use std::pin::pin;
@@ -255,40 +256,31 @@ enum Framing {
 /// Writes `response` as hyper would to a keep-alive HTTP/1.1 request (one asking to close when `close`).
 /// False when the connection must close: a write failed, or the body failed or fell short of its length.
 async fn write(tcp: &mut TcpStream, response: Response, close: bool, date: &mut Date, out: &mut Vec<u8>) -> bool {
-    let (parts, mut body) = response.into_parts();
-    let mut status = parts.status;
-    // Said in the head when the request asked for it.
-    let said = close;
-    let mut close = close;
-    if status.is_informational() {
-        // hyper cannot send a 1xx as a response: it answers a bare 500 (no headers, no body) and closes.
-        status = StatusCode::INTERNAL_SERVER_ERROR;
-        close = true;
+    let (mut parts, mut body) = response.into_parts();
+    // hyper cannot send a 1xx as a response: it answers a bare 500 (no headers, no body) and closes.
+    let bare = parts.status.is_informational();
+    if bare {
+        parts.status = StatusCode::INTERNAL_SERVER_ERROR;
+        parts.headers.clear();
+        body = Body::empty();
     }
+    let status = parts.status;
     out.clear();
-    if status == StatusCode::OK {
-        out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
-    } else {
-        out.extend_from_slice(b"HTTP/1.1 ");
-        out.extend_from_slice(status.as_str().as_bytes());
-        out.push(b' ');
-        out.extend_from_slice(status.canonical_reason().unwrap_or("<none>").as_bytes());
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("<none>").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in &parts.headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
-    if status != parts.status {
-        body = Body::empty();
-    } else {
-        for (name, value) in &parts.headers {
-            out.extend_from_slice(name.as_str().as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(value.as_bytes());
-            out.extend_from_slice(b"\r\n");
-        }
-    }
-    if said && status == parts.status {
+    if close && !bare {
         out.extend_from_slice(b"connection: close\r\n");
     }
+    let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
     let framing = if status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
         Framing::None
     } else if let Some(n) = declared {
@@ -315,7 +307,7 @@ async fn write(tcp: &mut TcpStream, response: Response, close: bool, date: &mut 
         (Framing::Length(n), Some(written)) => written == n,
         (_, whole) => whole.is_some(),
     };
-    sent && complete && !close
+    sent && complete && !close && !bare
 }
 
 /// Appends the body's frames to `out` as they come, writing what is there whenever the next frame is not yet
@@ -352,10 +344,7 @@ async fn body_into(tcp: &mut TcpStream, body: &mut Body, framing: &Framing, out:
         }
         match framing {
             Framing::Chunked if !data.is_empty() => {
-                let mut size = [0u8; 16];
-                let digits = hex(data.len(), &mut size);
-                out.extend_from_slice(digits);
-                out.extend_from_slice(b"\r\n");
+                chunk_size(out, data.len());
                 out.extend_from_slice(&data);
                 out.extend_from_slice(b"\r\n");
             }
@@ -383,9 +372,7 @@ async fn body_into(tcp: &mut TcpStream, body: &mut Body, framing: &Framing, out:
 async fn last_frame(tcp: &mut TcpStream, framing: &Framing, out: &mut Vec<u8>, data: &[u8]) -> Option<u64> {
     let sent = match framing {
         Framing::Chunked if !data.is_empty() => {
-            let mut size = [0u8; 16];
-            out.extend_from_slice(hex(data.len(), &mut size));
-            out.extend_from_slice(b"\r\n");
+            chunk_size(out, data.len());
             tcp.write_all_buf(&mut Buf::chain(Buf::chain(out.as_slice(), data), b"\r\n0\r\n\r\n".as_slice())).await
         }
         Framing::Chunked => tcp.write_all_buf(&mut Buf::chain(out.as_slice(), b"0\r\n\r\n".as_slice())).await,
@@ -399,17 +386,10 @@ async fn last_frame(tcp: &mut TcpStream, framing: &Framing, out: &mut Vec<u8>, d
     sent.ok().map(|()| data.len() as u64)
 }
 
-/// `n` in upper-case hex, as hyper writes a chunk's size.
-fn hex(mut n: usize, buf: &mut [u8; 16]) -> &[u8] {
-    let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = b"0123456789ABCDEF"[n & 15];
-        n >>= 4;
-        if n == 0 {
-            return &buf[at..];
-        }
-    }
+/// A chunk's size line, in upper-case hex as hyper writes it.
+fn chunk_size(out: &mut Vec<u8>, len: usize) {
+    // Writing to a `Vec` cannot fail.
+    let _ = write!(out, "{len:X}\r\n");
 }
 
 /// The `date` header's value, formatted once per second.
